@@ -1,0 +1,1 @@
+//! Typed replica of the OVN Southbound tables ovnest needs.

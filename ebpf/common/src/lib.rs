@@ -1,0 +1,13 @@
+//! Plain-data types shared by the XDP program (`ovnest-ebpf`) and userspace
+//! (`ovnest-datapath`). Every type is `#[repr(C)]` with explicit padding and its size
+//! pinned by a const assert, because the kernel only sees bytes: a layout drift between
+//! the two sides would silently misroute packets.
+#![no_std]
+
+pub mod counters;
+pub mod maps;
+pub mod meta;
+
+pub use counters::{Counter, PortStats};
+pub use maps::{ArpKey, ArpTarget, ChildKey, MacKey, PortEntry, PortKey, XskSlot};
+pub use meta::XdpMeta;

@@ -1,0 +1,1 @@
+//! Real OVN processes (ovsdb-server with the OVN schemas, ovn-northd) for tests.
