@@ -1,1 +1,18 @@
-//! ovnest datapath.
+//! ovnest's datapath.
+//!
+//! - [`tables`]: the content of the fast path's tables as a plain value, computed from the
+//!   logical ports bound here, and the difference between two such values.
+//! - [`fastpath`]: the XDP program on each bound VIF: load, attach, apply a table
+//!   difference to its BPF maps, read its counters.
+//! - [`wire`]: zero-copy views of the headers the datapath reads and writes.
+//! - [`pipeline`]: the userspace datapath's per-batch processing, same semantics as XDP.
+//! - [`afxdp`]: AF_XDP sockets and the poll loop feeding the pipeline.
+
+pub mod afxdp;
+pub mod fastpath;
+pub mod pipeline;
+pub mod tables;
+pub mod wire;
+
+pub use fastpath::{FastPath, FastPathError};
+pub use tables::{Attachment, Conflict, LogicalPort, TableDiff, TableSet};

@@ -39,10 +39,13 @@ pub enum Counter {
     DropRewrite = 14,
     /// Drop: source MAC is multicast/broadcast (never a valid sender).
     DropBadSource = 15,
+    /// Drop: known unicast addressed to the logical port it came from (OVN drops
+    /// outport == inport unless flags.loopback).
+    DropLoop = 16,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 16;
+    pub const COUNT: u32 = 17;
 
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::Redirected,
@@ -61,6 +64,7 @@ impl Counter {
         Counter::DropNoEgress,
         Counter::DropRewrite,
         Counter::DropBadSource,
+        Counter::DropLoop,
     ];
 
     /// Stable snake_case name, used in status output and Prometheus labels.
@@ -82,6 +86,7 @@ impl Counter {
             Counter::DropNoEgress => "drop_no_egress",
             Counter::DropRewrite => "drop_rewrite",
             Counter::DropBadSource => "drop_bad_source",
+            Counter::DropLoop => "drop_loop",
         }
     }
 

@@ -1,0 +1,1 @@
+//! AF_XDP sockets and the poll loop that feeds the pipeline.

@@ -1,0 +1,100 @@
+//! Writes a [`TableDiff`] into the program's maps.
+//!
+//! Order keeps every intermediate state safe for traffic: first the things keys point to
+//! (devices, ports), then the keys (VIF, child, MAC, ARP entries), then removals of keys,
+//! and last the ports and devices nothing points to any more.
+
+use aya::{
+    Ebpf,
+    maps::{DevMapHash, HashMap, MapData, XskMap},
+};
+use ovnest_common::{ArpKey, ArpTarget, ChildKey, MacKey, PortEntry, PortKey, XskSlot};
+
+use super::FastPathError;
+use crate::tables::{MapDiff, TableDiff};
+
+fn hash_map<'a, K: aya::Pod, V: aya::Pod>(
+    ebpf: &'a mut Ebpf,
+    map: &'static str,
+) -> Result<HashMap<&'a mut MapData, K, V>, FastPathError> {
+    let raw = ebpf.map_mut(map).ok_or(FastPathError::MissingMap { map })?;
+    HashMap::try_from(raw).map_err(|source| FastPathError::Map { map, source })
+}
+
+fn upsert<K: aya::Pod + Copy, V: aya::Pod + Copy>(ebpf: &mut Ebpf, map: &'static str, diff: &MapDiff<K, V>) -> Result<(), FastPathError> {
+    let mut table = hash_map::<K, V>(ebpf, map)?;
+    for (key, value) in &diff.upsert {
+        table.insert(key, value, 0).map_err(|source| FastPathError::Map { map, source })?;
+    }
+    Ok(())
+}
+
+fn remove<K: aya::Pod + Copy, V: aya::Pod + Copy>(ebpf: &mut Ebpf, map: &'static str, diff: &MapDiff<K, V>) -> Result<(), FastPathError> {
+    let mut table = hash_map::<K, V>(ebpf, map)?;
+    for key in &diff.remove {
+        match table.remove(key) {
+            // Already gone is what we wanted.
+            Err(aya::maps::MapError::KeyNotFound) | Ok(()) => {}
+            Err(source) => return Err(FastPathError::Map { map, source }),
+        }
+    }
+    Ok(())
+}
+
+fn devices(ebpf: &mut Ebpf) -> Result<DevMapHash<&mut MapData>, FastPathError> {
+    let map = "DEVICES";
+    let raw = ebpf.map_mut(map).ok_or(FastPathError::MissingMap { map })?;
+    DevMapHash::try_from(raw).map_err(|source| FastPathError::Map { map, source })
+}
+
+pub(super) fn apply(ebpf: &mut Ebpf, diff: &TableDiff) -> Result<(), FastPathError> {
+    {
+        let mut devmap = devices(ebpf)?;
+        for ifindex in &diff.devices_added {
+            devmap.insert(*ifindex, *ifindex, None, 0).map_err(|e| FastPathError::Map {
+                map: "DEVICES",
+                source: match e {
+                    aya::maps::xdp::XdpMapError::MapError(m) => m,
+                    other => aya::maps::MapError::InvalidName { name: other.to_string() },
+                },
+            })?;
+        }
+    }
+    upsert::<PortKey, PortEntry>(ebpf, "PORTS", &diff.ports)?;
+    upsert::<u32, PortKey>(ebpf, "VIFS", &diff.vifs)?;
+    upsert::<ChildKey, PortKey>(ebpf, "CHILDREN", &diff.children)?;
+    upsert::<MacKey, PortKey>(ebpf, "MACS", &diff.macs)?;
+    upsert::<ArpKey, ArpTarget>(ebpf, "ARP_TARGETS", &diff.arp_targets)?;
+
+    remove::<u32, PortKey>(ebpf, "VIFS", &diff.vifs)?;
+    remove::<ChildKey, PortKey>(ebpf, "CHILDREN", &diff.children)?;
+    remove::<MacKey, PortKey>(ebpf, "MACS", &diff.macs)?;
+    remove::<ArpKey, ArpTarget>(ebpf, "ARP_TARGETS", &diff.arp_targets)?;
+    remove::<PortKey, PortEntry>(ebpf, "PORTS", &diff.ports)?;
+    let mut devmap = devices(ebpf)?;
+    for ifindex in &diff.devices_removed {
+        match devmap.remove(*ifindex) {
+            Err(aya::maps::MapError::KeyNotFound) | Ok(()) => {}
+            Err(source) => return Err(FastPathError::Map { map: "DEVICES", source }),
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn register_xsk(
+    ebpf: &mut Ebpf,
+    ifindex: u32,
+    index: u32,
+    n_queues: u32,
+    queue: u32,
+    fd: impl std::os::fd::AsRawFd,
+) -> Result<(), FastPathError> {
+    let map = "XSKS";
+    let raw = ebpf.map_mut(map).ok_or(FastPathError::MissingMap { map })?;
+    let mut xsks = XskMap::try_from(raw).map_err(|source| FastPathError::Map { map, source })?;
+    xsks.set(index + queue, fd, 0).map_err(|source| FastPathError::Map { map, source })?;
+    let mut slots = hash_map::<u32, XskSlot>(ebpf, "XSK_SLOTS")?;
+    slots
+        .insert(&ifindex, &XskSlot { base: index, n_queues }, 0)
+        .map_err(|source| FastPathError::Map { map: "XSK_SLOTS", source })
+}

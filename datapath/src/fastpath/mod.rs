@@ -1,0 +1,181 @@
+//! The XDP fast path: the embedded program, where it is attached, and its tables.
+//!
+//! [`FastPath`] is the only writer of the program's maps. It remembers the [`TableSet`]
+//! it installed, so [`FastPath::apply`] writes only the difference (never flush and
+//! reload: traffic of untouched ports never sees a gap).
+
+mod counters;
+mod maps;
+mod object;
+
+use std::collections::BTreeMap;
+
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{ProgramError, TestRun, TestRunOptions, TestRunResult, Xdp, XdpMode, xdp::XdpLinkId},
+};
+use log::warn;
+pub use counters::Counters;
+
+use crate::tables::{TableDiff, TableSet};
+
+const PROGRAM: &str = "vif_ingress";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FastPathError {
+    #[error("loading the XDP object: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("XDP program: {0}")]
+    Program(#[from] ProgramError),
+    #[error("BPF map {map}: {source}")]
+    Map { map: &'static str, source: aya::maps::MapError },
+    #[error("BPF map {map} missing from the XDP object")]
+    MissingMap { map: &'static str },
+    #[error("attaching XDP to ifindex {ifindex} failed in native and in generic mode: {source}")]
+    Attach { ifindex: u32, source: ProgramError },
+    #[error("interface {0} has no XDP program of ours attached")]
+    NotAttached(u32),
+}
+
+/// How the program ended up attached to an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachMode {
+    /// In the driver (native XDP).
+    Native,
+    /// In the generic (skb) path: correct but slower.
+    Generic,
+}
+
+/// The loaded XDP program and its maps.
+pub struct FastPath {
+    ebpf: Ebpf,
+    links: BTreeMap<u32, (XdpLinkId, AttachMode)>,
+    installed: TableSet,
+}
+
+impl FastPath {
+    /// Loads the embedded program into the kernel (not yet attached anywhere).
+    pub fn load() -> Result<Self, FastPathError> {
+        let mut ebpf = EbpfLoader::new().load(object::XDP_OBJECT)?;
+        let program: &mut Xdp = ebpf
+            .program_mut(PROGRAM)
+            .ok_or(FastPathError::MissingMap { map: PROGRAM })?
+            .try_into()?;
+        program.load()?;
+        Ok(FastPath { ebpf, links: BTreeMap::new(), installed: TableSet::default() })
+    }
+
+    fn program(&self) -> &Xdp {
+        // The program was found and converted in `load`, so both steps cannot fail here.
+        self.ebpf
+            .program(PROGRAM)
+            .and_then(|p| <&Xdp>::try_from(p).ok())
+            .expect("XDP program present since load()")
+    }
+
+    fn program_mut(&mut self) -> &mut Xdp {
+        self.ebpf
+            .program_mut(PROGRAM)
+            .and_then(|p| <&mut Xdp>::try_from(p).ok())
+            .expect("XDP program present since load()")
+    }
+
+    /// Attaches to `ifindex` in native mode, falling back to generic mode with a warning.
+    /// Attaching twice is a no-op.
+    pub fn attach(&mut self, ifindex: u32) -> Result<AttachMode, FastPathError> {
+        if let Some((_, mode)) = self.links.get(&ifindex) {
+            return Ok(*mode);
+        }
+        let program = self.program_mut();
+        let (link, mode) = match program.attach(ifindex, XdpMode::Driver) {
+            Ok(link) => (link, AttachMode::Native),
+            Err(native) => {
+                warn!("ifindex {ifindex}: native XDP refused ({native}); using generic mode");
+                let link = program
+                    .attach(ifindex, XdpMode::Skb)
+                    .map_err(|source| FastPathError::Attach { ifindex, source })?;
+                (link, AttachMode::Generic)
+            }
+        };
+        self.links.insert(ifindex, (link, mode));
+        Ok(mode)
+    }
+
+    /// Detaches from `ifindex`.
+    pub fn detach(&mut self, ifindex: u32) -> Result<(), FastPathError> {
+        let (link, _) = self.links.remove(&ifindex).ok_or(FastPathError::NotAttached(ifindex))?;
+        self.program_mut().detach(link)?;
+        Ok(())
+    }
+
+    /// Interfaces the program is attached to, with their mode.
+    pub fn attached(&self) -> impl Iterator<Item = (u32, AttachMode)> + '_ {
+        self.links.iter().map(|(ifindex, (_, mode))| (*ifindex, *mode))
+    }
+
+    /// Makes the maps hold `desired`, writing only what differs from what is installed.
+    /// On error the installed view is left as the last fully applied state, so the next
+    /// call retries the rest.
+    pub fn apply(&mut self, desired: &TableSet) -> Result<TableDiff, FastPathError> {
+        let diff = self.installed.diff(desired);
+        if !diff.is_empty() {
+            maps::apply(&mut self.ebpf, &diff)?;
+            self.installed = desired.clone();
+        }
+        Ok(diff)
+    }
+
+    /// What the maps hold, as far as this process wrote them.
+    pub fn installed(&self) -> &TableSet {
+        &self.installed
+    }
+
+    /// Verdict and drop counters, summed over CPUs.
+    pub fn counters(&self) -> Result<Counters, FastPathError> {
+        counters::read(&self.ebpf)
+    }
+
+    /// Traffic of the port whose `stats_slot` is `slot`, summed over CPUs.
+    pub fn port_stats(&self, slot: u32) -> Result<ovnest_common::PortStats, FastPathError> {
+        counters::port_stats(&self.ebpf, slot)
+    }
+
+    /// Registers an AF_XDP socket for `ifindex`'s queue `queue` at XSKMAP index `index`.
+    pub fn register_xsk(&mut self, ifindex: u32, index: u32, n_queues: u32, queue: u32, fd: impl std::os::fd::AsRawFd) -> Result<(), FastPathError> {
+        maps::register_xsk(&mut self.ebpf, ifindex, index, n_queues, queue, fd)
+    }
+
+    /// Runs the program once on `frame` as if it arrived on `ifindex` queue 0
+    /// (BPF_PROG_TEST_RUN). The rewritten frame is left in `out`.
+    pub fn test_run(&self, ifindex: u32, frame: &[u8], out: &mut [u8]) -> Result<TestRunResult, FastPathError> {
+        let ctx = xdp_md(ifindex, frame.len());
+        let opts = TestRunOptions { data_in: Some(frame), data_out: Some(out), ctx_in: Some(&ctx), ..Default::default() };
+        Ok(self.program().test_run(opts)?)
+    }
+
+    /// Runs the program `repeat` times on fresh copies of `frame` in live-frames mode:
+    /// XDP_TX and redirects really transmit. Returns the kernel's total run time.
+    pub fn test_run_live(&self, ifindex: u32, frame: &[u8], repeat: u32, batch: u32) -> Result<TestRunResult, FastPathError> {
+        let ctx = xdp_md(ifindex, frame.len());
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            ctx_in: Some(&ctx),
+            repeat,
+            attrs: aya::programs::TestRunAttrs::new().xdp_live_frames(batch),
+            ..Default::default()
+        };
+        Ok(self.program().test_run(opts)?)
+    }
+}
+
+/// A `struct xdp_md` for BPF_PROG_TEST_RUN: no metadata, the frame's length, the ingress
+/// interface (it must exist in the caller's network namespace), queue 0.
+fn xdp_md(ifindex: u32, len: usize) -> [u8; 24] {
+    let fields = [0u32, len as u32, 0, ifindex, 0, 0]; // data, data_end, data_meta, ingress, rxq, egress
+    let mut ctx = [0u8; 24];
+    for (chunk, field) in ctx.chunks_exact_mut(4).zip(fields) {
+        chunk.copy_from_slice(&field.to_ne_bytes());
+    }
+    ctx
+}

@@ -1,0 +1,1 @@
+//! The userspace datapath pipeline: same semantics as the XDP fast path, plus flooding.

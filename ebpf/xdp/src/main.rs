@@ -1,0 +1,215 @@
+//! ovnest's XDP fast path, attached to every bound VIF on the hypervisor.
+//!
+//! Per frame: classify `(ingress ifindex, vid)` to a logical port, enforce port security,
+//! answer ARP for known addresses, and forward known local unicast (strip / push / rewrite
+//! the 802.1Q tag, redirect or hairpin). Everything else goes to the userspace datapath
+//! through the XSKMAP, or is dropped with a counted reason.
+#![no_std]
+#![no_main]
+
+mod arp;
+mod frame;
+mod maps;
+mod stats;
+mod vlan;
+
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use ovnest_common::{ArpKey, ChildKey, Counter, MacKey, PortEntry, PortKey, XdpMeta, meta::XDP_META_MAGIC};
+
+use crate::{
+    frame::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, EthHdr, VlanHdr, is_multicast, ptr_at},
+    maps::{ARP_TARGETS, CHILDREN, DEVICES, MACS, PORTS, VIFS, XSK_SLOTS, XSKS},
+};
+
+#[xdp]
+pub fn vif_ingress(ctx: XdpContext) -> u32 {
+    match try_vif_ingress(&ctx) {
+        Ok(action) => action,
+        Err(drop) => {
+            stats::count(drop);
+            xdp_action::XDP_DROP
+        }
+    }
+}
+
+/// A classified frame: where it came from and how it arrived.
+struct Ingress {
+    ifindex: u32,
+    key: PortKey,
+    port: PortEntry,
+    /// VLAN id of the arriving tag, 0 when untagged.
+    vid: u16,
+}
+
+fn try_vif_ingress(ctx: &XdpContext) -> Result<u32, Counter> {
+    let ingress = classify(ctx)?;
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    stats::port_rx(&ingress.port, len);
+
+    let l3_offset = if ingress.vid != 0 { EthHdr::LEN + VlanHdr::LEN } else { EthHdr::LEN };
+    let eth: *const EthHdr = ptr_at(ctx, 0).ok_or(Counter::DropTruncated)?;
+    // SAFETY: ptr_at checked that a whole EthHdr lies inside [data, data_end).
+    let dst = unsafe { (*eth).dst };
+
+    // OVN answers ARP (ls_in_arp_rsp) before the L2 lookup, unicast requests included.
+    if let Some(action) = answer_arp(ctx, &ingress, l3_offset)? {
+        return Ok(action);
+    }
+    if !is_multicast(&dst) {
+        if let Some(action) = forward_known_unicast(ctx, &ingress, &dst)? {
+            return Ok(action);
+        }
+    }
+    to_userspace(ctx, &ingress)
+}
+
+/// Step 1 and 2: the logical port the frame belongs to, with port security applied.
+fn classify(ctx: &XdpContext) -> Result<Ingress, Counter> {
+    let ifindex = ctx.ingress_ifindex() as u32;
+    let eth: *const EthHdr = ptr_at(ctx, 0).ok_or(Counter::DropTruncated)?;
+    // SAFETY: ptr_at checked bounds for the whole header.
+    let (src, ethertype) = unsafe { ((*eth).src, u16::from_be_bytes((*eth).ethertype)) };
+
+    let (key, vid) = match ethertype {
+        ETH_P_8021Q => {
+            let tag: *const VlanHdr = ptr_at(ctx, EthHdr::LEN).ok_or(Counter::DropTruncated)?;
+            // SAFETY: bounds checked by ptr_at.
+            let (tci, inner) = unsafe { ((*tag).tci(), u16::from_be_bytes((*tag).ethertype)) };
+            let vid = tci & 0x0fff;
+            if vid == 0 {
+                return Err(Counter::DropVid0);
+            }
+            if vid == 0x0fff {
+                return Err(Counter::DropVid4095);
+            }
+            // A second tag would be reinterpreted by whoever strips the first one.
+            if inner == ETH_P_8021Q || inner == ETH_P_8021AD {
+                return Err(Counter::DropDoubleTag);
+            }
+            let child = ChildKey::new(ifindex, vid);
+            // SAFETY: map values are plain data updated atomically per entry by userspace;
+            // we copy the value out immediately.
+            let key = unsafe { CHILDREN.get(&child) }.copied().ok_or(Counter::DropUnknownTag)?;
+            (key, vid)
+        }
+        ETH_P_8021AD => return Err(Counter::DropQinQ),
+        _ => {
+            // SAFETY: as above, copied out at once.
+            let key = unsafe { VIFS.get(&ifindex) }.copied().ok_or(Counter::DropUnknownVif)?;
+            (key, 0)
+        }
+    };
+    // SAFETY: as above, copied out at once.
+    let port = unsafe { PORTS.get(&key) }.copied().ok_or(if vid != 0 {
+        Counter::DropUnknownTag
+    } else {
+        Counter::DropUnknownVif
+    })?;
+    if is_multicast(&src) {
+        stats::port_drop(&port);
+        return Err(Counter::DropBadSource);
+    }
+    if !port.allows_source(&src) {
+        stats::port_drop(&port);
+        return Err(Counter::DropPortSecurity);
+    }
+    Ok(Ingress { ifindex, key, port, vid })
+}
+
+/// Step 4: OVN's ls_in_arp_rsp. Replies in place (the requester's tag, if any, stays) and
+/// sends the frame back out of the ingress interface.
+fn answer_arp(ctx: &XdpContext, ingress: &Ingress, l3_offset: usize) -> Result<Option<u32>, Counter> {
+    let eth: *const EthHdr = ptr_at(ctx, 0).ok_or(Counter::DropTruncated)?;
+    let inner_type_offset = l3_offset - 2;
+    let inner: *const [u8; 2] = ptr_at(ctx, inner_type_offset).ok_or(Counter::DropTruncated)?;
+    // SAFETY: both pointers were bounds checked by ptr_at.
+    let (ethertype, src) = unsafe { (u16::from_be_bytes(*inner), (*eth).src) };
+    if ethertype != ETH_P_ARP {
+        return Ok(None);
+    }
+    let Some(tpa) = arp::request_target(ctx, l3_offset) else {
+        return Ok(None);
+    };
+    let arp_key = ArpKey::new(ingress.key.datapath, tpa);
+    // SAFETY: copied out at once.
+    let Some(target) = (unsafe { ARP_TARGETS.get(&arp_key) }).copied() else {
+        return Ok(None);
+    };
+    // A port asking for its own address (duplicate address detection) is not answered.
+    if target.owner == ingress.key {
+        return Ok(None);
+    }
+    arp::rewrite_reply(ctx, l3_offset, &src, &target.mac, &tpa).ok_or(Counter::DropTruncated)?;
+    stats::port_tx(&ingress.port, (ctx.data_end() - ctx.data()) as u64);
+    stats::count(Counter::ArpReplied);
+    Ok(Some(xdp_action::XDP_TX))
+}
+
+/// Step 3 and 5: known unicast to a port bound on this chassis.
+fn forward_known_unicast(ctx: &XdpContext, ingress: &Ingress, dst: &[u8; 6]) -> Result<Option<u32>, Counter> {
+    let mac_key = MacKey::new(ingress.key.datapath, *dst);
+    // SAFETY: copied out at once.
+    let Some(out_key) = (unsafe { MACS.get(&mac_key) }).copied() else {
+        return Ok(None);
+    };
+    if out_key == ingress.key {
+        stats::port_drop(&ingress.port);
+        return Err(Counter::DropLoop);
+    }
+    // SAFETY: copied out at once.
+    let Some(out) = (unsafe { PORTS.get(&out_key) }).copied() else {
+        return Ok(None);
+    };
+    if !out.is_local() {
+        return Ok(None);
+    }
+    vlan::retag(ctx, ingress.vid, out.tag).ok_or(Counter::DropRewrite)?;
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    if out.egress_ifindex == ingress.ifindex {
+        stats::port_tx(&out, len);
+        stats::count(Counter::Hairpinned);
+        return Ok(Some(xdp_action::XDP_TX));
+    }
+    match DEVICES.redirect(out.egress_ifindex, 0) {
+        Ok(action) => {
+            stats::port_tx(&out, len);
+            stats::count(Counter::Redirected);
+            Ok(Some(action))
+        }
+        Err(_) => Err(Counter::DropNoEgress),
+    }
+}
+
+/// Step 6: everything the fast path does not finish goes to the userspace datapath,
+/// untagged, with its classification in XDP metadata.
+fn to_userspace(ctx: &XdpContext, ingress: &Ingress) -> Result<u32, Counter> {
+    // SAFETY: copied out at once.
+    let slot = unsafe { XSK_SLOTS.get(&ingress.ifindex) }.copied().ok_or(Counter::DropNoUserspace)?;
+    let queue = ctx.rx_queue_index();
+    if queue >= slot.n_queues {
+        return Err(Counter::DropNoUserspace);
+    }
+    vlan::retag(ctx, ingress.vid, 0).ok_or(Counter::DropRewrite)?;
+    // Metadata is an optimisation: without room for it userspace classifies again.
+    let _ = frame::write_meta(
+        ctx,
+        XdpMeta { magic: XDP_META_MAGIC, ingress: ingress.key, vid: ingress.vid, _pad: 0 },
+    );
+    match XSKS.redirect(slot.base + queue, 0) {
+        Ok(action) => {
+            stats::count(Counter::ToUserspace);
+            Ok(action)
+        }
+        Err(_) => Err(Counter::DropNoUserspace),
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

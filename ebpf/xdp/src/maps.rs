@@ -1,0 +1,48 @@
+//! The fast path's tables. Userspace (ovnest-datapath's `fastpath::Tables`) is the only
+//! writer; every value is copied out on lookup so a concurrent update is never torn.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{DevMapHash, HashMap, PerCpuArray, XskMap},
+};
+use ovnest_common::{ArpKey, ArpTarget, ChildKey, MacKey, PortEntry, PortKey, PortStats, XskSlot, maps::capacity};
+
+/// VIF table: ifindex of a bound VIF → the VM's own logical port.
+#[map]
+pub static VIFS: HashMap<u32, PortKey> = HashMap::with_max_entries(capacity::VIFS, 0);
+
+/// Child table: (parent ifindex, vid) → container logical port.
+#[map]
+pub static CHILDREN: HashMap<ChildKey, PortKey> = HashMap::with_max_entries(capacity::CHILDREN, 0);
+
+/// Port table: port security, where the port is reached, its counter slot.
+#[map]
+pub static PORTS: HashMap<PortKey, PortEntry> = HashMap::with_max_entries(capacity::PORTS, 0);
+
+/// L2 table: (datapath, MAC) → logical port.
+#[map]
+pub static MACS: HashMap<MacKey, PortKey> = HashMap::with_max_entries(capacity::MACS, 0);
+
+/// ARP responder: (datapath, IPv4) → owning port and its MAC.
+#[map]
+pub static ARP_TARGETS: HashMap<ArpKey, ArpTarget> = HashMap::with_max_entries(capacity::ARP_TARGETS, 0);
+
+/// Redirect targets, keyed by ifindex.
+#[map]
+pub static DEVICES: DevMapHash = DevMapHash::with_max_entries(capacity::DEVICES, 0);
+
+/// ifindex → the XSKMAP slots of its queues.
+#[map]
+pub static XSK_SLOTS: HashMap<u32, XskSlot> = HashMap::with_max_entries(capacity::VIFS, 0);
+
+/// AF_XDP sockets of the userspace datapath.
+#[map]
+pub static XSKS: XskMap = XskMap::with_max_entries(capacity::XSKS, 0);
+
+/// One counter per verdict and drop reason (`ovnest_common::Counter`).
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(ovnest_common::Counter::COUNT, 0);
+
+/// Per logical port traffic, indexed by `PortEntry::stats_slot`.
+#[map]
+pub static PORT_STATS: PerCpuArray<PortStats> = PerCpuArray::with_max_entries(capacity::STATS_SLOTS, 0);
