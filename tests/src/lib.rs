@@ -4,5 +4,6 @@
 pub mod fixtures;
 pub mod netns;
 pub mod ovn;
+pub mod packet;
 pub mod privilege;
 pub mod wait;

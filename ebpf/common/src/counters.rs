@@ -95,8 +95,9 @@ impl Counter {
     }
 }
 
-/// Traffic of one logical port, as seen by the fast path. `rx` is from the port (ingress),
-/// `tx` is towards it; `drops` counts its frames dropped for any reason.
+/// Traffic of one logical port, as seen by the fast path. `rx` counts every frame
+/// classified to the port (ingress), `tx` frames delivered to it; `drops` is the part of
+/// `rx` that was dropped, whatever the reason.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PortStats {

@@ -43,8 +43,6 @@ struct Ingress {
 
 fn try_vif_ingress(ctx: &XdpContext) -> Result<u32, Counter> {
     let ingress = classify(ctx)?;
-    let len = (ctx.data_end() - ctx.data()) as u64;
-    stats::port_rx(&ingress.port, len);
 
     let l3_offset = if ingress.vid != 0 { EthHdr::LEN + VlanHdr::LEN } else { EthHdr::LEN };
     let eth: *const EthHdr = ptr_at(ctx, 0).ok_or(Counter::DropTruncated)?;
@@ -105,6 +103,8 @@ fn classify(ctx: &XdpContext) -> Result<Ingress, Counter> {
     } else {
         Counter::DropUnknownVif
     })?;
+    // rx counts every frame classified to the port; `drops` is the subset dropped.
+    stats::port_rx(&port, (ctx.data_end() - ctx.data()) as u64);
     if is_multicast(&src) {
         stats::port_drop(&port);
         return Err(Counter::DropBadSource);
