@@ -1,1 +1,0 @@
-//! Fixture tables shared by the XDP tests, the userspace pipeline tests and the benches.
