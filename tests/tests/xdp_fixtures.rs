@@ -11,7 +11,6 @@ use ovnest_tests::{
 };
 
 const XDP_DROP: u32 = 1;
-const XDP_TX: u32 = 3;
 const XDP_REDIRECT: u32 = 4;
 const ETH_HLEN: usize = 14;
 
@@ -74,8 +73,8 @@ fn fixture_table_through_bpf_prog_test_run() {
         let (action, counter) = match &case.verdict {
             Verdict::Drop(reason) => (XDP_DROP, *reason),
             Verdict::Redirect { .. } => (XDP_REDIRECT, Counter::Redirected),
-            Verdict::Hairpin { .. } => (XDP_TX, Counter::Hairpinned),
-            Verdict::ArpReply { .. } => (XDP_TX, Counter::ArpReplied),
+            Verdict::Hairpin { .. } => (XDP_REDIRECT, Counter::Hairpinned),
+            Verdict::ArpReply { .. } => (XDP_REDIRECT, Counter::ArpReplied),
             Verdict::Userspace => (XDP_DROP, Counter::DropNoUserspace),
         };
         if result.return_value != action {

@@ -140,9 +140,10 @@ fn answer_arp(ctx: &XdpContext, ingress: &Ingress, l3_offset: usize) -> Result<O
         return Ok(None);
     }
     arp::rewrite_reply(ctx, l3_offset, &src, &target.mac, &tpa).ok_or(Counter::DropTruncated)?;
+    let action = send_back(ingress.ifindex)?;
     stats::port_tx(&ingress.port, (ctx.data_end() - ctx.data()) as u64);
     stats::count(Counter::ArpReplied);
-    Ok(Some(xdp_action::XDP_TX))
+    Ok(Some(action))
 }
 
 /// Step 3 and 5: known unicast to a port bound on this chassis.
@@ -165,19 +166,18 @@ fn forward_known_unicast(ctx: &XdpContext, ingress: &Ingress, dst: &[u8; 6]) -> 
     }
     vlan::retag(ctx, ingress.vid, out.tag).ok_or(Counter::DropRewrite)?;
     let len = (ctx.data_end() - ctx.data()) as u64;
-    if out.egress_ifindex == ingress.ifindex {
-        stats::port_tx(&out, len);
-        stats::count(Counter::Hairpinned);
-        return Ok(Some(xdp_action::XDP_TX));
-    }
-    match DEVICES.redirect(out.egress_ifindex, 0) {
-        Ok(action) => {
-            stats::port_tx(&out, len);
-            stats::count(Counter::Redirected);
-            Ok(Some(action))
-        }
-        Err(_) => Err(Counter::DropNoEgress),
-    }
+    let action = send_back(out.egress_ifindex)?;
+    stats::port_tx(&out, len);
+    stats::count(if out.egress_ifindex == ingress.ifindex { Counter::Hairpinned } else { Counter::Redirected });
+    Ok(Some(action))
+}
+
+/// Redirects through the device map, also back to the ingress interface (hairpin, ARP
+/// replies). Not XDP_TX: veth queues XDP_TX frames without waking its peer unless the
+/// peer runs XDP too, so they stall; a devmap redirect flushes on every driver.
+#[inline(always)]
+fn send_back(ifindex: u32) -> Result<u32, Counter> {
+    DEVICES.redirect(ifindex, 0).map_err(|_| Counter::DropNoEgress)
 }
 
 /// Step 6: everything the fast path does not finish goes to the userspace datapath,
