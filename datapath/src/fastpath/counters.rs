@@ -32,7 +32,10 @@ impl Counters {
     }
 }
 
-fn per_cpu<'a, V: aya::Pod>(ebpf: &'a Ebpf, map: &'static str) -> Result<PerCpuArray<&'a MapData, V>, FastPathError> {
+fn per_cpu<'a, V: aya::Pod>(
+    ebpf: &'a Ebpf,
+    map: &'static str,
+) -> Result<PerCpuArray<&'a MapData, V>, FastPathError> {
     let raw = ebpf.map(map).ok_or(FastPathError::MissingMap { map })?;
     PerCpuArray::try_from(raw).map_err(|source| FastPathError::Map { map, source })
 }
@@ -43,7 +46,10 @@ pub(super) fn read(ebpf: &Ebpf) -> Result<Counters, FastPathError> {
     for counter in Counter::ALL {
         let values = map
             .get(&(counter as u32), 0)
-            .map_err(|source| FastPathError::Map { map: "COUNTERS", source })?;
+            .map_err(|source| FastPathError::Map {
+                map: "COUNTERS",
+                source,
+            })?;
         out.0[counter as usize] = values.iter().sum();
     }
     Ok(out)
@@ -51,9 +57,10 @@ pub(super) fn read(ebpf: &Ebpf) -> Result<Counters, FastPathError> {
 
 pub(super) fn port_stats(ebpf: &Ebpf, slot: u32) -> Result<PortStats, FastPathError> {
     let map = per_cpu::<PortStats>(ebpf, "PORT_STATS")?;
-    let values = map
-        .get(&slot, 0)
-        .map_err(|source| FastPathError::Map { map: "PORT_STATS", source })?;
+    let values = map.get(&slot, 0).map_err(|source| FastPathError::Map {
+        map: "PORT_STATS",
+        source,
+    })?;
     let mut total = PortStats::default();
     for cpu in values.iter() {
         total.add(cpu);

@@ -6,7 +6,7 @@
 
 use aya::{
     Ebpf,
-    maps::{DevMapHash, HashMap, MapData, XskMap},
+    maps::{Array, DevMapHash, HashMap, MapData, XskMap},
 };
 use ovnest_common::{ArpKey, ArpTarget, ChildKey, MacKey, PortEntry, PortKey, XskSlot};
 
@@ -21,15 +21,25 @@ fn hash_map<'a, K: aya::Pod, V: aya::Pod>(
     HashMap::try_from(raw).map_err(|source| FastPathError::Map { map, source })
 }
 
-fn upsert<K: aya::Pod + Copy, V: aya::Pod + Copy>(ebpf: &mut Ebpf, map: &'static str, diff: &MapDiff<K, V>) -> Result<(), FastPathError> {
+fn upsert<K: aya::Pod + Copy, V: aya::Pod + Copy>(
+    ebpf: &mut Ebpf,
+    map: &'static str,
+    diff: &MapDiff<K, V>,
+) -> Result<(), FastPathError> {
     let mut table = hash_map::<K, V>(ebpf, map)?;
     for (key, value) in &diff.upsert {
-        table.insert(key, value, 0).map_err(|source| FastPathError::Map { map, source })?;
+        table
+            .insert(key, value, 0)
+            .map_err(|source| FastPathError::Map { map, source })?;
     }
     Ok(())
 }
 
-fn remove<K: aya::Pod + Copy, V: aya::Pod + Copy>(ebpf: &mut Ebpf, map: &'static str, diff: &MapDiff<K, V>) -> Result<(), FastPathError> {
+fn remove<K: aya::Pod + Copy, V: aya::Pod + Copy>(
+    ebpf: &mut Ebpf,
+    map: &'static str,
+    diff: &MapDiff<K, V>,
+) -> Result<(), FastPathError> {
     let mut table = hash_map::<K, V>(ebpf, map)?;
     for key in &diff.remove {
         match table.remove(key) {
@@ -51,13 +61,12 @@ pub(super) fn apply(ebpf: &mut Ebpf, diff: &TableDiff) -> Result<(), FastPathErr
     {
         let mut devmap = devices(ebpf)?;
         for ifindex in &diff.devices_added {
-            devmap.insert(*ifindex, *ifindex, None, 0).map_err(|e| FastPathError::Map {
-                map: "DEVICES",
-                source: match e {
-                    aya::maps::xdp::XdpMapError::MapError(m) => m,
-                    other => aya::maps::MapError::InvalidName { name: other.to_string() },
-                },
-            })?;
+            devmap
+                .insert(*ifindex, *ifindex, None, 0)
+                .map_err(|source| FastPathError::Device {
+                    ifindex: *ifindex,
+                    source,
+                })?;
         }
     }
     upsert::<PortKey, PortEntry>(ebpf, "PORTS", &diff.ports)?;
@@ -75,7 +84,12 @@ pub(super) fn apply(ebpf: &mut Ebpf, diff: &TableDiff) -> Result<(), FastPathErr
     for ifindex in &diff.devices_removed {
         match devmap.remove(*ifindex) {
             Err(aya::maps::MapError::KeyNotFound) | Ok(()) => {}
-            Err(source) => return Err(FastPathError::Map { map: "DEVICES", source }),
+            Err(source) => {
+                return Err(FastPathError::Map {
+                    map: "DEVICES",
+                    source,
+                });
+            }
         }
     }
     Ok(())
@@ -92,9 +106,34 @@ pub(super) fn register_xsk(
     let map = "XSKS";
     let raw = ebpf.map_mut(map).ok_or(FastPathError::MissingMap { map })?;
     let mut xsks = XskMap::try_from(raw).map_err(|source| FastPathError::Map { map, source })?;
-    xsks.set(index + queue, fd, 0).map_err(|source| FastPathError::Map { map, source })?;
+    xsks.set(index + queue, fd, 0)
+        .map_err(|source| FastPathError::Map { map, source })?;
     let mut slots = hash_map::<u32, XskSlot>(ebpf, "XSK_SLOTS")?;
     slots
-        .insert(&ifindex, &XskSlot { base: index, n_queues }, 0)
-        .map_err(|source| FastPathError::Map { map: "XSK_SLOTS", source })
+        .insert(
+            &ifindex,
+            &XskSlot {
+                base: index,
+                n_queues,
+            },
+            0,
+        )
+        .map_err(|source| FastPathError::Map {
+            map: "XSK_SLOTS",
+            source,
+        })
+}
+
+/// Points the baseline program at `ifindex` (and makes it a redirect target).
+pub(super) fn set_baseline_egress(ebpf: &mut Ebpf, ifindex: u32) -> Result<(), FastPathError> {
+    devices(ebpf)?
+        .insert(ifindex, ifindex, None, 0)
+        .map_err(|source| FastPathError::Device { ifindex, source })?;
+    let map = "BASELINE_EGRESS";
+    let raw = ebpf.map_mut(map).ok_or(FastPathError::MissingMap { map })?;
+    let mut egress: Array<&mut MapData, u32> =
+        Array::try_from(raw).map_err(|source| FastPathError::Map { map, source })?;
+    egress
+        .set(0, &ifindex, 0)
+        .map_err(|source| FastPathError::Map { map, source })
 }

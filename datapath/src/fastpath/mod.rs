@@ -12,14 +12,27 @@ use std::collections::BTreeMap;
 
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{ProgramError, TestRun, TestRunOptions, TestRunResult, Xdp, XdpMode, xdp::XdpLinkId},
+    programs::{
+        ProgramError, TestRun, TestRunOptions, TestRunResult, Xdp, XdpMode, xdp::XdpLinkId,
+    },
 };
-use log::warn;
 pub use counters::Counters;
+use log::warn;
 
 use crate::tables::{TableDiff, TableSet};
 
 const PROGRAM: &str = "vif_ingress";
+const BASELINE: &str = "baseline_strip_redirect";
+
+/// Which program of the object a test run executes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// ovnest's fast path, as attached to VIFs.
+    VifIngress,
+    /// The benchmark baseline: strip the tag, redirect to one interface, nothing else.
+    /// Loaded by [`FastPath::load_baseline`].
+    Baseline,
+}
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -29,7 +42,15 @@ pub enum FastPathError {
     #[error("XDP program: {0}")]
     Program(#[from] ProgramError),
     #[error("BPF map {map}: {source}")]
-    Map { map: &'static str, source: aya::maps::MapError },
+    Map {
+        map: &'static str,
+        source: aya::maps::MapError,
+    },
+    #[error("device map entry for ifindex {ifindex}: {source}")]
+    Device {
+        ifindex: u32,
+        source: aya::maps::xdp::XdpMapError,
+    },
     #[error("BPF map {map} missing from the XDP object")]
     MissingMap { map: &'static str },
     #[error("attaching XDP to ifindex {ifindex} failed in native and in generic mode: {source}")]
@@ -63,15 +84,34 @@ impl FastPath {
             .ok_or(FastPathError::MissingMap { map: PROGRAM })?
             .try_into()?;
         program.load()?;
-        Ok(FastPath { ebpf, links: BTreeMap::new(), installed: TableSet::default() })
+        Ok(FastPath {
+            ebpf,
+            links: BTreeMap::new(),
+            installed: TableSet::default(),
+        })
     }
 
-    fn program(&self) -> &Xdp {
-        // The program was found and converted in `load`, so both steps cannot fail here.
-        self.ebpf
-            .program(PROGRAM)
-            .and_then(|p| <&Xdp>::try_from(p).ok())
-            .expect("XDP program present since load()")
+    fn program(&self, entry: Entry) -> Result<&Xdp, FastPathError> {
+        let name = match entry {
+            Entry::VifIngress => PROGRAM,
+            Entry::Baseline => BASELINE,
+        };
+        let program = self
+            .ebpf
+            .program(name)
+            .ok_or(FastPathError::MissingMap { map: name })?;
+        Ok(<&Xdp>::try_from(program)?)
+    }
+
+    /// Loads the benchmark baseline program, redirecting everything to `egress_ifindex`.
+    pub fn load_baseline(&mut self, egress_ifindex: u32) -> Result<(), FastPathError> {
+        let program: &mut Xdp = self
+            .ebpf
+            .program_mut(BASELINE)
+            .ok_or(FastPathError::MissingMap { map: BASELINE })?
+            .try_into()?;
+        program.load()?;
+        maps::set_baseline_egress(&mut self.ebpf, egress_ifindex)
     }
 
     fn program_mut(&mut self) -> &mut Xdp {
@@ -104,14 +144,19 @@ impl FastPath {
 
     /// Detaches from `ifindex`.
     pub fn detach(&mut self, ifindex: u32) -> Result<(), FastPathError> {
-        let (link, _) = self.links.remove(&ifindex).ok_or(FastPathError::NotAttached(ifindex))?;
+        let (link, _) = self
+            .links
+            .remove(&ifindex)
+            .ok_or(FastPathError::NotAttached(ifindex))?;
         self.program_mut().detach(link)?;
         Ok(())
     }
 
     /// Interfaces the program is attached to, with their mode.
     pub fn attached(&self) -> impl Iterator<Item = (u32, AttachMode)> + '_ {
-        self.links.iter().map(|(ifindex, (_, mode))| (*ifindex, *mode))
+        self.links
+            .iter()
+            .map(|(ifindex, (_, mode))| (*ifindex, *mode))
     }
 
     /// Makes the maps hold `desired`, writing only what differs from what is installed.
@@ -142,21 +187,57 @@ impl FastPath {
     }
 
     /// Registers an AF_XDP socket for `ifindex`'s queue `queue` at XSKMAP index `index`.
-    pub fn register_xsk(&mut self, ifindex: u32, index: u32, n_queues: u32, queue: u32, fd: impl std::os::fd::AsRawFd) -> Result<(), FastPathError> {
+    pub fn register_xsk(
+        &mut self,
+        ifindex: u32,
+        index: u32,
+        n_queues: u32,
+        queue: u32,
+        fd: impl std::os::fd::AsRawFd,
+    ) -> Result<(), FastPathError> {
         maps::register_xsk(&mut self.ebpf, ifindex, index, n_queues, queue, fd)
     }
 
     /// Runs the program once on `frame` as if it arrived on `ifindex` queue 0
     /// (BPF_PROG_TEST_RUN). The rewritten frame is left in `out`.
-    pub fn test_run(&self, ifindex: u32, frame: &[u8], out: &mut [u8]) -> Result<TestRunResult, FastPathError> {
+    pub fn test_run(
+        &self,
+        ifindex: u32,
+        frame: &[u8],
+        out: &mut [u8],
+    ) -> Result<TestRunResult, FastPathError> {
+        self.test_run_entry(Entry::VifIngress, ifindex, frame, Some(out))
+    }
+
+    /// [`FastPath::test_run`] for any [`Entry`]; `out` may be left out when only the
+    /// verdict and the kernel's timing matter. Nothing is transmitted.
+    pub fn test_run_entry(
+        &self,
+        entry: Entry,
+        ifindex: u32,
+        frame: &[u8],
+        out: Option<&mut [u8]>,
+    ) -> Result<TestRunResult, FastPathError> {
         let ctx = xdp_md(ifindex, frame.len());
-        let opts = TestRunOptions { data_in: Some(frame), data_out: Some(out), ctx_in: Some(&ctx), ..Default::default() };
-        Ok(self.program().test_run(opts)?)
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            data_out: out,
+            ctx_in: Some(&ctx),
+            ..Default::default()
+        };
+        Ok(self.program(entry)?.test_run(opts)?)
     }
 
     /// Runs the program `repeat` times on fresh copies of `frame` in live-frames mode:
     /// XDP_TX and redirects really transmit. Returns the kernel's total run time.
-    pub fn test_run_live(&self, ifindex: u32, frame: &[u8], repeat: u32, batch: u32) -> Result<TestRunResult, FastPathError> {
+    pub fn test_run_live(
+        &self,
+        entry: Entry,
+        ifindex: u32,
+        frame: &[u8],
+        repeat: u32,
+        batch: u32,
+    ) -> Result<TestRunResult, FastPathError> {
         let ctx = xdp_md(ifindex, frame.len());
         let opts = TestRunOptions {
             data_in: Some(frame),
@@ -165,7 +246,7 @@ impl FastPath {
             attrs: aya::programs::TestRunAttrs::new().xdp_live_frames(batch),
             ..Default::default()
         };
-        Ok(self.program().test_run(opts)?)
+        Ok(self.program(entry)?.test_run(opts)?)
     }
 }
 

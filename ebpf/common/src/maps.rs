@@ -29,7 +29,11 @@ const _: () = assert!(size_of::<ChildKey>() == 8);
 
 impl ChildKey {
     pub const fn new(parent_ifindex: u32, vid: u16) -> Self {
-        Self { parent_ifindex, vid, _pad: 0 }
+        Self {
+            parent_ifindex,
+            vid,
+            _pad: 0,
+        }
     }
 }
 
@@ -45,7 +49,11 @@ const _: () = assert!(size_of::<MacKey>() == 12);
 
 impl MacKey {
     pub const fn new(datapath: u32, mac: [u8; 6]) -> Self {
-        Self { datapath, mac, _pad: [0; 2] }
+        Self {
+            datapath,
+            mac,
+            _pad: [0; 2],
+        }
     }
 }
 

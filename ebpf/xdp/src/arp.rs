@@ -38,7 +38,13 @@ pub fn request_target(ctx: &XdpContext, offset: usize) -> Option<[u8; 4]> {
 /// Turns the request into the reply OVN's ls_in_arp_rsp builds: eth.dst = eth.src,
 /// eth.src = mac, op = 2, tha = sha, sha = mac, tpa = spa, spa = the requested address.
 #[inline(always)]
-pub fn rewrite_reply(ctx: &XdpContext, offset: usize, requester: &[u8; 6], mac: &[u8; 6], ip: &[u8; 4]) -> Option<()> {
+pub fn rewrite_reply(
+    ctx: &XdpContext,
+    offset: usize,
+    requester: &[u8; 6],
+    mac: &[u8; 6],
+    ip: &[u8; 4],
+) -> Option<()> {
     let eth: *mut [u8; 12] = ptr_at_mut(ctx, 0)?;
     let arp: *mut ArpIpv4 = ptr_at_mut(ctx, offset)?;
     // SAFETY: both regions were bounds checked by ptr_at_mut and do not overlap

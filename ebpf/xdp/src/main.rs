@@ -4,17 +4,21 @@
 //! answer ARP for known addresses, and forward known local unicast (strip / push / rewrite
 //! the 802.1Q tag, redirect or hairpin). Everything else goes to the userspace datapath
 //! through the XSKMAP, or is dropped with a counted reason.
-#![no_std]
-#![no_main]
+// On the host (`cargo test --workspace`, clippy) the crate builds as an empty binary.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
 
 mod arp;
+mod baseline;
 mod frame;
 mod maps;
 mod stats;
 mod vlan;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use ovnest_common::{ArpKey, ChildKey, Counter, MacKey, PortEntry, PortKey, XdpMeta, meta::XDP_META_MAGIC};
+use ovnest_common::{
+    ArpKey, ChildKey, Counter, MacKey, PortEntry, PortKey, XdpMeta, meta::XDP_META_MAGIC,
+};
 
 use crate::{
     frame::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, EthHdr, VlanHdr, is_multicast, ptr_at},
@@ -44,7 +48,11 @@ struct Ingress {
 fn try_vif_ingress(ctx: &XdpContext) -> Result<u32, Counter> {
     let ingress = classify(ctx)?;
 
-    let l3_offset = if ingress.vid != 0 { EthHdr::LEN + VlanHdr::LEN } else { EthHdr::LEN };
+    let l3_offset = if ingress.vid != 0 {
+        EthHdr::LEN + VlanHdr::LEN
+    } else {
+        EthHdr::LEN
+    };
     let eth: *const EthHdr = ptr_at(ctx, 0).ok_or(Counter::DropTruncated)?;
     // SAFETY: ptr_at checked that a whole EthHdr lies inside [data, data_end).
     let dst = unsafe { (*eth).dst };
@@ -87,13 +95,17 @@ fn classify(ctx: &XdpContext) -> Result<Ingress, Counter> {
             let child = ChildKey::new(ifindex, vid);
             // SAFETY: map values are plain data updated atomically per entry by userspace;
             // we copy the value out immediately.
-            let key = unsafe { CHILDREN.get(&child) }.copied().ok_or(Counter::DropUnknownTag)?;
+            let key = unsafe { CHILDREN.get(&child) }
+                .copied()
+                .ok_or(Counter::DropUnknownTag)?;
             (key, vid)
         }
         ETH_P_8021AD => return Err(Counter::DropQinQ),
         _ => {
             // SAFETY: as above, copied out at once.
-            let key = unsafe { VIFS.get(&ifindex) }.copied().ok_or(Counter::DropUnknownVif)?;
+            let key = unsafe { VIFS.get(&ifindex) }
+                .copied()
+                .ok_or(Counter::DropUnknownVif)?;
             (key, 0)
         }
     };
@@ -113,12 +125,21 @@ fn classify(ctx: &XdpContext) -> Result<Ingress, Counter> {
         stats::port_drop(&port);
         return Err(Counter::DropPortSecurity);
     }
-    Ok(Ingress { ifindex, key, port, vid })
+    Ok(Ingress {
+        ifindex,
+        key,
+        port,
+        vid,
+    })
 }
 
 /// Step 4: OVN's ls_in_arp_rsp. Replies in place (the requester's tag, if any, stays) and
 /// sends the frame back out of the ingress interface.
-fn answer_arp(ctx: &XdpContext, ingress: &Ingress, l3_offset: usize) -> Result<Option<u32>, Counter> {
+fn answer_arp(
+    ctx: &XdpContext,
+    ingress: &Ingress,
+    l3_offset: usize,
+) -> Result<Option<u32>, Counter> {
     let eth: *const EthHdr = ptr_at(ctx, 0).ok_or(Counter::DropTruncated)?;
     let inner_type_offset = l3_offset - 2;
     let inner: *const [u8; 2] = ptr_at(ctx, inner_type_offset).ok_or(Counter::DropTruncated)?;
@@ -147,7 +168,11 @@ fn answer_arp(ctx: &XdpContext, ingress: &Ingress, l3_offset: usize) -> Result<O
 }
 
 /// Step 3 and 5: known unicast to a port bound on this chassis.
-fn forward_known_unicast(ctx: &XdpContext, ingress: &Ingress, dst: &[u8; 6]) -> Result<Option<u32>, Counter> {
+fn forward_known_unicast(
+    ctx: &XdpContext,
+    ingress: &Ingress,
+    dst: &[u8; 6],
+) -> Result<Option<u32>, Counter> {
     let mac_key = MacKey::new(ingress.key.datapath, *dst);
     // SAFETY: copied out at once.
     let Some(out_key) = (unsafe { MACS.get(&mac_key) }).copied() else {
@@ -168,7 +193,11 @@ fn forward_known_unicast(ctx: &XdpContext, ingress: &Ingress, dst: &[u8; 6]) -> 
     let len = (ctx.data_end() - ctx.data()) as u64;
     let action = send_back(out.egress_ifindex)?;
     stats::port_tx(&out, len);
-    stats::count(if out.egress_ifindex == ingress.ifindex { Counter::Hairpinned } else { Counter::Redirected });
+    stats::count(if out.egress_ifindex == ingress.ifindex {
+        Counter::Hairpinned
+    } else {
+        Counter::Redirected
+    });
     Ok(Some(action))
 }
 
@@ -177,14 +206,18 @@ fn forward_known_unicast(ctx: &XdpContext, ingress: &Ingress, dst: &[u8; 6]) -> 
 /// peer runs XDP too, so they stall; a devmap redirect flushes on every driver.
 #[inline(always)]
 fn send_back(ifindex: u32) -> Result<u32, Counter> {
-    DEVICES.redirect(ifindex, 0).map_err(|_| Counter::DropNoEgress)
+    DEVICES
+        .redirect(ifindex, 0)
+        .map_err(|_| Counter::DropNoEgress)
 }
 
 /// Step 6: everything the fast path does not finish goes to the userspace datapath,
 /// untagged, with its classification in XDP metadata.
 fn to_userspace(ctx: &XdpContext, ingress: &Ingress) -> Result<u32, Counter> {
     // SAFETY: copied out at once.
-    let slot = unsafe { XSK_SLOTS.get(&ingress.ifindex) }.copied().ok_or(Counter::DropNoUserspace)?;
+    let slot = unsafe { XSK_SLOTS.get(&ingress.ifindex) }
+        .copied()
+        .ok_or(Counter::DropNoUserspace)?;
     let queue = ctx.rx_queue_index();
     if queue >= slot.n_queues {
         return Err(Counter::DropNoUserspace);
@@ -193,7 +226,12 @@ fn to_userspace(ctx: &XdpContext, ingress: &Ingress) -> Result<u32, Counter> {
     // Metadata is an optimisation: without room for it userspace classifies again.
     let _ = frame::write_meta(
         ctx,
-        XdpMeta { magic: XDP_META_MAGIC, ingress: ingress.key, vid: ingress.vid, _pad: 0 },
+        XdpMeta {
+            magic: XDP_META_MAGIC,
+            ingress: ingress.key,
+            vid: ingress.vid,
+            _pad: 0,
+        },
     );
     match XSKS.redirect(slot.base + queue, 0) {
         Ok(action) => {
@@ -204,12 +242,16 @@ fn to_userspace(ctx: &XdpContext, ingress: &Ingress) -> Result<u32, Counter> {
     }
 }
 
-#[cfg(not(test))]
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}
+
+#[cfg(target_arch = "bpf")]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}
 }
 
+#[cfg(target_arch = "bpf")]
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]
 static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

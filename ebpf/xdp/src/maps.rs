@@ -3,9 +3,11 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{DevMapHash, HashMap, PerCpuArray, XskMap},
+    maps::{Array, DevMapHash, HashMap, PerCpuArray, XskMap},
 };
-use ovnest_common::{ArpKey, ArpTarget, ChildKey, MacKey, PortEntry, PortKey, PortStats, XskSlot, maps::capacity};
+use ovnest_common::{
+    ArpKey, ArpTarget, ChildKey, MacKey, PortEntry, PortKey, PortStats, XskSlot, maps::capacity,
+};
 
 /// VIF table: ifindex of a bound VIF → the VM's own logical port.
 #[map]
@@ -25,7 +27,8 @@ pub static MACS: HashMap<MacKey, PortKey> = HashMap::with_max_entries(capacity::
 
 /// ARP responder: (datapath, IPv4) → owning port and its MAC.
 #[map]
-pub static ARP_TARGETS: HashMap<ArpKey, ArpTarget> = HashMap::with_max_entries(capacity::ARP_TARGETS, 0);
+pub static ARP_TARGETS: HashMap<ArpKey, ArpTarget> =
+    HashMap::with_max_entries(capacity::ARP_TARGETS, 0);
 
 /// Redirect targets, keyed by ifindex.
 #[map]
@@ -41,8 +44,14 @@ pub static XSKS: XskMap = XskMap::with_max_entries(capacity::XSKS, 0);
 
 /// One counter per verdict and drop reason (`ovnest_common::Counter`).
 #[map]
-pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(ovnest_common::Counter::COUNT, 0);
+pub static COUNTERS: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(ovnest_common::Counter::COUNT, 0);
 
 /// Per logical port traffic, indexed by `PortEntry::stats_slot`.
 #[map]
-pub static PORT_STATS: PerCpuArray<PortStats> = PerCpuArray::with_max_entries(capacity::STATS_SLOTS, 0);
+pub static PORT_STATS: PerCpuArray<PortStats> =
+    PerCpuArray::with_max_entries(capacity::STATS_SLOTS, 0);
+
+/// The baseline program's single egress ifindex (benchmarks only).
+#[map]
+pub static BASELINE_EGRESS: Array<u32> = Array::with_max_entries(1, 0);

@@ -1,0 +1,186 @@
+//! ns/packet of the XDP fast path, measured by the kernel (BPF_PROG_TEST_RUN in
+//! live-frames mode: every repetition runs on a fresh copy of the frame, redirects really
+//! transmit, and the time includes the kernel's frame setup and the flush), against the baseline program (strip + redirect, nothing else) on the
+//! same frames in the same run.
+//!
+//! Each measurement checks afterwards that every repetition took the path it names (the
+//! path's counter moved by exactly the repetitions), so a broken path cannot report a
+//! fast number. Needs root; prints why and does nothing otherwise.
+
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ovnest_common::Counter;
+use ovnest_datapath::{FastPath, TableSet, fastpath::Entry};
+use ovnest_tests::{
+    fixtures::{Frame, Wiring, frames::BROADCAST, lab},
+    netns::NetNs,
+};
+
+/// Repetitions per BPF_PROG_TEST_RUN call, equal to the live-frames batch (the kernel's
+/// maximum). Each call makes a fresh page pool and recycled pages are not re-filled, so
+/// with repeat <= batch every repetition starts from the original frame: a rewritten
+/// frame is never run again.
+const CHUNK: u32 = 256;
+const BATCH: u32 = 256;
+
+struct Path {
+    name: &'static str,
+    entry: Entry,
+    ingress: u32,
+    frame: Vec<u8>,
+    counter: Option<Counter>,
+}
+
+fn bench(c: &mut Criterion) {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("xdp_fast_path: needs root (BPF, namespaces); nothing measured");
+        return;
+    }
+    let hv = NetNs::new("bench");
+    let vm1 = NetNs::new("bench-vm1");
+    let vm2 = NetNs::new("bench-vm2");
+    let vm5 = NetNs::new("bench-vm5");
+    for (vm, name) in [(&vm1, "vm1"), (&vm2, "vm2"), (&vm5, "vm5")] {
+        hv.veth_to(name, vm, "eth0");
+        vm.gro_on("eth0");
+    }
+    hv.veth_pair("stray", "strayp");
+    let _inside = hv.enter();
+    let wiring = Wiring {
+        vm1: hv.ifindex("vm1"),
+        vm2: hv.ifindex("vm2"),
+        vm5: hv.ifindex("vm5"),
+        stray: hv.ifindex("stray"),
+    };
+    let mut fast_path = FastPath::load().expect("load");
+    fast_path
+        .apply(&TableSet::build(&lab::logical_ports(&wiring)).0)
+        .expect("apply");
+    fast_path.load_baseline(wiring.vm1).expect("baseline");
+
+    let c51_to_vm1 =
+        Frame::eth(lab::VM1.mac, lab::C51.mac).udp(lab::C51.ipv4, lab::VM1.ipv4, 4000, 5001, 18);
+    let paths = [
+        Path {
+            name: "baseline: strip + redirect",
+            entry: Entry::Baseline,
+            ingress: wiring.vm5,
+            frame: c51_to_vm1.clone().vlan(51).build(),
+            counter: None,
+        },
+        Path {
+            name: "tagged c51 -> vm1: strip + redirect",
+            entry: Entry::VifIngress,
+            ingress: wiring.vm5,
+            frame: c51_to_vm1.clone().vlan(51).build(),
+            counter: Some(Counter::Redirected),
+        },
+        Path {
+            name: "untagged vm2 -> vm1: redirect",
+            entry: Entry::VifIngress,
+            ingress: wiring.vm2,
+            frame: Frame::eth(lab::VM1.mac, lab::VM2.mac)
+                .udp(lab::VM2.ipv4, lab::VM1.ipv4, 4000, 5001, 18)
+                .build(),
+            counter: Some(Counter::Redirected),
+        },
+        Path {
+            name: "ARP c51 -> router: reply",
+            entry: Entry::VifIngress,
+            ingress: wiring.vm5,
+            frame: Frame::eth(BROADCAST, lab::C51.mac)
+                .arp_request(lab::C51.mac, lab::C51.ipv4, lab::LR0.ipv4)
+                .vlan(51)
+                .build(),
+            counter: Some(Counter::ArpReplied),
+        },
+        Path {
+            name: "unknown tag 99: drop",
+            entry: Entry::VifIngress,
+            ingress: wiring.vm5,
+            frame: c51_to_vm1.clone().vlan(99).build(),
+            counter: Some(Counter::DropUnknownTag),
+        },
+    ];
+
+    let mut group = c.benchmark_group("xdp_fast_path");
+    group
+        .throughput(Throughput::Elements(1))
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    for path in &paths {
+        group.bench_function(path.name, |b| {
+            b.iter_custom(|iters| {
+                let before = fast_path.counters().expect("counters");
+                let mut left = iters;
+                let mut kernel_time = Duration::ZERO;
+                while left > 0 {
+                    let n = left.min(u64::from(CHUNK)) as u32;
+                    let result = fast_path
+                        .test_run_live(path.entry, path.ingress, &path.frame, n, BATCH)
+                        .expect("test_run");
+                    // The kernel reports the mean time of one repetition.
+                    kernel_time += result.duration * n;
+                    left -= u64::from(n);
+                }
+                if let Some(counter) = path.counter {
+                    let moved = fast_path
+                        .counters()
+                        .expect("counters")
+                        .since(&before)
+                        .get(counter);
+                    assert_eq!(
+                        moved, iters,
+                        "{}: {} of {iters} repetitions took the path",
+                        path.name, moved
+                    );
+                }
+                kernel_time
+            })
+        });
+    }
+    group.finish();
+
+    // The program alone: one repetition per call (a rewritten frame must not run twice),
+    // timed by the kernel around the program; nothing is transmitted.
+    let mut group = c.benchmark_group("xdp_program_only");
+    group
+        .throughput(Throughput::Elements(1))
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
+    for path in &paths {
+        group.bench_function(path.name, |b| {
+            b.iter_custom(|iters| {
+                let before = fast_path.counters().expect("counters");
+                let mut kernel_time = Duration::ZERO;
+                for _ in 0..iters {
+                    kernel_time += fast_path
+                        .test_run_entry(path.entry, path.ingress, &path.frame, None)
+                        .expect("test_run")
+                        .duration;
+                }
+                if let Some(counter) = path.counter {
+                    assert_eq!(
+                        fast_path
+                            .counters()
+                            .expect("counters")
+                            .since(&before)
+                            .get(counter),
+                        iters,
+                        "{}",
+                        path.name
+                    );
+                }
+                kernel_time
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
