@@ -46,11 +46,26 @@ pub enum Conflict {
     /// Two containers claim the same tag on one parent VIF. The port with the lower
     /// tunnel key keeps it; the other is not forwarded at all, so neither ever receives
     /// the other's traffic.
-    DuplicateTag { parent_ifindex: u32, tag: u16, kept: String, refused: String },
+    DuplicateTag {
+        parent_ifindex: u32,
+        tag: u16,
+        kept: String,
+        refused: String,
+    },
     /// Two ports of one switch claim the same MAC: the lower tunnel key wins the L2 entry.
-    DuplicateMac { datapath: u32, mac: [u8; 6], kept: String, refused: String },
+    DuplicateMac {
+        datapath: u32,
+        mac: [u8; 6],
+        kept: String,
+        refused: String,
+    },
     /// Two ports claim one IPv4 address: the lower tunnel key answers ARP for it.
-    DuplicateIp { datapath: u32, ipv4: [u8; 4], kept: String, refused: String },
+    DuplicateIp {
+        datapath: u32,
+        ipv4: [u8; 4],
+        kept: String,
+        refused: String,
+    },
     /// More source MACs in port_security than the fast path holds.
     TooManyMacs { port: String, allowed: usize },
     /// A VLAN tag outside 1..=4094.
@@ -82,9 +97,15 @@ impl TableSet {
         for port in sorted {
             let (egress_ifindex, tag) = match port.attachment {
                 Attachment::Vif { ifindex } => (ifindex, 0),
-                Attachment::Child { parent_ifindex, tag } => {
+                Attachment::Child {
+                    parent_ifindex,
+                    tag,
+                } => {
                     if !(1..=4094).contains(&tag) {
-                        conflicts.push(Conflict::BadTag { port: port.name.clone(), tag });
+                        conflicts.push(Conflict::BadTag {
+                            port: port.name.clone(),
+                            tag,
+                        });
                         continue;
                     }
                     let child = ChildKey::new(parent_ifindex, tag);
@@ -101,13 +122,21 @@ impl TableSet {
                 }
                 Attachment::Remote => (0, 0),
             };
-            let mut entry = PortEntry { stats_slot: port.stats_slot, egress_ifindex, tag, ..Default::default() };
+            let mut entry = PortEntry {
+                stats_slot: port.stats_slot,
+                egress_ifindex,
+                tag,
+                ..Default::default()
+            };
             if port.attachment != Attachment::Remote {
                 entry.flags |= PORT_LOCAL;
             }
             if let Some(allowed) = &port.port_security {
                 if allowed.len() > MAX_PORT_MACS {
-                    conflicts.push(Conflict::TooManyMacs { port: port.name.clone(), allowed: allowed.len() });
+                    conflicts.push(Conflict::TooManyMacs {
+                        port: port.name.clone(),
+                        allowed: allowed.len(),
+                    });
                     continue;
                 }
                 entry.flags |= PORT_SECURITY;
@@ -124,8 +153,13 @@ impl TableSet {
                     tables.vifs.insert(ifindex, port.key);
                     tables.devices.insert(ifindex);
                 }
-                Attachment::Child { parent_ifindex, tag } => {
-                    tables.children.insert(ChildKey::new(parent_ifindex, tag), port.key);
+                Attachment::Child {
+                    parent_ifindex,
+                    tag,
+                } => {
+                    tables
+                        .children
+                        .insert(ChildKey::new(parent_ifindex, tag), port.key);
                     tables.devices.insert(parent_ifindex);
                 }
                 Attachment::Remote => {}
@@ -157,7 +191,14 @@ impl TableSet {
                             refused: port.name.clone(),
                         }),
                         None => {
-                            tables.arp_targets.insert(arp_key, ArpTarget { owner: port.key, mac: *mac, _pad: [0; 2] });
+                            tables.arp_targets.insert(
+                                arp_key,
+                                ArpTarget {
+                                    owner: port.key,
+                                    mac: *mac,
+                                    _pad: [0; 2],
+                                },
+                            );
                         }
                     }
                 }
@@ -194,7 +235,11 @@ impl<K: Ord + Copy, V: PartialEq + Copy> MapDiff<K, V> {
             .filter(|(k, v)| old.get(k) != Some(v))
             .map(|(k, v)| (*k, *v))
             .collect();
-        let remove = old.keys().filter(|k| !new.contains_key(k)).copied().collect();
+        let remove = old
+            .keys()
+            .filter(|k| !new.contains_key(k))
+            .copied()
+            .collect();
         MapDiff { upsert, remove }
     }
 
@@ -247,7 +292,10 @@ mod tests {
         let mac = [2, 0xac, 0x10, 0xff, 1, mac_last];
         LogicalPort {
             name: name.into(),
-            key: PortKey { datapath: 1, port: key },
+            key: PortKey {
+                datapath: 1,
+                port: key,
+            },
             stats_slot: key,
             addresses: vec![(mac, vec![[172, 16, 255, mac_last + 100]])],
             port_security: Some(vec![mac]),
@@ -258,10 +306,21 @@ mod tests {
 
     #[test]
     fn child_is_reached_through_its_parent_with_its_tag() {
-        let c51 = port("dmz-c51", 5, 0x33, Attachment::Child { parent_ifindex: VM5, tag: 51 });
+        let c51 = port(
+            "dmz-c51",
+            5,
+            0x33,
+            Attachment::Child {
+                parent_ifindex: VM5,
+                tag: 51,
+            },
+        );
         let (tables, conflicts) = TableSet::build(&[c51]);
         assert!(conflicts.is_empty());
-        let key = PortKey { datapath: 1, port: 5 };
+        let key = PortKey {
+            datapath: 1,
+            port: 5,
+        };
         assert_eq!(tables.children[&ChildKey::new(VM5, 51)], key);
         let entry = tables.ports[&key];
         assert_eq!((entry.egress_ifindex, entry.tag), (VM5, 51));
@@ -274,16 +333,40 @@ mod tests {
 
     #[test]
     fn duplicate_tag_keeps_the_lower_key_whatever_the_order() {
-        let a = port("dmz-c51", 5, 0x33, Attachment::Child { parent_ifindex: VM5, tag: 51 });
-        let b = port("dmz-c99", 9, 0x99, Attachment::Child { parent_ifindex: VM5, tag: 51 });
+        let a = port(
+            "dmz-c51",
+            5,
+            0x33,
+            Attachment::Child {
+                parent_ifindex: VM5,
+                tag: 51,
+            },
+        );
+        let b = port(
+            "dmz-c99",
+            9,
+            0x99,
+            Attachment::Child {
+                parent_ifindex: VM5,
+                tag: 51,
+            },
+        );
         for input in [vec![a.clone(), b.clone()], vec![b.clone(), a.clone()]] {
             let (tables, conflicts) = TableSet::build(&input);
             assert_eq!(tables.children[&ChildKey::new(VM5, 51)].port, 5);
-            assert!(!tables.ports.contains_key(&b.key), "refused child must not be forwarded to");
+            assert!(
+                !tables.ports.contains_key(&b.key),
+                "refused child must not be forwarded to"
+            );
             assert!(!tables.macs.values().any(|k| *k == b.key));
             assert_eq!(
                 conflicts,
-                vec![Conflict::DuplicateTag { parent_ifindex: VM5, tag: 51, kept: "dmz-c51".into(), refused: "dmz-c99".into() }]
+                vec![Conflict::DuplicateTag {
+                    parent_ifindex: VM5,
+                    tag: 51,
+                    kept: "dmz-c51".into(),
+                    refused: "dmz-c99".into()
+                }]
             );
         }
     }
@@ -291,10 +374,24 @@ mod tests {
     #[test]
     fn bad_tags_are_refused() {
         for tag in [0, 4095, 5000] {
-            let c = port("c", 5, 0x33, Attachment::Child { parent_ifindex: VM5, tag });
+            let c = port(
+                "c",
+                5,
+                0x33,
+                Attachment::Child {
+                    parent_ifindex: VM5,
+                    tag,
+                },
+            );
             let (tables, conflicts) = TableSet::build(&[c]);
             assert!(tables.ports.is_empty());
-            assert_eq!(conflicts, vec![Conflict::BadTag { port: "c".into(), tag }]);
+            assert_eq!(
+                conflicts,
+                vec![Conflict::BadTag {
+                    port: "c".into(),
+                    tag
+                }]
+            );
         }
     }
 
@@ -303,21 +400,50 @@ mod tests {
         let router = port("dmz-lr0", 1, 0x29, Attachment::Remote);
         let (tables, _) = TableSet::build(&[router]);
         assert!(tables.macs.is_empty());
-        assert!(!tables.ports[&PortKey { datapath: 1, port: 1 }].is_local());
-        assert_eq!(tables.arp_targets[&ArpKey::new(1, [172, 16, 255, 141])].mac[5], 0x29);
+        assert!(
+            !tables.ports[&PortKey {
+                datapath: 1,
+                port: 1
+            }]
+                .is_local()
+        );
+        assert_eq!(
+            tables.arp_targets[&ArpKey::new(1, [172, 16, 255, 141])].mac[5],
+            0x29
+        );
     }
 
     #[test]
     fn diff_of_a_tag_change_touches_only_that_child() {
         let vm5 = port("dmz-vm5", 4, 0x32, Attachment::Vif { ifindex: VM5 });
-        let c52 = port("dmz-c52", 6, 0x34, Attachment::Child { parent_ifindex: VM5, tag: 52 });
+        let c52 = port(
+            "dmz-c52",
+            6,
+            0x34,
+            Attachment::Child {
+                parent_ifindex: VM5,
+                tag: 52,
+            },
+        );
         let mut c53 = c52.clone();
-        c53.attachment = Attachment::Child { parent_ifindex: VM5, tag: 53 };
+        c53.attachment = Attachment::Child {
+            parent_ifindex: VM5,
+            tag: 53,
+        };
         let (old, _) = TableSet::build(&[vm5.clone(), c52]);
         let (new, _) = TableSet::build(&[vm5, c53]);
         let diff = old.diff(&new);
         assert_eq!(diff.children.remove, vec![ChildKey::new(VM5, 52)]);
-        assert_eq!(diff.children.upsert, vec![(ChildKey::new(VM5, 53), PortKey { datapath: 1, port: 6 })]);
+        assert_eq!(
+            diff.children.upsert,
+            vec![(
+                ChildKey::new(VM5, 53),
+                PortKey {
+                    datapath: 1,
+                    port: 6
+                }
+            )]
+        );
         assert_eq!(diff.ports.upsert.len(), 1);
         assert_eq!(diff.ports.upsert[0].1.tag, 53);
         assert_eq!(diff.len(), 3);

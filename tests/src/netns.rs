@@ -49,7 +49,9 @@ impl NetNs {
     /// The ifindex of `ifname` inside the namespace.
     pub fn ifindex(&self, ifname: &str) -> u32 {
         let out = self.exec(&["cat", &format!("/sys/class/net/{ifname}/ifindex")]);
-        out.trim().parse().unwrap_or_else(|e| panic!("ifindex of {ifname} in {}: {e}: {out:?}", self.name))
+        out.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("ifindex of {ifname} in {}: {e}: {out:?}", self.name))
     }
 
     /// Moves the calling thread into the namespace until the guard drops. Sockets opened
@@ -64,7 +66,18 @@ impl NetNs {
 
     /// A veth pair: `here` in this namespace, `there` in `peer` (both up).
     pub fn veth_to(&self, here: &str, peer: &NetNs, there: &str) {
-        self.ip(&["link", "add", here, "type", "veth", "peer", "name", there, "netns", peer.name()]);
+        self.ip(&[
+            "link",
+            "add",
+            here,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            there,
+            "netns",
+            peer.name(),
+        ]);
         self.ip(&["link", "set", here, "up"]);
         peer.ip(&["link", "set", there, "up"]);
     }
@@ -85,7 +98,9 @@ impl NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -113,7 +128,11 @@ pub fn run(cmd: &[&str]) -> String {
         .output()
         .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     if !out.status.success() {
-        panic!("{cmd:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+        panic!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

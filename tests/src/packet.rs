@@ -41,7 +41,8 @@ const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
 impl PacketSocket {
     /// Opens a socket on `ifname` in the namespace the calling thread is in now.
     pub fn open(ifname: &str) -> io::Result<PacketSocket> {
-        let name = std::ffi::CString::new(ifname).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let name = std::ffi::CString::new(ifname)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: if_nametoindex reads a valid NUL-terminated string.
         let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) } as i32;
         if ifindex == 0 {
@@ -49,7 +50,13 @@ impl PacketSocket {
         }
         let proto = (libc::ETH_P_ALL as u16).to_be();
         // SAFETY: plain socket(2) call; the fd is owned right below.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(proto)) };
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                i32::from(proto),
+            )
+        };
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -62,7 +69,11 @@ impl PacketSocket {
         addr.sll_ifindex = ifindex;
         // SAFETY: addr is a valid sockaddr_ll and its size is passed.
         let rc = unsafe {
-            libc::bind(fd.as_raw_fd(), (&raw const addr).cast(), size_of::<libc::sockaddr_ll>() as u32)
+            libc::bind(
+                fd.as_raw_fd(),
+                (&raw const addr).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
         };
         if rc != 0 {
             return Err(io::Error::last_os_error());
@@ -70,7 +81,13 @@ impl PacketSocket {
         let one: i32 = 1;
         // SAFETY: the option value is an int, as PACKET_AUXDATA expects.
         let rc = unsafe {
-            libc::setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_AUXDATA, (&raw const one).cast(), 4)
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_AUXDATA,
+                (&raw const one).cast(),
+                4,
+            )
         };
         if rc != 0 {
             return Err(io::Error::last_os_error());
@@ -96,7 +113,11 @@ impl PacketSocket {
                 size_of::<libc::sockaddr_ll>() as u32,
             )
         };
-        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
     }
 
     /// The next incoming frame (outgoing copies skipped), or `None` at `deadline`.
@@ -106,7 +127,11 @@ impl PacketSocket {
             if left.is_zero() {
                 return Ok(None);
             }
-            let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
             let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
             // SAFETY: one valid pollfd.
             let rc = unsafe { libc::poll(&raw mut pfd, 1, ms) };
@@ -128,7 +153,11 @@ impl PacketSocket {
 
     /// Every incoming frame that `wanted` accepts until `deadline`... or the first one,
     /// whichever comes first: returns the first accepted frame.
-    pub fn recv_matching(&self, timeout: Duration, mut wanted: impl FnMut(&Received) -> bool) -> io::Result<Option<Received>> {
+    pub fn recv_matching(
+        &self,
+        timeout: Duration,
+        mut wanted: impl FnMut(&Received) -> bool,
+    ) -> io::Result<Option<Received>> {
         let deadline = Instant::now() + timeout;
         while let Some(frame) = self.recv_until(deadline)? {
             if wanted(&frame) {
@@ -143,7 +172,10 @@ impl PacketSocket {
         let mut control = [0u64; 16];
         // SAFETY: sockaddr_ll is plain data; zeroed is a valid starting value.
         let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
         // SAFETY: msghdr is plain data; the fields that matter are set below.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_name = (&raw mut from).cast();
@@ -156,7 +188,11 @@ impl PacketSocket {
         let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &raw mut msg, libc::MSG_DONTWAIT) };
         if n < 0 {
             let err = io::Error::last_os_error();
-            return if err.kind() == io::ErrorKind::WouldBlock { Ok(None) } else { Err(err) };
+            return if err.kind() == io::ErrorKind::WouldBlock {
+                Ok(None)
+            } else {
+                Err(err)
+            };
         }
         if from.sll_pkttype == libc::PACKET_OUTGOING as u8 {
             return Ok(None);
@@ -167,8 +203,12 @@ impl PacketSocket {
         unsafe {
             let mut cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
             while !cmsg.is_null() {
-                if (*cmsg).cmsg_level == libc::SOL_PACKET && (*cmsg).cmsg_type == libc::PACKET_AUXDATA {
-                    let aux = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::tpacket_auxdata>());
+                if (*cmsg).cmsg_level == libc::SOL_PACKET
+                    && (*cmsg).cmsg_type == libc::PACKET_AUXDATA
+                {
+                    let aux = std::ptr::read_unaligned(
+                        libc::CMSG_DATA(cmsg).cast::<libc::tpacket_auxdata>(),
+                    );
                     if aux.tp_status & TP_STATUS_VLAN_VALID != 0 {
                         vid = Some(aux.tp_vlan_tci & 0x0fff);
                     }

@@ -14,11 +14,21 @@ pub fn require_root(test: &str) -> bool {
 
 /// Returns `true` when every program in `tools` is on PATH; see [`require_root`].
 pub fn require_tools(test: &str, tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools.iter().copied().filter(|t| which(t).is_none()).collect();
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| which(t).is_none())
+        .collect();
     if missing.is_empty() {
         return true;
     }
-    skip_or_fail(test, &format!("missing tools: {} (run scripts/setup.sh)", missing.join(", ")))
+    skip_or_fail(
+        test,
+        &format!(
+            "missing tools: {} (run scripts/setup.sh)",
+            missing.join(", ")
+        ),
+    )
 }
 
 fn skip_or_fail(test: &str, why: &str) -> bool {

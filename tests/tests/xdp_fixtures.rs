@@ -54,14 +54,24 @@ fn fixture_table_through_bpf_prog_test_run() {
     let mut failures = Vec::new();
     for case in fixtures::cases() {
         let before = fast_path.counters().expect("counters");
-        let to_before = case.verdict.delivered_to().map(|p| fast_path.port_stats(lab::port(p).stats_slot()).unwrap());
-        let from_before = case.from.map(|p| fast_path.port_stats(lab::port(p).stats_slot()).unwrap());
+        let to_before = case
+            .verdict
+            .delivered_to()
+            .map(|p| fast_path.port_stats(lab::port(p).stats_slot()).unwrap());
+        let from_before = case
+            .from
+            .map(|p| fast_path.port_stats(lab::port(p).stats_slot()).unwrap());
         let mut out = vec![0u8; case.input.len() + 64];
         let result = fast_path.test_run(hv.wiring.ifindex(case.ingress), &case.input, &mut out);
         // No driver hands XDP less than an Ethernet header, and BPF_PROG_TEST_RUN refuses
         // such input; those cases are for the userspace pipeline.
         if case.input.len() < ETH_HLEN {
-            assert!(result.is_err(), "{}: kernel accepted a {}-byte frame", case.name, case.input.len());
+            assert!(
+                result.is_err(),
+                "{}: kernel accepted a {}-byte frame",
+                case.name,
+                case.input.len()
+            );
             continue;
         }
         let result = result.expect("test_run");
@@ -80,34 +90,63 @@ fn fixture_table_through_bpf_prog_test_run() {
         if result.return_value != action {
             problems.push(format!("action {} (want {action})", result.return_value));
         }
-        let moved: Vec<String> = delta.iter().filter(|(_, n)| *n != 0).map(|(c, n)| format!("{}+{n}", c.name())).collect();
+        let moved: Vec<String> = delta
+            .iter()
+            .filter(|(_, n)| *n != 0)
+            .map(|(c, n)| format!("{}+{n}", c.name()))
+            .collect();
         if moved != [format!("{}+1", counter.name())] {
-            problems.push(format!("counters moved: {moved:?} (want only {}+1)", counter.name()));
+            problems.push(format!(
+                "counters moved: {moved:?} (want only {}+1)",
+                counter.name()
+            ));
         }
         if let (Some(to), Some(before)) = (case.verdict.delivered_to(), to_before) {
             let after = fast_path.port_stats(lab::port(to).stats_slot()).unwrap();
             if after.tx_packets != before.tx_packets + 1 {
-                problems.push(format!("{to} tx_packets {} -> {} (want +1)", before.tx_packets, after.tx_packets));
+                problems.push(format!(
+                    "{to} tx_packets {} -> {} (want +1)",
+                    before.tx_packets, after.tx_packets
+                ));
             }
         }
         if let (Some(from), Some(before)) = (case.from, from_before) {
             let after = fast_path.port_stats(lab::port(from).stats_slot()).unwrap();
             let dropped = u64::from(matches!(case.verdict, Verdict::Drop(_)));
-            let moved = (after.rx_packets - before.rx_packets, after.drops - before.drops);
+            let moved = (
+                after.rx_packets - before.rx_packets,
+                after.drops - before.drops,
+            );
             if moved != (1, dropped) {
-                problems.push(format!("{from}: (rx, drops) moved by {moved:?} (want (1, {dropped}))"));
+                problems.push(format!(
+                    "{from}: (rx, drops) moved by {moved:?} (want (1, {dropped}))"
+                ));
             }
         }
         if let Some(expected) = &case.output {
             if &out != expected {
-                problems.push(format!("output\n      want {}\n      got  {}", hex(expected), hex(&out)));
+                problems.push(format!(
+                    "output\n      want {}\n      got  {}",
+                    hex(expected),
+                    hex(&out)
+                ));
             }
         }
         if !problems.is_empty() {
-            failures.push(format!("{}\n    input {}\n    {}", case.name, hex(&case.input), problems.join("\n    ")));
+            failures.push(format!(
+                "{}\n    input {}\n    {}",
+                case.name,
+                hex(&case.input),
+                problems.join("\n    ")
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} fixture case(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} fixture case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Frames the fast path cannot finish go to the AF_XDP socket registered for the
@@ -120,14 +159,23 @@ fn userspace_frames_without_a_socket_are_counted() {
     let hv = hypervisor();
     let _inside = hv.ns.enter();
     let fast_path = lab_fast_path(&hv.wiring);
-    let frame = fixtures::Frame::eth([0xff; 6], lab::VM1.mac).udp(lab::VM1.ipv4, [255; 4], 68, 67, 30).build();
+    let frame = fixtures::Frame::eth([0xff; 6], lab::VM1.mac)
+        .udp(lab::VM1.ipv4, [255; 4], 68, 67, 30)
+        .build();
     let mut out = vec![0u8; 256];
     let before = fast_path.counters().unwrap();
     for _ in 0..3 {
         let result = fast_path.test_run(hv.wiring.vm1, &frame, &mut out).unwrap();
         assert_eq!(result.return_value, XDP_DROP);
     }
-    assert_eq!(fast_path.counters().unwrap().since(&before).get(Counter::DropNoUserspace), 3);
+    assert_eq!(
+        fast_path
+            .counters()
+            .unwrap()
+            .since(&before)
+            .get(Counter::DropNoUserspace),
+        3
+    );
 }
 
 /// Runtime table changes take effect without reloading and leave other ports alone.
@@ -141,23 +189,41 @@ fn map_updates_apply_live_without_disturbing_other_ports() {
     let mut fast_path = lab_fast_path(&hv.wiring);
     let mut ports = fixtures::lab::logical_ports(&hv.wiring);
     let run = |fp: &FastPath, vid: u16| {
-        let frame = fixtures::Frame::eth(lab::VM1.mac, lab::C52.mac).udp(lab::C52.ipv4, lab::VM1.ipv4, 1, 2, 18).vlan(vid).build();
+        let frame = fixtures::Frame::eth(lab::VM1.mac, lab::C52.mac)
+            .udp(lab::C52.ipv4, lab::VM1.ipv4, 1, 2, 18)
+            .vlan(vid)
+            .build();
         let mut out = vec![0u8; 256];
-        fp.test_run(hv.wiring.vm5, &frame, &mut out).unwrap().return_value
+        fp.test_run(hv.wiring.vm5, &frame, &mut out)
+            .unwrap()
+            .return_value
     };
     let c51_works = |fp: &FastPath| {
-        let frame = fixtures::Frame::eth(lab::VM1.mac, lab::C51.mac).udp(lab::C51.ipv4, lab::VM1.ipv4, 1, 2, 18).vlan(51).build();
+        let frame = fixtures::Frame::eth(lab::VM1.mac, lab::C51.mac)
+            .udp(lab::C51.ipv4, lab::VM1.ipv4, 1, 2, 18)
+            .vlan(51)
+            .build();
         let mut out = vec![0u8; 256];
-        fp.test_run(hv.wiring.vm5, &frame, &mut out).unwrap().return_value == XDP_REDIRECT
+        fp.test_run(hv.wiring.vm5, &frame, &mut out)
+            .unwrap()
+            .return_value
+            == XDP_REDIRECT
     };
     assert_eq!(run(&fast_path, 52), XDP_REDIRECT);
     assert_eq!(run(&fast_path, 53), XDP_DROP);
 
     // Change c52's tag to 53.
     let c52 = ports.iter_mut().find(|p| p.name == "dmz-c52").unwrap();
-    c52.attachment = ovnest_datapath::Attachment::Child { parent_ifindex: hv.wiring.vm5, tag: 53 };
+    c52.attachment = ovnest_datapath::Attachment::Child {
+        parent_ifindex: hv.wiring.vm5,
+        tag: 53,
+    };
     let diff = fast_path.apply(&TableSet::build(&ports).0).unwrap();
-    assert_eq!(diff.len(), 3, "tag change = remove old child key, add new, update port: {diff:?}");
+    assert_eq!(
+        diff.len(),
+        3,
+        "tag change = remove old child key, add new, update port: {diff:?}"
+    );
     assert_eq!(run(&fast_path, 52), XDP_DROP);
     assert_eq!(run(&fast_path, 53), XDP_REDIRECT);
     assert!(c51_works(&fast_path));
@@ -169,14 +235,26 @@ fn map_updates_apply_live_without_disturbing_other_ports() {
     c60.stats_slot = 60;
     c60.addresses = vec![([2, 0xac, 0x10, 0xff, 1, 0x60], vec![[172, 16, 255, 160]])];
     c60.port_security = Some(vec![[2, 0xac, 0x10, 0xff, 1, 0x60]]);
-    c60.attachment = ovnest_datapath::Attachment::Child { parent_ifindex: hv.wiring.vm5, tag: 60 };
+    c60.attachment = ovnest_datapath::Attachment::Child {
+        parent_ifindex: hv.wiring.vm5,
+        tag: 60,
+    };
     ports.push(c60);
     ports.retain(|p| p.name != "dmz-c52");
     fast_path.apply(&TableSet::build(&ports).0).unwrap();
     assert_eq!(run(&fast_path, 53), XDP_DROP, "deleted child must stop");
-    let frame = fixtures::Frame::eth(lab::VM1.mac, [2, 0xac, 0x10, 0xff, 1, 0x60]).udp([172, 16, 255, 160], lab::VM1.ipv4, 1, 2, 18).vlan(60).build();
+    let frame = fixtures::Frame::eth(lab::VM1.mac, [2, 0xac, 0x10, 0xff, 1, 0x60])
+        .udp([172, 16, 255, 160], lab::VM1.ipv4, 1, 2, 18)
+        .vlan(60)
+        .build();
     let mut out = vec![0u8; 256];
-    assert_eq!(fast_path.test_run(hv.wiring.vm5, &frame, &mut out).unwrap().return_value, XDP_REDIRECT);
+    assert_eq!(
+        fast_path
+            .test_run(hv.wiring.vm5, &frame, &mut out)
+            .unwrap()
+            .return_value,
+        XDP_REDIRECT
+    );
     assert!(c51_works(&fast_path));
     assert_eq!(fast_path.installed(), &TableSet::build(&ports).0);
 }

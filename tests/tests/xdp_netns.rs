@@ -39,7 +39,12 @@ fn lab() -> Lab {
         vm.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
     }
     hv.veth_pair("stray", "strayp");
-    let wiring = Wiring { vm1: hv.ifindex("vm1"), vm2: hv.ifindex("vm2"), vm5: hv.ifindex("vm5"), stray: hv.ifindex("stray") };
+    let wiring = Wiring {
+        vm1: hv.ifindex("vm1"),
+        vm2: hv.ifindex("vm2"),
+        vm5: hv.ifindex("vm5"),
+        stray: hv.ifindex("stray"),
+    };
     let fast_path = {
         let _inside = hv.enter();
         let mut fast_path = FastPath::load().expect("load XDP program");
@@ -48,11 +53,22 @@ fn lab() -> Lab {
         fast_path.apply(&tables).expect("apply");
         for iface in [Iface::Vm1, Iface::Vm2, Iface::Vm5] {
             let mode = fast_path.attach(wiring.ifindex(iface)).expect("attach");
-            assert_eq!(mode, AttachMode::Native, "veth supports native XDP on this kernel");
+            assert_eq!(
+                mode,
+                AttachMode::Native,
+                "veth supports native XDP on this kernel"
+            );
         }
         fast_path
     };
-    Lab { hv, vm1, vm5, _vm2: vm2, wiring, fast_path }
+    Lab {
+        hv,
+        vm1,
+        vm5,
+        _vm2: vm2,
+        wiring,
+        fast_path,
+    }
 }
 
 fn socket(ns: &NetNs) -> PacketSocket {
@@ -66,12 +82,17 @@ fn udp(from: &lab::LabPort, to: &lab::LabPort, marker: u16) -> Frame {
 
 /// The first frame on `sock` that is UDP from source port `marker`.
 fn recv_marker(sock: &PacketSocket, marker: u16) -> Option<Received> {
-    sock.recv_matching(DEADLINE, |f| f.bytes.len() > 36 && f.bytes[34..36] == marker.to_be_bytes()).expect("recv")
+    sock.recv_matching(DEADLINE, |f| {
+        f.bytes.len() > 36 && f.bytes[34..36] == marker.to_be_bytes()
+    })
+    .expect("recv")
 }
 
 #[test]
 fn tagged_containers_reach_vm1_untagged_and_replies_return_tagged() {
-    if !require_root("tagged_containers_reach_vm1") || !require_tools("tagged_containers_reach_vm1", &["ethtool"]) {
+    if !require_root("tagged_containers_reach_vm1")
+        || !require_tools("tagged_containers_reach_vm1", &["ethtool"])
+    {
         return;
     }
     let lab = lab();
@@ -82,14 +103,26 @@ fn tagged_containers_reach_vm1_untagged_and_replies_return_tagged() {
         let tag = if child.name == "dmz-c51" { 51 } else { 52 };
         let sent = udp(child, &lab::VM1, marker);
         vm5.send(&sent.clone().vlan(tag).build()).unwrap();
-        let got = recv_marker(&vm1, marker).unwrap_or_else(|| panic!("{} -> vm1 never arrived", child.name));
+        let got = recv_marker(&vm1, marker)
+            .unwrap_or_else(|| panic!("{} -> vm1 never arrived", child.name));
         assert_eq!(got.vid, None, "vm1 must receive untagged");
-        assert_eq!(hex(&got.bytes), hex(&sent.build()), "{} -> vm1 bytes", child.name);
+        assert_eq!(
+            hex(&got.bytes),
+            hex(&sent.build()),
+            "{} -> vm1 bytes",
+            child.name
+        );
 
         let reply = udp(&lab::VM1, child, marker + 100);
         vm1.send(&reply.build()).unwrap();
-        let back = recv_marker(&vm5, marker + 100).unwrap_or_else(|| panic!("vm1 -> {} never arrived", child.name));
-        assert_eq!(back.vid, Some(tag), "reply to {} must carry its tag", child.name);
+        let back = recv_marker(&vm5, marker + 100)
+            .unwrap_or_else(|| panic!("vm1 -> {} never arrived", child.name));
+        assert_eq!(
+            back.vid,
+            Some(tag),
+            "reply to {} must carry its tag",
+            child.name
+        );
         assert_eq!(hex(&back.on_wire()), hex(&reply.retagged(tag).build()));
     }
 
@@ -101,12 +134,17 @@ fn tagged_containers_reach_vm1_untagged_and_replies_return_tagged() {
     assert_eq!(hex(&got.on_wire()), hex(&hairpin.retagged(52).build()));
 
     let c51 = lab.fast_path.port_stats(lab::C51.stats_slot()).unwrap();
-    assert!(c51.rx_packets >= 2 && c51.tx_packets >= 1, "c51 counters: {c51:?}");
+    assert!(
+        c51.rx_packets >= 2 && c51.tx_packets >= 1,
+        "c51 counters: {c51:?}"
+    );
 }
 
 #[test]
 fn unknown_tag_and_spoofed_mac_reach_nobody_and_are_counted() {
-    if !require_root("unknown_tag_and_spoofed_mac") || !require_tools("unknown_tag_and_spoofed_mac", &["ethtool"]) {
+    if !require_root("unknown_tag_and_spoofed_mac")
+        || !require_tools("unknown_tag_and_spoofed_mac", &["ethtool"])
+    {
         return;
     }
     let lab = lab();
@@ -115,25 +153,47 @@ fn unknown_tag_and_spoofed_mac_reach_nobody_and_are_counted() {
     let before = lab.fast_path.counters().unwrap();
 
     let unknown_tag = udp(&lab::C51, &lab::VM1, 3099).vlan(99).build();
-    let spoofed = Frame::eth(lab::VM1.mac, [0x02, 0, 0, 0, 0, 0x66]).udp(lab::C51.ipv4, lab::VM1.ipv4, 3098, 5001, 32).vlan(51).build();
+    let spoofed = Frame::eth(lab::VM1.mac, [0x02, 0, 0, 0, 0, 0x66])
+        .udp(lab::C51.ipv4, lab::VM1.ipv4, 3098, 5001, 32)
+        .vlan(51)
+        .build();
     vm5.send(&unknown_tag).unwrap();
     vm5.send(&spoofed).unwrap();
     // A good frame after the bad ones: one queue keeps order, so once it arrives the bad
     // ones would have arrived before it had they been forwarded.
-    vm5.send(&udp(&lab::C51, &lab::VM1, 3000).vlan(51).build()).unwrap();
+    vm5.send(&udp(&lab::C51, &lab::VM1, 3000).vlan(51).build())
+        .unwrap();
     let first = vm1
-        .recv_matching(DEADLINE, |f| f.bytes.len() > 36 && matches!(u16::from_be_bytes([f.bytes[34], f.bytes[35]]), 3000 | 3098 | 3099))
+        .recv_matching(DEADLINE, |f| {
+            f.bytes.len() > 36
+                && matches!(
+                    u16::from_be_bytes([f.bytes[34], f.bytes[35]]),
+                    3000 | 3098 | 3099
+                )
+        })
         .unwrap()
         .expect("the good frame arrives");
-    assert_eq!(&first.bytes[34..36], &3000u16.to_be_bytes(), "a bad frame got through: {}", hex(&first.bytes));
+    assert_eq!(
+        &first.bytes[34..36],
+        &3000u16.to_be_bytes(),
+        "a bad frame got through: {}",
+        hex(&first.bytes)
+    );
 
     let delta = wait::until("drop counters", DEADLINE, || {
         let delta = lab.fast_path.counters().unwrap().since(&before);
-        (delta.get(Counter::DropUnknownTag) >= 1 && delta.get(Counter::DropPortSecurity) >= 1).then_some(delta)
+        (delta.get(Counter::DropUnknownTag) >= 1 && delta.get(Counter::DropPortSecurity) >= 1)
+            .then_some(delta)
     });
     assert_eq!(delta.get(Counter::DropUnknownTag), 1);
     assert_eq!(delta.get(Counter::DropPortSecurity), 1);
-    assert_eq!(lab.fast_path.port_stats(lab::C51.stats_slot()).unwrap().drops, 1);
+    assert_eq!(
+        lab.fast_path
+            .port_stats(lab::C51.stats_slot())
+            .unwrap()
+            .drops,
+        1
+    );
     let _ = (&lab.hv, lab.wiring);
 }
 
@@ -148,7 +208,16 @@ fn arp_for_the_router_is_answered_on_the_requesters_tag() {
     let golden = ovnest_tests::fixtures::golden::load("golden-arp-c51.txt");
     let (request, reply) = (&golden[0], &golden[1]);
     vm5.send(&request.on_wire()).unwrap();
-    let got = vm5.recv_matching(DEADLINE, |f| f.bytes.len() >= 42 && f.bytes[12..14] == [8, 6] && f.bytes[21] == 2).unwrap().expect("ARP reply");
+    let got = vm5
+        .recv_matching(DEADLINE, |f| {
+            f.bytes.len() >= 42 && f.bytes[12..14] == [8, 6] && f.bytes[21] == 2
+        })
+        .unwrap()
+        .expect("ARP reply");
     assert_eq!(got.vid, Some(reply.vid));
-    assert_eq!(hex(&got.bytes), hex(&reply.bytes), "reply must equal real OVN's");
+    assert_eq!(
+        hex(&got.bytes),
+        hex(&reply.bytes),
+        "reply must equal real OVN's"
+    );
 }
