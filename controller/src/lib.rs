@@ -1,5 +1,8 @@
-//! ovnest's control plane: the OVSDB client, the Southbound replica and (later) chassis
-//! registration, port claims and the reconcile loop that programs the datapath.
+//! ovnest's control plane: the OVSDB client ([`ovsdb`]), the Southbound replica ([`sb`]),
+//! the agent that registers the chassis, claims ports and reconciles the datapath
+//! ([`agent`]), and the seed lab ([`lab`]).
 
+pub mod agent;
+pub mod lab;
 pub mod ovsdb;
 pub mod sb;

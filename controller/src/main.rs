@@ -1,27 +1,100 @@
 //! `ovnest`: the command-line entry point.
 
+use std::{io::Write as _, path::PathBuf, process::ExitCode};
+
 use clap::{Parser, Subcommand};
+use ovnest::agent::{
+    self,
+    config::{LogFormat, RunArgs},
+    status::Status,
+};
 
 #[derive(Parser)]
-#[command(name = "ovnest", version, about = "OVN nested-container hypervisor agent")]
+#[command(
+    name = "ovnest",
+    version,
+    about = "OVN nested-container hypervisor agent"
+)]
 struct Cli {
+    /// More logging (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the datapath's counters (requires root: reads pinned BPF maps).
-    Status,
+    /// Run the agent: register the chassis, claim ports, program the XDP datapath.
+    Run(RunArgs),
+    /// Show what the running agent reports: chassis, connection, ports, counters.
+    Status {
+        #[arg(long, default_value = "/run/ovnest")]
+        state_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The seed lab: real OVN, namespaces for the VMs and containers, and ovnest.
+    Lab {
+        #[command(subcommand)]
+        command: ovnest::lab::LabCommand,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+fn init_logging(verbose: u8, format: LogFormat) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default));
+    if format == LogFormat::Json {
+        builder.format(|buf, record| {
+            let line = serde_json::json!({
+                "ts": buf.timestamp_millis().to_string(),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "msg": record.args().to_string(),
+            });
+            writeln!(buf, "{line}")
+        });
+    }
+    builder.init();
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Status => {
-            println!("ovnest: no agent running (the agent lands with `ovnest run`)");
-            Ok(())
+    let format = match &cli.command {
+        Command::Run(args) => args.log_format,
+        _ => LogFormat::Text,
+    };
+    init_logging(cli.verbose, format);
+    let result = match cli.command {
+        Command::Run(args) => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(agent::run(args))),
+        Command::Status { state_dir, json } => match Status::read(&state_dir) {
+            Ok(status) if json => serde_json::to_string_pretty(&status)
+                .map(|s| println!("{s}"))
+                .map_err(Into::into),
+            Ok(status) => {
+                print!("{}", status.render_text());
+                Ok(())
+            }
+            Err(e) => Err(anyhow::anyhow!(
+                "no status in {}: {e} (is `ovnest run --state-dir {}` running?)",
+                state_dir.display(),
+                state_dir.display()
+            )),
+        },
+        Command::Lab { command } => ovnest::lab::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ovnest: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

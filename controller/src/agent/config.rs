@@ -1,0 +1,216 @@
+//! `ovnest run` flags and the effective configuration: flags override the local
+//! Open_vSwitch DB, which follows ovn-controller's conventions.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, ValueEnum};
+
+use super::local_ovs::LocalOvs;
+use crate::ovsdb::Remotes;
+
+/// The usual ovsdb-server socket of the local Open_vSwitch DB.
+pub const DEFAULT_OVS_DB: &str = "unix:/var/run/openvswitch/db.sock";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DatapathMode {
+    /// Known unicast, ARP and tags in XDP; the rest through AF_XDP when available.
+    Xdp,
+    /// Every frame through the userspace AF_XDP datapath.
+    Afxdp,
+    /// XDP fast path plus the AF_XDP datapath for what XDP hands up.
+    Hybrid,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct RunArgs {
+    /// Local Open_vSwitch DB to read system-id, ovn-remote, ovn-encap-* and iface-ids from.
+    /// Default: the usual socket, when it exists.
+    #[arg(long, value_name = "REMOTE")]
+    pub ovs_db: Option<String>,
+    /// Southbound DB remote(s), e.g. `tcp:10.0.0.2:6642,tcp:10.0.0.3:6642`.
+    #[arg(long, value_name = "REMOTES")]
+    pub ovn_remote: Option<String>,
+    /// Chassis name (Open_vSwitch external_ids:system-id).
+    #[arg(long)]
+    pub chassis: Option<String>,
+    /// Tunnel endpoint IP of this chassis.
+    #[arg(long)]
+    pub encap_ip: Option<String>,
+    /// Tunnel type registered in the chassis's Encap.
+    #[arg(long)]
+    pub encap_type: Option<String>,
+    /// Bind an interface to a logical port without OVS: `--bind vm1=dmz-vm1` (repeatable).
+    #[arg(long = "bind", value_name = "IFACE=LOGICAL_PORT")]
+    pub binds: Vec<String>,
+    #[arg(long, value_enum, default_value = "xdp")]
+    pub datapath: DatapathMode,
+    /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9476.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Where `status.json` lives (read by `ovnest status`).
+    #[arg(long, default_value = "/run/ovnest")]
+    pub state_dir: PathBuf,
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Full resync period, on top of event-driven reconciles.
+    #[arg(long, default_value = "5", value_name = "SECONDS")]
+    pub resync: u64,
+    /// Keep the chassis and port claims in the SB on exit (default: remove them, as
+    /// `ovn-controller --cleanup` does).
+    #[arg(long)]
+    pub keep_on_exit: bool,
+}
+
+/// Flags checked once at start: anything malformed is an error before anything runs.
+#[derive(Clone, Debug)]
+pub struct Flags {
+    pub ovs_db: Option<Remotes>,
+    pub ovn_remote: Option<String>,
+    pub chassis: Option<String>,
+    pub encap_ip: Option<String>,
+    pub encap_type: Option<String>,
+    /// Interface → logical port.
+    pub binds: BTreeMap<String, String>,
+    pub datapath: DatapathMode,
+    pub metrics: Option<SocketAddr>,
+    pub state_dir: PathBuf,
+    pub resync: Duration,
+    pub keep_on_exit: bool,
+}
+
+impl Flags {
+    pub fn check(args: &RunArgs) -> anyhow::Result<Flags> {
+        let mut binds = BTreeMap::new();
+        for bind in &args.binds {
+            let Some((iface, port)) = bind
+                .split_once('=')
+                .filter(|(i, p)| !i.is_empty() && !p.is_empty())
+            else {
+                bail!("--bind {bind:?}: expected IFACE=LOGICAL_PORT, e.g. --bind vm1=dmz-vm1");
+            };
+            if let Some(previous) = binds.insert(iface.to_owned(), port.to_owned()) {
+                bail!("--bind: interface {iface} given twice ({previous} and {port})");
+            }
+        }
+        if let Some(remote) = &args.ovn_remote {
+            remote
+                .parse::<Remotes>()
+                .map_err(|e| anyhow::anyhow!("--ovn-remote {remote:?}: {e}"))?;
+        }
+        if let Some(ip) = &args.encap_ip {
+            ip.parse::<std::net::IpAddr>()
+                .with_context(|| format!("--encap-ip {ip:?} is not an IP address"))?;
+        }
+        let ovs_db = match &args.ovs_db {
+            Some(remote) => Some(
+                remote
+                    .parse::<Remotes>()
+                    .map_err(|e| anyhow::anyhow!("--ovs-db {remote:?}: {e}"))?,
+            ),
+            None if std::path::Path::new(DEFAULT_OVS_DB.trim_start_matches("unix:")).exists() => {
+                Some(
+                    DEFAULT_OVS_DB
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("{DEFAULT_OVS_DB}: {e}"))?,
+                )
+            }
+            None => None,
+        };
+        if ovs_db.is_none() && (args.chassis.is_none() || args.ovn_remote.is_none()) {
+            bail!(
+                "no local Open_vSwitch DB at {DEFAULT_OVS_DB}: give --ovs-db REMOTE, or run without OVS with \
+                 --chassis NAME --ovn-remote REMOTES --encap-ip IP and --bind IFACE=LOGICAL_PORT"
+            );
+        }
+        if args.resync == 0 {
+            bail!("--resync must be at least 1 second");
+        }
+        Ok(Flags {
+            ovs_db,
+            ovn_remote: args.ovn_remote.clone(),
+            chassis: args.chassis.clone(),
+            encap_ip: args.encap_ip.clone(),
+            encap_type: args.encap_type.clone(),
+            binds,
+            datapath: args.datapath,
+            metrics: args.metrics,
+            state_dir: args.state_dir.clone(),
+            resync: Duration::from_secs(args.resync),
+            keep_on_exit: args.keep_on_exit,
+        })
+    }
+}
+
+/// The configuration in force: flags over the local DB.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Effective {
+    pub chassis: String,
+    pub hostname: String,
+    pub ovn_remote: String,
+    pub encap_type: String,
+    pub encap_ip: String,
+    /// Interface → logical port.
+    pub binds: BTreeMap<String, String>,
+}
+
+impl Effective {
+    /// `Err` names what is still missing, for a "waiting for ..." line.
+    pub fn resolve(flags: &Flags, local: Option<&LocalOvs>) -> Result<Effective, String> {
+        let from_db = |pick: fn(&LocalOvs) -> Option<&String>| local.and_then(pick).cloned();
+        let chassis = flags
+            .chassis
+            .clone()
+            .or_else(|| from_db(|l| l.system_id.as_ref()));
+        let ovn_remote = flags
+            .ovn_remote
+            .clone()
+            .or_else(|| from_db(|l| l.ovn_remote.as_ref()));
+        let encap_ip = flags
+            .encap_ip
+            .clone()
+            .or_else(|| from_db(|l| l.encap_ip.as_ref()));
+        let encap_type = flags
+            .encap_type
+            .clone()
+            .or_else(|| from_db(|l| l.encap_type.as_ref()))
+            .unwrap_or_else(|| "geneve".into());
+        let hostname = from_db(|l| l.hostname.as_ref()).unwrap_or_else(system_hostname);
+        let mut missing = Vec::new();
+        if chassis.is_none() {
+            missing.push("the chassis name (--chassis, or external_ids:system-id in Open_vSwitch)");
+        }
+        if ovn_remote.is_none() {
+            missing.push("the Southbound remote (--ovn-remote, or external_ids:ovn-remote)");
+        }
+        if encap_ip.is_none() {
+            missing.push("the encap IP (--encap-ip, or external_ids:ovn-encap-ip)");
+        }
+        if !missing.is_empty() {
+            return Err(missing.join("; "));
+        }
+        let mut binds: BTreeMap<String, String> =
+            local.map(|l| l.iface_ids.clone()).unwrap_or_default();
+        binds.extend(flags.binds.clone());
+        Ok(Effective {
+            chassis: chassis.unwrap_or_default(),
+            hostname,
+            ovn_remote: ovn_remote.unwrap_or_default(),
+            encap_type,
+            encap_ip: encap_ip.unwrap_or_default(),
+            binds,
+        })
+    }
+}
+
+fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,439 @@
+//! `ovnest run`: the hypervisor agent.
+//!
+//! One loop, reconcile-not-react: on every Southbound or local-DB change, and every
+//! `--resync` seconds to heal anything missed, it computes the whole desired state from the
+//! latest snapshot (pure functions in [`bindings`] and [`desired`]), writes only the
+//! difference into the XDP program's maps, and then tells the SB what it did (claims,
+//! `up`, `nb_cfg`). Without the SB it keeps forwarding with the last state (headless) and
+//! resyncs when the SB returns.
+
+pub mod bindings;
+pub mod chassis;
+pub mod config;
+pub mod desired;
+pub mod local_ovs;
+mod metrics;
+pub mod status;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Context as _;
+use log::{error, info, warn};
+use ovnest_datapath::{FastPath, TableSet};
+use tokio::sync::watch;
+
+use self::{
+    bindings::{OddState, Plan, Role},
+    chassis::ChassisSpec,
+    config::{DatapathMode, Effective, Flags, RunArgs},
+    desired::StatsSlots,
+    local_ovs::LocalOvs,
+    status::{PortStatus, Status},
+};
+use crate::{
+    ovsdb::{ConnectionState, Operation},
+    sb::{self, Snapshot, Southbound},
+};
+
+/// How long one SB transaction may take before the loop moves on (and retries later).
+const TRANSACT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Local interfaces appearing or vanishing are noticed at least this often.
+const INTERFACE_POLL: Duration = Duration::from_secs(1);
+
+/// Runs the agent until SIGINT/SIGTERM.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let flags = Flags::check(&args)?;
+    if flags.datapath != DatapathMode::Xdp {
+        anyhow::bail!(
+            "--datapath {:?}: not available in this build yet; use --datapath xdp",
+            flags.datapath
+        );
+    }
+    let fast_path = FastPath::load().context(
+        "loading the XDP program (ovnest needs root, or CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON)",
+    )?;
+    let local = flags.ovs_db.clone().map(local_ovs::start);
+    let mut local_rx = local.as_ref().map(|(_, rx)| rx.clone());
+    let (metrics_tx, metrics_rx) = watch::channel(String::new());
+    if let Some(addr) = flags.metrics {
+        metrics::serve(addr, metrics_rx)
+            .await
+            .with_context(|| format!("--metrics {addr}"))?;
+    }
+
+    let mut agent = Agent {
+        flags: Some(flags.clone()),
+        fast_path: Some(fast_path),
+        ..Agent::default()
+    };
+    let mut southbound: Option<(String, Southbound, watch::Receiver<Arc<Snapshot>>)> = None;
+    let mut resync = tokio::time::interval(INTERFACE_POLL.min(flags.resync));
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut waiting_for = String::new();
+
+    loop {
+        let local_view: Option<LocalOvs> = local_rx.as_ref().map(|rx| rx.borrow().clone());
+        match Effective::resolve(&flags, local_view.as_ref()) {
+            Err(missing) => {
+                if missing != waiting_for {
+                    warn!("waiting for {missing}");
+                    waiting_for = missing;
+                }
+            }
+            Ok(effective) => {
+                waiting_for.clear();
+                let restart = southbound
+                    .as_ref()
+                    .is_none_or(|(remote, _, _)| *remote != effective.ovn_remote);
+                if restart {
+                    let remotes = effective.ovn_remote.parse().map_err(|e| {
+                        anyhow::anyhow!("ovn-remote {:?}: {e}", effective.ovn_remote)
+                    })?;
+                    info!(
+                        "chassis {}: connecting to Southbound {}",
+                        effective.chassis, effective.ovn_remote
+                    );
+                    let sb = Southbound::start(sb::config(remotes));
+                    let watch = sb.watch();
+                    southbound = Some((effective.ovn_remote.clone(), sb, watch));
+                }
+                if let Some((_, sb, _)) = &southbound {
+                    agent.reconcile(&effective, sb).await;
+                    let _ = metrics_tx.send(agent.status.render_prometheus());
+                }
+            }
+        }
+        tokio::select! {
+            _ = async { match southbound.as_mut() { Some((_, _, w)) => { let _ = w.changed().await; } None => std::future::pending().await } } => {}
+            _ = async { match local_rx.as_mut() { Some(rx) => { if rx.changed().await.is_err() { std::future::pending::<()>().await } } None => std::future::pending().await } } => {}
+            _ = resync.tick() => {}
+            _ = tokio::signal::ctrl_c() => break,
+            _ = sigterm.recv() => break,
+        }
+    }
+
+    info!("shutting down");
+    if let (Some((_, sb, _)), Some(effective)) = (&southbound, agent.effective.clone()) {
+        if !flags.keep_on_exit {
+            agent.cleanup(&effective, sb).await;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Agent {
+    flags: Option<Flags>,
+    fast_path: Option<FastPath>,
+    effective: Option<Effective>,
+    /// The plan and the snapshot it came from: kept while the SB is away (headless).
+    plan: Plan,
+    plan_snapshot: Arc<Snapshot>,
+    slots: StatsSlots,
+    /// Interfaces with our program attached, by ifindex → name.
+    attached: BTreeMap<u32, String>,
+    /// Problems already logged, so each is logged once.
+    logged: BTreeSet<String>,
+    status: Status,
+}
+
+impl Agent {
+    fn log_once(&mut self, line: String) {
+        if self.logged.insert(line.clone()) {
+            warn!("{line}");
+        }
+    }
+
+    async fn transact(&mut self, sb: &Southbound, what: &str, ops: Vec<Operation>) -> bool {
+        if ops.is_empty() {
+            return true;
+        }
+        match tokio::time::timeout(TRANSACT_TIMEOUT, sb.transact(ops)).await {
+            Ok(Ok(_)) => true,
+            Ok(Err(e)) => {
+                warn!("{what}: {e} (retrying on the next reconcile)");
+                false
+            }
+            Err(_) => {
+                warn!(
+                    "{what}: no answer from the Southbound within {TRANSACT_TIMEOUT:?} (retrying)"
+                );
+                false
+            }
+        }
+    }
+
+    async fn reconcile(&mut self, effective: &Effective, sb: &Southbound) {
+        self.effective = Some(effective.clone());
+        let snapshot = sb.snapshot();
+        let spec = ChassisSpec {
+            name: effective.chassis.clone(),
+            hostname: effective.hostname.clone(),
+            encap_type: effective.encap_type.clone(),
+            encap_ip: effective.encap_ip.clone(),
+        };
+
+        // Local interfaces, by the logical port they carry.
+        let mut vifs = BTreeMap::new();
+        let mut missing = Vec::new();
+        let mut iface_of: BTreeMap<u32, String> = BTreeMap::new();
+        for (iface, port) in &effective.binds {
+            match ifindex(iface) {
+                Some(index) => {
+                    vifs.insert(port.clone(), index);
+                    iface_of.insert(index, iface.clone());
+                }
+                None => missing.push(format!("{iface} (iface-id {port})")),
+            }
+        }
+
+        if snapshot.is_synced() {
+            let ops = chassis::register(&snapshot, &spec);
+            if !ops.is_empty() {
+                info!(
+                    "registering chassis {} (encap {} {})",
+                    spec.name, spec.encap_type, spec.encap_ip
+                );
+                self.transact(sb, "chassis registration", ops).await;
+            }
+            let chassis_uuid = snapshot.chassis(&spec.name).map(|c| c.uuid);
+            self.plan = bindings::plan(&snapshot, chassis_uuid, &vifs);
+            self.plan_snapshot = snapshot.clone();
+        }
+        for odd in self.plan.odd.clone() {
+            self.log_once(format!(
+                "odd SB state: {}",
+                serde_json::to_string(&odd).unwrap_or_default()
+            ));
+        }
+
+        // The datapath, from the plan (the last one while the SB is away).
+        let mut slots = std::mem::take(&mut self.slots);
+        let ports = desired::logical_ports(&self.plan_snapshot, &self.plan, &mut slots);
+        self.slots = slots;
+        let (tables, conflicts) = TableSet::build(&ports);
+        for conflict in &conflicts {
+            self.log_once(format!("datapath conflict: {conflict:?}"));
+        }
+        let Some(fast_path) = self.fast_path.as_mut() else {
+            return;
+        };
+        let programmed_ok = match fast_path.apply(&tables) {
+            Ok(diff) => {
+                if !diff.is_empty() {
+                    info!("datapath: {} map updates", diff.len());
+                }
+                true
+            }
+            Err(e) => {
+                error!("programming the datapath: {e} (retrying)");
+                false
+            }
+        };
+        let wanted: BTreeSet<u32> = self
+            .plan
+            .bound
+            .iter()
+            .filter_map(|b| match b.role {
+                Role::Vif { ifindex } => Some(ifindex),
+                Role::Child { .. } => None,
+            })
+            .collect();
+        for (&index, name) in &iface_of {
+            if wanted.contains(&index) && !self.attached.contains_key(&index) {
+                match fast_path.attach(index) {
+                    Ok(mode) => {
+                        info!("attached XDP to {name} (ifindex {index}, {mode:?})");
+                        self.attached.insert(index, name.clone());
+                    }
+                    Err(e) => error!("attaching XDP to {name}: {e}"),
+                }
+            }
+        }
+        let stale: Vec<u32> = self
+            .attached
+            .keys()
+            .filter(|i| !wanted.contains(i))
+            .copied()
+            .collect();
+        for index in stale {
+            if let Some(name) = self.attached.remove(&index) {
+                // A vanished interface took its attachment with it; nothing to undo then.
+                if let Err(e) = fast_path.detach(index) {
+                    info!("detaching XDP from {name}: {e}");
+                }
+            }
+        }
+
+        // Tell the SB what is done.
+        let mut nb_cfg_acked = snapshot.chassis_private(&spec.name).map_or(0, |p| p.nb_cfg);
+        if snapshot.is_synced() && programmed_ok {
+            if let Some(chassis) = snapshot.chassis(&spec.name) {
+                let programmed: BTreeSet<String> = self
+                    .plan
+                    .bound
+                    .iter()
+                    .map(|b| b.port.logical_port.clone())
+                    .filter(|name| {
+                        ports
+                            .iter()
+                            .any(|p| &p.name == name && tables.ports.contains_key(&p.key))
+                    })
+                    .collect();
+                let ops = bindings::port_binding_updates(
+                    &snapshot,
+                    chassis.uuid,
+                    &self.plan,
+                    &programmed,
+                );
+                self.transact(sb, "port claims", ops).await;
+                let target = snapshot.sb_global().map_or(0, |g| g.nb_cfg);
+                if let Some(private) = snapshot.chassis_private(&spec.name) {
+                    if private.nb_cfg != target {
+                        let now_ms = SystemTime::now()
+                            .duration_since(UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as i64);
+                        if self
+                            .transact(
+                                sb,
+                                "nb_cfg",
+                                vec![chassis::ack_nb_cfg(private.uuid, target, now_ms)],
+                            )
+                            .await
+                        {
+                            nb_cfg_acked = target;
+                        }
+                    }
+                }
+            }
+        }
+
+        self.status =
+            self.build_status(effective, sb, &snapshot, missing, &conflicts, nb_cfg_acked);
+        if let Some(flags) = &self.flags {
+            if let Err(e) = self.status.write(&flags.state_dir) {
+                self.log_once(format!("writing {}: {e}", flags.state_dir.display()));
+            }
+        }
+    }
+
+    fn build_status(
+        &self,
+        effective: &Effective,
+        sb: &Southbound,
+        snapshot: &Snapshot,
+        missing: Vec<String>,
+        conflicts: &[ovnest_datapath::Conflict],
+        nb_cfg: i64,
+    ) -> Status {
+        let chassis_uuid = snapshot.chassis(&effective.chassis).map(|c| c.uuid);
+        let fast_path = self.fast_path.as_ref();
+        let port_status = |b: &bindings::Bound| {
+            let pb = &b.port;
+            let stats = self
+                .slots
+                .slot(&pb.logical_port)
+                .and_then(|slot| fast_path.and_then(|f| f.port_stats(slot).ok()))
+                .unwrap_or_default();
+            let interface = match b.role {
+                Role::Vif { ifindex } => self.attached.get(&ifindex).cloned(),
+                Role::Child { .. } => None,
+            };
+            PortStatus {
+                logical_port: pb.logical_port.clone(),
+                interface,
+                tag: match b.role {
+                    Role::Child { tag, .. } => Some(tag),
+                    Role::Vif { .. } => None,
+                },
+                macs: pb
+                    .mac
+                    .iter()
+                    .filter_map(|a| a.mac())
+                    .map(|m| m.to_string())
+                    .collect(),
+                tunnel_key: pb.tunnel_key,
+                claimed: chassis_uuid.is_some() && pb.chassis == chassis_uuid,
+                up: pb.up == Some(true),
+                rx_packets: stats.rx_packets,
+                tx_packets: stats.tx_packets,
+                drops: stats.drops,
+                children: Vec::new(),
+            }
+        };
+        let mut ports: Vec<PortStatus> = self
+            .plan
+            .bound
+            .iter()
+            .filter(|b| matches!(b.role, Role::Vif { .. }))
+            .map(port_status)
+            .collect();
+        for child in self
+            .plan
+            .bound
+            .iter()
+            .filter(|b| matches!(b.role, Role::Child { .. }))
+        {
+            let parent = child.port.parent_port.as_deref().unwrap_or_default();
+            if let Some(p) = ports.iter_mut().find(|p| p.logical_port == parent) {
+                p.children.push(port_status(child));
+            }
+        }
+        let counters = fast_path
+            .and_then(|f| f.counters().ok())
+            .map(|c| c.iter().map(|(k, v)| (k.name().to_owned(), v)).collect())
+            .unwrap_or_default();
+        let southbound = match &*sb.client().state().borrow() {
+            ConnectionState::Monitoring { remote, .. } => format!("connected to {remote}"),
+            ConnectionState::Connected { remote } => {
+                format!("connecting to {remote} (monitor not yet in place)")
+            }
+            ConnectionState::Disconnected => "disconnected (forwarding with the last state)".into(),
+        };
+        Status {
+            chassis: effective.chassis.clone(),
+            southbound,
+            synced: snapshot.is_synced(),
+            nb_cfg,
+            datapath: "xdp".into(),
+            ports,
+            odd_states: self.plan.odd.iter().cloned().collect::<Vec<OddState>>(),
+            conflicts: conflicts.iter().map(|c| format!("{c:?}")).collect(),
+            missing_interfaces: missing,
+            counters,
+            updated_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+        }
+    }
+
+    /// Releases this chassis's ports and removes its rows (ovn-controller's exit cleanup).
+    async fn cleanup(&mut self, effective: &Effective, sb: &Southbound) {
+        let snapshot = sb.snapshot();
+        let mut ops = Vec::new();
+        if let Some(chassis) = snapshot.chassis(&effective.chassis) {
+            ops = bindings::port_binding_updates(
+                &snapshot,
+                chassis.uuid,
+                &Plan::default(),
+                &BTreeSet::new(),
+            );
+        }
+        ops.extend(chassis::unregister(&effective.chassis));
+        if self.transact(sb, "cleanup", ops).await {
+            info!("chassis {} removed from the Southbound", effective.chassis);
+        }
+    }
+}
+
+/// The ifindex of `name` in this network namespace, if it exists.
+fn ifindex(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: if_nametoindex only reads the NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    (index != 0).then_some(index)
+}

@@ -1,0 +1,172 @@
+//! What the agent reports: `ovnest status` (a JSON file in the state directory, rewritten
+//! after every reconcile) and Prometheus text on `--metrics`.
+
+use std::{collections::BTreeMap, fmt::Write as _, path::Path};
+
+use serde::{Deserialize, Serialize};
+
+use super::bindings::OddState;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Status {
+    pub chassis: String,
+    /// `connected to REMOTE`, `disconnected`, ...
+    pub southbound: String,
+    pub synced: bool,
+    /// Last SB_Global.nb_cfg this chassis acknowledged.
+    pub nb_cfg: i64,
+    pub datapath: String,
+    /// Bound VIFs, each with its containers.
+    pub ports: Vec<PortStatus>,
+    pub odd_states: Vec<OddState>,
+    /// Table conflicts (duplicate MAC/IP, ...), as text.
+    pub conflicts: Vec<String>,
+    /// Local interfaces with an iface-id that do not exist (yet).
+    pub missing_interfaces: Vec<String>,
+    /// Fast-path verdict and drop counters.
+    pub counters: BTreeMap<String, u64>,
+    pub updated_unix_ms: i64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PortStatus {
+    pub logical_port: String,
+    pub interface: Option<String>,
+    pub tag: Option<u16>,
+    pub macs: Vec<String>,
+    pub tunnel_key: u32,
+    /// `chassis` in the SB names this chassis.
+    pub claimed: bool,
+    pub up: bool,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub drops: u64,
+    pub children: Vec<PortStatus>,
+}
+
+impl Status {
+    /// Writes atomically (rename), so readers never see half a file.
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join("status.json.tmp");
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
+        )?;
+        std::fs::rename(tmp, dir.join("status.json"))
+    }
+
+    pub fn read(dir: &Path) -> std::io::Result<Status> {
+        let bytes = std::fs::read(dir.join("status.json"))?;
+        serde_json::from_slice(&bytes).map_err(std::io::Error::other)
+    }
+
+    /// Human-readable form for `ovnest status`.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "chassis {}  southbound: {}  nb_cfg {}  datapath {}",
+            self.chassis, self.southbound, self.nb_cfg, self.datapath
+        );
+        fn port(out: &mut String, p: &PortStatus, indent: &str) {
+            let tag = p.tag.map(|t| format!(" tag {t}")).unwrap_or_default();
+            let iface = p
+                .interface
+                .as_deref()
+                .map(|i| format!(" on {i}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{indent}{}{iface}{tag} [{}] claimed={} up={} rx={} tx={} drops={}",
+                p.logical_port,
+                p.macs.join(" "),
+                p.claimed,
+                p.up,
+                p.rx_packets,
+                p.tx_packets,
+                p.drops
+            );
+            for child in &p.children {
+                port(out, child, "    ");
+            }
+        }
+        for p in &self.ports {
+            port(&mut out, p, "  ");
+        }
+        for iface in &self.missing_interfaces {
+            let _ = writeln!(out, "  missing interface: {iface}");
+        }
+        for odd in &self.odd_states {
+            let _ = writeln!(
+                out,
+                "  odd: {}",
+                serde_json::to_string(odd).unwrap_or_default()
+            );
+        }
+        for conflict in &self.conflicts {
+            let _ = writeln!(out, "  conflict: {conflict}");
+        }
+        let counters: Vec<String> = self
+            .counters
+            .iter()
+            .filter(|(_, v)| **v > 0)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  counters: {}",
+            if counters.is_empty() {
+                "none".into()
+            } else {
+                counters.join(" ")
+            }
+        );
+        out
+    }
+
+    /// Prometheus text exposition format.
+    pub fn render_prometheus(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# TYPE ovnest_southbound_connected gauge");
+        let _ = writeln!(
+            out,
+            "ovnest_southbound_connected {}",
+            u8::from(self.southbound.starts_with("connected"))
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE ovnest_nb_cfg gauge\novnest_nb_cfg {}",
+            self.nb_cfg
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE ovnest_odd_states gauge\novnest_odd_states {}",
+            self.odd_states.len()
+        );
+        let _ = writeln!(out, "# TYPE ovnest_fastpath_packets_total counter");
+        for (name, value) in &self.counters {
+            let _ = writeln!(
+                out,
+                "ovnest_fastpath_packets_total{{verdict=\"{name}\"}} {value}"
+            );
+        }
+        let _ = writeln!(out, "# TYPE ovnest_port_packets_total counter");
+        let mut ports: Vec<&PortStatus> = self.ports.iter().collect();
+        ports.extend(self.ports.iter().flat_map(|p| p.children.iter()));
+        for p in ports {
+            for (dir, value) in [
+                ("rx", p.rx_packets),
+                ("tx", p.tx_packets),
+                ("drop", p.drops),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "ovnest_port_packets_total{{port=\"{}\",direction=\"{dir}\"}} {value}",
+                    p.logical_port
+                );
+            }
+        }
+        out
+    }
+}

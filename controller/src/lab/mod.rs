@@ -1,0 +1,270 @@
+//! The seed lab, one command: real OVN central (NB, SB, northd), the `dmz` network built
+//! with the seed's own `ovn-nbctl` commands, the hypervisor and the VMs as network
+//! namespaces, vm5's tagging bridge as a userspace-datapath OVS bridge `br-vm5` with c51
+//! and c52 on access ports 51 and 52 (as the seed does it), the VIFs plugged through
+//! `external_ids:iface-id` in a local Open_vSwitch DB, and `ovnest run` on the hypervisor.
+//!
+//! ```text
+//!  ns hv ─ ovnest (XDP on vm1, vm2, brint-brvm5)
+//!   vm1 ───────── eth0 [ns vm1 .130]
+//!   vm2 ───────── eth0 [ns vm2 .131]
+//!   brint-brvm5 ─ brvm5-brint ┐ ns vm5: OVS br-vm5 (netdev), internal port vm5 .132
+//!                             ├ c51 (tag 51) ── eth0 [ns c51 .133]
+//!                             └ c52 (tag 52) ── eth0 [ns c52 .134]
+//! ```
+
+pub mod central;
+mod network;
+pub mod process;
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+
+pub use network::{LAB_PORTS, LabPort};
+
+#[derive(Subcommand, Clone, Debug)]
+pub enum LabCommand {
+    /// Start everything and print what to try.
+    Up(LabArgs),
+    /// Stop and remove everything `up` made, by the pids and names it recorded.
+    Down(LabArgs),
+    /// Print the environment for driving the lab's OVN by hand.
+    Env(LabArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct LabArgs {
+    /// Where the lab keeps its databases, sockets, pidfiles and logs.
+    #[arg(long, default_value = "/tmp/ovnest-lab")]
+    pub dir: PathBuf,
+    /// Prefix for the namespace names (several labs side by side, e.g. in tests).
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// The ovnest binary to run as the agent (default: this one).
+    #[arg(long)]
+    pub ovnest: Option<PathBuf>,
+}
+
+pub fn run(command: LabCommand) -> anyhow::Result<()> {
+    match command {
+        LabCommand::Up(args) => {
+            let lab = Lab::up(&args)?;
+            println!("{}", lab.banner());
+            Ok(())
+        }
+        LabCommand::Down(args) => {
+            Lab::down(&args.dir);
+            println!("lab in {} is down", args.dir.display());
+            Ok(())
+        }
+        LabCommand::Env(args) => {
+            let lab = Lab::open(&args.dir)?;
+            print!("{}", lab.env());
+            Ok(())
+        }
+    }
+}
+
+/// A running lab.
+#[derive(Clone, Debug)]
+pub struct Lab {
+    pub dir: PathBuf,
+    pub prefix: String,
+    pub nb: String,
+    pub sb: String,
+    /// The hypervisor's local Open_vSwitch DB (read by ovnest).
+    pub hv_db: String,
+    /// vm5's own Open_vSwitch DB (its tagging bridge).
+    pub vm5_db: String,
+}
+
+const STATE_FILE: &str = "lab.env";
+
+impl Lab {
+    /// Brings the whole lab up; on failure tears down what it made.
+    pub fn up(args: &LabArgs) -> anyhow::Result<Lab> {
+        if args.dir.join(STATE_FILE).exists() {
+            bail!(
+                "a lab is already up in {} (run `ovnest lab down` first)",
+                args.dir.display()
+            );
+        }
+        std::fs::create_dir_all(&args.dir)
+            .with_context(|| format!("creating {}", args.dir.display()))?;
+        let dir = std::fs::canonicalize(&args.dir)?;
+        let result = Lab::build(&dir, &args.prefix, args.ovnest.clone());
+        if result.is_err() {
+            Lab::down(&dir);
+        }
+        result
+    }
+
+    fn build(dir: &Path, prefix: &str, ovnest: Option<PathBuf>) -> anyhow::Result<Lab> {
+        std::fs::write(dir.join("prefix"), prefix)?;
+        let (nb, sb) = central::start(dir)?;
+        let hv_db = central::start_db(dir, "hv", central::VSWITCH_SCHEMA, &[])?;
+        let vm5_db = central::start_db(dir, "vm5", central::VSWITCH_SCHEMA, &[])?;
+        let lab = Lab {
+            dir: dir.to_owned(),
+            prefix: prefix.to_owned(),
+            nb,
+            sb,
+            hv_db,
+            vm5_db,
+        };
+        network::logical(&lab)?;
+        network::namespaces(&lab)?;
+        network::hypervisor_db(&lab)?;
+        network::vm5_bridge(&lab)?;
+        lab.start_agent(ovnest)?;
+        std::fs::write(dir.join(STATE_FILE), lab.env())?;
+        lab.wait_ready(Duration::from_secs(60))?;
+        Ok(lab)
+    }
+
+    /// A lab that is up in `dir`.
+    pub fn open(dir: &Path) -> anyhow::Result<Lab> {
+        let dir =
+            std::fs::canonicalize(dir).with_context(|| format!("no lab in {}", dir.display()))?;
+        if !dir.join(STATE_FILE).exists() {
+            bail!("no lab is up in {} (run `ovnest lab up`)", dir.display());
+        }
+        let prefix = std::fs::read_to_string(dir.join("prefix")).unwrap_or_default();
+        Ok(Lab {
+            nb: central::nb_remote(&dir),
+            sb: central::sb_remote(&dir),
+            hv_db: format!("unix:{}", dir.join("hv.sock").display()),
+            vm5_db: format!("unix:{}", dir.join("vm5.sock").display()),
+            prefix,
+            dir,
+        })
+    }
+
+    /// The namespace called `name` in this lab.
+    pub fn ns(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    pub fn nbctl(&self, args: &[&str]) -> anyhow::Result<String> {
+        let db = format!("--db={}", self.nb);
+        let mut full = vec![db.as_str(), "--timeout=30"];
+        full.extend_from_slice(args);
+        process::run("ovn-nbctl", &full)
+    }
+
+    pub fn sbctl(&self, args: &[&str]) -> anyhow::Result<String> {
+        let db = format!("--db={}", self.sb);
+        let mut full = vec![db.as_str(), "--timeout=30"];
+        full.extend_from_slice(args);
+        process::run("ovn-sbctl", &full)
+    }
+
+    /// Runs a command in one of the lab's namespaces.
+    pub fn exec(&self, ns: &str, program: &str, args: &[&str]) -> anyhow::Result<String> {
+        process::run_in(&self.ns(ns), program, args)
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    pub fn agent_pidfile(&self) -> PathBuf {
+        self.dir.join("ovnest.pid")
+    }
+
+    /// Starts `ovnest run` in the hypervisor namespace, reading the local OVS DB.
+    pub fn start_agent(&self, ovnest: Option<PathBuf>) -> anyhow::Result<()> {
+        let binary = match ovnest {
+            Some(path) => path,
+            None => std::env::current_exe().context("locating the ovnest binary")?,
+        };
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("ovnest.log"))?;
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.ns("hv")])
+            .arg(&binary)
+            .args(["run", "--ovs-db", &self.hv_db, "--state-dir"])
+            .arg(self.state_dir())
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        std::fs::write(self.agent_pidfile(), child.id().to_string())?;
+        Ok(())
+    }
+
+    /// Stops the agent (SIGTERM: it releases its ports and removes its chassis).
+    pub fn stop_agent(&self) -> bool {
+        process::stop(&self.agent_pidfile(), Duration::from_secs(10))
+    }
+
+    /// Waits until northd and the chassis agree: every lab port bound and up, and
+    /// `ovn-nbctl --wait=hv sync` returns.
+    pub fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        process::wait_for("every lab port up in the Southbound", timeout, || {
+            self.sbctl(&[
+                "--bare",
+                "--columns=logical_port,up",
+                "find",
+                "Port_Binding",
+                "up=true",
+            ])
+            .map(|out| {
+                LAB_PORTS
+                    .iter()
+                    .filter(|p| p.vif_or_child())
+                    .all(|p| out.split_whitespace().any(|w| w == p.name))
+            })
+            .unwrap_or(false)
+        })
+        .with_context(|| format!("see {}", self.dir.join("ovnest.log").display()))?;
+        self.nbctl(&["--wait=hv", "sync"])?;
+        Ok(())
+    }
+
+    /// What to paste into a shell to drive this lab's OVN by hand.
+    pub fn env(&self) -> String {
+        format!(
+            "export OVN_NB_DB={nb}\nexport OVN_SB_DB={sb}\n# the hypervisor's Open_vSwitch DB (ovnest reads iface-ids from it):\nexport OVNEST_HV_DB={hv}\n# vm5's own bridge br-vm5:\nexport OVNEST_VM5_DB={vm5}\n# e.g. ovn-nbctl show; ovn-sbctl show; ovs-vsctl --db=$OVNEST_VM5_DB show\n",
+            nb = self.nb,
+            sb = self.sb,
+            hv = self.hv_db,
+            vm5 = self.vm5_db
+        )
+    }
+
+    pub fn banner(&self) -> String {
+        let p = &self.prefix;
+        format!(
+            "The seed lab is up (real OVN + ovnest on the hypervisor namespace {p}hv).\n\n\
+             Try:\n  ip netns exec {p}c51 ping -c3 172.16.255.130     # container c51 (tag 51) -> vm1\n  \
+             ip netns exec {p}c52 ping -c3 172.16.255.133     # c52 -> c51, hairpin through vm5's VIF\n  \
+             ip netns exec {p}vm5 ping -c3 172.16.255.133     # vm5 -> its own container\n  \
+             ip netns exec {p}hv ovnest status --state-dir {state}\n\n\
+             Drive OVN by hand (`ovnest lab env --dir {dir}` prints this again):\n{env}\n\
+             Logs: {dir}/*.log   Tear down: ovnest lab down --dir {dir}\n",
+            state = self.state_dir().display(),
+            dir = self.dir.display(),
+            env = self.env()
+        )
+    }
+
+    /// Stops and removes everything a lab in `dir` made. Safe to call on a half-built or
+    /// absent lab.
+    pub fn down(dir: &Path) {
+        let prefix = std::fs::read_to_string(dir.join("prefix")).unwrap_or_default();
+        process::stop(&dir.join("ovnest.pid"), Duration::from_secs(10));
+        process::stop(&dir.join("vm5-vswitchd.pid"), Duration::from_secs(5));
+        central::stop(dir, &["vm5", "hv", "northd", "sb", "nb"]);
+        network::remove_namespaces(&prefix);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
