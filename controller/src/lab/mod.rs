@@ -206,6 +206,24 @@ impl Lab {
         process::stop(&self.agent_pidfile(), Duration::from_secs(10))
     }
 
+    /// Stops the SB ovsdb-server (its database file stays).
+    pub fn stop_sb(&self) {
+        process::stop(&self.dir.join("sb.pid"), Duration::from_secs(5));
+    }
+
+    /// Starts the SB ovsdb-server again on its existing database.
+    pub fn start_sb(&self) -> anyhow::Result<()> {
+        central::start_db(&self.dir, "sb", central::SB_SCHEMA, &[]).map(|_| ())
+    }
+
+    /// `ovs-vsctl` on vm5's own bridge database.
+    pub fn vm5_vsctl(&self, args: &[&str]) -> anyhow::Result<String> {
+        let db = format!("--db={}", self.vm5_db);
+        let mut full = vec![db.as_str(), "--timeout=30"];
+        full.extend_from_slice(args);
+        process::run("ovs-vsctl", &full)
+    }
+
     /// Waits until northd and the chassis agree: every lab port bound and up, and
     /// `ovn-nbctl --wait=hv sync` returns.
     pub fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {

@@ -1,0 +1,306 @@
+//! The seed lab end to end: real OVN (NB, SB, northd driven by `ovn-nbctl` as an operator
+//! types it), vm5's real OVS tagging bridge, and the `ovnest` binary on the hypervisor
+//! namespace with XDP on real veths. Every wait polls a condition with a deadline.
+
+use std::{path::PathBuf, time::Duration};
+
+use ovnest::{agent::status::Status, lab::Lab};
+use ovnest_tests::{
+    privilege::{require_root, require_tools},
+    wait,
+};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+const TOOLS: &[&str] = &[
+    "ovsdb-server",
+    "ovn-northd",
+    "ovn-nbctl",
+    "ovs-vswitchd",
+    "ping",
+    "ethtool",
+];
+
+/// A lab with its own namespace prefix and directory, torn down on drop.
+struct TestLab(Lab);
+
+impl TestLab {
+    fn up(name: &str) -> TestLab {
+        let prefix = format!("t{}{name}-", std::process::id() % 10000);
+        let dir = std::env::temp_dir().join(format!("ovnest-test-{prefix}"));
+        Lab::down(&dir);
+        let args = ovnest::lab::LabArgs {
+            dir,
+            prefix,
+            ovnest: Some(PathBuf::from(env!("CARGO_BIN_EXE_ovnest"))),
+        };
+        TestLab(Lab::up(&args).unwrap_or_else(|e| panic!("lab up: {e:#}")))
+    }
+
+    fn ping(&self, from: &str, ip: &str) -> bool {
+        self.0.exec(from, "ping", &["-c1", "-W1", ip]).is_ok()
+    }
+
+    /// Pings until one answer comes back, or panics after the deadline.
+    fn assert_pings(&self, from: &str, ip: &str) {
+        wait::until(&format!("{from} -> {ip} answers"), DEADLINE, || {
+            self.ping(from, ip).then_some(())
+        });
+    }
+
+    /// Three one-second pings all unanswered.
+    fn assert_no_ping(&self, from: &str, ip: &str) {
+        for _ in 0..3 {
+            assert!(!self.ping(from, ip), "{from} -> {ip} still answers");
+        }
+    }
+
+    fn sb_port(&self, port: &str, column: &str) -> String {
+        self.0
+            .sbctl(&[
+                "--bare",
+                &format!("--columns={column}"),
+                "find",
+                "Port_Binding",
+                &format!("logical_port={port}"),
+            ])
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    }
+
+    fn status(&self) -> Status {
+        wait::until("status.json", DEADLINE, || {
+            Status::read(&self.0.state_dir()).ok()
+        })
+    }
+
+    fn counter(&self, name: &str) -> u64 {
+        self.status().counters.get(name).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Ok(log) = std::fs::read_to_string(self.0.dir.join("ovnest.log")) {
+                eprintln!("--- ovnest.log ---\n{log}");
+            }
+        }
+        Lab::down(&self.0.dir);
+    }
+}
+
+const VM1: &str = "172.16.255.130";
+const VM5: &str = "172.16.255.132";
+const C51: &str = "172.16.255.133";
+const C52: &str = "172.16.255.134";
+
+#[test]
+fn seed_lab_end_to_end() {
+    if !require_root("seed_lab_end_to_end") || !require_tools("seed_lab_end_to_end", TOOLS) {
+        return;
+    }
+    let lab = TestLab::up("e2e");
+    let chassis = lab
+        .0
+        .sbctl(&["--bare", "--columns=_uuid", "find", "Chassis", "name=hv1"])
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(!chassis.is_empty(), "chassis hv1 registered");
+
+    // Every port claimed by hv1 and up, in the SB and in the NB.
+    for port in ["dmz-vm1", "dmz-vm2", "dmz-vm5", "dmz-c51", "dmz-c52"] {
+        assert_eq!(lab.sb_port(port, "chassis"), chassis, "{port} chassis");
+        assert_eq!(lab.sb_port(port, "up"), "true", "{port} up in SB");
+        let nb_up = lab
+            .0
+            .nbctl(&[
+                "--bare",
+                "--columns=up",
+                "find",
+                "Logical_Switch_Port",
+                &format!("name={port}"),
+            ])
+            .unwrap();
+        assert_eq!(nb_up.trim(), "true", "{port} up in NB");
+    }
+    lab.0
+        .nbctl(&["--wait=hv", "sync"])
+        .expect("--wait=hv returns");
+
+    // The seed's connectivity: containers, VMs, hairpin through vm5's VIF, parent <-> child.
+    lab.assert_pings("vm1", C51);
+    lab.assert_pings("vm1", C52);
+    lab.assert_pings("vm2", C51);
+    lab.assert_pings("c51", C52);
+    lab.assert_pings("vm5", C51);
+    lab.assert_pings("c52", VM5);
+
+    // A spoofed source MAC from c51 and a frame on an unused tag reach nobody, counted.
+    let spoof_before = lab.counter("drop_port_security");
+    lab.0
+        .exec(
+            "c51",
+            "ip",
+            &["link", "set", "eth0", "address", "02:00:00:00:00:66"],
+        )
+        .unwrap();
+    lab.0
+        .exec(
+            "c51",
+            "ip",
+            &[
+                "neigh",
+                "replace",
+                VM1,
+                "lladdr",
+                "02:ac:10:ff:01:30",
+                "dev",
+                "eth0",
+            ],
+        )
+        .unwrap();
+    assert!(!lab.ping("c51", VM1), "spoofed c51 reached vm1");
+    wait::until("spoofed frames counted", DEADLINE, || {
+        (lab.counter("drop_port_security") > spoof_before).then_some(())
+    });
+    lab.0
+        .exec(
+            "c51",
+            "ip",
+            &["link", "set", "eth0", "address", "02:ac:10:ff:01:33"],
+        )
+        .unwrap();
+    lab.assert_pings("c51", VM1);
+
+    let unknown_before = lab.counter("drop_unknown_tag");
+    lab.0.vm5_vsctl(&["set", "Port", "c52", "tag=99"]).unwrap();
+    assert!(!lab.ping("c52", VM1), "unused tag 99 reached vm1");
+    wait::until("unused tag counted", DEADLINE, || {
+        (lab.counter("drop_unknown_tag") > unknown_before).then_some(())
+    });
+
+    // Tag change in OVN: 52 -> 53. Traffic flows once the VM bridge uses 53 too.
+    lab.0
+        .nbctl(&[
+            "--wait=hv",
+            "set",
+            "Logical_Switch_Port",
+            "dmz-c52",
+            "tag=53",
+        ])
+        .unwrap();
+    lab.0.vm5_vsctl(&["set", "Port", "c52", "tag=52"]).unwrap();
+    lab.assert_no_ping("c52", VM1);
+    lab.0.vm5_vsctl(&["set", "Port", "c52", "tag=53"]).unwrap();
+    lab.assert_pings("c52", VM1);
+    assert_eq!(lab.sb_port("dmz-c52", "up"), "true");
+
+    // Reparent c52 under vm2: the row is re-created; hv1 claims it again under vm2, and
+    // vm5's tag 53 no longer means c52.
+    lab.0
+        .nbctl(&[
+            "--wait=hv",
+            "set",
+            "Logical_Switch_Port",
+            "dmz-c52",
+            "parent_name=dmz-vm2",
+        ])
+        .unwrap();
+    wait::until("c52 claimed under vm2", DEADLINE, || {
+        (lab.sb_port("dmz-c52", "parent_port") == "dmz-vm2"
+            && lab.sb_port("dmz-c52", "up") == "true")
+            .then_some(())
+    });
+    lab.assert_no_ping("c52", VM1);
+    lab.0
+        .nbctl(&[
+            "--wait=hv",
+            "set",
+            "Logical_Switch_Port",
+            "dmz-c52",
+            "parent_name=dmz-vm5",
+        ])
+        .unwrap();
+    lab.assert_pings("c52", VM1);
+
+    // A new child with tag_request=0: northd picks the tag, hv1 binds it.
+    lab.0
+        .nbctl(&[
+            "--wait=hv",
+            "lsp-add",
+            "dmz",
+            "dmz-c57",
+            "dmz-vm5",
+            "0",
+            "--",
+            "lsp-set-addresses",
+            "dmz-c57",
+            "02:ac:10:ff:01:57 172.16.255.157",
+        ])
+        .unwrap();
+    let tag = wait::until("dmz-c57 tag allocated and up", DEADLINE, || {
+        let tag: u16 = lab.sb_port("dmz-c57", "tag").parse().ok()?;
+        (lab.sb_port("dmz-c57", "up") == "true").then_some(tag)
+    });
+    assert!((1..=4095).contains(&tag));
+    let status = lab.status();
+    let vm5 = status
+        .ports
+        .iter()
+        .find(|p| p.logical_port == "dmz-vm5")
+        .expect("vm5 in status");
+    assert!(
+        vm5.children
+            .iter()
+            .any(|c| c.logical_port == "dmz-c57" && c.tag == Some(tag)),
+        "{vm5:?}"
+    );
+
+    // Delete c51: its traffic stops, c52 is unaffected.
+    lab.0.nbctl(&["--wait=hv", "lsp-del", "dmz-c51"]).unwrap();
+    lab.assert_no_ping("vm1", C51);
+    lab.assert_pings("c52", VM1);
+
+    // Clean exit releases the ports and removes the chassis.
+    assert!(lab.0.stop_agent());
+    wait::until("chassis removed", DEADLINE, || {
+        lab.0
+            .sbctl(&["--bare", "--columns=_uuid", "find", "Chassis", "name=hv1"])
+            .ok()
+            .filter(|o| o.trim().is_empty())
+    });
+    assert_eq!(lab.sb_port("dmz-c52", "chassis"), "");
+}
+
+#[test]
+fn forwarding_survives_the_southbound_going_away() {
+    if !require_root("forwarding_survives_the_southbound_going_away")
+        || !require_tools("headless", TOOLS)
+    {
+        return;
+    }
+    let lab = TestLab::up("hl");
+    lab.assert_pings("c51", VM1);
+    lab.0.stop_sb();
+    wait::until("agent notices", DEADLINE, || {
+        lab.status()
+            .southbound
+            .starts_with("disconnected")
+            .then_some(())
+    });
+    lab.assert_pings("c51", VM1);
+    lab.assert_pings("c52", C51);
+    // A change made while the SB is away is picked up after it returns.
+    lab.0.start_sb().unwrap();
+    wait::until("agent reconnects", DEADLINE, || {
+        lab.status()
+            .southbound
+            .starts_with("connected")
+            .then_some(())
+    });
+    lab.0.nbctl(&["--wait=hv", "lsp-del", "dmz-c52"]).unwrap();
+    lab.assert_no_ping("c52", VM1);
+    lab.assert_pings("c51", VM1);
+}
