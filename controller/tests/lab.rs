@@ -32,6 +32,7 @@ impl TestLab {
             dir,
             prefix,
             ovnest: Some(PathBuf::from(env!("CARGO_BIN_EXE_ovnest"))),
+            agent: ovnest::lab::AgentKind::Ovnest,
         };
         TestLab(Lab::up(&args).unwrap_or_else(|e| panic!("lab up: {e:#}")))
     }

@@ -48,6 +48,16 @@ pub struct LabArgs {
     /// The ovnest binary to run as the agent (default: this one).
     #[arg(long)]
     pub ovnest: Option<PathBuf>,
+    /// Which chassis agent runs the hypervisor: ovnest, or the peer it is measured
+    /// against (ovn-controller with a userspace-datapath ovs-vswitchd).
+    #[arg(long, value_enum, default_value = "ovnest")]
+    pub agent: AgentKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AgentKind {
+    Ovnest,
+    OvnController,
 }
 
 pub fn run(command: LabCommand) -> anyhow::Result<()> {
@@ -97,14 +107,19 @@ impl Lab {
         std::fs::create_dir_all(&args.dir)
             .with_context(|| format!("creating {}", args.dir.display()))?;
         let dir = std::fs::canonicalize(&args.dir)?;
-        let result = Lab::build(&dir, &args.prefix, args.ovnest.clone());
+        let result = Lab::build(&dir, &args.prefix, args.ovnest.clone(), args.agent);
         if result.is_err() {
             Lab::down(&dir);
         }
         result
     }
 
-    fn build(dir: &Path, prefix: &str, ovnest: Option<PathBuf>) -> anyhow::Result<Lab> {
+    fn build(
+        dir: &Path,
+        prefix: &str,
+        ovnest: Option<PathBuf>,
+        agent: AgentKind,
+    ) -> anyhow::Result<Lab> {
         std::fs::write(dir.join("prefix"), prefix)?;
         let (nb, sb) = central::start(dir)?;
         let hv_db = central::start_db(dir, "hv", central::VSWITCH_SCHEMA, &[])?;
@@ -119,9 +134,12 @@ impl Lab {
         };
         network::logical(&lab)?;
         network::namespaces(&lab)?;
-        network::hypervisor_db(&lab)?;
+        network::hypervisor_db(&lab, agent)?;
         network::vm5_bridge(&lab)?;
-        lab.start_agent(ovnest)?;
+        match agent {
+            AgentKind::Ovnest => lab.start_agent(ovnest)?,
+            AgentKind::OvnController => network::start_ovn_controller(&lab)?,
+        }
         std::fs::write(dir.join(STATE_FILE), lab.env())?;
         lab.wait_ready(Duration::from_secs(60))?;
         Ok(lab)
@@ -206,6 +224,12 @@ impl Lab {
         process::stop(&self.agent_pidfile(), Duration::from_secs(10))
     }
 
+    /// Pid of the hypervisor's agent (ovnest or ovn-controller), if running.
+    pub fn agent_pid(&self) -> Option<i32> {
+        process::alive(&self.agent_pidfile())
+            .or_else(|| process::alive(&self.dir.join("ovn-controller.pid")))
+    }
+
     /// Stops the SB ovsdb-server (its database file stays).
     pub fn stop_sb(&self) {
         process::stop(&self.dir.join("sb.pid"), Duration::from_secs(5));
@@ -280,6 +304,8 @@ impl Lab {
     pub fn down(dir: &Path) {
         let prefix = std::fs::read_to_string(dir.join("prefix")).unwrap_or_default();
         process::stop(&dir.join("ovnest.pid"), Duration::from_secs(10));
+        process::stop(&dir.join("ovn-controller.pid"), Duration::from_secs(10));
+        process::stop(&dir.join("hv-vswitchd.pid"), Duration::from_secs(5));
         process::stop(&dir.join("vm5-vswitchd.pid"), Duration::from_secs(5));
         central::stop(dir, &["vm5", "hv", "northd", "sb", "nb"]);
         network::remove_namespaces(&prefix);

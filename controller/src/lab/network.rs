@@ -208,10 +208,20 @@ fn run_in(lab: &Lab, ns: &str, program: &str, args: &[&str]) -> anyhow::Result<S
     process::run_in(&lab.ns(ns), program, args)
 }
 
+/// Starts an OVS/OVN daemon in namespace `ns` with its run directory (control sockets,
+/// OpenFlow management sockets) inside the lab directory, not /var/run.
+fn daemon_in(lab: &Lab, ns: &str, program: &str, args: &[&str]) -> anyhow::Result<String> {
+    let ovs = format!("OVS_RUNDIR={}", lab.dir.display());
+    let ovn = format!("OVN_RUNDIR={}", lab.dir.display());
+    let mut full = vec![ovs.as_str(), ovn.as_str(), program];
+    full.extend_from_slice(args);
+    run_in(lab, ns, "env", &full)
+}
+
 /// The hypervisor's Open_vSwitch DB as ovn-controller would find it: system-id,
 /// ovn-remote, encap, and each VIF's iface-id (the seed's `brint-brvm5` for vm5). No
 /// ovs-vswitchd: ovnest only reads this DB.
-pub fn hypervisor_db(lab: &Lab) -> anyhow::Result<()> {
+pub fn hypervisor_db(lab: &Lab, agent: super::AgentKind) -> anyhow::Result<()> {
     let db = format!("--db={}", lab.hv_db);
     let vsctl = |args: &[&str]| {
         let mut full = vec![db.as_str(), "--no-wait"];
@@ -229,7 +239,43 @@ pub fn hypervisor_db(lab: &Lab) -> anyhow::Result<()> {
         "external_ids:ovn-encap-type=geneve",
         "external_ids:ovn-encap-ip=127.0.0.1",
     ])?;
-    vsctl(&["add-br", "br-int"])?;
+    if agent == super::AgentKind::OvnController {
+        // The peer: ovn-controller programs a userspace-datapath br-int in ovs-vswitchd.
+        vsctl(&[
+            "set",
+            "Open_vSwitch",
+            ".",
+            "external_ids:ovn-bridge-datapath-type=netdev",
+        ])?;
+        vsctl(&[
+            "add-br",
+            "br-int",
+            "--",
+            "set",
+            "Bridge",
+            "br-int",
+            "datapath_type=netdev",
+            "fail-mode=secure",
+            "other-config:disable-in-band=true",
+        ])?;
+        let vswitchd = Daemon::new(&lab.dir, "hv-vswitchd");
+        daemon_in(
+            lab,
+            "hv",
+            "ovs-vswitchd",
+            &[
+                &lab.hv_db,
+                &vswitchd.pidfile_arg(),
+                &vswitchd.log_arg(),
+                &format!("--unixctl={}", lab.dir.join("hv-vswitchd.ctl").display()),
+                "--detach",
+                "--no-chdir",
+            ],
+        )
+        .context("starting ovs-vswitchd for the peer's br-int")?;
+    } else {
+        vsctl(&["add-br", "br-int"])?;
+    }
     for (iface, port) in [
         ("vm1", "dmz-vm1"),
         ("vm2", "dmz-vm2"),
@@ -262,7 +308,7 @@ pub fn vm5_bridge(lab: &Lab) -> anyhow::Result<()> {
     };
     run("ovs-vsctl", &[&db, "--no-wait", "init"])?;
     let vswitchd = Daemon::new(&lab.dir, "vm5-vswitchd");
-    run_in(
+    daemon_in(
         lab,
         "vm5",
         "ovs-vswitchd",
@@ -324,4 +370,24 @@ pub fn remove_namespaces(prefix: &str) {
     for name in NAMESPACES {
         let _ = run("ip", &["netns", "del", &format!("{prefix}{name}")]);
     }
+}
+
+/// Starts real ovn-controller on the hypervisor namespace (the benchmark peer).
+pub fn start_ovn_controller(lab: &Lab) -> anyhow::Result<()> {
+    let daemon = Daemon::new(&lab.dir, "ovn-controller");
+    // ovn-controller 23.03 has no --unixctl: its control socket goes to OVN_RUNDIR.
+    daemon_in(
+        lab,
+        "hv",
+        "ovn-controller",
+        &[
+            &lab.hv_db,
+            &daemon.pidfile_arg(),
+            &daemon.log_arg(),
+            "--detach",
+            "--no-chdir",
+        ],
+    )
+    .context("starting ovn-controller")?;
+    Ok(())
 }
