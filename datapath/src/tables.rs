@@ -229,7 +229,7 @@ pub struct MapDiff<K, V> {
 }
 
 impl<K: Ord + Copy, V: PartialEq + Copy> MapDiff<K, V> {
-    fn between(old: &BTreeMap<K, V>, new: &BTreeMap<K, V>) -> Self {
+    pub fn between(old: &BTreeMap<K, V>, new: &BTreeMap<K, V>) -> Self {
         let upsert = new
             .iter()
             .filter(|(k, v)| old.get(k) != Some(v))

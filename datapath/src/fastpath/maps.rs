@@ -1,17 +1,18 @@
 //! Writes a [`TableDiff`] into the program's maps.
 //!
-//! Order keeps every intermediate state safe for traffic: first the things keys point to
-//! (devices, ports), then the keys (VIF, child, MAC, ARP entries), then removals of keys,
-//! and last the ports and devices nothing points to any more.
+//! Order keeps every intermediate state safe for traffic: first the redirect targets
+//! (devices), then destinations (L2, ARP), then the entry points (VIF and child tables);
+//! removals go the other way round, devices last.
 
 use aya::{
     Ebpf,
     maps::{Array, DevMapHash, HashMap, MapData, XskMap},
 };
-use ovnest_common::{ArpKey, ArpTarget, ChildKey, MacKey, PortEntry, PortKey, XskSlot};
+use ovnest_common::{ArpKey, ArpTarget, ChildKey, EgressPort, IngressPort, MacKey, XskSlot};
 
 use super::FastPathError;
-use crate::tables::{MapDiff, TableDiff};
+use super::layout::KernelDiff;
+use crate::tables::MapDiff;
 
 fn hash_map<'a, K: aya::Pod, V: aya::Pod>(
     ebpf: &'a mut Ebpf,
@@ -57,7 +58,7 @@ fn devices(ebpf: &mut Ebpf) -> Result<DevMapHash<&mut MapData>, FastPathError> {
     DevMapHash::try_from(raw).map_err(|source| FastPathError::Map { map, source })
 }
 
-pub(super) fn apply(ebpf: &mut Ebpf, diff: &TableDiff) -> Result<(), FastPathError> {
+pub(super) fn apply(ebpf: &mut Ebpf, diff: &KernelDiff) -> Result<(), FastPathError> {
     {
         let mut devmap = devices(ebpf)?;
         for ifindex in &diff.devices_added {
@@ -69,17 +70,15 @@ pub(super) fn apply(ebpf: &mut Ebpf, diff: &TableDiff) -> Result<(), FastPathErr
                 })?;
         }
     }
-    upsert::<PortKey, PortEntry>(ebpf, "PORTS", &diff.ports)?;
-    upsert::<u32, PortKey>(ebpf, "VIFS", &diff.vifs)?;
-    upsert::<ChildKey, PortKey>(ebpf, "CHILDREN", &diff.children)?;
-    upsert::<MacKey, PortKey>(ebpf, "MACS", &diff.macs)?;
+    upsert::<MacKey, EgressPort>(ebpf, "MACS", &diff.macs)?;
     upsert::<ArpKey, ArpTarget>(ebpf, "ARP_TARGETS", &diff.arp_targets)?;
+    upsert::<u32, IngressPort>(ebpf, "VIFS", &diff.vifs)?;
+    upsert::<ChildKey, IngressPort>(ebpf, "CHILDREN", &diff.children)?;
 
-    remove::<u32, PortKey>(ebpf, "VIFS", &diff.vifs)?;
-    remove::<ChildKey, PortKey>(ebpf, "CHILDREN", &diff.children)?;
-    remove::<MacKey, PortKey>(ebpf, "MACS", &diff.macs)?;
+    remove::<u32, IngressPort>(ebpf, "VIFS", &diff.vifs)?;
+    remove::<ChildKey, IngressPort>(ebpf, "CHILDREN", &diff.children)?;
+    remove::<MacKey, EgressPort>(ebpf, "MACS", &diff.macs)?;
     remove::<ArpKey, ArpTarget>(ebpf, "ARP_TARGETS", &diff.arp_targets)?;
-    remove::<PortKey, PortEntry>(ebpf, "PORTS", &diff.ports)?;
     let mut devmap = devices(ebpf)?;
     for ifindex in &diff.devices_removed {
         match devmap.remove(*ifindex) {

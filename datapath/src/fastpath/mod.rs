@@ -5,6 +5,7 @@
 //! reload: traffic of untouched ports never sees a gap).
 
 mod counters;
+pub mod layout;
 mod maps;
 mod object;
 
@@ -19,6 +20,7 @@ use aya::{
 pub use counters::Counters;
 use log::warn;
 
+use self::layout::KernelTables;
 use crate::tables::{TableDiff, TableSet};
 
 const PROGRAM: &str = "vif_ingress";
@@ -73,6 +75,7 @@ pub struct FastPath {
     ebpf: Ebpf,
     links: BTreeMap<u32, (XdpLinkId, AttachMode)>,
     installed: TableSet,
+    installed_kernel: KernelTables,
 }
 
 impl FastPath {
@@ -88,6 +91,7 @@ impl FastPath {
             ebpf,
             links: BTreeMap::new(),
             installed: TableSet::default(),
+            installed_kernel: KernelTables::default(),
         })
     }
 
@@ -160,13 +164,15 @@ impl FastPath {
     }
 
     /// Makes the maps hold `desired`, writing only what differs from what is installed.
-    /// On error the installed view is left as the last fully applied state, so the next
-    /// call retries the rest.
+    /// Returns the logical difference. On error the installed view stays the last fully
+    /// applied state, so the next call retries the rest.
     pub fn apply(&mut self, desired: &TableSet) -> Result<TableDiff, FastPathError> {
         let diff = self.installed.diff(desired);
         if !diff.is_empty() {
-            maps::apply(&mut self.ebpf, &diff)?;
+            let kernel = KernelTables::of(desired);
+            maps::apply(&mut self.ebpf, &self.installed_kernel.diff(&kernel))?;
             self.installed = desired.clone();
+            self.installed_kernel = kernel;
         }
         Ok(diff)
     }

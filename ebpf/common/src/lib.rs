@@ -9,5 +9,7 @@ pub mod maps;
 pub mod meta;
 
 pub use counters::{Counter, PortStats};
-pub use maps::{ArpKey, ArpTarget, ChildKey, MacKey, PortEntry, PortKey, XskSlot};
+pub use maps::{
+    ArpKey, ArpTarget, ChildKey, EgressPort, IngressPort, MacKey, PortEntry, PortKey, XskSlot,
+};
 pub use meta::XdpMeta;

@@ -128,6 +128,48 @@ impl PortEntry {
     }
 }
 
+/// Value of the VIF and child tables: the classified port with everything ingress needs,
+/// so classification is one lookup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct IngressPort {
+    pub key: PortKey,
+    pub port: PortEntry,
+}
+const _: () = assert!(size_of::<IngressPort>() == 48);
+
+/// Value of the L2 table: the destination port with everything egress needs, so the
+/// forwarding decision is one lookup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct EgressPort {
+    pub key: PortKey,
+    pub stats_slot: u32,
+    pub egress_ifindex: u32,
+    pub tag: u16,
+    pub flags: u16,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<EgressPort>() == 24);
+
+impl EgressPort {
+    pub fn of(key: PortKey, port: &PortEntry) -> EgressPort {
+        EgressPort {
+            key,
+            stats_slot: port.stats_slot,
+            egress_ifindex: port.egress_ifindex,
+            tag: port.tag,
+            flags: port.flags,
+            _pad: 0,
+        }
+    }
+
+    #[inline(always)]
+    pub fn is_local(&self) -> bool {
+        self.flags & PORT_LOCAL != 0
+    }
+}
+
 /// Value of the `XSK_SLOTS` map: the XSKMAP index of an interface's queue 0. Queue `q`
 /// of that interface uses `base + q`.
 #[repr(C)]
@@ -168,6 +210,10 @@ mod pod {
     unsafe impl aya::Pod for super::PortEntry {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::XskSlot {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::IngressPort {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::EgressPort {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::super::PortStats {}
 }

@@ -17,12 +17,13 @@ mod vlan;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use ovnest_common::{
-    ArpKey, ChildKey, Counter, MacKey, PortEntry, PortKey, XdpMeta, meta::XDP_META_MAGIC,
+    ArpKey, ChildKey, Counter, IngressPort, MacKey, PortEntry, PortKey, XdpMeta,
+    meta::XDP_META_MAGIC,
 };
 
 use crate::{
     frame::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, EthHdr, VlanHdr, is_multicast, ptr_at},
-    maps::{ARP_TARGETS, CHILDREN, DEVICES, MACS, PORTS, VIFS, XSK_SLOTS, XSKS},
+    maps::{ARP_TARGETS, CHILDREN, DEVICES, MACS, VIFS, XSK_SLOTS, XSKS},
 };
 
 #[xdp]
@@ -76,7 +77,7 @@ fn classify(ctx: &XdpContext) -> Result<Ingress, Counter> {
     // SAFETY: ptr_at checked bounds for the whole header.
     let (src, ethertype) = unsafe { ((*eth).src, u16::from_be_bytes((*eth).ethertype)) };
 
-    let (key, vid) = match ethertype {
+    let (found, vid) = match ethertype {
         ETH_P_8021Q => {
             let tag: *const VlanHdr = ptr_at(ctx, EthHdr::LEN).ok_or(Counter::DropTruncated)?;
             // SAFETY: bounds checked by ptr_at.
@@ -93,28 +94,23 @@ fn classify(ctx: &XdpContext) -> Result<Ingress, Counter> {
                 return Err(Counter::DropDoubleTag);
             }
             let child = ChildKey::new(ifindex, vid);
-            // SAFETY: map values are plain data updated atomically per entry by userspace;
-            // we copy the value out immediately.
-            let key = unsafe { CHILDREN.get(&child) }
+            // SAFETY: map values are plain data written whole by userspace; copied out at
+            // once and never written here.
+            let found = unsafe { CHILDREN.get(&child) }
                 .copied()
                 .ok_or(Counter::DropUnknownTag)?;
-            (key, vid)
+            (found, vid)
         }
         ETH_P_8021AD => return Err(Counter::DropQinQ),
         _ => {
             // SAFETY: as above, copied out at once.
-            let key = unsafe { VIFS.get(&ifindex) }
+            let found = unsafe { VIFS.get(&ifindex) }
                 .copied()
                 .ok_or(Counter::DropUnknownVif)?;
-            (key, 0)
+            (found, 0)
         }
     };
-    // SAFETY: as above, copied out at once.
-    let port = unsafe { PORTS.get(&key) }.copied().ok_or(if vid != 0 {
-        Counter::DropUnknownTag
-    } else {
-        Counter::DropUnknownVif
-    })?;
+    let IngressPort { key, port } = found;
     // rx counts every frame classified to the port; `drops` is the subset dropped.
     stats::port_rx(&port, (ctx.data_end() - ctx.data()) as u64);
     if is_multicast(&src) {
@@ -162,7 +158,10 @@ fn answer_arp(
     }
     arp::rewrite_reply(ctx, l3_offset, &src, &target.mac, &tpa).ok_or(Counter::DropTruncated)?;
     let action = send_back(ingress.ifindex)?;
-    stats::port_tx(&ingress.port, (ctx.data_end() - ctx.data()) as u64);
+    stats::port_tx(
+        ingress.port.stats_slot,
+        (ctx.data_end() - ctx.data()) as u64,
+    );
     stats::count(Counter::ArpReplied);
     Ok(Some(action))
 }
@@ -175,24 +174,20 @@ fn forward_known_unicast(
 ) -> Result<Option<u32>, Counter> {
     let mac_key = MacKey::new(ingress.key.datapath, *dst);
     // SAFETY: copied out at once.
-    let Some(out_key) = (unsafe { MACS.get(&mac_key) }).copied() else {
+    let Some(out) = (unsafe { MACS.get(&mac_key) }).copied() else {
         return Ok(None);
     };
-    if out_key == ingress.key {
+    if out.key == ingress.key {
         stats::port_drop(&ingress.port);
         return Err(Counter::DropLoop);
     }
-    // SAFETY: copied out at once.
-    let Some(out) = (unsafe { PORTS.get(&out_key) }).copied() else {
-        return Ok(None);
-    };
     if !out.is_local() {
         return Ok(None);
     }
     vlan::retag(ctx, ingress.vid, out.tag).ok_or(Counter::DropRewrite)?;
     let len = (ctx.data_end() - ctx.data()) as u64;
     let action = send_back(out.egress_ifindex)?;
-    stats::port_tx(&out, len);
+    stats::port_tx(out.stats_slot, len);
     stats::count(if out.egress_ifindex == ingress.ifindex {
         Counter::Hairpinned
     } else {

@@ -1,29 +1,29 @@
-//! The fast path's tables. Userspace (ovnest-datapath's `fastpath::Tables`) is the only
-//! writer; every value is copied out on lookup so a concurrent update is never torn.
+//! The fast path's tables. Userspace (ovnest-datapath's `fastpath`) is the only writer.
+//! Values are denormalised so a frame costs two hash lookups: its ingress port (VIF or
+//! child table) and, for unicast, its destination (L2 table). Values are copied out on
+//! lookup and never written from here.
 
 use aya_ebpf::{
     macros::map,
     maps::{Array, DevMapHash, HashMap, PerCpuArray, XskMap},
 };
 use ovnest_common::{
-    ArpKey, ArpTarget, ChildKey, MacKey, PortEntry, PortKey, PortStats, XskSlot, maps::capacity,
+    ArpKey, ArpTarget, ChildKey, EgressPort, IngressPort, MacKey, PortStats, XskSlot,
+    maps::capacity,
 };
 
 /// VIF table: ifindex of a bound VIF → the VM's own logical port.
 #[map]
-pub static VIFS: HashMap<u32, PortKey> = HashMap::with_max_entries(capacity::VIFS, 0);
+pub static VIFS: HashMap<u32, IngressPort> = HashMap::with_max_entries(capacity::VIFS, 0);
 
 /// Child table: (parent ifindex, vid) → container logical port.
 #[map]
-pub static CHILDREN: HashMap<ChildKey, PortKey> = HashMap::with_max_entries(capacity::CHILDREN, 0);
-
-/// Port table: port security, where the port is reached, its counter slot.
-#[map]
-pub static PORTS: HashMap<PortKey, PortEntry> = HashMap::with_max_entries(capacity::PORTS, 0);
+pub static CHILDREN: HashMap<ChildKey, IngressPort> =
+    HashMap::with_max_entries(capacity::CHILDREN, 0);
 
 /// L2 table: (datapath, MAC) → logical port.
 #[map]
-pub static MACS: HashMap<MacKey, PortKey> = HashMap::with_max_entries(capacity::MACS, 0);
+pub static MACS: HashMap<MacKey, EgressPort> = HashMap::with_max_entries(capacity::MACS, 0);
 
 /// ARP responder: (datapath, IPv4) → owning port and its MAC.
 #[map]

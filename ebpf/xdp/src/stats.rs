@@ -24,8 +24,8 @@ pub fn port_rx(port: &PortEntry, bytes: u64) {
 }
 
 #[inline(always)]
-pub fn port_tx(port: &PortEntry, bytes: u64) {
-    if let Some(stats) = PORT_STATS.get_ptr_mut(port.stats_slot) {
+pub fn port_tx(stats_slot: u32, bytes: u64) {
+    if let Some(stats) = PORT_STATS.get_ptr_mut(stats_slot) {
         // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
         unsafe {
             (*stats).tx_packets += 1;
