@@ -14,6 +14,8 @@ pub mod desired;
 pub mod local_ovs;
 mod metrics;
 pub mod status;
+#[cfg(test)]
+mod tests;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
