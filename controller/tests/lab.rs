@@ -82,11 +82,10 @@ impl TestLab {
 
 impl Drop for TestLab {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            if let Ok(log) = std::fs::read_to_string(self.0.dir.join("ovnest.log")) {
+        if std::thread::panicking()
+            && let Ok(log) = std::fs::read_to_string(self.0.dir.join("ovnest.log")) {
                 eprintln!("--- ovnest.log ---\n{log}");
             }
-        }
         Lab::down(&self.0.dir);
     }
 }

@@ -194,7 +194,7 @@ impl PacketSocket {
                 Err(err)
             };
         }
-        if from.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+        if from.sll_pkttype == libc::PACKET_OUTGOING {
             return Ok(None);
         }
         buf.truncate(n as usize);

@@ -119,11 +119,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
 
     info!("shutting down");
-    if let (Some((_, sb, _)), Some(effective)) = (&southbound, agent.effective.clone()) {
-        if !flags.keep_on_exit {
+    if let (Some((_, sb, _)), Some(effective)) = (&southbound, agent.effective.clone())
+        && !flags.keep_on_exit {
             agent.cleanup(&effective, sb).await;
         }
-    }
     Ok(())
 }
 
@@ -273,8 +272,8 @@ impl Agent {
 
         // Tell the SB what is done.
         let mut nb_cfg_acked = snapshot.chassis_private(&spec.name).map_or(0, |p| p.nb_cfg);
-        if snapshot.is_synced() && programmed_ok {
-            if let Some(chassis) = snapshot.chassis(&spec.name) {
+        if snapshot.is_synced() && programmed_ok
+            && let Some(chassis) = snapshot.chassis(&spec.name) {
                 let programmed: BTreeSet<String> = self
                     .plan
                     .bound
@@ -294,8 +293,8 @@ impl Agent {
                 );
                 self.transact(sb, "port claims", ops).await;
                 let target = snapshot.sb_global().map_or(0, |g| g.nb_cfg);
-                if let Some(private) = snapshot.chassis_private(&spec.name) {
-                    if private.nb_cfg != target {
+                if let Some(private) = snapshot.chassis_private(&spec.name)
+                    && private.nb_cfg != target {
                         let now_ms = SystemTime::now()
                             .duration_since(UNIX_EPOCH)
                             .map_or(0, |d| d.as_millis() as i64);
@@ -310,17 +309,14 @@ impl Agent {
                             nb_cfg_acked = target;
                         }
                     }
-                }
             }
-        }
 
         self.status =
             self.build_status(effective, sb, &snapshot, missing, &conflicts, nb_cfg_acked);
-        if let Some(flags) = &self.flags {
-            if let Err(e) = self.status.write(&flags.state_dir) {
+        if let Some(flags) = &self.flags
+            && let Err(e) = self.status.write(&flags.state_dir) {
                 self.log_once(format!("writing {}: {e}", flags.state_dir.display()));
             }
-        }
     }
 
     fn build_status(

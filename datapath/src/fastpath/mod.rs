@@ -261,8 +261,8 @@ impl FastPath {
 fn xdp_md(ifindex: u32, len: usize) -> [u8; 24] {
     let fields = [0u32, len as u32, 0, ifindex, 0, 0]; // data, data_end, data_meta, ingress, rxq, egress
     let mut ctx = [0u8; 24];
-    for (chunk, field) in ctx.chunks_exact_mut(4).zip(fields) {
-        chunk.copy_from_slice(&field.to_ne_bytes());
+    for (chunk, field) in ctx.as_chunks_mut::<4>().0.iter_mut().zip(fields) {
+        *chunk = field.to_ne_bytes();
     }
     ctx
 }

@@ -20,7 +20,7 @@ pub struct XdpMeta {
     pub _pad: u16,
 }
 const _: () = assert!(size_of::<XdpMeta>() == 16);
-const _: () = assert!(size_of::<XdpMeta>() % 4 == 0);
+const _: () = assert!(size_of::<XdpMeta>().is_multiple_of(4));
 
 #[cfg(feature = "user")]
 // SAFETY: #[repr(C)] plain data with explicit padding; every bit pattern is valid.

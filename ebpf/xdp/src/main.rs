@@ -10,6 +10,7 @@
 
 mod arp;
 mod baseline;
+mod bench;
 mod frame;
 mod maps;
 mod stats;
@@ -62,11 +63,10 @@ fn try_vif_ingress(ctx: &XdpContext) -> Result<u32, Counter> {
     if let Some(action) = answer_arp(ctx, &ingress, l3_offset)? {
         return Ok(action);
     }
-    if !is_multicast(&dst) {
-        if let Some(action) = forward_known_unicast(ctx, &ingress, &dst)? {
+    if !is_multicast(&dst)
+        && let Some(action) = forward_known_unicast(ctx, &ingress, &dst)? {
             return Ok(action);
         }
-    }
     to_userspace(ctx, &ingress)
 }
 
@@ -217,17 +217,18 @@ fn to_userspace(ctx: &XdpContext, ingress: &Ingress) -> Result<u32, Counter> {
     if queue >= slot.n_queues {
         return Err(Counter::DropNoUserspace);
     }
-    vlan::retag(ctx, ingress.vid, 0).ok_or(Counter::DropRewrite)?;
-    // Metadata is an optimisation: without room for it userspace classifies again.
-    let _ = frame::write_meta(
-        ctx,
-        XdpMeta {
-            magic: XDP_META_MAGIC,
-            ingress: ingress.key,
-            vid: ingress.vid,
-            _pad: 0,
-        },
-    );
+    // With the classification in metadata the frame goes up untagged; without room for
+    // metadata it keeps its tag, so userspace classifies it again instead of taking a
+    // container's frame for its parent's (adjust_head moves the metadata along).
+    let meta = XdpMeta {
+        magic: XDP_META_MAGIC,
+        ingress: ingress.key,
+        vid: ingress.vid,
+        _pad: 0,
+    };
+    if frame::write_meta(ctx, meta).is_some() {
+        vlan::retag(ctx, ingress.vid, 0).ok_or(Counter::DropRewrite)?;
+    }
     match XSKS.redirect(slot.base + queue, 0) {
         Ok(action) => {
             stats::count(Counter::ToUserspace);

@@ -55,3 +55,7 @@ pub static PORT_STATS: PerCpuArray<PortStats> =
 /// The baseline program's single egress ifindex (benchmarks only).
 #[map]
 pub static BASELINE_EGRESS: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Frames counted by `bench_sink` (benchmarks only).
+#[map]
+pub static BENCH_RECEIVED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);

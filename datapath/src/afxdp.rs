@@ -1,1 +1,0 @@
-//! AF_XDP sockets and the poll loop that feeds the pipeline.

@@ -1,1 +1,0 @@
-//! The userspace datapath pipeline: same semantics as the XDP fast path, plus flooding.

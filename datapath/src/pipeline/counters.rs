@@ -1,0 +1,255 @@
+//! Per-thread counters, folded into a shared view now and then.
+//!
+//! Every frame that enters the pipeline ends in exactly one [`Verdict`]: the XDP program's
+//! [`Counter`]s plus the outcomes only userspace has (flooding, services). A poll thread
+//! counts into its own [`LocalCounters`] (plain adds, no atomics) and folds them into the
+//! [`SharedCounters`] during housekeeping; readers see totals a fold interval late.
+
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use ovnest_common::{Counter, PortStats, maps::capacity};
+
+/// How one frame ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Same meaning as in the XDP program.
+    Fast(Counter),
+    /// Broadcast, multicast or unknown unicast copied to the switch's other ports (maybe
+    /// none).
+    Flooded,
+    /// A service (DHCP, …) answered or consumed it.
+    Serviced,
+    /// Drop: the egress interface's transmit batch was full.
+    DropTxFull,
+}
+
+impl Verdict {
+    pub const COUNT: usize = Counter::COUNT as usize + 3;
+
+    #[inline(always)]
+    pub const fn index(self) -> usize {
+        match self {
+            Verdict::Fast(c) => c as usize,
+            Verdict::Flooded => Counter::COUNT as usize,
+            Verdict::Serviced => Counter::COUNT as usize + 1,
+            Verdict::DropTxFull => Counter::COUNT as usize + 2,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Verdict::Fast(c) => c.name(),
+            Verdict::Flooded => "flooded",
+            Verdict::Serviced => "serviced",
+            Verdict::DropTxFull => "drop_tx_full",
+        }
+    }
+
+    /// All verdicts in index order.
+    pub fn all() -> impl Iterator<Item = Verdict> {
+        Counter::ALL.into_iter().map(Verdict::Fast).chain([
+            Verdict::Flooded,
+            Verdict::Serviced,
+            Verdict::DropTxFull,
+        ])
+    }
+}
+
+/// Flood copy outcomes (a flooded frame counts once as [`Verdict::Flooded`]; its copies
+/// count here).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FloodStats {
+    /// Copies handed to an egress batch (the original buffer counts as one).
+    pub copies: u64,
+    /// Copies not made: no free UMEM chunk, or the egress batch was full.
+    pub dropped: u64,
+}
+
+/// A port's counters and the fold epoch it was last listed in: one compare per update
+/// decides whether the slot joins the dirty list.
+#[derive(Clone, Copy, Debug, Default)]
+struct PortSlot {
+    stats: PortStats,
+    epoch: u64,
+}
+
+/// One poll thread's counters.
+pub struct LocalCounters {
+    verdicts: [u64; Verdict::COUNT],
+    /// Indexed by `stats_slot`.
+    ports: Vec<PortSlot>,
+    /// Slots touched since the last fold, so folding does not scan every slot.
+    dirty: Vec<u32>,
+    /// Bumped by every fold; a slot whose epoch differs is not yet in `dirty`.
+    epoch: u64,
+    pub flood: FloodStats,
+}
+
+impl core::fmt::Debug for LocalCounters {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let nonzero: Vec<(&str, u64)> = Verdict::all()
+            .map(|v| (v.name(), self.get(v)))
+            .filter(|(_, n)| *n != 0)
+            .collect();
+        f.debug_struct("LocalCounters")
+            .field("verdicts", &nonzero)
+            .field("flood", &self.flood)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for LocalCounters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LocalCounters {
+    pub fn new() -> Self {
+        LocalCounters {
+            verdicts: [0; Verdict::COUNT],
+            ports: vec![PortSlot::default(); capacity::STATS_SLOTS as usize],
+            dirty: Vec::with_capacity(capacity::STATS_SLOTS as usize),
+            epoch: 1,
+            flood: FloodStats::default(),
+        }
+    }
+
+    #[inline(always)]
+    pub fn count(&mut self, verdict: Verdict) {
+        if let Some(c) = self.verdicts.get_mut(verdict.index()) {
+            *c += 1;
+        }
+    }
+
+    pub fn get(&self, verdict: Verdict) -> u64 {
+        self.verdicts.get(verdict.index()).copied().unwrap_or(0)
+    }
+
+    /// Sum over every verdict: the number of frames processed since the last fold.
+    pub fn frames(&self) -> u64 {
+        self.verdicts.iter().sum()
+    }
+
+    #[inline(always)]
+    fn port(&mut self, slot: u32) -> Option<&mut PortStats> {
+        let entry = self.ports.get_mut(slot as usize)?;
+        if entry.epoch != self.epoch {
+            entry.epoch = self.epoch;
+            // Each slot joins once per epoch, so this stays within the reservation.
+            if self.dirty.len() < self.dirty.capacity() {
+                self.dirty.push(slot);
+            }
+        }
+        Some(&mut entry.stats)
+    }
+
+    #[inline(always)]
+    pub fn port_rx(&mut self, slot: u32, bytes: u32) {
+        if let Some(s) = self.port(slot) {
+            s.rx_packets += 1;
+            s.rx_bytes += bytes as u64;
+        }
+    }
+
+    #[inline(always)]
+    pub fn port_tx(&mut self, slot: u32, bytes: u32) {
+        if let Some(s) = self.port(slot) {
+            s.tx_packets += 1;
+            s.tx_bytes += bytes as u64;
+        }
+    }
+
+    #[inline(always)]
+    pub fn port_drop(&mut self, slot: u32) {
+        if let Some(s) = self.port(slot) {
+            s.drops += 1;
+        }
+    }
+
+    /// This thread's traffic of `slot` since the last fold.
+    pub fn port_stats(&self, slot: u32) -> PortStats {
+        self.ports
+            .get(slot as usize)
+            .map(|p| p.stats)
+            .unwrap_or_default()
+    }
+
+    /// Adds everything into `shared` and starts again from zero.
+    pub fn fold_into(&mut self, shared: &SharedCounters) {
+        for (total, local) in shared.verdicts.iter().zip(self.verdicts.iter_mut()) {
+            total.fetch_add(core::mem::take(local), Relaxed);
+        }
+        for slot in self.dirty.drain(..) {
+            let (Some(local), Some(total)) = (
+                self.ports.get_mut(slot as usize),
+                shared.ports.get(slot as usize),
+            ) else {
+                continue;
+            };
+            let local = core::mem::take(&mut local.stats);
+            total[0].fetch_add(local.rx_packets, Relaxed);
+            total[1].fetch_add(local.rx_bytes, Relaxed);
+            total[2].fetch_add(local.tx_packets, Relaxed);
+            total[3].fetch_add(local.tx_bytes, Relaxed);
+            total[4].fetch_add(local.drops, Relaxed);
+        }
+        self.epoch += 1;
+        let flood = core::mem::take(&mut self.flood);
+        shared.flood_copies.fetch_add(flood.copies, Relaxed);
+        shared.flood_dropped.fetch_add(flood.dropped, Relaxed);
+    }
+}
+
+/// Totals over all poll threads, readable at any time.
+pub struct SharedCounters {
+    verdicts: [AtomicU64; Verdict::COUNT],
+    ports: Box<[[AtomicU64; 5]]>,
+    flood_copies: AtomicU64,
+    flood_dropped: AtomicU64,
+}
+
+impl Default for SharedCounters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SharedCounters {
+    pub fn new() -> Self {
+        SharedCounters {
+            verdicts: core::array::from_fn(|_| AtomicU64::new(0)),
+            ports: (0..capacity::STATS_SLOTS)
+                .map(|_| core::array::from_fn(|_| AtomicU64::new(0)))
+                .collect(),
+            flood_copies: AtomicU64::new(0),
+            flood_dropped: AtomicU64::new(0),
+        }
+    }
+
+    pub fn get(&self, verdict: Verdict) -> u64 {
+        self.verdicts
+            .get(verdict.index())
+            .map_or(0, |c| c.load(Relaxed))
+    }
+
+    pub fn port_stats(&self, slot: u32) -> PortStats {
+        let Some(p) = self.ports.get(slot as usize) else {
+            return PortStats::default();
+        };
+        PortStats {
+            rx_packets: p[0].load(Relaxed),
+            rx_bytes: p[1].load(Relaxed),
+            tx_packets: p[2].load(Relaxed),
+            tx_bytes: p[3].load(Relaxed),
+            drops: p[4].load(Relaxed),
+        }
+    }
+
+    pub fn flood(&self) -> FloodStats {
+        FloodStats {
+            copies: self.flood_copies.load(Relaxed),
+            dropped: self.flood_dropped.load(Relaxed),
+        }
+    }
+}
