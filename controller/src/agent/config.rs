@@ -14,7 +14,7 @@ pub const DEFAULT_OVS_DB: &str = "unix:/var/run/openvswitch/db.sock";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DatapathMode {
-    /// Known unicast, ARP and tags in XDP; the rest through AF_XDP when available.
+    /// Everything in XDP; what XDP cannot finish (flooding) is dropped and counted.
     Xdp,
     /// Every frame through the userspace AF_XDP datapath.
     Afxdp,
@@ -51,6 +51,9 @@ pub struct RunArgs {
     pub binds: Vec<String>,
     #[arg(long, value_enum, default_value = "xdp")]
     pub datapath: DatapathMode,
+    /// AF_XDP poll threads (one per core; thread q serves queue q of every VIF).
+    #[arg(long, default_value = "1")]
+    pub cores: u32,
     /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9476.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
@@ -79,6 +82,7 @@ pub struct Flags {
     /// Interface → logical port.
     pub binds: BTreeMap<String, String>,
     pub datapath: DatapathMode,
+    pub cores: u32,
     pub metrics: Option<SocketAddr>,
     pub state_dir: PathBuf,
     pub resync: Duration,
@@ -129,6 +133,9 @@ impl Flags {
                  --chassis NAME --ovn-remote REMOTES --encap-ip IP and --bind IFACE=LOGICAL_PORT"
             );
         }
+        if args.cores == 0 || args.cores > 256 {
+            bail!("--cores {}: expected 1..=256", args.cores);
+        }
         if args.resync == 0 {
             bail!("--resync must be at least 1 second");
         }
@@ -140,6 +147,7 @@ impl Flags {
             encap_type: args.encap_type.clone(),
             binds,
             datapath: args.datapath,
+            cores: args.cores,
             metrics: args.metrics,
             state_dir: args.state_dir.clone(),
             resync: Duration::from_secs(args.resync),

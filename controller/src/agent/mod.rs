@@ -14,6 +14,7 @@ pub mod desired;
 pub mod local_ovs;
 mod metrics;
 pub mod status;
+mod userspace;
 #[cfg(test)]
 mod tests;
 
@@ -49,15 +50,15 @@ const INTERFACE_POLL: Duration = Duration::from_secs(1);
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let flags = Flags::check(&args)?;
-    if flags.datapath != DatapathMode::Xdp {
-        anyhow::bail!(
-            "--datapath {:?}: not available in this build yet; use --datapath xdp",
-            flags.datapath
-        );
-    }
-    let fast_path = FastPath::load().context(
+    let fast_path = FastPath::load_with(flags.datapath == DatapathMode::Afxdp).context(
         "loading the XDP program (ovnest needs root, or CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON)",
     )?;
+    let userspace = (flags.datapath != DatapathMode::Xdp).then(|| {
+        userspace::Userspace::new(ovnest_datapath::afxdp::AfXdpConfig {
+            cores: flags.cores,
+            ..Default::default()
+        })
+    });
     let local = flags.ovs_db.clone().map(local_ovs::start);
     let mut local_rx = local.as_ref().map(|(_, rx)| rx.clone());
     let (metrics_tx, metrics_rx) = watch::channel(String::new());
@@ -70,6 +71,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut agent = Agent {
         flags: Some(flags.clone()),
         fast_path: Some(fast_path),
+        userspace,
         ..Agent::default()
     };
     let mut southbound: Option<(String, Southbound, watch::Receiver<Arc<Snapshot>>)> = None;
@@ -130,6 +132,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 struct Agent {
     flags: Option<Flags>,
     fast_path: Option<FastPath>,
+    /// The AF_XDP datapath (`--datapath hybrid|afxdp`).
+    userspace: Option<userspace::Userspace>,
     effective: Option<Effective>,
     /// The plan and the snapshot it came from: kept while the SB is away (headless).
     plan: Plan,
@@ -269,6 +273,13 @@ impl Agent {
                 }
             }
         }
+        if let Some(userspace) = self.userspace.as_mut() {
+            userspace.publish(&ports);
+            let serving: BTreeSet<u32> = self.attached.keys().copied().collect();
+            if let Err(e) = userspace.serve(&serving, fast_path) {
+                error!("AF_XDP datapath: {e} (retrying)");
+            }
+        }
 
         // Tell the SB what is done.
         let mut nb_cfg_acked = snapshot.chassis_private(&spec.name).map_or(0, |p| p.nb_cfg);
@@ -332,11 +343,13 @@ impl Agent {
         let fast_path = self.fast_path.as_ref();
         let port_status = |b: &bindings::Bound| {
             let pb = &b.port;
-            let stats = self
-                .slots
-                .slot(&pb.logical_port)
+            let slot = self.slots.slot(&pb.logical_port);
+            let mut stats = slot
                 .and_then(|slot| fast_path.and_then(|f| f.port_stats(slot).ok()))
                 .unwrap_or_default();
+            if let (Some(slot), Some(userspace)) = (slot, &self.userspace) {
+                stats.add(&userspace.counters.port_stats(slot));
+            }
             let interface = match b.role {
                 Role::Vif { ifindex } => self.attached.get(&ifindex).cloned(),
                 Role::Child { .. } => None,
@@ -381,10 +394,15 @@ impl Agent {
                 p.children.push(port_status(child));
             }
         }
-        let counters = fast_path
+        let mut counters: BTreeMap<String, u64> = fast_path
             .and_then(|f| f.counters().ok())
             .map(|c| c.iter().map(|(k, v)| (k.name().to_owned(), v)).collect())
             .unwrap_or_default();
+        if let Some(userspace) = &self.userspace {
+            for verdict in ovnest_datapath::pipeline::Verdict::all() {
+                counters.insert(format!("userspace_{}", verdict.name()), userspace.counters.get(verdict));
+            }
+        }
         let southbound = match &*sb.client().state().borrow() {
             ConnectionState::Monitoring { remote, .. } => format!("connected to {remote}"),
             ConnectionState::Connected { remote } => {
@@ -397,7 +415,10 @@ impl Agent {
             southbound,
             synced: snapshot.is_synced(),
             nb_cfg,
-            datapath: "xdp".into(),
+            datapath: self
+                .flags
+                .as_ref()
+                .map_or("xdp".into(), |f| format!("{:?}", f.datapath).to_lowercase()),
             ports,
             odd_states: self.plan.odd.iter().cloned().collect::<Vec<OddState>>(),
             conflicts: conflicts.iter().map(|c| format!("{c:?}")).collect(),

@@ -97,12 +97,24 @@ mod tests {
         let u: Uuid = s.parse().unwrap();
         assert_eq!(u.to_string(), s);
         assert!(!u.is_zero());
-        assert!("00000000-0000-0000-0000-000000000000".parse::<Uuid>().unwrap().is_zero());
+        assert!(
+            "00000000-0000-0000-0000-000000000000"
+                .parse::<Uuid>()
+                .unwrap()
+                .is_zero()
+        );
     }
 
     #[test]
     fn rejects_malformed() {
-        for s in ["", "31f08edb", "31f08edb-c664-4990-9370-c6e10f844b2dx", "31f08edbxc664-4990-9370-c6e10f844b2d", "g1f08edb-c664-4990-9370-c6e10f844b2d", "31f08edb-c664-4990-9370-c6e10f844bé"] {
+        for s in [
+            "",
+            "31f08edb",
+            "31f08edb-c664-4990-9370-c6e10f844b2dx",
+            "31f08edbxc664-4990-9370-c6e10f844b2d",
+            "g1f08edb-c664-4990-9370-c6e10f844b2d",
+            "31f08edb-c664-4990-9370-c6e10f844bé",
+        ] {
             assert!(s.parse::<Uuid>().is_err(), "{s}");
         }
     }

@@ -81,7 +81,15 @@ pub struct FastPath {
 impl FastPath {
     /// Loads the embedded program into the kernel (not yet attached anywhere).
     pub fn load() -> Result<Self, FastPathError> {
-        let mut ebpf = EbpfLoader::new().load(object::XDP_OBJECT)?;
+        FastPath::load_with(false)
+    }
+
+    /// Like [`FastPath::load`]; with `all_to_userspace` every classified frame goes to the
+    /// AF_XDP datapath (`--datapath afxdp`) instead of being forwarded in XDP.
+    pub fn load_with(all_to_userspace: bool) -> Result<Self, FastPathError> {
+        let mut ebpf = EbpfLoader::new()
+            .override_global("ALL_TO_USERSPACE", &u8::from(all_to_userspace), true)
+            .load(object::XDP_OBJECT)?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM)
             .ok_or(FastPathError::MissingMap { map: PROGRAM })?

@@ -47,8 +47,18 @@ struct Ingress {
     vid: u16,
 }
 
+/// Set at load time (`--datapath afxdp`): every classified frame goes to userspace.
+/// A read-only global, so the verifier drops the branch not taken.
+#[unsafe(no_mangle)]
+static ALL_TO_USERSPACE: u8 = 0;
+
 fn try_vif_ingress(ctx: &XdpContext) -> Result<u32, Counter> {
     let ingress = classify(ctx)?;
+    // SAFETY: a plain read of a load-time constant; volatile so the compiler cannot fold
+    // the default value in.
+    if unsafe { core::ptr::read_volatile(&ALL_TO_USERSPACE) } != 0 {
+        return to_userspace(ctx, &ingress);
+    }
 
     let l3_offset = if ingress.vid != 0 {
         EthHdr::LEN + VlanHdr::LEN

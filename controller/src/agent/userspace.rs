@@ -1,0 +1,87 @@
+//! The userspace AF_XDP datapath under the agent (`--datapath hybrid|afxdp`): publishes
+//! each reconcile's ports as a pipeline snapshot (picked up live by the poll threads) and
+//! reopens the sockets when the set of bound VIFs changes.
+
+use std::{
+    collections::BTreeSet,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+};
+
+use log::{info, warn};
+use ovnest_datapath::{
+    FastPath, LogicalPort,
+    afxdp::{AfXdp, AfXdpConfig, AfXdpError, WorkerReport},
+    pipeline::{SharedCounters, Snapshot, SnapshotCell},
+};
+
+pub struct Userspace {
+    config: AfXdpConfig,
+    cell: Arc<SnapshotCell>,
+    pub counters: Arc<SharedCounters>,
+    generation: u64,
+    interfaces: BTreeSet<u32>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<WorkerReport>>,
+}
+
+impl Userspace {
+    pub fn new(config: AfXdpConfig) -> Userspace {
+        Userspace {
+            config,
+            cell: Arc::new(SnapshotCell::new(Snapshot::build(0, &[]))),
+            counters: Arc::new(SharedCounters::new()),
+            generation: 0,
+            interfaces: BTreeSet::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Vec::new(),
+        }
+    }
+
+    /// Makes the poll threads see `ports` from their next batch on.
+    pub fn publish(&mut self, ports: &[LogicalPort]) {
+        self.generation += 1;
+        self.cell.publish(Snapshot::build(self.generation, ports));
+    }
+
+    /// Serves exactly `interfaces`: reopens the sockets when the set changed.
+    pub fn serve(&mut self, interfaces: &BTreeSet<u32>, fast_path: &mut FastPath) -> Result<(), AfXdpError> {
+        if *interfaces == self.interfaces && (!self.threads.is_empty() || interfaces.is_empty()) {
+            return Ok(());
+        }
+        self.stop_threads();
+        self.interfaces = interfaces.clone();
+        if interfaces.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<u32> = interfaces.iter().copied().collect();
+        let afxdp = AfXdp::open(&self.config, &list)?;
+        afxdp.register(fast_path)?;
+        self.stop = Arc::new(AtomicBool::new(false));
+        self.threads = afxdp.spawn(self.cell.clone(), self.counters.clone(), self.stop.clone())?;
+        info!("AF_XDP datapath serving {} interface(s) on {} queue(s)", list.len(), self.config.cores);
+        Ok(())
+    }
+
+    fn stop_threads(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        for thread in self.threads.drain(..) {
+            match thread.join() {
+                Ok(report) => info!(
+                    "AF_XDP queue {}: {} received, {} transmitted, {} TX ring full",
+                    report.queue, report.received, report.transmitted, report.tx_ring_full
+                ),
+                Err(_) => warn!("an AF_XDP poll thread panicked"),
+            }
+        }
+    }
+}
+
+impl Drop for Userspace {
+    fn drop(&mut self) {
+        self.stop_threads();
+    }
+}
