@@ -12,7 +12,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ovnest::lab::{AgentKind, Lab, LabArgs};
+use ovnest::{
+    agent::config::DatapathMode,
+    lab::{AgentKind, Lab, LabArgs},
+};
 
 fn lab(name: &str, agent: AgentKind) -> Lab {
     let dir = std::env::temp_dir().join(format!("ovnest-bench-{name}"));
@@ -22,6 +25,7 @@ fn lab(name: &str, agent: AgentKind) -> Lab {
         prefix: format!("b{name}-"),
         ovnest: Some(PathBuf::from(env!("CARGO_BIN_EXE_ovnest"))),
         agent,
+        datapath: DatapathMode::Hybrid,
     };
     Lab::up(&args).unwrap_or_else(|e| panic!("{name} lab: {e:#}"))
 }

@@ -57,11 +57,7 @@ impl NetNs {
     /// Moves the calling thread into the namespace until the guard drops. Sockets opened
     /// meanwhile stay in it; so do BPF attachments and devmap entries made meanwhile.
     pub fn enter(&self) -> Entered {
-        let original = File::open("/proc/thread-self/ns/net").expect("open own netns");
-        let target = File::open(format!("/run/netns/{}", self.name))
-            .unwrap_or_else(|e| panic!("open netns {}: {e}", self.name));
-        setns(&target);
-        Entered { original }
+        enter(&self.name)
     }
 
     /// A veth pair: `here` in this namespace, `there` in `peer` (both up).
@@ -102,6 +98,16 @@ impl Drop for NetNs {
             .args(["netns", "del", &self.name])
             .status();
     }
+}
+
+/// Moves the calling thread into the existing named namespace `name` (`ip netns add`)
+/// until the guard drops.
+pub fn enter(name: &str) -> Entered {
+    let original = File::open("/proc/thread-self/ns/net").expect("open own netns");
+    let target = File::open(format!("/run/netns/{name}"))
+        .unwrap_or_else(|e| panic!("open netns {name}: {e}"));
+    setns(&target);
+    Entered { original }
 }
 
 /// While alive, the calling thread is in another namespace.

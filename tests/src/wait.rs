@@ -17,3 +17,19 @@ pub fn until<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option
         pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
+
+/// Calls `probe` until it returns true or `timeout` passes; returns whether it did.
+pub fn poll(timeout: Duration, mut probe: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if probe() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::park_timeout(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}

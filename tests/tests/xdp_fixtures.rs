@@ -124,13 +124,14 @@ fn fixture_table_through_bpf_prog_test_run() {
             }
         }
         if let Some(expected) = &case.output
-            && &out != expected {
-                problems.push(format!(
-                    "output\n      want {}\n      got  {}",
-                    hex(expected),
-                    hex(&out)
-                ));
-            }
+            && &out != expected
+        {
+            problems.push(format!(
+                "output\n      want {}\n      got  {}",
+                hex(expected),
+                hex(&out)
+            ));
+        }
         if !problems.is_empty() {
             failures.push(format!(
                 "{}\n    input {}\n    {}",

@@ -14,9 +14,9 @@ pub mod desired;
 pub mod local_ovs;
 mod metrics;
 pub mod status;
-mod userspace;
 #[cfg(test)]
 mod tests;
+mod userspace;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -122,9 +122,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     info!("shutting down");
     if let (Some((_, sb, _)), Some(effective)) = (&southbound, agent.effective.clone())
-        && !flags.keep_on_exit {
-            agent.cleanup(&effective, sb).await;
-        }
+        && !flags.keep_on_exit
+    {
+        agent.cleanup(&effective, sb).await;
+    }
     Ok(())
 }
 
@@ -283,51 +284,51 @@ impl Agent {
 
         // Tell the SB what is done.
         let mut nb_cfg_acked = snapshot.chassis_private(&spec.name).map_or(0, |p| p.nb_cfg);
-        if snapshot.is_synced() && programmed_ok
-            && let Some(chassis) = snapshot.chassis(&spec.name) {
-                let programmed: BTreeSet<String> = self
-                    .plan
-                    .bound
-                    .iter()
-                    .map(|b| b.port.logical_port.clone())
-                    .filter(|name| {
-                        ports
-                            .iter()
-                            .any(|p| &p.name == name && tables.ports.contains_key(&p.key))
-                    })
-                    .collect();
-                let ops = bindings::port_binding_updates(
-                    &snapshot,
-                    chassis.uuid,
-                    &self.plan,
-                    &programmed,
-                );
-                self.transact(sb, "port claims", ops).await;
-                let target = snapshot.sb_global().map_or(0, |g| g.nb_cfg);
-                if let Some(private) = snapshot.chassis_private(&spec.name)
-                    && private.nb_cfg != target {
-                        let now_ms = SystemTime::now()
-                            .duration_since(UNIX_EPOCH)
-                            .map_or(0, |d| d.as_millis() as i64);
-                        if self
-                            .transact(
-                                sb,
-                                "nb_cfg",
-                                vec![chassis::ack_nb_cfg(private.uuid, target, now_ms)],
-                            )
-                            .await
-                        {
-                            nb_cfg_acked = target;
-                        }
-                    }
+        if snapshot.is_synced()
+            && programmed_ok
+            && let Some(chassis) = snapshot.chassis(&spec.name)
+        {
+            let programmed: BTreeSet<String> = self
+                .plan
+                .bound
+                .iter()
+                .map(|b| b.port.logical_port.clone())
+                .filter(|name| {
+                    ports
+                        .iter()
+                        .any(|p| &p.name == name && tables.ports.contains_key(&p.key))
+                })
+                .collect();
+            let ops =
+                bindings::port_binding_updates(&snapshot, chassis.uuid, &self.plan, &programmed);
+            self.transact(sb, "port claims", ops).await;
+            let target = snapshot.sb_global().map_or(0, |g| g.nb_cfg);
+            if let Some(private) = snapshot.chassis_private(&spec.name)
+                && private.nb_cfg != target
+            {
+                let now_ms = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                if self
+                    .transact(
+                        sb,
+                        "nb_cfg",
+                        vec![chassis::ack_nb_cfg(private.uuid, target, now_ms)],
+                    )
+                    .await
+                {
+                    nb_cfg_acked = target;
+                }
             }
+        }
 
         self.status =
             self.build_status(effective, sb, &snapshot, missing, &conflicts, nb_cfg_acked);
         if let Some(flags) = &self.flags
-            && let Err(e) = self.status.write(&flags.state_dir) {
-                self.log_once(format!("writing {}: {e}", flags.state_dir.display()));
-            }
+            && let Err(e) = self.status.write(&flags.state_dir)
+        {
+            self.log_once(format!("writing {}: {e}", flags.state_dir.display()));
+        }
     }
 
     fn build_status(
@@ -400,7 +401,10 @@ impl Agent {
             .unwrap_or_default();
         if let Some(userspace) = &self.userspace {
             for verdict in ovnest_datapath::pipeline::Verdict::all() {
-                counters.insert(format!("userspace_{}", verdict.name()), userspace.counters.get(verdict));
+                counters.insert(
+                    format!("userspace_{}", verdict.name()),
+                    userspace.counters.get(verdict),
+                );
             }
         }
         let southbound = match &*sb.client().state().borrow() {

@@ -48,7 +48,11 @@ impl Userspace {
     }
 
     /// Serves exactly `interfaces`: reopens the sockets when the set changed.
-    pub fn serve(&mut self, interfaces: &BTreeSet<u32>, fast_path: &mut FastPath) -> Result<(), AfXdpError> {
+    pub fn serve(
+        &mut self,
+        interfaces: &BTreeSet<u32>,
+        fast_path: &mut FastPath,
+    ) -> Result<(), AfXdpError> {
         if *interfaces == self.interfaces && (!self.threads.is_empty() || interfaces.is_empty()) {
             return Ok(());
         }
@@ -62,7 +66,11 @@ impl Userspace {
         afxdp.register(fast_path)?;
         self.stop = Arc::new(AtomicBool::new(false));
         self.threads = afxdp.spawn(self.cell.clone(), self.counters.clone(), self.stop.clone())?;
-        info!("AF_XDP datapath serving {} interface(s) on {} queue(s)", list.len(), self.config.cores);
+        info!(
+            "AF_XDP datapath serving {} interface(s) on {} queue(s)",
+            list.len(),
+            self.config.cores
+        );
         Ok(())
     }
 

@@ -52,6 +52,9 @@ pub struct LabArgs {
     /// against (ovn-controller with a userspace-datapath ovs-vswitchd).
     #[arg(long, value_enum, default_value = "ovnest")]
     pub agent: AgentKind,
+    /// ovnest's datapath mode (`ovnest run --datapath`).
+    #[arg(long, value_enum, default_value = "hybrid")]
+    pub datapath: crate::agent::config::DatapathMode,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -107,19 +110,15 @@ impl Lab {
         std::fs::create_dir_all(&args.dir)
             .with_context(|| format!("creating {}", args.dir.display()))?;
         let dir = std::fs::canonicalize(&args.dir)?;
-        let result = Lab::build(&dir, &args.prefix, args.ovnest.clone(), args.agent);
+        let result = Lab::build(&dir, args);
         if result.is_err() {
             Lab::down(&dir);
         }
         result
     }
 
-    fn build(
-        dir: &Path,
-        prefix: &str,
-        ovnest: Option<PathBuf>,
-        agent: AgentKind,
-    ) -> anyhow::Result<Lab> {
+    fn build(dir: &Path, args: &LabArgs) -> anyhow::Result<Lab> {
+        let prefix = args.prefix.as_str();
         std::fs::write(dir.join("prefix"), prefix)?;
         let (nb, sb) = central::start(dir)?;
         let hv_db = central::start_db(dir, "hv", central::VSWITCH_SCHEMA, &[])?;
@@ -134,10 +133,10 @@ impl Lab {
         };
         network::logical(&lab)?;
         network::namespaces(&lab)?;
-        network::hypervisor_db(&lab, agent)?;
+        network::hypervisor_db(&lab, args.agent)?;
         network::vm5_bridge(&lab)?;
-        match agent {
-            AgentKind::Ovnest => lab.start_agent(ovnest)?,
+        match args.agent {
+            AgentKind::Ovnest => lab.start_agent(args.ovnest.clone(), args.datapath)?,
             AgentKind::OvnController => network::start_ovn_controller(&lab)?,
         }
         std::fs::write(dir.join(STATE_FILE), lab.env())?;
@@ -196,7 +195,16 @@ impl Lab {
     }
 
     /// Starts `ovnest run` in the hypervisor namespace, reading the local OVS DB.
-    pub fn start_agent(&self, ovnest: Option<PathBuf>) -> anyhow::Result<()> {
+    pub fn start_agent(
+        &self,
+        ovnest: Option<PathBuf>,
+        datapath: crate::agent::config::DatapathMode,
+    ) -> anyhow::Result<()> {
+        use clap::ValueEnum as _;
+        let mode = datapath
+            .to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default();
         let binary = match ovnest {
             Some(path) => path,
             None => std::env::current_exe().context("locating the ovnest binary")?,
@@ -208,7 +216,14 @@ impl Lab {
         let child = std::process::Command::new("ip")
             .args(["netns", "exec", &self.ns("hv")])
             .arg(&binary)
-            .args(["run", "--ovs-db", &self.hv_db, "--state-dir"])
+            .args([
+                "run",
+                "--datapath",
+                &mode,
+                "--ovs-db",
+                &self.hv_db,
+                "--state-dir",
+            ])
             .arg(self.state_dir())
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
