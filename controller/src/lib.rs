@@ -3,6 +3,7 @@
 //! ([`agent`]), and the seed lab ([`lab`]).
 
 pub mod agent;
+pub mod bench;
 pub mod lab;
 pub mod ovsdb;
 pub mod sb;

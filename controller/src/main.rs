@@ -34,6 +34,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Packet rate on the lab against the baseline and ovn-controller + OVS; table + plot.
+    Bench(ovnest::bench::BenchArgs),
     /// The seed lab: real OVN, namespaces for the VMs and containers, and ovnest.
     Lab {
         #[command(subcommand)]
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
             )),
         },
         Command::Lab { command } => ovnest::lab::run(command),
+        Command::Bench(args) => ovnest::bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@
 
 pub mod afxdp;
 pub mod fastpath;
+pub mod frames;
 pub mod pipeline;
 pub mod tables;
 pub mod wire;

@@ -61,6 +61,8 @@ pub struct LabArgs {
 pub enum AgentKind {
     Ovnest,
     OvnController,
+    /// No chassis agent: OVN and the namespaces only (the benchmark baseline's lab).
+    None,
 }
 
 pub fn run(command: LabCommand) -> anyhow::Result<()> {
@@ -138,9 +140,12 @@ impl Lab {
         match args.agent {
             AgentKind::Ovnest => lab.start_agent(args.ovnest.clone(), args.datapath)?,
             AgentKind::OvnController => network::start_ovn_controller(&lab)?,
+            AgentKind::None => {}
         }
         std::fs::write(dir.join(STATE_FILE), lab.env())?;
-        lab.wait_ready(Duration::from_secs(60))?;
+        if args.agent != AgentKind::None {
+            lab.wait_ready(Duration::from_secs(60))?;
+        }
         Ok(lab)
     }
 

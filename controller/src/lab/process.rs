@@ -102,3 +102,35 @@ impl Daemon {
         format!("--log-file={}", self.log.display())
     }
 }
+
+/// While alive, the calling thread is in another network namespace.
+pub struct InNetns {
+    original: std::fs::File,
+}
+
+/// Moves the calling thread into the named namespace `name` (`ip netns`) until the guard
+/// drops. Sockets, BPF attachments and test runs made meanwhile act in that namespace.
+pub fn enter_netns(name: &str) -> anyhow::Result<InNetns> {
+    let original = std::fs::File::open("/proc/thread-self/ns/net")?;
+    let target = std::fs::File::open(format!("/run/netns/{name}"))
+        .with_context(|| format!("namespace {name}"))?;
+    setns(&target)?;
+    Ok(InNetns { original })
+}
+
+fn setns(ns: &std::fs::File) -> anyhow::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: setns on a valid namespace fd only changes the calling thread's namespace.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        bail!("setns: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl Drop for InNetns {
+    fn drop(&mut self) {
+        if let Err(e) = setns(&self.original) {
+            log::error!("returning to the original network namespace: {e}");
+        }
+    }
+}

@@ -4,6 +4,7 @@
 //! it installed, so [`FastPath::apply`] writes only the difference (never flush and
 //! reload: traffic of untouched ports never sees a gap).
 
+pub mod bench;
 mod counters;
 pub mod layout;
 mod maps;

@@ -180,6 +180,18 @@ pub struct XskSlot {
 }
 const _: () = assert!(size_of::<XskSlot>() == 8);
 
+/// Largest frame the benchmark generator replays.
+pub const BENCH_TEMPLATE_BYTES: usize = 1532;
+
+/// One generator frame for `ovnest bench` (a map value: the bytes and their length).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BenchTemplate {
+    pub len: u32,
+    pub bytes: [u8; BENCH_TEMPLATE_BYTES],
+}
+const _: () = assert!(size_of::<BenchTemplate>() == 1536);
+
 /// Capacity of the maps; the controller refuses (with a clear error) to grow past them.
 pub mod capacity {
     pub const VIFS: u32 = 4096;
@@ -191,6 +203,8 @@ pub mod capacity {
     pub const XSKS: u32 = 1024;
     /// Per-port counter slots (`PortEntry::stats_slot` < this).
     pub const STATS_SLOTS: u32 = 65536;
+    /// Flows the benchmark generator can cycle through.
+    pub const BENCH_FLOWS: u32 = 1024;
 }
 
 #[cfg(feature = "user")]
@@ -214,6 +228,8 @@ mod pod {
     unsafe impl aya::Pod for super::IngressPort {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::EgressPort {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::BenchTemplate {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::super::PortStats {}
 }

@@ -5,12 +5,48 @@
 //! - `bench_sink`: on the destination VM's interface, counts frames and drops them (the
 //!   receiver, cheaper than any socket so it never limits the figure).
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use aya_ebpf::{
+    bindings::xdp_action, helpers::generated::bpf_xdp_store_bytes, macros::xdp,
+    programs::XdpContext,
+};
+use ovnest_common::maps::{BENCH_TEMPLATE_BYTES, BenchTemplate};
 
-use crate::maps::BENCH_RECEIVED;
+use crate::maps::{BENCH_FLOWS, BENCH_NEXT, BENCH_RECEIVED, BENCH_TEMPLATES};
 
+/// Live-frames pages are recycled without being refilled, and the datapath under test
+/// rewrites them (strip, push). So each repetition first writes back the bytes of the
+/// next flow's template: the datapath always sees the frame the bench asked for.
 #[xdp]
-pub fn bench_tx(_ctx: XdpContext) -> u32 {
+pub fn bench_tx(ctx: XdpContext) -> u32 {
+    let flows = BENCH_FLOWS.get(0).copied().unwrap_or(0);
+    if flows == 0 {
+        return xdp_action::XDP_TX;
+    }
+    let Some(next) = BENCH_NEXT.get_ptr_mut(0) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    // SAFETY: per-CPU slot, only this CPU touches it while the program runs.
+    let flow = unsafe {
+        let flow = *next % flows;
+        *next = (*next).wrapping_add(1);
+        flow
+    };
+    let Some(template) = BENCH_TEMPLATES.get_ptr(flow) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    // SAFETY: a map value pointer from the lookup above, valid for the whole program.
+    let template: &BenchTemplate = unsafe { &*template };
+    let len = template.len as usize;
+    if len == 0 || len > BENCH_TEMPLATE_BYTES || len != ctx.data_end() - ctx.data() {
+        return xdp_action::XDP_ABORTED;
+    }
+    // SAFETY: the helper bounds-checks offset + len against the packet; the source is
+    // `len` (<= BENCH_TEMPLATE_BYTES) bytes inside the map value.
+    let rc =
+        unsafe { bpf_xdp_store_bytes(ctx.ctx, 0, template.bytes.as_ptr() as *mut _, len as u32) };
+    if rc != 0 {
+        return xdp_action::XDP_ABORTED;
+    }
     xdp_action::XDP_TX
 }
 

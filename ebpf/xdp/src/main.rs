@@ -74,9 +74,10 @@ fn try_vif_ingress(ctx: &XdpContext) -> Result<u32, Counter> {
         return Ok(action);
     }
     if !is_multicast(&dst)
-        && let Some(action) = forward_known_unicast(ctx, &ingress, &dst)? {
-            return Ok(action);
-        }
+        && let Some(action) = forward_known_unicast(ctx, &ingress, &dst)?
+    {
+        return Ok(action);
+    }
     to_userspace(ctx, &ingress)
 }
 

@@ -9,7 +9,7 @@ use aya_ebpf::{
 };
 use ovnest_common::{
     ArpKey, ArpTarget, ChildKey, EgressPort, IngressPort, MacKey, PortStats, XskSlot,
-    maps::capacity,
+    maps::{BenchTemplate, capacity},
 };
 
 /// VIF table: ifindex of a bound VIF → the VM's own logical port.
@@ -59,3 +59,16 @@ pub static BASELINE_EGRESS: Array<u32> = Array::with_max_entries(1, 0);
 /// Frames counted by `bench_sink` (benchmarks only).
 #[map]
 pub static BENCH_RECEIVED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// The generator's frames, one per flow (benchmarks only).
+#[map]
+pub static BENCH_TEMPLATES: Array<BenchTemplate> =
+    Array::with_max_entries(capacity::BENCH_FLOWS, 0);
+
+/// How many of `BENCH_TEMPLATES` are in use (benchmarks only).
+#[map]
+pub static BENCH_FLOWS: Array<u32> = Array::with_max_entries(1, 0);
+
+/// The next flow each CPU's generator sends (benchmarks only).
+#[map]
+pub static BENCH_NEXT: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);

@@ -1,0 +1,147 @@
+//! `ovnest bench`: packet rate on the seed lab, side by side with the most this machine's
+//! veth path carries (the baseline: strip + redirect, nothing else) and the peer
+//! (ovn-controller with a userspace ovs-vswitchd), from one interleaved run.
+//!
+//! Each target gets its own copy of the lab (same namespaces, same veths). The generator
+//! is BPF_PROG_TEST_RUN in live-frames mode on the sending VM's interface (its frames
+//! leave exactly as the VM's would); the receiver is an XDP program on the destination
+//! VM's interface that counts and drops. Offered and received rates are both reported, and
+//! a ratio is printed only when the generator offered at least what the faster target
+//! received.
+
+mod plot;
+mod run;
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Serialize;
+
+pub use run::run;
+
+#[derive(Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// Frame sizes in bytes (Ethernet, FCS included, untagged; the tagged leg is 4 more).
+    #[arg(long, value_delimiter = ',', default_value = "64,128,512,1518")]
+    pub sizes: Vec<usize>,
+    /// UDP flows (distinct source ports) per measurement.
+    #[arg(long, value_delimiter = ',', default_value = "1,1024")]
+    pub flows: Vec<usize>,
+    /// Measurement rounds; targets alternate within each round (A B A B ...).
+    #[arg(long, default_value = "3")]
+    pub rounds: usize,
+    /// Length of one measurement window.
+    #[arg(long, default_value = "400")]
+    pub window_ms: u64,
+    /// Targets to measure.
+    #[arg(long, value_delimiter = ',', default_value = "baseline,xdp,afxdp,peer")]
+    pub targets: Vec<Target>,
+    /// NB changes for the control-plane latency figures (0: skip).
+    #[arg(long, default_value = "30")]
+    pub changes: usize,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Where to write the plot (SVG: Mpps by frame size per target).
+    #[arg(long, default_value = "ovnest-bench.svg")]
+    pub plot: PathBuf,
+    /// Where the labs live while the bench runs.
+    #[arg(long, default_value = "/tmp/ovnest-bench")]
+    pub dir: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// Minimal XDP: strip the tag and devmap-redirect.
+    Baseline,
+    /// ovnest --datapath xdp.
+    Xdp,
+    /// ovnest --datapath afxdp.
+    Afxdp,
+    /// ovn-controller + ovs-vswitchd (userspace datapath, `system` ports).
+    Peer,
+}
+
+impl Target {
+    pub fn label(self) -> &'static str {
+        match self {
+            Target::Baseline => "baseline",
+            Target::Xdp => "ovnest xdp",
+            Target::Afxdp => "ovnest afxdp",
+            Target::Peer => "ovn-controller+OVS",
+        }
+    }
+}
+
+/// Which way frames go through the lab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// c51 (tag 51 on vm5's VIF) → vm1: classify, strip, redirect.
+    C51ToVm1,
+    /// vm1 → c51: push tag 51 onto vm5's VIF.
+    Vm1ToC51,
+    /// vm2 → vm1, untagged VIF to VIF.
+    Vm2ToVm1,
+}
+
+impl Direction {
+    pub const ALL: [Direction; 3] = [
+        Direction::C51ToVm1,
+        Direction::Vm1ToC51,
+        Direction::Vm2ToVm1,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Direction::C51ToVm1 => "c51->vm1 (strip)",
+            Direction::Vm1ToC51 => "vm1->c51 (push)",
+            Direction::Vm2ToVm1 => "vm2->vm1 (untagged)",
+        }
+    }
+}
+
+/// One measured case, medians over the rounds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub direction: Direction,
+    pub size: usize,
+    pub flows: usize,
+    pub target: Target,
+    pub offered_mpps: f64,
+    pub received_mpps: f64,
+    pub received_min_mpps: f64,
+    pub received_max_mpps: f64,
+    /// received / baseline received, when honest.
+    pub ratio_to_baseline: Option<f64>,
+    /// received / peer received, when honest.
+    pub ratio_to_peer: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ControlPlane {
+    pub agent: String,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub changes: usize,
+    pub agent_rss_kib: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    pub kernel: String,
+    pub cpu: String,
+    pub cores: usize,
+    pub load_before: String,
+    pub load_after: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub window_ms: u64,
+    pub rounds: usize,
+    pub rows: Vec<Row>,
+    pub control_plane: Vec<ControlPlane>,
+}

@@ -1,0 +1,167 @@
+//! Packet-rate tooling for `ovnest bench`: a generator (BPF_PROG_TEST_RUN in live-frames
+//! mode with a program that transmits each frame out of the interface it is "received"
+//! on), a sink (counts and drops), and the baseline program (strip + redirect). A kit is
+//! its own instance of the XDP object, so its counters and device map are its own.
+
+use std::time::Duration;
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, DevMapHash, MapData, PerCpuArray},
+    programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode},
+};
+
+use ovnest_common::maps::{BENCH_TEMPLATE_BYTES, BenchTemplate, capacity};
+
+use super::{FastPathError, object, xdp_md};
+
+const GENERATOR: &str = "bench_tx";
+const SINK: &str = "bench_sink";
+const BASELINE: &str = "baseline_strip_redirect";
+/// The kernel's largest live-frames batch.
+pub const MAX_BATCH: u32 = 256;
+
+pub struct BenchKit {
+    ebpf: Ebpf,
+}
+
+impl BenchKit {
+    pub fn load() -> Result<BenchKit, FastPathError> {
+        let mut ebpf = EbpfLoader::new().load(object::XDP_OBJECT)?;
+        for name in [GENERATOR, SINK, BASELINE] {
+            let program: &mut Xdp = ebpf
+                .program_mut(name)
+                .ok_or(FastPathError::MissingMap { map: name })?
+                .try_into()?;
+            program.load()?;
+        }
+        Ok(BenchKit { ebpf })
+    }
+
+    fn attach(&mut self, name: &'static str, ifindex: u32) -> Result<(), FastPathError> {
+        let program: &mut Xdp = self
+            .ebpf
+            .program_mut(name)
+            .ok_or(FastPathError::MissingMap { map: name })?
+            .try_into()?;
+        program
+            .attach(ifindex, XdpMode::Driver)
+            .or_else(|_| program.attach(ifindex, XdpMode::Skb))
+            .map_err(|source| FastPathError::Attach { ifindex, source })?;
+        Ok(())
+    }
+
+    /// Counts (and drops) every frame arriving on `ifindex` (calling thread's namespace).
+    pub fn attach_sink(&mut self, ifindex: u32) -> Result<(), FastPathError> {
+        self.attach(SINK, ifindex)
+    }
+
+    /// Frames the sink has counted so far.
+    pub fn received(&self) -> Result<u64, FastPathError> {
+        let map = "BENCH_RECEIVED";
+        let raw = self
+            .ebpf
+            .map(map)
+            .ok_or(FastPathError::MissingMap { map })?;
+        let counts: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(raw).map_err(|source| FastPathError::Map { map, source })?;
+        let values = counts
+            .get(&0, 0)
+            .map_err(|source| FastPathError::Map { map, source })?;
+        Ok(values.iter().sum())
+    }
+
+    /// Attaches the baseline on `ifindex`, redirecting to `egress` (same namespace).
+    pub fn attach_baseline(&mut self, ifindex: u32, egress: u32) -> Result<(), FastPathError> {
+        {
+            let map = "DEVICES";
+            let raw = self
+                .ebpf
+                .map_mut(map)
+                .ok_or(FastPathError::MissingMap { map })?;
+            let mut devices: DevMapHash<&mut MapData> =
+                DevMapHash::try_from(raw).map_err(|source| FastPathError::Map { map, source })?;
+            devices
+                .insert(egress, egress, None, 0)
+                .map_err(|source| FastPathError::Device {
+                    ifindex: egress,
+                    source,
+                })?;
+        }
+        {
+            let map = "BASELINE_EGRESS";
+            let raw = self
+                .ebpf
+                .map_mut(map)
+                .ok_or(FastPathError::MissingMap { map })?;
+            let mut target: Array<&mut MapData, u32> =
+                Array::try_from(raw).map_err(|source| FastPathError::Map { map, source })?;
+            target
+                .set(0, &egress, 0)
+                .map_err(|source| FastPathError::Map { map, source })?;
+        }
+        self.attach(BASELINE, ifindex)
+    }
+
+    /// Sets the frames the generator cycles through, one per flow; all of one length (at
+    /// most `BENCH_TEMPLATE_BYTES`), at most `capacity::BENCH_FLOWS` of them.
+    pub fn set_frames(&mut self, frames: &[Vec<u8>]) -> Result<(), FastPathError> {
+        let map = "BENCH_TEMPLATES";
+        let raw = self
+            .ebpf
+            .map_mut(map)
+            .ok_or(FastPathError::MissingMap { map })?;
+        let mut templates: Array<&mut MapData, BenchTemplate> =
+            Array::try_from(raw).map_err(|source| FastPathError::Map { map, source })?;
+        let flows = frames.len().min(capacity::BENCH_FLOWS as usize);
+        for (i, frame) in frames.iter().take(flows).enumerate() {
+            let mut template = BenchTemplate {
+                len: frame.len().min(BENCH_TEMPLATE_BYTES) as u32,
+                bytes: [0; BENCH_TEMPLATE_BYTES],
+            };
+            template.bytes[..template.len as usize]
+                .copy_from_slice(&frame[..template.len as usize]);
+            templates
+                .set(i as u32, &template, 0)
+                .map_err(|source| FastPathError::Map { map, source })?;
+        }
+        let map = "BENCH_FLOWS";
+        let raw = self
+            .ebpf
+            .map_mut(map)
+            .ok_or(FastPathError::MissingMap { map })?;
+        let mut count: Array<&mut MapData, u32> =
+            Array::try_from(raw).map_err(|source| FastPathError::Map { map, source })?;
+        count
+            .set(0, &(flows as u32), 0)
+            .map_err(|source| FastPathError::Map { map, source })
+    }
+
+    /// Transmits `repeat` frames out of `ifindex` (in the calling thread's namespace),
+    /// cycling through the frames of [`BenchKit::set_frames`], rewritten before each
+    /// repetition. `frame` is the first of them (it sets the length). Returns the kernel's
+    /// time for them.
+    pub fn inject(
+        &self,
+        ifindex: u32,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<Duration, FastPathError> {
+        let repeat = repeat.max(1);
+        let ctx = xdp_md(ifindex, frame.len());
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            ctx_in: Some(&ctx),
+            repeat,
+            attrs: TestRunAttrs::new().xdp_live_frames(repeat.min(MAX_BATCH)),
+            ..Default::default()
+        };
+        let program: &Xdp = self
+            .ebpf
+            .program(GENERATOR)
+            .ok_or(FastPathError::MissingMap { map: GENERATOR })?
+            .try_into()?;
+        // The kernel reports the mean time of one repetition.
+        Ok(program.test_run(opts)?.duration * repeat)
+    }
+}
