@@ -18,14 +18,20 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
     for _ in 0..5 {
         let start = Instant::now();
         let sb = {
             let _guard = rt.enter();
             ovnest::sb::Southbound::start(ovnest::sb::config(remotes.clone()))
         };
-        let synced = rt.block_on(async { tokio::time::timeout(Duration::from_secs(60), sb.wait_synced()).await });
+        let synced = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(60), sb.wait_synced()).await
+        });
         match synced {
             Ok(Ok(snap)) => println!(
                 "synced {} Port_Bindings in {:.1} ms",

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ovnest_common::Counter;
-use ovnest_datapath::{FastPath, TableSet, fastpath::Entry};
+use ovnest_datapath::fastpath::Entry;
 use ovnest_tests::{
-    fixtures::{Frame, Wiring, frames::BROADCAST, lab},
-    netns::NetNs,
+    fixtures::{Frame, frames::BROADCAST, lab},
+    hypervisor::Hypervisor,
 };
 
 /// Repetitions per BPF_PROG_TEST_RUN call, equal to the live-frames batch (the kernel's
@@ -38,26 +38,10 @@ fn bench(c: &mut Criterion) {
         eprintln!("xdp_fast_path: needs root (BPF, namespaces); nothing measured");
         return;
     }
-    let hv = NetNs::new("bench");
-    let vm1 = NetNs::new("bench-vm1");
-    let vm2 = NetNs::new("bench-vm2");
-    let vm5 = NetNs::new("bench-vm5");
-    for (vm, name) in [(&vm1, "vm1"), (&vm2, "vm2"), (&vm5, "vm5")] {
-        hv.veth_to(name, vm, "eth0");
-        vm.gro_on("eth0");
-    }
-    hv.veth_pair("stray", "strayp");
-    let _inside = hv.enter();
-    let wiring = Wiring {
-        vm1: hv.ifindex("vm1"),
-        vm2: hv.ifindex("vm2"),
-        vm5: hv.ifindex("vm5"),
-        stray: hv.ifindex("stray"),
-    };
-    let mut fast_path = FastPath::load().expect("load");
-    fast_path
-        .apply(&TableSet::build(&lab::logical_ports(&wiring)).0)
-        .expect("apply");
+    let (hv, _vms) = Hypervisor::with_vms();
+    let _inside = hv.ns.enter();
+    let wiring = hv.wiring;
+    let mut fast_path = hv.fast_path();
     fast_path.load_baseline(wiring.vm1).expect("baseline");
 
     let c51_to_vm1 =

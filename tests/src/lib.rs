@@ -1,7 +1,10 @@
-//! Shared test support: privilege checks, network namespaces, real OVN processes, and the
-//! fixture tables that tests and benches both run.
+//! Shared test support: privilege checks, network namespaces and the lab's hypervisor built
+//! from them, real OVN processes, and the fixture tables that tests and benches both run
+//! (with the report of a run's failed cases).
 
+pub mod failures;
 pub mod fixtures;
+pub mod hypervisor;
 pub mod netns;
 pub mod ovn;
 pub mod packet;

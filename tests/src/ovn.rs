@@ -3,9 +3,11 @@
 //! [`OvnCentral::start`] brings up NB and SB ovsdb-servers and ovn-northd by hand (no
 //! systemd, no ovn-ctl) in a fresh temporary directory, with every runtime path
 //! (`OVS_RUNDIR`, `OVN_RUNDIR`, logs, pidfiles, control sockets) inside it, so parallel
-//! tests never share anything and nothing touches /var/run. The SB also listens on a free
-//! loopback TCP port (IPv4, and IPv6 when `::1` exists). Dropping the value stops every
-//! process by its pidfile and removes the directory.
+//! tests never share anything and nothing touches /var/run. The ovsdb-servers are started
+//! and every daemon is stopped as `ovnest lab` does it ([`ovnest::lab::central`]); on top
+//! of that the SB also listens on a free loopback TCP port (IPv4, and IPv6 when `::1`
+//! exists) and can be a RAFT cluster. Dropping the value stops every process by its
+//! pidfile and removes the directory.
 //!
 //! ```no_run
 //! let ovn = ovnest_tests::ovn::OvnCentral::start();
@@ -17,12 +19,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use ovnest::lab::{
+    central::{self, NB_SCHEMA, SB_SCHEMA},
+    process::{self, Daemon},
+};
 use serde_json::{Map, Value};
-
-const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
-const SB_SCHEMA: &str = "/usr/share/ovn/ovn-sb.ovsschema";
 
 /// How the SB database is run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,20 +73,17 @@ impl OvnCentral {
             sb_port6: has_v6.then(free_port6),
         };
 
-        ovn.run("ovsdb-tool", &["create", &ovn.path("nb.db"), NB_SCHEMA]);
-        match model {
-            SbModel::Standalone => {
-                ovn.run("ovsdb-tool", &["create", &ovn.path("sb.db"), SB_SCHEMA]);
-            }
-            SbModel::Clustered => {
-                let raft = format!("tcp:127.0.0.1:{}", free_port());
-                ovn.run(
-                    "ovsdb-tool",
-                    &["create-cluster", &ovn.path("sb.db"), SB_SCHEMA, &raft],
-                );
-            }
+        // `start_db` creates a missing database standalone; a cluster is made here.
+        if model == SbModel::Clustered {
+            let raft = format!("tcp:127.0.0.1:{}", free_port());
+            ovn.run(
+                "ovsdb-tool",
+                &["create-cluster", &ovn.path("sb.db"), SB_SCHEMA, &raft],
+            );
         }
-        ovn.start_server("nb", &[]);
+        if let Err(e) = central::start_db(&ovn.dir, "nb", NB_SCHEMA, &[]) {
+            panic!("NB ovsdb-server would not start: {e:#}\n{}", ovn.logs());
+        }
         // A port picked free may be taken by a parallel test before the server binds it.
         let mut tries = 0;
         while let Err(e) = ovn.try_start_sb() {
@@ -111,12 +111,12 @@ impl OvnCentral {
     }
 
     pub fn nb_remote(&self) -> String {
-        format!("unix:{}", self.path("nb.sock"))
+        central::nb_remote(&self.dir)
     }
 
     /// The SB's unix socket remote.
     pub fn sb_remote(&self) -> String {
-        format!("unix:{}", self.path("sb.sock"))
+        central::sb_remote(&self.dir)
     }
 
     /// The SB's loopback TCP remote (`tcp:127.0.0.1:PORT`).
@@ -140,10 +140,7 @@ impl OvnCentral {
     }
 
     pub fn try_nbctl(&self, args: &[&str]) -> Result<String, String> {
-        let db = format!("--db={}", self.nb_remote());
-        let mut full = vec![db.as_str(), "--timeout=30"];
-        full.extend_from_slice(args);
-        self.output("ovn-nbctl", &full)
+        self.ctl("ovn-nbctl", &self.nb_remote(), args)
     }
 
     /// Runs `ovn-sbctl` against this SB; panics (with stderr) if it fails.
@@ -153,10 +150,7 @@ impl OvnCentral {
     }
 
     pub fn try_sbctl(&self, args: &[&str]) -> Result<String, String> {
-        let db = format!("--db={}", self.sb_remote());
-        let mut full = vec![db.as_str(), "--timeout=30"];
-        full.extend_from_slice(args);
-        self.output("ovn-sbctl", &full)
+        self.ctl("ovn-sbctl", &self.sb_remote(), args)
     }
 
     /// `ovn-sbctl --format=json --columns=... list TABLE`, one JSON object per row keyed
@@ -263,50 +257,32 @@ impl OvnCentral {
         }
     }
 
-    fn server_args(&self, name: &str, extra: &[String]) -> Vec<String> {
-        let mut a = vec![
-            self.path(&format!("{name}.db")),
-            format!("--remote=punix:{}", self.path(&format!("{name}.sock"))),
-            format!("--unixctl={}", self.path(&format!("{name}.ctl"))),
-            format!("--pidfile={}", self.path(&format!("{name}.pid"))),
-            format!("--log-file={}", self.path(&format!("{name}.log"))),
-            "--detach".into(),
-            "--no-chdir".into(),
-        ];
-        a.extend_from_slice(extra);
-        a
-    }
-
-    fn start_server(&self, name: &str, extra: &[String]) {
-        let args = self.server_args(name, extra);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.run("ovsdb-server", &args);
+    /// `ovn-nbctl` or `ovn-sbctl` against `remote`.
+    fn ctl(&self, program: &str, remote: &str, args: &[&str]) -> Result<String, String> {
+        let db = format!("--db={remote}");
+        let mut full = vec![db.as_str(), "--timeout=30"];
+        full.extend_from_slice(args);
+        self.output(program, &full)
     }
 
     fn try_start_sb(&self) -> Result<(), String> {
-        let mut extra = vec![format!("--remote=ptcp:{}:127.0.0.1", self.sb_port)];
+        let mut remotes = vec![format!("--remote=ptcp:{}:127.0.0.1", self.sb_port)];
         if let Some(p6) = self.sb_port6 {
-            extra.push(format!("--remote=ptcp:{p6}:[::1]"));
+            remotes.push(format!("--remote=ptcp:{p6}:[::1]"));
         }
-        let args = self.server_args("sb", &extra);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.output("ovsdb-server", &args)?;
+        central::start_db(&self.dir, "sb", SB_SCHEMA, &remotes).map_err(|e| format!("{e:#}"))?;
         // ovsdb-server --detach returns once its remotes are set up, but a port it could
         // not bind is only logged: make sure both are listening.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        let listening = process::wait_for("SB TCP port(s)", Duration::from_secs(10), || {
             let v4 = std::net::TcpStream::connect(("127.0.0.1", self.sb_port)).is_ok();
             let v6 = self
                 .sb_port6
                 .is_none_or(|p| std::net::TcpStream::connect(("::1", p)).is_ok());
-            if v4 && v6 {
-                break;
-            }
-            if Instant::now() > deadline {
-                self.stop("sb");
-                return Err("SB is not listening on its TCP port(s)".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
+            v4 && v6
+        });
+        if let Err(e) = listening {
+            self.stop("sb");
+            return Err(format!("SB is not listening on its TCP port(s): {e:#}"));
         }
         if self.model == SbModel::Clustered {
             let remote = self.sb_remote();
@@ -324,13 +300,16 @@ impl OvnCentral {
         Ok(())
     }
 
+    // The same command line as `central::start` gives northd, which it does not offer on
+    // its own (restart_northd needs it).
     fn start_northd(&self) {
+        let northd = Daemon::new(&self.dir, "northd");
         let args = [
             format!("--ovnnb-db={}", self.nb_remote()),
             format!("--ovnsb-db={}", self.sb_remote()),
             format!("--unixctl={}", self.path("northd.ctl")),
-            format!("--pidfile={}", self.path("northd.pid")),
-            format!("--log-file={}", self.path("northd.log")),
+            northd.pidfile_arg(),
+            northd.log_arg(),
             "--detach".into(),
             "--no-chdir".into(),
         ];
@@ -338,28 +317,11 @@ impl OvnCentral {
         self.run("ovn-northd", &args);
     }
 
-    /// Stops one daemon by its pidfile (never by name), waiting until it is gone.
+    /// Stops one daemon by its pidfile (never by name). Returns once the pidfile is gone,
+    /// which an OVS daemon removes in its last step on SIGTERM.
     fn stop(&self, name: &str) {
         let pidfile = self.dir.join(format!("{name}.pid"));
-        let Some(pid) = std::fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|s| s.trim().parse::<libc::pid_t>().ok())
-        else {
-            return;
-        };
-        // SAFETY: kill has no memory-safety preconditions; the pid comes from the daemon's
-        // own pidfile in our private directory.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        // SAFETY: as above; signal 0 only checks that the process exists.
-        while unsafe { libc::kill(pid, 0) } == 0 {
-            if Instant::now() > deadline {
-                // SAFETY: as above.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = std::fs::remove_file(&pidfile);
+        process::stop(&pidfile, Duration::from_secs(10));
     }
 }
 
@@ -376,14 +338,15 @@ impl Drop for OvnCentral {
 
 /// A loopback TCP port that was free a moment ago.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
+    free_port_on("127.0.0.1:0")
 }
 
 fn free_port6() -> u16 {
-    std::net::TcpListener::bind("[::1]:0")
+    free_port_on("[::1]:0")
+}
+
+fn free_port_on(any_port: &str) -> u16 {
+    std::net::TcpListener::bind(any_port)
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or_else(|e| panic!("no free port: {e}"))

@@ -10,12 +10,12 @@ use std::{
 };
 
 use ovnest_datapath::{
-    FastPath, TableSet,
     afxdp::{AfXdp, AfXdpConfig},
     pipeline::{SharedCounters, Snapshot, SnapshotCell, Verdict},
 };
 use ovnest_tests::{
-    fixtures::{Frame, Wiring, frames::BROADCAST, frames::hex, lab},
+    fixtures::{Frame, frames::BROADCAST, frames::hex, lab},
+    hypervisor::{Hypervisor, Vms},
     netns::NetNs,
     packet::PacketSocket,
     privilege::{require_root, require_tools},
@@ -30,33 +30,18 @@ fn broadcast_from_c51_is_flooded_by_the_userspace_datapath() {
     if !require_root(name) || !require_tools(name, &["ethtool"]) {
         return;
     }
-    let hv = NetNs::new("hv");
-    let vm1 = NetNs::new("vm1");
-    let vm2 = NetNs::new("vm2");
-    let vm5 = NetNs::new("vm5");
-    for (vm, ifname) in [(&vm1, "vm1"), (&vm2, "vm2"), (&vm5, "vm5")] {
-        hv.veth_to(ifname, vm, "eth0");
-        vm.gro_on("eth0");
-        vm.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
-    }
-    hv.veth_pair("stray", "strayp");
-    let wiring = Wiring {
-        vm1: hv.ifindex("vm1"),
-        vm2: hv.ifindex("vm2"),
-        vm5: hv.ifindex("vm5"),
-        stray: hv.ifindex("stray"),
-    };
-    let ports = lab::logical_ports(&wiring);
-    let cell = Arc::new(SnapshotCell::new(Snapshot::build(1, &ports)));
+    let (hv, Vms { vm1, vm2, vm5 }) = Hypervisor::with_vms();
+    let wiring = hv.wiring;
+    let cell = Arc::new(SnapshotCell::new(Snapshot::build(
+        1,
+        &lab::logical_ports(&wiring),
+    )));
     let shared = Arc::new(SharedCounters::new());
     let stop = Arc::new(AtomicBool::new(false));
 
-    let (fast_path, threads) = {
-        let _inside = hv.enter();
-        let mut fast_path = FastPath::load().expect("load XDP program");
-        let (tables, conflicts) = TableSet::build(&ports);
-        assert!(conflicts.is_empty(), "{conflicts:?}");
-        fast_path.apply(&tables).expect("apply");
+    let mut fast_path = hv.fast_path();
+    let threads = {
+        let _inside = hv.ns.enter();
         let vifs = [wiring.vm1, wiring.vm2, wiring.vm5];
         for ifindex in vifs {
             fast_path.attach(ifindex).expect("attach");
@@ -69,10 +54,9 @@ fn broadcast_from_c51_is_flooded_by_the_userspace_datapath() {
         };
         let afxdp = AfXdp::open(&config, &vifs).expect("AF_XDP sockets");
         afxdp.register(&mut fast_path).expect("XSKMAP");
-        let threads = afxdp
+        afxdp
             .spawn(cell.clone(), shared.clone(), stop.clone())
-            .expect("poll thread");
-        (fast_path, threads)
+            .expect("poll thread")
     };
 
     let socket = |ns: &NetNs| {

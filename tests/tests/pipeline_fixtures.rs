@@ -6,10 +6,13 @@
 use ovnest_datapath::pipeline::{
     Desc, FramePool, NoServices, Pipeline, Snapshot, TxBatches, Umem, Verdict as PipelineVerdict,
 };
-use ovnest_tests::fixtures::{
-    self, Iface, Verdict, Wiring,
-    frames::hex,
-    lab::{self, Place},
+use ovnest_tests::{
+    failures::Failures,
+    fixtures::{
+        self, Iface, Verdict, Wiring,
+        frames::hex,
+        lab::{self, Place},
+    },
 };
 
 const FRAME: u32 = 2048;
@@ -91,7 +94,7 @@ fn tag_of(frame: &[u8]) -> u16 {
 fn fixture_table_through_the_userspace_pipeline() {
     let snap = Snapshot::build(1, &lab::logical_ports(&WIRING));
     assert!(snap.conflicts().is_empty(), "{:?}", snap.conflicts());
-    let mut failures = Vec::new();
+    let mut failures = Failures::new();
     for case in fixtures::cases() {
         let ingress = WIRING.ifindex(case.ingress);
         let run = run(&snap, ingress, &case.input);
@@ -171,21 +174,9 @@ fn fixture_table_through_the_userspace_pipeline() {
                 problems.push(format!("{to}: tx_packets {} (want 1)", stats.tx_packets));
             }
         }
-        if !problems.is_empty() {
-            failures.push(format!(
-                "{}\n    input {}\n    {}",
-                case.name,
-                hex(&case.input),
-                problems.join("\n    ")
-            ));
-        }
+        failures.check(&case, &problems);
     }
-    assert!(
-        failures.is_empty(),
-        "{} fixture case(s) failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    failures.assert_none();
 }
 
 /// The flood the XDP cases leave to userspace, spelled out for the lab: a broadcast ARP

@@ -103,23 +103,12 @@ struct PbView {
     external_ids: BTreeMap<String, String>,
 }
 
-const PB_COLUMNS: &[&str] = &[
-    "_uuid",
-    "logical_port",
-    "parent_port",
-    "tag",
-    "mac",
-    "port_security",
-    "tunnel_key",
-    "datapath",
-    "type",
-    "options",
-    "chassis",
-    "requested_chassis",
-    "up",
-    "encap",
-    "external_ids",
-];
+/// What to ask ovn-sbctl for: `_uuid` and every Port_Binding column the replica monitors.
+fn pb_columns() -> Vec<&'static str> {
+    std::iter::once("_uuid")
+        .chain(SbTable::PortBinding.columns().iter().copied())
+        .collect()
+}
 
 // Readers of ovn-sbctl's JSON (RFC 7047 §5.1 notation), written independently of the
 // library's decoder.
@@ -154,7 +143,7 @@ fn addrs(v: &Value) -> Vec<PortAddresses> {
 }
 
 fn sbctl_ports(ovn: &OvnCentral) -> BTreeMap<String, PbView> {
-    ovn.sb_rows("Port_Binding", PB_COLUMNS)
+    ovn.sb_rows("Port_Binding", &pb_columns())
         .into_iter()
         .map(|r: Map<String, Value>| {
             let pb = PbView {

@@ -5,8 +5,9 @@
 use ovnest_common::Counter;
 use ovnest_datapath::{FastPath, TableSet};
 use ovnest_tests::{
-    fixtures::{self, Iface, Verdict, Wiring, frames::hex, lab},
-    netns::NetNs,
+    failures::Failures,
+    fixtures::{self, Verdict, frames::hex, lab},
+    hypervisor::Hypervisor,
     privilege::require_root,
 };
 
@@ -14,44 +15,16 @@ const XDP_DROP: u32 = 1;
 const XDP_REDIRECT: u32 = 4;
 const ETH_HLEN: usize = 14;
 
-/// A namespace with the lab's hypervisor-side interfaces, entered by the calling thread.
-struct Hypervisor {
-    ns: NetNs,
-    wiring: Wiring,
-}
-
-fn hypervisor() -> Hypervisor {
-    let ns = NetNs::new("hv");
-    for iface in Iface::ALL {
-        ns.veth_pair(iface.name(), &format!("{}p", iface.name()));
-    }
-    let wiring = Wiring {
-        vm1: ns.ifindex("vm1"),
-        vm2: ns.ifindex("vm2"),
-        vm5: ns.ifindex("vm5"),
-        stray: ns.ifindex("stray"),
-    };
-    Hypervisor { ns, wiring }
-}
-
-fn lab_fast_path(wiring: &Wiring) -> FastPath {
-    let mut fast_path = FastPath::load().expect("load XDP program");
-    let (tables, conflicts) = TableSet::build(&fixtures::lab::logical_ports(wiring));
-    assert!(conflicts.is_empty(), "{conflicts:?}");
-    fast_path.apply(&tables).expect("apply lab tables");
-    fast_path
-}
-
 #[test]
 fn fixture_table_through_bpf_prog_test_run() {
     if !require_root("fixture_table_through_bpf_prog_test_run") {
         return;
     }
-    let hv = hypervisor();
+    let hv = Hypervisor::alone();
     let _inside = hv.ns.enter();
-    let fast_path = lab_fast_path(&hv.wiring);
+    let fast_path = hv.fast_path();
 
-    let mut failures = Vec::new();
+    let mut failures = Failures::new();
     for case in fixtures::cases() {
         let before = fast_path.counters().expect("counters");
         let to_before = case
@@ -132,21 +105,9 @@ fn fixture_table_through_bpf_prog_test_run() {
                 hex(&out)
             ));
         }
-        if !problems.is_empty() {
-            failures.push(format!(
-                "{}\n    input {}\n    {}",
-                case.name,
-                hex(&case.input),
-                problems.join("\n    ")
-            ));
-        }
+        failures.check(&case, &problems);
     }
-    assert!(
-        failures.is_empty(),
-        "{} fixture case(s) failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    failures.assert_none();
 }
 
 /// Frames the fast path cannot finish go to the AF_XDP socket registered for the
@@ -156,9 +117,9 @@ fn userspace_frames_without_a_socket_are_counted() {
     if !require_root("userspace_frames_without_a_socket_are_counted") {
         return;
     }
-    let hv = hypervisor();
+    let hv = Hypervisor::alone();
     let _inside = hv.ns.enter();
-    let fast_path = lab_fast_path(&hv.wiring);
+    let fast_path = hv.fast_path();
     let frame = fixtures::Frame::eth([0xff; 6], lab::VM1.mac)
         .udp(lab::VM1.ipv4, [255; 4], 68, 67, 30)
         .build();
@@ -184,9 +145,9 @@ fn map_updates_apply_live_without_disturbing_other_ports() {
     if !require_root("map_updates_apply_live_without_disturbing_other_ports") {
         return;
     }
-    let hv = hypervisor();
+    let hv = Hypervisor::alone();
     let _inside = hv.ns.enter();
-    let mut fast_path = lab_fast_path(&hv.wiring);
+    let mut fast_path = hv.fast_path();
     let mut ports = fixtures::lab::logical_ports(&hv.wiring);
     let run = |fp: &FastPath, vid: u16| {
         let frame = fixtures::Frame::eth(lab::VM1.mac, lab::C52.mac)

@@ -7,9 +7,10 @@
 use std::time::Duration;
 
 use ovnest_common::Counter;
-use ovnest_datapath::{FastPath, TableSet, fastpath::AttachMode};
+use ovnest_datapath::{FastPath, fastpath::AttachMode};
 use ovnest_tests::{
-    fixtures::{Frame, Iface, Wiring, frames::hex, lab},
+    fixtures::{Frame, Iface, frames::hex, lab},
+    hypervisor::{Hypervisor, Vms},
     netns::NetNs,
     packet::{PacketSocket, Received},
     privilege::{require_root, require_tools},
@@ -18,55 +19,31 @@ use ovnest_tests::{
 
 const DEADLINE: Duration = Duration::from_secs(5);
 
+/// The lab's hypervisor and VMs, with the fast path attached natively to the VIFs.
 struct Lab {
-    hv: NetNs,
-    vm1: NetNs,
-    vm5: NetNs,
-    _vm2: NetNs,
-    wiring: Wiring,
+    /// Held so the hypervisor's namespace and interfaces outlive the test.
+    _hv: Hypervisor,
+    vms: Vms,
     fast_path: FastPath,
 }
 
 fn lab() -> Lab {
-    let hv = NetNs::new("hv");
-    let vm1 = NetNs::new("vm1");
-    let vm2 = NetNs::new("vm2");
-    let vm5 = NetNs::new("vm5");
-    for (vm, name) in [(&vm1, "vm1"), (&vm2, "vm2"), (&vm5, "vm5")] {
-        hv.veth_to(name, vm, "eth0");
-        // Frames redirected or XDP_TX'd into a veth need NAPI on the receiving end.
-        vm.gro_on("eth0");
-        vm.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
-    }
-    hv.veth_pair("stray", "strayp");
-    let wiring = Wiring {
-        vm1: hv.ifindex("vm1"),
-        vm2: hv.ifindex("vm2"),
-        vm5: hv.ifindex("vm5"),
-        stray: hv.ifindex("stray"),
-    };
-    let fast_path = {
-        let _inside = hv.enter();
-        let mut fast_path = FastPath::load().expect("load XDP program");
-        let (tables, conflicts) = TableSet::build(&lab::logical_ports(&wiring));
-        assert!(conflicts.is_empty(), "{conflicts:?}");
-        fast_path.apply(&tables).expect("apply");
+    let (hv, vms) = Hypervisor::with_vms();
+    let mut fast_path = hv.fast_path();
+    {
+        let _inside = hv.ns.enter();
         for iface in [Iface::Vm1, Iface::Vm2, Iface::Vm5] {
-            let mode = fast_path.attach(wiring.ifindex(iface)).expect("attach");
+            let mode = fast_path.attach(hv.wiring.ifindex(iface)).expect("attach");
             assert_eq!(
                 mode,
                 AttachMode::Native,
                 "veth supports native XDP on this kernel"
             );
         }
-        fast_path
-    };
+    }
     Lab {
-        hv,
-        vm1,
-        vm5,
-        _vm2: vm2,
-        wiring,
+        _hv: hv,
+        vms,
         fast_path,
     }
 }
@@ -96,8 +73,8 @@ fn tagged_containers_reach_vm1_untagged_and_replies_return_tagged() {
         return;
     }
     let lab = lab();
-    let vm5 = socket(&lab.vm5);
-    let vm1 = socket(&lab.vm1);
+    let vm5 = socket(&lab.vms.vm5);
+    let vm1 = socket(&lab.vms.vm1);
 
     for (child, marker) in [(&lab::C51, 1051), (&lab::C52, 1052)] {
         let tag = if child.name == "dmz-c51" { 51 } else { 52 };
@@ -148,8 +125,8 @@ fn unknown_tag_and_spoofed_mac_reach_nobody_and_are_counted() {
         return;
     }
     let lab = lab();
-    let vm5 = socket(&lab.vm5);
-    let vm1 = socket(&lab.vm1);
+    let vm5 = socket(&lab.vms.vm5);
+    let vm1 = socket(&lab.vms.vm1);
     let before = lab.fast_path.counters().unwrap();
 
     let unknown_tag = udp(&lab::C51, &lab::VM1, 3099).vlan(99).build();
@@ -194,7 +171,6 @@ fn unknown_tag_and_spoofed_mac_reach_nobody_and_are_counted() {
             .drops,
         1
     );
-    let _ = (&lab.hv, lab.wiring);
 }
 
 #[test]
@@ -203,7 +179,7 @@ fn arp_for_the_router_is_answered_on_the_requesters_tag() {
         return;
     }
     let lab = lab();
-    let vm5 = socket(&lab.vm5);
+    let vm5 = socket(&lab.vms.vm5);
     // The request real c51 sent, and the reply real ovn-controller gave (golden capture).
     let golden = ovnest_tests::fixtures::golden::load("golden-arp-c51.txt");
     let (request, reply) = (&golden[0], &golden[1]);

@@ -2,7 +2,6 @@
 
 use std::{
     collections::BTreeMap,
-    path::PathBuf,
     time::{Duration, Instant},
 };
 
@@ -25,6 +24,9 @@ const C51_IP: [u8; 4] = [172, 16, 255, 133];
 /// The generator runs here; the datapath (threaded NAPI, agents) on the other core.
 const GENERATOR_CPU: usize = 0;
 const DATAPATH_CPU: usize = 1;
+
+/// (direction, frame size, flows, target).
+type CaseKey = (Direction, usize, usize, Target);
 
 /// One target's lab, its bench kit (sinks, baseline), torn down on drop.
 struct Bed {
@@ -343,7 +345,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let mut results: BTreeMap<(Direction, usize, usize, Target), Vec<(f64, f64)>> = BTreeMap::new();
+    let mut results: BTreeMap<CaseKey, Vec<(f64, f64)>> = BTreeMap::new();
     for round in 0..args.rounds {
         info!("round {} of {}", round + 1, args.rounds);
         for (direction, size, flows, frames) in &cases {
@@ -414,7 +416,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn table(report: &Report, plot: &PathBuf) -> String {
+fn table(report: &Report, plot: &std::path::Path) -> String {
     use std::fmt::Write as _;
     let m = &report.machine;
     let mut out = String::new();
