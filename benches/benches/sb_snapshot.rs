@@ -133,7 +133,7 @@ fn modifies() -> Vec<u8> {
 fn schema() -> Schema {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/reference/ovn-23.03/ovsdb-wire/get_schema-OVN_Southbound.json"
+        "/../tests/data/ovsdb-wire/get_schema-OVN_Southbound.json"
     );
     let v: Value = serde_json::from_slice(&std::fs::read(path).expect("schema fixture")).unwrap();
     Schema::from_json(&v["result"]).unwrap()

@@ -317,6 +317,23 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     {
         bail!("--sizes must be within 64..=1518, --flows within 1..=65000, --rounds at least 1");
     }
+    if args.scale {
+        let results = super::scale::measure(&args.dir)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&results)?);
+        }
+        for r in &results {
+            println!(
+                "scale {:<15} {} containers up {:.2} s, --wait=hv {:.2} s after start; agent RSS {} KiB",
+                r.agent,
+                super::scale::CHILDREN,
+                r.children_up_s,
+                r.wait_hv_s,
+                r.agent_rss_kib
+            );
+        }
+        return Ok(());
+    }
     let load_before = loadavg();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut targets = args.targets.clone();

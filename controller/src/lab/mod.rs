@@ -25,7 +25,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 
-pub use network::{LAB_PORTS, LabPort};
+pub use network::{LAB_PORTS, LabPort, start_ovn_controller};
 
 #[derive(Subcommand, Clone, Debug)]
 pub enum LabCommand {
@@ -305,12 +305,13 @@ impl Lab {
 
     pub fn banner(&self) -> String {
         let p = &self.prefix;
+        let ovnest = std::env::current_exe().map_or("ovnest".into(), |e| e.display().to_string());
         format!(
             "The seed lab is up (real OVN + ovnest on the hypervisor namespace {p}hv).\n\n\
              Try:\n  ip netns exec {p}c51 ping -c3 172.16.255.130     # container c51 (tag 51) -> vm1\n  \
              ip netns exec {p}c52 ping -c3 172.16.255.133     # c52 -> c51, hairpin through vm5's VIF\n  \
              ip netns exec {p}vm5 ping -c3 172.16.255.133     # vm5 -> its own container\n  \
-             ip netns exec {p}hv ovnest status --state-dir {state}\n\n\
+             ip netns exec {p}hv {ovnest} status --state-dir {state}\n\n\
              Drive OVN by hand (`ovnest lab env --dir {dir}` prints this again):\n{env}\n\
              Logs: {dir}/*.log   Tear down: ovnest lab down --dir {dir}\n",
             state = self.state_dir().display(),

@@ -12,10 +12,7 @@ use tokio::net::{UnixListener, UnixStream};
 use crate::ovsdb::{ClientConfig, ConnectionState, FrameDecoder, MonitorMethod, Remote};
 use crate::sb::{Southbound, config};
 
-const WIRE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/reference/ovn-23.03/ovsdb-wire/"
-);
+const WIRE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/ovsdb-wire/");
 
 fn schema() -> Value {
     let v: Value = serde_json::from_str(

@@ -196,10 +196,7 @@ mod tests {
 
     #[test]
     fn every_fixture_splits_and_parses() {
-        let dir = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/reference/ovn-23.03/ovsdb-wire"
-        );
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/ovsdb-wire");
         let mut n = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();

@@ -193,7 +193,7 @@ pub(crate) mod tests_support {
     pub(crate) fn sb_schema() -> Schema {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/reference/ovn-23.03/ovsdb-wire/rpc-basic.json"
+            "/../tests/data/ovsdb-wire/rpc-basic.json"
         );
         let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
         for line in text.lines() {

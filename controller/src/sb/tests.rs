@@ -10,10 +10,7 @@ use crate::ovsdb::{
     Counters, Database, DbChange, Schema, TableUpdates, UpdateFormat, Uuid, layout,
 };
 
-const WIRE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/reference/ovn-23.03/ovsdb-wire/"
-);
+const WIRE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/ovsdb-wire/");
 
 fn wire(name: &str) -> String {
     std::fs::read_to_string(format!("{WIRE}{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))

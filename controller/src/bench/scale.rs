@@ -1,0 +1,175 @@
+//! Full sync at production scale: 4095 containers on one parent VIF (every tag) and
+//! 20,000 logical ports in all, created through real ovn-nbctl and northd. Measures, for
+//! ovnest and for ovn-controller, the time from the agent's start until every container is
+//! up in the SB and `ovn-nbctl --wait=hv sync` returns, and the agent's memory then.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use log::info;
+use serde::Serialize;
+
+use crate::{
+    agent::config::DatapathMode,
+    lab::{AgentKind, Lab, LabArgs, process},
+};
+
+/// Containers on dmz-vm5, tags 1..=4095 (the lab's c51/c52 hold 51 and 52).
+pub const CHILDREN: usize = 4095;
+/// Logical ports in the NB, the lab's own included.
+pub const PORTS: usize = 20_000;
+/// Commands per ovn-nbctl invocation.
+const BATCH: usize = 500;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ScaleResult {
+    pub agent: String,
+    pub children_up_s: f64,
+    pub wait_hv_s: f64,
+    pub agent_rss_kib: u64,
+}
+
+fn nbctl_batch(lab: &Lab, commands: &[Vec<String>]) -> anyhow::Result<()> {
+    for chunk in commands.chunks(BATCH) {
+        let mut args: Vec<&str> = Vec::new();
+        for (i, command) in chunk.iter().enumerate() {
+            if i > 0 {
+                args.push("--");
+            }
+            args.extend(command.iter().map(String::as_str));
+        }
+        lab.nbctl(&args)?;
+    }
+    Ok(())
+}
+
+/// Adds the containers and the other ports to `lab`'s NB.
+fn populate(lab: &Lab) -> anyhow::Result<()> {
+    let mut commands = Vec::new();
+    for tag in (1..=CHILDREN as u32).filter(|t| *t != 51 && *t != 52) {
+        let name = format!("dmz-k{tag}");
+        let addresses = format!(
+            "02:aa:{:02x}:{:02x}:00:01 10.{}.{}.1",
+            tag >> 8,
+            tag & 0xff,
+            tag >> 8,
+            tag & 0xff
+        );
+        commands.push(vec![
+            "lsp-add".into(),
+            "dmz".into(),
+            name.clone(),
+            "dmz-vm5".into(),
+            tag.to_string(),
+        ]);
+        commands.push(vec!["lsp-set-addresses".into(), name, addresses]);
+    }
+    // The rest: VMs on other switches, bound nowhere (other hypervisors' ports).
+    let others = PORTS - 6 - (CHILDREN - 2);
+    for switch in 0..20 {
+        commands.push(vec!["ls-add".into(), format!("far{switch}")]);
+    }
+    for i in 0..others {
+        let name = format!("far-vm{i}");
+        commands.push(vec![
+            "lsp-add".into(),
+            format!("far{}", i % 20),
+            name.clone(),
+        ]);
+        commands.push(vec![
+            "lsp-set-addresses".into(),
+            name,
+            format!(
+                "02:bb:{:02x}:{:02x}:00:01 10.200.{}.{}",
+                i >> 8,
+                i & 0xff,
+                (i >> 8) & 0xff,
+                i & 0xff
+            ),
+        ]);
+    }
+    nbctl_batch(lab, &commands)?;
+    lab.nbctl(&["--wait=sb", "sync"])?;
+    Ok(())
+}
+
+fn children_up(lab: &Lab) -> usize {
+    lab.sbctl(&[
+        "--bare",
+        "--columns=logical_port",
+        "find",
+        "Port_Binding",
+        "parent_port=dmz-vm5",
+        "up=true",
+    ])
+    .map(|out| out.split_whitespace().count())
+    .unwrap_or(0)
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("VmRSS:")
+                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            })
+        })
+        .unwrap_or(0)
+}
+
+pub fn measure(dir: &std::path::Path) -> anyhow::Result<Vec<ScaleResult>> {
+    let mut results = Vec::new();
+    for (short, agent) in [("s", AgentKind::Ovnest), ("t", AgentKind::OvnController)] {
+        let dir = dir.join(format!("scale-{short}"));
+        Lab::down(&dir);
+        let lab = Lab::up(&LabArgs {
+            dir: dir.clone(),
+            prefix: format!("o{short}-"),
+            ovnest: None,
+            agent,
+            datapath: DatapathMode::Xdp,
+        })?;
+        let name = if agent == AgentKind::Ovnest {
+            "ovnest"
+        } else {
+            "ovn-controller"
+        };
+        // Stop the agent, grow the NB, start it again on the full database.
+        let pidfile = if agent == AgentKind::Ovnest {
+            lab.agent_pidfile()
+        } else {
+            dir.join("ovn-controller.pid")
+        };
+        process::stop(&pidfile, Duration::from_secs(10));
+        info!(
+            "{name}: creating {PORTS} logical ports ({CHILDREN} containers on dmz-vm5) through ovn-nbctl"
+        );
+        populate(&lab).context("populating the NB")?;
+        let start = Instant::now();
+        match agent {
+            AgentKind::Ovnest => lab.start_agent(None, DatapathMode::Xdp)?,
+            _ => crate::lab::start_ovn_controller(&lab)?,
+        }
+        process::wait_for(
+            &format!("{name}: {CHILDREN} containers up"),
+            Duration::from_secs(600),
+            || children_up(&lab) >= CHILDREN,
+        )?;
+        let children_up_s = start.elapsed().as_secs_f64();
+        lab.nbctl(&["--timeout=600", "--wait=hv", "sync"])?;
+        let wait_hv_s = start.elapsed().as_secs_f64();
+        let rss = lab.agent_pid().map_or(0, rss_kib);
+        info!(
+            "{name}: children up after {children_up_s:.2} s, --wait=hv after {wait_hv_s:.2} s, RSS {rss} KiB"
+        );
+        results.push(ScaleResult {
+            agent: name.into(),
+            children_up_s,
+            wait_hv_s,
+            agent_rss_kib: rss,
+        });
+        Lab::down(&dir);
+    }
+    Ok(results)
+}
