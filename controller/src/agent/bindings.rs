@@ -48,6 +48,9 @@ pub enum OddState {
     ParentNotLocal { port: String, parent: String },
     /// A child without a tag yet (northd allocates `tag_request=0` asynchronously).
     TagMissing { port: String },
+    /// A child whose tag cannot be carried: VID 4095 is reserved by 802.1Q (OVN accepts
+    /// tags up to 4095). Not bound.
+    TagReserved { port: String, tag: u16 },
     /// A child whose parent is itself a child: OVN nests one level only.
     ParentIsChild { port: String, parent: String },
     /// A local interface names a container port in its iface-id.
@@ -146,6 +149,13 @@ pub fn plan(snapshot: &Snapshot, chassis: Option<Uuid>, vifs: &BTreeMap<String, 
         if requested_elsewhere(pb) {
             out.odd.insert(OddState::RequestedElsewhere {
                 port: pb.logical_port.clone(),
+            });
+            continue;
+        }
+        if !(1..=4094).contains(&tag) {
+            out.odd.insert(OddState::TagReserved {
+                port: pb.logical_port.clone(),
+                tag,
             });
             continue;
         }

@@ -157,6 +157,7 @@ fn odd_states_are_reported_not_bound() {
             port("dmz-c57", 13, Some("dmz-vm5"), None, 0x57),
             port("dmz-c51", 7, Some("dmz-vm5"), Some(51), 0x33),
             port("dmz-c511", 14, Some("dmz-c51"), Some(5), 0x11),
+            port("dmz-c4095", 15, Some("dmz-vm5"), Some(4095), 0x95),
             c60,
         ],
         true,
@@ -170,6 +171,10 @@ fn odd_states_are_reported_not_bound() {
     for odd in [
         OddState::TagMissing {
             port: "dmz-c57".into(),
+        },
+        OddState::TagReserved {
+            port: "dmz-c4095".into(),
+            tag: 4095,
         },
         OddState::IfaceIdIsChild {
             iface_id: "dmz-c51".into(),

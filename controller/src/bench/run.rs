@@ -324,8 +324,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         for r in &results {
             println!(
-                "scale {:<15} {} containers up {:.2} s, --wait=hv {:.2} s after start; agent RSS {} KiB",
+                "scale {:<15} {} of {} containers up {:.2} s, --wait=hv {:.2} s after start; agent RSS {} KiB",
                 r.agent,
+                super::scale::BINDABLE,
                 super::scale::CHILDREN,
                 r.children_up_s,
                 r.wait_hv_s,

@@ -14,8 +14,11 @@ use crate::{
     lab::{AgentKind, Lab, LabArgs, process},
 };
 
-/// Containers on dmz-vm5, tags 1..=4095 (the lab's c51/c52 hold 51 and 52).
+/// Containers on dmz-vm5, tags 1..=4095 (the lab's c51/c52 hold 51 and 52). OVN accepts
+/// tag 4095; 802.1Q reserves it, so the agent binds the other 4094 and reports that one.
 pub const CHILDREN: usize = 4095;
+/// Containers that can be bound.
+pub const BINDABLE: usize = 4094;
 /// Logical ports in the NB, the lab's own included.
 pub const PORTS: usize = 20_000;
 /// Commands per ovn-nbctl invocation.
