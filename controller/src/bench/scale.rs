@@ -155,9 +155,9 @@ pub fn measure(dir: &std::path::Path) -> anyhow::Result<Vec<ScaleResult>> {
             _ => crate::lab::start_ovn_controller(&lab)?,
         }
         process::wait_for(
-            &format!("{name}: {CHILDREN} containers up"),
+            &format!("{name}: {BINDABLE} containers up"),
             Duration::from_secs(600),
-            || children_up(&lab) >= CHILDREN,
+            || children_up(&lab) >= BINDABLE,
         )?;
         let children_up_s = start.elapsed().as_secs_f64();
         lab.nbctl(&["--timeout=600", "--wait=hv", "sync"])?;
