@@ -10,7 +10,7 @@
 //! received.
 
 mod plot;
-mod run;
+pub(crate) mod run;
 pub mod scale;
 
 use std::path::PathBuf;

@@ -294,7 +294,8 @@ fn control_plane(beds: &[Bed], changes: usize) -> Vec<ControlPlane> {
         .collect()
 }
 
-fn rss_kib(pid: i32) -> u64 {
+/// Resident memory of a process, from /proc.
+pub(super) fn rss_kib(pid: i32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {

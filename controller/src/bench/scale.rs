@@ -109,18 +109,6 @@ fn children_up(lab: &Lab) -> usize {
     .unwrap_or(0)
 }
 
-fn rss_kib(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("VmRSS:")
-                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            })
-        })
-        .unwrap_or(0)
-}
-
 pub fn measure(dir: &std::path::Path) -> anyhow::Result<Vec<ScaleResult>> {
     let mut results = Vec::new();
     for (short, agent) in [("s", AgentKind::Ovnest), ("t", AgentKind::OvnController)] {
@@ -162,7 +150,7 @@ pub fn measure(dir: &std::path::Path) -> anyhow::Result<Vec<ScaleResult>> {
         let children_up_s = start.elapsed().as_secs_f64();
         lab.nbctl(&["--timeout=600", "--wait=hv", "sync"])?;
         let wait_hv_s = start.elapsed().as_secs_f64();
-        let rss = lab.agent_pid().map_or(0, rss_kib);
+        let rss = lab.agent_pid().map_or(0, super::run::rss_kib);
         info!(
             "{name}: children up after {children_up_s:.2} s, --wait=hv after {wait_hv_s:.2} s, RSS {rss} KiB"
         );

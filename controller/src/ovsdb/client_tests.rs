@@ -271,13 +271,12 @@ async fn survives_a_hostile_server() {
     // 4: a sane server again: the replica is whole and correct.
     let mut p = fake.accept(7).await;
     p.handshake(&[]).await.unwrap();
-    let c = loop {
+    until("the fourth full sync after the malformed message", || {
         let c = sb.counters();
-        if c.full_syncs >= 4 && c.malformed_messages >= 1 {
-            break c;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+        c.full_syncs >= 4 && c.malformed_messages >= 1
+    })
+    .await;
+    let c = sb.counters();
     assert_eq!(c.echo_requests, 1);
     assert_eq!(c.unknown_methods, 2, "frobnicate request and notification");
     assert_eq!(c.unexpected_replies, 1);
