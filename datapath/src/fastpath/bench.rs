@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, DevMapHash, MapData, PerCpuArray},
+    maps::{MapData, PerCpuArray},
     programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode},
 };
 
 use ovnest_common::maps::{BENCH_TEMPLATE_BYTES, BenchTemplate, capacity};
 
-use super::{FastPathError, object, xdp_md};
+use super::{FastPathError, handle, maps, object, xdp_md};
 
 const GENERATOR: &str = "bench_tx";
 const SINK: &str = "bench_sink";
@@ -59,12 +59,7 @@ impl BenchKit {
     /// Frames the sink has counted so far.
     pub fn received(&self) -> Result<u64, FastPathError> {
         let map = "BENCH_RECEIVED";
-        let raw = self
-            .ebpf
-            .map(map)
-            .ok_or(FastPathError::MissingMap { map })?;
-        let counts: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(raw).map_err(|source| FastPathError::Map { map, source })?;
+        let counts: PerCpuArray<&MapData, u64> = handle::map(&self.ebpf, map)?;
         let values = counts
             .get(&0, 0)
             .map_err(|source| FastPathError::Map { map, source })?;
@@ -73,68 +68,24 @@ impl BenchKit {
 
     /// Attaches the baseline on `ifindex`, redirecting to `egress` (same namespace).
     pub fn attach_baseline(&mut self, ifindex: u32, egress: u32) -> Result<(), FastPathError> {
-        {
-            let map = "DEVICES";
-            let raw = self
-                .ebpf
-                .map_mut(map)
-                .ok_or(FastPathError::MissingMap { map })?;
-            let mut devices: DevMapHash<&mut MapData> =
-                DevMapHash::try_from(raw).map_err(|source| FastPathError::Map { map, source })?;
-            devices
-                .insert(egress, egress, None, 0)
-                .map_err(|source| FastPathError::Device {
-                    ifindex: egress,
-                    source,
-                })?;
-        }
-        {
-            let map = "BASELINE_EGRESS";
-            let raw = self
-                .ebpf
-                .map_mut(map)
-                .ok_or(FastPathError::MissingMap { map })?;
-            let mut target: Array<&mut MapData, u32> =
-                Array::try_from(raw).map_err(|source| FastPathError::Map { map, source })?;
-            target
-                .set(0, &egress, 0)
-                .map_err(|source| FastPathError::Map { map, source })?;
-        }
+        maps::set_baseline_egress(&mut self.ebpf, egress)?;
         self.attach(BASELINE, ifindex)
     }
 
     /// Sets the frames the generator cycles through, one per flow; all of one length (at
     /// most `BENCH_TEMPLATE_BYTES`), at most `capacity::BENCH_FLOWS` of them.
     pub fn set_frames(&mut self, frames: &[Vec<u8>]) -> Result<(), FastPathError> {
-        let map = "BENCH_TEMPLATES";
-        let raw = self
-            .ebpf
-            .map_mut(map)
-            .ok_or(FastPathError::MissingMap { map })?;
-        let mut templates: Array<&mut MapData, BenchTemplate> =
-            Array::try_from(raw).map_err(|source| FastPathError::Map { map, source })?;
         let flows = frames.len().min(capacity::BENCH_FLOWS as usize);
         for (i, frame) in frames.iter().take(flows).enumerate() {
+            let len = frame.len().min(BENCH_TEMPLATE_BYTES);
             let mut template = BenchTemplate {
-                len: frame.len().min(BENCH_TEMPLATE_BYTES) as u32,
+                len: len as u32,
                 bytes: [0; BENCH_TEMPLATE_BYTES],
             };
-            template.bytes[..template.len as usize]
-                .copy_from_slice(&frame[..template.len as usize]);
-            templates
-                .set(i as u32, &template, 0)
-                .map_err(|source| FastPathError::Map { map, source })?;
+            template.bytes[..len].copy_from_slice(&frame[..len]);
+            maps::set_array(&mut self.ebpf, "BENCH_TEMPLATES", i as u32, &template)?;
         }
-        let map = "BENCH_FLOWS";
-        let raw = self
-            .ebpf
-            .map_mut(map)
-            .ok_or(FastPathError::MissingMap { map })?;
-        let mut count: Array<&mut MapData, u32> =
-            Array::try_from(raw).map_err(|source| FastPathError::Map { map, source })?;
-        count
-            .set(0, &(flows as u32), 0)
-            .map_err(|source| FastPathError::Map { map, source })
+        maps::set_array(&mut self.ebpf, "BENCH_FLOWS", 0, &(flows as u32))
     }
 
     /// Transmits `repeat` frames out of `ifindex` (in the calling thread's namespace),

@@ -36,8 +36,7 @@ fn per_cpu<'a, V: aya::Pod>(
     ebpf: &'a Ebpf,
     map: &'static str,
 ) -> Result<PerCpuArray<&'a MapData, V>, FastPathError> {
-    let raw = ebpf.map(map).ok_or(FastPathError::MissingMap { map })?;
-    PerCpuArray::try_from(raw).map_err(|source| FastPathError::Map { map, source })
+    super::handle::map(ebpf, map)
 }
 
 pub(super) fn read(ebpf: &Ebpf) -> Result<Counters, FastPathError> {

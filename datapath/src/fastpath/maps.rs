@@ -10,16 +10,15 @@ use aya::{
 };
 use ovnest_common::{ArpKey, ArpTarget, ChildKey, EgressPort, IngressPort, MacKey, XskSlot};
 
-use super::FastPathError;
 use super::layout::KernelDiff;
+use super::{FastPathError, handle::map_mut};
 use crate::tables::MapDiff;
 
 fn hash_map<'a, K: aya::Pod, V: aya::Pod>(
     ebpf: &'a mut Ebpf,
     map: &'static str,
 ) -> Result<HashMap<&'a mut MapData, K, V>, FastPathError> {
-    let raw = ebpf.map_mut(map).ok_or(FastPathError::MissingMap { map })?;
-    HashMap::try_from(raw).map_err(|source| FastPathError::Map { map, source })
+    map_mut(ebpf, map)
 }
 
 fn upsert<K: aya::Pod + Copy, V: aya::Pod + Copy>(
@@ -53,9 +52,7 @@ fn remove<K: aya::Pod + Copy, V: aya::Pod + Copy>(
 }
 
 fn devices(ebpf: &mut Ebpf) -> Result<DevMapHash<&mut MapData>, FastPathError> {
-    let map = "DEVICES";
-    let raw = ebpf.map_mut(map).ok_or(FastPathError::MissingMap { map })?;
-    DevMapHash::try_from(raw).map_err(|source| FastPathError::Map { map, source })
+    map_mut(ebpf, "DEVICES")
 }
 
 pub(super) fn apply(ebpf: &mut Ebpf, diff: &KernelDiff) -> Result<(), FastPathError> {
@@ -103,8 +100,7 @@ pub(super) fn register_xsk(
     fd: impl std::os::fd::AsRawFd,
 ) -> Result<(), FastPathError> {
     let map = "XSKS";
-    let raw = ebpf.map_mut(map).ok_or(FastPathError::MissingMap { map })?;
-    let mut xsks = XskMap::try_from(raw).map_err(|source| FastPathError::Map { map, source })?;
+    let mut xsks: XskMap<&mut MapData> = map_mut(ebpf, map)?;
     xsks.set(index + queue, fd, 0)
         .map_err(|source| FastPathError::Map { map, source })?;
     let mut slots = hash_map::<u32, XskSlot>(ebpf, "XSK_SLOTS")?;
@@ -128,11 +124,18 @@ pub(super) fn set_baseline_egress(ebpf: &mut Ebpf, ifindex: u32) -> Result<(), F
     devices(ebpf)?
         .insert(ifindex, ifindex, None, 0)
         .map_err(|source| FastPathError::Device { ifindex, source })?;
-    let map = "BASELINE_EGRESS";
-    let raw = ebpf.map_mut(map).ok_or(FastPathError::MissingMap { map })?;
-    let mut egress: Array<&mut MapData, u32> =
-        Array::try_from(raw).map_err(|source| FastPathError::Map { map, source })?;
-    egress
-        .set(0, &ifindex, 0)
+    set_array(ebpf, "BASELINE_EGRESS", 0, &ifindex)
+}
+
+/// Writes `value` at `index` of the array map `map`.
+pub(super) fn set_array<V: aya::Pod>(
+    ebpf: &mut Ebpf,
+    map: &'static str,
+    index: u32,
+    value: &V,
+) -> Result<(), FastPathError> {
+    let mut array: Array<&mut MapData, V> = map_mut(ebpf, map)?;
+    array
+        .set(index, value, 0)
         .map_err(|source| FastPathError::Map { map, source })
 }

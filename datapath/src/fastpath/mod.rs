@@ -6,6 +6,7 @@
 
 pub mod bench;
 mod counters;
+mod handle;
 pub mod layout;
 mod maps;
 mod object;
