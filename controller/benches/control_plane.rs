@@ -7,13 +7,11 @@
 //! `cargo bench -p ovnest --bench control_plane [-- ROUNDS]` (root). Prints p50/p99 and
 //! the agents' resident memory.
 
-use std::{
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::{path::PathBuf, time::Duration};
 
 use ovnest::{
     agent::config::DatapathMode,
+    bench::latency::{nb_change_latency, percentile, rss_kib},
     lab::{AgentKind, Lab, LabArgs},
 };
 
@@ -25,23 +23,9 @@ fn lab(name: &str, agent: AgentKind) -> Lab {
         prefix: format!("b{name}-"),
         ovnest: Some(PathBuf::from(env!("CARGO_BIN_EXE_ovnest"))),
         agent,
-        datapath: DatapathMode::Hybrid,
+        datapath: DatapathMode::Xdp,
     };
     Lab::up(&args).unwrap_or_else(|e| panic!("{name} lab: {e:#}"))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
-fn rss_kib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 fn main() {
@@ -61,18 +45,8 @@ fn main() {
         ("ovnest", lab("o", AgentKind::Ovnest)),
         ("ovn-controller", lab("c", AgentKind::OvnController)),
     ];
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); labs.len()];
-    for round in 0..rounds + 5 {
-        for (i, (_, lab)) in labs.iter().enumerate() {
-            let tag = format!("tag={}", 60 + round % 2);
-            let start = Instant::now();
-            lab.nbctl(&["--wait=hv", "set", "Logical_Switch_Port", "dmz-c52", &tag])
-                .expect("nbctl");
-            if round >= 5 {
-                samples[i].push(start.elapsed());
-            }
-        }
-    }
+    let lab_refs: Vec<&Lab> = labs.iter().map(|(_, lab)| lab).collect();
+    let samples = nb_change_latency(&lab_refs, rounds, 5).expect("ovn-nbctl --wait=hv");
     println!(
         "NB change -> programmed on the chassis (ovn-nbctl --wait=hv), {rounds} changes each, interleaved"
     );
@@ -81,8 +55,7 @@ fn main() {
         "agent", "p50 ms", "p99 ms", "min ms", "max ms", "agent RSS"
     );
     let mut p50s = Vec::new();
-    for ((name, lab), samples) in labs.iter().zip(samples.iter_mut()) {
-        samples.sort();
+    for ((name, lab), samples) in labs.iter().zip(samples.iter()) {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let rss = lab.agent_pid().map_or(0, rss_kib);
         println!(

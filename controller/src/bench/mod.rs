@@ -9,8 +9,9 @@
 //! a ratio is printed only when the generator offered at least what the faster target
 //! received.
 
+pub mod latency;
 mod plot;
-pub(crate) mod run;
+mod run;
 pub mod scale;
 
 use std::path::PathBuf;

@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use log::info;
 use ovnest_datapath::{fastpath::bench::BenchKit, frames::Frame};
 
-use super::{BenchArgs, ControlPlane, Direction, Machine, Report, Row, Target, plot};
+use super::{BenchArgs, ControlPlane, Direction, Machine, Report, Row, Target, latency, plot};
 use crate::{
     agent::config::DatapathMode,
     lab::{AgentKind, Lab, LabArgs, process},
@@ -252,59 +252,30 @@ fn honest_ratio(a: (f64, f64), b: (f64, f64)) -> Option<f64> {
     (a.0 >= faster * 0.98 && b.0 >= faster * 0.98 && b.1 > 0.0).then(|| a.1 / b.1)
 }
 
-fn control_plane(beds: &[Bed], changes: usize) -> Vec<ControlPlane> {
-    let mut samples: BTreeMap<Target, Vec<Duration>> = BTreeMap::new();
-    for round in 0..changes + 3 {
-        for bed in beds
-            .iter()
-            .filter(|b| matches!(b.target, Target::Xdp | Target::Peer))
-        {
-            let tag = format!("tag={}", 60 + round % 2);
-            let start = Instant::now();
-            if bed
-                .lab
-                .nbctl(&["--wait=hv", "set", "Logical_Switch_Port", "dmz-c52", &tag])
-                .is_ok()
-                && round >= 3
-            {
-                samples.entry(bed.target).or_default().push(start.elapsed());
-            }
-        }
-    }
-    samples
-        .into_iter()
+fn control_plane(beds: &[Bed], changes: usize) -> anyhow::Result<Vec<ControlPlane>> {
+    let measured: Vec<&Bed> = beds
+        .iter()
+        .filter(|b| matches!(b.target, Target::Xdp | Target::Peer))
+        .collect();
+    let labs: Vec<&Lab> = measured.iter().map(|b| &b.lab).collect();
+    let samples = latency::nb_change_latency(&labs, changes, 3)?;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    Ok(measured
+        .iter()
+        .zip(samples)
         .filter(|(_, s)| !s.is_empty())
-        .map(|(target, mut s)| {
-            s.sort();
-            let at = |p: f64| s[(((s.len() - 1) as f64) * p).round() as usize].as_secs_f64() * 1e3;
-            let bed = beds.iter().find(|b| b.target == target);
-            let rss = bed.and_then(|b| b.lab.agent_pid()).map_or(0, rss_kib);
-            ControlPlane {
-                agent: if target == Target::Peer {
-                    "ovn-controller".into()
-                } else {
-                    "ovnest".into()
-                },
-                p50_ms: at(0.5),
-                p99_ms: at(0.99),
-                changes: s.len(),
-                agent_rss_kib: rss,
-            }
+        .map(|(bed, s)| ControlPlane {
+            agent: if bed.target == Target::Peer {
+                "ovn-controller".into()
+            } else {
+                "ovnest".into()
+            },
+            p50_ms: ms(latency::percentile(&s, 0.5)),
+            p99_ms: ms(latency::percentile(&s, 0.99)),
+            changes: s.len(),
+            agent_rss_kib: bed.lab.agent_pid().map_or(0, latency::rss_kib),
         })
-        .collect()
-}
-
-/// Resident memory of a process, from /proc.
-pub(super) fn rss_kib(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("VmRSS:")
-                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            })
-        })
-        .unwrap_or(0)
+        .collect())
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -413,7 +384,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         });
     }
     let control_plane = if args.changes > 0 {
-        control_plane(&beds, args.changes)
+        control_plane(&beds, args.changes)?
     } else {
         Vec::new()
     };

@@ -150,7 +150,7 @@ pub fn measure(dir: &std::path::Path) -> anyhow::Result<Vec<ScaleResult>> {
         let children_up_s = start.elapsed().as_secs_f64();
         lab.nbctl(&["--timeout=600", "--wait=hv", "sync"])?;
         let wait_hv_s = start.elapsed().as_secs_f64();
-        let rss = lab.agent_pid().map_or(0, super::run::rss_kib);
+        let rss = lab.agent_pid().map_or(0, super::latency::rss_kib);
         info!(
             "{name}: children up after {children_up_s:.2} s, --wait=hv after {wait_hv_s:.2} s, RSS {rss} KiB"
         );
