@@ -66,8 +66,20 @@ impl Hypervisor {
     /// The XDP program loaded, with the lab's tables applied from inside the hypervisor's
     /// namespace (devmap entries resolve ifindexes there). Attached nowhere yet.
     pub fn fast_path(&self) -> FastPath {
+        self.fast_path_from(FastPath::load().expect("load XDP program"))
+    }
+
+    /// [`Hypervisor::fast_path`] with every lookup through the hash maps.
+    pub fn fast_path_hash_only(&self) -> FastPath {
+        self.fast_path_from(
+            FastPath::load()
+                .expect("load XDP program")
+                .hash_lookups_only(),
+        )
+    }
+
+    fn fast_path_from(&self, mut fast_path: FastPath) -> FastPath {
         let _inside = self.ns.enter();
-        let mut fast_path = FastPath::load().expect("load XDP program");
         let (tables, conflicts) = TableSet::build(&lab::logical_ports(&self.wiring));
         assert!(conflicts.is_empty(), "{conflicts:?}");
         fast_path.apply(&tables).expect("apply lab tables");

@@ -21,9 +21,30 @@ fn fixture_table_through_bpf_prog_test_run() {
         return;
     }
     let hv = Hypervisor::alone();
-    let _inside = hv.ns.enter();
     let fast_path = hv.fast_path();
+    assert_eq!(fast_path.flat_overflow(), 0, "the lab fits the flat tables");
+    check_fixture_table(&hv, &fast_path);
+}
 
+/// The same table when no key is in a flat table: the hash-map fallback decides alike.
+#[test]
+fn fixture_table_through_hash_lookups_only() {
+    if !require_root("fixture_table_through_hash_lookups_only") {
+        return;
+    }
+    let hv = Hypervisor::alone();
+    let fast_path = hv.fast_path_hash_only();
+    let tables = fast_path.installed();
+    assert_eq!(
+        fast_path.flat_overflow(),
+        tables.vifs.len() + tables.children.len() + tables.macs.len(),
+        "every key must be left to the hash maps"
+    );
+    check_fixture_table(&hv, &fast_path);
+}
+
+fn check_fixture_table(hv: &Hypervisor, fast_path: &FastPath) {
+    let _inside = hv.ns.enter();
     let mut failures = Failures::new();
     for case in fixtures::cases() {
         let before = fast_path.counters().expect("counters");

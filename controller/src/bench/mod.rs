@@ -35,6 +35,15 @@ pub struct BenchArgs {
     /// Length of one measurement window.
     #[arg(long, default_value = "400")]
     pub window_ms: u64,
+    /// Generator pacing: transmit this many of every 1024 frames, evenly spread (1024:
+    /// as fast as the generator's core goes)
+    #[arg(long, default_value = "1024", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub pace: u32,
+    /// Frames the generator hands the kernel per flush into the sending VM's interface
+    /// (BPF_PROG_TEST_RUN live-frames batch; 64 is the kernel's default and a NIC's NAPI
+    /// budget, 256 the most it takes)
+    #[arg(long, default_value = "64", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub batch: u32,
     /// Targets to measure.
     #[arg(long, value_delimiter = ',', default_value = "baseline,xdp,afxdp,peer")]
     pub targets: Vec<Target>,
@@ -141,12 +150,16 @@ pub struct Machine {
     pub cores: usize,
     pub load_before: String,
     pub load_after: String,
+    /// Host settings the run held (see `run::HostTuning`).
+    pub tuning: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub machine: Machine,
     pub window_ms: u64,
+    pub pace: u32,
+    pub batch: u32,
     pub rounds: usize,
     pub rows: Vec<Row>,
     pub control_plane: Vec<ControlPlane>,

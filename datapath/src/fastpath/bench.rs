@@ -56,9 +56,23 @@ impl BenchKit {
         self.attach(SINK, ifindex)
     }
 
+    /// Makes the generator transmit `per_1024` of every 1024 frames it is asked for
+    /// (1024 or more: all of them).
+    pub fn set_pace(&mut self, per_1024: u32) -> Result<(), FastPathError> {
+        maps::set_array(&mut self.ebpf, "BENCH_PACE", 0, &per_1024.min(1024))
+    }
+
+    /// Frames the generator has transmitted so far (paced-out ones not included).
+    pub fn sent(&self) -> Result<u64, FastPathError> {
+        self.sum_per_cpu("BENCH_SENT")
+    }
+
     /// Frames the sink has counted so far.
     pub fn received(&self) -> Result<u64, FastPathError> {
-        let map = "BENCH_RECEIVED";
+        self.sum_per_cpu("BENCH_RECEIVED")
+    }
+
+    fn sum_per_cpu(&self, map: &'static str) -> Result<u64, FastPathError> {
         let counts: PerCpuArray<&MapData, u64> = handle::map(&self.ebpf, map)?;
         let values = counts
             .get(&0, 0)
@@ -90,13 +104,15 @@ impl BenchKit {
 
     /// Transmits `repeat` frames out of `ifindex` (in the calling thread's namespace),
     /// cycling through the frames of [`BenchKit::set_frames`], rewritten before each
-    /// repetition. `frame` is the first of them (it sets the length). Returns the kernel's
-    /// time for them.
+    /// repetition, flushed to the interface every `batch` frames (at most [`MAX_BATCH`]).
+    /// `frame` is the first of them (it sets the length). Returns the kernel's time for
+    /// them.
     pub fn inject(
         &self,
         ifindex: u32,
         frame: &[u8],
         repeat: u32,
+        batch: u32,
     ) -> Result<Duration, FastPathError> {
         let repeat = repeat.max(1);
         let ctx = xdp_md(ifindex, frame.len());
@@ -104,7 +120,7 @@ impl BenchKit {
             data_in: Some(frame),
             ctx_in: Some(&ctx),
             repeat,
-            attrs: TestRunAttrs::new().xdp_live_frames(repeat.min(MAX_BATCH)),
+            attrs: TestRunAttrs::new().xdp_live_frames(batch.clamp(1, MAX_BATCH).min(repeat)),
             ..Default::default()
         };
         let program: &Xdp = self

@@ -2,17 +2,50 @@
 //!
 //! Order keeps every intermediate state safe for traffic: first the redirect targets
 //! (devices), then destinations (L2, ARP), then the entry points (VIF and child tables);
-//! removals go the other way round, devices last.
+//! removals go the other way round, devices last. Each flat table is written after its
+//! hash map on upsert and before it on removal (see [`super::flat`]).
 
 use aya::{
     Ebpf,
     maps::{Array, DevMapHash, HashMap, MapData, XskMap},
 };
-use ovnest_common::{ArpKey, ArpTarget, ChildKey, EgressPort, IngressPort, MacKey, XskSlot};
+use ovnest_common::{
+    ArpKey, ArpTarget, ChildKey, EgressPort, FlatKey, FlatSlot, IngressPort, MacKey, XskSlot,
+};
 
+use super::flat::{FlatPlacement, FlatTables};
 use super::layout::KernelDiff;
 use super::{FastPathError, handle::map_mut};
 use crate::tables::MapDiff;
+
+/// Mirrors `diff`'s upserts (`upsert: true`) or removals into the flat table `map`.
+fn mirror<K, V>(
+    ebpf: &mut Ebpf,
+    map: &'static str,
+    placement: &mut FlatPlacement<K>,
+    diff: &MapDiff<K, V>,
+    upsert: bool,
+) -> Result<(), FastPathError>
+where
+    K: FlatKey + aya::Pod + std::hash::Hash + Eq,
+    V: aya::Pod,
+    FlatSlot<K, V>: aya::Pod,
+{
+    if diff.upsert.is_empty() && diff.remove.is_empty() {
+        return Ok(());
+    }
+    let mut array: Array<&mut MapData, FlatSlot<K, V>> = map_mut(ebpf, map)?;
+    let result = if upsert {
+        diff.upsert
+            .iter()
+            .try_for_each(|(key, value)| placement.upsert(&mut array, key, value))
+    } else {
+        diff.remove
+            .iter()
+            .try_for_each(|key| placement.remove(&mut array, key))
+    };
+    result.map_err(|source| FastPathError::Map { map, source })
+}
 
 fn hash_map<'a, K: aya::Pod, V: aya::Pod>(
     ebpf: &'a mut Ebpf,
@@ -55,7 +88,11 @@ fn devices(ebpf: &mut Ebpf) -> Result<DevMapHash<&mut MapData>, FastPathError> {
     map_mut(ebpf, "DEVICES")
 }
 
-pub(super) fn apply(ebpf: &mut Ebpf, diff: &KernelDiff) -> Result<(), FastPathError> {
+pub(super) fn apply(
+    ebpf: &mut Ebpf,
+    diff: &KernelDiff,
+    flat: &mut FlatTables,
+) -> Result<(), FastPathError> {
     {
         let mut devmap = devices(ebpf)?;
         for ifindex in &diff.devices_added {
@@ -68,12 +105,37 @@ pub(super) fn apply(ebpf: &mut Ebpf, diff: &KernelDiff) -> Result<(), FastPathEr
         }
     }
     upsert::<MacKey, EgressPort>(ebpf, "MACS", &diff.macs)?;
+    let on = flat.enabled;
+    if on {
+        mirror(ebpf, "MAC_FLAT", &mut flat.macs, &diff.macs, true)?;
+    }
     upsert::<ArpKey, ArpTarget>(ebpf, "ARP_TARGETS", &diff.arp_targets)?;
     upsert::<u32, IngressPort>(ebpf, "VIFS", &diff.vifs)?;
+    if on {
+        mirror(ebpf, "VIF_FLAT", &mut flat.vifs, &diff.vifs, true)?;
+    }
     upsert::<ChildKey, IngressPort>(ebpf, "CHILDREN", &diff.children)?;
+    if on {
+        mirror(ebpf, "CHILD_FLAT", &mut flat.children, &diff.children, true)?;
+    }
 
+    if on {
+        mirror(ebpf, "VIF_FLAT", &mut flat.vifs, &diff.vifs, false)?;
+    }
     remove::<u32, IngressPort>(ebpf, "VIFS", &diff.vifs)?;
+    if on {
+        mirror(
+            ebpf,
+            "CHILD_FLAT",
+            &mut flat.children,
+            &diff.children,
+            false,
+        )?;
+    }
     remove::<ChildKey, IngressPort>(ebpf, "CHILDREN", &diff.children)?;
+    if on {
+        mirror(ebpf, "MAC_FLAT", &mut flat.macs, &diff.macs, false)?;
+    }
     remove::<MacKey, EgressPort>(ebpf, "MACS", &diff.macs)?;
     remove::<ArpKey, ArpTarget>(ebpf, "ARP_TARGETS", &diff.arp_targets)?;
     let mut devmap = devices(ebpf)?;

@@ -6,6 +6,7 @@
 
 pub mod bench;
 mod counters;
+mod flat;
 mod handle;
 pub mod layout;
 mod maps;
@@ -78,6 +79,7 @@ pub struct FastPath {
     links: BTreeMap<u32, (XdpLinkId, AttachMode)>,
     installed: TableSet,
     installed_kernel: KernelTables,
+    flat: flat::FlatTables,
 }
 
 impl FastPath {
@@ -102,7 +104,16 @@ impl FastPath {
             links: BTreeMap::new(),
             installed: TableSet::default(),
             installed_kernel: KernelTables::default(),
+            flat: flat::FlatTables::new(),
         })
+    }
+
+    /// Leaves the flat tables empty, so the program finds every key through the hash
+    /// maps: the path keys take when their flat window is full. For tests; call it
+    /// before the first [`FastPath::apply`].
+    pub fn hash_lookups_only(mut self) -> Self {
+        self.flat.enabled = false;
+        self
     }
 
     fn program(&self, entry: Entry) -> Result<&Xdp, FastPathError> {
@@ -180,11 +191,27 @@ impl FastPath {
         let diff = self.installed.diff(desired);
         if !diff.is_empty() {
             let kernel = KernelTables::of(desired);
-            maps::apply(&mut self.ebpf, &self.installed_kernel.diff(&kernel))?;
+            let diff = self.installed_kernel.diff(&kernel);
+            maps::apply(&mut self.ebpf, &diff, &mut self.flat)?;
             self.installed = desired.clone();
             self.installed_kernel = kernel;
+            let overflow = self.flat_overflow();
+            if overflow > 0 {
+                log::debug!(
+                    "{overflow} keys found no flat slot; the program looks them up by hash"
+                );
+            }
         }
         Ok(diff)
+    }
+
+    /// Keys of the VIF, child and L2 tables that found no free slot in their flat table's
+    /// probe window, so the program reaches them through the hash map (slower, same result).
+    pub fn flat_overflow(&self) -> usize {
+        let k = &self.installed_kernel;
+        self.flat.vifs.overflow(k.vifs.len())
+            + self.flat.children.overflow(k.children.len())
+            + self.flat.macs.overflow(k.macs.len())
     }
 
     /// What the maps hold, as far as this process wrote them.

@@ -5,10 +5,12 @@
 #![no_std]
 
 pub mod counters;
+pub mod flat;
 pub mod maps;
 pub mod meta;
 
 pub use counters::{Counter, PortStats};
+pub use flat::{FlatKey, FlatSlot};
 pub use maps::{
     ArpKey, ArpTarget, ChildKey, EgressPort, IngressPort, MacKey, PortEntry, PortKey, XskSlot,
 };

@@ -232,4 +232,11 @@ mod pod {
     unsafe impl aya::Pod for super::BenchTemplate {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::super::PortStats {}
+    // SAFETY: as above; their sizes are pinned in `flat` to the sum of the fields, so
+    // there is no hidden padding.
+    unsafe impl aya::Pod for super::super::flat::VifSlot {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::super::flat::ChildSlot {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::super::flat::MacSlot {}
 }

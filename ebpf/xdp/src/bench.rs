@@ -11,15 +11,52 @@ use aya_ebpf::{
 };
 use ovnest_common::maps::{BENCH_TEMPLATE_BYTES, BenchTemplate};
 
-use crate::maps::{BENCH_FLOWS, BENCH_NEXT, BENCH_RECEIVED, BENCH_TEMPLATES};
+use crate::maps::{
+    BENCH_CREDIT, BENCH_FLOWS, BENCH_NEXT, BENCH_PACE, BENCH_RECEIVED, BENCH_SENT, BENCH_TEMPLATES,
+};
+
+/// Pacing: with `BENCH_PACE` = p (1..1024), transmits p of every 1024 repetitions, evenly
+/// spread; the others are dropped here, which costs the generator about as much time as
+/// a transmitted frame, so the offered rate is lowered without bursts.
+#[inline(always)]
+fn paced_out() -> bool {
+    let pace = BENCH_PACE.get(0).copied().unwrap_or(0);
+    if pace == 0 || pace >= 1024 {
+        return false;
+    }
+    let Some(credit) = BENCH_CREDIT.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU slot, only this CPU touches it while the program runs.
+    unsafe {
+        *credit += pace;
+        if *credit < 1024 {
+            return true;
+        }
+        *credit -= 1024;
+    }
+    false
+}
+
+#[inline(always)]
+fn count_sent() {
+    if let Some(sent) = BENCH_SENT.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
+        unsafe { *sent += 1 };
+    }
+}
 
 /// Live-frames pages are recycled without being refilled, and the datapath under test
 /// rewrites them (strip, push). So each repetition first writes back the bytes of the
 /// next flow's template: the datapath always sees the frame the bench asked for.
 #[xdp]
 pub fn bench_tx(ctx: XdpContext) -> u32 {
+    if paced_out() {
+        return xdp_action::XDP_DROP;
+    }
     let flows = BENCH_FLOWS.get(0).copied().unwrap_or(0);
     if flows == 0 {
+        count_sent();
         return xdp_action::XDP_TX;
     }
     let Some(next) = BENCH_NEXT.get_ptr_mut(0) else {
@@ -47,6 +84,7 @@ pub fn bench_tx(ctx: XdpContext) -> u32 {
     if rc != 0 {
         return xdp_action::XDP_ABORTED;
     }
+    count_sent();
     xdp_action::XDP_TX
 }
 

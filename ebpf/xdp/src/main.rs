@@ -11,6 +11,7 @@
 mod arp;
 mod baseline;
 mod bench;
+mod flat;
 mod frame;
 mod maps;
 mod stats;
@@ -18,13 +19,15 @@ mod vlan;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use ovnest_common::{
-    ArpKey, ChildKey, Counter, IngressPort, MacKey, PortEntry, PortKey, XdpMeta,
+    ArpKey, ChildKey, Counter, IngressPort, MacKey, PortEntry, PortKey, XdpMeta, flat::slots,
     meta::XDP_META_MAGIC,
 };
 
 use crate::{
     frame::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, EthHdr, VlanHdr, is_multicast, ptr_at},
-    maps::{ARP_TARGETS, CHILDREN, DEVICES, MACS, VIFS, XSK_SLOTS, XSKS},
+    maps::{
+        ARP_TARGETS, CHILD_FLAT, CHILDREN, DEVICES, MAC_FLAT, MACS, VIF_FLAT, VIFS, XSK_SLOTS, XSKS,
+    },
 };
 
 #[xdp]
@@ -38,13 +41,19 @@ pub fn vif_ingress(ctx: XdpContext) -> u32 {
     }
 }
 
-/// A classified frame: where it came from and how it arrived.
-struct Ingress {
+/// A classified frame: where it came from and how it arrived. `port` points into the
+/// table entry that classified it.
+struct Ingress<'a> {
     ifindex: u32,
     key: PortKey,
-    port: PortEntry,
+    port: &'a PortEntry,
     /// VLAN id of the arriving tag, 0 when untagged.
     vid: u16,
+    /// Ethertype of the payload (after the tag, if any).
+    ethertype: u16,
+    /// The Ethernet addresses, read once.
+    dst: [u8; 6],
+    src: [u8; 6],
 }
 
 /// Set at load time (`--datapath afxdp`): every classified frame goes to userspace.
@@ -52,6 +61,9 @@ struct Ingress {
 #[unsafe(no_mangle)]
 static ALL_TO_USERSPACE: u8 = 0;
 
+// The per-frame steps are inlined so the classified frame stays in registers; the cold
+// ones (ARP, userspace) take it by reference.
+#[inline(always)]
 fn try_vif_ingress(ctx: &XdpContext) -> Result<u32, Counter> {
     let ingress = classify(ctx)?;
     // SAFETY: a plain read of a load-time constant; volatile so the compiler cannot fold
@@ -60,21 +72,14 @@ fn try_vif_ingress(ctx: &XdpContext) -> Result<u32, Counter> {
         return to_userspace(ctx, &ingress);
     }
 
-    let l3_offset = if ingress.vid != 0 {
-        EthHdr::LEN + VlanHdr::LEN
-    } else {
-        EthHdr::LEN
-    };
-    let eth: *const EthHdr = ptr_at(ctx, 0).ok_or(Counter::DropTruncated)?;
-    // SAFETY: ptr_at checked that a whole EthHdr lies inside [data, data_end).
-    let dst = unsafe { (*eth).dst };
-
     // OVN answers ARP (ls_in_arp_rsp) before the L2 lookup, unicast requests included.
-    if let Some(action) = answer_arp(ctx, &ingress, l3_offset)? {
+    if ingress.ethertype == ETH_P_ARP
+        && let Some(action) = answer_arp(ctx, &ingress)?
+    {
         return Ok(action);
     }
-    if !is_multicast(&dst)
-        && let Some(action) = forward_known_unicast(ctx, &ingress, &dst)?
+    if !is_multicast(&ingress.dst)
+        && let Some(action) = forward_known_unicast(ctx, &ingress)?
     {
         return Ok(action);
     }
@@ -82,13 +87,15 @@ fn try_vif_ingress(ctx: &XdpContext) -> Result<u32, Counter> {
 }
 
 /// Step 1 and 2: the logical port the frame belongs to, with port security applied.
-fn classify(ctx: &XdpContext) -> Result<Ingress, Counter> {
+#[inline(always)]
+fn classify(ctx: &XdpContext) -> Result<Ingress<'static>, Counter> {
     let ifindex = ctx.ingress_ifindex() as u32;
     let eth: *const EthHdr = ptr_at(ctx, 0).ok_or(Counter::DropTruncated)?;
     // SAFETY: ptr_at checked bounds for the whole header.
-    let (src, ethertype) = unsafe { ((*eth).src, u16::from_be_bytes((*eth).ethertype)) };
+    let (dst, src, ethertype) =
+        unsafe { ((*eth).dst, (*eth).src, u16::from_be_bytes((*eth).ethertype)) };
 
-    let (found, vid) = match ethertype {
+    let (found, vid, inner_type) = match ethertype {
         ETH_P_8021Q => {
             let tag: *const VlanHdr = ptr_at(ctx, EthHdr::LEN).ok_or(Counter::DropTruncated)?;
             // SAFETY: bounds checked by ptr_at.
@@ -105,56 +112,48 @@ fn classify(ctx: &XdpContext) -> Result<Ingress, Counter> {
                 return Err(Counter::DropDoubleTag);
             }
             let child = ChildKey::new(ifindex, vid);
-            // SAFETY: map values are plain data written whole by userspace; copied out at
-            // once and never written here.
-            let found = unsafe { CHILDREN.get(&child) }
-                .copied()
+            let found = flat::lookup(&CHILD_FLAT, slots::CHILDREN, &CHILDREN, &child)
                 .ok_or(Counter::DropUnknownTag)?;
-            (found, vid)
+            (found, vid, inner)
         }
         ETH_P_8021AD => return Err(Counter::DropQinQ),
         _ => {
-            // SAFETY: as above, copied out at once.
-            let found = unsafe { VIFS.get(&ifindex) }
-                .copied()
+            let found = flat::lookup(&VIF_FLAT, slots::VIFS, &VIFS, &ifindex)
                 .ok_or(Counter::DropUnknownVif)?;
-            (found, 0)
+            (found, 0, ethertype)
         }
     };
     let IngressPort { key, port } = found;
     // rx counts every frame classified to the port; `drops` is the subset dropped.
-    stats::port_rx(&port, (ctx.data_end() - ctx.data()) as u64);
+    stats::port_rx(port, (ctx.data_end() - ctx.data()) as u64);
     if is_multicast(&src) {
-        stats::port_drop(&port);
+        stats::port_drop(port);
         return Err(Counter::DropBadSource);
     }
     if !port.allows_source(&src) {
-        stats::port_drop(&port);
+        stats::port_drop(port);
         return Err(Counter::DropPortSecurity);
     }
     Ok(Ingress {
         ifindex,
-        key,
+        key: *key,
         port,
         vid,
+        ethertype: inner_type,
+        dst,
+        src,
     })
 }
 
 /// Step 4: OVN's ls_in_arp_rsp. Replies in place (the requester's tag, if any, stays) and
 /// sends the frame back out of the ingress interface.
-fn answer_arp(
-    ctx: &XdpContext,
-    ingress: &Ingress,
-    l3_offset: usize,
-) -> Result<Option<u32>, Counter> {
-    let eth: *const EthHdr = ptr_at(ctx, 0).ok_or(Counter::DropTruncated)?;
-    let inner_type_offset = l3_offset - 2;
-    let inner: *const [u8; 2] = ptr_at(ctx, inner_type_offset).ok_or(Counter::DropTruncated)?;
-    // SAFETY: both pointers were bounds checked by ptr_at.
-    let (ethertype, src) = unsafe { (u16::from_be_bytes(*inner), (*eth).src) };
-    if ethertype != ETH_P_ARP {
-        return Ok(None);
-    }
+fn answer_arp(ctx: &XdpContext, ingress: &Ingress) -> Result<Option<u32>, Counter> {
+    let l3_offset = if ingress.vid != 0 {
+        EthHdr::LEN + VlanHdr::LEN
+    } else {
+        EthHdr::LEN
+    };
+    let src = ingress.src;
     let Some(tpa) = arp::request_target(ctx, l3_offset) else {
         return Ok(None);
     };
@@ -178,18 +177,14 @@ fn answer_arp(
 }
 
 /// Step 3 and 5: known unicast to a port bound on this chassis.
-fn forward_known_unicast(
-    ctx: &XdpContext,
-    ingress: &Ingress,
-    dst: &[u8; 6],
-) -> Result<Option<u32>, Counter> {
-    let mac_key = MacKey::new(ingress.key.datapath, *dst);
-    // SAFETY: copied out at once.
-    let Some(out) = (unsafe { MACS.get(&mac_key) }).copied() else {
+#[inline(always)]
+fn forward_known_unicast(ctx: &XdpContext, ingress: &Ingress) -> Result<Option<u32>, Counter> {
+    let mac_key = MacKey::new(ingress.key.datapath, ingress.dst);
+    let Some(out) = flat::lookup(&MAC_FLAT, slots::MACS, &MACS, &mac_key) else {
         return Ok(None);
     };
     if out.key == ingress.key {
-        stats::port_drop(&ingress.port);
+        stats::port_drop(ingress.port);
         return Err(Counter::DropLoop);
     }
     if !out.is_local() {

@@ -1,7 +1,8 @@
 //! The fast path's tables. Userspace (ovnest-datapath's `fastpath`) is the only writer.
-//! Values are denormalised so a frame costs two hash lookups: its ingress port (VIF or
-//! child table) and, for unicast, its destination (L2 table). Values are copied out on
-//! lookup and never written from here.
+//! Values are denormalised so a frame costs two lookups: its ingress port (VIF or child
+//! table) and, for unicast, its destination (L2 table). Those three tables are hash maps
+//! mirrored into flat arrays (`ovnest_common::flat`) that the program probes first.
+//! Values are read in place and never written from here.
 
 use aya_ebpf::{
     macros::map,
@@ -9,6 +10,7 @@ use aya_ebpf::{
 };
 use ovnest_common::{
     ArpKey, ArpTarget, ChildKey, EgressPort, IngressPort, MacKey, PortStats, XskSlot,
+    flat::{ChildSlot, MacSlot, VifSlot, slots},
     maps::{BenchTemplate, capacity},
 };
 
@@ -24,6 +26,18 @@ pub static CHILDREN: HashMap<ChildKey, IngressPort> =
 /// L2 table: (datapath, MAC) → logical port.
 #[map]
 pub static MACS: HashMap<MacKey, EgressPort> = HashMap::with_max_entries(capacity::MACS, 0);
+
+/// Flat mirror of `VIFS`.
+#[map]
+pub static VIF_FLAT: Array<VifSlot> = Array::with_max_entries(slots::VIFS, 0);
+
+/// Flat mirror of `CHILDREN`.
+#[map]
+pub static CHILD_FLAT: Array<ChildSlot> = Array::with_max_entries(slots::CHILDREN, 0);
+
+/// Flat mirror of `MACS`.
+#[map]
+pub static MAC_FLAT: Array<MacSlot> = Array::with_max_entries(slots::MACS, 0);
 
 /// ARP responder: (datapath, IPv4) → owning port and its MAC.
 #[map]
@@ -72,3 +86,15 @@ pub static BENCH_FLOWS: Array<u32> = Array::with_max_entries(1, 0);
 /// The next flow each CPU's generator sends (benchmarks only).
 #[map]
 pub static BENCH_NEXT: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
+/// Generator pacing: frames transmitted per 1024 repetitions, 0 = all (benchmarks only).
+#[map]
+pub static BENCH_PACE: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Each CPU's pacing credit, in 1024ths of a frame (benchmarks only).
+#[map]
+pub static BENCH_CREDIT: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
+/// Frames the generator transmitted, summed over CPUs by userspace (benchmarks only).
+#[map]
+pub static BENCH_SENT: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
