@@ -13,6 +13,12 @@ use core::mem::size_of;
 
 use crate::maps::{ChildKey, EgressPort, IngressPort, MacKey, capacity};
 
+/// Hash of an L2 key given as its datapath and [`crate::maps::mac48`].
+#[inline(always)]
+pub const fn mac_hash(datapath: u32, mac48: u64) -> u32 {
+    mix(mac48 ^ (datapath as u64).rotate_left(48))
+}
+
 /// Slots the program checks for a key, starting at its hash.
 pub const FLAT_PROBE: u32 = 4;
 
@@ -59,16 +65,6 @@ const fn mix(x: u64) -> u32 {
     (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32
 }
 
-#[inline(always)]
-const fn mac48(mac: &[u8; 6]) -> u64 {
-    (mac[0] as u64) << 40
-        | (mac[1] as u64) << 32
-        | (mac[2] as u64) << 24
-        | (mac[3] as u64) << 16
-        | (mac[4] as u64) << 8
-        | mac[5] as u64
-}
-
 /// VIF table: the ingress ifindex.
 impl FlatKey for u32 {
     #[inline(always)]
@@ -97,12 +93,12 @@ impl FlatKey for ChildKey {
 impl FlatKey for MacKey {
     #[inline(always)]
     fn flat_hash(&self) -> u32 {
-        mix(mac48(&self.mac) ^ (self.datapath as u64).rotate_left(48))
+        mac_hash(self.datapath, self.mac48())
     }
 
     #[inline(always)]
     fn same(&self, other: &Self) -> bool {
-        self.datapath == other.datapath && mac48(&self.mac) == mac48(&other.mac)
+        self.datapath == other.datapath && self.mac48() == other.mac48()
     }
 }
 

@@ -55,6 +55,37 @@ impl MacKey {
             _pad: [0; 2],
         }
     }
+
+    /// `mac` as [`mac48`], in two word loads instead of six byte loads.
+    #[inline(always)]
+    pub fn mac48(&self) -> u64 {
+        let base = self as *const MacKey as *const u8;
+        // SAFETY: bytes 4..10 of `self` are `mac` (asserted below); MacKey is 4-aligned,
+        // so offset 4 is 4-aligned and offset 8 2-aligned.
+        let (lo, hi) = unsafe {
+            (
+                (base.add(4) as *const u32).read(),
+                (base.add(8) as *const u16).read(),
+            )
+        };
+        u64::from(u32::from_le(lo)) | u64::from(u16::from_le(hi)) << 32
+    }
+}
+const _: () = assert!(core::mem::offset_of!(MacKey, mac) == 4);
+const _: () = assert!(core::mem::align_of::<MacKey>() == 4);
+
+/// A MAC packed into the low 48 bits of a `u64`, first octet lowest: what one
+/// little-endian load of its six bytes gives, so both sides of the kernel agree on it.
+#[inline(always)]
+pub const fn mac48(mac: &[u8; 6]) -> u64 {
+    u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0])
+}
+
+/// The six octets of a [`mac48`].
+#[inline(always)]
+pub const fn mac_octets(mac48: u64) -> [u8; 6] {
+    let b = mac48.to_le_bytes();
+    [b[0], b[1], b[2], b[3], b[4], b[5]]
 }
 
 /// ARP responder key: an IPv4 address (network byte order, as on the wire) in one switch.
@@ -104,6 +135,8 @@ pub struct PortEntry {
     pub macs: [[u8; 6]; MAX_PORT_MACS],
 }
 const _: () = assert!(size_of::<PortEntry>() == 40);
+const _: () = assert!(core::mem::offset_of!(PortEntry, macs) == 16);
+const _: () = assert!(core::mem::align_of::<PortEntry>() == 4);
 
 impl PortEntry {
     #[inline(always)]
@@ -114,17 +147,35 @@ impl PortEntry {
     /// Port security on the source MAC: with `PORT_SECURITY` unset every MAC is allowed.
     #[inline(always)]
     pub fn allows_source(&self, mac: &[u8; 6]) -> bool {
+        self.allows_source48(mac48(mac))
+    }
+
+    /// [`PortEntry::allows_source`] on a [`mac48`].
+    #[inline(always)]
+    pub fn allows_source48(&self, mac: u64) -> bool {
         if self.flags & PORT_SECURITY == 0 {
             return true;
         }
         let mut i = 0;
         while i < MAX_PORT_MACS {
-            if i < self.n_macs as usize && self.macs[i] == *mac {
+            if i < self.n_macs as usize && self.mac48_at(i) == mac {
                 return true;
             }
             i += 1;
         }
         false
+    }
+
+    /// `macs[i]` as [`mac48`], in three 16-bit loads.
+    #[inline(always)]
+    fn mac48_at(&self, i: usize) -> u64 {
+        let words = self.macs[i].as_ptr() as *const u16;
+        // SAFETY: `macs[i]` is 6 bytes inside `self`; it starts at offset 16 + 6 * i of a
+        // 4-aligned struct (asserted below), so it is 2-aligned.
+        let (a, b, c) = unsafe { (words.read(), words.add(1).read(), words.add(2).read()) };
+        u64::from(u16::from_le(a))
+            | u64::from(u16::from_le(b)) << 16
+            | u64::from(u16::from_le(c)) << 32
     }
 }
 
@@ -239,4 +290,35 @@ mod pod {
     unsafe impl aya::Pod for super::super::flat::ChildSlot {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::super::flat::MacSlot {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAC: [u8; 6] = [0x02, 0xac, 0x10, 0xff, 0x01, 0x33];
+
+    #[test]
+    fn packed_macs_read_the_same_from_bytes_and_from_words() {
+        assert_eq!(mac48(&MAC), 0x3301_ff10_ac02);
+        assert_eq!(mac_octets(mac48(&MAC)), MAC);
+        assert_eq!(MacKey::new(7, MAC).mac48(), mac48(&MAC));
+    }
+
+    #[test]
+    fn port_security_checks_every_listed_mac_and_only_those() {
+        let mut port = PortEntry {
+            flags: PORT_SECURITY,
+            n_macs: 3,
+            ..Default::default()
+        };
+        for (i, last) in [1u8, 2, 3, 4].into_iter().enumerate() {
+            port.macs[i] = [2, 0, 0, 0, 0, last];
+        }
+        assert!(port.allows_source(&[2, 0, 0, 0, 0, 3]));
+        assert!(!port.allows_source(&[2, 0, 0, 0, 0, 4]), "beyond n_macs");
+        assert!(!port.allows_source48(mac48(&MAC)));
+        port.flags = 0;
+        assert!(port.allows_source48(mac48(&MAC)), "no port security");
+    }
 }

@@ -36,10 +36,11 @@ impl VlanHdr {
     }
 }
 
-/// Group bit of the first octet: broadcast and multicast destinations (and invalid sources).
+/// Group bit of the first octet (the lowest bit of a `mac48`): broadcast and multicast
+/// destinations, and invalid sources.
 #[inline(always)]
-pub fn is_multicast(mac: &[u8; 6]) -> bool {
-    mac[0] & 1 != 0
+pub fn is_multicast(mac48: u64) -> bool {
+    mac48 & 1 != 0
 }
 
 /// A pointer to a `T` at `offset` from the packet start, if the whole `T` is in bounds.

@@ -19,7 +19,9 @@ mod vlan;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use ovnest_common::{
-    ArpKey, ChildKey, Counter, IngressPort, MacKey, PortEntry, PortKey, XdpMeta, flat::slots,
+    ArpKey, ChildKey, Counter, IngressPort, MacKey, PortEntry, PortKey, XdpMeta,
+    flat::{mac_hash, slots},
+    maps::{mac_octets, mac48},
     meta::XDP_META_MAGIC,
 };
 
@@ -51,9 +53,9 @@ struct Ingress<'a> {
     vid: u16,
     /// Ethertype of the payload (after the tag, if any).
     ethertype: u16,
-    /// The Ethernet addresses, read once.
-    dst: [u8; 6],
-    src: [u8; 6],
+    /// The Ethernet addresses, read once, as `mac48`s.
+    dst: u64,
+    src: u64,
 }
 
 /// Set at load time (`--datapath afxdp`): every classified frame goes to userspace.
@@ -78,7 +80,7 @@ fn try_vif_ingress(ctx: &XdpContext) -> Result<u32, Counter> {
     {
         return Ok(action);
     }
-    if !is_multicast(&ingress.dst)
+    if !is_multicast(ingress.dst)
         && let Some(action) = forward_known_unicast(ctx, &ingress)?
     {
         return Ok(action);
@@ -92,8 +94,13 @@ fn classify(ctx: &XdpContext) -> Result<Ingress<'static>, Counter> {
     let ifindex = ctx.ingress_ifindex() as u32;
     let eth: *const EthHdr = ptr_at(ctx, 0).ok_or(Counter::DropTruncated)?;
     // SAFETY: ptr_at checked bounds for the whole header.
-    let (dst, src, ethertype) =
-        unsafe { ((*eth).dst, (*eth).src, u16::from_be_bytes((*eth).ethertype)) };
+    let (dst, src, ethertype) = unsafe {
+        (
+            mac48(&(*eth).dst),
+            mac48(&(*eth).src),
+            u16::from_be_bytes((*eth).ethertype),
+        )
+    };
 
     let (found, vid, inner_type) = match ethertype {
         ETH_P_8021Q => {
@@ -126,11 +133,11 @@ fn classify(ctx: &XdpContext) -> Result<Ingress<'static>, Counter> {
     let IngressPort { key, port } = found;
     // rx counts every frame classified to the port; `drops` is the subset dropped.
     stats::port_rx(port, (ctx.data_end() - ctx.data()) as u64);
-    if is_multicast(&src) {
+    if is_multicast(src) {
         stats::port_drop(port);
         return Err(Counter::DropBadSource);
     }
-    if !port.allows_source(&src) {
+    if !port.allows_source48(src) {
         stats::port_drop(port);
         return Err(Counter::DropPortSecurity);
     }
@@ -146,14 +153,16 @@ fn classify(ctx: &XdpContext) -> Result<Ingress<'static>, Counter> {
 }
 
 /// Step 4: OVN's ls_in_arp_rsp. Replies in place (the requester's tag, if any, stays) and
-/// sends the frame back out of the ingress interface.
+/// sends the frame back out of the ingress interface. Kept out of line: the unicast
+/// path's code stays short.
+#[inline(never)]
 fn answer_arp(ctx: &XdpContext, ingress: &Ingress) -> Result<Option<u32>, Counter> {
     let l3_offset = if ingress.vid != 0 {
         EthHdr::LEN + VlanHdr::LEN
     } else {
         EthHdr::LEN
     };
-    let src = ingress.src;
+    let src = mac_octets(ingress.src);
     let Some(tpa) = arp::request_target(ctx, l3_offset) else {
         return Ok(None);
     };
@@ -179,8 +188,13 @@ fn answer_arp(ctx: &XdpContext, ingress: &Ingress) -> Result<Option<u32>, Counte
 /// Step 3 and 5: known unicast to a port bound on this chassis.
 #[inline(always)]
 fn forward_known_unicast(ctx: &XdpContext, ingress: &Ingress) -> Result<Option<u32>, Counter> {
-    let mac_key = MacKey::new(ingress.key.datapath, ingress.dst);
-    let Some(out) = flat::lookup(&MAC_FLAT, slots::MACS, &MACS, &mac_key) else {
+    let (datapath, dst) = (ingress.key.datapath, ingress.dst);
+    let found = flat::probe(&MAC_FLAT, slots::MACS, mac_hash(datapath, dst), |key| {
+        key.datapath == datapath && key.mac48() == dst
+    })
+    // SAFETY: read in place, never written here (see `flat::lookup`).
+    .or_else(|| unsafe { MACS.get(&MacKey::new(datapath, mac_octets(dst))) });
+    let Some(out) = found else {
         return Ok(None);
     };
     if out.key == ingress.key {
@@ -214,6 +228,7 @@ fn send_back(ifindex: u32) -> Result<u32, Counter> {
 
 /// Step 6: everything the fast path does not finish goes to the userspace datapath,
 /// untagged, with its classification in XDP metadata.
+#[inline(never)]
 fn to_userspace(ctx: &XdpContext, ingress: &Ingress) -> Result<u32, Counter> {
     // SAFETY: copied out at once.
     let slot = unsafe { XSK_SLOTS.get(&ingress.ifindex) }
