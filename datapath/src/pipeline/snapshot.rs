@@ -42,11 +42,9 @@ pub struct PortInfo {
     pub allowed: [u64; MAX_PORT_MACS],
 }
 
-/// A MAC as the low 48 bits of a `u64` (little-endian byte order, as loaded from a frame).
-#[inline(always)]
-pub fn mac_bits(mac: &[u8; 6]) -> u64 {
-    u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0])
-}
+/// A MAC as the low 48 bits of a `u64` (little-endian byte order, as loaded from a frame):
+/// the packing the XDP program uses too.
+pub use ovnest_common::maps::mac48 as mac_bits;
 
 /// `PortInfo::allowed` entry that matches nothing.
 const NO_MAC: u64 = 1 << 63;
