@@ -100,6 +100,28 @@ fn pin_datapath(pids: &[i32]) {
     }
 }
 
+/// Set by SIGINT/SIGTERM: the run stops at the next measurement, and unwinding tears the
+/// labs down and restores the host settings instead of leaving them behind.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_signal: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn catch_interrupts() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { libc::signal(signal, on_interrupt as *const () as libc::sighandler_t) };
+    }
+}
+
+fn check_interrupted() -> anyhow::Result<()> {
+    if INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+        bail!("interrupted; labs torn down, host settings restored");
+    }
+    Ok(())
+}
+
 /// Host settings held for the run, restored on drop. Both remove waits that belong to
 /// the virtual machine, not to any datapath:
 /// - `rcu_expedited`: each BPF_PROG_TEST_RUN call tears down its page pool with an RCU
@@ -248,9 +270,12 @@ fn measure(
     let _in = process::enter_netns(&bed.lab.ns(src_ns))?;
     let src = ifindex(src_dev)?;
     let burst = |kit: &BenchKit| -> anyhow::Result<u64> {
-        kit.inject(src, &frames[0], BURST, batch)?;
+        // A signal interrupts the injecting syscall; say why, not EINTR.
+        kit.inject(src, &frames[0], BURST, batch)
+            .map_err(|e| check_interrupted().err().unwrap_or_else(|| e.into()))?;
         Ok(u64::from(BURST))
     };
+    check_interrupted()?;
     let warm = Instant::now();
     while warm.elapsed() < window / 4 {
         burst(&bed.kit)?;
@@ -380,6 +405,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let load_before = loadavg();
+    catch_interrupts();
     let tuning = HostTuning::hold();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut targets = args.targets.clone();
@@ -387,6 +413,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     targets.dedup();
     let mut beds = Vec::new();
     for target in &targets {
+        check_interrupted()?;
         info!("bringing up the lab for {}", target.label());
         beds.push(bed(&args, *target)?);
     }
