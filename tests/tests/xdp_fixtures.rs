@@ -209,6 +209,20 @@ fn map_updates_apply_live_without_disturbing_other_ports() {
     assert_eq!(run(&fast_path, 52), XDP_DROP);
     assert_eq!(run(&fast_path, 53), XDP_REDIRECT);
     assert!(c51_works(&fast_path));
+    // The L2 entry of c52's MAC was rewritten in place (same key, new tag to push).
+    let to_c52 = fixtures::Frame::eth(lab::C52.mac, lab::VM1.mac)
+        .udp(lab::VM1.ipv4, lab::C52.ipv4, 1, 2, 18)
+        .build();
+    let mut out = vec![0u8; 256];
+    let pushed = fast_path
+        .test_run(hv.wiring.vm1, &to_c52, &mut out)
+        .unwrap();
+    assert_eq!(pushed.return_value, XDP_REDIRECT);
+    assert_eq!(
+        &out[12..16],
+        &[0x81, 0x00, 0x00, 53],
+        "pushed tag after the change"
+    );
 
     // Add a child on a fresh tag, then delete c52.
     let mut c60 = ports.iter().find(|p| p.name == "dmz-c52").unwrap().clone();

@@ -53,11 +53,11 @@ impl<K: FlatKey + Hash + Eq> FlatPlacement<K> {
         }
     }
 
-    /// The slot `key` holds, or a free slot of its window for it; `None` when the window
-    /// is full.
-    fn place(&mut self, key: &K) -> Option<u32> {
+    /// The slot `key` holds (and `true`), or a free slot of its window for it (and
+    /// `false`); `None` when the window is full.
+    fn place(&mut self, key: &K) -> Option<(u32, bool)> {
         if let Some(slot) = self.placed.get(key) {
-            return Some(*slot);
+            return Some((*slot, true));
         }
         let hash = key.flat_hash();
         let slot = (0..FLAT_PROBE)
@@ -65,7 +65,7 @@ impl<K: FlatKey + Hash + Eq> FlatPlacement<K> {
             .find(|slot| !self.used[*slot as usize])?;
         self.used[slot as usize] = true;
         self.placed.insert(*key, slot);
-        Some(slot)
+        Some((slot, false))
     }
 
     /// Frees the slot of `key`, returning it.
@@ -91,9 +91,14 @@ impl<K: FlatKey + Hash + Eq> FlatPlacement<K> {
         K: aya::Pod,
         FlatSlot<K, V>: aya::Pod,
     {
-        let Some(slot) = self.place(key) else {
+        let Some((slot, held)) = self.place(key) else {
             return Ok(());
         };
+        if held {
+            // Dead first with its old bytes, so no reader sees `live` with a value that
+            // is half rewritten.
+            kill(array, slot)?;
+        }
         let mut entry = FlatSlot {
             live: 0,
             key: *key,
@@ -118,11 +123,21 @@ impl<K: FlatKey + Hash + Eq> FlatPlacement<K> {
         let Some(slot) = self.release(key) else {
             return Ok(());
         };
-        // Only `live` changes: a reader sees the old entry whole or a dead slot.
-        let mut entry = array.get(&slot, 0)?;
-        entry.live = 0;
-        array.set(slot, &entry, 0)
+        kill(array, slot)
     }
+}
+
+/// Marks `slot` dead. Only `live` changes: a reader sees the old entry whole or a dead slot.
+fn kill<K: aya::Pod, V: aya::Pod>(
+    array: &mut Array<&mut MapData, FlatSlot<K, V>>,
+    slot: u32,
+) -> Result<(), MapError>
+where
+    FlatSlot<K, V>: aya::Pod,
+{
+    let mut entry = array.get(&slot, 0)?;
+    entry.live = 0;
+    array.set(slot, &entry, 0)
 }
 
 #[cfg(test)]
@@ -148,7 +163,10 @@ mod tests {
         let keys = colliding(slots, FLAT_PROBE as usize + 1);
         assert_eq!(keys.len(), FLAT_PROBE as usize + 1);
         let mut table = FlatPlacement::new(slots);
-        let placed: Vec<_> = keys.iter().map(|k| table.place(k)).collect();
+        let placed: Vec<_> = keys
+            .iter()
+            .map(|k| table.place(k).map(|(s, _)| s))
+            .collect();
         let start = probe_slot(keys[0].flat_hash(), 0, slots);
         for (step, slot) in placed.iter().take(FLAT_PROBE as usize).enumerate() {
             assert_eq!(*slot, Some(probe_slot(start, step as u32, slots)));
@@ -157,8 +175,11 @@ mod tests {
         assert_eq!(table.overflow(keys.len()), 1);
         // A freed slot is found again, and a placed key keeps its slot.
         assert_eq!(table.release(&keys[1]), placed[1]);
-        assert_eq!(table.place(&keys[FLAT_PROBE as usize]), placed[1]);
-        assert_eq!(table.place(&keys[0]), placed[0]);
+        assert_eq!(
+            table.place(&keys[FLAT_PROBE as usize]),
+            placed[1].map(|s| (s, false))
+        );
+        assert_eq!(table.place(&keys[0]), placed[0].map(|s| (s, true)));
         assert_eq!(table.release(&keys[1]), None);
     }
 
@@ -169,10 +190,10 @@ mod tests {
             .find(|k| probe_slot(k.flat_hash(), 0, slots) == slots - 1)
             .expect("some ifindex hashes to the last slot");
         let mut table = FlatPlacement::new(slots);
-        assert_eq!(table.place(&key), Some(slots - 1));
+        assert_eq!(table.place(&key), Some((slots - 1, false)));
         let twin = (key + 1..20_000u32)
             .find(|k| probe_slot(k.flat_hash(), 0, slots) == slots - 1)
             .expect("another one does too");
-        assert_eq!(table.place(&twin), Some(0));
+        assert_eq!(table.place(&twin), Some((0, false)));
     }
 }
