@@ -32,8 +32,9 @@ const _: () = assert!(slots::VIFS.is_power_of_two());
 const _: () = assert!(slots::CHILDREN.is_power_of_two());
 const _: () = assert!(slots::MACS.is_power_of_two());
 
-/// One slot. `live` is written last on insert and first on removal, each time with the
-/// key and value bytes unchanged, so a reader that sees `live != 0` sees a whole entry.
+/// One slot. `live` is set last on insert and cleared first on removal or before a
+/// rewrite, each time with the key and value bytes unchanged, so a reader that sees
+/// `live != 0` sees a whole entry.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlatSlot<K, V> {
