@@ -131,7 +131,7 @@ fn check_interrupted() -> anyhow::Result<()> {
 ///   halting, so waking the datapath's NAPI thread costs no exit to the hypervisor.
 struct HostTuning {
     rcu_expedited: Option<String>,
-    _dma_latency: Option<std::fs::File>,
+    dma_latency: Option<std::fs::File>,
 }
 
 const RCU_EXPEDITED: &str = "/sys/kernel/rcu_expedited";
@@ -152,7 +152,7 @@ impl HostTuning {
             .ok();
         HostTuning {
             rcu_expedited,
-            _dma_latency: dma_latency,
+            dma_latency,
         }
     }
 
@@ -164,7 +164,7 @@ impl HostTuning {
             } else {
                 "unavailable"
             },
-            if self._dma_latency.is_some() {
+            if self.dma_latency.is_some() {
                 "0 (poll idle)"
             } else {
                 "unavailable"
