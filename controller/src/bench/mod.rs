@@ -13,6 +13,7 @@ pub mod latency;
 mod plot;
 mod run;
 pub mod scale;
+mod search;
 
 use std::path::PathBuf;
 
@@ -32,13 +33,17 @@ pub struct BenchArgs {
     /// Measurement rounds; targets alternate within each round (A B A B ...).
     #[arg(long, default_value = "3")]
     pub rounds: usize,
-    /// Length of one measurement window.
-    #[arg(long, default_value = "400")]
+    /// Length of one measurement window (a search runs about ten per target and case).
+    #[arg(long, default_value = "200")]
     pub window_ms: u64,
-    /// Generator pacing: transmit this many of every 1024 frames, evenly spread (1024:
-    /// as fast as the generator's core goes)
-    #[arg(long, default_value = "1024", value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub pace: u32,
+    /// Offered load: `search` finds each target's throughput (the highest rate it carries
+    /// with at most `--loss` lost, RFC 2544 style); `max` runs the generator as fast as
+    /// its core goes (overload); a number is a fixed rate in Mpps.
+    #[arg(long, default_value = "search", value_parser = parse_load)]
+    pub load: Load,
+    /// Loss the throughput search accepts, in percent of the offered frames.
+    #[arg(long, default_value = "0.5")]
+    pub loss: f64,
     /// Frames the generator hands the kernel per flush into the sending VM's interface
     /// (BPF_PROG_TEST_RUN live-frames batch; 64 is the kernel's default and a NIC's NAPI
     /// budget, 256 the most it takes)
@@ -63,6 +68,31 @@ pub struct BenchArgs {
     /// Where the labs live while the bench runs.
     #[arg(long, default_value = "/tmp/ovnest-bench")]
     pub dir: PathBuf,
+}
+
+/// What the generator offers.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Load {
+    /// Throughput search per target and case.
+    Search,
+    /// As fast as the generator's core goes.
+    Max,
+    /// A fixed rate, packets per second.
+    Rate(f64),
+}
+
+fn parse_load(text: &str) -> Result<Load, String> {
+    match text {
+        "search" => Ok(Load::Search),
+        "max" => Ok(Load::Max),
+        mpps => match mpps.parse::<f64>() {
+            Ok(mpps) if mpps > 0.0 && mpps <= 100.0 => Ok(Load::Rate(mpps * 1e6)),
+            _ => Err(format!(
+                "`{text}`: expected `search`, `max` or a rate in Mpps (0 < rate <= 100)"
+            )),
+        },
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
@@ -128,10 +158,20 @@ pub struct Row {
     pub received_mpps: f64,
     pub received_min_mpps: f64,
     pub received_max_mpps: f64,
+    /// Frames lost at the reported point, percent of offered (median).
+    pub loss_percent: f64,
+    /// Under a search: received while the generator ran unpaced (median).
+    pub overload_mpps: Option<f64>,
+    /// Under a search: in some round even overload stayed within the loss tolerance, so
+    /// the generator, not the target, set the figure.
+    pub generator_limited: bool,
     /// received / baseline received, when honest.
     pub ratio_to_baseline: Option<f64>,
     /// received / peer received, when honest.
     pub ratio_to_peer: Option<f64>,
+    /// Under a search: the overload figures' ratios, when honest.
+    pub overload_ratio_to_baseline: Option<f64>,
+    pub overload_ratio_to_peer: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -158,7 +198,9 @@ pub struct Machine {
 pub struct Report {
     pub machine: Machine,
     pub window_ms: u64,
-    pub pace: u32,
+    pub load: Load,
+    /// Loss accepted by the throughput search, percent.
+    pub loss_percent: f64,
     pub batch: u32,
     pub rounds: usize,
     pub rows: Vec<Row>,

@@ -1,4 +1,5 @@
-//! The plot: received Mpps by frame size, one bar per target, for each direction (1 flow).
+//! The plot: received Mpps by frame size, one bar per target, for each direction (1 flow);
+//! under a search, a black tick marks what the target received at overload.
 //! Plain SVG, written by hand: no plotting dependency for one chart.
 
 use std::{fmt::Write as _, path::Path};
@@ -25,7 +26,7 @@ pub fn write(path: &Path, report: &Report) -> std::io::Result<()> {
     let max = report
         .rows
         .iter()
-        .map(|r| r.received_mpps)
+        .map(|r| r.received_mpps.max(r.overload_mpps.unwrap_or(0.0)))
         .fold(0.0f64, f64::max)
         .max(0.001)
         * 1.1;
@@ -106,6 +107,16 @@ pub fn write(path: &Path, report: &Report) -> std::io::Result<()> {
                     target.label(),
                     row.received_mpps
                 );
+                if let Some(overload) = row.overload_mpps {
+                    let y = top + panel_h - panel_h * overload / max;
+                    let _ = writeln!(
+                        svg,
+                        r#"<line x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="black" stroke-width="2"><title>{} {size} B at overload: {overload:.3} Mpps</title></line>"#,
+                        gx + t as f64 * bar_w,
+                        gx + (t + 1) as f64 * bar_w - 2.0,
+                        target.label(),
+                    );
+                }
             }
         }
     }
@@ -127,7 +138,7 @@ pub fn write(path: &Path, report: &Report) -> std::io::Result<()> {
     }
     let _ = writeln!(
         svg,
-        r#"<text x="{left}" y="{}">Mpps received at the destination VM (y), per frame size (x)</text>"#,
+        r#"<text x="{left}" y="{}">Mpps received at the destination VM (y), per frame size (x); bars: throughput (highest rate losing at most the tolerance), ticks: at overload</text>"#,
         top + panel_h + 64.0
     );
     svg.push_str("</svg>\n");

@@ -9,7 +9,10 @@ use anyhow::{Context as _, bail};
 use log::info;
 use ovnest_datapath::{fastpath::bench::BenchKit, frames::Frame};
 
-use super::{BenchArgs, ControlPlane, Direction, Machine, Report, Row, Target, latency, plot};
+use super::{
+    BenchArgs, ControlPlane, Direction, Load, Machine, Report, Row, Target, latency, plot,
+    search::{Sample, Search},
+};
 use crate::{
     agent::config::DatapathMode,
     lab::{AgentKind, Lab, LabArgs, process},
@@ -33,6 +36,8 @@ struct Bed {
     target: Target,
     lab: Lab,
     kit: BenchKit,
+    /// The NAPI threads of this lab's hypervisor-side veths.
+    napi: Vec<i32>,
 }
 
 impl Drop for Bed {
@@ -83,19 +88,50 @@ fn pin_self(cpu: usize) {
     }
 }
 
-/// Moves every threaded-NAPI kernel thread (ours: the labs' veths) and `pids` (all their
-/// threads) to the datapath core.
-fn pin_datapath(pids: &[i32]) {
-    let napi = process::run("ps", &["-eo", "pid=,comm="]).unwrap_or_default();
-    let napi_pids = napi.lines().filter_map(|l| {
-        let mut words = l.split_whitespace();
-        let pid = words.next()?;
-        words.next()?.starts_with("napi/").then(|| pid.to_owned())
-    });
-    for pid in napi_pids.chain(pids.iter().map(i32::to_string)) {
+/// The threaded-NAPI kernel threads now running (pids): bringing up a bed adds its
+/// veths' threads.
+fn napi_threads() -> std::collections::BTreeSet<i32> {
+    let ps = process::run("ps", &["-eo", "pid=,comm="]).unwrap_or_default();
+    ps.lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let pid = words.next()?.parse().ok()?;
+            words.next()?.starts_with("napi/").then_some(pid)
+        })
+        .collect()
+}
+
+/// Where the whole datapath runs in its NAPI threads (baseline, ovnest xdp), they run
+/// SCHED_FIFO, as a dedicated datapath core would: otherwise the kworkers and RCU
+/// threads that share the core delay them by more than the 256-frame veth ring holds,
+/// and every target loses 0.4-3 % at half its capacity. Where a userspace thread carries
+/// the frames (ovnest afxdp's poller, the peer's ovs-vswitchd) everything stays
+/// SCHED_OTHER: a real-time NAPI thread would starve it.
+fn realtime_napi(target: Target) -> bool {
+    matches!(target, Target::Baseline | Target::Xdp)
+}
+
+/// Moves every bed's NAPI threads and `pids` (all their threads) to the datapath core.
+fn pin_datapath(beds: &[Bed], pids: &[i32]) {
+    for bed in beds {
+        for pid in &bed.napi {
+            if realtime_napi(bed.target) {
+                let param = libc::sched_param { sched_priority: 50 };
+                // SAFETY: a plain syscall on a pid with a valid parameter block.
+                if unsafe { libc::sched_setscheduler(*pid, libc::SCHED_FIFO, &param) } != 0 {
+                    log::warn!(
+                        "SCHED_FIFO for NAPI thread {pid}: {}",
+                        std::io::Error::last_os_error()
+                    );
+                }
+            }
+        }
+    }
+    let threads = beds.iter().flat_map(|b| b.napi.iter()).chain(pids);
+    for pid in threads {
         let _ = process::run(
             "taskset",
-            &["-a", "-p", "-c", &DATAPATH_CPU.to_string(), &pid],
+            &["-a", "-p", "-c", &DATAPATH_CPU.to_string(), &pid.to_string()],
         );
     }
 }
@@ -238,7 +274,12 @@ fn bed(args: &BenchArgs, target: Target) -> anyhow::Result<Bed> {
         std::mem::forget(reverse); // attached for the lab's lifetime; the lab's teardown removes them
         std::mem::forget(untagged);
     }
-    Ok(Bed { target, lab, kit })
+    Ok(Bed {
+        target,
+        lab,
+        kit,
+        napi: Vec::new(),
+    })
 }
 
 fn ifindex(name: &str) -> anyhow::Result<u32> {
@@ -251,29 +292,37 @@ fn ifindex(name: &str) -> anyhow::Result<u32> {
     Ok(index)
 }
 
-/// (offered, received) in packets per second over one window.
-/// Frames per BPF_PROG_TEST_RUN call: each call sets up and tears down a page pool (tens
-/// of ms here), so calls must be long; the window is counted in whole calls.
+/// Frames per BPF_PROG_TEST_RUN call at most: each call sets up and tears down a page
+/// pool, so calls must be long; the window is counted in whole calls.
 const BURST: u32 = 1 << 16;
+/// A paced call lasts about this long (fewer frames at low rates, so windows stay short).
+const PACED_CALL: Duration = Duration::from_millis(40);
+
+/// Offered and received frames per second over one window, the generator sending one
+/// frame every `gap_ns` (0: as fast as it goes).
 
 fn measure(
     bed: &mut Bed,
     direction: Direction,
     frames: &[Vec<u8>],
     window: Duration,
-    pace: u32,
+    gap_ns: u64,
     batch: u32,
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<Sample> {
     bed.kit.set_frames(frames)?;
-    bed.kit.set_pace(pace)?;
+    bed.kit.set_gap_ns(gap_ns)?;
     let ((src_ns, src_dev), _) = ends(direction);
     let _in = process::enter_netns(&bed.lab.ns(src_ns))?;
     let src = ifindex(src_dev)?;
-    let burst = |kit: &BenchKit| -> anyhow::Result<u64> {
+    let per_call = match gap_ns {
+        0 => BURST,
+        gap => (PACED_CALL.as_nanos() as u64 / gap).clamp(4096, u64::from(BURST)) as u32,
+    };
+    let burst = |kit: &BenchKit| -> anyhow::Result<()> {
         // A signal interrupts the injecting syscall; say why, not EINTR.
-        kit.inject(src, &frames[0], BURST, batch)
+        kit.inject(src, &frames[0], per_call, batch)
             .map_err(|e| check_interrupted().err().unwrap_or_else(|| e.into()))?;
-        Ok(u64::from(BURST))
+        Ok(())
     };
     check_interrupted()?;
     let warm = Instant::now();
@@ -303,10 +352,88 @@ fn measure(
     let sent = bed.kit.sent()? - sent_before;
     let received = settle(&bed.kit)? - before;
     log::debug!(
-        "{}: offered {sent}, received {received} in {elapsed:.3} s",
+        "{}: gap {gap_ns} ns, offered {sent}, received {received} in {elapsed:.3} s",
         bed.target.label()
     );
-    Ok((sent as f64 / elapsed, received as f64 / elapsed))
+    Ok(Sample {
+        offered: sent as f64 / elapsed,
+        received: received as f64 / elapsed,
+    })
+}
+
+/// The generator's gap between frames for `rate` frames per second.
+fn gap_ns(rate: f64) -> u64 {
+    (1e9 / rate).round().max(1.0) as u64
+}
+
+/// One target's figure in one case and round.
+#[derive(Clone, Copy, Debug)]
+struct Measured {
+    /// The reported point: the fixed-load trial, or the throughput the search found
+    /// (None: no trial passed).
+    point: Option<Sample>,
+    /// Search only: the overload trial.
+    overload: Option<Sample>,
+    /// Search only: even overload stayed within the loss tolerance.
+    generator_limited: bool,
+}
+
+/// Measures one case on every bed. Under a search, the targets' trials alternate
+/// (A B A B ...) as the rounds do.
+fn measure_case(
+    beds: &mut [Bed],
+    args: &BenchArgs,
+    direction: Direction,
+    frames: &[Vec<u8>],
+) -> anyhow::Result<Vec<Measured>> {
+    let window = Duration::from_millis(args.window_ms);
+    let fixed = |point| Measured {
+        point: Some(point),
+        overload: None,
+        generator_limited: false,
+    };
+    match args.load {
+        Load::Max | Load::Rate(_) => {
+            let gap = match args.load {
+                Load::Rate(rate) => gap_ns(rate),
+                _ => 0,
+            };
+            beds.iter_mut()
+                .map(|bed| Ok(fixed(measure(bed, direction, frames, window, gap, args.batch)?)))
+                .collect()
+        }
+        Load::Search => {
+            let mut searches = Vec::with_capacity(beds.len());
+            for bed in beds.iter_mut() {
+                let mut search = Search::new(args.loss / 100.0);
+                search.start(measure(bed, direction, frames, window, 0, args.batch)?);
+                searches.push(search);
+            }
+            loop {
+                let mut searching = false;
+                for (bed, search) in beds.iter_mut().zip(searches.iter_mut()) {
+                    if let Some(rate) = search.next_rate() {
+                        searching = true;
+                        let sample =
+                            measure(bed, direction, frames, window, gap_ns(rate), args.batch)?;
+                        search.record(rate, sample);
+                    }
+                }
+                if !searching {
+                    break;
+                }
+            }
+            Ok(searches
+                .iter()
+                .filter_map(Search::outcome)
+                .map(|outcome| Measured {
+                    point: outcome.throughput,
+                    overload: Some(outcome.overload),
+                    generator_limited: outcome.generator_limited,
+                })
+                .collect())
+        }
+    }
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -343,10 +470,76 @@ fn machine(load_before: String, cores: usize, tuning: &HostTuning) -> Machine {
 }
 
 /// A ratio is honest only when the generator offered, in both runs, at least what the
+/// faster of the two received (2 % slack for counting windows); under a search, when both
+/// found a throughput and the generator limited neither.
+fn honest_ratio(load: Load, a: &Summary, b: &Summary) -> Option<f64> {
+    if b.received <= 0.0 || a.received <= 0.0 {
+        return None;
+    }
+    match load {
+        Load::Search => {
+            (!a.generator_limited && !b.generator_limited).then(|| a.received / b.received)
+        }
+        Load::Max | Load::Rate(_) => honest_fixed_ratio(
+            Sample {
+                offered: a.offered,
+                received: a.received,
+            },
+            Sample {
+                offered: b.offered,
+                received: b.received,
+            },
+        ),
+    }
+}
+
+/// At a fixed load, honest when the generator offered, in both runs, at least what the
 /// faster of the two received (2 % slack for counting windows).
-fn honest_ratio(a: (f64, f64), b: (f64, f64)) -> Option<f64> {
-    let faster = a.1.max(b.1);
-    (a.0 >= faster * 0.98 && b.0 >= faster * 0.98 && b.1 > 0.0).then(|| a.1 / b.1)
+fn honest_fixed_ratio(a: Sample, b: Sample) -> Option<f64> {
+    let faster = a.received.max(b.received);
+    (b.received > 0.0 && a.offered >= faster * 0.98 && b.offered >= faster * 0.98)
+        .then(|| a.received / b.received)
+}
+
+/// A case's rounds for one target, as medians (rates in frames per second).
+struct Summary {
+    offered: f64,
+    received: f64,
+    received_min: f64,
+    received_max: f64,
+    loss: f64,
+    /// Under a search: the overload trials, as medians.
+    overload: Option<Sample>,
+    generator_limited: bool,
+}
+
+impl Summary {
+    fn of(rounds: &[Measured]) -> Summary {
+        let point = |m: &Measured| {
+            m.point.unwrap_or(Sample {
+                offered: 0.0,
+                received: 0.0,
+            })
+        };
+        let mut offered: Vec<f64> = rounds.iter().map(|m| point(m).offered).collect();
+        let mut received: Vec<f64> = rounds.iter().map(|m| point(m).received).collect();
+        let mut loss: Vec<f64> = rounds.iter().map(|m| point(m).loss()).collect();
+        let overloads: Vec<Sample> = rounds.iter().filter_map(|m| m.overload).collect();
+        let mut overload_offered: Vec<f64> = overloads.iter().map(|o| o.offered).collect();
+        let mut overload_received: Vec<f64> = overloads.iter().map(|o| o.received).collect();
+        Summary {
+            received_min: received.iter().copied().fold(f64::INFINITY, f64::min),
+            received_max: received.iter().copied().fold(0.0, f64::max),
+            offered: median(&mut offered),
+            received: median(&mut received),
+            loss: median(&mut loss),
+            overload: (!overloads.is_empty()).then(|| Sample {
+                offered: median(&mut overload_offered),
+                received: median(&mut overload_received),
+            }),
+            generator_limited: rounds.iter().any(|m| m.generator_limited),
+        }
+    }
 }
 
 fn control_plane(beds: &[Bed], changes: usize) -> anyhow::Result<Vec<ControlPlane>> {
@@ -386,6 +579,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     {
         bail!("--sizes must be within 64..=1518, --flows within 1..=65000, --rounds at least 1");
     }
+    if !(args.loss > 0.0 && args.loss < 100.0) {
+        bail!("--loss is a percentage of the offered frames: 0 < loss < 100");
+    }
     if args.scale {
         let results = super::scale::measure(&args.dir)?;
         if args.json {
@@ -415,7 +611,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     for target in &targets {
         check_interrupted()?;
         info!("bringing up the lab for {}", target.label());
-        beds.push(bed(&args, *target)?);
+        let before = napi_threads();
+        let mut bed = bed(&args, *target)?;
+        bed.napi = napi_threads().difference(&before).copied().collect();
+        beds.push(bed);
     }
     let agents: Vec<i32> = beds.iter().filter_map(|b| b.lab.agent_pid()).collect();
     let mut vswitchd: Vec<i32> = beds
@@ -423,10 +622,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .filter_map(|b| process::alive(&b.lab.dir.join("hv-vswitchd.pid")))
         .collect();
     vswitchd.extend(agents);
-    pin_datapath(&vswitchd);
+    pin_datapath(&beds, &vswitchd);
     pin_self(GENERATOR_CPU);
 
-    let window = Duration::from_millis(args.window_ms);
     let mut cases = Vec::new();
     for direction in Direction::ALL {
         for size in &args.sizes {
@@ -435,52 +633,51 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let mut results: BTreeMap<CaseKey, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut results: BTreeMap<CaseKey, Vec<Measured>> = BTreeMap::new();
     for round in 0..args.rounds {
         info!("round {} of {}", round + 1, args.rounds);
         for (direction, size, flows, frames) in &cases {
-            for bed in beds.iter_mut() {
-                let sample = measure(bed, *direction, frames, window, args.pace, args.batch)?;
+            let measured = measure_case(&mut beds, &args, *direction, frames)?;
+            for (bed, m) in beds.iter().zip(measured) {
                 results
                     .entry((*direction, *size, *flows, bed.target))
                     .or_default()
-                    .push(sample);
+                    .push(m);
             }
         }
     }
 
-    let summary: BTreeMap<_, (f64, f64, f64, f64)> = results
+    let summary: BTreeMap<CaseKey, Summary> = results
         .iter()
-        .map(|(key, samples)| {
-            let mut offered: Vec<f64> = samples.iter().map(|s| s.0).collect();
-            let mut received: Vec<f64> = samples.iter().map(|s| s.1).collect();
-            let min = received.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = received.iter().copied().fold(0.0, f64::max);
-            (
-                *key,
-                (median(&mut offered), median(&mut received), min, max),
-            )
-        })
+        .map(|(key, rounds)| (*key, Summary::of(rounds)))
         .collect();
     let mut rows = Vec::new();
-    for ((direction, size, flows, target), (offered, received, min, max)) in &summary {
-        let other = |t: Target| {
+    for ((direction, size, flows, target), mine) in &summary {
+        let ratio_to = |t: Target| {
             summary
                 .get(&(*direction, *size, *flows, t))
-                .map(|s| (s.0, s.1))
+                .and_then(|other| honest_ratio(args.load, mine, other))
         };
-        let mine = (*offered, *received);
+        let overload_ratio_to = |t: Target| {
+            let other = summary.get(&(*direction, *size, *flows, t))?;
+            honest_fixed_ratio(mine.overload?, other.overload?)
+        };
         rows.push(Row {
             direction: *direction,
             size: *size,
             flows: *flows,
             target: *target,
-            offered_mpps: offered / 1e6,
-            received_mpps: received / 1e6,
-            received_min_mpps: min / 1e6,
-            received_max_mpps: max / 1e6,
-            ratio_to_baseline: other(Target::Baseline).and_then(|b| honest_ratio(mine, b)),
-            ratio_to_peer: other(Target::Peer).and_then(|p| honest_ratio(mine, p)),
+            offered_mpps: mine.offered / 1e6,
+            received_mpps: mine.received / 1e6,
+            received_min_mpps: mine.received_min / 1e6,
+            received_max_mpps: mine.received_max / 1e6,
+            loss_percent: mine.loss * 100.0,
+            overload_mpps: mine.overload.map(|o| o.received / 1e6),
+            generator_limited: mine.generator_limited,
+            ratio_to_baseline: ratio_to(Target::Baseline),
+            ratio_to_peer: ratio_to(Target::Peer),
+            overload_ratio_to_baseline: overload_ratio_to(Target::Baseline),
+            overload_ratio_to_peer: overload_ratio_to(Target::Peer),
         });
     }
     let control_plane = if args.changes > 0 {
@@ -491,7 +688,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let report = Report {
         machine: machine(load_before, cores, &tuning),
         window_ms: args.window_ms,
-        pace: args.pace,
+        load: args.load,
+        loss_percent: args.loss,
         batch: args.batch,
         rounds: args.rounds,
         rows,
@@ -518,36 +716,75 @@ fn table(report: &Report, plot: &std::path::Path) -> String {
         "machine: kernel {}, {} x {}, load {} -> {}; {}",
         m.kernel, m.cores, m.cpu, m.load_before, m.load_after, m.tuning
     );
+    let load = match report.load {
+        Load::Search => format!(
+            "throughput search (highest rate losing <= {}%; overload = generator unpaced)",
+            report.loss_percent
+        ),
+        Load::Max => "overload (generator unpaced)".to_owned(),
+        Load::Rate(rate) => format!("fixed rate {:.3} Mpps", rate / 1e6),
+    };
     let _ = writeln!(
         out,
-        "generator: BPF_PROG_TEST_RUN live frames on core {GENERATOR_CPU}, batch {}, pace {}/1024; datapath (threaded NAPI, agents; VMs' receive in softirq) on core {DATAPATH_CPU}; {} rounds x {} ms, median (min-max)",
-        report.batch, report.pace, report.rounds, report.window_ms
+        "generator: BPF_PROG_TEST_RUN live frames on core {GENERATOR_CPU}, batch {}, {load}; datapath (threaded NAPI, agents; VMs' receive in softirq) on core {DATAPATH_CPU}; {} rounds x {} ms, median (min-max)",
+        report.batch, report.rounds, report.window_ms
     );
     let _ = writeln!(
         out,
-        "{:<20} {:>5} {:>5} {:<19} {:>9} {:>22} {:>8} {:>8}",
-        "direction", "size", "flows", "target", "offered", "received Mpps", "/base", "/peer"
+        "{:<20} {:>4} {:>5} {:<19} {:>7} {:>22} {:>5} {:>6} {:>6} | {:>8} {:>6} {:>6}",
+        "direction",
+        "size",
+        "flows",
+        "target",
+        "offered",
+        "received Mpps",
+        "loss%",
+        "/base",
+        "/peer",
+        "overload",
+        "/base",
+        "/peer"
     );
     let ratio = |r: Option<f64>| r.map_or("n/a".to_owned(), |r| format!("{r:.2}x"));
     for row in &report.rows {
+        let overload = match (row.overload_mpps, row.generator_limited) {
+            (Some(o), true) => format!("{o:.3}*"),
+            (Some(o), false) => format!("{o:.3}"),
+            (None, _) => "-".to_owned(),
+        };
+        let received = if row.received_max_mpps > 0.0 {
+            format!(
+                "{:.3} ({:.3}-{:.3})",
+                row.received_mpps, row.received_min_mpps, row.received_max_mpps
+            )
+        } else {
+            "none passed".to_owned()
+        };
         let _ = writeln!(
             out,
-            "{:<20} {:>5} {:>5} {:<19} {:>9.3} {:>8.3} ({:.3}-{:.3}) {:>8} {:>8}",
+            "{:<20} {:>4} {:>5} {:<19} {:>7.3} {:>22} {:>5.2} {:>6} {:>6} | {:>8} {:>6} {:>6}",
             row.direction.label(),
             row.size,
             row.flows,
             row.target.label(),
             row.offered_mpps,
-            row.received_mpps,
-            row.received_min_mpps,
-            row.received_max_mpps,
+            received,
+            row.loss_percent,
             ratio(row.ratio_to_baseline),
-            ratio(row.ratio_to_peer)
+            ratio(row.ratio_to_peer),
+            overload,
+            ratio(row.overload_ratio_to_baseline),
+            ratio(row.overload_ratio_to_peer),
         );
     }
     let _ = writeln!(
         out,
-        "n/a: the generator offered less than the faster target received, so no ratio is claimed."
+        "n/a: no ratio is claimed where the generator offered less than the faster target received{}.",
+        if report.load == Load::Search {
+            ", where no trial passed, or where even the unpaced generator lost no more than the tolerance (*)"
+        } else {
+            ""
+        }
     );
     for cp in &report.control_plane {
         let _ = writeln!(

@@ -56,13 +56,13 @@ impl BenchKit {
         self.attach(SINK, ifindex)
     }
 
-    /// Makes the generator transmit `per_1024` of every 1024 frames it is asked for
-    /// (1024 or more: all of them).
-    pub fn set_pace(&mut self, per_1024: u32) -> Result<(), FastPathError> {
-        maps::set_array(&mut self.ebpf, "BENCH_PACE", 0, &per_1024.min(1024))
+    /// Makes the generator transmit one frame every `gap_ns` nanoseconds (0: as fast as
+    /// its core goes).
+    pub fn set_gap_ns(&mut self, gap_ns: u64) -> Result<(), FastPathError> {
+        maps::set_array(&mut self.ebpf, "BENCH_GAP_NS", 0, &gap_ns)
     }
 
-    /// Frames the generator has transmitted so far (paced-out ones not included).
+    /// Frames the generator has transmitted so far.
     pub fn sent(&self) -> Result<u64, FastPathError> {
         self.sum_per_cpu("BENCH_SENT")
     }

@@ -6,36 +6,54 @@
 //!   receiver, cheaper than any socket so it never limits the figure).
 
 use aya_ebpf::{
-    bindings::xdp_action, helpers::generated::bpf_xdp_store_bytes, macros::xdp,
+    bindings::xdp_action,
+    helpers::generated::{bpf_ktime_get_ns, bpf_xdp_store_bytes},
+    macros::xdp,
     programs::XdpContext,
 };
 use ovnest_common::maps::{BENCH_TEMPLATE_BYTES, BenchTemplate};
 
 use crate::maps::{
-    BENCH_CREDIT, BENCH_FLOWS, BENCH_NEXT, BENCH_PACE, BENCH_RECEIVED, BENCH_SENT, BENCH_TEMPLATES,
+    BENCH_DUE_NS, BENCH_FLOWS, BENCH_GAP_NS, BENCH_NEXT, BENCH_RECEIVED, BENCH_SENT,
+    BENCH_TEMPLATES,
 };
 
-/// Pacing: with `BENCH_PACE` = p (1..1024), transmits p of every 1024 repetitions, evenly
-/// spread; the others are dropped here, which costs the generator about as much time as
-/// a transmitted frame, so the offered rate is lowered without bursts.
+/// How far behind its schedule the generator may fall and still catch up (back to back);
+/// after a longer stall (the end of a BPF_PROG_TEST_RUN call) the schedule restarts, so
+/// the target never sees a burst longer than this.
+const MAX_LAG_NS: u64 = 2_000;
+/// Upper bound of one wait, in clock reads (a clock read costs tens of ns): rates down
+/// to a few tens of kpps are paced exactly, lower ones run slightly fast.
+const MAX_SPINS: u32 = 4_096;
+
+/// Rate control: holds the frame until its departure time (`BENCH_GAP_NS` after the
+/// previous one). The generator waits instead of dropping frames to pace itself: a
+/// dropped live frame returns its page to the pool the datapath under test returns its
+/// pages to, under the same lock, which would load the target with the generator's work.
 #[inline(always)]
-fn paced_out() -> bool {
-    let pace = BENCH_PACE.get(0).copied().unwrap_or(0);
-    if pace == 0 || pace >= 1024 {
-        return false;
+fn wait_departure() {
+    let gap = BENCH_GAP_NS.get(0).copied().unwrap_or(0);
+    if gap == 0 {
+        return;
     }
-    let Some(credit) = BENCH_CREDIT.get_ptr_mut(0) else {
-        return false;
+    let Some(due) = BENCH_DUE_NS.get_ptr_mut(0) else {
+        return;
     };
-    // SAFETY: per-CPU slot, only this CPU touches it while the program runs.
+    // SAFETY: bpf_ktime_get_ns has no preconditions; `due` is this CPU's slot, only this
+    // CPU touches it while the program runs.
     unsafe {
-        *credit += pace;
-        if *credit < 1024 {
-            return true;
+        let mut now = bpf_ktime_get_ns();
+        let mut departure = *due;
+        if now > departure + MAX_LAG_NS {
+            departure = now;
         }
-        *credit -= 1024;
+        let mut spins = 0;
+        while now < departure && spins < MAX_SPINS {
+            now = bpf_ktime_get_ns();
+            spins += 1;
+        }
+        *due = departure + gap;
     }
-    false
 }
 
 #[inline(always)]
@@ -51,9 +69,7 @@ fn count_sent() {
 /// next flow's template: the datapath always sees the frame the bench asked for.
 #[xdp]
 pub fn bench_tx(ctx: XdpContext) -> u32 {
-    if paced_out() {
-        return xdp_action::XDP_DROP;
-    }
+    wait_departure();
     let flows = BENCH_FLOWS.get(0).copied().unwrap_or(0);
     if flows == 0 {
         count_sent();

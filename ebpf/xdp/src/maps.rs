@@ -87,13 +87,14 @@ pub static BENCH_FLOWS: Array<u32> = Array::with_max_entries(1, 0);
 #[map]
 pub static BENCH_NEXT: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
-/// Generator pacing: frames transmitted per 1024 repetitions, 0 = all (benchmarks only).
+/// Generator rate: nanoseconds between transmitted frames, 0 = as fast as the core goes
+/// (benchmarks only).
 #[map]
-pub static BENCH_PACE: Array<u32> = Array::with_max_entries(1, 0);
+pub static BENCH_GAP_NS: Array<u64> = Array::with_max_entries(1, 0);
 
-/// Each CPU's pacing credit, in 1024ths of a frame (benchmarks only).
+/// Each CPU's next departure time, `bpf_ktime_get_ns` clock (benchmarks only).
 #[map]
-pub static BENCH_CREDIT: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+pub static BENCH_DUE_NS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Frames the generator transmitted, summed over CPUs by userspace (benchmarks only).
 #[map]
