@@ -158,25 +158,38 @@ fn check_interrupted() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Host settings held for the run, restored on drop. Both remove waits that belong to
+/// Host settings held for the run, restored on drop. They remove waits that belong to
 /// the virtual machine, not to any datapath:
 /// - `rcu_expedited`: each BPF_PROG_TEST_RUN call tears down its page pool with an RCU
 ///   grace period; a normal one (tens of ms here) idled the generator two thirds of the
 ///   time, so it offered bursts, not a rate;
 /// - `/dev/cpu_dma_latency` = 0 while the file is open: idle vCPUs poll instead of
-///   halting, so waking the datapath's NAPI thread costs no exit to the hypervisor.
+///   halting, so waking the datapath's NAPI thread costs no exit to the hypervisor;
+/// - `sched_rt_runtime_us` = -1: the real-time NAPI threads (see `realtime_napi`) keep
+///   the datapath core busy near capacity, and RT throttling would stop them for the
+///   last 50 ms of each second, losing a ring's worth of frames many times over.
 struct HostTuning {
-    rcu_expedited: Option<String>,
+    /// (file, value before the run) for each sysctl-like file changed.
+    restore: Vec<(&'static str, String)>,
     dma_latency: Option<std::fs::File>,
 }
 
-const RCU_EXPEDITED: &str = "/sys/kernel/rcu_expedited";
+/// The files changed for the run and the value they hold meanwhile.
+const HELD: [(&str, &str); 2] = [
+    ("/sys/kernel/rcu_expedited", "1"),
+    ("/proc/sys/kernel/sched_rt_runtime_us", "-1"),
+];
 
 impl HostTuning {
     fn hold() -> HostTuning {
-        let rcu_expedited = std::fs::read_to_string(RCU_EXPEDITED)
-            .ok()
-            .filter(|_| std::fs::write(RCU_EXPEDITED, "1").is_ok());
+        let restore = HELD
+            .iter()
+            .filter_map(|(file, value)| {
+                let previous = std::fs::read_to_string(file).ok()?;
+                std::fs::write(file, value).ok()?;
+                Some((*file, previous.trim().to_owned()))
+            })
+            .collect();
         let dma_latency = std::fs::OpenOptions::new()
             .write(true)
             .open("/dev/cpu_dma_latency")
@@ -187,32 +200,33 @@ impl HostTuning {
             })
             .ok();
         HostTuning {
-            rcu_expedited,
+            restore,
             dma_latency,
         }
     }
 
     fn describe(&self) -> String {
-        format!(
-            "rcu_expedited {}, cpu_dma_latency {}",
-            if self.rcu_expedited.is_some() {
-                "on"
+        let held = |file: &str| self.restore.iter().any(|(f, _)| *f == file);
+        let or_unavailable = |on: bool, what: &str| {
+            if on {
+                what.to_owned()
             } else {
-                "unavailable"
-            },
-            if self.dma_latency.is_some() {
-                "0 (poll idle)"
-            } else {
-                "unavailable"
+                "unavailable".to_owned()
             }
+        };
+        format!(
+            "rcu_expedited {}, sched_rt_runtime_us {}, cpu_dma_latency {}",
+            or_unavailable(held(HELD[0].0), "on"),
+            or_unavailable(held(HELD[1].0), "-1 (RT NAPI threads unthrottled)"),
+            or_unavailable(self.dma_latency.is_some(), "0 (poll idle)"),
         )
     }
 }
 
 impl Drop for HostTuning {
     fn drop(&mut self) {
-        if let Some(previous) = &self.rcu_expedited {
-            let _ = std::fs::write(RCU_EXPEDITED, previous.trim());
+        for (file, previous) in &self.restore {
+            let _ = std::fs::write(file, previous);
         }
     }
 }

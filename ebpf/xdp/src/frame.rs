@@ -43,6 +43,40 @@ pub fn is_multicast(mac48: u64) -> bool {
     mac48 & 1 != 0
 }
 
+/// The six packet bytes at `p` as a `mac48`, in one 4-byte and one 2-byte load. In
+/// assembly because packet addresses are only 2-byte aligned and the BPF backend splits
+/// an unaligned Rust read into six byte loads (plus the shifts to join them); the
+/// verifier allows unaligned packet loads where the CPU does them at full speed (x86,
+/// arm64), which is where the JIT runs them.
+///
+/// # Safety
+/// `p .. p + 6` must be inside the packet, checked against `data_end`.
+#[inline(always)]
+pub unsafe fn load_mac48(p: *const u8) -> u64 {
+    #[cfg(target_arch = "bpf")]
+    {
+        let (lo, hi): (u64, u64);
+        // SAFETY: the caller checked the six bytes are in bounds; the two loads read
+        // exactly them and write nothing.
+        unsafe {
+            core::arch::asm!(
+                "{lo} = *(u32 *)({p} + 0)",
+                "{hi} = *(u16 *)({p} + 4)",
+                p = in(reg) p,
+                lo = out(reg) lo,
+                hi = out(reg) hi,
+                options(pure, readonly, nostack, preserves_flags),
+            );
+        }
+        lo | hi << 32
+    }
+    #[cfg(not(target_arch = "bpf"))]
+    {
+        // SAFETY: in bounds per the caller; [u8; 6] has no alignment.
+        ovnest_common::maps::mac48(unsafe { &*(p as *const [u8; 6]) })
+    }
+}
+
 /// A pointer to a `T` at `offset` from the packet start, if the whole `T` is in bounds.
 #[inline(always)]
 pub fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*const T> {

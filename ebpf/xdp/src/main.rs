@@ -7,6 +7,8 @@
 // On the host (`cargo test --workspace`, clippy) the crate builds as an empty binary.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+// Inline assembly for the BPF target (two wide packet loads, `frame::load_mac48`).
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 mod arp;
 mod baseline;
@@ -21,12 +23,14 @@ use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use ovnest_common::{
     ArpKey, ChildKey, Counter, IngressPort, MacKey, PortEntry, PortKey, XdpMeta,
     flat::{mac_hash, slots},
-    maps::{mac_octets, mac48},
+    maps::mac_octets,
     meta::XDP_META_MAGIC,
 };
 
 use crate::{
-    frame::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, EthHdr, VlanHdr, is_multicast, ptr_at},
+    frame::{
+        ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, EthHdr, VlanHdr, is_multicast, load_mac48, ptr_at,
+    },
     maps::{
         ARP_TARGETS, CHILD_FLAT, CHILDREN, DEVICES, MAC_FLAT, MACS, VIF_FLAT, VIFS, XSK_SLOTS, XSKS,
     },
@@ -96,8 +100,8 @@ fn classify(ctx: &XdpContext) -> Result<Ingress<'static>, Counter> {
     // SAFETY: ptr_at checked bounds for the whole header.
     let (dst, src, ethertype) = unsafe {
         (
-            mac48(&(*eth).dst),
-            mac48(&(*eth).src),
+            load_mac48((*eth).dst.as_ptr()),
+            load_mac48((*eth).src.as_ptr()),
             u16::from_be_bytes((*eth).ethertype),
         )
     };
