@@ -131,7 +131,13 @@ fn pin_datapath(beds: &[Bed], pids: &[i32]) {
     for pid in threads {
         let _ = process::run(
             "taskset",
-            &["-a", "-p", "-c", &DATAPATH_CPU.to_string(), &pid.to_string()],
+            &[
+                "-a",
+                "-p",
+                "-c",
+                &DATAPATH_CPU.to_string(),
+                &pid.to_string(),
+            ],
         );
     }
 }
@@ -314,7 +320,6 @@ const PACED_CALL: Duration = Duration::from_millis(40);
 
 /// Offered and received frames per second over one window, the generator sending one
 /// frame every `gap_ns` (0: as fast as it goes).
-
 fn measure(
     bed: &mut Bed,
     direction: Direction,
@@ -413,7 +418,11 @@ fn measure_case(
                 _ => 0,
             };
             beds.iter_mut()
-                .map(|bed| Ok(fixed(measure(bed, direction, frames, window, gap, args.batch)?)))
+                .map(|bed| {
+                    Ok(fixed(measure(
+                        bed, direction, frames, window, gap, args.batch,
+                    )?))
+                })
                 .collect()
         }
         Load::Search => {

@@ -87,8 +87,12 @@ impl Search {
         self.failed = overload.offered;
         // What the target delivered under overload is a close first guess; kept inside
         // the bracket.
-        self.next = Some(overload.received.clamp(0.0, overload.offered * (1.0 - RESOLUTION)))
-            .filter(|rate| *rate > 0.0);
+        self.next = Some(
+            overload
+                .received
+                .clamp(0.0, overload.offered * (1.0 - RESOLUTION)),
+        )
+        .filter(|rate| *rate > 0.0);
     }
 
     /// The rate (frames per second) to offer next, or None when the search is done.
@@ -164,7 +168,10 @@ mod tests {
         // Overload hurts this target (it delivers 2.7 M when flooded) but it carries 3.6 M.
         let outcome = search_against(3.6e6, 6.0e6, 2.7e6);
         let found = outcome.throughput.unwrap().received;
-        assert!(found <= 3.6e6 && found > 3.6e6 * (1.0 - 2.0 * RESOLUTION), "{found}");
+        assert!(
+            found <= 3.6e6 && found > 3.6e6 * (1.0 - 2.0 * RESOLUTION),
+            "{found}"
+        );
         assert!(!outcome.generator_limited);
     }
 
