@@ -10,6 +10,7 @@
 //! received.
 
 pub mod latency;
+mod lock;
 mod plot;
 mod run;
 pub mod scale;

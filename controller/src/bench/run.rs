@@ -605,6 +605,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if !(args.loss > 0.0 && args.loss < 100.0) {
         bail!("--loss is a percentage of the offered frames: 0 < loss < 100");
     }
+    let _lock = super::lock::take(&super::lock::default_path())?;
     if args.scale {
         let results = super::scale::measure(&args.dir)?;
         if args.json {
