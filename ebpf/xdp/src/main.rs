@@ -64,6 +64,7 @@ struct Ingress<'a> {
 
 /// Set at load time (`--datapath afxdp`): every classified frame goes to userspace.
 /// A read-only global, so the verifier drops the branch not taken.
+// SAFETY: the loader finds it by this exact name; no other symbol in the object has it.
 #[unsafe(no_mangle)]
 static ALL_TO_USERSPACE: u8 = 0;
 
@@ -273,6 +274,8 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
 }
 
 #[cfg(target_arch = "bpf")]
+// SAFETY: the kernel reads the licence from the section of this name; the symbol name is
+// unique in the object.
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]
 static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
