@@ -12,10 +12,10 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ovnest::ovsdb::{
+use ovnest::sb::{Replica, monitor_tables};
+use ovnest_ovsdb::{
     Counters, Database, DbChange, FrameDecoder, Message, Schema, TableUpdates, UpdateFormat, layout,
 };
-use ovnest::sb::{Replica, monitor_tables};
 use serde_json::{Value, json};
 
 struct Counting;

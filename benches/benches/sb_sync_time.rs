@@ -11,7 +11,7 @@ fn main() {
         eprintln!("sb_sync_time: set OVNEST_SB_REMOTE to a loaded Southbound; nothing measured");
         return;
     };
-    let remotes: ovnest::ovsdb::Remotes = match remote.parse() {
+    let remotes: ovnest_ovsdb::Remotes = match remote.parse() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("OVNEST_SB_REMOTE {remote:?}: {e}");

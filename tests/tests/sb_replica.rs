@@ -7,12 +7,12 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ovnest::ovsdb::{
-    Clause, Datum, Function, MonitorCondition, Mutation, Mutator, Operation, OperationResult,
-    RowData,
-};
 use ovnest::sb::{
     Change, ChangeSet, PortAddresses, PortBinding, RowChange, SbTable, Snapshot, Southbound,
+};
+use ovnest_ovsdb::{
+    Clause, Datum, Function, MonitorCondition, Mutation, Mutator, Operation, OperationResult,
+    RowData,
 };
 use ovnest_tests::ovn::{OvnCentral, free_port};
 use ovnest_tests::{privilege, wait};
@@ -595,7 +595,7 @@ fn transact_registers_a_chassis_with_named_uuid() {
             table: "Chassis".into(),
             conditions: by_name.clone(),
             columns: vec!["hostname".into()],
-            until: ovnest::ovsdb::WaitUntil::Equal,
+            until: ovnest_ovsdb::WaitUntil::Equal,
             rows: vec![row(&[("hostname", Datum::atom("hv-test.example"))])],
             timeout_ms: Some(0),
         },
@@ -644,7 +644,7 @@ fn transact_registers_a_chassis_with_named_uuid() {
                 table: "Chassis".into(),
                 conditions: vec![Clause::new("name", Function::Eq, Datum::atom("nope"))],
                 columns: vec!["name".into()],
-                until: ovnest::ovsdb::WaitUntil::NotEqual,
+                until: ovnest_ovsdb::WaitUntil::NotEqual,
                 rows: vec![],
                 timeout_ms: Some(0),
             },
@@ -716,7 +716,7 @@ fn remote_lists_ipv6_and_ssl() {
         return;
     }
     let err = "ssl:127.0.0.1:6642"
-        .parse::<ovnest::ovsdb::Remotes>()
+        .parse::<ovnest_ovsdb::Remotes>()
         .unwrap_err();
     assert!(
         err.to_string().contains("ssl: remotes are not supported"),
@@ -732,7 +732,7 @@ fn remote_lists_ipv6_and_ssl() {
     converge(&ovn, &sb, "via the second remote");
     assert!(sb.counters().connect_failures >= 1);
     assert!(
-        matches!(&*sb.client().state().borrow(), ovnest::ovsdb::ConnectionState::Monitoring { remote, .. } if *remote == good)
+        matches!(&*sb.client().state().borrow(), ovnest_ovsdb::ConnectionState::Monitoring { remote, .. } if *remote == good)
     );
     assert_clean(&sb);
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::datum::Datum;
+use crate::datum::Datum;
 
 /// RFC 7047 §5.1 `<function>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,14 +89,14 @@ impl MonitorCondition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ovsdb::datum::Datum;
+    use crate::datum::Datum;
 
     #[test]
     fn encodes_like_ovn_controller() {
         let u = "3cd26caa-fb38-42b9-832f-bc3dcbe6e04f".parse().unwrap();
         let c = MonitorCondition::Any(vec![
             Clause::eq("parent_port", Datum::atom("dmz-vm5")),
-            Clause::eq("chassis", Datum::atom(crate::ovsdb::Atom::Uuid(u))),
+            Clause::eq("chassis", Datum::atom(crate::Atom::Uuid(u))),
             Clause::new(
                 "options",
                 Function::Includes,

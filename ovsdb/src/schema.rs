@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::datum::{Atom, Datum};
-use super::uuid::Uuid;
+use crate::datum::{Atom, Datum};
+use crate::uuid::Uuid;
 
 /// The atomic types of RFC 7047 §3.2 `<atomic-type>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,14 +1,14 @@
 //! The raw replica: the monitored rows, column values as [`Datum`]s, updated exactly as the
 //! server describes (ovsdb-server(5) update2 semantics), with no knowledge of what the
-//! tables mean. The typed Southbound view (`crate::sb`) is built from it.
+//! tables mean. Typed views (ovnest's Southbound replica) are built from it.
 
 use std::collections::HashMap;
 
-use super::counters::Counters;
-use super::datum::Datum;
-use super::monitor::{RowUpdate, TableLayout, TableUpdates};
-use super::schema::ColumnType;
-use super::uuid::Uuid;
+use crate::counters::Counters;
+use crate::datum::Datum;
+use crate::monitor::{RowUpdate, TableLayout, TableUpdates};
+use crate::schema::ColumnType;
+use crate::uuid::Uuid;
 
 /// One row: a value per monitored column, in the table's column order.
 #[derive(Debug, Clone, PartialEq)]
@@ -246,8 +246,8 @@ impl Database {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ovsdb::monitor::{TableMonitor, UpdateFormat, layout};
-    use crate::ovsdb::schema::tests_support::sb_schema;
+    use crate::monitor::{TableMonitor, UpdateFormat, layout};
+    use crate::schema::tests_support::sb_schema;
     use serde_json::json;
 
     fn pb_db() -> Database {

@@ -281,7 +281,7 @@ mod tests {
         }
 
         #[test]
-        fn arbitrary_json_round_trips_through_any_split(v in crate::ovsdb::proptest_json(), split in 1usize..32) {
+        fn arbitrary_json_round_trips_through_any_split(v in crate::proptest_json(), split in 1usize..32) {
             let bytes = serde_json::to_vec(&serde_json::json!({"id": 1, "result": v})).unwrap();
             let mut d = FrameDecoder::new(DEFAULT_MAX_MESSAGE);
             let mut got = Vec::new();

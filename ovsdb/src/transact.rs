@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::condition::Clause;
-use super::datum::Datum;
-use super::uuid::Uuid;
+use crate::condition::Clause;
+use crate::datum::Datum;
+use crate::uuid::Uuid;
 
 /// A row to insert or the columns to update (§5.1 `<row>`).
 pub type RowData = BTreeMap<String, Datum>;
@@ -250,8 +250,8 @@ pub(crate) fn parse_results(
             continue;
         }
         let r = if let Some(u) = o.get("uuid") {
-            match crate::ovsdb::datum::Atom::from_json(u) {
-                Ok(crate::ovsdb::Atom::Uuid(u)) => OperationResult::Inserted(u),
+            match crate::datum::Atom::from_json(u) {
+                Ok(crate::Atom::Uuid(u)) => OperationResult::Inserted(u),
                 _ => return Err(malformed("bad uuid in insert result")),
             }
         } else if let Some(c) = o.get("count") {

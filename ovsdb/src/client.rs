@@ -28,20 +28,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::codec::{CodecError, DEFAULT_MAX_MESSAGE, FrameDecoder};
-use super::condition::MonitorCondition;
-use super::counters::Counters;
-use super::database::{Database, Touched};
-use super::datum::Datum;
-use super::error::Error;
-use super::jsonrpc::{Message, RpcError};
-use super::monitor::{
+use crate::codec::{CodecError, DEFAULT_MAX_MESSAGE, FrameDecoder};
+use crate::condition::MonitorCondition;
+use crate::counters::Counters;
+use crate::database::{Database, Touched};
+use crate::datum::Datum;
+use crate::error::Error;
+use crate::jsonrpc::{Message, RpcError};
+use crate::monitor::{
     MonitorMethod, TableLayout, TableMonitor, TableUpdates, UpdateFormat, layout, requests,
 };
-use super::remote::{ReadHalf, Remote, Remotes, WriteHalf};
-use super::schema::{AtomicType, ColumnType, Schema};
-use super::transact::{Operation, OperationResult, parse_results};
-use super::uuid::Uuid;
+use crate::remote::{ReadHalf, Remote, Remotes, WriteHalf};
+use crate::schema::{AtomicType, ColumnType, Schema};
+use crate::transact::{Operation, OperationResult, parse_results};
+use crate::uuid::Uuid;
 
 /// How to reach the server and how patient to be with it.
 #[derive(Debug, Clone)]

@@ -1,11 +1,12 @@
 //! OVSDB JSON-RPC client (RFC 7047, plus ovsdb-server(5)'s `monitor_cond`,
-//! `monitor_cond_since`, `monitor_cond_change` and `set_db_change_aware`).
+//! `monitor_cond_since`, `monitor_cond_change` and `set_db_change_aware`). It knows the
+//! protocol, not any schema: what the tables mean is the caller's business.
 //!
 //! Start a client with a monitor; it connects, reconnects and resumes on its own:
 //!
 //! ```no_run
-//! # async fn demo(sink: Box<dyn ovnest::ovsdb::MonitorSink>) -> Result<(), Box<dyn std::error::Error>> {
-//! use ovnest::ovsdb::*;
+//! # async fn demo(sink: Box<dyn ovnest_ovsdb::MonitorSink>) -> Result<(), Box<dyn std::error::Error>> {
+//! use ovnest_ovsdb::*;
 //! let config = ClientConfig::new("unix:/run/ovn/ovnsb_db.sock".parse()?, "OVN_Southbound");
 //! let tables = vec![TableMonitor::new("Chassis", &["name", "encaps"])];
 //! let client = Client::start(config, Some(Monitor { tables, sink }));
@@ -31,8 +32,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The [`MonitorSink`] sees the raw replica ([`Database`]) after every change; the typed
-//! Southbound view in [`crate::sb`] is one. `ssl:` remotes are not supported yet.
+//! The [`MonitorSink`] sees the raw replica ([`Database`]) after every change; a typed
+//! view of the tables (ovnest's Southbound replica is one) is built on it. `ssl:` remotes
+//! are not supported yet.
 
 mod client;
 #[cfg(test)]
@@ -69,9 +71,10 @@ pub use transact::{
 };
 pub use uuid::{Uuid, UuidError};
 
-/// Arbitrary JSON values for property tests.
-#[cfg(test)]
-pub(crate) fn proptest_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+/// Arbitrary JSON values for property tests (here and in users' tests, with the
+/// `proptest` feature): the shapes of OVSDB messages, nested and broken.
+#[cfg(any(test, feature = "proptest"))]
+pub fn proptest_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
     use proptest::prelude::*;
     use serde_json::Value;
     let leaf = prop_oneof![

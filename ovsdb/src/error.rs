@@ -1,7 +1,7 @@
 //! Errors returned to callers of [`Client`](super::Client).
 
-use super::jsonrpc::RpcError;
-use super::transact::TransactionError;
+use crate::jsonrpc::RpcError;
+use crate::transact::TransactionError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

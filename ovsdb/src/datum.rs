@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 
 use serde_json::{Value, json};
 
-use super::uuid::Uuid;
+use crate::uuid::Uuid;
 
 /// One scalar value (RFC 7047 §5.1 `<atom>`).
 #[derive(Debug, Clone)]

@@ -61,7 +61,8 @@ counters! {
 }
 
 impl Counters {
-    pub(crate) fn inc(counter: &AtomicU64) {
+    /// Adds one to a counter (a sink counts what it refuses in `bad_rows`).
+    pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -10,9 +10,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::condition::MonitorCondition;
-use super::schema::{ColumnType, Schema};
-use super::uuid::Uuid;
+use crate::condition::MonitorCondition;
+use crate::schema::{ColumnType, Schema};
+use crate::uuid::Uuid;
 
 /// What to monitor in one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,8 +244,8 @@ fn decode_row(update: Value, format: UpdateFormat) -> Result<RowUpdate, &'static
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ovsdb::condition::Clause;
-    use crate::ovsdb::datum::Datum;
+    use crate::condition::Clause;
+    use crate::datum::Datum;
 
     #[test]
     fn decodes_all_row_kinds() {
@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn requests_follow_the_schema_and_method() {
-        let schema = crate::ovsdb::schema::tests_support::sb_schema();
+        let schema = crate::schema::tests_support::sb_schema();
         let spec = vec![
             TableMonitor::new(
                 "Port_Binding",
