@@ -11,6 +11,6 @@ cmd=${1:-up}
 shift || true
 if [ "$cmd" = up ] || [ ! -x target/release/ovnest ]; then
   scripts/setup.sh >&2
-  cargo build --release -p ovnest >&2
+  cargo build --release -p ovnest-cli >&2
 fi
 exec target/release/ovnest lab "$cmd" "$@"

@@ -1,10 +1,8 @@
 //! ovnest's control plane: the Southbound replica ([`sb`]) on the OVSDB client ([`ovsdb`]),
-//! the agent that registers the chassis, claims ports and reconciles the datapath
-//! ([`agent`]), and the seed lab ([`lab`]).
+//! and the agent that registers the chassis, claims ports and reconciles the datapath
+//! ([`agent`]). The `ovnest` binary is in `cli/`, the lab and the bench in `lab/`.
 
 pub mod agent;
-pub mod bench;
-pub mod lab;
 pub mod sb;
 
 /// The OVSDB client, re-exported so `ovnest::ovsdb` names it for the agent's users.

@@ -4,7 +4,7 @@
 //! systemd, no ovn-ctl) in a fresh temporary directory, with every runtime path
 //! (`OVS_RUNDIR`, `OVN_RUNDIR`, logs, pidfiles, control sockets) inside it, so parallel
 //! tests never share anything and nothing touches /var/run. The ovsdb-servers are started
-//! and every daemon is stopped as `ovnest lab` does it ([`ovnest::lab::central`]); on top
+//! and every daemon is stopped as `ovnest lab` does it ([`ovnest_lab::central`]); on top
 //! of that the SB also listens on a free loopback TCP port (IPv4, and IPv6 when `::1`
 //! exists) and can be a RAFT cluster. Dropping the value stops every process by its
 //! pidfile and removes the directory.
@@ -21,7 +21,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use ovnest::lab::{
+use ovnest_lab::{
     central::{self, NB_SCHEMA, SB_SCHEMA},
     process::{self, Daemon},
 };

@@ -35,11 +35,11 @@ enum Command {
         json: bool,
     },
     /// Packet rate on the lab against the baseline and ovn-controller + OVS; table + plot.
-    Bench(ovnest::bench::BenchArgs),
+    Bench(ovnest_lab::bench::BenchArgs),
     /// The seed lab: real OVN, namespaces for the VMs and containers, and ovnest.
     Lab {
         #[command(subcommand)]
-        command: ovnest::lab::LabCommand,
+        command: ovnest_lab::LabCommand,
     },
 }
 
@@ -90,8 +90,8 @@ fn main() -> ExitCode {
                 state_dir.display()
             )),
         },
-        Command::Lab { command } => ovnest::lab::run(command),
-        Command::Bench(args) => ovnest::bench::run(args),
+        Command::Lab { command } => ovnest_lab::run(command),
+        Command::Bench(args) => ovnest_lab::bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::lab::Lab;
+use crate::Lab;
 
 /// Times `changes` tag changes of dmz-c52 in each lab, alternating between the labs
 /// (A B A B ...), after `warmup` uncounted rounds. Each lab's samples come back sorted.

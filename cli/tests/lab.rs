@@ -4,10 +4,8 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use ovnest::{
-    agent::{config::DatapathMode, status::Status},
-    lab::Lab,
-};
+use ovnest::agent::{config::DatapathMode, status::Status};
+use ovnest_lab::Lab;
 use ovnest_tests::{
     netns,
     packet::{PacketSocket, Received},
@@ -33,11 +31,11 @@ impl TestLab {
         let prefix = format!("t{}{name}-", std::process::id() % 10000);
         let dir = std::env::temp_dir().join(format!("ovnest-test-{prefix}"));
         Lab::down(&dir);
-        let args = ovnest::lab::LabArgs {
+        let args = ovnest_lab::LabArgs {
             dir,
             prefix,
             ovnest: Some(PathBuf::from(env!("CARGO_BIN_EXE_ovnest"))),
-            agent: ovnest::lab::AgentKind::Ovnest,
+            agent: ovnest_lab::AgentKind::Ovnest,
             datapath,
         };
         TestLab(Lab::up(&args).unwrap_or_else(|e| panic!("lab up: {e:#}")))

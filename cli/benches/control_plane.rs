@@ -4,15 +4,15 @@
 //! (ovn-controller + userspace ovs-vswitchd) each run their own copy of the seed lab on
 //! this machine at the same time; changes alternate between them (A B A B ...).
 //!
-//! `cargo bench -p ovnest --bench control_plane [-- ROUNDS]` (root). Prints p50/p99 and
+//! `cargo bench -p ovnest-cli --bench control_plane [-- ROUNDS]` (root). Prints p50/p99 and
 //! the agents' resident memory.
 
 use std::{path::PathBuf, time::Duration};
 
-use ovnest::{
-    agent::config::DatapathMode,
+use ovnest::agent::config::DatapathMode;
+use ovnest_lab::{
+    AgentKind, Lab, LabArgs,
     bench::latency::{nb_change_latency, percentile, rss_kib},
-    lab::{AgentKind, Lab, LabArgs},
 };
 
 fn lab(name: &str, agent: AgentKind) -> Lab {

@@ -9,10 +9,9 @@ use anyhow::Context as _;
 use log::info;
 use serde::Serialize;
 
-use crate::{
-    agent::config::DatapathMode,
-    lab::{AgentKind, Lab, LabArgs, process},
-};
+use ovnest::agent::config::DatapathMode;
+
+use crate::{AgentKind, Lab, LabArgs, process};
 
 /// Containers on dmz-vm5, tags 1..=4095 (the lab's c51/c52 hold 51 and 52). OVN accepts
 /// tag 4095; 802.1Q reserves it, so the agent binds the other 4094 and reports that one.
@@ -140,7 +139,7 @@ pub fn measure(dir: &std::path::Path) -> anyhow::Result<Vec<ScaleResult>> {
         let start = Instant::now();
         match agent {
             AgentKind::Ovnest => lab.start_agent(None, DatapathMode::Xdp)?,
-            _ => crate::lab::start_ovn_controller(&lab)?,
+            _ => crate::start_ovn_controller(&lab)?,
         }
         process::wait_for(
             &format!("{name}: {BINDABLE} containers up"),

@@ -13,10 +13,9 @@ use super::{
     BenchArgs, ControlPlane, Direction, Load, Machine, Report, Row, Target, latency, plot,
     search::{Sample, Search},
 };
-use crate::{
-    agent::config::DatapathMode,
-    lab::{AgentKind, Lab, LabArgs, process},
-};
+use ovnest::agent::config::DatapathMode;
+
+use crate::{AgentKind, Lab, LabArgs, process};
 
 const VM1_MAC: [u8; 6] = [0x02, 0xac, 0x10, 0xff, 0x01, 0x30];
 const VM2_MAC: [u8; 6] = [0x02, 0xac, 0x10, 0xff, 0x01, 0x31];

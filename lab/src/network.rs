@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::{
+use crate::{
     Lab,
     process::{self, Daemon, run},
 };
@@ -221,7 +221,7 @@ fn daemon_in(lab: &Lab, ns: &str, program: &str, args: &[&str]) -> anyhow::Resul
 /// The hypervisor's Open_vSwitch DB as ovn-controller would find it: system-id,
 /// ovn-remote, encap, and each VIF's iface-id (the seed's `brint-brvm5` for vm5). No
 /// ovs-vswitchd: ovnest only reads this DB.
-pub fn hypervisor_db(lab: &Lab, agent: super::AgentKind) -> anyhow::Result<()> {
+pub fn hypervisor_db(lab: &Lab, agent: crate::AgentKind) -> anyhow::Result<()> {
     let db = format!("--db={}", lab.hv_db);
     let vsctl = |args: &[&str]| {
         let mut full = vec![db.as_str(), "--no-wait"];
@@ -239,7 +239,7 @@ pub fn hypervisor_db(lab: &Lab, agent: super::AgentKind) -> anyhow::Result<()> {
         "external_ids:ovn-encap-type=geneve",
         "external_ids:ovn-encap-ip=127.0.0.1",
     ])?;
-    if agent == super::AgentKind::OvnController {
+    if agent == crate::AgentKind::OvnController {
         // The peer: ovn-controller programs a userspace-datapath br-int in ovs-vswitchd.
         vsctl(&[
             "set",

@@ -1,3 +1,6 @@
+//! `ovnest lab` and `ovnest bench`, kept out of the agent's crate (the `ovnest` binary
+//! links them; `ovnest run` does not need them). [`bench`] measures on the lab.
+//!
 //! The seed lab, one command: real OVN central (NB, SB, northd), the `dmz` network built
 //! with the seed's own `ovn-nbctl` commands, the hypervisor and the VMs as network
 //! namespaces, vm5's tagging bridge as a userspace-datapath OVS bridge `br-vm5` with c51
@@ -13,6 +16,7 @@
 //!                             └ c52 (tag 52) ── eth0 [ns c52 .134]
 //! ```
 
+pub mod bench;
 pub mod central;
 mod network;
 pub mod process;
@@ -54,7 +58,7 @@ pub struct LabArgs {
     pub agent: AgentKind,
     /// ovnest's datapath mode (`ovnest run --datapath`).
     #[arg(long, value_enum, default_value = "hybrid")]
-    pub datapath: crate::agent::config::DatapathMode,
+    pub datapath: ovnest::agent::config::DatapathMode,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -203,7 +207,7 @@ impl Lab {
     pub fn start_agent(
         &self,
         ovnest: Option<PathBuf>,
-        datapath: crate::agent::config::DatapathMode,
+        datapath: ovnest::agent::config::DatapathMode,
     ) -> anyhow::Result<()> {
         use clap::ValueEnum as _;
         let mode = datapath
