@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ovnest_common::Counter;
-use ovnest_datapath::fastpath::Entry;
+use ovnest_datapath::fastpath::bench::BenchKit;
 use ovnest_tests::{
     fixtures::{Frame, frames::BROADCAST, lab},
     hypervisor::Hypervisor,
@@ -23,6 +23,13 @@ use ovnest_tests::{
 /// frame is never run again.
 const CHUNK: u32 = 256;
 const BATCH: u32 = 256;
+
+/// Which program runs the path: the baseline (the bench object) or the fast path.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    Baseline,
+    VifIngress,
+}
 
 struct Path {
     name: &'static str,
@@ -41,8 +48,10 @@ fn bench(c: &mut Criterion) {
     let (hv, _vms) = Hypervisor::with_vms();
     let _inside = hv.ns.enter();
     let wiring = hv.wiring;
-    let mut fast_path = hv.fast_path();
-    fast_path.load_baseline(wiring.vm1).expect("baseline");
+    let fast_path = hv.fast_path();
+    let mut kit = BenchKit::load().expect("the bench object");
+    kit.set_baseline_egress(wiring.vm1)
+        .expect("baseline egress");
 
     let c51_to_vm1 =
         Frame::eth(lab::VM1.mac, lab::C51.mac).udp(lab::C51.ipv4, lab::VM1.ipv4, 4000, 5001, 18);
@@ -103,9 +112,15 @@ fn bench(c: &mut Criterion) {
                 let mut kernel_time = Duration::ZERO;
                 while left > 0 {
                     let n = left.min(u64::from(CHUNK)) as u32;
-                    let result = fast_path
-                        .test_run_live(path.entry, path.ingress, &path.frame, n, BATCH)
-                        .expect("test_run");
+                    let result = match path.entry {
+                        Entry::Baseline => {
+                            kit.test_run_baseline_live(path.ingress, &path.frame, n, BATCH)
+                        }
+                        Entry::VifIngress => {
+                            fast_path.test_run_live(path.ingress, &path.frame, n, BATCH)
+                        }
+                    }
+                    .expect("test_run");
                     // The kernel reports the mean time of one repetition.
                     kernel_time += result.duration * n;
                     left -= u64::from(n);
@@ -142,10 +157,12 @@ fn bench(c: &mut Criterion) {
                 let before = fast_path.counters().expect("counters");
                 let mut kernel_time = Duration::ZERO;
                 for _ in 0..iters {
-                    kernel_time += fast_path
-                        .test_run_entry(path.entry, path.ingress, &path.frame, None)
-                        .expect("test_run")
-                        .duration;
+                    kernel_time += match path.entry {
+                        Entry::Baseline => kit.test_run_baseline(path.ingress, &path.frame),
+                        Entry::VifIngress => fast_path.test_run_timed(path.ingress, &path.frame),
+                    }
+                    .expect("test_run")
+                    .duration;
                 }
                 if let Some(counter) = path.counter {
                     assert_eq!(

@@ -1,14 +1,15 @@
 //! Packet-rate tooling for `ovnest bench`: a generator (BPF_PROG_TEST_RUN in live-frames
 //! mode with a program that transmits each frame out of the interface it is "received"
-//! on), a sink (counts and drops), and the baseline program (strip + redirect). A kit is
-//! its own instance of the XDP object, so its counters and device map are its own.
+//! on), a sink (counts and drops), and the baseline program (strip + redirect). They are
+//! an object of their own (`ovnest-xdp-bench`), so the fast path's object never carries
+//! their maps; a kit is one instance of it, with counters and a device map of its own.
 
 use std::time::Duration;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray},
-    programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode},
+    maps::{DevMapHash, MapData, PerCpuArray},
+    programs::{TestRun, TestRunAttrs, TestRunOptions, TestRunResult, Xdp, XdpMode},
 };
 
 use ovnest_common::maps::{BENCH_TEMPLATE_BYTES, BenchTemplate, capacity};
@@ -27,7 +28,7 @@ pub struct BenchKit {
 
 impl BenchKit {
     pub fn load() -> Result<BenchKit, FastPathError> {
-        let mut ebpf = EbpfLoader::new().load(object::XDP_OBJECT)?;
+        let mut ebpf = EbpfLoader::new().load(object::BENCH_OBJECT)?;
         for name in [GENERATOR, SINK, BASELINE] {
             let program: &mut Xdp = ebpf
                 .program_mut(name)
@@ -80,10 +81,52 @@ impl BenchKit {
         Ok(values.iter().sum())
     }
 
+    /// Points the baseline at `egress` (and makes it a redirect target).
+    pub fn set_baseline_egress(&mut self, egress: u32) -> Result<(), FastPathError> {
+        let mut devices: DevMapHash<&mut MapData> = handle::map_mut(&mut self.ebpf, "DEVICES")?;
+        devices
+            .insert(egress, egress, None, 0)
+            .map_err(|source| FastPathError::Device {
+                ifindex: egress,
+                source,
+            })?;
+        maps::set_array(&mut self.ebpf, "BASELINE_EGRESS", 0, &egress)
+    }
+
     /// Attaches the baseline on `ifindex`, redirecting to `egress` (same namespace).
     pub fn attach_baseline(&mut self, ifindex: u32, egress: u32) -> Result<(), FastPathError> {
-        maps::set_baseline_egress(&mut self.ebpf, egress)?;
+        self.set_baseline_egress(egress)?;
         self.attach(BASELINE, ifindex)
+    }
+
+    fn baseline(&self) -> Result<&Xdp, FastPathError> {
+        let program = self
+            .ebpf
+            .program(BASELINE)
+            .ok_or(FastPathError::MissingMap { map: BASELINE })?;
+        Ok(<&Xdp>::try_from(program)?)
+    }
+
+    /// Runs the baseline once on `frame` arriving on `ifindex` (BPF_PROG_TEST_RUN, after
+    /// [`BenchKit::set_baseline_egress`]); nothing is transmitted.
+    pub fn test_run_baseline(
+        &self,
+        ifindex: u32,
+        frame: &[u8],
+    ) -> Result<TestRunResult, FastPathError> {
+        super::test_run(self.baseline()?, ifindex, frame, None)
+    }
+
+    /// The baseline `repeat` times in live-frames mode (redirects really transmit), as
+    /// [`FastPath::test_run_live`](super::FastPath::test_run_live) runs the fast path.
+    pub fn test_run_baseline_live(
+        &self,
+        ifindex: u32,
+        frame: &[u8],
+        repeat: u32,
+        batch: u32,
+    ) -> Result<TestRunResult, FastPathError> {
+        super::test_run_live(self.baseline()?, ifindex, frame, repeat, batch)
     }
 
     /// Sets the frames the generator cycles through, one per flow; all of one length (at

@@ -181,14 +181,6 @@ pub(super) fn register_xsk(
         })
 }
 
-/// Points the baseline program at `ifindex` (and makes it a redirect target).
-pub(super) fn set_baseline_egress(ebpf: &mut Ebpf, ifindex: u32) -> Result<(), FastPathError> {
-    devices(ebpf)?
-        .insert(ifindex, ifindex, None, 0)
-        .map_err(|source| FastPathError::Device { ifindex, source })?;
-    set_array(ebpf, "BASELINE_EGRESS", 0, &ifindex)
-}
-
 /// Writes `value` at `index` of the array map `map`.
 pub(super) fn set_array<V: aya::Pod>(
     ebpf: &mut Ebpf,

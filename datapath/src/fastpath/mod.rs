@@ -27,17 +27,6 @@ use self::layout::KernelTables;
 use crate::tables::{TableDiff, TableSet};
 
 const PROGRAM: &str = "vif_ingress";
-const BASELINE: &str = "baseline_strip_redirect";
-
-/// Which program of the object a test run executes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Entry {
-    /// ovnest's fast path, as attached to VIFs.
-    VifIngress,
-    /// The benchmark baseline: strip the tag, redirect to one interface, nothing else.
-    /// Loaded by [`FastPath::load_baseline`].
-    Baseline,
-}
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -116,27 +105,12 @@ impl FastPath {
         self
     }
 
-    fn program(&self, entry: Entry) -> Result<&Xdp, FastPathError> {
-        let name = match entry {
-            Entry::VifIngress => PROGRAM,
-            Entry::Baseline => BASELINE,
-        };
+    fn program(&self) -> Result<&Xdp, FastPathError> {
         let program = self
             .ebpf
-            .program(name)
-            .ok_or(FastPathError::MissingMap { map: name })?;
+            .program(PROGRAM)
+            .ok_or(FastPathError::MissingMap { map: PROGRAM })?;
         Ok(<&Xdp>::try_from(program)?)
-    }
-
-    /// Loads the benchmark baseline program, redirecting everything to `egress_ifindex`.
-    pub fn load_baseline(&mut self, egress_ifindex: u32) -> Result<(), FastPathError> {
-        let program: &mut Xdp = self
-            .ebpf
-            .program_mut(BASELINE)
-            .ok_or(FastPathError::MissingMap { map: BASELINE })?
-            .try_into()?;
-        program.load()?;
-        maps::set_baseline_egress(&mut self.ebpf, egress_ifindex)
     }
 
     fn program_mut(&mut self) -> &mut Xdp {
@@ -249,48 +223,66 @@ impl FastPath {
         frame: &[u8],
         out: &mut [u8],
     ) -> Result<TestRunResult, FastPathError> {
-        self.test_run_entry(Entry::VifIngress, ifindex, frame, Some(out))
+        test_run(self.program()?, ifindex, frame, Some(out))
     }
 
-    /// [`FastPath::test_run`] for any [`Entry`]; `out` may be left out when only the
-    /// verdict and the kernel's timing matter. Nothing is transmitted.
-    pub fn test_run_entry(
+    /// [`FastPath::test_run`] without the output frame, when only the verdict and the
+    /// kernel's timing matter. Nothing is transmitted.
+    pub fn test_run_timed(
         &self,
-        entry: Entry,
         ifindex: u32,
         frame: &[u8],
-        out: Option<&mut [u8]>,
     ) -> Result<TestRunResult, FastPathError> {
-        let ctx = xdp_md(ifindex, frame.len());
-        let opts = TestRunOptions {
-            data_in: Some(frame),
-            data_out: out,
-            ctx_in: Some(&ctx),
-            ..Default::default()
-        };
-        Ok(self.program(entry)?.test_run(opts)?)
+        test_run(self.program()?, ifindex, frame, None)
     }
 
     /// Runs the program `repeat` times on fresh copies of `frame` in live-frames mode:
     /// XDP_TX and redirects really transmit. Returns the kernel's total run time.
     pub fn test_run_live(
         &self,
-        entry: Entry,
         ifindex: u32,
         frame: &[u8],
         repeat: u32,
         batch: u32,
     ) -> Result<TestRunResult, FastPathError> {
-        let ctx = xdp_md(ifindex, frame.len());
-        let opts = TestRunOptions {
-            data_in: Some(frame),
-            ctx_in: Some(&ctx),
-            repeat,
-            attrs: aya::programs::TestRunAttrs::new().xdp_live_frames(batch),
-            ..Default::default()
-        };
-        Ok(self.program(entry)?.test_run(opts)?)
+        test_run_live(self.program()?, ifindex, frame, repeat, batch)
     }
+}
+
+/// One BPF_PROG_TEST_RUN of `program` on `frame` arriving on `ifindex` queue 0.
+fn test_run(
+    program: &Xdp,
+    ifindex: u32,
+    frame: &[u8],
+    out: Option<&mut [u8]>,
+) -> Result<TestRunResult, FastPathError> {
+    let ctx = xdp_md(ifindex, frame.len());
+    let opts = TestRunOptions {
+        data_in: Some(frame),
+        data_out: out,
+        ctx_in: Some(&ctx),
+        ..Default::default()
+    };
+    Ok(program.test_run(opts)?)
+}
+
+/// `repeat` runs of `program` in live-frames mode, flushed every `batch` frames.
+fn test_run_live(
+    program: &Xdp,
+    ifindex: u32,
+    frame: &[u8],
+    repeat: u32,
+    batch: u32,
+) -> Result<TestRunResult, FastPathError> {
+    let ctx = xdp_md(ifindex, frame.len());
+    let opts = TestRunOptions {
+        data_in: Some(frame),
+        ctx_in: Some(&ctx),
+        repeat,
+        attrs: aya::programs::TestRunAttrs::new().xdp_live_frames(batch),
+        ..Default::default()
+    };
+    Ok(program.test_run(opts)?)
 }
 
 /// A `struct xdp_md` for BPF_PROG_TEST_RUN: no metadata, the frame's length, the ingress

@@ -11,8 +11,6 @@
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 mod arp;
-mod baseline;
-mod bench;
 mod flat;
 mod frame;
 mod maps;

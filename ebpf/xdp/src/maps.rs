@@ -11,7 +11,7 @@ use aya_ebpf::{
 use ovnest_common::{
     ArpKey, ArpTarget, ChildKey, EgressPort, IngressPort, MacKey, PortStats, XskSlot,
     flat::{ChildSlot, MacSlot, VifSlot, slots},
-    maps::{BenchTemplate, capacity},
+    maps::capacity,
 };
 
 /// VIF table: ifindex of a bound VIF → the VM's own logical port.
@@ -65,37 +65,3 @@ pub static COUNTERS: PerCpuArray<u64> =
 #[map]
 pub static PORT_STATS: PerCpuArray<PortStats> =
     PerCpuArray::with_max_entries(capacity::STATS_SLOTS, 0);
-
-/// The baseline program's single egress ifindex (benchmarks only).
-#[map]
-pub static BASELINE_EGRESS: Array<u32> = Array::with_max_entries(1, 0);
-
-/// Frames counted by `bench_sink` (benchmarks only).
-#[map]
-pub static BENCH_RECEIVED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
-
-/// The generator's frames, one per flow (benchmarks only).
-#[map]
-pub static BENCH_TEMPLATES: Array<BenchTemplate> =
-    Array::with_max_entries(capacity::BENCH_FLOWS, 0);
-
-/// How many of `BENCH_TEMPLATES` are in use (benchmarks only).
-#[map]
-pub static BENCH_FLOWS: Array<u32> = Array::with_max_entries(1, 0);
-
-/// The next flow each CPU's generator sends (benchmarks only).
-#[map]
-pub static BENCH_NEXT: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
-
-/// Generator rate: nanoseconds between transmitted frames, 0 = as fast as the core goes
-/// (benchmarks only).
-#[map]
-pub static BENCH_GAP_NS: Array<u64> = Array::with_max_entries(1, 0);
-
-/// Each CPU's next departure time, `bpf_ktime_get_ns` clock (benchmarks only).
-#[map]
-pub static BENCH_DUE_NS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
-
-/// Frames the generator transmitted, summed over CPUs by userspace (benchmarks only).
-#[map]
-pub static BENCH_SENT: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);

@@ -1,5 +1,5 @@
-//! Packet-rate tooling for `ovnest bench`, kept beside the product so generator, sink and
-//! baseline run on exactly the same kernel path:
+//! The generator and the receiver of `ovnest bench`, on the same kernel path as the
+//! datapath under test:
 //! - `bench_tx`: run by BPF_PROG_TEST_RUN in live-frames mode on a VM's interface, it
 //!   transmits each injected frame out of that interface (the generator);
 //! - `bench_sink`: on the destination VM's interface, counts frames and drops them (the
