@@ -34,6 +34,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What OVN's logical pipeline does with a packet, printed as ovn-trace prints it.
+    Trace(ovnest::trace::TraceArgs),
     /// Packet rate on the lab against the baseline and ovn-controller + OVS; table + plot.
     Bench(ovnest_lab::bench::BenchArgs),
     /// The seed lab: real OVN, namespaces for the VMs and containers, and ovnest.
@@ -92,6 +94,7 @@ fn main() -> ExitCode {
         },
         Command::Lab { command } => ovnest_lab::run(command),
         Command::Bench(args) => ovnest_lab::bench::run(args),
+        Command::Trace(args) => ovnest::trace::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

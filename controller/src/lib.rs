@@ -3,7 +3,9 @@
 //! ([`agent`]). The `ovnest` binary is in `cli/`, the lab and the bench in `lab/`.
 
 pub mod agent;
+pub mod lflow;
 pub mod sb;
+pub mod trace;
 
 /// The OVSDB client, re-exported so `ovnest::ovsdb` names it for the agent's users.
 pub use ovnest_ovsdb as ovsdb;

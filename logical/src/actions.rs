@@ -511,7 +511,12 @@ impl fmt::Display for Actions<'_> {
     }
 }
 
-fn write_addr_port(f: &mut fmt::Formatter<'_>, addr: Addr, port: u16, brackets: bool) -> fmt::Result {
+fn write_addr_port(
+    f: &mut fmt::Formatter<'_>,
+    addr: Addr,
+    port: u16,
+    brackets: bool,
+) -> fmt::Result {
     match addr {
         Addr::V4(_) => {
             write!(f, "{addr}")?;
@@ -895,9 +900,15 @@ impl Ctx<'_, '_, '_> {
                     n_bits
                 )
             } else if n_bits != 0 {
-                format!("Cannot use string field {} where numeric field is required.", sym.name)
+                format!(
+                    "Cannot use string field {} where numeric field is required.",
+                    sym.name
+                )
             } else {
-                format!("Cannot use numeric field {} where string field is required.", sym.name)
+                format!(
+                    "Cannot use numeric field {} where string field is required.",
+                    sym.name
+                )
             };
             self.lexer.error(msg);
             return false;
@@ -1111,9 +1122,8 @@ impl Ctx<'_, '_, '_> {
             "sample" => self.parse_sample(),
             _ => {
                 // Put the identifier back in the error position as OVN reports it.
-                self.lexer.error(format!(
-                    "Syntax error at `{id}' expecting action."
-                ));
+                self.lexer
+                    .error(format!("Syntax error at `{id}' expecting action."));
                 None
             }
         }
@@ -1643,8 +1653,7 @@ impl Ctx<'_, '_, '_> {
             });
             return None;
         }
-        if !self.type_check(lhs, lhs.n_bits, true) || !self.type_check(rhs, rhs.n_bits, exchange)
-        {
+        if !self.type_check(lhs, lhs.n_bits, true) || !self.type_check(rhs, rhs.n_bits, exchange) {
             return None;
         }
         Some(if exchange {
@@ -1714,10 +1723,8 @@ impl Ctx<'_, '_, '_> {
             let is_str = matches!(value.values.first(), Some(Const::Str(_)));
             if def.ty == "str" || def.ty == "domains" {
                 if !is_str {
-                    self.lexer.error(format!(
-                        "{what} option {} requires string value.",
-                        def.name
-                    ));
+                    self.lexer
+                        .error(format!("{what} option {} requires string value.", def.name));
                     return None;
                 }
             } else if is_str {
@@ -1946,8 +1953,7 @@ impl Ctx<'_, '_, '_> {
             self.lexer.matches(&Token::Comma);
         }
         for o in &options {
-            if o.value.values.len() > 1 || !matches!(o.value.values.first(), Some(Const::Str(_)))
-            {
+            if o.value.values.len() > 1 || !matches!(o.value.values.first(), Some(Const::Str(_))) {
                 self.lexer
                     .error(format!("Invalid value for \"{}\" option", o.def.name));
                 return None;
@@ -2130,7 +2136,8 @@ impl Ctx<'_, '_, '_> {
                         && c.format == Format::Decimal
                     {
                         if c.value > 255 {
-                            self.lexer.syntax_error(Some("obs_domain must be 8-bit long"));
+                            self.lexer
+                                .syntax_error(Some("obs_domain must be 8-bit long"));
                             return None;
                         }
                         obs_domain = c.value as u8;
@@ -2265,7 +2272,11 @@ mod tests {
     fn prerequisites() {
         let t = OptionTable::default();
         let (nd, ev) = (OptionTable::nd_ra(), OptionTable::lb_event());
-        let p = parse("ip4.src = 1.2.3.4; ip.ttl--; arp { arp.op = 1; output; };", &pp(&t, &nd, &ev)).unwrap();
+        let p = parse(
+            "ip4.src = 1.2.3.4; ip.ttl--; arp { arp.op = 1; output; };",
+            &pp(&t, &nd, &ev),
+        )
+        .unwrap();
         assert_eq!(p.prereqs, vec!["ip4", "ip", "ip4"]);
     }
 

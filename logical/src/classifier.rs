@@ -25,7 +25,8 @@ struct Rule {
 
 impl Rule {
     fn beats(&self, other: &Rule) -> bool {
-        (self.priority, std::cmp::Reverse(self.order)) > (other.priority, std::cmp::Reverse(other.order))
+        (self.priority, std::cmp::Reverse(self.order))
+            > (other.priority, std::cmp::Reverse(other.order))
     }
 }
 
@@ -72,7 +73,11 @@ impl Classifier {
             self.subtables.len() - 1
         });
         let st = &mut self.subtables[idx];
-        let key: Box<[u64]> = st.words.iter().map(|&(i, _)| conj.value[i as usize]).collect();
+        let key: Box<[u64]> = st
+            .words
+            .iter()
+            .map(|&(i, _)| conj.value[i as usize])
+            .collect();
         st.max_priority = st.max_priority.max(priority);
         match st.rules.get_mut(&key) {
             Some(r) if r.beats(&rule) => {}
@@ -86,7 +91,7 @@ impl Classifier {
     /// Orders subtables for lookup; call once after the last insert.
     pub fn finish(&mut self) {
         self.subtables
-            .sort_by(|a, b| b.max_priority.cmp(&a.max_priority));
+            .sort_by_key(|s| std::cmp::Reverse(s.max_priority));
         self.by_mask = self
             .subtables
             .iter()

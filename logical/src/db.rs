@@ -223,7 +223,11 @@ mod tests {
         assert!(LportAddresses::parse("router").is_none());
         assert_eq!(
             link_local(0x02ac_10ff_0133),
-            u128::from("fe80::ac:10ff:feff:133".parse::<std::net::Ipv6Addr>().unwrap())
+            u128::from(
+                "fe80::ac:10ff:feff:133"
+                    .parse::<std::net::Ipv6Addr>()
+                    .unwrap()
+            )
         );
     }
 }

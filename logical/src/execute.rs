@@ -12,9 +12,7 @@
 
 use crate::actions::{Action, Addr, LbBackend, NatKind, NestKind, OptsKind, ResultKind};
 use crate::db::link_local;
-use crate::flow::{
-    ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_IPV6, Field, Flow, WORDS, cs, mlf,
-};
+use crate::flow::{ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_IPV6, Field, Flow, WORDS, cs, mlf};
 use crate::pipeline::{DpId, FlowId, Pipeline, PortId, v4_mapped};
 use crate::symtab::{FieldRef, Subfield};
 use crate::trace::{NodeKind, Sink};
@@ -139,7 +137,10 @@ impl<'p, S: Sink> Interpreter<'p, S> {
     /// logical ports set).
     pub fn run_egress(&mut self, dp: DpId, flow: &mut Flow) {
         let p = self.p;
-        let name = |k: u32| p.port_by_key(dp, k).map_or("(unnamed)", |x| x.friendly.as_str());
+        let name = |k: u32| {
+            p.port_by_key(dp, k)
+                .map_or("(unnamed)", |x| x.friendly.as_str())
+        };
         let (inp, outp) = (name(flow.reg(14)), name(flow.reg(15)));
         let dpname = &p.datapath(dp).friendly;
         let node = self.sink.add(0, NodeKind::Pipeline, || {
@@ -170,8 +171,9 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         self.steps += 1;
         if self.depth >= MAX_DEPTH || self.steps >= MAX_STEPS {
             self.decision.aborted = true;
-            self.sink
-                .add(sup, NodeKind::Error, || "*** too many nested pipeline steps".into());
+            self.sink.add(sup, NodeKind::Error, || {
+                "*** too many nested pipeline steps".into()
+            });
             return;
         }
         self.depth += 1;
@@ -238,8 +240,9 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         let p = self.p;
         let mut stack: Vec<(u128, u32)> = Vec::new();
         for (idx, a) in actions.iter().enumerate() {
-            self.sink
-                .add(sup, NodeKind::Action, || p.make_names_friendly(&a.to_string()));
+            self.sink.add(sup, NodeKind::Action, || {
+                p.make_names_friendly(&a.to_string())
+            });
             match a {
                 Action::Output => self.execute_output(dp, flow, egress, sup),
                 Action::Next {
@@ -248,7 +251,11 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     let to_egress = *pipeline == crate::actions::Pipeline::Egress;
                     let mut sup = sup;
                     if to_egress != egress {
-                        let key = if to_egress { flow.reg(15) } else { flow.reg(14) };
+                        let key = if to_egress {
+                            flow.reg(15)
+                        } else {
+                            flow.reg(14)
+                        };
                         let name = self.port_key_name(dp, key);
                         let dpname = &p.datapath(dp).friendly;
                         sup = self.sink.add(sup, NodeKind::Pipeline, || {
@@ -271,7 +278,10 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     let (rx, ry) = (x.resolve(), y.resolve());
                     self.summarize_move(ry, *x, rx, flow, sup);
                     self.summarize_move(rx, *y, ry, flow, sup);
-                    let (vx, vy) = (flow.get_bits(rx.field, rx.ofs, rx.n_bits), flow.get_bits(ry.field, ry.ofs, ry.n_bits));
+                    let (vx, vy) = (
+                        flow.get_bits(rx.field, rx.ofs, rx.n_bits),
+                        flow.get_bits(ry.field, ry.ofs, ry.n_bits),
+                    );
                     flow.set_bits(rx.field, rx.ofs, rx.n_bits, vy);
                     flow.set_bits(ry.field, ry.ofs, ry.n_bits, vx);
                 }
@@ -279,7 +289,10 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     let sf = f.resolve();
                     let v = flow.get_bits(sf.field, sf.ofs, sf.n_bits);
                     self.sink.add(sup, NodeKind::Modify, || {
-                        format!("push({f}) -> {}", value::to_string(|s| value::write_hex(s, v)))
+                        format!(
+                            "push({f}) -> {}",
+                            value::to_string(|s| value::write_hex(s, v))
+                        )
                     });
                     stack.push((v, sf.n_bits.div_ceil(8)));
                 }
@@ -290,7 +303,10 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                             let v = v & value::ones(sf.n_bits);
                             flow.set_bits(sf.field, sf.ofs, sf.n_bits, v);
                             self.sink.add(sup, NodeKind::Modify, || {
-                                format!("pop({f}) <- {}", value::to_string(|s| value::write_hex(s, v)))
+                                format!(
+                                    "pop({f}) <- {}",
+                                    value::to_string(|s| value::write_hex(s, v))
+                                )
                             });
                         }
                         None => {
@@ -307,7 +323,8 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                             flow.set(Field::IpTtl, ttl - 1);
                             self.sink.add(sup, NodeKind::Modify, || "ip.ttl--".into());
                         } else {
-                            self.sink.add(sup, NodeKind::Error, || "*** TTL underflow".into());
+                            self.sink
+                                .add(sup, NodeKind::Error, || "*** TTL underflow".into());
                         }
                     } else {
                         self.sink.add(sup, NodeKind::Error, || {
@@ -335,7 +352,8 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 } => self.execute_ct_nat(dp, flow, *kind, *t, *addr, egress, sup),
                 Action::CtCommitNat { table: t } => {
                     self.unsupported("ct_commit_nat");
-                    let mut s = String::from("ct_commit_nat /* assuming no un-nat entry, so no change */");
+                    let mut s =
+                        String::from("ct_commit_nat /* assuming no un-nat entry, so no change */");
                     let mut ct_flow = *flow;
                     if ct_flow.get(Field::CtState) as u32 & cs::TRACKED == 0 {
                         let st = self.next_ct_state(&mut s);
@@ -357,7 +375,11 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     members,
                 } => {
                     self.unsupported("select");
-                    let (id, user) = match self.opts.select_id.filter(|s| members.iter().any(|m| m.0 == *s)) {
+                    let (id, user) = match self
+                        .opts
+                        .select_id
+                        .filter(|s| members.iter().any(|m| m.0 == *s))
+                    {
                         Some(s) => (s, true),
                         None => (members[0].0, false),
                     };
@@ -367,7 +389,11 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     let node = self.sink.add(sup, NodeKind::Transformation, || {
                         format!(
                             "select: {dst} = {id}{}",
-                            if user { "" } else { " /* Randomly selected. Use --select-id to specify. */" }
+                            if user {
+                                ""
+                            } else {
+                                " /* Randomly selected. Use --select-id to specify. */"
+                            }
                         )
                     });
                     self.trace_table(dp, &mut sel, *t, egress, node);
@@ -378,9 +404,10 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                         flow.set(Field::CtState, 0);
                     }
                 }
-                Action::Nested { kind, actions: nested } => {
-                    self.execute_nested(*kind, nested, dp, flow, table, egress, sup, a)
-                }
+                Action::Nested {
+                    kind,
+                    actions: nested,
+                } => self.execute_nested(*kind, nested, dp, flow, table, egress, sup, a),
                 Action::GetMacBind { nd: _, port, ip } => {
                     let port_key = flow_read(flow, port.resolve()) as u32;
                     let ip = read_ip(flow, ip.resolve());
@@ -440,7 +467,8 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 Action::PutOpts { kind, dst, options } => {
                     if *kind != OptsKind::NdRa {
                         self.sink.add(sup, NodeKind::Error, || {
-                            "/* We assume that this packet is DHCPDISCOVER or DHCPREQUEST. */".into()
+                            "/* We assume that this packet is DHCPDISCOVER or DHCPREQUEST. */"
+                                .into()
                         });
                     }
                     let opts: Vec<String> = options.iter().map(|o| o.to_string()).collect();
@@ -448,7 +476,8 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                         format!("{}({})", kind.name(), opts.join(", "))
                     });
                     if !dst.resolve().field.is_register() {
-                        self.sink.add(sup, NodeKind::Modify, || format!("{dst} = 1"));
+                        self.sink
+                            .add(sup, NodeKind::Modify, || format!("{dst} = 1"));
                     }
                     if self.sem == Semantics::Chassis {
                         self.decision.controller.push(ControllerOp {
@@ -465,7 +494,10 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     }
                     write_ref(flow, *dst, 1);
                 }
-                Action::SetQueue(_) | Action::SetMeter { .. } | Action::Igmp | Action::TriggerEvent { .. } => {}
+                Action::SetQueue(_)
+                | Action::SetMeter { .. }
+                | Action::Igmp
+                | Action::TriggerEvent { .. } => {}
                 Action::Result { kind, dst } => self.execute_result(*kind, *dst, dp, flow, sup),
                 Action::Log {
                     name,
@@ -522,7 +554,10 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     let eth_dst = flow.get(Field::EthDst) as u64;
                     self.sink.add(sup, NodeKind::Action, || {
                         if found {
-                            format!("/* MAC lookup for {} found in FDB. */", value::mac_string(eth_dst))
+                            format!(
+                                "/* MAC lookup for {} found in FDB. */",
+                                value::mac_string(eth_dst)
+                            )
                         } else {
                             "/* lookup mac failed in mac learning table. */".into()
                         }
@@ -544,7 +579,15 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         }
     }
 
-    fn execute_load(&mut self, dp: DpId, flow: &mut Flow, dst: FieldRef, v: &crate::expr::Const, a: &Action, sup: usize) {
+    fn execute_load(
+        &mut self,
+        dp: DpId,
+        flow: &mut Flow,
+        dst: FieldRef,
+        v: &crate::expr::Const,
+        a: &Action,
+        sup: usize,
+    ) {
         let sf = dst.resolve();
         if !sf.field.is_register() {
             let s = a.to_string();
@@ -569,7 +612,14 @@ impl<'p, S: Sink> Interpreter<'p, S> {
     }
 
     /// ovn-trace's `summarize_move`: shows assignments to packet fields.
-    fn summarize_move(&mut self, src: Subfield, dst_ref: FieldRef, dst: Subfield, flow: &Flow, sup: usize) {
+    fn summarize_move(
+        &mut self,
+        src: Subfield,
+        dst_ref: FieldRef,
+        dst: Subfield,
+        flow: &Flow,
+        sup: usize,
+    ) {
         if dst.field.is_register() || !S::ON {
             return;
         }
@@ -588,8 +638,9 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         let p = self.p;
         let key = flow.reg(15);
         if key == 0 {
-            self.sink
-                .add(sup, NodeKind::Error, || "*** output to null logical port".into());
+            self.sink.add(sup, NodeKind::Error, || {
+                "*** output to null logical port".into()
+            });
             return;
         }
         let mut port = p.port_id_by_key(dp, key);
@@ -770,15 +821,35 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         match addr {
             Some(Addr::V4(a)) => {
                 s.push_str(&format!("(ip4.{dir}={})", std::net::Ipv4Addr::from(a)));
-                ct_flow.set(if is_dst { Field::Ipv4Dst } else { Field::Ipv4Src }, u128::from(a));
+                ct_flow.set(
+                    if is_dst {
+                        Field::Ipv4Dst
+                    } else {
+                        Field::Ipv4Src
+                    },
+                    u128::from(a),
+                );
                 let st = ct_flow.get(Field::CtState);
-                ct_flow.set(Field::CtState, st | u128::from(if is_dst { cs::DST_NAT } else { cs::SRC_NAT }));
+                ct_flow.set(
+                    Field::CtState,
+                    st | u128::from(if is_dst { cs::DST_NAT } else { cs::SRC_NAT }),
+                );
             }
             Some(Addr::V6(a)) => {
                 s.push_str(&format!("(ip6.{dir}={})", value::ipv6_string(a)));
-                ct_flow.set(if is_dst { Field::Ipv6Dst } else { Field::Ipv6Src }, a);
+                ct_flow.set(
+                    if is_dst {
+                        Field::Ipv6Dst
+                    } else {
+                        Field::Ipv6Src
+                    },
+                    a,
+                );
                 let st = ct_flow.get(Field::CtState);
-                ct_flow.set(Field::CtState, st | u128::from(if is_dst { cs::DST_NAT } else { cs::SRC_NAT }));
+                ct_flow.set(
+                    Field::CtState,
+                    st | u128::from(if is_dst { cs::DST_NAT } else { cs::SRC_NAT }),
+                );
             }
             None => s.push_str(&format!(
                 " /* assuming no un-{}nat entry, so no change */",
@@ -812,7 +883,10 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         let v6 = lb.dl_type() == ETH_TYPE_IPV6;
         if v4 || v6 {
             let family_ok = |a: &Addr| matches!(a, Addr::V4(_)) == v4;
-            let user = self.opts.lb_dst.filter(|(a, _)| !self.lb_dst_used && family_ok(a));
+            let user = self
+                .opts
+                .lb_dst
+                .filter(|(a, _)| !self.lb_dst_used && family_ok(a));
             let mut dst: Option<(Addr, u16)> = None;
             if !backends.is_empty() {
                 for b in backends.iter().filter(|b| family_ok(&b.addr)) {
@@ -875,7 +949,14 @@ impl<'p, S: Sink> Interpreter<'p, S> {
             .cloned()
     }
 
-    fn execute_result(&mut self, kind: ResultKind, dst: FieldRef, dp: DpId, flow: &mut Flow, sup: usize) {
+    fn execute_result(
+        &mut self,
+        kind: ResultKind,
+        dst: FieldRef,
+        dp: DpId,
+        flow: &mut Flow,
+        sup: usize,
+    ) {
         match kind {
             ResultKind::CheckInPortSec => {
                 let v = !self.in_port_sec_ok(dp, flow);
@@ -1131,8 +1212,11 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     132 => self.sctp_abort(&mut f, flow, true).then_some("sctp_abort"),
                     _ => {
                         let v6 = flow.dl_type() != ETH_TYPE_IP;
-                        self.icmp(&mut f, flow, true, v6)
-                            .then_some(if v6 { "icmp6" } else { "icmp4" })
+                        self.icmp(&mut f, flow, true, v6).then_some(if v6 {
+                            "icmp6"
+                        } else {
+                            "icmp4"
+                        })
                     }
                 };
                 match ok {
@@ -1205,7 +1289,11 @@ fn flow_read(flow: &Flow, sf: Subfield) -> u128 {
 /// An IP address read from a 32- or 128-bit field, IPv4 as IPv4-mapped IPv6.
 fn read_ip(flow: &Flow, sf: Subfield) -> u128 {
     let v = flow_read(flow, sf);
-    if sf.n_bits == 32 { v4_mapped(v as u32) } else { v }
+    if sf.n_bits == 32 {
+        v4_mapped(v as u32)
+    } else {
+        v
+    }
 }
 
 fn write_ref(flow: &mut Flow, r: FieldRef, v: u128) {

@@ -209,7 +209,10 @@ impl Sets {
     }
 
     pub fn add_port_group<'a>(&mut self, name: &str, ports: impl IntoIterator<Item = &'a str>) {
-        let values = ports.into_iter().map(|p| Const::Str(p.to_owned())).collect();
+        let values = ports
+            .into_iter()
+            .map(|p| Const::Str(p.to_owned()))
+            .collect();
         self.port_groups.insert(
             name.to_owned(),
             ConstSet {
@@ -1014,8 +1017,16 @@ impl Match {
     pub fn resolve_conditions(self, resident: &dyn Fn(&str) -> bool) -> Match {
         match self {
             Match::Resident { not, port } => Match::Bool(resident(&port) ^ not),
-            Match::And(v) => Match::And(v.into_iter().map(|m| m.resolve_conditions(resident)).collect()),
-            Match::Or(v) => Match::Or(v.into_iter().map(|m| m.resolve_conditions(resident)).collect()),
+            Match::And(v) => Match::And(
+                v.into_iter()
+                    .map(|m| m.resolve_conditions(resident))
+                    .collect(),
+            ),
+            Match::Or(v) => Match::Or(
+                v.into_iter()
+                    .map(|m| m.resolve_conditions(resident))
+                    .collect(),
+            ),
             m => m,
         }
     }
@@ -1034,8 +1045,16 @@ impl Match {
                 },
                 None => Match::Bool(false),
             },
-            Match::And(v) => Match::And(v.into_iter().map(|m| m.resolve_ports(lookup_port)).collect()),
-            Match::Or(v) => Match::Or(v.into_iter().map(|m| m.resolve_ports(lookup_port)).collect()),
+            Match::And(v) => Match::And(
+                v.into_iter()
+                    .map(|m| m.resolve_ports(lookup_port))
+                    .collect(),
+            ),
+            Match::Or(v) => Match::Or(
+                v.into_iter()
+                    .map(|m| m.resolve_ports(lookup_port))
+                    .collect(),
+            ),
             m => m,
         }
     }
@@ -1268,7 +1287,13 @@ fn dnf(m: &Match, limit: usize) -> Result<Vec<Conj>, ToConjError> {
                 }
             }
             for s in v {
-                if matches!(s, Match::Cmp { relop: Relop::Eq, .. }) {
+                if matches!(
+                    s,
+                    Match::Cmp {
+                        relop: Relop::Eq,
+                        ..
+                    }
+                ) {
                     continue;
                 }
                 if acc.is_empty() {

@@ -48,10 +48,11 @@ pub mod cs {
         if out.is_empty() { "0".into() } else { out }
     }
 
-    /// Parses `trk,est` / `+trk+est` / `est|trk` into bits (ovn-trace's `--ct`).
-    pub fn parse(s: &str) -> Result<u32, String> {
-        let mut state = 0;
-        for part in s.split([',', '|', '+']).filter(|p| !p.is_empty()) {
+    /// Parses `est,rpl`-style flags on top of `default` (OVS's `parse_ct_state`, as
+    /// ovn-trace's `--ct` takes them: `trk` is always set).
+    pub fn parse(s: &str, default: u32) -> Result<u32, String> {
+        let mut state = default;
+        for part in s.split([',', ' ']).filter(|p| !p.is_empty()) {
             let i = NAMES
                 .iter()
                 .position(|n| *n == part)
@@ -213,8 +214,7 @@ impl Field {
             Reg(_) | PktMark | CtState | CtMark | Ipv4Src | Ipv4Dst | ArpSpa | ArpTpa => 32,
             Xxreg(_) | CtLabel | Ipv6Src | Ipv6Dst | NdTarget => 128,
             EthSrc | EthDst | ArpSha | ArpTha | NdSll | NdTll => 48,
-            EthType | VlanTci | ArpOp | TcpSrc | TcpDst | UdpSrc | UdpDst | SctpSrc
-            | SctpDst => 16,
+            EthType | VlanTci | ArpOp | TcpSrc | TcpDst | UdpSrc | UdpDst | SctpSrc | SctpDst => 16,
             Ipv6Label => 20,
             TcpFlags => 12,
             IpProto | IpTtl | Icmpv4Type | Icmpv4Code | Icmpv6Type | Icmpv6Code => 8,
@@ -329,8 +329,8 @@ impl Field {
             EthSrc | EthDst | ArpSha | ArpTha | NdSll | NdTll => 6,
             Reg(_) | PktMark | CtState | CtMark | Ipv4Src | Ipv4Dst | ArpSpa | ArpTpa
             | Ipv6Label => 4,
-            EthType | VlanTci | ArpOp | TcpSrc | TcpDst | UdpSrc | UdpDst | SctpSrc
-            | SctpDst | TcpFlags => 2,
+            EthType | VlanTci | ArpOp | TcpSrc | TcpDst | UdpSrc | UdpDst | SctpSrc | SctpDst
+            | TcpFlags => 2,
             _ => 1,
         }
     }
@@ -339,9 +339,7 @@ impl Field {
     pub fn format_value(self, v: u128) -> String {
         match self.style() {
             Style::Decimal => format!("{}", v as u64),
-            Style::Hexadecimal | Style::TcpFlags => {
-                value::to_string(|s| value::write_hex(s, v))
-            }
+            Style::Hexadecimal | Style::TcpFlags => value::to_string(|s| value::write_hex(s, v)),
             Style::Ethernet => value::mac_string(v as u64),
             Style::Ipv4 => std::net::Ipv4Addr::from(v as u32).to_string(),
             Style::Ipv6 => value::ipv6_string(v),
@@ -479,7 +477,13 @@ fn low_bits(bits: u8) -> u64 {
 }
 
 /// A field's value and mask placed in flow words, for building classifier matches.
-pub fn to_words(f: Field, v: u128, mask: u128, out_v: &mut [u64; WORDS], out_m: &mut [u64; WORDS]) -> bool {
+pub fn to_words(
+    f: Field,
+    v: u128,
+    mask: u128,
+    out_v: &mut [u64; WORDS],
+    out_m: &mut [u64; WORDS],
+) -> bool {
     let l = f.loc();
     let storable = value::ones(u32::from(l.bits));
     // Bits of the field beyond its storage read as zero: a match on one there is
@@ -544,7 +548,10 @@ mod tests {
     #[test]
     fn ct_state_text() {
         assert_eq!(cs::format(cs::ESTABLISHED | cs::TRACKED), "est|trk");
-        assert_eq!(cs::parse("trk,new").unwrap(), cs::NEW | cs::TRACKED);
-        assert!(cs::parse("bogus").is_err());
+        assert_eq!(
+            cs::parse("new", cs::TRACKED).unwrap(),
+            cs::NEW | cs::TRACKED
+        );
+        assert!(cs::parse("bogus", 0).is_err());
     }
 }

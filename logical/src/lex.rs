@@ -206,7 +206,10 @@ pub fn parse_token(input: &str, mut p: usize) -> (Token, usize, usize) {
                     }
                     continue;
                 } else {
-                    (Token::Error("`/' is only valid as part of `//' or `/*'.".into()), p)
+                    (
+                        Token::Error("`/' is only valid as part of `//' or `/*'.".into()),
+                        p,
+                    )
                 }
             }
             b'(' => (Token::LParen, p + 1),
@@ -220,9 +223,15 @@ pub fn parse_token(input: &str, mut p: usize) -> (Token, usize, usize) {
             b'!' if at(p + 1) == b'=' => (Token::Ne, p + 2),
             b'!' => (Token::LogNot, p + 1),
             b'&' if at(p + 1) == b'&' => (Token::LogAnd, p + 2),
-            b'&' => (Token::Error("`&' is only valid as part of `&&'.".into()), p + 1),
+            b'&' => (
+                Token::Error("`&' is only valid as part of `&&'.".into()),
+                p + 1,
+            ),
             b'|' if at(p + 1) == b'|' => (Token::LogOr, p + 2),
-            b'|' => (Token::Error("`|' is only valid as part of `||'.".into()), p + 1),
+            b'|' => (
+                Token::Error("`|' is only valid as part of `||'.".into()),
+                p + 1,
+            ),
             b'<' if at(p + 1) == b'=' => (Token::Le, p + 2),
             b'<' if at(p + 1) == b'-' && at(p + 2) == b'>' => (Token::Exchange, p + 3),
             b'<' => (Token::Lt, p + 1),
@@ -273,7 +282,10 @@ pub fn parse_token(input: &str, mut p: usize) -> (Token, usize, usize) {
                 Token::Error(format!("Invalid character `{}' in input.", c as char)),
                 p + 1,
             ),
-            c => (Token::Error(format!("Invalid byte 0x{c:x} in input.")), p + 1),
+            c => (
+                Token::Error(format!("Invalid byte 0x{c:x} in input.")),
+                p + 1,
+            ),
         };
         return (token, start, end);
     }
@@ -324,8 +336,8 @@ fn json_unescape(s: &str) -> Result<String, String> {
             Some('t') => out.push('\t'),
             Some('u') => {
                 let hex: String = chars.by_ref().take(4).collect();
-                let code = u32::from_str_radix(&hex, 16)
-                    .map_err(|_| "malformed \\u escape".to_owned())?;
+                let code =
+                    u32::from_str_radix(&hex, 16).map_err(|_| "malformed \\u escape".to_owned())?;
                 out.push(char::from_u32(code).ok_or("invalid \\u escape")?);
             }
             _ => return Err("bad escape in string".into()),
@@ -408,7 +420,10 @@ fn parse_integer_bare(input: &str, p: usize) -> (Token, usize) {
     if s.len() == 17
         && let Some(mac) = value::parse_mac(s)
     {
-        return (Token::Int(Constant::new(mac as u128, Format::Ethernet)), end);
+        return (
+            Token::Int(Constant::new(mac as u128, Format::Ethernet)),
+            end,
+        );
     }
     if s.bytes().all(|c| c.is_ascii_digit()) {
         if s.len() > 1 && s.starts_with('0') {
@@ -698,7 +713,10 @@ mod tests {
             round_trip("a<->b; x--; c[0..15] != 3 /* c */ && !d || e // end"),
             "a <-> b ; x -- ; c [ 0 .. 15 ] != 3 && ! d || e"
         );
-        assert_eq!(round_trip("$as @pg ^tv \"q\\\"s\""), "$as @pg ^tv \"q\\\"s\"");
+        assert_eq!(
+            round_trip("$as @pg ^tv \"q\\\"s\""),
+            "$as @pg ^tv \"q\\\"s\""
+        );
         assert_eq!(round_trip("1.2.3.4:80"), "1.2.3.4 : 80");
     }
 
@@ -715,7 +733,10 @@ mod tests {
     #[test]
     fn templates_expand() {
         let vars = |n: &str| (n == "vip").then(|| "10.0.0.1".to_owned());
-        assert_eq!(expand_templates("ip4.dst == ^vip", &vars), "ip4.dst == 10.0.0.1");
+        assert_eq!(
+            expand_templates("ip4.dst == ^vip", &vars),
+            "ip4.dst == 10.0.0.1"
+        );
         assert_eq!(expand_templates("ip4.dst == ^x", &vars), "ip4.dst == ^x");
     }
 }

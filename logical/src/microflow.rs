@@ -35,8 +35,16 @@ fn resolve_ports_loosely(m: Match, lookup: &dyn Fn(&str) -> Option<u32>) -> Matc
     match m {
         Match::Port { ref name, .. } if lookup(name).is_none() => Match::Bool(true),
         Match::Port { .. } => m.resolve_ports(lookup),
-        Match::And(v) => Match::And(v.into_iter().map(|s| resolve_ports_loosely(s, lookup)).collect()),
-        Match::Or(v) => Match::Or(v.into_iter().map(|s| resolve_ports_loosely(s, lookup)).collect()),
+        Match::And(v) => Match::And(
+            v.into_iter()
+                .map(|s| resolve_ports_loosely(s, lookup))
+                .collect(),
+        ),
+        Match::Or(v) => Match::Or(
+            v.into_iter()
+                .map(|s| resolve_ports_loosely(s, lookup))
+                .collect(),
+        ),
         m => m,
     }
 }
@@ -91,8 +99,16 @@ mod tests {
         assert_eq!(f.nw_proto(), 1);
         assert_eq!(f.tp_src(), 8);
         assert_eq!(f.get(Field::IpTtl), 64);
-        assert!(parse("ip4 && ip6", &sets, &|_| None).unwrap_err().contains("contradictory"));
-        assert!(parse("tcp.src == 80", &sets, &|_| None).unwrap_err().contains("ambiguous"));
+        assert!(
+            parse("ip4 && ip6", &sets, &|_| None)
+                .unwrap_err()
+                .contains("contradictory")
+        );
+        assert!(
+            parse("tcp.src == 80", &sets, &|_| None)
+                .unwrap_err()
+                .contains("ambiguous")
+        );
         assert_eq!(find_inport("inport == \"a\" && ip4", &sets).unwrap(), "a");
         assert!(find_inport("ip4", &sets).is_err());
     }

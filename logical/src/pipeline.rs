@@ -246,7 +246,11 @@ impl Pipeline {
                 .filter_map(|u| by_uuid.get(u).copied())
                 .filter(|&p| self.ports[p as usize].dp == dp)
                 .collect();
-            ports.sort_by(|a, b| self.ports[*a as usize].name.cmp(&self.ports[*b as usize].name));
+            ports.sort_by(|a, b| {
+                self.ports[*a as usize]
+                    .name
+                    .cmp(&self.ports[*b as usize].name)
+            });
             self.datapaths[dp as usize].mcgroups.push(McGroupInfo {
                 name: mg.name.clone(),
                 key: mg.tunnel_key,
@@ -276,7 +280,8 @@ impl Pipeline {
         // Annotated matches by (match text, datapath key when `@pg` makes it matter).
         let mut match_cache: FxHashMap<(String, u32), Result<Match, String>> = FxHashMap::default();
         let mut prereq_cache: FxHashMap<Vec<String>, Result<Match, String>> = FxHashMap::default();
-        let port_names: rustc_hash::FxHashSet<String> = self.ports_by_name.keys().cloned().collect();
+        let port_names: rustc_hash::FxHashSet<String> =
+            self.ports_by_name.keys().cloned().collect();
         let resident_everywhere = |name: &str| name.is_empty() || port_names.contains(name);
 
         let mut pending: Vec<(DpId, CompiledFlow, Match)> = Vec::new();
@@ -357,7 +362,11 @@ impl Pipeline {
                     Residency::Everywhere => resident_everywhere(name),
                     Residency::Ports(set) => name.is_empty() || set.contains(name),
                 };
-                let m = fold(m.and(prereqs.clone()).simplify().resolve_conditions(&resident));
+                let m = fold(
+                    m.and(prereqs.clone())
+                        .simplify()
+                        .resolve_conditions(&resident),
+                );
                 let omit = m.is_true()
                     && matches!(&*actions_arc, [Action::Next { pipeline, table, .. }]
                         if *pipeline == dir && *table == lf.table_id + 1);
@@ -379,15 +388,23 @@ impl Pipeline {
             }
         }
 
-        // ovn-trace sorts by pipeline, table and descending priority; equal priorities
-        // keep the SB's order.
-        pending.sort_by(|a, b| {
-            (a.0, a.1.egress, a.1.table, std::cmp::Reverse(a.1.priority)).cmp(&(
-                b.0,
-                b.1.egress,
-                b.1.table,
-                std::cmp::Reverse(b.1.priority),
-            ))
+        // ovn-trace sorts by pipeline, table and descending priority with a stable
+        // sort, so flows of equal priority keep the order its IDL iterates rows in:
+        // OVS's hmap buckets, keyed by the UUID's first 32 bits. northd does emit
+        // overlapping flows of equal priority (ls_out_pre_lb's `eth.mcast` and
+        // `ip && outport == ROUTER_PORT`); ordering ties the same way makes the first
+        // one win here as it does there. (OVS's own classifier leaves such ties
+        // undefined, so the datapath loses nothing by following ovn-trace.)
+        let mask = hmap_mask(db.flows.len());
+        pending.sort_by_key(|(dp, f, _)| {
+            (
+                *dp,
+                f.egress,
+                f.table,
+                std::cmp::Reverse(f.priority),
+                f.uuid.short() as usize & mask,
+                f.uuid,
+            )
         });
         for (dp, flow, m) in pending {
             let d = &self.datapaths[dp as usize];
@@ -449,7 +466,10 @@ impl Pipeline {
 
     fn read_fdbs(&mut self, db: &Database) {
         for f in &db.fdbs {
-            let (Some(mac), Some(&dp)) = (crate::value::parse_mac(&f.mac), self.dp_by_key.get(&f.dp_key)) else {
+            let (Some(mac), Some(&dp)) = (
+                crate::value::parse_mac(&f.mac),
+                self.dp_by_key.get(&f.dp_key),
+            ) else {
                 continue;
             };
             self.datapaths[dp as usize].fdb.insert(mac, f.port_key);
@@ -510,7 +530,10 @@ impl Pipeline {
                 found = Some(p);
             }
         }
-        if found.is_none() && name.len() >= 4 && name.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        if found.is_none()
+            && name.len() >= 4
+            && name.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+        {
             for p in &self.ports {
                 if p.uuid.to_string().starts_with(name) {
                     if found.is_some() {
@@ -629,6 +652,28 @@ impl Pipeline {
             .map(|t| u64::from(t.classifier.len()))
             .sum()
     }
+}
+
+/// The bucket mask of an OVS `hmap` after `n` insertions (`hmap_insert` expands when
+/// `n / 2 > mask`, to `calc_mask(n)`).
+fn hmap_mask(n: usize) -> usize {
+    let calc = |capacity: usize| {
+        let mut m = capacity / 2;
+        m |= m >> 1;
+        m |= m >> 2;
+        m |= m >> 4;
+        m |= m >> 8;
+        m |= m >> 16;
+        m |= m >> 32;
+        m | ((m & 1) << 1)
+    };
+    let mut mask = 0;
+    for i in 1..=n {
+        if i / 2 > mask {
+            mask = mask.max(calc(i));
+        }
+    }
+    mask
 }
 
 /// IPv4 addresses as IPv4-mapped IPv6, as OVN keys MAC bindings.

@@ -46,7 +46,10 @@ pub enum SymbolKind {
     /// An OVS field.
     Field(Field),
     /// Bits `ofs..ofs + width` of another symbol.
-    Subfield { parent: SymId, ofs: u32 },
+    Subfield {
+        parent: SymId,
+        ofs: u32,
+    },
     /// A Boolean expression, e.g. `ip4` is `eth.type == 0x800`.
     Predicate(String),
     /// A logical port name, held as its tunnel key in `field`.
@@ -222,7 +225,10 @@ impl SymbolTable {
             "ip6.mcast_rsvd",
             "ip6.dst[116..127] == 0xff0 && ip6.dst[0..111] == 0x0",
         );
-        t.add_predicate("ip6.mcast_all_nodes", "ip6.dst == ff01::1 || ip6.dst == ff02::1");
+        t.add_predicate(
+            "ip6.mcast_all_nodes",
+            "ip6.dst == ff01::1 || ip6.dst == ff02::1",
+        );
         t.add_predicate(
             "ip6.mcast_all_rtrs",
             "ip6.dst == ff01::2 || ip6.dst == ff02::2 || ip6.dst == ff05::2",
@@ -268,10 +274,22 @@ impl SymbolTable {
             "nd",
             "icmp6.type == {135, 136} && icmp6.code == 0 && ip.ttl == 255",
         );
-        t.add_predicate("nd_ns", "icmp6.type == 135 && icmp6.code == 0 && ip.ttl == 255");
-        t.add_predicate("nd_na", "icmp6.type == 136 && icmp6.code == 0 && ip.ttl == 255");
-        t.add_predicate("nd_rs", "icmp6.type == 133 && icmp6.code == 0 && ip.ttl == 255");
-        t.add_predicate("nd_ra", "icmp6.type == 134 && icmp6.code == 0 && ip.ttl == 255");
+        t.add_predicate(
+            "nd_ns",
+            "icmp6.type == 135 && icmp6.code == 0 && ip.ttl == 255",
+        );
+        t.add_predicate(
+            "nd_na",
+            "icmp6.type == 136 && icmp6.code == 0 && ip.ttl == 255",
+        );
+        t.add_predicate(
+            "nd_rs",
+            "icmp6.type == 133 && icmp6.code == 0 && ip.ttl == 255",
+        );
+        t.add_predicate(
+            "nd_ra",
+            "icmp6.type == 134 && icmp6.code == 0 && ip.ttl == 255",
+        );
         t.add_field("nd.target", Field::NdTarget, Some("nd"), false);
         t.add_field("nd.sll", Field::NdSll, Some("nd_ns"), false);
         t.add_field("nd.tll", Field::NdTll, Some("nd_na"), false);

@@ -3,9 +3,7 @@
 //! — printed `--detailed`, `--summary` or `--minimal`, and the microflow's first line
 //! in OVS's `flow_format` syntax.
 
-use crate::flow::{
-    ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_IPV6, ETH_TYPE_RARP, Field, Flow, cs, frag,
-};
+use crate::flow::{ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_IPV6, ETH_TYPE_RARP, Field, Flow, cs, frag};
 use crate::value;
 
 /// A node's kind (ovn-trace's `enum ovntrace_node_type`).
@@ -304,26 +302,54 @@ pub fn flow_format(f: &Flow) -> String {
     }
     let tci = get(Field::VlanTci) as u16;
     if tci & 0x1000 != 0 {
-        s.push_str(&format!("dl_vlan={},dl_vlan_pcp={},", tci & 0xfff, tci >> 13));
+        s.push_str(&format!(
+            "dl_vlan={},dl_vlan_pcp={},",
+            tci & 0xfff,
+            tci >> 13
+        ));
         s.push_str("vlan_tci1=0x0000,");
     } else {
         s.push_str(&format!("vlan_tci={tci:#06x},"));
     }
-    s.push_str(&format!("dl_src={},", value::mac_string(get(Field::EthSrc) as u64)));
-    s.push_str(&format!("dl_dst={},", value::mac_string(get(Field::EthDst) as u64)));
+    s.push_str(&format!(
+        "dl_src={},",
+        value::mac_string(get(Field::EthSrc) as u64)
+    ));
+    s.push_str(&format!(
+        "dl_dst={},",
+        value::mac_string(get(Field::EthDst) as u64)
+    ));
     if !skip_type {
         s.push_str(&format!("dl_type={dl_type:#06x},"));
     }
     if is_ip6 {
-        s.push_str(&format!("ipv6_src={},", value::ipv6_string(get(Field::Ipv6Src))));
-        s.push_str(&format!("ipv6_dst={},", value::ipv6_string(get(Field::Ipv6Dst))));
+        s.push_str(&format!(
+            "ipv6_src={},",
+            value::ipv6_string(get(Field::Ipv6Src))
+        ));
+        s.push_str(&format!(
+            "ipv6_dst={},",
+            value::ipv6_string(get(Field::Ipv6Dst))
+        ));
         s.push_str(&format!("ipv6_label={:#07x},", get(Field::Ipv6Label)));
     } else if is_arp {
-        s.push_str(&format!("arp_spa={},", crate::lex::ipv4(get(Field::ArpSpa) as u32)));
-        s.push_str(&format!("arp_tpa={},", crate::lex::ipv4(get(Field::ArpTpa) as u32)));
+        s.push_str(&format!(
+            "arp_spa={},",
+            crate::lex::ipv4(get(Field::ArpSpa) as u32)
+        ));
+        s.push_str(&format!(
+            "arp_tpa={},",
+            crate::lex::ipv4(get(Field::ArpTpa) as u32)
+        ));
     } else if is_ip {
-        s.push_str(&format!("nw_src={},", crate::lex::ipv4(get(Field::Ipv4Src) as u32)));
-        s.push_str(&format!("nw_dst={},", crate::lex::ipv4(get(Field::Ipv4Dst) as u32)));
+        s.push_str(&format!(
+            "nw_src={},",
+            crate::lex::ipv4(get(Field::Ipv4Src) as u32)
+        ));
+        s.push_str(&format!(
+            "nw_dst={},",
+            crate::lex::ipv4(get(Field::Ipv4Dst) as u32)
+        ));
     }
     if !skip_proto {
         if is_arp {
@@ -333,8 +359,14 @@ pub fn flow_format(f: &Flow) -> String {
         }
     }
     if is_arp {
-        s.push_str(&format!("arp_sha={},", value::mac_string(get(Field::ArpSha) as u64)));
-        s.push_str(&format!("arp_tha={},", value::mac_string(get(Field::ArpTha) as u64)));
+        s.push_str(&format!(
+            "arp_sha={},",
+            value::mac_string(get(Field::ArpSha) as u64)
+        ));
+        s.push_str(&format!(
+            "arp_tha={},",
+            value::mac_string(get(Field::ArpTha) as u64)
+        ));
         return chomp(s);
     }
     if !(is_ip || is_ip6) {
@@ -347,7 +379,11 @@ pub fn flow_format(f: &Flow) -> String {
     s.push_str(&format!(
         "nw_frag={},",
         if fr & frag::ANY != 0 {
-            if fr & frag::LATER != 0 { "later" } else { "first" }
+            if fr & frag::LATER != 0 {
+                "later"
+            } else {
+                "first"
+            }
         } else if fr & frag::LATER != 0 {
             "<error>"
         } else {
@@ -360,20 +396,40 @@ pub fn flow_format(f: &Flow) -> String {
         return chomp(s);
     }
     if is_ip && nw_proto == 1 {
-        s.push_str(&format!("icmp_type={},icmp_code={},", f.tp_src(), f.tp_dst()));
+        s.push_str(&format!(
+            "icmp_type={},icmp_code={},",
+            f.tp_src(),
+            f.tp_dst()
+        ));
     } else if is_ip6 && nw_proto == 58 {
-        s.push_str(&format!("icmp_type={},icmp_code={},", f.tp_src(), f.tp_dst()));
+        s.push_str(&format!(
+            "icmp_type={},icmp_code={},",
+            f.tp_src(),
+            f.tp_dst()
+        ));
         let nd = f.tp_dst() == 0 && matches!(f.tp_src(), 135 | 136);
         if nd {
-            s.push_str(&format!("nd_target={},", value::ipv6_string(get(Field::NdTarget))));
-            s.push_str(&format!("nd_sll={},", value::mac_string(get(Field::NdSll) as u64)));
-            s.push_str(&format!("nd_tll={},", value::mac_string(get(Field::NdTll) as u64)));
+            s.push_str(&format!(
+                "nd_target={},",
+                value::ipv6_string(get(Field::NdTarget))
+            ));
+            s.push_str(&format!(
+                "nd_sll={},",
+                value::mac_string(get(Field::NdSll) as u64)
+            ));
+            s.push_str(&format!(
+                "nd_tll={},",
+                value::mac_string(get(Field::NdTll) as u64)
+            ));
         }
     } else {
         s.push_str(&format!("tp_src={},tp_dst={},", f.tp_src(), f.tp_dst()));
     }
     if nw_proto == 6 {
-        s.push_str(&format!("tcp_flags={},", tcp_flags(get(Field::TcpFlags) as u16)));
+        s.push_str(&format!(
+            "tcp_flags={},",
+            tcp_flags(get(Field::TcpFlags) as u16)
+        ));
     }
     chomp(s)
 }
@@ -390,7 +446,10 @@ fn tcp_flags(v: u16) -> String {
     const NAMES: [&str; 12] = [
         "fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr", "ns", "[200]", "[400]", "[800]",
     ];
-    let names: Vec<&str> = (0..12).filter(|i| v & (1 << i) != 0).map(|i| NAMES[i]).collect();
+    let names: Vec<&str> = (0..12)
+        .filter(|i| v & (1 << i) != 0)
+        .map(|i| NAMES[i])
+        .collect();
     if names.is_empty() {
         "0".into()
     } else {
@@ -431,18 +490,32 @@ mod tests {
     #[test]
     fn minimal_prunes_to_modifications() {
         let mut t = Tree::default();
-        let p = t.add(0, NodeKind::Pipeline, || "ingress(dp=\"dmz\", inport=\"a\")".into());
+        let p = t.add(0, NodeKind::Pipeline, || {
+            "ingress(dp=\"dmz\", inport=\"a\")".into()
+        });
         let tb = t.add(p, NodeKind::Table, || " 0. x: 1, priority 0, uuid 0".into());
-        t.add(tb, NodeKind::Action, || "eth.dst = 00:00:00:00:00:01;".into());
-        t.add(tb, NodeKind::Modify, || "eth.dst = 00:00:00:00:00:01".into());
+        t.add(tb, NodeKind::Action, || {
+            "eth.dst = 00:00:00:00:00:01;".into()
+        });
+        t.add(tb, NodeKind::Modify, || {
+            "eth.dst = 00:00:00:00:00:01".into()
+        });
         let tr = t.add(tb, NodeKind::Transformation, || "clone".into());
         t.add(tr, NodeKind::Modify, || "output(\"b\")".into());
         let mut out = String::new();
         let pruned = prune(
             t.roots(),
-            &[NodeKind::Action, NodeKind::Pipeline, NodeKind::Table, NodeKind::Output],
+            &[
+                NodeKind::Action,
+                NodeKind::Pipeline,
+                NodeKind::Table,
+                NodeKind::Output,
+            ],
         );
         print_summary(&pruned, 0, &mut out);
-        assert_eq!(out, "eth.dst = 00:00:00:00:00:01;\nclone {\n    output(\"b\");\n};\n");
+        assert_eq!(
+            out,
+            "eth.dst = 00:00:00:00:00:01;\nclone {\n    output(\"b\");\n};\n"
+        );
     }
 }

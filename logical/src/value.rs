@@ -1,7 +1,7 @@
 //! Integer values and the syntaxes they are written and printed in: decimal,
 //! hexadecimal, IPv4, IPv6 (glibc `inet_ntop` style, as OVN prints it) and Ethernet.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 /// How a constant was written, and so how it prints back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -194,11 +194,6 @@ pub fn to_string(g: impl FnOnce(&mut String) -> fmt::Result) -> String {
     let mut s = String::new();
     let _ = g(&mut s);
     s
-}
-
-#[allow(dead_code)]
-fn _assert_write(s: &mut String) {
-    let _ = s.write_str("");
 }
 
 #[cfg(test)]
