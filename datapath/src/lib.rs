@@ -4,12 +4,15 @@
 //!   logical ports bound here, and the difference between two such values.
 //! - [`fastpath`]: the XDP program on each bound VIF: load, attach, apply a table
 //!   difference to its BPF maps, read its counters.
+//! - [`flow`]: frames read into the logical pipeline's packet model, and its decisions
+//!   written back.
 //! - [`wire`]: zero-copy views of the headers the datapath reads and writes.
 //! - [`pipeline`]: the userspace datapath's per-batch processing, same semantics as XDP.
 //! - [`afxdp`]: AF_XDP sockets and the poll loop feeding the pipeline.
 
 pub mod afxdp;
 pub mod fastpath;
+pub mod flow;
 pub mod frames;
 pub mod pipeline;
 pub mod tables;
