@@ -7,6 +7,7 @@ pub mod fixtures;
 pub mod hypervisor;
 pub mod netns;
 pub mod ovn;
+pub mod ovsdb_json;
 pub mod packet;
 pub mod privilege;
 pub mod wait;

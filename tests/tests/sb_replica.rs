@@ -8,13 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ovnest::sb::{
-    Change, ChangeSet, PortAddresses, PortBinding, RowChange, SbTable, Snapshot, Southbound,
+    ChangeSet, DHCP_OPTIONS_STAGE, LogicalFlow, PortAddresses, PortBinding, RowChange, SbRow,
+    Snapshot, Southbound,
 };
 use ovnest_ovsdb::{
     Clause, Datum, Function, MonitorCondition, Mutation, Mutator, Operation, OperationResult,
     RowData,
 };
 use ovnest_tests::ovn::{OvnCentral, free_port};
+use ovnest_tests::ovsdb_json::{map, opt, set, string, uuid};
 use ovnest_tests::{privilege, wait};
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
@@ -106,38 +108,10 @@ struct PbView {
 /// What to ask ovn-sbctl for: `_uuid` and every Port_Binding column the replica monitors.
 fn pb_columns() -> Vec<&'static str> {
     std::iter::once("_uuid")
-        .chain(SbTable::PortBinding.columns().iter().copied())
+        .chain(PortBinding::COLUMNS.iter().copied())
         .collect()
 }
 
-// Readers of ovn-sbctl's JSON (RFC 7047 §5.1 notation), written independently of the
-// library's decoder.
-fn set(v: &Value) -> Vec<Value> {
-    match v.as_array() {
-        Some(a) if a.len() == 2 && a[0] == "set" => a[1].as_array().cloned().unwrap_or_default(),
-        _ => vec![v.clone()],
-    }
-}
-fn uuid(v: &Value) -> String {
-    v[1].as_str()
-        .unwrap_or_else(|| panic!("not a uuid: {v}"))
-        .to_owned()
-}
-fn opt<T>(v: &Value, f: impl Fn(&Value) -> T) -> Option<T> {
-    set(v).first().map(f)
-}
-fn string(v: &Value) -> String {
-    v.as_str()
-        .unwrap_or_else(|| panic!("not a string: {v}"))
-        .to_owned()
-}
-fn map(v: &Value) -> BTreeMap<String, String> {
-    v[1].as_array()
-        .into_iter()
-        .flatten()
-        .map(|kv| (string(&kv[0]), string(&kv[1])))
-        .collect()
-}
 fn addrs(v: &Value) -> Vec<PortAddresses> {
     set(v).iter().map(|a| string(a).parse().unwrap()).collect()
 }
@@ -236,29 +210,19 @@ fn drain(rx: &mut broadcast::Receiver<Arc<ChangeSet>>) -> Vec<Arc<ChangeSet>> {
 
 /// The Port_Binding changes in `sets` about `port`.
 fn port_changes(sets: &[Arc<ChangeSet>], port: &str) -> Vec<RowChange<PortBinding>> {
-    sets.iter()
-        .flat_map(|s| s.changes.iter())
-        .filter_map(|c| match c {
-            Change::PortBinding(rc)
-                if rc
-                    .before()
-                    .or(rc.after())
-                    .is_some_and(|pb| pb.logical_port == port) =>
-            {
-                Some(rc.clone())
-            }
-            _ => None,
+    all_port_changes(sets)
+        .into_iter()
+        .filter(|rc| {
+            rc.before()
+                .or(rc.after())
+                .is_some_and(|pb| pb.logical_port == port)
         })
         .collect()
 }
 
 fn all_port_changes(sets: &[Arc<ChangeSet>]) -> Vec<RowChange<PortBinding>> {
     sets.iter()
-        .flat_map(|s| s.changes.iter())
-        .filter_map(|c| match c {
-            Change::PortBinding(rc) => Some(rc.clone()),
-            _ => None,
-        })
+        .flat_map(|s| s.of::<PortBinding>().iter().cloned())
         .collect()
 }
 
@@ -318,7 +282,11 @@ fn replica_follows_the_seed_lab() {
     let snap = wait::until("DHCP flows in the replica", DEADLINE, || {
         let s = sb.snapshot();
         let have: BTreeMap<String, String> = s
-            .dhcp_flows()
+            .table::<LogicalFlow>()
+            .iter()
+            .filter(|f| {
+                f.stage_name() == Some(DHCP_OPTIONS_STAGE) && f.actions.contains("put_dhcp_opts")
+            })
             .map(|f| (f.uuid.to_string(), f.actions.clone()))
             .collect();
         (have == want).then_some(s)
@@ -451,7 +419,13 @@ fn northd_and_sb_restarts_emit_only_real_differences() {
     );
     // Whatever the resync itself reported is part of that: nothing else.
     for s in sets.iter().filter(|s| s.resync) {
-        assert!(s.changes.iter().all(|c| matches!(c, Change::PortBinding(rc) if rc.after().is_some_and(|pb| pb.logical_port == "dmz-c51"))), "{s:#?}");
+        assert_eq!(s.len(), s.of::<PortBinding>().len(), "{s:#?}");
+        assert!(
+            s.of::<PortBinding>()
+                .iter()
+                .all(|rc| rc.after().is_some_and(|pb| pb.logical_port == "dmz-c51")),
+            "{s:#?}"
+        );
     }
 
     // Over TCP the server probes an idle client with echo every 5 s; we answer.
@@ -686,7 +660,7 @@ fn monitor_cond_change_narrows_port_bindings() {
         Clause::eq("logical_port", Datum::atom("dmz-vm5")),
         Clause::eq("parent_port", Datum::atom("dmz-vm5")),
     ]);
-    rt.block_on(sb.set_condition(SbTable::PortBinding, cond))
+    rt.block_on(sb.set_condition::<PortBinding>(cond))
         .expect("monitor_cond_change");
     // The server sent the deletes before its reply, so this holds at once.
     let s = sb.snapshot();
@@ -704,7 +678,7 @@ fn monitor_cond_change_narrows_port_bindings() {
         sb.snapshot().port_binding("dmz-c54").map(|p| p.tag)
     });
     // Back to everything.
-    rt.block_on(sb.set_condition(SbTable::PortBinding, MonitorCondition::All))
+    rt.block_on(sb.set_condition::<PortBinding>(MonitorCondition::All))
         .unwrap();
     converge(&ovn, &sb, "all ports again");
     assert_clean(&sb);

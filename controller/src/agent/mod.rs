@@ -427,6 +427,10 @@ impl Agent {
             odd_states: self.plan.odd.iter().cloned().collect::<Vec<OddState>>(),
             conflicts: conflicts.iter().map(|c| format!("{c:?}")).collect(),
             missing_interfaces: missing,
+            invalid_rows: snapshot
+                .invalid_rows()
+                .map(|(table, uuid, why)| format!("{table} {uuid}: {why}"))
+                .collect(),
             counters,
             updated_unix_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)

@@ -23,6 +23,9 @@ pub struct Status {
     pub conflicts: Vec<String>,
     /// Local interfaces with an iface-id that do not exist (yet).
     pub missing_interfaces: Vec<String>,
+    /// SB rows left out of the replica: `TABLE UUID: why`.
+    #[serde(default)]
+    pub invalid_rows: Vec<String>,
     /// Fast-path verdict and drop counters.
     pub counters: BTreeMap<String, u64>,
     pub updated_unix_ms: i64,
@@ -107,6 +110,9 @@ impl Status {
         for conflict in &self.conflicts {
             let _ = writeln!(out, "  conflict: {conflict}");
         }
+        for row in &self.invalid_rows {
+            let _ = writeln!(out, "  invalid SB row: {row}");
+        }
         let counters: Vec<String> = self
             .counters
             .iter()
@@ -143,6 +149,11 @@ impl Status {
             out,
             "# TYPE ovnest_odd_states gauge\novnest_odd_states {}",
             self.odd_states.len()
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE ovnest_sb_invalid_rows gauge\novnest_sb_invalid_rows {}",
+            self.invalid_rows.len()
         );
         let _ = writeln!(out, "# TYPE ovnest_fastpath_packets_total counter");
         for (name, value) in &self.counters {

@@ -1,6 +1,6 @@
 //! The agent's pure parts without root: claim rules, chassis rows, desired ports.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::collections::BTreeMap;
 
 use super::{
     bindings::{self, OddState, Role},
@@ -37,13 +37,7 @@ fn port(name: &str, key: u32, parent: Option<&str>, tag: Option<u16>, mac_last: 
         port_security: vec![addr],
         tunnel_key: key,
         datapath: uuid(DMZ),
-        port_type: String::new(),
-        options: BTreeMap::new(),
-        chassis: None,
-        requested_chassis: None,
-        up: None,
-        encap: None,
-        external_ids: BTreeMap::new(),
+        ..PortBinding::default()
     }
 }
 
@@ -53,29 +47,20 @@ fn snapshot(ports: Vec<PortBinding>, chassis: bool) -> Snapshot {
         ..Snapshot::default()
     };
     for pb in ports {
-        snap.port_bindings
-            .insert(pb.logical_port.clone(), Arc::new(pb));
+        snap.insert(pb);
     }
-    snap.datapaths.insert(
-        uuid(DMZ),
-        Arc::new(DatapathBinding {
-            uuid: uuid(DMZ),
-            tunnel_key: 1,
-            external_ids: BTreeMap::new(),
-        }),
-    );
+    snap.insert(DatapathBinding {
+        uuid: uuid(DMZ),
+        tunnel_key: 1,
+        ..DatapathBinding::default()
+    });
     if chassis {
-        snap.chassis.insert(
-            "hv1".into(),
-            Arc::new(Chassis {
-                uuid: uuid(HV1),
-                name: "hv1".into(),
-                hostname: "h".into(),
-                encaps: vec![],
-                other_config: BTreeMap::new(),
-                external_ids: BTreeMap::new(),
-            }),
-        );
+        snap.insert(Chassis {
+            uuid: uuid(HV1),
+            name: "hv1".into(),
+            hostname: "h".into(),
+            ..Chassis::default()
+        });
     }
     snap
 }

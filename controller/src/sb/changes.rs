@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
-use super::rows::{
-    Chassis, ChassisPrivate, DatapathBinding, DhcpOptionsFlow, Encap, PortBinding, SbGlobal,
-};
+use super::table::SbRow;
+pub use super::tables::Changes;
 
-/// One row's change, by the table's key (Port_Binding by `logical_port`, Chassis and
-/// Chassis_Private by `name`, the rest by UUID). A row deleted and re-created under the same
-/// key in one update (northd does this on a parent_port change) is one `Modified`.
+/// One row's change, by the table's key ([`SbRow::Key`]: Port_Binding by `logical_port`,
+/// Chassis by `name`, Logical_Flow by UUID, ...). A row deleted and re-created under the
+/// same key in one update (northd does this on a parent_port change) is one `Modified`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RowChange<T> {
     Added(Arc<T>),
@@ -34,25 +33,29 @@ impl<T> RowChange<T> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Change {
-    PortBinding(RowChange<PortBinding>),
-    Datapath(RowChange<DatapathBinding>),
-    Chassis(RowChange<Chassis>),
-    ChassisPrivate(RowChange<ChassisPrivate>),
-    Encap(RowChange<Encap>),
-    SbGlobal(RowChange<SbGlobal>),
-    DhcpFlow(RowChange<DhcpOptionsFlow>),
-}
-
-/// The changes of one applied update, in table order (datapaths first).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The changes of one applied update.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChangeSet {
     /// The [`Snapshot::generation`](super::Snapshot::generation) these changes produced.
     pub generation: u64,
     /// True when this came from a full snapshot (first sync, or a reconnect the server
-    /// could not resume): `changes` is then the difference from the replica before.
+    /// could not resume): the changes are then the difference from the replica before.
     pub resync: bool,
-    pub changes: Vec<Change>,
+    pub changes: Changes,
+}
+
+impl ChangeSet {
+    /// The changes to one table: `set.of::<PortBinding>()`.
+    pub fn of<T: SbRow>(&self) -> &[RowChange<T>] {
+        T::changes(&self.changes)
+    }
+
+    /// Row changes in all tables.
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
 }

@@ -1,5 +1,6 @@
-//! Typed replica of the OVN Southbound tables ovnest needs, kept current by the OVSDB
-//! client ([`crate::ovsdb`]).
+//! Typed replica of the OVN Southbound tables (ovn-sb(5)), kept current by the OVSDB
+//! client ([`crate::ovsdb`]). Each table is one type implementing [`SbRow`] (under
+//! `rows/`); a [`Snapshot`] holds a [`Table`] of each.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -9,17 +10,21 @@
 //! let snap = sb.wait_synced().await?;          // Arc<Snapshot>: consistent, cheap to clone
 //! if let Some(pb) = snap.port_binding("dmz-c51") {
 //!     println!("{} tag {:?} on {:?}", pb.logical_port, pb.tag, pb.parent_port);
+//!     for flow in snap.flows_of(pb.datapath) {
+//!         println!("{:?} {} {} {}", flow.pipeline, flow.table_id, flow.priority, flow.match_expr);
+//!     }
 //! }
+//! let pg = snap.table::<PortGroup>().get("1_pg_web");   // any table, by key
 //! while let Ok(set) = changes.recv().await {   // Err(Lagged): re-read sb.snapshot()
-//!     for change in &set.changes {
-//!         if let Change::PortBinding(RowChange::Modified { old, new }) = change {
+//!     for change in set.of::<PortBinding>() {
+//!         if let RowChange::Modified { old, new } = change {
 //!             println!("{} changed ({} -> {})", new.logical_port, old.uuid, new.uuid);
 //!         }
 //!     }
 //! }
 //! // Narrow Port_Binding to what this chassis needs (monitor_cond_change):
 //! use ovnest::ovsdb::{Clause, Datum, MonitorCondition};
-//! sb.set_condition(SbTable::PortBinding, MonitorCondition::Any(vec![
+//! sb.set_condition::<PortBinding>(MonitorCondition::Any(vec![
 //!     Clause::eq("parent_port", Datum::atom("dmz-vm5")),
 //! ])).await?;
 //! # Ok(()) }
@@ -38,6 +43,8 @@ mod changes;
 mod replica;
 mod rows;
 mod snapshot;
+mod table;
+mod tables;
 mod validate;
 
 use std::sync::Arc;
@@ -45,18 +52,17 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
 
 use crate::ovsdb::{
-    Clause, Client, ClientConfig, CounterValues, Datum, Error, Monitor, MonitorCondition,
-    Operation, OperationResult, Remotes,
+    Client, ClientConfig, CounterValues, Error, Monitor, MonitorCondition, Operation,
+    OperationResult, Remotes, TableMonitor,
 };
 
 pub use addr::{IpNet, MacAddr, PortAddresses};
-pub use changes::{Change, ChangeSet, RowChange};
+pub use changes::{ChangeSet, Changes, RowChange};
 pub use replica::{CHANGE_BUFFER, Replica};
-pub use rows::{
-    Chassis, ChassisPrivate, DHCP_OPTIONS_STAGE, DatapathBinding, DhcpOptionsFlow, Encap,
-    PortBinding, SbGlobal, SbTable,
-};
+pub use rows::*;
 pub use snapshot::Snapshot;
+pub use table::{Refs, RowKey, SbRow, Table};
+pub use tables::{TABLES, Tables};
 pub use validate::RowError;
 
 /// The Southbound database's name.
@@ -67,28 +73,17 @@ pub fn config(remotes: Remotes) -> ClientConfig {
     ClientConfig::new(remotes, DATABASE)
 }
 
-/// The monitor ovnest runs: every modelled table, Logical_Flow narrowed server-side to the
-/// DHCP options stage.
-pub fn monitor_tables(
-    conditions: &[(SbTable, MonitorCondition)],
-) -> Vec<crate::ovsdb::TableMonitor> {
-    SbTable::ALL
-        .iter()
-        .map(|&t| {
-            let default = match t {
-                SbTable::LogicalFlow => MonitorCondition::Any(vec![Clause::new(
-                    "external_ids",
-                    crate::ovsdb::Function::Includes,
-                    Datum::map([("stage-name", DHCP_OPTIONS_STAGE)]),
-                )]),
-                _ => MonitorCondition::All,
-            };
-            let cond = conditions
-                .iter()
-                .find(|(ct, _)| *ct == t)
-                .map_or(default, |(_, c)| c.clone());
-            t.monitor().with_condition(cond)
-        })
+/// The monitor ovnest runs: every table in the replica, all rows except where
+/// `conditions` (table name, condition) say otherwise.
+pub fn monitor_tables(conditions: &[(&str, MonitorCondition)]) -> Vec<TableMonitor> {
+    tables::monitors()
+        .into_iter()
+        .map(
+            |t| match conditions.iter().find(|(name, _)| *name == t.table) {
+                Some((_, c)) => t.with_condition(c.clone()),
+                None => t,
+            },
+        )
         .collect()
 }
 
@@ -105,12 +100,9 @@ impl Southbound {
         Southbound::start_with(config, &[])
     }
 
-    /// Like [`start`](Self::start), with initial monitor conditions for some tables
-    /// (e.g. only this chassis's Port_Bindings from the first snapshot on).
-    pub fn start_with(
-        config: ClientConfig,
-        conditions: &[(SbTable, MonitorCondition)],
-    ) -> Southbound {
+    /// Like [`start`](Self::start), with initial monitor conditions for some tables, by
+    /// name (e.g. only this chassis's Port_Bindings from the first snapshot on).
+    pub fn start_with(config: ClientConfig, conditions: &[(&str, MonitorCondition)]) -> Southbound {
         let replica = Replica::new();
         let snapshot = replica.snapshot_receiver();
         let changes = replica.change_sender();
@@ -153,13 +145,9 @@ impl Southbound {
         Ok(snap.clone())
     }
 
-    /// Changes which rows of `table` are replicated (`monitor_cond_change`).
-    pub async fn set_condition(
-        &self,
-        table: SbTable,
-        condition: MonitorCondition,
-    ) -> Result<(), Error> {
-        self.client.set_condition(table.name(), condition).await
+    /// Changes which rows of table `T` are replicated (`monitor_cond_change`).
+    pub async fn set_condition<T: SbRow>(&self, condition: MonitorCondition) -> Result<(), Error> {
+        self.client.set_condition(T::TABLE, condition).await
     }
 
     pub async fn transact(&self, ops: Vec<Operation>) -> Result<Vec<OperationResult>, Error> {

@@ -1,28 +1,28 @@
 //! The typed replica: turns the raw rows the client maintains into typed, validated,
 //! keyed rows, and publishes each update as a new [`Snapshot`] plus a [`ChangeSet`].
 //!
-//! Per update, every touched row is taken out under its old key, re-decoded, and put back
-//! under its new key; then old and new are compared key by key. So a delete and insert of
-//! the same logical_port in one update is one `Modified`, a row whose modelled columns did
+//! Per update, table by table (the order of `tables.rs`), every touched row is taken out
+//! under its old key, re-decoded ([`SbRow::decode`], [`SbRow::check`]) and put back under
+//! its new key; then old and new are compared key by key. So a delete and insert of the
+//! same logical_port in one update is one `Modified`, a row whose monitored columns did
 //! not change emits nothing, and a full resync (all rows touched) emits exactly the real
-//! differences. Rows that fail validation are left out, recorded in
-//! [`Snapshot::invalid_rows`], logged and counted once per row and reason.
+//! differences. When rows appear or vanish in a table another one depends on
+//! ([`SbRow::DEPENDS_ON`]), every row of the dependent table is checked again. Rows that
+//! fail are left out, recorded in [`Snapshot::invalid_rows`], logged and counted once
+//! per row and reason.
 
-use std::collections::BTreeMap;
-use std::fmt::Debug;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use imbl::OrdMap;
 use tokio::sync::{broadcast, watch};
 
-use crate::ovsdb::{Counters, Database, DbChange, MonitorSink, RowView, Uuid};
+use crate::ovsdb::{Counters, Database, DbChange, MonitorSink, Uuid};
 
-use super::changes::{Change, ChangeSet, RowChange};
-use super::rows::{
-    Chassis, ChassisPrivate, DatapathBinding, DhcpOptionsFlow, Encap, PortBinding, SbGlobal,
-    SbTable,
-};
+use super::changes::{ChangeSet, Changes, RowChange};
 use super::snapshot::Snapshot;
+use super::table::{Refs, SbRow, Table};
+use super::tables::{TableVisitor, Tables, for_each_table};
 use super::validate::RowError;
 
 /// How many change sets a slow subscriber may fall behind before it gets
@@ -32,23 +32,8 @@ pub const CHANGE_BUFFER: usize = 1024;
 /// The Southbound [`MonitorSink`].
 pub struct Replica {
     state: Snapshot,
-    datapath_owner: OrdMap<Uuid, Uuid>,
-    port_owner: OrdMap<Uuid, String>,
-    chassis_private_owner: OrdMap<Uuid, String>,
-    encap_owner: OrdMap<Uuid, Uuid>,
-    global_owner: OrdMap<Uuid, Uuid>,
-    flow_owner: OrdMap<Uuid, Uuid>,
     snapshot_tx: watch::Sender<Arc<Snapshot>>,
     changes_tx: broadcast::Sender<Arc<ChangeSet>>,
-}
-
-enum Decoded<K, T> {
-    /// Not in the raw replica (deleted).
-    Absent,
-    /// A row we do not model (e.g. a non-DHCP logical flow).
-    Ignored,
-    Invalid(RowError),
-    Valid(K, T),
 }
 
 impl Replica {
@@ -57,12 +42,6 @@ impl Replica {
         let (changes_tx, _) = broadcast::channel(CHANGE_BUFFER);
         Replica {
             state: Snapshot::default(),
-            datapath_owner: OrdMap::new(),
-            port_owner: OrdMap::new(),
-            chassis_private_owner: OrdMap::new(),
-            encap_owner: OrdMap::new(),
-            global_owner: OrdMap::new(),
-            flow_owner: OrdMap::new(),
             snapshot_tx,
             changes_tx,
         }
@@ -91,157 +70,19 @@ impl Replica {
     ) -> Option<Arc<ChangeSet>> {
         let reset = matches!(change, DbChange::Reset);
         let first_sync = reset && !self.state.synced;
-        let mut changes = Vec::new();
-        let mut invalid_changed = false;
         let s = &mut self.state;
-
-        // Datapath_Binding first: Port_Binding validity depends on it.
-        let rows = rows_to_decode(
+        let mut pass = Pass {
+            db,
             change,
-            db,
-            SbTable::DatapathBinding,
-            &self.datapath_owner,
-            &s.invalid,
-        );
-        let dp = apply_table(
-            SbTable::DatapathBinding,
-            &mut s.datapaths,
-            &mut self.datapath_owner,
-            &mut s.invalid,
-            &rows,
             counters,
-            &mut invalid_changed,
-            |u, r| DatapathBinding::from_row(u, r).map(|d| Some((u, d))),
-            db,
-        );
-        let datapaths_changed = dp.iter().any(|c| !matches!(c, RowChange::Modified { .. }));
-        changes.extend(dp.into_iter().map(Change::Datapath));
-
-        let pb_rows = if datapaths_changed {
-            rows_to_decode(
-                DbChange::Reset,
-                db,
-                SbTable::PortBinding,
-                &self.port_owner,
-                &s.invalid,
-            )
-        } else {
-            rows_to_decode(
-                change,
-                db,
-                SbTable::PortBinding,
-                &self.port_owner,
-                &s.invalid,
-            )
+            tables: &mut s.tables,
+            invalid: &mut s.invalid,
+            changes: Changes::default(),
+            membership_changed: BTreeSet::new(),
+            invalid_changed: false,
         };
-        let datapaths = &s.datapaths;
-        let check_datapaths = db.table(SbTable::DatapathBinding.name()).is_some();
-        let pb = apply_table(
-            SbTable::PortBinding,
-            &mut s.port_bindings,
-            &mut self.port_owner,
-            &mut s.invalid,
-            &pb_rows,
-            counters,
-            &mut invalid_changed,
-            |u, r| {
-                let pb = PortBinding::from_row(u, r)?;
-                if check_datapaths && !datapaths.contains_key(&pb.datapath) {
-                    return Err(RowError::DanglingDatapath(pb.datapath));
-                }
-                Ok(Some((pb.logical_port.clone(), pb)))
-            },
-            db,
-        );
-        changes.extend(pb.into_iter().map(Change::PortBinding));
-
-        let rows = rows_to_decode(change, db, SbTable::Chassis, &s.chassis_names, &s.invalid);
-        let ch = apply_table(
-            SbTable::Chassis,
-            &mut s.chassis,
-            &mut s.chassis_names,
-            &mut s.invalid,
-            &rows,
-            counters,
-            &mut invalid_changed,
-            |u, r| Chassis::from_row(u, r).map(|c| Some((c.name.clone(), c))),
-            db,
-        );
-        changes.extend(ch.into_iter().map(Change::Chassis));
-
-        let rows = rows_to_decode(
-            change,
-            db,
-            SbTable::ChassisPrivate,
-            &self.chassis_private_owner,
-            &s.invalid,
-        );
-        let cp = apply_table(
-            SbTable::ChassisPrivate,
-            &mut s.chassis_private,
-            &mut self.chassis_private_owner,
-            &mut s.invalid,
-            &rows,
-            counters,
-            &mut invalid_changed,
-            |u, r| ChassisPrivate::from_row(u, r).map(|c| Some((c.name.clone(), c))),
-            db,
-        );
-        changes.extend(cp.into_iter().map(Change::ChassisPrivate));
-
-        let rows = rows_to_decode(change, db, SbTable::Encap, &self.encap_owner, &s.invalid);
-        let en = apply_table(
-            SbTable::Encap,
-            &mut s.encaps,
-            &mut self.encap_owner,
-            &mut s.invalid,
-            &rows,
-            counters,
-            &mut invalid_changed,
-            |u, r| Encap::from_row(u, r).map(|e| Some((u, e))),
-            db,
-        );
-        changes.extend(en.into_iter().map(Change::Encap));
-
-        let rows = rows_to_decode(
-            change,
-            db,
-            SbTable::SbGlobal,
-            &self.global_owner,
-            &s.invalid,
-        );
-        let gl = apply_table(
-            SbTable::SbGlobal,
-            &mut s.sb_global,
-            &mut self.global_owner,
-            &mut s.invalid,
-            &rows,
-            counters,
-            &mut invalid_changed,
-            |u, r| SbGlobal::from_row(u, r).map(|g| Some((u, g))),
-            db,
-        );
-        changes.extend(gl.into_iter().map(Change::SbGlobal));
-
-        let rows = rows_to_decode(
-            change,
-            db,
-            SbTable::LogicalFlow,
-            &self.flow_owner,
-            &s.invalid,
-        );
-        let fl = apply_table(
-            SbTable::LogicalFlow,
-            &mut s.dhcp_flows,
-            &mut self.flow_owner,
-            &mut s.invalid,
-            &rows,
-            counters,
-            &mut invalid_changed,
-            |u, r| DhcpOptionsFlow::from_row(u, r).map(|f| f.map(|f| (u, f))),
-            db,
-        );
-        changes.extend(fl.into_iter().map(Change::DhcpFlow));
+        for_each_table(&mut pass);
+        let (changes, invalid_changed) = (pass.changes, pass.invalid_changed);
 
         if changes.is_empty() && !invalid_changed && !first_sync {
             return None;
@@ -254,7 +95,7 @@ impl Replica {
             changes,
         });
         self.snapshot_tx.send_replace(Arc::new(s.clone()));
-        if !set.changes.is_empty() {
+        if !set.is_empty() {
             // No subscriber is not an error.
             let _ = self.changes_tx.send(set.clone());
         }
@@ -274,87 +115,121 @@ impl MonitorSink for Replica {
     }
 }
 
-/// The rows to re-decode: the touched ones, or on a resync every row the table has, had,
-/// or refused (only collected then: it is O(table)).
-fn rows_to_decode<K: Clone>(
-    change: DbChange<'_>,
-    db: &Database,
-    table: SbTable,
-    owner: &OrdMap<Uuid, K>,
-    invalid: &OrdMap<(SbTable, Uuid), String>,
-) -> Vec<Uuid> {
-    if let DbChange::Rows(t) = change {
-        return t.rows(table.name()).to_vec();
-    }
-    let mut owners: Vec<Uuid> = owner.keys().copied().collect();
-    if let Some(t) = db.table(table.name()) {
-        owners.extend(t.uuids().copied());
-    }
-    owners.extend(invalid.keys().filter(|(t, _)| *t == table).map(|(_, u)| *u));
-    owners.sort_unstable();
-    owners.dedup();
-    owners
+/// One update's walk over the tables.
+struct Pass<'a> {
+    db: &'a Database,
+    change: DbChange<'a>,
+    counters: &'a Counters,
+    tables: &'a mut Tables,
+    invalid: &'a mut OrdMap<(&'static str, Uuid), String>,
+    changes: Changes,
+    /// Tables where rows appeared or vanished in this update.
+    membership_changed: BTreeSet<&'static str>,
+    invalid_changed: bool,
 }
 
-/// Re-decodes `rows` of one table into `map` (keyed by K, with `owner` mapping row UUIDs
-/// to keys) and returns the per-key differences.
-#[allow(clippy::too_many_arguments)]
-fn apply_table<K, T>(
-    table: SbTable,
-    map: &mut OrdMap<K, Arc<T>>,
-    owner: &mut OrdMap<Uuid, K>,
-    invalid: &mut OrdMap<(SbTable, Uuid), String>,
+impl TableVisitor for Pass<'_> {
+    fn visit<T: SbRow>(&mut self) {
+        let recheck_all = matches!(self.change, DbChange::Reset)
+            || T::DEPENDS_ON
+                .iter()
+                .any(|t| self.membership_changed.contains(t));
+        // Taken out while it is rebuilt, so `check` can read the other tables.
+        let mut table = std::mem::take(T::table_mut(self.tables));
+        let rows = if recheck_all {
+            all_rows(self.db, &table, self.invalid, T::TABLE)
+        } else {
+            match self.change {
+                DbChange::Rows(t) => t.rows(T::TABLE).to_vec(),
+                DbChange::Reset => Vec::new(),
+            }
+        };
+        let out = if rows.is_empty() {
+            Vec::new()
+        } else {
+            let refs = Refs {
+                tables: self.tables,
+                db: self.db,
+            };
+            apply_table(
+                &mut table,
+                &refs,
+                self.invalid,
+                &rows,
+                self.counters,
+                &mut self.invalid_changed,
+            )
+        };
+        *T::table_mut(self.tables) = table;
+        if out.iter().any(|c| !matches!(c, RowChange::Modified { .. })) {
+            self.membership_changed.insert(T::TABLE);
+        }
+        *T::changes_mut(&mut self.changes) = out;
+    }
+}
+
+/// Every row the table has, had, or refused (only collected on a resync or recheck: it
+/// is O(table)).
+fn all_rows<T: SbRow>(
+    db: &Database,
+    table: &Table<T>,
+    invalid: &OrdMap<(&'static str, Uuid), String>,
+    name: &'static str,
+) -> Vec<Uuid> {
+    let mut rows: Vec<Uuid> = table.uuids().collect();
+    if let Some(t) = db.table(name) {
+        rows.extend(t.uuids().copied());
+    }
+    rows.extend(invalid.keys().filter(|(t, _)| *t == name).map(|(_, u)| *u));
+    rows.sort_unstable();
+    rows.dedup();
+    rows
+}
+
+/// Re-decodes `rows` of one table and returns the per-key differences.
+fn apply_table<T: SbRow>(
+    table: &mut Table<T>,
+    refs: &Refs<'_>,
+    invalid: &mut OrdMap<(&'static str, Uuid), String>,
     rows: &[Uuid],
     counters: &Counters,
     invalid_changed: &mut bool,
-    mut decode: impl FnMut(Uuid, &RowView<'_>) -> Result<Option<(K, T)>, RowError>,
-    db: &Database,
-) -> Vec<RowChange<T>>
-where
-    K: Ord + Clone + Debug,
-    T: PartialEq,
-{
-    let raw = db.table(table.name());
+) -> Vec<RowChange<T>> {
+    let raw = refs.db.table(T::TABLE);
     // Take every touched row out under its old key.
-    let mut old: BTreeMap<K, Option<Arc<T>>> = BTreeMap::new();
+    let mut old: BTreeMap<T::Key, Option<Arc<T>>> = BTreeMap::new();
     for u in rows {
-        if let Some(k) = owner.remove(u) {
-            let prev = map.remove(&k);
+        if let Some((k, prev)) = table.remove_uuid(u) {
             old.entry(k).or_insert(prev);
         }
     }
     // Put back what exists now, under its new key.
     for &u in rows {
-        let decoded = match raw.and_then(|t| t.row(&u)) {
-            None => Decoded::Absent,
-            Some(r) => match r.error() {
-                Some(e) => Decoded::Invalid(RowError::Undecodable(e.to_owned())),
-                None => match decode(u, &r) {
-                    Ok(Some((k, t))) => Decoded::Valid(k, t),
-                    Ok(None) => Decoded::Ignored,
-                    Err(e) => Decoded::Invalid(e),
-                },
-            },
-        };
+        // None: deleted.
+        let decoded = raw.and_then(|t| t.row(&u)).map(|r| match r.error() {
+            Some(e) => Err(RowError::Undecodable(e.to_owned())),
+            None => T::decode(u, &r).and_then(|row| row.check(refs).map(|()| row)),
+        });
         let error = match decoded {
-            Decoded::Absent | Decoded::Ignored => None,
-            Decoded::Invalid(e) => Some(e),
-            Decoded::Valid(k, _) if map.contains_key(&k) => {
-                Some(RowError::DuplicateKey(format!("{k:?}")))
-            }
-            Decoded::Valid(k, t) => {
-                old.entry(k.clone()).or_insert(None);
-                map.insert(k.clone(), Arc::new(t));
-                owner.insert(u, k);
-                None
+            None => None,
+            Some(Err(e)) => Some(e),
+            Some(Ok(row)) => {
+                let k = row.key();
+                if table.contains_key(&k) {
+                    Some(RowError::DuplicateKey(format!("{k:?}")))
+                } else {
+                    old.entry(k.clone()).or_insert(None);
+                    table.insert(k, Arc::new(row));
+                    None
+                }
             }
         };
-        let slot = (table, u);
+        let slot = (T::TABLE, u);
         match error {
             Some(e) => {
                 let why = e.to_string();
                 if invalid.get(&slot) != Some(&why) {
-                    log::warn!("sb: {table} row {u} left out of the replica: {why}");
+                    log::warn!("sb: {} row {u} left out of the replica: {why}", T::TABLE);
                     Counters::inc(&counters.bad_rows);
                     invalid.insert(slot, why);
                     *invalid_changed = true;
@@ -370,13 +245,13 @@ where
     // Compare per key.
     let mut out = Vec::new();
     for (k, before) in old {
-        match (before, map.get(&k).cloned()) {
+        match (before, table.get(&k).cloned()) {
             (None, None) => {}
             (None, Some(new)) => out.push(RowChange::Added(new)),
             (Some(old), None) => out.push(RowChange::Removed(old)),
             (Some(old), Some(new)) if *old == *new => {
                 // Keep the old Arc so unchanged rows stay pointer-equal across snapshots.
-                map.insert(k, old);
+                table.restore(k, old);
             }
             (Some(old), Some(new)) => out.push(RowChange::Modified { old, new }),
         }

@@ -8,23 +8,19 @@ use imbl::OrdMap;
 use crate::ovsdb::Uuid;
 
 use super::rows::{
-    Chassis, ChassisPrivate, DatapathBinding, DhcpOptionsFlow, Encap, PortBinding, SbGlobal,
-    SbTable,
+    Chassis, ChassisPrivate, DHCP_OPTIONS_STAGE, DatapathBinding, Encap, LogicalFlow, PortBinding,
+    SbGlobal,
 };
+use super::table::{SbRow, Table};
+use super::tables::Tables;
 
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub(crate) generation: u64,
     pub(crate) synced: bool,
-    pub(crate) port_bindings: OrdMap<String, Arc<PortBinding>>,
-    pub(crate) datapaths: OrdMap<Uuid, Arc<DatapathBinding>>,
-    pub(crate) chassis: OrdMap<String, Arc<Chassis>>,
-    pub(crate) chassis_names: OrdMap<Uuid, String>,
-    pub(crate) chassis_private: OrdMap<String, Arc<ChassisPrivate>>,
-    pub(crate) encaps: OrdMap<Uuid, Arc<Encap>>,
-    pub(crate) sb_global: OrdMap<Uuid, Arc<SbGlobal>>,
-    pub(crate) dhcp_flows: OrdMap<Uuid, Arc<DhcpOptionsFlow>>,
-    pub(crate) invalid: OrdMap<(SbTable, Uuid), String>,
+    pub(crate) tables: Tables,
+    /// Rows left out, by (table, uuid), with why.
+    pub(crate) invalid: OrdMap<(&'static str, Uuid), String>,
 }
 
 impl Snapshot {
@@ -38,76 +34,108 @@ impl Snapshot {
         self.synced
     }
 
+    /// Any table: `snap.table::<LogicalFlow>().iter()`, `.get(key)`, `.by_uuid(&uuid)`.
+    pub fn table<T: SbRow>(&self) -> &Table<T> {
+        T::table(&self.tables)
+    }
+
+    /// Rows left out of the replica (they did not decode or their references do not
+    /// hold): table, row UUID, why.
+    pub fn invalid_rows(&self) -> impl Iterator<Item = (&'static str, Uuid, &str)> {
+        self.invalid
+            .iter()
+            .map(|((t, u), why)| (*t, *u, why.as_str()))
+    }
+
+    // Shorthands for the tables the agent reads most.
+
     pub fn port_binding(&self, logical_port: &str) -> Option<&Arc<PortBinding>> {
-        self.port_bindings.get(logical_port)
+        self.table::<PortBinding>().get(logical_port)
     }
 
     /// All valid Port_Bindings, ordered by logical_port.
     pub fn port_bindings(&self) -> impl Iterator<Item = &Arc<PortBinding>> {
-        self.port_bindings.values()
+        self.table::<PortBinding>().iter()
     }
 
     pub fn datapath(&self, uuid: &Uuid) -> Option<&Arc<DatapathBinding>> {
-        self.datapaths.get(uuid)
+        self.table::<DatapathBinding>().get(uuid)
     }
 
     pub fn datapaths(&self) -> impl Iterator<Item = &Arc<DatapathBinding>> {
-        self.datapaths.values()
+        self.table::<DatapathBinding>().iter()
     }
 
     pub fn chassis(&self, name: &str) -> Option<&Arc<Chassis>> {
-        self.chassis.get(name)
+        self.table::<Chassis>().get(name)
     }
 
     /// The chassis a Port_Binding's `chassis` column points at.
     pub fn chassis_by_uuid(&self, uuid: &Uuid) -> Option<&Arc<Chassis>> {
-        self.chassis.get(self.chassis_names.get(uuid)?)
+        self.table::<Chassis>().by_uuid(uuid)
     }
 
     pub fn all_chassis(&self) -> impl Iterator<Item = &Arc<Chassis>> {
-        self.chassis.values()
+        self.table::<Chassis>().iter()
     }
 
     pub fn chassis_private(&self, name: &str) -> Option<&Arc<ChassisPrivate>> {
-        self.chassis_private.get(name)
+        self.table::<ChassisPrivate>().get(name)
     }
 
     pub fn encap(&self, uuid: &Uuid) -> Option<&Arc<Encap>> {
-        self.encaps.get(uuid)
+        self.table::<Encap>().get(uuid)
     }
 
     pub fn encaps(&self) -> impl Iterator<Item = &Arc<Encap>> {
-        self.encaps.values()
+        self.table::<Encap>().iter()
     }
 
     /// The Encap rows a chassis lists.
     pub fn encaps_of<'a>(&'a self, chassis: &'a Chassis) -> impl Iterator<Item = &'a Arc<Encap>> {
-        chassis.encaps.iter().filter_map(|u| self.encaps.get(u))
+        chassis.encaps.iter().filter_map(|u| self.encap(u))
     }
 
     pub fn sb_global(&self) -> Option<&Arc<SbGlobal>> {
-        self.sb_global.values().next()
+        self.table::<SbGlobal>().iter().next()
     }
 
-    pub fn dhcp_flows(&self) -> impl Iterator<Item = &Arc<DhcpOptionsFlow>> {
-        self.dhcp_flows.values()
+    /// The datapaths a logical flow applies to: its `logical_datapath`, or the members of
+    /// its `logical_dp_group`.
+    pub fn flow_datapaths<'a>(&'a self, flow: &'a LogicalFlow) -> impl Iterator<Item = Uuid> + 'a {
+        let group = flow
+            .logical_dp_group
+            .and_then(|g| self.table::<super::rows::LogicalDpGroup>().get(&g));
+        flow.logical_datapath
+            .into_iter()
+            .chain(group.into_iter().flat_map(|g| g.datapaths.iter().copied()))
     }
 
-    /// The DHCPv4 options flows of a logical port (northd makes two: one for broadcast
-    /// DISCOVER/REQUEST, one for unicast renewals to the server).
+    /// The logical flows of one datapath (a scan of the table: build an index for
+    /// repeated use).
+    pub fn flows_of(&self, datapath: Uuid) -> impl Iterator<Item = &Arc<LogicalFlow>> {
+        self.table::<LogicalFlow>()
+            .iter()
+            .filter(move |f| self.flow_datapaths(f).any(|d| d == datapath))
+    }
+
+    /// The flows of stage `ls_in_dhcp_options` that offer DHCPv4 options to a logical
+    /// port (northd makes two: broadcast DISCOVER/REQUEST, unicast renewal).
     pub fn dhcp_flows_for<'a>(
         &'a self,
         logical_port: &'a str,
-    ) -> impl Iterator<Item = &'a Arc<DhcpOptionsFlow>> {
-        self.dhcp_flows
-            .values()
-            .filter(move |f| f.logical_port.as_deref() == Some(logical_port))
+    ) -> impl Iterator<Item = &'a Arc<LogicalFlow>> {
+        self.table::<LogicalFlow>().iter().filter(move |f| {
+            f.stage_name() == Some(DHCP_OPTIONS_STAGE)
+                && f.actions.contains("put_dhcp_opts")
+                && f.logical_port().as_deref() == Some(logical_port)
+        })
     }
 
-    /// Rows left out of the replica, with why.
-    pub fn invalid_rows(&self) -> impl Iterator<Item = (SbTable, Uuid, &str)> {
-        self.invalid
-            .iter()
-            .map(|((t, u), why)| (*t, *u, why.as_str()))
+    /// Puts a row in (tests build snapshots by hand).
+    #[cfg(test)]
+    pub(crate) fn insert<T: SbRow>(&mut self, row: T) {
+        let key = row.key();
+        T::table_mut(&mut self.tables).insert(key, Arc::new(row));
     }
 }

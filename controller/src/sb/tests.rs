@@ -39,13 +39,13 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
-        Harness::with_tables(&SbTable::ALL)
+        Harness::with_tables(TABLES)
     }
 
-    fn with_tables(tables: &[SbTable]) -> Harness {
+    fn with_tables(tables: &[&str]) -> Harness {
         let spec: Vec<_> = monitor_tables(&[])
             .into_iter()
-            .filter(|t| tables.iter().any(|x| x.name() == t.table))
+            .filter(|t| tables.contains(&t.table.as_str()))
             .collect();
         Harness {
             db: Database::new(layout(&spec, &sb_schema())),
@@ -99,7 +99,7 @@ fn lab() -> Harness {
     body["Datapath_Binding"] = datapaths();
     let set = h.reset(body).unwrap();
     assert!(set.resync);
-    assert_eq!(set.changes.len(), 9, "2 datapaths + 7 ports");
+    assert_eq!(set.len(), 9, "2 datapaths + 7 ports");
     h
 }
 
@@ -138,7 +138,8 @@ fn update3_tag_changes_emit_modifications() {
     {
         assert_eq!(m["method"], "update3");
         let set = h.update(m["params"][2].clone()).unwrap();
-        let [Change::PortBinding(RowChange::Modified { old, new })] = set.changes.as_slice() else {
+        assert_eq!(set.len(), 1);
+        let [RowChange::Modified { old, new }] = set.of::<PortBinding>() else {
             panic!("{set:?}")
         };
         assert_eq!(new.logical_port, "dmz-c52");
@@ -180,8 +181,8 @@ fn reparent_recreate_is_one_modification() {
             new_uuid: {"insert": {"logical_port": "dmz-c51", "tunnel_key": 7, "datapath": ["uuid", DMZ], "mac": "02:ac:10:ff:01:33 172.16.255.133", "up": false}}
         }}))
         .unwrap();
-    let [Change::PortBinding(RowChange::Modified { old: o, new: n })] = set.changes.as_slice()
-    else {
+    assert_eq!(set.len(), 1);
+    let [RowChange::Modified { old: o, new: n }] = set.of::<PortBinding>() else {
         panic!("{set:?}")
     };
     assert_eq!(o.uuid, old.uuid);
@@ -216,13 +217,17 @@ fn resync_emits_only_real_differences() {
         .remove("c7b5c042-49d2-4431-9a00-2dfb2c32a034");
     let set = h.reset(body).unwrap();
     assert!(set.resync);
-    assert_eq!(set.changes.len(), 2, "{set:?}");
-    assert!(set.changes.iter().any(
-        |c| matches!(c, Change::PortBinding(RowChange::Modified { new, .. }) if new.tag == Some(99))
-    ));
-    assert!(set.changes.iter().any(
-        |c| matches!(c, Change::PortBinding(RowChange::Removed(o)) if o.logical_port == "dmz-vm1")
-    ));
+    assert_eq!(set.len(), 2, "{set:?}");
+    assert!(
+        set.of::<PortBinding>()
+            .iter()
+            .any(|c| matches!(c, RowChange::Modified { new, .. } if new.tag == Some(99)))
+    );
+    assert!(
+        set.of::<PortBinding>()
+            .iter()
+            .any(|c| matches!(c, RowChange::Removed(o) if o.logical_port == "dmz-vm1"))
+    );
 }
 
 #[test]
@@ -275,7 +280,7 @@ fn bad_rows_are_counted_once_skipped_and_healed() {
     let body = json!({"Port_Binding": rows.iter().cloned().collect::<serde_json::Map<_, _>>()});
     let set = h.update(body).unwrap();
     // Only the good row arrives; the other 8 are counted and listed.
-    assert_eq!(set.changes.len(), 1);
+    assert_eq!(set.len(), 1);
     assert_eq!(h.counters.snapshot().bad_rows, 8);
     let s = h.snap();
     assert_eq!(s.invalid_rows().count(), 8);
@@ -304,16 +309,17 @@ fn bad_rows_are_counted_once_skipped_and_healed() {
     let set = h
         .update(json!({"Port_Binding": {rows[1].0.clone(): {"modify": {"tag": 100}}}}))
         .unwrap();
-    assert!(
-        matches!(&set.changes[..], [Change::PortBinding(RowChange::Added(pb))] if pb.tag == Some(100))
-    );
+    assert_eq!(set.len(), 1);
+    assert!(matches!(set.of::<PortBinding>(), [RowChange::Added(pb)] if pb.tag == Some(100)));
     // The missing datapath appearing heals the dangling port.
     let set = h
         .update(json!({"Datapath_Binding": {"11111111-2222-3333-4444-555555555555": {"insert": {"tunnel_key": 3}}}}))
         .unwrap();
-    assert!(set.changes.iter().any(
-        |c| matches!(c, Change::PortBinding(RowChange::Added(pb)) if pb.logical_port == "dangling")
-    ));
+    assert!(
+        set.of::<PortBinding>()
+            .iter()
+            .any(|c| matches!(c, RowChange::Added(pb) if pb.logical_port == "dangling"))
+    );
     assert_eq!(h.snap().invalid_rows().count(), 6);
 }
 
@@ -321,7 +327,7 @@ fn bad_rows_are_counted_once_skipped_and_healed() {
 fn duplicate_keys_keep_the_first_row() {
     let mut h = lab();
     let set = h.update(json!({"Port_Binding": {"00000000-0000-4000-8000-0000000000aa": {"insert": {"logical_port": "dmz-c51", "tunnel_key": 99, "datapath": ["uuid", DMZ]}}}}));
-    assert!(set.unwrap().changes.is_empty());
+    assert!(set.unwrap().is_empty());
     assert_eq!(h.snap().port_binding("dmz-c51").unwrap().tunnel_key, 7);
     assert_eq!(h.counters.snapshot().bad_rows, 1);
 }
@@ -331,10 +337,10 @@ fn chassis_encap_and_flows_from_the_captures() {
     // task4-updates.jsonl was captured with a Port_Binding monitor lacking `datapath`;
     // leave Datapath_Binding out so ports are not judged dangling.
     let mut h = Harness::with_tables(&[
-        SbTable::PortBinding,
-        SbTable::Chassis,
-        SbTable::Encap,
-        SbTable::LogicalFlow,
+        PortBinding::TABLE,
+        Chassis::TABLE,
+        Encap::TABLE,
+        LogicalFlow::TABLE,
     ]);
     let all = msgs("task4-updates.jsonl");
     h.reset(all[0]["result"][2].clone()).unwrap();
@@ -368,9 +374,17 @@ fn chassis_encap_and_flows_from_the_captures() {
         }}
     }}));
     let s = h.snap();
-    assert_eq!(s.dhcp_flows().count(), 1);
+    assert_eq!(s.table::<LogicalFlow>().len(), 2);
+    assert_eq!(s.dhcp_flows_for("dmz-c51").count(), 1);
     let f = s.dhcp_flows_for("dmz-c51").next().unwrap();
     assert_eq!((f.table_id, f.priority), (20, 100));
+    assert_eq!(f.pipeline, Pipeline::Ingress);
+    assert_eq!(f.stage_name(), Some(DHCP_OPTIONS_STAGE));
+    assert_eq!(f.source(), Some("northd.c:8172"));
+    assert_eq!(
+        s.flow_datapaths(f).collect::<Vec<_>>(),
+        vec![DMZ.parse().unwrap()]
+    );
     assert!(f.actions.contains("offerip = 172.16.255.133"));
 }
 
@@ -389,7 +403,7 @@ fn every_update_fixture_applies_cleanly() {
         "cluster-mcs-badid.json",
         "task4-updates.jsonl",
     ] {
-        let mut h = Harness::with_tables(&[SbTable::PortBinding, SbTable::Chassis, SbTable::Encap]);
+        let mut h = Harness::with_tables(&[PortBinding::TABLE, Chassis::TABLE, Encap::TABLE]);
         for m in msgs(name) {
             // id 0 is the monitor request's reply; others (monitor_cond_change's {}) carry no rows.
             let result = if m["id"] == 0 { m.get("result") } else { None };
@@ -429,7 +443,7 @@ fn every_update_fixture_applies_cleanly() {
 
 #[test]
 fn monitor_v1_replace_semantics() {
-    let mut h = Harness::with_tables(&[SbTable::PortBinding]);
+    let mut h = Harness::with_tables(&[PortBinding::TABLE]);
     let m = msgs("monitor-v1.json");
     h.db = h.db.empty_like();
     h.db.apply(
@@ -446,7 +460,7 @@ fn monitor_v1_replace_semantics() {
         .replica
         .update(&h.db, DbChange::Rows(&t), &h.counters)
         .unwrap();
-    assert_eq!(set.changes.len(), 1);
+    assert_eq!(set.len(), 1);
     assert_eq!(h.snap().port_binding("dmz-c52").unwrap().tag, Some(53));
     let _ = Uuid::ZERO;
 }
@@ -473,4 +487,88 @@ proptest! {
         }
         let _ = h.snap().port_bindings().count();
     }
+}
+
+#[test]
+fn new_tables_decode_and_refuse_what_ovn_sb_forbids() {
+    let mut h = lab();
+    let row = |n: u8| format!("00000000-0000-4000-8000-0000000000{n:02x}");
+    let set = h
+        .update(json!({
+            "Gateway_Chassis": {row(1): {"insert": {"name": "lr0-public-gw1", "priority": 10, "chassis": ["uuid", LR0]}}},
+            "Multicast_Group": {
+                row(2): {"insert": {"datapath": ["uuid", DMZ], "name": "_MC_flood", "tunnel_key": 32768}},
+                row(3): {"insert": {"datapath": ["uuid", DMZ], "name": "_MC_bad", "tunnel_key": 7}}
+            },
+            "Logical_Flow": {
+                row(4): {"insert": {"pipeline": "egress", "table_id": 3, "priority": 100, "match": "1", "actions": "next;"}},
+                row(5): {"insert": {"pipeline": "sideways", "table_id": 3}},
+                row(6): {"insert": {"pipeline": "ingress", "table_id": 40}}
+            },
+            "DHCP_Options": {row(7): {"insert": {"name": "router", "code": 3, "type": "ipv4"}},
+                             row(8): {"insert": {"name": "odd", "code": 250, "type": "float"}}},
+            "Load_Balancer": {row(9): {"insert": {"name": "lb", "protocol": "icmp"}}},
+            "FDB": {row(10): {"insert": {"mac": "02:00:00:00:00:01", "dp_key": 1, "port_key": 0}}},
+            "MAC_Binding": {row(11): {"insert": {"logical_port": "lr0-dmz", "ip": "fe80::1", "mac": "02:00:00:00:00:02", "datapath": ["uuid", LR0]}}}
+        }))
+        .unwrap();
+    assert_eq!(set.of::<GatewayChassis>().len(), 1);
+    assert_eq!(set.of::<MulticastGroup>().len(), 1);
+    assert_eq!(set.of::<LogicalFlow>().len(), 1);
+    assert_eq!(set.of::<DhcpOptions>().len(), 1);
+    assert_eq!(set.of::<MacBinding>().len(), 1);
+    let s = h.snap();
+    let flow = s.table::<LogicalFlow>().iter().next().unwrap();
+    assert_eq!(
+        (flow.pipeline, flow.table_id, flow.priority),
+        (Pipeline::Egress, 3, 100)
+    );
+    assert!(
+        s.table::<MulticastGroup>()
+            .get(&(DMZ.parse().unwrap(), "_MC_flood".to_owned()))
+            .is_some()
+    );
+    assert_eq!(
+        s.table::<GatewayChassis>()
+            .get("lr0-public-gw1")
+            .unwrap()
+            .priority,
+        10
+    );
+    assert_eq!(
+        s.table::<MacBinding>().iter().next().unwrap().ip,
+        "fe80::1".parse::<std::net::IpAddr>().unwrap()
+    );
+    let mut invalid: Vec<(&str, String)> = s
+        .invalid_rows()
+        .map(|(t, _, why)| (t, why.to_owned()))
+        .collect();
+    invalid.sort();
+    let tables: Vec<&str> = invalid.iter().map(|(t, _)| *t).collect();
+    assert_eq!(
+        tables,
+        [
+            "DHCP_Options",
+            "FDB",
+            "Load_Balancer",
+            "Logical_Flow",
+            "Logical_Flow",
+            "Multicast_Group"
+        ],
+        "{invalid:?}"
+    );
+    for needle in [
+        "float",
+        "port_key: 0",
+        "icmp",
+        "sideways",
+        "table_id: 40",
+        "tunnel_key: 7",
+    ] {
+        assert!(
+            invalid.iter().any(|(_, why)| why.contains(needle)),
+            "{needle} in {invalid:?}"
+        );
+    }
+    assert_eq!(h.counters.snapshot().bad_rows, 6);
 }

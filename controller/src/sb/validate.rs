@@ -6,10 +6,11 @@
 //! correct and the client never panics on it.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use crate::ovsdb::{Atom, Datum, RowView, Uuid};
 
-use super::addr::{AddrError, PortAddresses};
+use super::addr::{AddrError, MacAddr, PortAddresses};
 
 /// Why a row was left out of the typed replica.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +25,19 @@ pub enum RowError {
     TagOutOfRange(i64),
     #[error("tunnel_key {value} is outside 1..={max}")]
     TunnelKeyOutOfRange { value: i64, max: i64 },
+    #[error("column {column}: {value} is outside {min}..={max}")]
+    OutOfRange {
+        column: &'static str,
+        value: i64,
+        min: i64,
+        max: i64,
+    },
+    #[error("column {column}: {value:?} is not {expected}")]
+    BadValue {
+        column: &'static str,
+        value: String,
+        expected: &'static str,
+    },
     #[error("column {column}: {entry:?} does not start with a MAC address")]
     BadMac { column: &'static str, entry: String },
     #[error("column {column}: {word:?} in {entry:?} is not an IP address")]
@@ -81,6 +95,65 @@ pub(crate) fn opt_integer(row: &RowView<'_>, column: &'static str) -> R<Option<i
 /// A required integer column (0 when absent from this schema).
 pub(crate) fn integer(row: &RowView<'_>, column: &'static str) -> R<i64> {
     Ok(opt_integer(row, column)?.unwrap_or(0))
+}
+
+/// A required boolean column (false when absent from this schema).
+pub(crate) fn boolean(row: &RowView<'_>, column: &'static str) -> R<bool> {
+    Ok(opt_bool(row, column)?.unwrap_or(false))
+}
+
+/// An integer the schema bounds to `min..=max`.
+pub(crate) fn bounded(column: &'static str, value: i64, min: i64, max: i64) -> R<i64> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(RowError::OutOfRange {
+            column,
+            value,
+            min,
+            max,
+        })
+    }
+}
+
+/// A required integer column bounded to `min..=max` (a column missing from this schema
+/// reads 0, refused when 0 is out of range).
+pub(crate) fn integer_in(row: &RowView<'_>, column: &'static str, min: i64, max: i64) -> R<i64> {
+    bounded(column, integer(row, column)?, min, max)
+}
+
+/// A string column holding one of the schema's enumerated values.
+pub(crate) fn one_of(
+    column: &'static str,
+    value: String,
+    allowed: &'static [&'static str],
+    expected: &'static str,
+) -> R<String> {
+    if allowed.contains(&value.as_str()) {
+        Ok(value)
+    } else {
+        Err(RowError::BadValue {
+            column,
+            value,
+            expected,
+        })
+    }
+}
+
+pub(crate) fn mac(column: &'static str, value: &str) -> R<MacAddr> {
+    value.parse().map_err(|_| RowError::BadValue {
+        column,
+        value: value.to_owned(),
+        expected: "a MAC address",
+    })
+}
+
+pub(crate) fn ip(column: &'static str, value: &str) -> R<IpAddr> {
+    value.parse().map_err(|_| RowError::BadValue {
+        column,
+        value: value.to_owned(),
+        expected: "an IP address",
+    })
 }
 
 pub(crate) fn opt_bool(row: &RowView<'_>, column: &'static str) -> R<Option<bool>> {
