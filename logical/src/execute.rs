@@ -83,6 +83,17 @@ pub struct Decision {
     pub flows: Vec<FlowId>,
 }
 
+impl Decision {
+    /// Empties the decision, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.deliveries.clear();
+        self.controller.clear();
+        self.unsupported.clear();
+        self.aborted = false;
+        self.flows.clear();
+    }
+}
+
 /// Pipelines one frame may walk before the interpreter gives up (OVS stops at 64
 /// resubmit levels; OVN's own pipelines nest about six deep).
 const MAX_DEPTH: u32 = 256;
@@ -117,6 +128,18 @@ impl<'p, S: Sink> Interpreter<'p, S> {
             decision: Decision::default(),
             wc: None,
         }
+    }
+
+    /// Like [`new`](Self::new), reusing `decision`'s buffers (cleared).
+    pub fn with_decision(p: &'p Pipeline, sink: S, sem: Semantics, opts: TraceOptions, mut decision: Decision) -> Self {
+        decision.clear();
+        let mut it = Self::new(p, sink, sem, opts);
+        it.decision = decision;
+        it
+    }
+
+    pub fn into_decision(self) -> Decision {
+        self.decision
     }
 
     /// Runs `flow` (its inport in reg14) through `dp`'s ingress pipeline from table 0.

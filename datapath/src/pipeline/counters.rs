@@ -21,10 +21,73 @@ pub enum Verdict {
     Serviced,
     /// Drop: the egress interface's transmit batch was full.
     DropTxFull,
+    /// The logical pipeline decided the frame (see [`LogicalOutcome`]).
+    Logical(LogicalOutcome),
+}
+
+/// How a frame the logical pipeline decided ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LogicalOutcome {
+    /// Sent to at least its last local destination.
+    Delivered,
+    /// Decided and rewritten, but the egress batch was full.
+    DeliveredTxFull,
+    /// The pipeline dropped it (an ACL, port security, no L2 match...).
+    Dropped,
+    /// The decision needs an action this datapath cannot execute yet (fail closed; the
+    /// action's name is counted in `unsupported_action`).
+    Unsupported,
+    /// The walk exceeded the resubmit limits (a loop in the logical flows).
+    Aborted,
+    /// The decision delivers to a port not bound here (no tunnels yet).
+    NotLocal,
+    /// The decision changes a header this datapath cannot rewrite.
+    Unwritable,
+    /// Not parseable as a frame at all.
+    Malformed,
+    /// The port's datapath has no logical flows.
+    NoDatapath,
+    /// A controller action handled by pinctrl (counted per action, besides the frame's own
+    /// verdict).
+    ControllerHandled,
+    /// A controller action pinctrl refused or failed.
+    ControllerFailed,
+}
+
+impl LogicalOutcome {
+    pub const ALL: [LogicalOutcome; 11] = [
+        LogicalOutcome::Delivered,
+        LogicalOutcome::DeliveredTxFull,
+        LogicalOutcome::Dropped,
+        LogicalOutcome::Unsupported,
+        LogicalOutcome::Aborted,
+        LogicalOutcome::NotLocal,
+        LogicalOutcome::Unwritable,
+        LogicalOutcome::Malformed,
+        LogicalOutcome::NoDatapath,
+        LogicalOutcome::ControllerHandled,
+        LogicalOutcome::ControllerFailed,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            LogicalOutcome::Delivered => "logical_delivered",
+            LogicalOutcome::DeliveredTxFull => "logical_delivered_tx_full",
+            LogicalOutcome::Dropped => "logical_dropped",
+            LogicalOutcome::Unsupported => "logical_unsupported",
+            LogicalOutcome::Aborted => "logical_aborted",
+            LogicalOutcome::NotLocal => "logical_not_local",
+            LogicalOutcome::Unwritable => "logical_unwritable",
+            LogicalOutcome::Malformed => "logical_malformed",
+            LogicalOutcome::NoDatapath => "logical_no_datapath",
+            LogicalOutcome::ControllerHandled => "controller_handled",
+            LogicalOutcome::ControllerFailed => "controller_failed",
+        }
+    }
 }
 
 impl Verdict {
-    pub const COUNT: usize = Counter::COUNT as usize + 3;
+    pub const COUNT: usize = Counter::COUNT as usize + 3 + LogicalOutcome::ALL.len();
 
     #[inline(always)]
     pub const fn index(self) -> usize {
@@ -33,6 +96,7 @@ impl Verdict {
             Verdict::Flooded => Counter::COUNT as usize,
             Verdict::Serviced => Counter::COUNT as usize + 1,
             Verdict::DropTxFull => Counter::COUNT as usize + 2,
+            Verdict::Logical(o) => Counter::COUNT as usize + 3 + o as usize,
         }
     }
 
@@ -42,6 +106,7 @@ impl Verdict {
             Verdict::Flooded => "flooded",
             Verdict::Serviced => "serviced",
             Verdict::DropTxFull => "drop_tx_full",
+            Verdict::Logical(o) => o.name(),
         }
     }
 
@@ -52,6 +117,7 @@ impl Verdict {
             Verdict::Serviced,
             Verdict::DropTxFull,
         ])
+        .chain(LogicalOutcome::ALL.into_iter().map(Verdict::Logical))
     }
 }
 
@@ -83,6 +149,10 @@ pub struct LocalCounters {
     /// Bumped by every fold; a slot whose epoch differs is not yet in `dirty`.
     epoch: u64,
     pub flood: FloodStats,
+    /// Actions that made a decision unexecutable, by name (rare: a short list).
+    unsupported: Vec<(&'static str, u64)>,
+    /// Header fields a decision changed that could not be written, by name.
+    unwritable: Vec<(&'static str, u64)>,
 }
 
 impl core::fmt::Debug for LocalCounters {
@@ -112,7 +182,26 @@ impl LocalCounters {
             dirty: Vec::with_capacity(capacity::STATS_SLOTS as usize),
             epoch: 1,
             flood: FloodStats::default(),
+            unsupported: Vec::new(),
+            unwritable: Vec::new(),
         }
+    }
+
+    /// Counts a frame dropped because its decision needs action `name`.
+    pub fn unsupported(&mut self, name: &'static str) {
+        bump(&mut self.unsupported, name);
+    }
+
+    /// Counts a decision whose change to `field` could not be written.
+    pub fn unwritable(&mut self, field: ovnest_logical::flow::Field) {
+        bump(&mut self.unwritable, field_name(field));
+        self.count(Verdict::Logical(LogicalOutcome::Unwritable));
+    }
+
+    /// Counts an outcome that is not the frame's own verdict (extra copies, controller
+    /// actions).
+    pub fn logical(&mut self, outcome: LogicalOutcome) {
+        self.count(Verdict::Logical(outcome));
     }
 
     #[inline(always)]
@@ -198,7 +287,46 @@ impl LocalCounters {
         let flood = core::mem::take(&mut self.flood);
         shared.flood_copies.fetch_add(flood.copies, Relaxed);
         shared.flood_dropped.fetch_add(flood.dropped, Relaxed);
+        if !self.unsupported.is_empty() || !self.unwritable.is_empty() {
+            // Housekeeping only, and only after slow-path drops: the lock is not on the
+            // packet path.
+            let mut named = shared.named.lock().unwrap_or_else(|e| e.into_inner());
+            for (name, n) in self.unsupported.drain(..) {
+                *named.unsupported.entry(name).or_default() += n;
+            }
+            for (name, n) in self.unwritable.drain(..) {
+                *named.unwritable.entry(name).or_default() += n;
+            }
+        }
     }
+}
+
+fn bump(list: &mut Vec<(&'static str, u64)>, name: &'static str) {
+    match list.iter_mut().find(|(n, _)| *n == name) {
+        Some((_, c)) => *c += 1,
+        None => list.push((name, 1)),
+    }
+}
+
+fn field_name(f: ovnest_logical::flow::Field) -> &'static str {
+    use ovnest_logical::flow::Field::*;
+    match f {
+        EthType => "eth.type",
+        VlanTci => "vlan.tci",
+        IpProto => "ip.proto",
+        IpFrag => "ip.frag",
+        TcpFlags => "tcp.flags",
+        SctpSrc | SctpDst => "sctp.port",
+        NdTarget | NdSll | NdTll => "nd",
+        _ => "other",
+    }
+}
+
+/// Counters keyed by name: actions that are not supported, fields not writable.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct NamedCounters {
+    pub unsupported: std::collections::BTreeMap<&'static str, u64>,
+    pub unwritable: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// Totals over all poll threads, readable at any time.
@@ -207,6 +335,7 @@ pub struct SharedCounters {
     ports: Box<[[AtomicU64; 5]]>,
     flood_copies: AtomicU64,
     flood_dropped: AtomicU64,
+    named: std::sync::Mutex<NamedCounters>,
 }
 
 impl Default for SharedCounters {
@@ -224,7 +353,13 @@ impl SharedCounters {
                 .collect(),
             flood_copies: AtomicU64::new(0),
             flood_dropped: AtomicU64::new(0),
+            named: std::sync::Mutex::new(NamedCounters::default()),
         }
+    }
+
+    /// Drops by unsupported action and by unwritable field.
+    pub fn named(&self) -> NamedCounters {
+        self.named.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn get(&self, verdict: Verdict) -> u64 {

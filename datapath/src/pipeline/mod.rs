@@ -19,13 +19,15 @@
 //! capacity lists, flood copies come from a fixed [`FramePool`].
 
 mod counters;
+mod logical;
 mod lookup;
 mod service;
 mod snapshot;
 mod tx;
 mod umem;
 
-pub use counters::{FloodStats, LocalCounters, SharedCounters, Verdict};
+pub use counters::{FloodStats, LocalCounters, LogicalOutcome, NamedCounters, SharedCounters, Verdict};
+pub use logical::{Controller, LogicalView, NoController, Scratch};
 pub use lookup::FlatMap;
 pub use service::{NoServices, Punt, PuntFrame, Service};
 pub use snapshot::{
@@ -152,6 +154,9 @@ pub struct Pipeline<'u, S: Service = NoServices> {
     pub tx: TxBatches,
     pub counters: LocalCounters,
     pub services: S,
+    /// Runs controller actions of logical decisions (pinctrl).
+    pub controller: Box<dyn Controller + Send>,
+    scratch: Scratch,
 }
 
 impl<'u, S: Service> Pipeline<'u, S> {
@@ -162,6 +167,8 @@ impl<'u, S: Service> Pipeline<'u, S> {
             tx,
             counters: LocalCounters::new(),
             services,
+            controller: Box::new(NoController),
+            scratch: Scratch::new(),
         }
     }
 
@@ -224,6 +231,10 @@ impl<'u, S: Service> Pipeline<'u, S> {
             }
         };
         let frame = Frame { chunk, off, len };
+        // With logical flows, the pipeline decides everything.
+        if let Some(view) = snap.logical() {
+            return self.logical(snap, view, &ingress, frame);
+        }
         let inner_type = if ingress.vid != 0 {
             u16::from_be_bytes([data[16], data[17]])
         } else {

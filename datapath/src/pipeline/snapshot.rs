@@ -128,6 +128,7 @@ pub struct Snapshot {
     arp_answers: Vec<ArpAnswer>,
     flood: Vec<FloodGroup>,
     conflicts: Vec<Conflict>,
+    logical: Option<Arc<super::LogicalView>>,
 }
 
 #[inline(always)]
@@ -293,7 +294,20 @@ impl Snapshot {
             arp_answers,
             flood,
             conflicts,
+            logical: None,
         }
+    }
+
+    /// This snapshot with OVN's logical flows deciding every frame.
+    pub fn with_logical(mut self, pipeline: Arc<ovnest_logical::Pipeline>) -> Snapshot {
+        self.logical = Some(Arc::new(super::LogicalView::new(pipeline, &self)));
+        self
+    }
+
+    /// The logical pipeline, when this snapshot has one.
+    #[inline(always)]
+    pub fn logical(&self) -> Option<&super::LogicalView> {
+        self.logical.as_deref()
     }
 
     /// An empty snapshot: every frame is dropped as coming from an unknown VIF.
