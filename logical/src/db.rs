@@ -52,7 +52,7 @@ impl FromStr for Uuid {
 }
 
 /// Datapath_Binding.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Datapath {
     pub uuid: Uuid,
     pub tunnel_key: u32,
@@ -67,7 +67,7 @@ pub struct Datapath {
 }
 
 /// Port_Binding: the columns the pipeline reads.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Port {
     pub uuid: Uuid,
     pub name: String,
@@ -85,7 +85,7 @@ pub struct Port {
 }
 
 /// Multicast_Group.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct McGroup {
     pub datapath: Uuid,
     pub name: String,
@@ -95,7 +95,7 @@ pub struct McGroup {
 }
 
 /// Logical_Flow, with its datapath group expanded.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogicalFlow {
     pub uuid: Uuid,
     /// `logical_datapath`, plus the members of `logical_dp_group`.
@@ -112,7 +112,7 @@ pub struct LogicalFlow {
 }
 
 /// MAC_Binding (and Static_MAC_Binding).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MacBinding {
     pub logical_port: String,
     pub ip: String,
@@ -121,7 +121,7 @@ pub struct MacBinding {
 }
 
 /// FDB.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fdb {
     pub mac: String,
     pub dp_key: u32,
@@ -129,7 +129,7 @@ pub struct Fdb {
 }
 
 /// DHCP_Options / DHCPv6_Options.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DhcpOption {
     pub name: String,
     pub code: u32,
@@ -137,7 +137,7 @@ pub struct DhcpOption {
 }
 
 /// Load_Balancer: its VIPs, for the load-balancer hairpin checks.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoadBalancer {
     pub name: String,
     /// `vips` keys: `IP[:PORT]`.
@@ -145,7 +145,7 @@ pub struct LoadBalancer {
 }
 
 /// Everything the pipeline compiles from.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Database {
     pub datapaths: Vec<Datapath>,
     pub ports: Vec<Port>,

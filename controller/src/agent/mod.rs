@@ -44,13 +44,18 @@ use crate::{
 
 /// How long one SB transaction may take before the loop moves on (and retries later).
 const TRANSACT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the poll threads get to adopt a new snapshot before a change is
+/// acknowledged anyway later (they adopt within one batch, or are asleep).
+const ADOPTION_TIMEOUT: Duration = Duration::from_millis(500);
 /// Local interfaces appearing or vanishing are noticed at least this often.
 const INTERFACE_POLL: Duration = Duration::from_secs(1);
 
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let flags = Flags::check(&args)?;
-    let fast_path = FastPath::load_with(flags.datapath == DatapathMode::Afxdp).context(
+    // OVN's logical flows decide every frame in userspace (`hybrid`, `afxdp`): the XDP
+    // program classifies and hands every frame up.
+    let fast_path = FastPath::load_with(flags.datapath != DatapathMode::Xdp).context(
         "loading the XDP program (ovnest needs root, or CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON)",
     )?;
     let userspace = (flags.datapath != DatapathMode::Xdp).then(|| {
@@ -145,6 +150,12 @@ struct Agent {
     /// Problems already logged, so each is logged once.
     logged: BTreeSet<String>,
     status: Status,
+    /// The compiled logical pipeline and the input and residency it came from.
+    logical: Option<(
+        ovnest_logical::db::Database,
+        ovnest_logical::pipeline::Residency,
+        Arc<ovnest_logical::Pipeline>,
+    )>,
 }
 
 impl Agent {
@@ -217,7 +228,13 @@ impl Agent {
             ));
         }
 
-        // The datapath, from the plan (the last one while the SB is away).
+        // The logical pipeline (userspace datapaths run it), then the datapath, from the
+        // plan (the last one while the SB is away).
+        let logical = if self.userspace.is_some() {
+            self.logical_pipeline(&snapshot)
+        } else {
+            None
+        };
         let mut slots = std::mem::take(&mut self.slots);
         let ports = desired::logical_ports(&self.plan_snapshot, &self.plan, &mut slots);
         self.slots = slots;
@@ -274,11 +291,17 @@ impl Agent {
                 }
             }
         }
+        let mut programmed_ok = programmed_ok;
         if let Some(userspace) = self.userspace.as_mut() {
-            userspace.publish(&ports);
+            userspace.publish(&ports, logical);
             let serving: BTreeSet<u32> = self.attached.keys().copied().collect();
             if let Err(e) = userspace.serve(&serving, fast_path) {
                 error!("AF_XDP datapath: {e} (retrying)");
+            }
+            // Nothing is acknowledged before every poll thread decides with it.
+            if !userspace.wait_adopted(ADOPTION_TIMEOUT) {
+                warn!("AF_XDP datapath: a poll thread did not adopt the new tables within {ADOPTION_TIMEOUT:?}; not acknowledging yet");
+                programmed_ok = false;
             }
         }
 
@@ -329,6 +352,43 @@ impl Agent {
         {
             self.log_once(format!("writing {}: {e}", flags.state_dir.display()));
         }
+    }
+
+    /// The logical pipeline for `snapshot`, compiled again only when the SB or the set of
+    /// ports resident here changed. `None` until the first full snapshot.
+    fn logical_pipeline(&mut self, snapshot: &Snapshot) -> Option<Arc<ovnest_logical::Pipeline>> {
+        use ovnest_logical::pipeline::Residency;
+        if !snapshot.is_synced() && self.logical.is_none() {
+            return None;
+        }
+        let resident: std::collections::HashSet<String> = self
+            .plan
+            .bound
+            .iter()
+            .map(|b| b.port.logical_port.clone())
+            .collect();
+        let residency = Residency::Ports(resident);
+        let db = crate::lflow::database(&self.plan_snapshot);
+        if let Some((d, r, p)) = &self.logical
+            && *d == db
+            && format!("{r:?}") == format!("{residency:?}")
+        {
+            return Some(p.clone());
+        }
+        let started = std::time::Instant::now();
+        let pipeline = Arc::new(ovnest_logical::Pipeline::compile(&db, &residency));
+        info!(
+            "logical pipeline compiled: {} flows, {} classifier rules, {} not compiled, in {:?}",
+            pipeline.flows.len(),
+            pipeline.n_rules(),
+            pipeline.errors.len(),
+            started.elapsed()
+        );
+        for e in &pipeline.errors {
+            self.log_once(format!("logical flow {} not compiled: {}", e.uuid, e.reason));
+        }
+        self.logical = Some((db, residency, pipeline.clone()));
+        Some(pipeline)
     }
 
     fn build_status(

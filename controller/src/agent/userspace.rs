@@ -23,6 +23,8 @@ pub struct Userspace {
     cell: Arc<SnapshotCell>,
     pub counters: Arc<SharedCounters>,
     generation: u64,
+    /// The generation published last.
+    published: u64,
     interfaces: BTreeSet<u32>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<WorkerReport>>,
@@ -35,16 +37,29 @@ impl Userspace {
             cell: Arc::new(SnapshotCell::new(Snapshot::build(0, &[]))),
             counters: Arc::new(SharedCounters::new()),
             generation: 0,
+            published: 0,
             interfaces: BTreeSet::new(),
             stop: Arc::new(AtomicBool::new(false)),
             threads: Vec::new(),
         }
     }
 
-    /// Makes the poll threads see `ports` from their next batch on.
-    pub fn publish(&mut self, ports: &[LogicalPort]) {
+    /// Makes the poll threads see `ports` (and OVN's logical flows, when given) from
+    /// their next batch on.
+    pub fn publish(&mut self, ports: &[LogicalPort], logical: Option<Arc<ovnest_logical::Pipeline>>) {
         self.generation += 1;
-        self.cell.publish(Snapshot::build(self.generation, ports));
+        self.published = self.generation;
+        let snapshot = Snapshot::build(self.generation, ports);
+        self.cell.publish(match logical {
+            Some(p) => snapshot.with_logical(p),
+            None => snapshot,
+        });
+    }
+
+    /// Waits until every poll thread decides frames with the last published snapshot
+    /// (so a change can be acknowledged to the Southbound). False after `timeout`.
+    pub fn wait_adopted(&self, timeout: std::time::Duration) -> bool {
+        self.cell.wait_adopted(self.published, timeout)
     }
 
     /// Serves exactly `interfaces`: reopens the sockets when the set changed.

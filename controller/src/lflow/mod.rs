@@ -1,281 +1,156 @@
-//! From the Southbound to the logical pipeline (ovn-controller's lflow.c): the tables
-//! the pipeline reads, monitored, and turned into the plain rows
-//! [`ovnest_logical::db::Database`] compiles from.
+//! From the Southbound to the logical pipeline (ovn-controller's lflow.c): the typed
+//! replica's rows turned into the plain rows [`ovnest_logical::db::Database`] compiles
+//! from, and the compile itself, redone when the tables it reads change.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use ovnest_logical::db::{
-    Database, Datapath, DhcpOption, Fdb, LoadBalancer, LogicalFlow, MacBinding, McGroup, Port,
-    Uuid as LUuid,
+use ovnest_logical::{
+    db::{
+        Database, Datapath, DhcpOption, Fdb as LFdb, LoadBalancer as LLb, LogicalFlow as LFlow,
+        MacBinding as LMac, McGroup, Port, Uuid as LUuid,
+    },
+    pipeline::{Pipeline, Residency},
 };
 
-use crate::ovsdb::{
-    self, Atom, Client, ClientConfig, Counters, Datum, DbChange, Monitor, MonitorSink, Remotes,
-    RowView, TableMonitor, Uuid,
+use crate::ovsdb::{Remotes, Uuid};
+use crate::sb::{
+    self, AddressSet, DatapathBinding, DhcpOptions, Dhcpv6Options, Fdb, LoadBalancer,
+    LogicalFlow, MacBinding, MulticastGroup, PortAddresses, PortBinding, PortGroup, Snapshot,
+    Southbound, StaticMacBinding,
 };
-
-/// The tables and columns the pipeline reads.
-pub const TABLES: &[(&str, &[&str])] = &[
-    ("Datapath_Binding", &["tunnel_key", "external_ids"]),
-    (
-        "Port_Binding",
-        &[
-            "logical_port",
-            "datapath",
-            "tunnel_key",
-            "type",
-            "options",
-            "external_ids",
-            "port_security",
-        ],
-    ),
-    (
-        "Multicast_Group",
-        &["datapath", "name", "tunnel_key", "ports"],
-    ),
-    (
-        "Logical_Flow",
-        &[
-            "logical_datapath",
-            "logical_dp_group",
-            "pipeline",
-            "table_id",
-            "priority",
-            "match",
-            "actions",
-            "external_ids",
-        ],
-    ),
-    ("Logical_DP_Group", &["datapaths"]),
-    ("MAC_Binding", &["logical_port", "ip", "mac", "datapath"]),
-    ("Static_MAC_Binding", &["logical_port", "ip", "mac"]),
-    ("FDB", &["mac", "dp_key", "port_key"]),
-    ("DHCP_Options", &["name", "code", "type"]),
-    ("DHCPv6_Options", &["name", "code", "type"]),
-    ("Address_Set", &["name", "addresses"]),
-    ("Port_Group", &["name", "ports"]),
-    ("Load_Balancer", &["name", "vips"]),
-];
-
-/// Monitors for [`TABLES`].
-pub fn monitors() -> Vec<TableMonitor> {
-    TABLES
-        .iter()
-        .map(|(t, cols)| TableMonitor::new(*t, cols))
-        .collect()
-}
 
 fn luuid(u: &Uuid) -> LUuid {
     LUuid(u128::from_be_bytes(*u.as_bytes()))
 }
 
-fn s(row: &RowView<'_>, col: &str) -> String {
-    row.get(col)
-        .atoms()
-        .first()
-        .and_then(Atom::as_str)
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn int(row: &RowView<'_>, col: &str) -> i64 {
-    row.get(col)
-        .atoms()
-        .first()
-        .and_then(Atom::as_integer)
-        .unwrap_or_default()
-}
-
-fn uuid(row: &RowView<'_>, col: &str) -> Option<Uuid> {
-    row.get(col).atoms().first().and_then(Atom::as_uuid)
-}
-
-fn strings(row: &RowView<'_>, col: &str) -> Vec<String> {
-    row.get(col)
-        .atoms()
-        .iter()
-        .filter_map(|a| a.as_str().map(str::to_owned))
-        .collect()
-}
-
-fn map_get(d: &Datum, key: &str) -> Option<String> {
-    d.pairs()
-        .iter()
-        .find(|(k, _)| k.as_str() == Some(key))
-        .and_then(|(_, v)| v.as_str().map(str::to_owned))
-}
-
-/// Converts the raw replica of [`TABLES`] into the pipeline's input. Rows that reference
-/// missing rows are left out here and reported by the compiler's checks downstream.
-pub fn database(raw: &ovsdb::Database) -> Database {
-    let mut db = Database::default();
-    let rows = |t: &str| raw.table(t).into_iter().flat_map(|t| t.rows());
-
-    for (u, r) in rows("Datapath_Binding") {
-        let ids = r.get("external_ids");
-        let nb = map_get(ids, "logical-switch").or_else(|| map_get(ids, "logical-router"));
-        db.datapaths.push(Datapath {
-            uuid: luuid(&u),
-            tunnel_key: int(&r, "tunnel_key") as u32,
-            name: map_get(ids, "name"),
-            name2: map_get(ids, "name2"),
-            nb_uuid: nb.and_then(|n| n.parse().ok()),
-            is_router: map_get(ids, "logical-router").is_some(),
-        });
-    }
-    let mut port_names: HashMap<Uuid, String> = HashMap::new();
-    let mut port_dps: HashMap<String, Uuid> = HashMap::new();
-    for (u, r) in rows("Port_Binding") {
-        let name = s(&r, "logical_port");
-        let dp = uuid(&r, "datapath").unwrap_or_default();
-        port_names.insert(u, name.clone());
-        port_dps.insert(name.clone(), dp);
-        let opts = r.get("options");
-        db.ports.push(Port {
-            uuid: luuid(&u),
-            name,
-            datapath: luuid(&dp),
-            tunnel_key: int(&r, "tunnel_key") as u32,
-            ty: s(&r, "type"),
-            peer: map_get(opts, "peer"),
-            distributed_port: map_get(opts, "distributed-port"),
-            name2: map_get(r.get("external_ids"), "name"),
-            port_security: strings(&r, "port_security"),
-        });
-    }
-    for (_, r) in rows("Multicast_Group") {
-        db.mcgroups.push(McGroup {
-            datapath: luuid(&uuid(&r, "datapath").unwrap_or_default()),
-            name: s(&r, "name"),
-            tunnel_key: int(&r, "tunnel_key") as u32,
-            ports: r
-                .get("ports")
-                .atoms()
-                .iter()
-                .filter_map(Atom::as_uuid)
-                .map(|u| luuid(&u))
-                .collect(),
-        });
-    }
-    let groups: HashMap<Uuid, Vec<LUuid>> = rows("Logical_DP_Group")
-        .map(|(u, r)| {
-            let dps = r
-                .get("datapaths")
-                .atoms()
-                .iter()
-                .filter_map(Atom::as_uuid)
-                .map(|d| luuid(&d))
-                .collect();
-            (u, dps)
-        })
-        .collect();
-    for (u, r) in rows("Logical_Flow") {
-        let mut datapaths: Vec<LUuid> = uuid(&r, "logical_datapath").iter().map(luuid).collect();
-        if let Some(g) = uuid(&r, "logical_dp_group").and_then(|g| groups.get(&g)) {
-            datapaths.extend(g.iter().copied());
+/// `MAC IP...` as the SB writes a port_security entry.
+fn addresses(a: &PortAddresses) -> Option<String> {
+    match a {
+        PortAddresses::Static { mac, ips } => {
+            let mut s = mac.to_string();
+            for ip in ips {
+                s.push(' ');
+                s.push_str(&ip.addr.to_string());
+            }
+            Some(s)
         }
-        let ids = r.get("external_ids");
-        db.flows.push(LogicalFlow {
-            uuid: luuid(&u),
-            datapaths,
-            egress: s(&r, "pipeline") == "egress",
-            table_id: int(&r, "table_id").clamp(0, 255) as u8,
-            priority: int(&r, "priority").clamp(0, 65535) as u16,
-            match_: s(&r, "match"),
-            actions: s(&r, "actions"),
-            stage_name: map_get(ids, "stage-name"),
-            source: map_get(ids, "source"),
+        _ => None,
+    }
+}
+
+/// The pipeline's input from a typed Southbound snapshot.
+pub fn database(snap: &Snapshot) -> Database {
+    let mut db = Database::default();
+    for d in snap.table::<DatapathBinding>().iter() {
+        let ids = &d.external_ids;
+        let nb = ids.get("logical-switch").or_else(|| ids.get("logical-router"));
+        db.datapaths.push(Datapath {
+            uuid: luuid(&d.uuid),
+            tunnel_key: d.tunnel_key,
+            name: ids.get("name").cloned(),
+            name2: ids.get("name2").cloned(),
+            nb_uuid: nb.and_then(|n| n.parse().ok()),
+            is_router: ids.contains_key("logical-router"),
         });
     }
-    for (_, r) in rows("MAC_Binding") {
-        db.mac_bindings.push(MacBinding {
-            logical_port: s(&r, "logical_port"),
-            ip: s(&r, "ip"),
-            mac: s(&r, "mac"),
-            datapath: luuid(&uuid(&r, "datapath").unwrap_or_default()),
+    for pb in snap.table::<PortBinding>().iter() {
+        db.ports.push(Port {
+            uuid: luuid(&pb.uuid),
+            name: pb.logical_port.clone(),
+            datapath: luuid(&pb.datapath),
+            tunnel_key: pb.tunnel_key,
+            ty: pb.port_type.clone(),
+            peer: pb.options.get("peer").cloned(),
+            distributed_port: pb.options.get("distributed-port").cloned(),
+            name2: pb.external_ids.get("name").cloned(),
+            port_security: pb.port_security.iter().filter_map(addresses).collect(),
         });
     }
-    for (_, r) in rows("Static_MAC_Binding") {
-        let port = s(&r, "logical_port");
-        let Some(dp) = port_dps.get(&port) else {
-            continue;
-        };
-        db.mac_bindings.push(MacBinding {
-            datapath: luuid(dp),
-            logical_port: port,
-            ip: s(&r, "ip"),
-            mac: s(&r, "mac"),
+    for mg in snap.table::<MulticastGroup>().iter() {
+        db.mcgroups.push(McGroup {
+            datapath: luuid(&mg.datapath),
+            name: mg.name.clone(),
+            tunnel_key: u32::from(mg.tunnel_key),
+            ports: mg.ports.iter().map(luuid).collect(),
         });
     }
-    for (_, r) in rows("FDB") {
-        db.fdbs.push(Fdb {
-            mac: s(&r, "mac"),
-            dp_key: int(&r, "dp_key") as u32,
-            port_key: int(&r, "port_key") as u32,
+    for f in snap.table::<LogicalFlow>().iter() {
+        db.flows.push(LFlow {
+            uuid: luuid(&f.uuid),
+            datapaths: snap.flow_datapaths(f).map(|d| luuid(&d)).collect(),
+            egress: f.pipeline == sb::Pipeline::Egress,
+            table_id: f.table_id,
+            priority: f.priority,
+            match_: f.match_expr.clone(),
+            actions: f.actions.clone(),
+            stage_name: f.stage_name().map(str::to_owned),
+            source: f.external_ids.get("source").cloned(),
         });
     }
-    let options = |t: &str| -> Vec<DhcpOption> {
-        rows(t)
-            .map(|(_, r)| DhcpOption {
-                name: s(&r, "name"),
-                code: int(&r, "code") as u32,
-                ty: s(&r, "type"),
-            })
-            .collect()
-    };
-    db.dhcp_options = options("DHCP_Options");
-    db.dhcpv6_options = options("DHCPv6_Options");
-    for (_, r) in rows("Address_Set") {
-        db.address_sets
-            .push((s(&r, "name"), strings(&r, "addresses")));
-    }
-    for (_, r) in rows("Port_Group") {
-        db.port_groups.push((s(&r, "name"), strings(&r, "ports")));
-    }
-    for (_, r) in rows("Load_Balancer") {
-        db.load_balancers.push(LoadBalancer {
-            name: s(&r, "name"),
-            vips: r
-                .get("vips")
-                .pairs()
-                .iter()
-                .filter_map(|(k, _)| k.as_str().map(str::to_owned))
-                .collect(),
+    for m in snap.table::<MacBinding>().iter() {
+        db.mac_bindings.push(LMac {
+            logical_port: m.logical_port.clone(),
+            ip: m.ip.to_string(),
+            mac: m.mac.to_string(),
+            datapath: luuid(&m.datapath),
         });
     }
-    // Rows by SB order are hash order; sort so compiles are reproducible.
+    for m in snap.table::<StaticMacBinding>().iter() {
+        db.mac_bindings.push(LMac {
+            logical_port: m.logical_port.clone(),
+            ip: m.ip.to_string(),
+            mac: m.mac.to_string(),
+            datapath: luuid(&m.datapath),
+        });
+    }
+    for f in snap.table::<Fdb>().iter() {
+        db.fdbs.push(LFdb {
+            mac: f.mac.to_string(),
+            dp_key: f.dp_key,
+            port_key: f.port_key,
+        });
+    }
+    for o in snap.table::<DhcpOptions>().iter() {
+        db.dhcp_options.push(DhcpOption {
+            name: o.name.clone(),
+            code: u32::from(o.code),
+            ty: o.option_type.as_str().to_owned(),
+        });
+    }
+    for o in snap.table::<Dhcpv6Options>().iter() {
+        db.dhcpv6_options.push(DhcpOption {
+            name: o.name.clone(),
+            code: u32::from(o.code),
+            ty: o.option_type.as_str().to_owned(),
+        });
+    }
+    for a in snap.table::<AddressSet>().iter() {
+        db.address_sets.push((a.name.clone(), a.addresses.clone()));
+    }
+    for g in snap.table::<PortGroup>().iter() {
+        db.port_groups.push((g.name.clone(), g.ports.clone()));
+    }
+    for lb in snap.table::<LoadBalancer>().iter() {
+        db.load_balancers.push(LLb {
+            name: lb.name.clone(),
+            vips: lb.vips.keys().cloned().collect(),
+        });
+    }
     db.flows.sort_by_key(|f| f.uuid);
     db
 }
 
-/// Hands the first full snapshot to a channel.
-struct FirstSnapshot(Option<tokio::sync::oneshot::Sender<Database>>);
-
-impl MonitorSink for FirstSnapshot {
-    fn apply(&mut self, db: &ovsdb::Database, change: DbChange<'_>, _: &Counters) {
-        if matches!(change, DbChange::Reset)
-            && let Some(tx) = self.0.take()
-        {
-            let _ = tx.send(database(db));
-        }
-    }
+/// Compiles `snap`'s logical flows for a chassis on which `resident` ports are bound.
+pub fn compile(snap: &Snapshot, residency: &Residency) -> Arc<Pipeline> {
+    Arc::new(Pipeline::compile(&database(snap), residency))
 }
 
-/// Reads the pipeline's tables from the Southbound at `remotes` once.
+/// Reads the Southbound at `remotes` once (for `ovnest trace`).
 pub async fn fetch(remotes: Remotes, timeout: Duration) -> anyhow::Result<Database> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let config = ClientConfig::new(remotes.clone(), crate::sb::DATABASE);
-    let client = Client::start(
-        config,
-        Some(Monitor {
-            tables: monitors(),
-            sink: Box::new(FirstSnapshot(Some(tx))),
-        }),
-    );
-    let db = tokio::time::timeout(timeout, rx)
+    let sb = Southbound::start(sb::config(remotes.clone()));
+    let snap = tokio::time::timeout(timeout, sb.wait_synced())
         .await
         .map_err(|_| anyhow::anyhow!("{remotes}: no Southbound snapshot within {timeout:?}"))??;
-    drop(client);
-    Ok(db)
+    Ok(database(&snap))
 }

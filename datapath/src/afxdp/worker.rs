@@ -165,7 +165,9 @@ impl Worker {
             queue: *queue,
             ..Default::default()
         };
+        let adopted = cell.register_reader();
         let mut snapshot: Arc<Snapshot> = cell.load();
+        adopted.store(snapshot.generation(), Ordering::SeqCst);
         let mut socket_of_device = Vec::new();
         prepare(
             &snapshot,
@@ -188,25 +190,29 @@ impl Worker {
         let mut idle: u32 = 0;
         loop {
             iteration = iteration.wrapping_add(1);
+            // Every pass: a new snapshot is adopted before the next batch (one atomic
+            // load when nothing changed), and the adoption reported (coherence, see
+            // `SnapshotCell`).
+            if cell.generation() != snapshot.generation() {
+                let latest = cell.load();
+                debug!(
+                    "queue {}: snapshot generation {}",
+                    report.queue,
+                    latest.generation()
+                );
+                snapshot = latest;
+                prepare(
+                    &snapshot,
+                    xsks,
+                    &mut pipeline,
+                    &mut socket_of_device,
+                    frame_mask,
+                );
+            }
+            adopted.store(snapshot.generation(), Ordering::SeqCst);
             if iteration.is_multiple_of(HOUSEKEEPING_EVERY) {
                 if stop.load(Ordering::Relaxed) {
                     break;
-                }
-                let latest = cell.load();
-                if !Arc::ptr_eq(&latest, &snapshot) {
-                    debug!(
-                        "queue {}: snapshot generation {}",
-                        report.queue,
-                        latest.generation()
-                    );
-                    snapshot = latest;
-                    prepare(
-                        &snapshot,
-                        xsks,
-                        &mut pipeline,
-                        &mut socket_of_device,
-                        frame_mask,
-                    );
                 }
                 pipeline.counters.fold_into(shared);
             }
@@ -237,7 +243,11 @@ impl Worker {
             if received == 0 {
                 idle += 1;
                 if idle >= IDLE_PASSES {
+                    pipeline.counters.fold_into(shared);
+                    adopted.store(crate::pipeline::SLEEPING, Ordering::SeqCst);
                     wait_readable(&mut pollfds, stop);
+                    // Not adopted until the top of the loop has loaded the snapshot.
+                    adopted.store(0, Ordering::SeqCst);
                     idle = 0;
                 }
             } else {

@@ -31,7 +31,8 @@ pub use logical::{Controller, LogicalView, NoController, Scratch};
 pub use lookup::FlatMap;
 pub use service::{NoServices, Punt, PuntFrame, Service};
 pub use snapshot::{
-    ArpAnswer, Device, FloodGroup, FloodMember, NO_DEVICE, PortInfo, Snapshot, SnapshotCell,
+    ArpAnswer, Device, FloodGroup, FloodMember, NO_DEVICE, PortInfo, SLEEPING, Snapshot,
+    SnapshotCell,
 };
 pub use tx::TxBatches;
 pub use umem::{Desc, FramePool, Umem, put_meta, take_meta};

@@ -6,7 +6,13 @@
 //! [`SnapshotCell`]; poll threads load it once per batch (an `arc-swap` load: no lock, no
 //! reference-count contention on the fast path).
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicU64, Ordering::SeqCst},
+    },
+};
 
 use arc_swap::ArcSwap;
 use ovnest_common::{
@@ -380,21 +386,78 @@ impl Snapshot {
 }
 
 /// The published snapshot: the controller stores, poll threads load.
-pub struct SnapshotCell(ArcSwap<Snapshot>);
+/// The snapshot the poll threads use, and which generation each of them has adopted.
+///
+/// Coherence: the agent publishes a snapshot, then [`wait_adopted`](Self::wait_adopted)
+/// before it tells the Southbound the change is in place (`nb_cfg`), so no frame is
+/// decided by an older snapshot after the acknowledgement. A reader adopts by loading
+/// the snapshot at the top of its loop; a reader that sleeps marks itself [`SLEEPING`]
+/// (it loads again before its next batch) and clears the mark before loading.
+pub struct SnapshotCell {
+    current: ArcSwap<Snapshot>,
+    generation: AtomicU64,
+    readers: Mutex<Vec<Weak<AtomicU64>>>,
+}
+
+/// A reader's adopted generation while it sleeps: it will load before its next batch.
+pub const SLEEPING: u64 = u64::MAX;
 
 impl SnapshotCell {
     pub fn new(snapshot: Snapshot) -> Self {
-        SnapshotCell(ArcSwap::from_pointee(snapshot))
+        SnapshotCell {
+            generation: AtomicU64::new(snapshot.generation()),
+            current: ArcSwap::from_pointee(snapshot),
+            readers: Mutex::new(Vec::new()),
+        }
     }
 
-    /// Makes `snapshot` the one every poll thread uses from its next refresh on.
+    /// Makes `snapshot` the one every poll thread uses from its next batch on.
     pub fn publish(&self, snapshot: Snapshot) {
-        self.0.store(Arc::new(snapshot));
+        let generation = snapshot.generation();
+        self.current.store(Arc::new(snapshot));
+        self.generation.store(generation, SeqCst);
     }
 
-    /// The current snapshot. Poll threads keep the `Arc` for a batch (or N batches).
+    /// The current snapshot.
     pub fn load(&self) -> Arc<Snapshot> {
-        self.0.load_full()
+        self.current.load_full()
+    }
+
+    /// The generation published last (a cheap check before [`load`](Self::load)).
+    #[inline(always)]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(SeqCst)
+    }
+
+    /// A slot in which a poll thread reports the generation it uses.
+    pub fn register_reader(&self) -> Arc<AtomicU64> {
+        let slot = Arc::new(AtomicU64::new(0));
+        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        readers.retain(|w| w.strong_count() > 0);
+        readers.push(Arc::downgrade(&slot));
+        slot
+    }
+
+    /// Waits until every live reader uses `generation` or later (or sleeps), up to
+    /// `timeout`. False on timeout.
+    pub fn wait_adopted(&self, generation: u64, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let done = {
+                let readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+                readers
+                    .iter()
+                    .filter_map(Weak::upgrade)
+                    .all(|r| r.load(SeqCst) >= generation)
+            };
+            if done {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::yield_now();
+        }
     }
 }
 
