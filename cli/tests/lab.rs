@@ -383,8 +383,8 @@ fn afxdp_mode_carries_the_lab_and_counts_every_frame() {
         "dmz-vm1 (rx, tx) moved by {last:?}; vm1's eth0 sent {sent}, received {received}"
     );
     assert!(
-        lab.counter("userspace_redirected") > 0,
-        "frames went through userspace"
+        lab.counter("userspace_logical_delivered") > 0,
+        "frames went through the logical pipeline in userspace"
     );
     assert_eq!(
         lab.counter("redirected"),
@@ -393,8 +393,9 @@ fn afxdp_mode_carries_the_lab_and_counts_every_frame() {
     );
 }
 
-/// `--datapath hybrid`: a broadcast XDP hands up is flooded to every other port of the
-/// switch, each container with its own tag, and never back to its sender.
+/// `--datapath hybrid`: a broadcast XDP hands up is flooded (by the logical pipeline's
+/// `_MC_flood` group) to every other port of the switch, each container with its own
+/// tag, and never back to its sender.
 #[test]
 fn hybrid_mode_floods_broadcasts_to_every_other_port_once() {
     if !require_root("hybrid_flood") || !require_tools("hybrid_flood", TOOLS) {
@@ -441,5 +442,5 @@ fn hybrid_mode_floods_broadcasts_to_every_other_port_once() {
             );
         }
     }
-    assert!(lab.counter("userspace_flooded") > 0);
+    assert!(lab.counter("userspace_logical_delivered") > 0);
 }
