@@ -7,6 +7,8 @@
 //! - [`flow`]: frames read into the logical pipeline's packet model, and its decisions
 //!   written back.
 //! - [`wire`]: zero-copy views of the headers the datapath reads and writes.
+//! - [`pinctrl`]: the pipeline's controller actions (DHCP, ARP, ICMP, ND replies,
+//!   MAC_Binding learning), as ovn-controller's pinctrl.
 //! - [`pipeline`]: the userspace datapath's per-batch processing, same semantics as XDP.
 //! - [`afxdp`]: AF_XDP sockets and the poll loop feeding the pipeline.
 
@@ -14,6 +16,7 @@ pub mod afxdp;
 pub mod fastpath;
 pub mod flow;
 pub mod frames;
+pub mod pinctrl;
 pub mod pipeline;
 pub mod tables;
 pub mod wire;

@@ -6,9 +6,14 @@
 //! `payload` accessors return the (possibly empty) rest of the buffer.
 //!
 //! Only what the datapath reads and writes is here: Ethernet II, one 802.1Q tag, and ARP
-//! for IPv4 over Ethernet (RFC 826).
+//! for IPv4 over Ethernet (RFC 826); the protocols pinctrl answers have a file each
+//! under `wire/`.
 
 use core::fmt;
+
+pub mod dhcp;
+pub mod ipv4;
+pub mod udp;
 
 /// The buffer is too short for the header it is viewed as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

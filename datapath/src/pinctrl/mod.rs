@@ -1,0 +1,447 @@
+//! pinctrl: the controller actions of the logical pipeline, executed as
+//! ovn-controller's `controller/pinctrl.c` executes them.
+//!
+//! The interpreter ([`ovnest_logical::Interpreter`] with `Semantics::Chassis`) stops at
+//! the actions OVS hands to ovn-controller and lists them as [`ControllerOp`]s. The
+//! datapath passes each one here with the frame that reached it; [`Pinctrl::handle`]
+//! does what pinctrl does and returns the frames to deliver:
+//!
+//! - `put_dhcp_opts`, `put_dhcpv6_opts`, `put_nd_ra_opts` ([`dhcp`], [`dhcpv6`],
+//!   [`nd_ra`]): the reply is built in place of the request, the result bit is set
+//!   (0 when pinctrl would not answer) and the paused pipeline resumes
+//!   ([`Interpreter::resume`]) — as OVS resumes a continuation.
+//! - `arp {}`, `icmp4 {}`, `icmp4_error {}`, `icmp6 {}`, `icmp6_error {}`, `nd_na {}`,
+//!   `nd_na_router {}`, `nd_ns {}`, `tcp_reset {}`, `sctp_abort {}`, `reject {}`
+//!   ([`arp`], [`icmp`], [`nd`], [`tcp_reset`], [`sctp_abort`]): a new packet is built
+//!   from the current one and the nested actions run on it
+//!   ([`Interpreter::run_actions`]) with the current registers — as pinctrl's
+//!   packet-out with `reload_metadata`.
+//! - `put_arp`, `put_nd`, `put_fdb` ([`mac_binding`], [`fdb`]): buffered,
+//!   de-duplicated and bounded as pinctrl does; [`Pinctrl::run`] hands the entries due
+//!   to the agent, which writes the Southbound.
+//!
+//! This is the slow path: plain `Vec`s are fine, but no input panics. A frame pinctrl
+//! ignores is a [`Drop`] with a reason; every outcome is counted ([`Counters`]), and
+//! every decision runs in a `pinctrl` tracing span.
+
+pub mod arp;
+mod compose;
+mod counters;
+pub mod dhcp;
+pub mod dhcpv6;
+pub mod fdb;
+pub mod icmp;
+pub mod mac_binding;
+pub mod nd;
+pub mod nd_ra;
+pub mod sctp_abort;
+pub mod tcp_reset;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Instant;
+
+use ovnest_logical::actions::{Action, NestKind, OptsKind};
+use ovnest_logical::execute::{ControllerOp, Decision};
+use ovnest_logical::flow::{Field, Flow};
+use ovnest_logical::pipeline::{DpId, FlowId, Pipeline, PortId};
+use ovnest_logical::symtab::FieldRef;
+use ovnest_logical::trace::NoTrace;
+use ovnest_logical::{Interpreter, Semantics, TraceOptions};
+
+use crate::flow::{Layers, commit, extract};
+
+pub use counters::Counters;
+pub use fdb::FdbUpsert;
+pub use mac_binding::MacBindingUpsert;
+
+/// Controller actions a frame may chain (a reply whose pipeline reaches another
+/// controller action, ...) before pinctrl gives up.
+const MAX_DEPTH: u32 = 4;
+
+/// A frame for the physical layer to deliver to a logical port (the frame as the
+/// logical pipeline sees it: the physical layer pushes a child's tag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub dp: DpId,
+    /// The datapath's tunnel key.
+    pub dp_key: u32,
+    pub port: PortId,
+    /// The logical port's tunnel key.
+    pub port_key: u32,
+    pub frame: Vec<u8>,
+}
+
+/// Why pinctrl sent nothing for a controller action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Drop {
+    /// The frame is shorter than an Ethernet header.
+    #[error("frame shorter than an Ethernet header")]
+    Unreadable,
+    /// The pipeline changed a field of the frame that cannot be rewritten.
+    #[error("cannot rewrite {0:?}")]
+    Unwritable(Field),
+    /// pinctrl ignores this packet for this action (e.g. `arp {}` on a non-IP packet).
+    #[error("{0}")]
+    Ignored(&'static str),
+    /// An action pinctrl does not execute, or one the resumed or nested pipeline met
+    /// that the datapath cannot carry out (fail closed).
+    #[error("unsupported action {0}")]
+    Unsupported(&'static str),
+    /// A pausing action without a place to resume (not in a logical flow).
+    #[error("no pipeline to resume")]
+    NoResume,
+    /// The interpreter stopped on a loop or depth limit.
+    #[error("pipeline aborted")]
+    Aborted,
+    /// Controller actions chained deeper than pinctrl follows.
+    #[error("controller actions nested too deep")]
+    TooDeep,
+}
+
+impl Drop {
+    /// The counter label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Drop::Unreadable => "unreadable",
+            Drop::Unwritable(_) => "unwritable",
+            Drop::Ignored(r) => r,
+            Drop::Unsupported(_) => "unsupported",
+            Drop::NoResume => "no_resume",
+            Drop::Aborted => "aborted",
+            Drop::TooDeep => "too_deep",
+        }
+    }
+}
+
+/// A Southbound write pinctrl asks the agent for (ovn-controller's `pinctrl_run`
+/// writes them from its main thread).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SbRequest {
+    MacBinding(MacBindingUpsert),
+    Fdb(FdbUpsert),
+}
+
+/// pinctrl's state: counters and the buffered Southbound writes.
+#[derive(Debug, Default)]
+pub struct Pinctrl {
+    counters: Counters,
+    mac_bindings: mac_binding::PutMacBindings,
+    fdbs: fdb::PutFdbs,
+}
+
+impl Pinctrl {
+    pub fn new() -> Pinctrl {
+        Pinctrl::default()
+    }
+
+    /// Executes controller action `op`, which the interpreter met on `frame` (the
+    /// frame as the pipeline received it: tag stripped by the physical layer; the
+    /// header changes the pipeline made before the action are in `op.flow` and are
+    /// applied here first, as OVS commits them before the controller action).
+    /// Returns the frames the action and the pipeline after it deliver.
+    pub fn handle(
+        &mut self,
+        pipeline: &Pipeline,
+        frame: &[u8],
+        op: &ControllerOp,
+    ) -> Result<Vec<Output>, Drop> {
+        self.handle_at(pipeline, frame, op, 0)
+    }
+
+    fn handle_at(
+        &mut self,
+        p: &Pipeline,
+        frame: &[u8],
+        op: &ControllerOp,
+        depth: u32,
+    ) -> Result<Vec<Output>, Drop> {
+        let name = op.action.name();
+        let span = tracing::debug_span!(
+            "pinctrl",
+            action = name,
+            dp = p.datapath(op.dp).friendly.as_str(),
+            inport = op.flow.reg(14),
+            depth
+        );
+        let _enter = span.enter();
+        let result = if depth >= MAX_DEPTH {
+            Err(Drop::TooDeep)
+        } else {
+            self.execute(p, frame, op, depth)
+        };
+        match &result {
+            Ok(outputs) => {
+                tracing::debug!(outputs = outputs.len(), "done");
+            }
+            Err(drop) => {
+                self.counters.add(name, drop.reason());
+                tracing::debug!(reason = drop.reason(), %drop, "dropped");
+            }
+        }
+        result
+    }
+
+    fn execute(
+        &mut self,
+        p: &Pipeline,
+        frame: &[u8],
+        op: &ControllerOp,
+        depth: u32,
+    ) -> Result<Vec<Output>, Drop> {
+        let (pkt, layers) = current_frame(frame, &op.flow)?;
+        let name = op.action.name();
+        match &op.action {
+            Action::PutOpts { kind, dst, options } => {
+                let (fid, index) = op.resume.ok_or(Drop::NoResume)?;
+                let answer = match kind {
+                    OptsKind::DhcpV4 => dhcp::reply(&pkt, layers, options),
+                    OptsKind::DhcpV6 => dhcpv6::reply(&pkt, layers, options),
+                    OptsKind::NdRa => nd_ra::reply(&pkt, layers, &op.flow, options),
+                };
+                // pinctrl resumes either way: with the reply and the result bit set, or
+                // with the request and the bit clear.
+                let (out, ok) = match answer {
+                    Ok((reply, outcome)) => {
+                        self.counters.add(name, outcome);
+                        (reply, true)
+                    }
+                    Err(no) => {
+                        self.counters.add(name, no.reason());
+                        tracing::debug!(reason = no.reason(), "no reply");
+                        (pkt, false)
+                    }
+                };
+                let mut flow = refresh(&out, &op.flow, true)?;
+                write_bit(&mut flow, *dst, ok);
+                self.resume(p, out, flow, op, fid, index, depth)
+            }
+            Action::Nested { kind, actions } => {
+                let built = match kind {
+                    NestKind::Arp => arp::build(&pkt, layers, &op.flow),
+                    NestKind::Icmp4 | NestKind::Icmp6 => {
+                        icmp::build(&pkt, layers, &op.flow, icmp::Mode::Icmp)
+                    }
+                    NestKind::Icmp4Error | NestKind::Icmp6Error => {
+                        icmp::build(&pkt, layers, &op.flow, icmp::Mode::Error)
+                    }
+                    NestKind::TcpReset => tcp_reset::build(&pkt, layers, &op.flow, false),
+                    NestKind::SctpAbort => sctp_abort::build(&pkt, layers, &op.flow, false),
+                    NestKind::Reject => reject(&pkt, layers, &op.flow),
+                    NestKind::NdNa => nd::build_na(&op.flow, false),
+                    NestKind::NdNaRouter => nd::build_na(&op.flow, true),
+                    NestKind::NdNs => nd::build_ns(&op.flow),
+                    NestKind::Clone => Err(Drop::Unsupported("clone")),
+                }?;
+                // icmp4.frag_mtu / icmp6.frag_mtu: pinctrl writes the MTU into the
+                // ICMP header (its own controller action); no logical field reads it, so
+                // it is written before the other nested actions run.
+                let (mut built, actions) = (built, actions.clone());
+                let mut rest = Vec::with_capacity(actions.len());
+                for a in actions {
+                    match a {
+                        Action::OvnFieldLoad { field, value } => {
+                            icmp::put_frag_mtu(&mut built, field, value)?;
+                        }
+                        a => rest.push(a),
+                    }
+                }
+                self.counters.add(name, "sent");
+                let flow = refresh(&built, &op.flow, false)?;
+                let mut it =
+                    Interpreter::new(p, NoTrace, Semantics::Chassis, TraceOptions::default());
+                let mut run = flow;
+                it.run_actions(op.dp, op.egress, op.table, &rest, &mut run);
+                self.finish(p, &built, &flow, it.decision, depth)
+            }
+            Action::PutMacBind { nd, port, ip, mac } => {
+                let outcome =
+                    self.mac_bindings
+                        .put(p, &op.flow, *nd, *port, *ip, *mac, Instant::now());
+                self.counters.add(name, outcome);
+                Ok(Vec::new())
+            }
+            Action::PutFdb { port, mac } => {
+                let outcome = self.fdbs.put(&op.flow, *port, *mac);
+                self.counters.add(name, outcome);
+                Ok(Vec::new())
+            }
+            _ => Err(Drop::Unsupported(name)),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn resume(
+        &mut self,
+        p: &Pipeline,
+        frame: Vec<u8>,
+        flow: Flow,
+        op: &ControllerOp,
+        fid: FlowId,
+        index: usize,
+        depth: u32,
+    ) -> Result<Vec<Output>, Drop> {
+        let mut it = Interpreter::new(p, NoTrace, Semantics::Chassis, TraceOptions::default());
+        let mut run = flow;
+        it.resume(op.dp, op.egress, op.table, fid, index, &mut run);
+        self.finish(p, &frame, &flow, it.decision, depth)
+    }
+
+    /// Writes each delivery's header changes into a copy of `frame` (whose headers are
+    /// `base`), and follows controller actions the pipeline met on the way.
+    fn finish(
+        &mut self,
+        p: &Pipeline,
+        frame: &[u8],
+        base: &Flow,
+        decision: Decision,
+        depth: u32,
+    ) -> Result<Vec<Output>, Drop> {
+        if let Some(name) = decision.unsupported.first() {
+            return Err(Drop::Unsupported(name));
+        }
+        if decision.aborted {
+            return Err(Drop::Aborted);
+        }
+        let mut outputs = Vec::with_capacity(decision.deliveries.len());
+        for d in &decision.deliveries {
+            let bytes = rewrite(frame, base, &d.flow)?;
+            let port = p.port(d.port);
+            outputs.push(Output {
+                dp: d.dp,
+                dp_key: p.datapath(d.dp).key,
+                port: d.port,
+                port_key: port.key,
+                frame: bytes,
+            });
+        }
+        for op in &decision.controller {
+            // A later controller action sees the frame as the pipeline left it.
+            // Counted by handle_at on failure; the other outputs still go (as in OVS,
+            // where each controller action is its own packet-in).
+            if let Ok(more) = self.handle_at(p, frame, op, depth + 1) {
+                outputs.extend(more);
+            }
+        }
+        Ok(outputs)
+    }
+
+    /// Hands over the buffered Southbound writes that are due at `now` (pinctrl's
+    /// `run_put_mac_bindings` / `run_put_fdbs`). Call after each batch that had
+    /// controller actions, and when [`Pinctrl::next_wakeup`] passes.
+    pub fn run(&mut self, now: Instant) -> Vec<SbRequest> {
+        let mut out: Vec<SbRequest> = self
+            .mac_bindings
+            .flush(now)
+            .into_iter()
+            .map(SbRequest::MacBinding)
+            .collect();
+        out.extend(self.fdbs.flush().into_iter().map(SbRequest::Fdb));
+        for r in &out {
+            let (action, outcome) = match r {
+                SbRequest::MacBinding(m) if m.nd => ("put_nd", "flushed"),
+                SbRequest::MacBinding(_) => ("put_arp", "flushed"),
+                SbRequest::Fdb(_) => ("put_fdb", "flushed"),
+            };
+            self.counters.add(action, outcome);
+        }
+        out
+    }
+
+    /// When buffered writes next become due, if any are waiting.
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        let fdb = self.fdbs.pending().then(Instant::now);
+        match (self.mac_bindings.next_due(), fdb) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+}
+
+/// `reject {}`: pinctrl's `pinctrl_handle_reject` — TCP reset, SCTP abort or ICMP
+/// unreachable, addressed back to the sender; nothing for a TCP RST or an ICMP
+/// unreachable (no error about an error).
+fn reject(pkt: &[u8], layers: Layers, flow: &Flow) -> Result<Vec<u8>, Drop> {
+    match flow.nw_proto() {
+        6 => tcp_reset::build(pkt, layers, flow, true),
+        132 => sctp_abort::build(pkt, layers, flow, true),
+        _ => icmp::build(pkt, layers, flow, icmp::Mode::Reject),
+    }
+}
+
+/// `frame` with the header changes `flow` holds applied (OVS commits pending
+/// set-field actions before a controller action).
+fn current_frame(frame: &[u8], flow: &Flow) -> Result<(Vec<u8>, Layers), Drop> {
+    let (read, layers) = extract(frame).ok_or(Drop::Unreadable)?;
+    let mut bytes = frame.to_vec();
+    let mut to = read;
+    copy_packet_fields(&mut to, flow);
+    nd::rewrite(&mut bytes, layers, &read, &to)?;
+    let mut read = read;
+    nd::copy_fields(&mut read, &to);
+    commit(&mut bytes, layers, &read, &to).map_err(|e| Drop::Unwritable(e.0))?;
+    Ok((bytes, layers))
+}
+
+/// Packet fields of `src` into `dst` (metadata left alone).
+fn copy_packet_fields(dst: &mut Flow, src: &Flow) {
+    let meta = *dst;
+    *dst = *src;
+    copy_metadata(dst, &meta, true);
+}
+
+/// The flow of a frame pinctrl built or rewrote: its headers read from the bytes, the
+/// pipeline's registers and metadata from `md`. `all` keeps the whole pipeline state
+/// (a resumed continuation); otherwise only the registers and the datapath, as
+/// pinctrl's `reload_metadata` sets them on a packet-out.
+fn refresh(frame: &[u8], md: &Flow, all: bool) -> Result<Flow, Drop> {
+    let (mut f, _) = extract(frame).ok_or(Drop::Unreadable)?;
+    copy_metadata(&mut f, md, all);
+    Ok(f)
+}
+
+fn copy_metadata(dst: &mut Flow, src: &Flow, all: bool) {
+    dst.set(Field::Metadata, src.get(Field::Metadata));
+    for i in 0..4 {
+        dst.set(Field::Xxreg(i), src.get(Field::Xxreg(i)));
+    }
+    if all {
+        for f in [
+            Field::CtState,
+            Field::CtMark,
+            Field::CtLabel,
+            Field::PktMark,
+        ] {
+            dst.set(f, src.get(f));
+        }
+        dst.ct_nw_src = src.ct_nw_src;
+        dst.ct_nw_dst = src.ct_nw_dst;
+        dst.ct_ipv6_src = src.ct_ipv6_src;
+        dst.ct_ipv6_dst = src.ct_ipv6_dst;
+        dst.ct_nw_proto = src.ct_nw_proto;
+        dst.ct_tp_src = src.ct_tp_src;
+        dst.ct_tp_dst = src.ct_tp_dst;
+    }
+}
+
+/// `frame` (headers `base`) with `to`'s header changes written in.
+fn rewrite(frame: &[u8], base: &Flow, to: &Flow) -> Result<Vec<u8>, Drop> {
+    let (_, layers) = extract(frame).ok_or(Drop::Unreadable)?;
+    let mut bytes = frame.to_vec();
+    nd::rewrite(&mut bytes, layers, base, to)?;
+    let mut from = *base;
+    nd::copy_fields(&mut from, to);
+    commit(&mut bytes, layers, &from, to).map_err(|e| Drop::Unwritable(e.0))?;
+    Ok(bytes)
+}
+
+fn write_bit(flow: &mut Flow, dst: FieldRef, v: bool) {
+    let sf = dst.resolve();
+    flow.set_bits(sf.field, sf.ofs, sf.n_bits, u128::from(v));
+}
