@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod lflow;
+pub mod pinctrl;
 pub mod sb;
 pub mod trace;
 

@@ -131,7 +131,13 @@ impl<'p, S: Sink> Interpreter<'p, S> {
     }
 
     /// Like [`new`](Self::new), reusing `decision`'s buffers (cleared).
-    pub fn with_decision(p: &'p Pipeline, sink: S, sem: Semantics, opts: TraceOptions, mut decision: Decision) -> Self {
+    pub fn with_decision(
+        p: &'p Pipeline,
+        sink: S,
+        sem: Semantics,
+        opts: TraceOptions,
+        mut decision: Decision,
+    ) -> Self {
         decision.clear();
         let mut it = Self::new(p, sink, sem, opts);
         it.decision = decision;

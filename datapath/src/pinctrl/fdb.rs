@@ -2,7 +2,7 @@
 //! pinctrl does (one per datapath and MAC with the latest port, at most 1000, all
 //! written at the next run).
 
-use ovnest_logical::flow::{Field, Flow};
+use ovnest_logical::flow::Flow;
 use ovnest_logical::symtab::FieldRef;
 
 /// pinctrl's `MAX_FDB_ENTRIES`.
@@ -23,12 +23,17 @@ pub(crate) struct PutFdbs {
 }
 
 impl PutFdbs {
-    pub(crate) fn put(&mut self, flow: &Flow, port: FieldRef, mac: FieldRef) -> &'static str {
+    pub(crate) fn put(
+        &mut self,
+        dp_key: u32,
+        flow: &Flow,
+        port: FieldRef,
+        mac: FieldRef,
+    ) -> &'static str {
         let read = |r: FieldRef| {
             let sf = r.resolve();
             flow.get_bits(sf.field, sf.ofs, sf.n_bits)
         };
-        let dp_key = flow.get(Field::Metadata) as u32;
         let (port_key, mac) = (read(port) as u32, read(mac) as u64);
         if let Some(e) = self
             .pending

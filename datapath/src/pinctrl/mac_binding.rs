@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use ovnest_logical::db::Uuid;
 use ovnest_logical::flow::{Field, Flow};
-use ovnest_logical::pipeline::{Pipeline, v4_mapped};
+use ovnest_logical::pipeline::{DpId, Pipeline, v4_mapped};
 use ovnest_logical::symtab::FieldRef;
 
 /// pinctrl's `MAX_MAC_BINDINGS`.
@@ -58,6 +58,7 @@ impl PutMacBindings {
     pub(crate) fn put(
         &mut self,
         p: &Pipeline,
+        dp: DpId,
         flow: &Flow,
         nd: bool,
         port: FieldRef,
@@ -69,7 +70,9 @@ impl PutMacBindings {
             let sf = r.resolve();
             (flow.get_bits(sf.field, sf.ofs, sf.n_bits), sf.n_bits)
         };
-        let dp_key = flow.get(Field::Metadata) as u32;
+        // The op's datapath, not the flow's metadata: the interpreter keeps the ingress
+        // switch's there across patch ports.
+        let dp_key = p.datapath(dp).key;
         let port_key = read(port).0 as u32;
         let (ipv, bits) = read(ip);
         let ip = if bits <= 32 {
@@ -88,9 +91,6 @@ impl PutMacBindings {
             e.mac = mac;
             return "updated";
         }
-        let Some(dp) = p.datapath_by_key(dp_key) else {
-            return "unknown_port";
-        };
         let Some(pb) = p.port_by_key(dp, port_key) else {
             return "unknown_port";
         };

@@ -34,6 +34,7 @@ pub mod icmp;
 pub mod mac_binding;
 pub mod nd;
 pub mod nd_ra;
+mod queue;
 pub mod sctp_abort;
 pub mod tcp_reset;
 
@@ -55,6 +56,7 @@ use crate::flow::{Layers, commit, extract};
 pub use counters::Counters;
 pub use fdb::FdbUpsert;
 pub use mac_binding::MacBindingUpsert;
+pub use queue::SbQueue;
 
 /// Controller actions a frame may chain (a reply whose pipeline reaches another
 /// controller action, ...) before pinctrl gives up.
@@ -128,13 +130,25 @@ pub enum SbRequest {
 #[derive(Debug, Default)]
 pub struct Pinctrl {
     counters: Counters,
-    mac_bindings: mac_binding::PutMacBindings,
-    fdbs: fdb::PutFdbs,
+    sb: SbQueue,
 }
 
 impl Pinctrl {
     pub fn new() -> Pinctrl {
         Pinctrl::default()
+    }
+
+    /// A pinctrl whose Southbound writes go to `sb` (the agent's writer holds a clone).
+    pub fn with_queue(sb: SbQueue) -> Pinctrl {
+        Pinctrl {
+            counters: Counters::default(),
+            sb,
+        }
+    }
+
+    /// The buffered Southbound writes, for the agent's writer.
+    pub fn sb_queue(&self) -> SbQueue {
+        self.sb.clone()
     }
 
     /// Executes controller action `op`, which the interpreter met on `frame` (the
@@ -215,6 +229,7 @@ impl Pinctrl {
                     }
                 };
                 let mut flow = refresh(&out, &op.flow, true)?;
+                flow.set(Field::Metadata, u128::from(p.datapath(op.dp).key));
                 write_bit(&mut flow, *dst, ok);
                 self.resume(p, out, flow, op, fid, index, depth)
             }
@@ -249,7 +264,8 @@ impl Pinctrl {
                     }
                 }
                 self.counters.add(name, "sent");
-                let flow = refresh(&built, &op.flow, false)?;
+                let mut flow = refresh(&built, &op.flow, false)?;
+                flow.set(Field::Metadata, u128::from(p.datapath(op.dp).key));
                 let mut it =
                     Interpreter::new(p, NoTrace, Semantics::Chassis, TraceOptions::default());
                 let mut run = flow;
@@ -257,14 +273,24 @@ impl Pinctrl {
                 self.finish(p, &built, &flow, it.decision, depth)
             }
             Action::PutMacBind { nd, port, ip, mac } => {
-                let outcome =
-                    self.mac_bindings
-                        .put(p, &op.flow, *nd, *port, *ip, *mac, Instant::now());
+                let outcome = self.sb.lock().mac_bindings.put(
+                    p,
+                    op.dp,
+                    &op.flow,
+                    *nd,
+                    *port,
+                    *ip,
+                    *mac,
+                    Instant::now(),
+                );
+                self.sb.notify();
                 self.counters.add(name, outcome);
                 Ok(Vec::new())
             }
             Action::PutFdb { port, mac } => {
-                let outcome = self.fdbs.put(&op.flow, *port, *mac);
+                let dp_key = p.datapath(op.dp).key;
+                let outcome = self.sb.lock().fdbs.put(dp_key, &op.flow, *port, *mac);
+                self.sb.notify();
                 self.counters.add(name, outcome);
                 Ok(Vec::new())
             }
@@ -328,35 +354,15 @@ impl Pinctrl {
         Ok(outputs)
     }
 
-    /// Hands over the buffered Southbound writes that are due at `now` (pinctrl's
-    /// `run_put_mac_bindings` / `run_put_fdbs`). Call after each batch that had
-    /// controller actions, and when [`Pinctrl::next_wakeup`] passes.
+    /// Takes the buffered Southbound writes due at `now` (as [`SbQueue::take_due`]),
+    /// for a caller that writes them itself.
     pub fn run(&mut self, now: Instant) -> Vec<SbRequest> {
-        let mut out: Vec<SbRequest> = self
-            .mac_bindings
-            .flush(now)
-            .into_iter()
-            .map(SbRequest::MacBinding)
-            .collect();
-        out.extend(self.fdbs.flush().into_iter().map(SbRequest::Fdb));
-        for r in &out {
-            let (action, outcome) = match r {
-                SbRequest::MacBinding(m) if m.nd => ("put_nd", "flushed"),
-                SbRequest::MacBinding(_) => ("put_arp", "flushed"),
-                SbRequest::Fdb(_) => ("put_fdb", "flushed"),
-            };
-            self.counters.add(action, outcome);
-        }
-        out
+        self.sb.take_due(now)
     }
 
     /// When buffered writes next become due, if any are waiting.
     pub fn next_wakeup(&self) -> Option<Instant> {
-        let fdb = self.fdbs.pending().then(Instant::now);
-        match (self.mac_bindings.next_due(), fdb) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.sb.next_due()
     }
 
     pub fn counters(&self) -> &Counters {
@@ -444,4 +450,20 @@ fn rewrite(frame: &[u8], base: &Flow, to: &Flow) -> Result<Vec<u8>, Drop> {
 fn write_bit(flow: &mut Flow, dst: FieldRef, v: bool) {
     let sf = dst.resolve();
     flow.set_bits(sf.field, sf.ofs, sf.n_bits, u128::from(v));
+}
+
+/// pinctrl as the userspace datapath's controller: its frames go to the physical layer
+/// as (datapath, logical port, bytes); a refusal is reported by its counter reason.
+impl crate::pipeline::Controller for Pinctrl {
+    fn handle(
+        &mut self,
+        pipeline: &Pipeline,
+        frame: &[u8],
+        op: &ControllerOp,
+        out: &mut Vec<(DpId, PortId, Vec<u8>)>,
+    ) -> Result<(), &'static str> {
+        let outputs = Pinctrl::handle(self, pipeline, frame, op).map_err(|d| d.reason())?;
+        out.extend(outputs.into_iter().map(|o| (o.dp, o.port, o.frame)));
+        Ok(())
+    }
 }
