@@ -131,13 +131,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
     }
 
     /// Like [`new`](Self::new), reusing `decision`'s buffers (cleared).
-    pub fn with_decision(
-        p: &'p Pipeline,
-        sink: S,
-        sem: Semantics,
-        opts: TraceOptions,
-        mut decision: Decision,
-    ) -> Self {
+    pub fn with_decision(p: &'p Pipeline, sink: S, sem: Semantics, opts: TraceOptions, mut decision: Decision) -> Self {
         decision.clear();
         let mut it = Self::new(p, sink, sem, opts);
         it.decision = decision;
@@ -181,29 +175,14 @@ impl<'p, S: Sink> Interpreter<'p, S> {
     /// Runs `actions` on `flow` as the actions of a flow in `table` of `dp`'s
     /// pipeline: pinctrl runs a controller action's nested actions on the packet it
     /// built this way.
-    pub fn run_actions(
-        &mut self,
-        dp: DpId,
-        egress: bool,
-        table: u8,
-        actions: &[Action],
-        flow: &mut Flow,
-    ) {
+    pub fn run_actions(&mut self, dp: DpId, egress: bool, table: u8, actions: &[Action], flow: &mut Flow) {
         self.trace_actions(actions, dp, flow, table, egress, 0, None);
     }
 
     /// Resumes a pipeline a controller action paused (`put_dhcp_opts` and the like):
     /// the actions of logical flow `fid` from `index` on, on the packet the controller
     /// rewrote.
-    pub fn resume(
-        &mut self,
-        dp: DpId,
-        egress: bool,
-        table: u8,
-        fid: FlowId,
-        index: usize,
-        flow: &mut Flow,
-    ) {
+    pub fn resume(&mut self, dp: DpId, egress: bool, table: u8, fid: FlowId, index: usize, flow: &mut Flow) {
         let actions = self.p.flow(fid).actions.clone();
         if let Some(rest) = actions.get(index..) {
             self.trace_actions(rest, dp, flow, table, egress, 0, None);

@@ -300,9 +300,7 @@ impl Agent {
             }
             // Nothing is acknowledged before every poll thread decides with it.
             if !userspace.wait_adopted(ADOPTION_TIMEOUT) {
-                warn!(
-                    "AF_XDP datapath: a poll thread did not adopt the new tables within {ADOPTION_TIMEOUT:?}; not acknowledging yet"
-                );
+                warn!("AF_XDP datapath: a poll thread did not adopt the new tables within {ADOPTION_TIMEOUT:?}; not acknowledging yet");
                 programmed_ok = false;
             }
         }
@@ -387,10 +385,7 @@ impl Agent {
             started.elapsed()
         );
         for e in &pipeline.errors {
-            self.log_once(format!(
-                "logical flow {} not compiled: {}",
-                e.uuid, e.reason
-            ));
+            self.log_once(format!("logical flow {} not compiled: {}", e.uuid, e.reason));
         }
         self.logical = Some((db, residency, pipeline.clone()));
         Some(pipeline)

@@ -46,11 +46,7 @@ impl Userspace {
 
     /// Makes the poll threads see `ports` (and OVN's logical flows, when given) from
     /// their next batch on.
-    pub fn publish(
-        &mut self,
-        ports: &[LogicalPort],
-        logical: Option<Arc<ovnest_logical::Pipeline>>,
-    ) {
+    pub fn publish(&mut self, ports: &[LogicalPort], logical: Option<Arc<ovnest_logical::Pipeline>>) {
         self.generation += 1;
         self.published = self.generation;
         let snapshot = Snapshot::build(self.generation, ports);
