@@ -474,6 +474,12 @@ impl Agent {
             }
             ConnectionState::Disconnected => "disconnected (forwarding with the last state)".into(),
         };
+        let pipeline = self.logical.as_ref().map(|(_, _, p)| p.clone());
+        let named = self
+            .userspace
+            .as_ref()
+            .map(|u| u.counters.named())
+            .unwrap_or_default();
         Status {
             chassis: effective.chassis.clone(),
             southbound,
@@ -490,6 +496,17 @@ impl Agent {
             invalid_rows: snapshot
                 .invalid_rows()
                 .map(|(table, uuid, why)| format!("{table} {uuid}: {why}"))
+                .collect(),
+            logical_flows: pipeline.as_ref().map_or(0, |p| p.flows.len()),
+            logical_rules: pipeline.as_ref().map_or(0, |p| p.n_rules()),
+            flows_not_compiled: pipeline
+                .as_ref()
+                .map(|p| p.errors.iter().map(|e| format!("{}: {}", e.uuid, e.reason)).collect())
+                .unwrap_or_default(),
+            unsupported_actions: named
+                .unsupported
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
                 .collect(),
             counters,
             updated_unix_ms: SystemTime::now()

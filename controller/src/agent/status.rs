@@ -26,6 +26,18 @@ pub struct Status {
     /// SB rows left out of the replica: `TABLE UUID: why`.
     #[serde(default)]
     pub invalid_rows: Vec<String>,
+    /// The logical pipeline: flows compiled, classifier rules.
+    #[serde(default)]
+    pub logical_flows: usize,
+    #[serde(default)]
+    pub logical_rules: u64,
+    /// Logical flows that did not parse or compile: `UUID: why`. Frames that would hit
+    /// them fall to the stage's next flow or its implicit drop.
+    #[serde(default)]
+    pub flows_not_compiled: Vec<String>,
+    /// Frames dropped because their decision needs an action not supported yet, by action.
+    #[serde(default)]
+    pub unsupported_actions: BTreeMap<String, u64>,
     /// Fast-path verdict and drop counters.
     pub counters: BTreeMap<String, u64>,
     pub updated_unix_ms: i64,
@@ -113,6 +125,21 @@ impl Status {
         for row in &self.invalid_rows {
             let _ = writeln!(out, "  invalid SB row: {row}");
         }
+        if self.logical_flows > 0 {
+            let _ = writeln!(
+                out,
+                "  logical pipeline: {} flows, {} rules, {} not compiled",
+                self.logical_flows,
+                self.logical_rules,
+                self.flows_not_compiled.len()
+            );
+        }
+        for f in &self.flows_not_compiled {
+            let _ = writeln!(out, "  flow not compiled: {f}");
+        }
+        for (action, n) in &self.unsupported_actions {
+            let _ = writeln!(out, "  unsupported action {action}: {n} frames dropped");
+        }
         let counters: Vec<String> = self
             .counters
             .iter()
@@ -155,6 +182,23 @@ impl Status {
             "# TYPE ovnest_sb_invalid_rows gauge\novnest_sb_invalid_rows {}",
             self.invalid_rows.len()
         );
+        let _ = writeln!(
+            out,
+            "# TYPE ovnest_logical_flows gauge\novnest_logical_flows {}",
+            self.logical_flows
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE ovnest_logical_flows_not_compiled gauge\novnest_logical_flows_not_compiled {}",
+            self.flows_not_compiled.len()
+        );
+        let _ = writeln!(out, "# TYPE ovnest_unsupported_action_drops_total counter");
+        for (action, n) in &self.unsupported_actions {
+            let _ = writeln!(
+                out,
+                "ovnest_unsupported_action_drops_total{{action=\"{action}\"}} {n}"
+            );
+        }
         let _ = writeln!(out, "# TYPE ovnest_fastpath_packets_total counter");
         for (name, value) in &self.counters {
             let _ = writeln!(
