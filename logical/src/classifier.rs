@@ -7,6 +7,7 @@
 //! the subtables probed are what the decision depended on (OVS's megaflow wildcards),
 //! which is what a cache of decisions must key on.
 
+use hashbrown::HashTable;
 use rustc_hash::FxHashMap;
 
 use crate::expr::Conj;
@@ -30,13 +31,86 @@ impl Rule {
     }
 }
 
+/// Rules sharing one mask. Keys live in one flat array (`n` words each); a subtable of a
+/// few entries is scanned, a larger one indexed by a hash table of entry numbers, so a
+/// probe is a hash and a handful of inline word compares, no allocation.
 #[derive(Debug, Clone)]
 struct Subtable {
     /// The words this subtable's mask covers, with their masks.
-    words: Vec<(u8, u64)>,
+    words: Box<[(u8, u64)]>,
     full_mask: [u64; WORDS],
     max_priority: u32,
-    rules: FxHashMap<Box<[u64]>, Rule>,
+    keys: Vec<u64>,
+    best: Vec<Rule>,
+    index: HashTable<u32>,
+}
+
+/// Entries a subtable scans before it builds a hash index.
+const SCAN_LIMIT: usize = 8;
+
+fn hash(words: &[u64]) -> u64 {
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+    for &w in words {
+        h = (h.rotate_left(23) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    h ^ (h >> 29)
+}
+
+#[inline(always)]
+fn same(a: &[u64], b: &[u64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+impl Subtable {
+    fn n(&self) -> usize {
+        self.words.len()
+    }
+
+    fn key(&self, i: usize) -> &[u64] {
+        let n = self.n();
+        &self.keys[i * n..(i + 1) * n]
+    }
+
+    fn find(&self, key: &[u64]) -> Option<usize> {
+        if self.best.len() <= SCAN_LIMIT {
+            (0..self.best.len()).find(|&i| same(self.key(i), key))
+        } else {
+            let n = self.n();
+            let keys = &self.keys;
+            self.index
+                .find(hash(key), |&i| same(&keys[i as usize * n..(i as usize + 1) * n], key))
+                .map(|&i| i as usize)
+        }
+    }
+
+    fn insert(&mut self, key: &[u64], rule: Rule) {
+        if let Some(i) = self.find(key) {
+            if rule.beats(&self.best[i]) {
+                self.best[i] = rule;
+            }
+            return;
+        }
+        let i = self.best.len();
+        self.keys.extend_from_slice(key);
+        self.best.push(rule);
+        let n = self.n();
+        if i + 1 > SCAN_LIMIT {
+            if self.index.is_empty() {
+                for j in 0..=i {
+                    let h = hash(&self.keys[j * n..(j + 1) * n]);
+                    let keys = &self.keys;
+                    self.index.insert_unique(h, j as u32, |&k| {
+                        hash(&keys[k as usize * n..(k as usize + 1) * n])
+                    });
+                }
+            } else {
+                let keys = &self.keys;
+                self.index.insert_unique(hash(key), i as u32, |&k| {
+                    hash(&keys[k as usize * n..(k as usize + 1) * n])
+                });
+            }
+        }
+    }
 }
 
 /// Rules of one logical table.
@@ -46,9 +120,6 @@ pub struct Classifier {
     by_mask: FxHashMap<[u64; WORDS], usize>,
     n_rules: u32,
 }
-
-/// The most words any mask has, for stack buffers in lookups.
-const MAX_KEY: usize = WORDS;
 
 impl Classifier {
     /// Adds a rule matching `conj` at `priority`.
@@ -68,24 +139,20 @@ impl Classifier {
                 words,
                 full_mask: conj.mask,
                 max_priority: 0,
-                rules: FxHashMap::default(),
+                keys: Vec::new(),
+                best: Vec::new(),
+                index: HashTable::new(),
             });
             self.subtables.len() - 1
         });
         let st = &mut self.subtables[idx];
-        let key: Box<[u64]> = st
-            .words
-            .iter()
-            .map(|&(i, _)| conj.value[i as usize])
-            .collect();
-        st.max_priority = st.max_priority.max(priority);
-        match st.rules.get_mut(&key) {
-            Some(r) if r.beats(&rule) => {}
-            Some(r) => *r = rule,
-            None => {
-                st.rules.insert(key, rule);
-            }
+        let mut key = [0u64; WORDS];
+        for (k, &(i, _)) in st.words.iter().enumerate() {
+            key[k] = conj.value[i as usize];
         }
+        st.max_priority = st.max_priority.max(priority);
+        let n = st.words.len();
+        st.insert(&key[..n], rule);
     }
 
     /// Orders subtables for lookup; call once after the last insert.
@@ -102,9 +169,10 @@ impl Classifier {
 
     /// The highest-priority rule matching `flow`. When `wc` is given, the masks of the
     /// subtables consulted are OR-ed into it.
+    #[inline]
     pub fn lookup(&self, flow: &Flow, mut wc: Option<&mut [u64; WORDS]>) -> Option<RuleId> {
         let mut best: Option<Rule> = None;
-        let mut key = [0u64; MAX_KEY];
+        let mut key = [0u64; WORDS];
         for st in &self.subtables {
             if let Some(b) = &best
                 && st.max_priority < b.priority
@@ -112,20 +180,32 @@ impl Classifier {
                 break;
             }
             if let Some(wc) = wc.as_deref_mut() {
-                for &(i, m) in &st.words {
+                for &(i, m) in st.words.iter() {
                     wc[i as usize] |= m;
                 }
             }
+            let n = st.words.len();
             for (k, &(i, m)) in st.words.iter().enumerate() {
                 key[k] = flow.w[i as usize] & m;
             }
-            if let Some(r) = st.rules.get(&key[..st.words.len()])
-                && best.as_ref().is_none_or(|b| r.beats(b))
-            {
-                best = Some(*r);
+            if let Some(e) = st.find(&key[..n]) {
+                let r = st.best[e];
+                if best.as_ref().is_none_or(|b| r.beats(b)) {
+                    best = Some(r);
+                }
             }
         }
         best.map(|r| r.id)
+    }
+
+    /// The rule, when the table holds exactly one and it matches every flow.
+    pub fn only_catchall(&self) -> Option<RuleId> {
+        match self.subtables.as_slice() {
+            [st] if st.words.is_empty() && st.best.len() == 1 && self.n_rules == 1 => {
+                Some(st.best[0].id)
+            }
+            _ => None,
+        }
     }
 
     pub fn len(&self) -> u32 {

@@ -37,6 +37,21 @@ impl fmt::Debug for Uuid {
     }
 }
 
+#[cfg(feature = "serde")]
+impl serde::Serialize for Uuid {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Uuid {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for Uuid {
     type Err = String;
     fn from_str(s: &str) -> Result<Uuid, String> {
@@ -53,6 +68,7 @@ impl FromStr for Uuid {
 
 /// Datapath_Binding.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Datapath {
     pub uuid: Uuid,
     pub tunnel_key: u32,
@@ -68,6 +84,7 @@ pub struct Datapath {
 
 /// Port_Binding: the columns the pipeline reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Port {
     pub uuid: Uuid,
     pub name: String,
@@ -86,6 +103,7 @@ pub struct Port {
 
 /// Multicast_Group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct McGroup {
     pub datapath: Uuid,
     pub name: String,
@@ -96,6 +114,7 @@ pub struct McGroup {
 
 /// Logical_Flow, with its datapath group expanded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LogicalFlow {
     pub uuid: Uuid,
     /// `logical_datapath`, plus the members of `logical_dp_group`.
@@ -113,6 +132,7 @@ pub struct LogicalFlow {
 
 /// MAC_Binding (and Static_MAC_Binding).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MacBinding {
     pub logical_port: String,
     pub ip: String,
@@ -122,6 +142,7 @@ pub struct MacBinding {
 
 /// FDB.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Fdb {
     pub mac: String,
     pub dp_key: u32,
@@ -130,6 +151,7 @@ pub struct Fdb {
 
 /// DHCP_Options / DHCPv6_Options.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct DhcpOption {
     pub name: String,
     pub code: u32,
@@ -138,6 +160,7 @@ pub struct DhcpOption {
 
 /// Load_Balancer: its VIPs, for the load-balancer hairpin checks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LoadBalancer {
     pub name: String,
     /// `vips` keys: `IP[:PORT]`.
@@ -146,6 +169,7 @@ pub struct LoadBalancer {
 
 /// Everything the pipeline compiles from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Database {
     pub datapaths: Vec<Datapath>,
     pub ports: Vec<Port>,
@@ -165,6 +189,7 @@ pub struct Database {
 /// One parsed port-security or addresses entry (OVN's `struct lport_addresses`):
 /// `MAC [IP[/PLEN]...]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LportAddresses {
     pub mac: u64,
     pub ipv4: Vec<u32>,

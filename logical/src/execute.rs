@@ -183,7 +183,8 @@ impl<'p, S: Sink> Interpreter<'p, S> {
     /// the actions of logical flow `fid` from `index` on, on the packet the controller
     /// rewrote.
     pub fn resume(&mut self, dp: DpId, egress: bool, table: u8, fid: FlowId, index: usize, flow: &mut Flow) {
-        let actions = self.p.flow(fid).actions.clone();
+        let p = self.p;
+        let actions: &'p [Action] = &p.flow(fid).actions;
         if let Some(rest) = actions.get(index..) {
             self.trace_actions(rest, dp, flow, table, egress, 0, None);
         }
@@ -218,6 +219,8 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         }
         self.depth += 1;
         let p = self.p;
+        // Stages whose one flow is `1` → `next;` need no lookup.
+        table = p.skip_trivial(dp, egress, table);
         let mut found;
         loop {
             found = p.lookup(dp, egress, table, flow, self.wc.as_mut());
@@ -255,8 +258,8 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         });
         if let Some(fid) = found {
             self.decision.flows.push(fid);
-            let actions = p.flow(fid).actions.clone();
-            self.trace_actions(&actions, dp, flow, table, egress, node, Some(fid));
+            let actions: &'p [Action] = &p.flow(fid).actions;
+            self.trace_actions(actions, dp, flow, table, egress, node, Some(fid));
         }
         self.depth -= 1;
     }
@@ -511,8 +514,8 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                                 .into()
                         });
                     }
-                    let opts: Vec<String> = options.iter().map(|o| o.to_string()).collect();
                     self.sink.add(sup, NodeKind::Modify, || {
+                        let opts: Vec<String> = options.iter().map(|o| o.to_string()).collect();
                         format!("{}({})", kind.name(), opts.join(", "))
                     });
                     if !dst.resolve().field.is_register() {
@@ -611,11 +614,11 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         }
     }
 
-    fn port_key_name(&self, dp: DpId, key: u32) -> String {
+    fn port_key_name(&self, dp: DpId, key: u32) -> &'p str {
         match self.p.port_by_key(dp, key) {
-            Some(p) => p.friendly.clone(),
-            None if key == 0 => String::new(),
-            None => "(unnamed)".into(),
+            Some(p) => &p.friendly,
+            None if key == 0 => "",
+            None => "(unnamed)",
         }
     }
 
@@ -629,9 +632,9 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         sup: usize,
     ) {
         let sf = dst.resolve();
-        if !sf.field.is_register() {
-            let s = a.to_string();
+        if S::ON && !sf.field.is_register() {
             self.sink.add(sup, NodeKind::Modify, || {
+                let s = a.to_string();
                 s.strip_suffix(';').unwrap_or(&s).to_owned()
             });
         }
@@ -685,23 +688,22 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         }
         let mut port = p.port_id_by_key(dp, key);
         let mcgroup = p.mcgroup_by_key(dp, key);
-        let mut out_name = match (port, mcgroup) {
-            (Some(id), _) => p.port(id).friendly.clone(),
-            (None, Some(m)) => m.name.clone(),
-            (None, None) => "(unnamed)".into(),
+        let mut out_name: &'p str = match (port, mcgroup) {
+            (Some(id), _) => &p.port(id).friendly,
+            (None, Some(m)) => &m.name,
+            (None, None) => "(unnamed)",
         };
         if port.is_none() && mcgroup.is_none() {
             self.sink.add(sup, NodeKind::Error, || {
                 format!("*** unknown port or multicast group {key}")
             });
         }
-        let dpname = p.datapath(dp).friendly.clone();
+        let dpname: &'p str = &p.datapath(dp).friendly;
 
         if egress {
-            let ty = port.map_or(String::new(), |id| p.port(id).ty.clone());
-            let on = out_name.clone();
+            let ty: &str = port.map_or("", |id| &p.port(id).ty);
             self.sink.add(sup, NodeKind::Output, || {
-                format!("/* output to \"{on}\", type \"{ty}\" */")
+                format!("/* output to \"{out_name}\", type \"{ty}\" */")
             });
             if let Some(id) = port
                 && let Some(peer) = p.port(id).peer
@@ -757,7 +759,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         let allow_loopback = flow.reg(10) & mlf::ALLOW_LOOPBACK != 0;
 
         if let Some(m) = mcgroup {
-            let mname = m.name.clone();
+            let mname: &str = &m.name;
             let mcnode = self.sink.add(sup, NodeKind::Pipeline, || {
                 format!("multicast(dp=\"{dpname}\", mcgroup=\"{mname}\")")
             });
@@ -795,7 +797,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
             let pr = p.port(id);
             match pr.distributed_port {
                 Some(d) => {
-                    let dn = p.port(d).friendly.clone();
+                    let dn: &'p str = &p.port(d).friendly;
                     self.sink.add(sup, NodeKind::Output, || {
                         format!(
                             "/* Replacing type \"{}\" outport \"{}\" with distributed port \"{dn}\". */",

@@ -1193,12 +1193,34 @@ impl Conj {
 
     /// Adds one masked equality; false if it contradicts what is there.
     fn constrain(&mut self, field: Field, value: u128, mask: u128) -> bool {
-        let mut v = [0u64; WORDS];
-        let mut m = [0u64; WORDS];
-        if !crate::flow::to_words(field, value, mask, &mut v, &mut m) {
+        let l = field.loc();
+        let storable = value::ones(u32::from(l.bits));
+        // Bits of the field beyond its storage read as zero: a 1 there never matches.
+        if value & mask & !storable != 0 {
             return false;
         }
-        self.merge_words(&m, &v)
+        let (value, mask) = (value & storable, mask & storable);
+        let parts: [(usize, u64, u64); 2] = if l.bits == 128 {
+            [
+                (l.word as usize, (value >> 64) as u64, (mask >> 64) as u64),
+                (l.word as usize + 1, value as u64, mask as u64),
+            ]
+        } else {
+            [
+                (l.word as usize, (value as u64) << l.shift, (mask as u64) << l.shift),
+                (l.word as usize, 0, 0),
+            ]
+        };
+        for &(w, v, m) in &parts {
+            if (self.value[w] ^ v) & self.mask[w] & m != 0 {
+                return false;
+            }
+        }
+        for (w, v, m) in parts {
+            self.mask[w] |= m;
+            self.value[w] |= v;
+        }
+        true
     }
 
     fn merge_words(&mut self, m: &[u64; WORDS], v: &[u64; WORDS]) -> bool {
@@ -1237,9 +1259,23 @@ pub enum ToConjError {
 /// `limit`); an empty result never matches.
 pub fn to_conjs(m: &Match, limit: usize) -> Result<Vec<Conj>, ToConjError> {
     let mut out = dnf(m, limit)?;
-    let mut seen = FxHashSet::default();
-    out.retain(|c| seen.insert(*c));
+    dedup(&mut out);
     Ok(out)
+}
+
+fn dedup(v: &mut Vec<Conj>) {
+    match v.len() {
+        0 | 1 => {}
+        2 => {
+            if v[0] == v[1] {
+                v.pop();
+            }
+        }
+        _ => {
+            let mut seen = FxHashSet::default();
+            v.retain(|c| seen.insert(*c));
+        }
+    }
 }
 
 fn dnf(m: &Match, limit: usize) -> Result<Vec<Conj>, ToConjError> {
@@ -1311,8 +1347,7 @@ fn dnf(m: &Match, limit: usize) -> Result<Vec<Conj>, ToConjError> {
                         }
                     }
                 }
-                let mut seen = FxHashSet::default();
-                next.retain(|c| seen.insert(*c));
+                dedup(&mut next);
                 acc = next;
             }
             Ok(acc)

@@ -82,6 +82,9 @@ pub struct PortInfo {
 struct Table {
     classifier: Classifier,
     stage_name: Option<Arc<str>>,
+    /// The first table from this one on that is not trivial (its only flow matches
+    /// everything and says `next;`): the interpreter jumps there without lookups.
+    skip_to: u8,
 }
 
 /// One logical flow compiled for one datapath.
@@ -438,6 +441,21 @@ impl Pipeline {
                 t.classifier.finish();
             }
         }
+        let flows = &self.flows;
+        for d in &mut self.datapaths {
+            for tables in d.tables.iter_mut() {
+                let n = tables.len();
+                let mut next = n as u8;
+                for i in (0..n).rev() {
+                    let trivial = tables[i]
+                        .classifier
+                        .only_catchall()
+                        .is_some_and(|id| flows[id as usize].omit);
+                    tables[i].skip_to = if trivial { next } else { i as u8 };
+                    next = tables[i].skip_to;
+                }
+            }
+        }
         self.sets = sets;
     }
 
@@ -620,6 +638,14 @@ impl Pipeline {
             .get(table as usize)?
             .classifier
             .lookup(flow, wc)
+    }
+
+    /// The first table from `table` on that needs a lookup.
+    #[inline]
+    pub fn skip_trivial(&self, dp: DpId, egress: bool, table: u8) -> u8 {
+        self.datapaths[dp as usize].tables[usize::from(egress)]
+            .get(table as usize)
+            .map_or(table, |t| t.skip_to)
     }
 
     pub fn stage_name(&self, dp: DpId, egress: bool, table: u8) -> Option<&str> {
