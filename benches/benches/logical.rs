@@ -30,8 +30,10 @@ fn traversal(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     for case in lflows::cases() {
         let dp = p.datapath_by_name("dmz").expect("dmz");
-        let flow = microflow::parse(&case.microflow, &Default::default(), &|n| p.lookup_port(dp, n))
-            .expect("microflow");
+        let flow = microflow::parse(&case.microflow, &Default::default(), &|n| {
+            p.lookup_port(dp, n)
+        })
+        .expect("microflow");
         let mut decision = Decision::default();
         g.bench_function(case.name, |b| {
             b.iter(|| {

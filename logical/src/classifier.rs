@@ -78,7 +78,9 @@ impl Subtable {
             let n = self.n();
             let keys = &self.keys;
             self.index
-                .find(hash(key), |&i| same(&keys[i as usize * n..(i as usize + 1) * n], key))
+                .find(hash(key), |&i| {
+                    same(&keys[i as usize * n..(i as usize + 1) * n], key)
+                })
                 .map(|&i| i as usize)
         }
     }

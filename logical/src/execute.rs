@@ -131,7 +131,13 @@ impl<'p, S: Sink> Interpreter<'p, S> {
     }
 
     /// Like [`new`](Self::new), reusing `decision`'s buffers (cleared).
-    pub fn with_decision(p: &'p Pipeline, sink: S, sem: Semantics, opts: TraceOptions, mut decision: Decision) -> Self {
+    pub fn with_decision(
+        p: &'p Pipeline,
+        sink: S,
+        sem: Semantics,
+        opts: TraceOptions,
+        mut decision: Decision,
+    ) -> Self {
         decision.clear();
         let mut it = Self::new(p, sink, sem, opts);
         it.decision = decision;
@@ -175,14 +181,29 @@ impl<'p, S: Sink> Interpreter<'p, S> {
     /// Runs `actions` on `flow` as the actions of a flow in `table` of `dp`'s
     /// pipeline: pinctrl runs a controller action's nested actions on the packet it
     /// built this way.
-    pub fn run_actions(&mut self, dp: DpId, egress: bool, table: u8, actions: &[Action], flow: &mut Flow) {
+    pub fn run_actions(
+        &mut self,
+        dp: DpId,
+        egress: bool,
+        table: u8,
+        actions: &[Action],
+        flow: &mut Flow,
+    ) {
         self.trace_actions(actions, dp, flow, table, egress, 0, None);
     }
 
     /// Resumes a pipeline a controller action paused (`put_dhcp_opts` and the like):
     /// the actions of logical flow `fid` from `index` on, on the packet the controller
     /// rewrote.
-    pub fn resume(&mut self, dp: DpId, egress: bool, table: u8, fid: FlowId, index: usize, flow: &mut Flow) {
+    pub fn resume(
+        &mut self,
+        dp: DpId,
+        egress: bool,
+        table: u8,
+        fid: FlowId,
+        index: usize,
+        flow: &mut Flow,
+    ) {
         let p = self.p;
         let actions: &'p [Action] = &p.flow(fid).actions;
         if let Some(rest) = actions.get(index..) {
@@ -719,11 +740,13 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 let mut new = *flow;
                 if self.sem == Semantics::Chassis {
                     // physical.c: a patch port clears conntrack, zones, flags and
-                    // the logical registers before the peer's ingress.
+                    // the logical registers before the peer's ingress, whose datapath
+                    // the metadata names from then on.
                     for r in 0..16u8 {
                         new.set_reg(r, 0);
                     }
                     new.set(Field::CtState, 0);
+                    new.set(Field::Metadata, u128::from(p.datapath(peer.dp).key));
                 }
                 new.set_reg(14, peer.key);
                 new.set_reg(15, 0);

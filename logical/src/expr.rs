@@ -1207,7 +1207,11 @@ impl Conj {
             ]
         } else {
             [
-                (l.word as usize, (value as u64) << l.shift, (mask as u64) << l.shift),
+                (
+                    l.word as usize,
+                    (value as u64) << l.shift,
+                    (mask as u64) << l.shift,
+                ),
                 (l.word as usize, 0, 0),
             ]
         };

@@ -9,7 +9,10 @@ fn main() -> anyhow::Result<()> {
         .nth(1)
         .ok_or_else(|| anyhow::anyhow!("usage: capture_lflows SB_REMOTE"))?;
     let rt = tokio::runtime::Runtime::new()?;
-    let db = rt.block_on(ovnest::lflow::fetch(remote.parse()?, Duration::from_secs(10)))?;
+    let db = rt.block_on(ovnest::lflow::fetch(
+        remote.parse()?,
+        Duration::from_secs(10),
+    ))?;
     println!("{}", serde_json::to_string_pretty(&db)?);
     Ok(())
 }

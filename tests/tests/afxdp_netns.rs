@@ -55,7 +55,9 @@ fn broadcast_from_c51_is_flooded_by_the_userspace_datapath() {
         let afxdp = AfXdp::open(&config, &vifs).expect("AF_XDP sockets");
         afxdp.register(&mut fast_path).expect("XSKMAP");
         afxdp
-            .spawn(cell.clone(), shared.clone(), stop.clone())
+            .spawn(cell.clone(), shared.clone(), stop.clone(), &|| {
+                Box::new(ovnest_datapath::pipeline::NoController)
+            })
             .expect("poll thread")
     };
 

@@ -55,7 +55,11 @@ fn routed_as_ovn_trace() {
 #[test]
 fn acl_drops_as_ovn_trace() {
     let out = minimal(&lflows::seed_acl(), "acl_drop_vm2_to_c51");
-    assert_eq!(out.lines().count(), 1, "nothing but the flow line: dropped\n{out}");
+    assert_eq!(
+        out.lines().count(),
+        1,
+        "nothing but the flow line: dropped\n{out}"
+    );
     let out = minimal(&lflows::seed(), "acl_drop_vm2_to_c51");
     assert!(out.ends_with("output(\"dmz-c51\");\n"), "{out}");
 }

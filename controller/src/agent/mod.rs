@@ -80,6 +80,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         ..Agent::default()
     };
     let mut southbound: Option<(String, Southbound, watch::Receiver<Arc<Snapshot>>)> = None;
+    // pinctrl's MAC_Binding/FDB writes go to the current Southbound.
+    let mut pinctrl_writer: Option<crate::pinctrl::Writer> = None;
     let mut resync = tokio::time::interval(INTERFACE_POLL.min(flags.resync));
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut waiting_for = String::new();
@@ -108,6 +110,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                     );
                     let sb = Southbound::start(sb::config(remotes));
                     let watch = sb.watch();
+                    if let Some(userspace) = &agent.userspace {
+                        if let Some(w) = pinctrl_writer.take() {
+                            w.stop();
+                        }
+                        pinctrl_writer = Some(crate::pinctrl::spawn_writer(
+                            userspace.pinctrl_queue.clone(),
+                            sb.client().clone(),
+                            tokio::runtime::Handle::current(),
+                        ));
+                    }
                     southbound = Some((effective.ovn_remote.clone(), sb, watch));
                 }
                 if let Some((_, sb, _)) = &southbound {
@@ -300,7 +312,9 @@ impl Agent {
             }
             // Nothing is acknowledged before every poll thread decides with it.
             if !userspace.wait_adopted(ADOPTION_TIMEOUT) {
-                warn!("AF_XDP datapath: a poll thread did not adopt the new tables within {ADOPTION_TIMEOUT:?}; not acknowledging yet");
+                warn!(
+                    "AF_XDP datapath: a poll thread did not adopt the new tables within {ADOPTION_TIMEOUT:?}; not acknowledging yet"
+                );
                 programmed_ok = false;
             }
         }
@@ -385,7 +399,10 @@ impl Agent {
             started.elapsed()
         );
         for e in &pipeline.errors {
-            self.log_once(format!("logical flow {} not compiled: {}", e.uuid, e.reason));
+            self.log_once(format!(
+                "logical flow {} not compiled: {}",
+                e.uuid, e.reason
+            ));
         }
         self.logical = Some((db, residency, pipeline.clone()));
         Some(pipeline)
@@ -501,7 +518,12 @@ impl Agent {
             logical_rules: pipeline.as_ref().map_or(0, |p| p.n_rules()),
             flows_not_compiled: pipeline
                 .as_ref()
-                .map(|p| p.errors.iter().map(|e| format!("{}: {}", e.uuid, e.reason)).collect())
+                .map(|p| {
+                    p.errors
+                        .iter()
+                        .map(|e| format!("{}: {}", e.uuid, e.reason))
+                        .collect()
+                })
                 .unwrap_or_default(),
             unsupported_actions: named
                 .unsupported

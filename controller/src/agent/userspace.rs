@@ -25,6 +25,8 @@ pub struct Userspace {
     generation: u64,
     /// The generation published last.
     published: u64,
+    /// MAC_Binding / FDB writes pinctrl buffers for the agent's Southbound writer.
+    pub pinctrl_queue: ovnest_datapath::pinctrl::SbQueue,
     interfaces: BTreeSet<u32>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<WorkerReport>>,
@@ -38,6 +40,7 @@ impl Userspace {
             counters: Arc::new(SharedCounters::new()),
             generation: 0,
             published: 0,
+            pinctrl_queue: Default::default(),
             interfaces: BTreeSet::new(),
             stop: Arc::new(AtomicBool::new(false)),
             threads: Vec::new(),
@@ -46,7 +49,11 @@ impl Userspace {
 
     /// Makes the poll threads see `ports` (and OVN's logical flows, when given) from
     /// their next batch on.
-    pub fn publish(&mut self, ports: &[LogicalPort], logical: Option<Arc<ovnest_logical::Pipeline>>) {
+    pub fn publish(
+        &mut self,
+        ports: &[LogicalPort],
+        logical: Option<Arc<ovnest_logical::Pipeline>>,
+    ) {
         self.generation += 1;
         self.published = self.generation;
         let snapshot = Snapshot::build(self.generation, ports);
@@ -80,7 +87,13 @@ impl Userspace {
         let afxdp = AfXdp::open(&self.config, &list)?;
         afxdp.register(fast_path)?;
         self.stop = Arc::new(AtomicBool::new(false));
-        self.threads = afxdp.spawn(self.cell.clone(), self.counters.clone(), self.stop.clone())?;
+        let queue = self.pinctrl_queue.clone();
+        self.threads = afxdp.spawn(
+            self.cell.clone(),
+            self.counters.clone(),
+            self.stop.clone(),
+            &|| Box::new(ovnest_datapath::pinctrl::Pinctrl::with_queue(queue.clone())),
+        )?;
         info!(
             "AF_XDP datapath serving {} interface(s) on {} queue(s)",
             list.len(),

@@ -15,9 +15,9 @@ use ovnest_logical::{
 
 use crate::ovsdb::{Remotes, Uuid};
 use crate::sb::{
-    self, AddressSet, DatapathBinding, DhcpOptions, Dhcpv6Options, Fdb, LoadBalancer,
-    LogicalFlow, MacBinding, MulticastGroup, PortAddresses, PortBinding, PortGroup, Snapshot,
-    Southbound, StaticMacBinding,
+    self, AddressSet, DatapathBinding, DhcpOptions, Dhcpv6Options, Fdb, LoadBalancer, LogicalFlow,
+    MacBinding, MulticastGroup, PortAddresses, PortBinding, PortGroup, Snapshot, Southbound,
+    StaticMacBinding,
 };
 
 fn luuid(u: &Uuid) -> LUuid {
@@ -44,7 +44,9 @@ pub fn database(snap: &Snapshot) -> Database {
     let mut db = Database::default();
     for d in snap.table::<DatapathBinding>().iter() {
         let ids = &d.external_ids;
-        let nb = ids.get("logical-switch").or_else(|| ids.get("logical-router"));
+        let nb = ids
+            .get("logical-switch")
+            .or_else(|| ids.get("logical-router"));
         db.datapaths.push(Datapath {
             uuid: luuid(&d.uuid),
             tunnel_key: d.tunnel_key,

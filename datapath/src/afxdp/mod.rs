@@ -34,7 +34,7 @@ pub use worker::{Worker, WorkerReport};
 
 use crate::{
     fastpath::{FastPath, FastPathError},
-    pipeline::{NoServices, SharedCounters, SnapshotCell},
+    pipeline::{Controller, NoServices, SharedCounters, SnapshotCell},
 };
 
 /// How a socket is bound.
@@ -137,21 +137,24 @@ impl AfXdp {
 
     /// Starts one poll thread per worker. Each runs until `stop` is set and returns its
     /// report.
+    /// `controller` makes each thread's controller (pinctrl) for logical decisions.
     pub fn spawn(
         self,
         cell: Arc<SnapshotCell>,
         shared: Arc<SharedCounters>,
         stop: Arc<AtomicBool>,
+        controller: &dyn Fn() -> Box<dyn Controller + Send>,
     ) -> Result<Vec<JoinHandle<WorkerReport>>, AfXdpError> {
         let mut handles = Vec::with_capacity(self.workers.len());
         for worker in self.workers {
             let queue = worker.queue();
             let (cell, shared, stop) = (cell.clone(), shared.clone(), stop.clone());
+            let controller = controller();
             let handle = std::thread::Builder::new()
                 .name(format!("ovnest-xsk{queue}"))
                 .spawn(move || {
                     pin_to_core(queue as usize);
-                    worker.run(&cell, &shared, &stop, NoServices)
+                    worker.run(&cell, &shared, &stop, NoServices, controller)
                 })
                 .map_err(|source| AfXdpError::Thread { queue, source })?;
             handles.push(handle);

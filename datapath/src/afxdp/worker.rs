@@ -9,8 +9,8 @@ use xdpilone::{Umem as XskUmem, UmemConfig};
 
 use super::{AfXdpConfig, AfXdpError, BindMode, area::Area, socket::Xsk};
 use crate::pipeline::{
-    BATCH, Desc, FramePool, Pipeline, Service, SharedCounters, Snapshot, SnapshotCell, TxBatches,
-    Umem,
+    BATCH, Controller, Desc, FramePool, Pipeline, Service, SharedCounters, Snapshot, SnapshotCell,
+    TxBatches, Umem,
 };
 
 /// Headroom the kernel leaves before received data (`XDP_PACKET_HEADROOM`); flood copies
@@ -138,6 +138,7 @@ impl Worker {
         shared: &SharedCounters,
         stop: &AtomicBool,
         services: S,
+        controller: Box<dyn Controller + Send>,
     ) -> WorkerReport {
         let frame_mask = self.frame_size as u64 - 1;
         let reserve = BATCH * 4;
@@ -161,6 +162,7 @@ impl Worker {
         };
         let pool = core::mem::replace(pool, FramePool::with_capacity(0, 0));
         let mut pipeline = Pipeline::new(umem, pool, TxBatches::new(BATCH * 64), services);
+        pipeline.controller = controller;
         let mut report = WorkerReport {
             queue: *queue,
             ..Default::default()

@@ -124,11 +124,11 @@ pub fn check(from: &Flow, to: &Flow) -> Result<(), Unwritable> {
 pub mod csum {
     /// Adds `data` (big-endian 16-bit words) to a partial sum.
     pub fn add(mut sum: u32, data: &[u8]) -> u32 {
-        let mut chunks = data.chunks_exact(2);
-        for c in &mut chunks {
-            sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+        let (words, rest) = data.as_chunks::<2>();
+        for w in words {
+            sum += u32::from(u16::from_be_bytes(*w));
         }
-        if let [last] = chunks.remainder() {
+        if let [last] = rest {
             sum += u32::from(*last) << 8;
         }
         sum
@@ -149,12 +149,11 @@ pub mod csum {
     /// RFC 1624 eq. 3: the checksum after 16-bit words `old` became `new`.
     pub fn update(csum: u16, old: &[u8], new: &[u8]) -> u16 {
         let mut sum = u32::from(!csum);
-        let mut o = old.chunks_exact(2);
-        for c in &mut o {
-            sum += u32::from(!u16::from_be_bytes([c[0], c[1]]));
+        for w in old.as_chunks::<2>().0 {
+            sum += u32::from(!u16::from_be_bytes(*w));
         }
-        for c in new.chunks_exact(2) {
-            sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+        for w in new.as_chunks::<2>().0 {
+            sum += u32::from(u16::from_be_bytes(*w));
         }
         fold(sum)
     }

@@ -165,7 +165,8 @@ fn ipv6(b: &[u8], off: usize, f: &mut Flow) -> Option<usize> {
 fn transport(b: &[u8], l4: usize, proto: u8, v6: bool, f: &mut Flow) -> bool {
     match proto {
         6 => {
-            let (Some(src), Some(dst), Some(flags)) = (be16(b, l4), be16(b, l4 + 2), be16(b, l4 + 12))
+            let (Some(src), Some(dst), Some(flags)) =
+                (be16(b, l4), be16(b, l4 + 2), be16(b, l4 + 12))
             else {
                 return false;
             };

@@ -20,7 +20,25 @@ mod tests {
             0x02, 0xac, 0x10, 0xff, 0x01, 0x29, 0x02, 0xac, 0x10, 0xff, 0x01, 0x33, 0x08, 0x00,
         ];
         let mut ip = vec![
-            0x45, 0, 0, 28 + 8, 0x12, 0x34, 0x40, 0, 64, 1, 0, 0, 172, 16, 255, 133, 172, 16, 255,
+            0x45,
+            0,
+            0,
+            28 + 8,
+            0x12,
+            0x34,
+            0x40,
+            0,
+            64,
+            1,
+            0,
+            0,
+            172,
+            16,
+            255,
+            133,
+            172,
+            16,
+            255,
             129,
         ];
         let c = csum::of(&ip);
@@ -42,7 +60,13 @@ mod tests {
         assert_eq!(flow.get(Field::Ipv4Src), 0xac10_ff85);
         assert_eq!(flow.get(Field::IpTtl), 64);
         assert_eq!(flow.tp_src(), 8);
-        assert_eq!(layers, Layers { l3: 14, l4: Some(34) });
+        assert_eq!(
+            layers,
+            Layers {
+                l3: 14,
+                l4: Some(34)
+            }
+        );
         // Every prefix of the frame parses without panicking.
         for n in 0..frame.len() {
             let _ = extract(&frame[..n]);

@@ -112,12 +112,11 @@ impl Verdict {
 
     /// All verdicts in index order.
     pub fn all() -> impl Iterator<Item = Verdict> {
-        Counter::ALL.into_iter().map(Verdict::Fast).chain([
-            Verdict::Flooded,
-            Verdict::Serviced,
-            Verdict::DropTxFull,
-        ])
-        .chain(LogicalOutcome::ALL.into_iter().map(Verdict::Logical))
+        Counter::ALL
+            .into_iter()
+            .map(Verdict::Fast)
+            .chain([Verdict::Flooded, Verdict::Serviced, Verdict::DropTxFull])
+            .chain(LogicalOutcome::ALL.into_iter().map(Verdict::Logical))
     }
 }
 

@@ -18,8 +18,7 @@ use ovnest_logical::{
 use rustc_hash::FxHashMap;
 
 use super::{
-    ETH_LEN, Frame, Ingress, Pipeline, Service, Snapshot, Verdict,
-    counters::LogicalOutcome, retag,
+    ETH_LEN, Frame, Ingress, Pipeline, Service, Snapshot, Verdict, counters::LogicalOutcome, retag,
 };
 use crate::flow::{self, Layers};
 
@@ -105,7 +104,10 @@ impl<S: Service> Pipeline<'_, S> {
         if ingress.vid != 0 {
             match retag(bytes, frame.off, frame.len, ingress.vid, 0) {
                 Some((off, len)) => (frame.off, frame.len) = (off, len),
-                None => return self.drop_frame(frame.chunk, Verdict::Logical(LogicalOutcome::Malformed)),
+                None => {
+                    return self
+                        .drop_frame(frame.chunk, Verdict::Logical(LogicalOutcome::Malformed));
+                }
             }
         }
         let data = &bytes[frame.off..frame.off + frame.len];
@@ -116,7 +118,10 @@ impl<S: Service> Pipeline<'_, S> {
             return self.drop_frame(frame.chunk, Verdict::Logical(LogicalOutcome::Malformed));
         };
         let start = {
-            flow.set(ovnest_logical::flow::Field::Metadata, u128::from(ingress.info.key.datapath));
+            flow.set(
+                ovnest_logical::flow::Field::Metadata,
+                u128::from(ingress.info.key.datapath),
+            );
             flow.set_reg(14, ingress.info.key.port);
             flow
         };
@@ -146,21 +151,33 @@ impl<S: Service> Pipeline<'_, S> {
         decision.clear();
         self.scratch.decision = decision;
         // A delivered frame's buffer is queued (or was given back by a full queue).
-        if !matches!(verdict, LogicalOutcome::Delivered | LogicalOutcome::DeliveredTxFull) {
+        if !matches!(
+            verdict,
+            LogicalOutcome::Delivered | LogicalOutcome::DeliveredTxFull
+        ) {
             self.pool.give(frame.chunk);
         }
         Verdict::Logical(verdict)
     }
 
     /// Hands controller actions to the controller and sends what it generates.
-    fn controller_ops(&mut self, snap: &Snapshot, view: &LogicalView, decision: &Decision, frame: Frame) {
+    fn controller_ops(
+        &mut self,
+        snap: &Snapshot,
+        view: &LogicalView,
+        decision: &Decision,
+        frame: Frame,
+    ) {
         let Some((bytes, _)) = self.umem.chunk_mut(frame.chunk) else {
             return;
         };
         let data = bytes[frame.off..frame.off + frame.len].to_vec();
         let mut generated = std::mem::take(&mut self.scratch.generated);
         for op in &decision.controller {
-            match self.controller.handle(&view.pipeline, &data, op, &mut generated) {
+            match self
+                .controller
+                .handle(&view.pipeline, &data, op, &mut generated)
+            {
                 Ok(()) => self.counters.logical(LogicalOutcome::ControllerHandled),
                 Err(_) => self.counters.logical(LogicalOutcome::ControllerFailed),
             }
@@ -199,7 +216,14 @@ impl<S: Service> Pipeline<'_, S> {
             off: headroom,
             len: bytes.len(),
         };
-        let _ = self.send(copy, 0, info.tag, info.device, info.stats_slot, Verdict::Serviced);
+        let _ = self.send(
+            copy,
+            0,
+            info.tag,
+            info.device,
+            info.stats_slot,
+            Verdict::Serviced,
+        );
     }
 
     /// Sends one copy of `frame` per delivery, each with its header changes and tag; the
@@ -229,7 +253,10 @@ impl<S: Service> Pipeline<'_, S> {
         let rest = deliveries[..last_pos]
             .iter()
             .filter_map(|d| local(d).map(|i| (i, d)));
-        let (last_idx, last) = (local(&deliveries[last_pos]).unwrap_or(u32::MAX), &deliveries[last_pos]);
+        let (last_idx, last) = (
+            local(&deliveries[last_pos]).unwrap_or(u32::MAX),
+            &deliveries[last_pos],
+        );
         let headroom = self.pool.headroom() as usize;
         for (idx, d) in rest {
             let Some(info) = snap.port(idx).filter(|p| p.is_local()) else {
@@ -252,7 +279,14 @@ impl<S: Service> Pipeline<'_, S> {
                 self.pool.give(copy.chunk);
                 continue;
             }
-            let _ = self.send(copy, 0, info.tag, info.device, info.stats_slot, Verdict::Flooded);
+            let _ = self.send(
+                copy,
+                0,
+                info.tag,
+                info.device,
+                info.stats_slot,
+                Verdict::Flooded,
+            );
             self.counters.flood.copies += 1;
         }
         let Some(info) = snap.port(last_idx).filter(|p| p.is_local()) else {
@@ -262,7 +296,14 @@ impl<S: Service> Pipeline<'_, S> {
             return LogicalOutcome::Unwritable;
         }
         let (tag, device, slot) = (info.tag, info.device, info.stats_slot);
-        match self.send(frame, 0, tag, device, slot, Verdict::Logical(LogicalOutcome::Delivered)) {
+        match self.send(
+            frame,
+            0,
+            tag,
+            device,
+            slot,
+            Verdict::Logical(LogicalOutcome::Delivered),
+        ) {
             Verdict::Logical(LogicalOutcome::Delivered) => LogicalOutcome::Delivered,
             // `send` already gave the chunk back.
             _ => LogicalOutcome::DeliveredTxFull,

@@ -26,7 +26,9 @@ mod snapshot;
 mod tx;
 mod umem;
 
-pub use counters::{FloodStats, LocalCounters, LogicalOutcome, NamedCounters, SharedCounters, Verdict};
+pub use counters::{
+    FloodStats, LocalCounters, LogicalOutcome, NamedCounters, SharedCounters, Verdict,
+};
 pub use logical::{Controller, LogicalView, NoController, Scratch};
 pub use lookup::FlatMap;
 pub use service::{NoServices, Punt, PuntFrame, Service};
