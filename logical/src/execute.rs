@@ -463,10 +463,8 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     self.trace_table(dp, &mut sel, *t, egress, node);
                 }
                 Action::CtClear => {
-                    // Nothing to trace; in the datapath it forgets the connection state.
-                    if self.sem == Semantics::Chassis {
-                        flow.set(Field::CtState, 0);
-                    }
+                    // ovn-trace forgets the connection too (flow_clear_conntrack).
+                    flow.clear_conntrack();
                 }
                 Action::Nested {
                     kind,
@@ -1069,7 +1067,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
 
     fn execute_ct_snat_to_vip(&mut self, flow: &Flow, sup: usize) {
         self.unsupported("ct_snat_to_vip");
-        let Some((addr, port, s)) = self.lb_vip(flow) else {
+        let Some((addr, port, _)) = self.lb_vip(flow) else {
             return;
         };
         let same = match addr {
@@ -1077,8 +1075,9 @@ impl<'p, S: Sink> Interpreter<'p, S> {
             Addr::V6(v) => v == flow.ct_ipv6_dst,
         };
         if same && port == flow.ct_tp_dst {
+            // ovn-trace names the VIP by its address alone (ip_address_and_port_from_lb_key).
             self.sink
-                .add(sup, NodeKind::Action, || format!("/* nat(src={s}) */"));
+                .add(sup, NodeKind::Action, || format!("/* nat(src={addr}) */"));
         }
     }
 

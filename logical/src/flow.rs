@@ -397,6 +397,28 @@ impl Flow {
         self.set_masked(f, v, u128::MAX);
     }
 
+    /// Forgets the connection (OVS's `flow_clear_conntrack`, what `ct_clear` does):
+    /// state, mark, label and the original direction's tuple.
+    pub fn clear_conntrack(&mut self) {
+        self.set(Field::CtState, 0);
+        self.set(Field::CtMark, 0);
+        self.set(Field::CtLabel, 0);
+        self.ct_nw_proto = 0;
+        self.ct_tp_src = 0;
+        self.ct_tp_dst = 0;
+        match self.dl_type() {
+            ETH_TYPE_IP => {
+                self.ct_nw_src = 0;
+                self.ct_nw_dst = 0;
+            }
+            ETH_TYPE_IPV6 => {
+                self.ct_ipv6_src = 0;
+                self.ct_ipv6_dst = 0;
+            }
+            _ => {}
+        }
+    }
+
     pub fn reg(&self, i: u8) -> u32 {
         self.get(Field::Reg(i)) as u32
     }
@@ -543,6 +565,24 @@ mod tests {
         f.set(Field::IpDscp, 0x3f);
         f.set(Field::IpEcn, 1);
         assert_eq!((f.w[W_IP as usize] >> 8) & 0xff, 0xfd);
+    }
+
+    #[test]
+    fn clear_conntrack_forgets_the_connection_not_the_packet() {
+        let mut f = Flow::default();
+        f.set(Field::EthType, ETH_TYPE_IP as u128);
+        f.set(Field::Ipv4Dst, 0x0a00_0050);
+        f.set(Field::CtState, u128::from(cs::TRACKED | cs::ESTABLISHED));
+        f.set(Field::CtMark, 1);
+        f.set(Field::CtLabel, 1 << 96);
+        f.ct_nw_dst = 0x0a00_0050;
+        f.ct_tp_dst = 80;
+        f.clear_conntrack();
+        assert_eq!(f.get(Field::CtState), 0);
+        assert_eq!(f.get(Field::CtMark), 0);
+        assert_eq!(f.get(Field::CtLabel), 0);
+        assert_eq!((f.ct_nw_dst, f.ct_tp_dst), (0, 0));
+        assert_eq!(f.get(Field::Ipv4Dst), 0x0a00_0050);
     }
 
     #[test]
