@@ -38,6 +38,7 @@ pub mod db;
 pub mod execute;
 pub mod expr;
 pub mod flow;
+pub mod idl_order;
 pub mod lex;
 pub mod microflow;
 pub mod pipeline;

@@ -14,6 +14,7 @@ use crate::actions::{self, Action, OptionTable, ParseParams, Pipeline as Dir};
 use crate::classifier::Classifier;
 use crate::db::{Database, LportAddresses, Uuid};
 use crate::expr::{self, Annotator, Match, Sets};
+use crate::idl_order;
 use crate::lex::{self, JsonStr, Token};
 use crate::symtab::symtab;
 
@@ -392,21 +393,21 @@ impl Pipeline {
         }
 
         // ovn-trace sorts by pipeline, table and descending priority with a stable
-        // sort, so flows of equal priority keep the order its IDL iterates rows in:
-        // OVS's hmap buckets, keyed by the UUID's first 32 bits. northd does emit
-        // overlapping flows of equal priority (ls_out_pre_lb's `eth.mcast` and
-        // `ip && outport == ROUTER_PORT`); ordering ties the same way makes the first
-        // one win here as it does there. (OVS's own classifier leaves such ties
-        // undefined, so the datapath loses nothing by following ovn-trace.)
-        let mask = hmap_mask(db.flows.len());
+        // sort, so flows of equal priority keep the order its IDL iterates rows in
+        // (`idl_order`). northd does emit overlapping flows of equal priority
+        // (ls_out_pre_lb's `eth.mcast` and `ip && outport == ROUTER_PORT`); ordering
+        // ties the same way makes the first one win here as it does there. (OVS's own
+        // classifier leaves such ties undefined, so the datapath loses nothing by
+        // following ovn-trace.)
+        let uuids: Vec<Uuid> = db.flows.iter().map(|f| f.uuid).collect();
+        let rank = idl_order::ranks(&uuids);
         pending.sort_by_key(|(dp, f, _)| {
             (
                 *dp,
                 f.egress,
                 f.table,
                 std::cmp::Reverse(f.priority),
-                f.uuid.short() as usize & mask,
-                f.uuid,
+                rank.get(&f.uuid).copied(),
             )
         });
         for (dp, flow, m) in pending {
@@ -678,28 +679,6 @@ impl Pipeline {
             .map(|t| u64::from(t.classifier.len()))
             .sum()
     }
-}
-
-/// The bucket mask of an OVS `hmap` after `n` insertions (`hmap_insert` expands when
-/// `n / 2 > mask`, to `calc_mask(n)`).
-fn hmap_mask(n: usize) -> usize {
-    let calc = |capacity: usize| {
-        let mut m = capacity / 2;
-        m |= m >> 1;
-        m |= m >> 2;
-        m |= m >> 4;
-        m |= m >> 8;
-        m |= m >> 16;
-        m |= m >> 32;
-        m | ((m & 1) << 1)
-    };
-    let mut mask = 0;
-    for i in 1..=n {
-        if i / 2 > mask {
-            mask = mask.max(calc(i));
-        }
-    }
-    mask
 }
 
 /// IPv4 addresses as IPv4-mapped IPv6, as OVN keys MAC bindings.
