@@ -10,4 +10,5 @@ pub mod ovn;
 pub mod ovsdb_json;
 pub mod packet;
 pub mod privilege;
+pub mod trace;
 pub mod wait;
