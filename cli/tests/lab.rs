@@ -444,3 +444,194 @@ fn hybrid_mode_floods_broadcasts_to_every_other_port_once() {
     }
     assert!(lab.counter("userspace_logical_delivered") > 0);
 }
+
+/// The seed's own steps, decided by OVN's logical flows in ovnest (`--datapath hybrid`):
+/// a tagged container gets its address from OVN's DHCP with `dhclient`, exactly the
+/// options the operator set; ARPs for and pings its gateway; a TTL-1 ping comes back as
+/// time exceeded from the router; a DHCP request from a spoofed MAC gets nothing; ACLs
+/// added and removed with `--wait=hv` apply from the next frame, to-lport on a container
+/// and from-lport on a VM.
+#[test]
+fn seed_steps_through_the_logical_pipeline() {
+    if !require_root("seed_steps") || !require_tools("seed_steps", &[TOOLS, &["dhclient"]].concat())
+    {
+        return;
+    }
+    let lab = TestLab::up("sd", DatapathMode::Hybrid);
+    lab.assert_pings("c51", VM1);
+    let dir = lab.0.dir.clone();
+    // dhclient as the seed runs it, giving up after 10 s without a lease; once bound it
+    // configures the interface and route and goes to the background, where it is
+    // stopped at once (kill -9: no release) so the lab's teardown finds no process.
+    let conf = dir.join("dhclient.conf");
+    std::fs::write(&conf, "timeout 10;\nretry 60;\n").unwrap();
+    let dhclient = |ns: &str| -> Result<String, String> {
+        let lease = dir.join(format!("{ns}.leases"));
+        let _ = std::fs::remove_file(&lease);
+        let pid = dir.join(format!("{ns}.dhclient.pid"));
+        let out = lab.0.exec(
+            ns,
+            "dhclient",
+            &[
+                "-1",
+                "-cf",
+                &conf.display().to_string(),
+                "-pf",
+                &pid.display().to_string(),
+                "-lf",
+                &lease.display().to_string(),
+                "eth0",
+            ],
+        );
+        if let Ok(p) = std::fs::read_to_string(&pid)
+            && let Ok(p) = p.trim().parse::<i32>()
+        {
+            // SAFETY: kill(2) with a pid read from dhclient's own pid file.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        let leases = std::fs::read_to_string(&lease).unwrap_or_default();
+        match out {
+            Ok(_) if leases.contains("fixed-address") => Ok(leases),
+            other => Err(format!("{other:?}")),
+        }
+    };
+
+    // DHCP: c51 (tag 51, behind vm5's bridge) without an address asks with dhclient.
+    lab.0
+        .exec("c51", "ip", &["addr", "flush", "dev", "eth0"])
+        .unwrap();
+    let lease = dhclient("c51").expect("c51 gets a lease from OVN's DHCP through ovnest");
+    let dhcp_uuid = lab
+        .0
+        .nbctl(&["--bare", "--columns=_uuid", "list", "DHCP_Options"])
+        .unwrap();
+    let options = lab
+        .0
+        .nbctl(&["dhcp-options-get-options", dhcp_uuid.trim()])
+        .unwrap();
+    let option = |name: &str| {
+        options
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("DHCP option {name} in {options}"))
+            .to_owned()
+    };
+    for expected in [
+        format!("fixed-address {C51};"),
+        "option subnet-mask 255.255.255.192;".to_owned(),
+        format!("option routers {};", option("router")),
+        format!("option dhcp-lease-time {};", option("lease_time")),
+        format!("option dhcp-server-identifier {};", option("server_id")),
+    ] {
+        assert!(
+            lease.contains(&expected),
+            "lease lacks `{expected}`:\n{lease}"
+        );
+    }
+    let addr = lab
+        .0
+        .exec("c51", "ip", &["-4", "addr", "show", "dev", "eth0"])
+        .unwrap();
+    assert!(
+        addr.contains(&format!("{C51}/26")),
+        "c51 configured: {addr}"
+    );
+
+    // The gateway: ARP answered by the pipeline, then ICMP echo from lr0.
+    lab.assert_pings("c51", GATEWAY);
+    let neigh = lab
+        .0
+        .exec("c51", "ip", &["neigh", "show", GATEWAY])
+        .unwrap();
+    assert!(
+        neigh.contains("02:ac:10:ff:01:29"),
+        "router's MAC learnt: {neigh}"
+    );
+
+    // TTL 1 towards another network: time exceeded from the router (pinctrl's icmp4).
+    // ping fails (no echo reply): its report is what matters, so keep its output.
+    let text = lab
+        .0
+        .exec(
+            "c51",
+            "sh",
+            &["-c", "ping -c1 -W2 -t1 172.16.255.194; true"],
+        )
+        .unwrap();
+    assert!(
+        text.contains("Time to live exceeded") && text.contains(GATEWAY),
+        "ping -t1 answered by the router: {text}"
+    );
+
+    // A DHCP request from a MAC that is not c51's: port security, no offer.
+    lab.0
+        .exec(
+            "c51",
+            "ip",
+            &["link", "set", "eth0", "address", "02:00:00:00:00:66"],
+        )
+        .unwrap();
+    lab.0
+        .exec("c51", "ip", &["addr", "flush", "dev", "eth0"])
+        .unwrap();
+    assert!(dhclient("c51").is_err(), "a spoofed MAC got a DHCP lease");
+    lab.0
+        .exec(
+            "c51",
+            "ip",
+            &["link", "set", "eth0", "address", "02:ac:10:ff:01:33"],
+        )
+        .unwrap();
+    lab.0
+        .exec(
+            "c51",
+            "ip",
+            &["addr", "add", &format!("{C51}/26"), "dev", "eth0"],
+        )
+        .unwrap();
+    lab.assert_pings("c51", VM1);
+
+    // ACLs, live: to-lport on the container, from-lport on a VM.
+    lab.assert_pings("vm2", C51);
+    lab.0
+        .nbctl(&[
+            "--wait=hv",
+            "acl-add",
+            "dmz",
+            "to-lport",
+            "1001",
+            "ip4.src == 172.16.255.131",
+            "drop",
+        ])
+        .unwrap();
+    assert!(
+        !lab.ping("vm2", C51),
+        "to-lport drop ACL ignored (first frame after --wait=hv)"
+    );
+    assert!(lab.ping("vm1", C51), "the ACL dropped more than vm2");
+    lab.0
+        .nbctl(&[
+            "--wait=hv",
+            "acl-add",
+            "dmz",
+            "from-lport",
+            "1001",
+            "inport == \"dmz-vm1\" && ip4.dst == 172.16.255.134",
+            "drop",
+        ])
+        .unwrap();
+    assert!(!lab.ping("vm1", C52), "from-lport drop ACL on vm1 ignored");
+    assert!(
+        lab.ping("vm1", C51),
+        "the from-lport ACL dropped more than vm1 -> c52"
+    );
+    lab.0.nbctl(&["--wait=hv", "acl-del", "dmz"]).unwrap();
+    assert!(lab.ping("vm2", C51), "removed ACL still drops");
+    assert!(lab.ping("vm1", C52), "removed ACL still drops");
+    assert!(
+        lab.counter("userspace_logical_dropped") > 0,
+        "drops counted"
+    );
+}
+
+const GATEWAY: &str = "172.16.255.129";
