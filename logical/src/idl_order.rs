@@ -27,36 +27,44 @@ pub fn ranks(uuids: &[Uuid]) -> FxHashMap<Uuid, usize> {
         .collect()
 }
 
-/// The iteration order of an OVS `hmap` after inserting `items` in order:
+/// The iteration order of an OVS `hmap` after inserting `items` in order.
+///
 /// `hmap_insert` puts a node at the head of its bucket and, once `n / 2 > mask`,
 /// rehashes into `calc_mask(n)` buckets by walking the old buckets in order and again
-/// inserting each node at the head of its new bucket.
+/// inserting each node at the head of its new bucket, which reverses every bucket (the
+/// nodes of a new bucket all come from one old bucket). So within a final bucket a node
+/// inserted after an even number of rehashes went to the front of the list as it stood
+/// then and one inserted after an odd number to the back, and the whole list is read
+/// reversed if the number of rehashes is odd: a sort key, with no buckets to build.
 fn hmap_order<T: Copy>(items: &[T], hash: impl Fn(T) -> u32) -> Vec<T> {
     let mut mask = 0usize;
-    // Each bucket lists its nodes tail first, so the head is `last()`.
-    let mut buckets: Vec<Vec<(T, u32)>> = vec![Vec::new()];
-    for (n, &item) in items.iter().enumerate() {
-        let h = hash(item);
-        buckets[h as usize & mask].push((item, h));
-        let n = n + 1;
+    let mut rehashes = 0usize;
+    // (bucket, side, position on that side) per item, then the final mask applied.
+    let mut keys: Vec<(u32, bool, isize, usize)> = Vec::with_capacity(items.len());
+    for (i, &item) in items.iter().enumerate() {
+        let odd = rehashes % 2 == 1;
+        // Front pushes read latest first, back pushes earliest first.
+        let pos = if odd { i as isize } else { -(i as isize) };
+        keys.push((hash(item), odd, pos, i));
+        let n = i + 1;
         if n / 2 > mask {
-            let new_mask = calc_mask(n);
-            if new_mask > mask {
-                let mut grown: Vec<Vec<(T, u32)>> = vec![Vec::new(); new_mask + 1];
-                for bucket in &buckets {
-                    for &(node, h) in bucket.iter().rev() {
-                        grown[h as usize & new_mask].push((node, h));
-                    }
-                }
-                buckets = grown;
-                mask = new_mask;
-            }
+            mask = calc_mask(n);
+            rehashes += 1;
         }
     }
-    buckets
-        .iter()
-        .flat_map(|b| b.iter().rev().map(|&(node, _)| node))
-        .collect()
+    let reversed = rehashes % 2 == 1;
+    keys.sort_unstable_by_key(|&(h, odd, pos, _)| {
+        let within = (odd, pos);
+        (
+            h as usize & mask,
+            if reversed {
+                (!within.0, -within.1)
+            } else {
+                within
+            },
+        )
+    });
+    keys.into_iter().map(|(_, _, _, i)| items[i]).collect()
 }
 
 /// OVS's `calc_mask`: the bucket mask for `capacity` nodes (at least 4 buckets).
@@ -153,6 +161,58 @@ mod tests {
     fn uuids_spelled_as_ovsdb_spells_them() {
         let u = parse("3a45f200-c0fd-4d68-a74d-f3903ce77b89");
         assert_eq!(uuid_string(u), *u.to_string().as_bytes());
+    }
+
+    /// The hmap itself, simulated: `hmap_insert` puts a node at the head of its bucket and, once `n / 2 > mask`,
+    /// rehashes into `calc_mask(n)` buckets by walking the old buckets in order and again
+    /// inserting each node at the head of its new bucket.
+    fn hmap_order_by_simulation<T: Copy>(items: &[T], hash: impl Fn(T) -> u32) -> Vec<T> {
+        let mut mask = 0usize;
+        // Each bucket lists its nodes tail first, so the head is `last()`.
+        let mut buckets: Vec<Vec<(T, u32)>> = vec![Vec::new()];
+        for (n, &item) in items.iter().enumerate() {
+            let h = hash(item);
+            buckets[h as usize & mask].push((item, h));
+            let n = n + 1;
+            if n / 2 > mask {
+                let new_mask = calc_mask(n);
+                if new_mask > mask {
+                    let mut grown: Vec<Vec<(T, u32)>> = vec![Vec::new(); new_mask + 1];
+                    for bucket in &buckets {
+                        for &(node, h) in bucket.iter().rev() {
+                            grown[h as usize & new_mask].push((node, h));
+                        }
+                    }
+                    buckets = grown;
+                    mask = new_mask;
+                }
+            }
+        }
+        buckets
+            .iter()
+            .flat_map(|b| b.iter().rev().map(|&(node, _)| node))
+            .collect()
+    }
+
+    #[test]
+    fn the_sort_key_orders_as_the_simulated_hmap() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for n in [0, 1, 2, 3, 5, 8, 9, 17, 100, 239, 1000, 5000] {
+            let items: Vec<u32> = (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // Few distinct low bits, so buckets hold many nodes.
+                    (x as u32) & 0xff_f0ff
+                })
+                .collect();
+            assert_eq!(
+                hmap_order(&items, |h| h),
+                hmap_order_by_simulation(&items, |h| h),
+                "{n} items"
+            );
+        }
     }
 
     #[test]
