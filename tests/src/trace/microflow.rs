@@ -100,6 +100,13 @@ impl Packet {
             Service::Icmp => self.echo4(),
         }
     }
+    /// [`Packet::l4`] over IPv6 (ICMPv6 echo for [`Service::Icmp`]).
+    fn l4_6(self, s: Service) -> Packet {
+        match s {
+            Service::Icmp => self.t("icmp6.type == 128").t("icmp6.code == 0"),
+            s => self.l4(s),
+        }
+    }
     fn done(self, what: String) -> Microflow {
         Microflow {
             what,
@@ -107,6 +114,13 @@ impl Packet {
             ct: Vec::new(),
             lb_dst: None,
         }
+    }
+}
+
+fn service_name6(s: Service) -> String {
+    match s {
+        Service::Icmp => "icmp6 echo".into(),
+        s => service_name(s),
     }
 }
 
@@ -511,6 +525,39 @@ fn acl_traffic(t: &Topology, p: &Vif, out: &mut Vec<Microflow>) {
             // An echo request under the default state is already among the basics.
             if s != Service::Icmp {
                 out.push(base);
+            }
+        }
+    }
+    // The same over IPv6, to the ports with an IPv6 address on the same switch.
+    if let Some(ip6) = p.ip6 {
+        for q in t
+            .vifs
+            .iter()
+            .filter(|q| q.switch == p.switch && q.name != p.name)
+        {
+            let Some(qip) = q.ip6 else { continue };
+            for &s in &t.services {
+                let base = Packet::from(p)
+                    .eth_dst(&q.mac)
+                    .ip6(ip6, qip, 64)
+                    .l4_6(s)
+                    .done(format!(
+                        "{}: {} to {} {qip}",
+                        p.name,
+                        service_name6(s),
+                        q.name
+                    ));
+                if let Some((first, rest)) = t.ct_states.split_first() {
+                    let mut states = vec![*first];
+                    if !rest.is_empty() {
+                        states.push(rest[turn % rest.len()]);
+                    }
+                    turn += 1;
+                    out.extend(ct_variants(&base, &states));
+                }
+                if s != Service::Icmp {
+                    out.push(base);
+                }
             }
         }
     }

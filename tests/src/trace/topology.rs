@@ -617,13 +617,17 @@ pub fn acl_stateful() -> Topology {
         "outport == @pg_web && tcp.dst == 80",
         "allow-related",
     );
-    t.acl(
+    t.nbctl(&[
+        "--log",
+        "--severity=warning",
+        "--name=web-default-drop",
+        "acl-add",
         "pg_web",
         "to-lport",
-        1000,
+        "1000",
         "outport == @pg_web && ip4",
         "drop",
-    );
+    ]);
     t.acl(
         "dmz",
         "from-lport",
@@ -710,7 +714,8 @@ pub fn load_balancers() -> Topology {
 }
 
 /// Dual stack on `dmz`: IPv6 addresses on every port, the router port's IPv6 network
-/// with router advertisements (DHCPv6-stateful mode) and DHCPv6 options with a server_id.
+/// with router advertisements (DHCPv6-stateful mode), DHCPv6 options with a server_id,
+/// IPv6 ACLs (stateful: one is allow-related), and an IPv6 network on `inside`.
 pub fn ipv6() -> Topology {
     let mut t = Topology::new("ipv6");
     t.switch("dmz");
@@ -747,6 +752,43 @@ pub fn ipv6() -> Topology {
         &["172.16.255.129/26", "fd00:ac10:ff01::1/64"],
     );
     t.ra("lr0-dmz", "dhcpv6_stateful");
+    // IPv6 ACLs: reject (tcp_reset, icmp6 unreachable), drop, allow-related, on a VM
+    // and on a nested child.
+    t.acl(
+        "dmz",
+        "to-lport",
+        1002,
+        "outport == \"dmz-c51\" && ip6 && tcp.dst == 22",
+        "reject",
+    );
+    t.acl(
+        "dmz",
+        "from-lport",
+        1001,
+        "inport == \"dmz-vm2\" && ip6 && udp.dst == 53",
+        "reject",
+    );
+    t.acl(
+        "dmz",
+        "from-lport",
+        1000,
+        "inport == \"dmz-c52\" && icmp6",
+        "drop",
+    );
+    t.acl(
+        "dmz",
+        "to-lport",
+        1000,
+        "outport == \"dmz-vm1\" && ip6 && tcp.dst == 80",
+        "allow-related",
+    );
+    t.services = vec![
+        Service::Tcp(22),
+        Service::Tcp(80),
+        Service::Udp(53),
+        Service::Icmp,
+    ];
+    t.ct_states = CT_STATES.to_vec();
     t.switch("inside");
     t.router_port(
         "lr0",
