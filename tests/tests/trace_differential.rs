@@ -63,7 +63,7 @@ fn ovnest_trace(p: &Pipeline, mf: &Microflow) -> String {
         all: true,
         ct: mf.ct.clone(),
         lb_dst: mf.lb_dst.clone(),
-        select_id: None,
+        select_id: mf.select_id,
         chassis_ports: Vec::new(),
         args: vec![mf.expr.clone()],
     };

@@ -22,6 +22,8 @@ pub struct Microflow {
     pub ct: Vec<String>,
     /// `--lb-dst IP[:PORT]`.
     pub lb_dst: Option<String>,
+    /// `--select-id N`: the member `select` picks (ECMP routes).
+    pub select_id: Option<u16>,
 }
 
 impl Microflow {
@@ -30,6 +32,9 @@ impl Microflow {
         let mut o: Vec<String> = self.ct.iter().map(|c| format!("--ct={c}")).collect();
         if let Some(d) = &self.lb_dst {
             o.push(format!("--lb-dst={d}"));
+        }
+        if let Some(id) = self.select_id {
+            o.push(format!("--select-id={id}"));
         }
         o
     }
@@ -113,6 +118,7 @@ impl Packet {
             expr: self.0.join(" && "),
             ct: Vec::new(),
             lb_dst: None,
+            select_id: None,
         }
     }
 }
@@ -185,11 +191,35 @@ pub fn microflows(t: &Topology) -> Vec<Microflow> {
     let mut out = Vec::new();
     for p in &t.vifs {
         basics(t, p, &mut out);
+        ecmp(t, p, &mut out);
         ipv6(t, p, &mut out);
         acl_traffic(t, p, &mut out);
         vip_traffic(t, p, &mut out);
     }
     out
+}
+
+/// To a destination behind each ECMP route of the router, once per path
+/// (`--select-id`: without it ovn-trace picks one at random).
+fn ecmp(t: &Topology, p: &Vif, out: &mut Vec<Microflow>) {
+    let (Some(ip), Some(g)) = (p.ip4, t.gateway(&p.switch)) else {
+        return;
+    };
+    for (router, dst, paths) in &t.ecmp {
+        if *router != g.router {
+            continue;
+        }
+        for id in 1..=*paths {
+            out.push(Microflow {
+                select_id: Some(id),
+                ..Packet::from(p)
+                    .eth_dst(&g.mac)
+                    .ip4(ip, *dst, 64)
+                    .l4(Service::Tcp(443))
+                    .done(format!("{}: tcp/443 to {dst} over ECMP path {id}", p.name))
+            });
+        }
+    }
 }
 
 /// Where `p` can send IPv4 unicast and with which destination MAC: its switch's ports
@@ -712,7 +742,7 @@ mod tests {
             let mut seen = std::collections::HashSet::new();
             for mf in &flows {
                 assert!(
-                    seen.insert((&mf.expr, &mf.ct, &mf.lb_dst)),
+                    seen.insert((&mf.expr, &mf.ct, &mf.lb_dst, mf.select_id)),
                     "{}: twice: {mf}",
                     t.name
                 );

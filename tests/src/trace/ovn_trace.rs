@@ -2,12 +2,12 @@
 //!
 //! An ovn-trace process reads the whole Southbound before it traces, which costs tens of
 //! milliseconds; a `--detach`ed ovn-trace reads it once and traces each request on its
-//! control socket (`trace [--all] MICROFLOW`). Its `--ct` and `--lb-dst` are process
-//! options, though, consumed as traces use them and never reset: so microflows are
-//! grouped by connection state, each group served by a daemon started with that one
-//! state repeated far more often than its traces can use (every conntrack action sees
-//! it, as with the microflow's own [`Microflow::ct`]); a microflow with `--lb-dst` (used
-//! once) gets a process of its own.
+//! control socket (`trace [--all] MICROFLOW`). Its `--ct`, `--lb-dst` and `--select-id`
+//! are process options, though, the first two consumed as traces use them and never
+//! reset: so microflows are grouped by connection state and select id, each group served
+//! by a daemon started with that one state repeated far more often than its traces can
+//! use (every conntrack action sees it, as with the microflow's own [`Microflow::ct`]);
+//! a microflow with `--lb-dst` (used once) gets a process of its own.
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
@@ -58,12 +58,13 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts ovn-trace on `sb_remote` with state in `dir` (named `name`), every
-    /// conntrack action seeing `ct` when given. It returns once the SB has been read.
+    /// conntrack action seeing `ct` when given, `select` picking `select_id` when given.
+    /// It returns once the SB has been read.
     pub fn start(
         dir: &Path,
         name: &str,
         sb_remote: &str,
-        ct: Option<&str>,
+        (ct, select_id): (Option<&str>, Option<u16>),
     ) -> Result<Daemon, String> {
         let pidfile = dir.join(format!("{name}.pid"));
         let ctl = dir.join(format!("{name}.ctl"));
@@ -82,6 +83,9 @@ impl Daemon {
             .env("OVN_LOGDIR", dir);
         if let Some(ct) = ct {
             cmd.args(std::iter::repeat_n(format!("--ct={ct}"), DAEMON_CT_COPIES));
+        }
+        if let Some(id) = select_id {
+            cmd.arg(format!("--select-id={id}"));
         }
         let out = cmd
             .output()
@@ -158,14 +162,20 @@ impl Drop for Daemon {
     }
 }
 
-/// Which ovn-trace can trace `mf`: a daemon for its connection state, or a process.
-fn group(mf: &Microflow) -> Option<Option<&str>> {
+/// What a daemon is started with: a connection state for every conntrack action, and
+/// `--select-id` (which ovn-trace never consumes).
+type DaemonKey<'a> = (Option<&'a str>, Option<u16>);
+
+/// Which ovn-trace can trace `mf`: a daemon for its options, or a process.
+fn group(mf: &Microflow) -> Option<DaemonKey<'_>> {
     if mf.lb_dst.is_some() {
         return None;
     }
     match mf.ct.split_first() {
-        None => Some(None),
-        Some((first, rest)) if rest.iter().all(|c| c == first) => Some(Some(first.as_str())),
+        None => Some((None, mf.select_id)),
+        Some((first, rest)) if rest.iter().all(|c| c == first) => {
+            Some((Some(first.as_str()), mf.select_id))
+        }
         Some(_) => None,
     }
 }
@@ -180,7 +190,7 @@ pub fn trace_all(
     flows: &[Microflow],
     workers: usize,
 ) -> Vec<Result<String, String>> {
-    let mut groups: BTreeMap<Option<&str>, Vec<usize>> = BTreeMap::new();
+    let mut groups: BTreeMap<DaemonKey, Vec<usize>> = BTreeMap::new();
     let mut singles: Vec<usize> = Vec::new();
     for (i, mf) in flows.iter().enumerate() {
         match group(mf) {
@@ -191,7 +201,7 @@ pub fn trace_all(
     let next = AtomicUsize::new(0);
     let mut done: Vec<(usize, Result<String, String>)> = std::thread::scope(|s| {
         let mut handles = Vec::new();
-        for (n, (ct, members)) in groups.iter().enumerate() {
+        for (n, (key, members)) in groups.iter().enumerate() {
             handles.push(s.spawn(move || {
                 let name = format!("ovn-trace-{n}");
                 let mut daemon: Option<Daemon> = None;
@@ -199,7 +209,7 @@ pub fn trace_all(
                 for &i in members {
                     let mut d = match daemon.take() {
                         Some(d) => d,
-                        None => match Daemon::start(dir, &name, sb_remote, *ct) {
+                        None => match Daemon::start(dir, &name, sb_remote, *key) {
                             Ok(d) => d,
                             Err(e) => {
                                 mine.push((i, Err(e)));

@@ -108,6 +108,8 @@ pub struct Topology {
     /// Traffic the ACLs tell apart; empty when there is no ACL.
     pub services: Vec<Service>,
     pub vips: Vec<Vip>,
+    /// ECMP routes: router, a destination they cover, and their number of paths.
+    pub ecmp: Vec<(String, Ipv4Addr, u16)>,
     /// Connection states (ovn-trace's `--ct`) ACL'd traffic is traced under, besides
     /// ovn-trace's default: the first for every packet, the others in turns.
     pub ct_states: Vec<&'static str>,
@@ -338,6 +340,23 @@ impl Topology {
                 v.dhcp6 = true;
             }
         }
+        self
+    }
+
+    /// `ovn-nbctl --ecmp lr-route-add ROUTER PREFIX NEXTHOP` for each next hop; traffic
+    /// to `sample` (in `prefix`) is traced along each path.
+    pub fn ecmp_route(
+        &mut self,
+        router: &str,
+        prefix: &str,
+        sample: Ipv4Addr,
+        nexthops: &[&str],
+    ) -> &mut Self {
+        for nh in nexthops {
+            self.nbctl(&["--ecmp", "lr-route-add", router, prefix, nh]);
+        }
+        self.ecmp
+            .push((router.to_owned(), sample, nexthops.len() as u16));
         self
     }
 
@@ -807,8 +826,8 @@ pub fn ipv6() -> Topology {
 
 /// The seed behind a distributed gateway port: a `public` switch with a localnet port
 /// (the upstream router behind it, whose MAC the router has learned), the router's port
-/// on it bound to a gateway chassis, a default route, SNAT for dmz and a distributed
-/// floating IP for vm1.
+/// on it bound to a gateway chassis, a default route, an ECMP route over two next hops,
+/// SNAT for dmz and a distributed floating IP for vm1.
 pub fn gateway() -> Topology {
     let mut t = Topology::new("gateway");
     seed_into(&mut t);
@@ -828,6 +847,12 @@ pub fn gateway() -> Topology {
         "02:00:cb:00:71:fe",
     );
 
+    t.ecmp_route(
+        "lr0",
+        "192.0.2.0/24",
+        Ipv4Addr::new(192, 0, 2, 80),
+        &["203.0.113.253", "203.0.113.254"],
+    );
     t.nat(
         "lr0",
         "snat",
