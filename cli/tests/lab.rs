@@ -263,6 +263,41 @@ fn seed_lab_end_to_end() {
         "{vm5:?}"
     );
 
+    // The SB monitor holds the local datapaths only; ovn-monitor-all=true in the local
+    // Open_vSwitch DB widens it to every row on the fly, and removing it narrows it again.
+    let monitoring = |want: &str| {
+        wait::until(&format!("monitoring {want}"), DEADLINE, || {
+            (lab.status().sb_monitor == want).then_some(())
+        })
+    };
+    monitoring("local datapaths [dmz, lr0]");
+    let vsctl = |args: &[&str]| {
+        let db = format!("--db={}", lab.0.hv_db);
+        // --no-wait: the hypervisor's DB has no ovs-vswitchd to wait for.
+        let out = std::process::Command::new("ovs-vsctl")
+            .args([db.as_str(), "--no-wait", "--timeout=10"])
+            .args(args)
+            .output()
+            .expect("ovs-vsctl");
+        assert!(out.status.success(), "ovs-vsctl {args:?}: {out:?}");
+    };
+    vsctl(&[
+        "set",
+        "Open_vSwitch",
+        ".",
+        "external_ids:ovn-monitor-all=true",
+    ]);
+    monitoring("every row (ovn-monitor-all)");
+    lab.assert_pings("c52", VM1);
+    vsctl(&[
+        "remove",
+        "Open_vSwitch",
+        ".",
+        "external_ids",
+        "ovn-monitor-all",
+    ]);
+    monitoring("local datapaths [dmz, lr0]");
+
     // Delete c51: its traffic stops, c52 is unaffected.
     lab.0.nbctl(&["--wait=hv", "lsp-del", "dmz-c51"]).unwrap();
     lab.assert_no_ping("vm1", C51);

@@ -115,9 +115,8 @@ enum Command {
         params: Value,
         reply: oneshot::Sender<Result<Value, Error>>,
     },
-    SetCondition {
-        table: String,
-        condition: MonitorCondition,
+    SetConditions {
+        conditions: Vec<(String, MonitorCondition)>,
         reply: oneshot::Sender<Result<(), Error>>,
     },
     Reconnect,
@@ -199,13 +198,20 @@ impl Client {
         table: &str,
         condition: MonitorCondition,
     ) -> Result<(), Error> {
+        self.set_conditions(vec![(table.to_owned(), condition)])
+            .await
+    }
+
+    /// Changes the conditions of several tables in one `monitor_cond_change`, so the
+    /// server applies them together (no update in between sees some changed and others
+    /// not). Same completion rules as [`Client::set_condition`].
+    pub async fn set_conditions(
+        &self,
+        conditions: Vec<(String, MonitorCondition)>,
+    ) -> Result<(), Error> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Command::SetCondition {
-                table: table.to_owned(),
-                condition,
-                reply,
-            })
+            .send(Command::SetConditions { conditions, reply })
             .await
             .map_err(|_| Error::Stopped)?;
         rx.await.map_err(|_| Error::Stopped)?
@@ -236,8 +242,11 @@ impl Client {
 
 const MONITOR_ID: &str = "ovnest";
 
-/// A `set_condition` that arrived while the monitor request was in flight.
-type DeferredCondition = (String, MonitorCondition, oneshot::Sender<Result<(), Error>>);
+/// A `set_conditions` that arrived while the monitor request was in flight.
+type DeferredCondition = (
+    Vec<(String, MonitorCondition)>,
+    oneshot::Sender<Result<(), Error>>,
+);
 const SERVER_MONITOR_ID: &str = "ovnest-server";
 
 enum Pending {
@@ -363,26 +372,33 @@ impl Task {
             Command::Call { reply, .. } => {
                 let _ = reply.send(Err(Error::NotConnected));
             }
-            Command::SetCondition {
-                table,
-                condition,
-                reply,
-            } => {
-                let _ = reply.send(self.record_condition(&table, condition));
+            Command::SetConditions { conditions, reply } => {
+                let _ = reply.send(self.record_conditions(&conditions));
             }
             Command::Reconnect => {}
         }
     }
 
-    /// Stores a new condition in the spec; the replica no longer matches what a resume
-    /// would replay, so the next monitor starts from a full snapshot.
-    fn record_condition(&mut self, table: &str, condition: MonitorCondition) -> Result<(), Error> {
-        let Some(t) = self.spec.iter_mut().find(|t| t.table == table) else {
-            return Err(Error::NotMonitored(table.to_owned()));
-        };
-        if t.condition != condition {
-            t.condition = condition;
-            self.can_resume = false;
+    /// Stores new conditions in the spec (all or none: an unmonitored table refuses the
+    /// lot); the replica no longer matches what a resume would replay, so the next
+    /// monitor starts from a full snapshot.
+    fn record_conditions(
+        &mut self,
+        conditions: &[(String, MonitorCondition)],
+    ) -> Result<(), Error> {
+        if let Some((table, _)) = conditions
+            .iter()
+            .find(|(table, _)| !self.spec.iter().any(|t| t.table == *table))
+        {
+            return Err(Error::NotMonitored(table.clone()));
+        }
+        for (table, condition) in conditions {
+            if let Some(t) = self.spec.iter_mut().find(|t| t.table == *table)
+                && t.condition != *condition
+            {
+                t.condition = condition.clone();
+                self.can_resume = false;
+            }
         }
         Ok(())
     }
@@ -430,7 +446,7 @@ impl Task {
                 _ => {}
             }
         }
-        for (_, _, reply) in conn.deferred_conditions.drain(..) {
+        for (_, reply) in conn.deferred_conditions.drain(..) {
             let _ = reply.send(Ok(()));
         }
         (end, synced)
@@ -520,50 +536,56 @@ impl Task {
                 reply,
             } => conn.send(&method, params, Pending::User(reply)).await,
             Command::Reconnect => Err(End::Reconnect("reconnect requested".into())),
-            Command::SetCondition {
-                table,
-                condition,
-                reply,
-            } => match conn.monitor {
+            Command::SetConditions { conditions, reply } => match conn.monitor {
                 MonitorState::Active(method) => {
-                    if let Err(e) = self.record_condition(&table, condition.clone()) {
-                        let _ = reply.send(Err(e));
-                        return Ok(());
-                    }
-                    if !method.supports_conditions() {
-                        let _ = reply.send(Err(Error::ConditionsUnsupported));
-                        return Ok(());
-                    }
-                    if self.db.table(&table).is_none() {
-                        // Not in this server's schema: nothing to change.
-                        let _ = reply.send(Ok(()));
-                        return Ok(());
-                    }
-                    self.send_cond_change(conn, &table, &condition, Some(reply))
+                    self.change_conditions(conn, method, conditions, reply)
                         .await
                 }
                 MonitorState::Requested => {
-                    conn.deferred_conditions.push((table, condition, reply));
+                    conn.deferred_conditions.push((conditions, reply));
                     Ok(())
                 }
                 MonitorState::None => {
-                    let _ = reply.send(self.record_condition(&table, condition));
+                    let _ = reply.send(self.record_conditions(&conditions));
                     Ok(())
                 }
             },
         }
     }
 
-    async fn send_cond_change(
+    /// Records `conditions` and sends them to the server in one `monitor_cond_change`
+    /// (tables this server's schema lacks are left out: nothing to change there).
+    async fn change_conditions(
         &mut self,
         conn: &mut Conn,
-        table: &str,
-        condition: &MonitorCondition,
-        reply: Option<oneshot::Sender<Result<(), Error>>>,
+        method: MonitorMethod,
+        conditions: Vec<(String, MonitorCondition)>,
+        reply: oneshot::Sender<Result<(), Error>>,
     ) -> Result<(), End> {
-        let params = json!([MONITOR_ID, MONITOR_ID, {table: [{"where": condition.to_json()}]}]);
-        conn.send("monitor_cond_change", params, Pending::CondChange(reply))
-            .await
+        if let Err(e) = self.record_conditions(&conditions) {
+            let _ = reply.send(Err(e));
+            return Ok(());
+        }
+        if !method.supports_conditions() {
+            let _ = reply.send(Err(Error::ConditionsUnsupported));
+            return Ok(());
+        }
+        let tables: serde_json::Map<String, Value> = conditions
+            .iter()
+            .filter(|(table, _)| self.db.table(table).is_some())
+            .map(|(table, c)| (table.clone(), json!([{"where": c.to_json()}])))
+            .collect();
+        if tables.is_empty() {
+            let _ = reply.send(Ok(()));
+            return Ok(());
+        }
+        let params = json!([MONITOR_ID, MONITOR_ID, tables]);
+        conn.send(
+            "monitor_cond_change",
+            params,
+            Pending::CondChange(Some(reply)),
+        )
+        .await
     }
 
     async fn on_message(&mut self, conn: &mut Conn, msg: Message) -> Result<(), End> {
@@ -766,22 +788,9 @@ impl Task {
             method,
         });
         // Conditions asked for while the monitor request was in flight.
-        for (table, condition, reply) in std::mem::take(&mut conn.deferred_conditions) {
-            match self.record_condition(&table, condition.clone()) {
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-                Ok(()) if !method.supports_conditions() => {
-                    let _ = reply.send(Err(Error::ConditionsUnsupported));
-                }
-                Ok(()) if self.db.table(&table).is_none() => {
-                    let _ = reply.send(Ok(()));
-                }
-                Ok(()) => {
-                    self.send_cond_change(conn, &table, &condition, Some(reply))
-                        .await?
-                }
-            }
+        for (conditions, reply) in std::mem::take(&mut conn.deferred_conditions) {
+            self.change_conditions(conn, method, conditions, reply)
+                .await?;
         }
         Ok(())
     }

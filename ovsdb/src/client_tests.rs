@@ -412,3 +412,48 @@ async fn unanswered_probe_reconnects() {
         Err(crate::Error::NotConnected)
     );
 }
+
+#[tokio::test]
+async fn conditions_of_several_tables_change_in_one_request() {
+    let fake = Fake::new("conds");
+    let sb = Watcher::start(fake.config());
+    let mut p = fake.accept(4096).await;
+    p.handshake(&[]).await.unwrap();
+    sb.wait_synced().await;
+    let port = MonitorCondition::Any(vec![crate::Clause::eq(
+        "logical_port",
+        crate::Datum::atom("dmz-c51"),
+    )]);
+    let call = tokio::spawn({
+        let c = sb.client().clone();
+        let port = port.clone();
+        async move {
+            c.set_conditions(vec![
+                ("Port_Binding".into(), port),
+                ("Datapath_Binding".into(), MonitorCondition::Nothing),
+            ])
+            .await
+        }
+    });
+    let m = p.recv().await.unwrap();
+    assert_eq!(m["method"], "monitor_cond_change");
+    assert_eq!(
+        m["params"][2],
+        json!({
+            "Port_Binding": [{"where": [["logical_port", "==", "dmz-c51"]]}],
+            "Datapath_Binding": [{"where": [false]}],
+        })
+    );
+    p.reply(&m["id"], json!({})).await;
+    assert_eq!(call.await.unwrap(), Ok(()));
+    // A table the monitor does not have refuses the whole change, and nothing is sent.
+    assert_eq!(
+        sb.client()
+            .set_conditions(vec![
+                ("Port_Binding".into(), MonitorCondition::All),
+                ("Nonexistent".into(), MonitorCondition::All),
+            ])
+            .await,
+        Err(crate::Error::NotMonitored("Nonexistent".into()))
+    );
+}

@@ -69,6 +69,10 @@ pub struct RunArgs {
     /// `ovn-controller --cleanup` does).
     #[arg(long)]
     pub keep_on_exit: bool,
+    /// Replicate every Southbound row instead of the local datapaths' only (as
+    /// `external_ids:ovn-monitor-all=true` in the local Open_vSwitch DB).
+    #[arg(long)]
+    pub monitor_all: bool,
 }
 
 /// Flags checked once at start: anything malformed is an error before anything runs.
@@ -87,6 +91,7 @@ pub struct Flags {
     pub state_dir: PathBuf,
     pub resync: Duration,
     pub keep_on_exit: bool,
+    pub monitor_all: bool,
 }
 
 impl Flags {
@@ -152,6 +157,7 @@ impl Flags {
             state_dir: args.state_dir.clone(),
             resync: Duration::from_secs(args.resync),
             keep_on_exit: args.keep_on_exit,
+            monitor_all: args.monitor_all,
         })
     }
 }
@@ -166,6 +172,8 @@ pub struct Effective {
     pub encap_ip: String,
     /// Interface → logical port.
     pub binds: BTreeMap<String, String>,
+    /// Replicate the whole SB (`--monitor-all` or `ovn-monitor-all=true`).
+    pub monitor_all: bool,
 }
 
 impl Effective {
@@ -213,6 +221,7 @@ impl Effective {
             encap_type,
             encap_ip: encap_ip.unwrap_or_default(),
             binds,
+            monitor_all: flags.monitor_all || local.is_some_and(|l| l.monitor_all),
         })
     }
 }

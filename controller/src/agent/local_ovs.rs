@@ -1,6 +1,6 @@
 //! The local Open_vSwitch database, read the way ovn-controller reads it: the chassis name
 //! (`external_ids:system-id`), `ovn-remote`, `ovn-encap-type`, `ovn-encap-ip`,
-//! `hostname`, and every Interface's `external_ids:iface-id`. Only ovsdb-server is needed
+//! `ovn-monitor-all`, `hostname`, and every Interface's `external_ids:iface-id`. Only ovsdb-server is needed
 //! for this, not ovs-vswitchd.
 
 use std::collections::BTreeMap;
@@ -22,6 +22,8 @@ pub struct LocalOvs {
     pub ovn_remote: Option<String>,
     pub encap_type: Option<String>,
     pub encap_ip: Option<String>,
+    /// `ovn-monitor-all=true`: replicate every SB row, not only the local datapaths'.
+    pub monitor_all: bool,
     /// Interface name → `external_ids:iface-id`.
     pub iface_ids: BTreeMap<String, String>,
 }
@@ -48,6 +50,7 @@ impl LocalOvs {
             local.ovn_remote = external_id(&row, "ovn-remote");
             local.encap_type = external_id(&row, "ovn-encap-type");
             local.encap_ip = external_id(&row, "ovn-encap-ip");
+            local.monitor_all = external_id(&row, "ovn-monitor-all").as_deref() == Some("true");
         }
         if let Some(interfaces) = db.table("Interface") {
             for (_, row) in interfaces.rows() {

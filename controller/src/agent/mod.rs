@@ -11,8 +11,10 @@ pub mod bindings;
 pub mod chassis;
 pub mod config;
 pub mod desired;
+pub mod local_datapaths;
 pub mod local_ovs;
 mod metrics;
+pub mod monitor;
 pub mod status;
 #[cfg(test)]
 mod tests;
@@ -35,6 +37,7 @@ use self::{
     config::{DatapathMode, Effective, Flags, RunArgs},
     desired::StatsSlots,
     local_ovs::LocalOvs,
+    monitor::{Conditions, MonitorPlan},
     status::{PortStatus, Status},
 };
 use crate::{
@@ -108,7 +111,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                         "chassis {}: connecting to Southbound {}",
                         effective.chassis, effective.ovn_remote
                     );
-                    let sb = Southbound::start(sb::config(remotes));
+                    let plan = MonitorPlan::compute(
+                        &Snapshot::default(),
+                        &effective.chassis,
+                        effective.binds.values().cloned().collect(),
+                        effective.monitor_all,
+                    );
+                    let sb = Southbound::start_with(sb::config(remotes), &plan.conditions());
+                    agent.conditions = Conditions::started_with(plan);
                     let watch = sb.watch();
                     if let Some(userspace) = &agent.userspace {
                         if let Some(w) = pinctrl_writer.take() {
@@ -168,6 +178,8 @@ struct Agent {
         ovnest_logical::pipeline::Residency,
         Arc<ovnest_logical::Pipeline>,
     )>,
+    /// The SB monitor's conditions (local datapaths).
+    conditions: Conditions,
 }
 
 impl Agent {
@@ -198,7 +210,7 @@ impl Agent {
 
     async fn reconcile(&mut self, effective: &Effective, sb: &Southbound) {
         self.effective = Some(effective.clone());
-        let snapshot = sb.snapshot();
+        let mut snapshot = sb.snapshot();
         let spec = ChassisSpec {
             name: effective.chassis.clone(),
             hostname: effective.hostname.clone(),
@@ -228,6 +240,15 @@ impl Agent {
                     spec.name, spec.encap_type, spec.encap_ip
                 );
                 self.transact(sb, "chassis registration", ops).await;
+            }
+            // The monitor first: the rows of a datapath that just became local are in the
+            // snapshot before this pass programs anything or acknowledges nb_cfg. A new
+            // local datapath can make more local (its ports), hence the rounds.
+            for _ in 0..4 {
+                if !self.update_monitor(effective, sb, &snapshot).await {
+                    break;
+                }
+                snapshot = sb.snapshot();
             }
             let chassis_uuid = snapshot.chassis(&spec.name).map(|c| c.uuid);
             self.plan = bindings::plan(&snapshot, chassis_uuid, &vifs);
@@ -408,6 +429,38 @@ impl Agent {
         Some(pipeline)
     }
 
+    /// Narrows or widens the SB monitor to the local datapaths of this snapshot; true
+    /// when the server applied new conditions (the replica then holds their rows).
+    async fn update_monitor(
+        &mut self,
+        effective: &Effective,
+        sb: &Southbound,
+        snapshot: &Snapshot,
+    ) -> bool {
+        let plan = MonitorPlan::compute(
+            snapshot,
+            &effective.chassis,
+            effective.binds.values().cloned().collect(),
+            effective.monitor_all,
+        );
+        let summary = monitor_summary(snapshot, &plan);
+        match tokio::time::timeout(TRANSACT_TIMEOUT, self.conditions.update(sb, plan)).await {
+            Ok(Ok(true)) => {
+                info!("SB monitor: {summary}");
+                true
+            }
+            Ok(Ok(false)) => false,
+            Ok(Err(e)) => {
+                warn!("SB monitor conditions: {e} (retrying on the next reconcile)");
+                false
+            }
+            Err(_) => {
+                warn!("SB monitor conditions: no answer within {TRANSACT_TIMEOUT:?} (retrying)");
+                false
+            }
+        }
+    }
+
     fn build_status(
         &self,
         effective: &Effective,
@@ -510,6 +563,11 @@ impl Agent {
             odd_states: self.plan.odd.iter().cloned().collect::<Vec<OddState>>(),
             conflicts: conflicts.iter().map(|c| format!("{c:?}")).collect(),
             missing_interfaces: missing,
+            sb_monitor: self
+                .conditions
+                .applied()
+                .map(|p| monitor_summary(snapshot, p))
+                .unwrap_or_default(),
             invalid_rows: snapshot
                 .invalid_rows()
                 .map(|(table, uuid, why)| format!("{table} {uuid}: {why}"))
@@ -554,6 +612,25 @@ impl Agent {
             info!("chassis {} removed from the Southbound", effective.chassis);
         }
     }
+}
+
+/// `every row`, or the local datapaths by name.
+fn monitor_summary(snapshot: &Snapshot, plan: &MonitorPlan) -> String {
+    if plan.monitor_all {
+        return "every row (ovn-monitor-all)".into();
+    }
+    let mut names: Vec<String> = plan
+        .local_datapaths
+        .iter()
+        .map(|u| {
+            snapshot
+                .datapath(u)
+                .and_then(|d| d.name())
+                .map_or_else(|| u.to_string(), str::to_owned)
+        })
+        .collect();
+    names.sort();
+    format!("local datapaths [{}]", names.join(", "))
 }
 
 /// The ifindex of `name` in this network namespace, if it exists.

@@ -23,6 +23,9 @@ pub struct Status {
     pub conflicts: Vec<String>,
     /// Local interfaces with an iface-id that do not exist (yet).
     pub missing_interfaces: Vec<String>,
+    /// What the SB monitor replicates: the local datapaths, or every row.
+    #[serde(default)]
+    pub sb_monitor: String,
     /// SB rows left out of the replica: `TABLE UUID: why`.
     #[serde(default)]
     pub invalid_rows: Vec<String>,
@@ -84,6 +87,9 @@ impl Status {
             "chassis {}  southbound: {}  nb_cfg {}  datapath {}",
             self.chassis, self.southbound, self.nb_cfg, self.datapath
         );
+        if !self.sb_monitor.is_empty() {
+            let _ = writeln!(out, "  monitoring {}", self.sb_monitor);
+        }
         fn port(out: &mut String, p: &PortStatus, indent: &str) {
             let tag = p.tag.map(|t| format!(" tag {t}")).unwrap_or_default();
             let iface = p

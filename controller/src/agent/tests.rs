@@ -307,3 +307,256 @@ fn desired_ports_include_the_switch_for_arp_and_keep_slots_stable() {
         slot
     );
 }
+
+/// dmz (vm1) — lr0 — inside (vm3); lr0's gateway port to `public` (a DGP, `always-redirect`
+/// on its chassis-redirect port, hosted by gw); `far` stands alone (vm9).
+fn routed_snapshot() -> Snapshot {
+    use crate::sb::{HaChassis, HaChassisGroup};
+    let mut snap = Snapshot::default();
+    let dp = |snap: &mut Snapshot, n: u8, name: &str| {
+        snap.insert(DatapathBinding {
+            uuid: uuid(n),
+            tunnel_key: u32::from(n),
+            external_ids: [("name".to_owned(), name.to_owned())].into(),
+            ..DatapathBinding::default()
+        })
+    };
+    for (n, name) in [
+        (1, "dmz"),
+        (2, "lr0"),
+        (3, "inside"),
+        (4, "far"),
+        (5, "public"),
+    ] {
+        dp(&mut snap, n, name);
+    }
+    let mut key = 0x10;
+    let mut pb = |snap: &mut Snapshot, name: &str, dp: u8, ty: &str, options: &[(&str, &str)]| {
+        key += 1;
+        snap.insert(PortBinding {
+            uuid: uuid(key),
+            logical_port: name.into(),
+            datapath: uuid(dp),
+            tunnel_key: u32::from(key),
+            port_type: ty.into(),
+            options: options
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..PortBinding::default()
+        })
+    };
+    pb(&mut snap, "dmz-vm1", 1, "", &[]);
+    pb(&mut snap, "inside-vm3", 3, "", &[]);
+    pb(&mut snap, "far-vm9", 4, "", &[]);
+    pb(&mut snap, "dmz-lr0", 1, "patch", &[("peer", "lr0-dmz")]);
+    pb(&mut snap, "lr0-dmz", 2, "patch", &[("peer", "dmz-lr0")]);
+    pb(
+        &mut snap,
+        "inside-lr0",
+        3,
+        "patch",
+        &[("peer", "lr0-inside")],
+    );
+    pb(
+        &mut snap,
+        "lr0-inside",
+        2,
+        "patch",
+        &[("peer", "inside-lr0")],
+    );
+    pb(
+        &mut snap,
+        "public-lr0",
+        5,
+        "patch",
+        &[("peer", "lr0-public")],
+    );
+    pb(
+        &mut snap,
+        "lr0-public",
+        2,
+        "patch",
+        &[
+            ("peer", "public-lr0"),
+            ("chassis-redirect-port", "cr-lr0-public"),
+        ],
+    );
+    let gw = 0xc2;
+    snap.insert(HaChassis {
+        uuid: uuid(0xa1),
+        chassis: Some(uuid(gw)),
+        priority: 10,
+        ..HaChassis::default()
+    });
+    snap.insert(HaChassisGroup {
+        uuid: uuid(0xa2),
+        name: "lr0-public".into(),
+        ha_chassis: vec![uuid(0xa1)],
+        ..HaChassisGroup::default()
+    });
+    snap.insert(PortBinding {
+        uuid: uuid(0xa3),
+        logical_port: "cr-lr0-public".into(),
+        datapath: uuid(2),
+        tunnel_key: 0x30,
+        port_type: "chassisredirect".into(),
+        options: [("always-redirect".to_owned(), "true".to_owned())].into(),
+        ha_chassis_group: Some(uuid(0xa2)),
+        ..PortBinding::default()
+    });
+    snap
+}
+
+fn names(snap: &Snapshot, dps: &std::collections::BTreeSet<Uuid>) -> Vec<String> {
+    let mut v: Vec<String> = dps
+        .iter()
+        .map(|u| {
+            snap.datapath(u)
+                .and_then(|d| d.name())
+                .unwrap_or("?")
+                .to_owned()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn local_datapaths_follow_patch_ports_through_routers() {
+    use super::local_datapaths::local_datapaths;
+    let snap = routed_snapshot();
+    let ports = |p: &[&str]| p.iter().map(|s| (*s).to_owned()).collect();
+    let hv1 = Some((uuid(HV1), "hv1"));
+    // A VIF on dmz: dmz, its router, the switch behind it; not far, not public (behind
+    // an always-redirect gateway port hosted elsewhere).
+    assert_eq!(
+        names(&snap, &local_datapaths(&snap, hv1, &ports(&["dmz-vm1"]))),
+        ["dmz", "inside", "lr0"]
+    );
+    // On the gateway chassis, public is local too.
+    let gw = Some((uuid(0xc2), "gw"));
+    assert_eq!(
+        names(&snap, &local_datapaths(&snap, gw, &ports(&["dmz-vm1"]))),
+        ["dmz", "inside", "lr0", "public"]
+    );
+    // Nothing local, nothing monitored; a port bound here by the SB counts.
+    assert!(local_datapaths(&snap, hv1, &ports(&[])).is_empty());
+    let mut snap2 = snap.clone();
+    let mut far = (**snap.port_binding("far-vm9").unwrap()).clone();
+    far.chassis = Some(uuid(HV1));
+    snap2.insert(far);
+    assert_eq!(
+        names(&snap2, &local_datapaths(&snap2, hv1, &ports(&["dmz-vm1"]))),
+        ["dmz", "far", "inside", "lr0"]
+    );
+    // A VIF requested for another chassis does not make its switch local.
+    let mut vm1 = (**snap.port_binding("dmz-vm1").unwrap()).clone();
+    vm1.requested_chassis = Some(uuid(0xc9));
+    let mut snap3 = snap.clone();
+    snap3.insert(vm1);
+    assert!(local_datapaths(&snap3, hv1, &ports(&["dmz-vm1"])).is_empty());
+}
+
+#[test]
+fn monitor_conditions_as_ovn_controller_sets_them() {
+    use super::monitor::MonitorPlan;
+    let mut snap = routed_snapshot();
+    let ports = ["dmz-vm1".to_owned()].into_iter().collect();
+    let json = |plan: &MonitorPlan| {
+        plan.conditions()
+            .into_iter()
+            .map(|(t, c)| (t, c.to_json()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    // Before the chassis is registered: gateway types, every Chassis_Private row.
+    let early = MonitorPlan::compute(&snap, "hv1", ports, false);
+    let c = json(&early);
+    assert!(
+        c["Port_Binding"]
+            .to_string()
+            .contains(r#"["type","==","l3gateway"]"#)
+    );
+    assert!(!c["Port_Binding"].to_string().contains(r#""chassis""#));
+    assert_eq!(c["Chassis_Private"], serde_json::json!([true]));
+    assert_eq!(early.local_datapaths.len(), 3);
+
+    snap.insert(Chassis {
+        uuid: uuid(HV1),
+        name: "hv1".into(),
+        ..Chassis::default()
+    });
+    let plan = MonitorPlan::compute(&snap, "hv1", early.local_ports.clone(), false);
+    let c = json(&plan);
+    let pb = c["Port_Binding"].to_string();
+    for clause in [
+        r#"["type","==","patch"]"#,
+        r#"["type","==","chassisredirect"]"#,
+        r#"["type","==","external"]"#,
+        r#"["chassis","==",["uuid","00000000-0000-0000-0000-0000000000c1"]]"#,
+        r#"["requested_chassis","==",["uuid","00000000-0000-0000-0000-0000000000c1"]]"#,
+        r#"["options","includes",["map",[["l3gateway-chassis","hv1"]]]]"#,
+        r#"["logical_port","==","dmz-vm1"]"#,
+        r#"["parent_port","==","dmz-vm1"]"#,
+        r#"["datapath","==",["uuid","00000000-0000-0000-0000-000000000001"]]"#,
+    ] {
+        assert!(pb.contains(clause), "{clause} in {pb}");
+    }
+    assert!(!pb.contains("000000000004"), "far is not local: {pb}");
+    let lf = c["Logical_Flow"].to_string();
+    assert!(
+        lf.contains(r#"["logical_dp_group","!=",["set",[]]]"#),
+        "{lf}"
+    );
+    assert_eq!(lf.matches("logical_datapath").count(), 3, "{lf}");
+    assert_eq!(c["MAC_Binding"].as_array().unwrap().len(), 3);
+    assert_eq!(c["Multicast_Group"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        c["Chassis_Private"],
+        serde_json::json!([["name", "==", "hv1"]])
+    );
+
+    // monitor-all: every row of every conditional table.
+    let all = MonitorPlan::compute(&snap, "hv1", plan.local_ports.clone(), true);
+    assert!(json(&all).values().all(|c| *c == serde_json::json!([true])));
+    // No local port: no flow, no MAC binding, no group.
+    let none = MonitorPlan::compute(&snap, "hv1", Default::default(), false);
+    let c = json(&none);
+    for t in ["Logical_Flow", "MAC_Binding", "Multicast_Group"] {
+        assert_eq!(c[t], serde_json::json!([false]), "{t}");
+    }
+}
+
+#[test]
+fn monitor_all_from_the_flag_or_the_local_ovs_db() {
+    use super::config::{Effective, Flags, RunArgs};
+    use super::local_ovs::LocalOvs;
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+    let flags = |extra: &[&str]| {
+        let mut args = vec![
+            "ovnest",
+            "--chassis",
+            "hv1",
+            "--ovn-remote",
+            "tcp:127.0.0.1:6642",
+        ];
+        args.extend(["--encap-ip", "127.0.0.1"]);
+        args.extend(extra);
+        Flags::check(&Cli::parse_from(args).run).unwrap()
+    };
+    let local = |all: bool| LocalOvs {
+        synced: true,
+        monitor_all: all,
+        ..LocalOvs::default()
+    };
+    let resolve = |f: &Flags, l: Option<&LocalOvs>| Effective::resolve(f, l).unwrap().monitor_all;
+    assert!(!resolve(&flags(&[]), None));
+    assert!(!resolve(&flags(&[]), Some(&local(false))));
+    assert!(resolve(&flags(&[]), Some(&local(true))));
+    assert!(resolve(&flags(&["--monitor-all"]), None));
+}

@@ -150,6 +150,19 @@ impl Southbound {
         self.client.set_condition(T::TABLE, condition).await
     }
 
+    /// Changes the conditions of several tables, by name, in one `monitor_cond_change`.
+    /// Returns once the server applied them and the replica holds the result.
+    pub async fn set_conditions(
+        &self,
+        conditions: &[(&str, MonitorCondition)],
+    ) -> Result<(), Error> {
+        let conditions = conditions
+            .iter()
+            .map(|(t, c)| ((*t).to_owned(), c.clone()))
+            .collect();
+        self.client.set_conditions(conditions).await
+    }
+
     pub async fn transact(&self, ops: Vec<Operation>) -> Result<Vec<OperationResult>, Error> {
         self.client.transact(ops).await
     }
