@@ -43,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: ovnest_lab::LabCommand,
     },
+    /// Inside a VM: the CNI plugin for nested containers, their networks and port pool.
+    Cni {
+        #[command(subcommand)]
+        command: ovnest_cni::cli::CniCommand,
+    },
 }
 
 fn init_logging(verbose: u8, format: LogFormat) {
@@ -68,6 +73,11 @@ fn init_logging(verbose: u8, format: LogFormat) {
 }
 
 fn main() -> ExitCode {
+    // Runtimes exec CNI plugins by their `type`: `ovnest-cni` is a link to this binary.
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    if std::path::Path::new(&argv0).file_name() == Some("ovnest-cni".as_ref()) {
+        return ovnest_cni::plugin::main();
+    }
     let cli = Cli::parse();
     let format = match &cli.command {
         Command::Run(args) => args.log_format,
@@ -95,6 +105,7 @@ fn main() -> ExitCode {
         Command::Lab { command } => ovnest_lab::run(command),
         Command::Bench(args) => ovnest_lab::bench::run(args),
         Command::Trace(args) => ovnest::trace::run(args),
+        Command::Cni { command } => ovnest_cni::cli::run(command).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

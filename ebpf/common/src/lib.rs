@@ -1,13 +1,15 @@
-//! Plain-data types shared by the XDP program (`ovnest-ebpf`) and userspace
-//! (`ovnest-datapath`). Every type is `#[repr(C)]` with explicit padding and its size
-//! pinned by a const assert, because the kernel only sees bytes: a layout drift between
-//! the two sides would silently misroute packets.
+//! Plain-data types shared by the eBPF programs (`ovnest-ebpf`'s XDP fast path,
+//! `ovnest-ebpf-tc`'s in-VM tagger) and userspace (`ovnest-datapath`, `ovnest-cni`).
+//! Every type is `#[repr(C)]` with explicit padding and its size pinned by a const
+//! assert, because the kernel only sees bytes: a layout drift between the two sides
+//! would silently misroute packets.
 #![no_std]
 
 pub mod counters;
 pub mod flat;
 pub mod maps;
 pub mod meta;
+pub mod tagger;
 
 pub use counters::{Counter, PortStats};
 pub use flat::{FlatKey, FlatSlot};
