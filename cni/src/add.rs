@@ -119,7 +119,7 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Value, CniError> {
         }
     };
     // A veth left by an earlier attempt for this very attachment is stale.
-    let _ = vm.unplug(&mut tagger, &host, port.tag);
+    let _ = vm.unplug(Some(&mut tagger), &host, port.tag);
     drop(lock);
 
     match plug(&mut vm, &mut tagger, &view, env, &netns, &mut container_nl, &host, port.clone(), &requested, deadline).await {
@@ -134,7 +134,7 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Value, CniError> {
             Ok(attachment.result_json(&conf.cni_version))
         }
         Err(e) => {
-            let _ = vm.unplug(&mut tagger, &host, port.tag);
+            let _ = vm.unplug(Some(&mut tagger), &host, port.tag);
             release_after_failure(&vm, &view, &port, &origin, &env.container_id).await;
             Err(e)
         }
@@ -211,7 +211,7 @@ async fn claim(
                 return Ok((lsp, Origin::New));
             }
             // A guard failed: someone took the tag or the name meanwhile. Look again.
-            Err(TxnError::Failed { index: Some(i), .. }) if i < 2 => {
+            Err(TxnError::Failed { index: Some(i), .. }) if i < pool::GUARDS => {
                 view = vm.view().await?;
             }
             Err(e) => return Err(e.into_cni("creating the container's port")),
@@ -262,9 +262,9 @@ async fn plug(
     deadline: Instant,
 ) -> Result<Attachment, CniError> {
     let conf = vm.conf;
-    let tag = port
-        .tag
-        .ok_or_else(|| CniError::new(code::NB_REFUSED, format!("port {} has no tag", port.name)))?;
+    let tag = port.tag.or_else(|| pool::reserved_tag(&port)).ok_or_else(|| {
+        CniError::new(code::NB_REFUSED, format!("port {} has no tag", port.name))
+    })?;
     let addressing = loop {
         match addressing::addressing(view, &port, requested.prefix) {
             Ok(a) => break a,
@@ -295,12 +295,15 @@ async fn plug(
             Err(Missing::Malformed(m)) => return Err(CniError::new(code::NB_REFUSED, m)),
         }
     };
-    if port.port_security.is_empty() {
-        let text = format!("{} {}", format_mac(&addressing.mac), addressing.address.addr);
+    if port.tag.is_none() {
+        // Pending: now that northd chose its addresses, the port becomes bindable.
+        let mac_ip = format!("{} {}", format_mac(&addressing.mac), addressing.address.addr);
         vm.nb
-            .transact(vec![pool::port_security_op(&port, &text)])
+            .transact(vec![pool::complete_op(&port, tag, &mac_ip)])
             .await
-            .map_err(|e| e.into_cni("setting port_security"))?;
+            .map_err(|e| e.into_cni("completing the port"))?;
+        port.tag = Some(tag);
+        port.up = None;
     }
     let mtu = match (conf.mtu, addressing.mtu) {
         (Some(m), _) | (None, Some(m)) => m,

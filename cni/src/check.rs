@@ -63,7 +63,9 @@ pub async fn check(env: &Env, conf: &crate::config::NetConf) -> Result<Value, Cn
         .filter(|h| h.up)
         .ok_or_else(|| failed(format!("host veth {host} is missing or down")))?;
     let tag = port.tag.ok_or_else(|| failed(format!("port {} has no tag", port.name)))?;
-    let tagger = vm.tagger(&view)?;
+    let tagger = vm
+        .existing_tagger()?
+        .ok_or_else(|| failed(format!("no tagger on {}", conf.uplink)))?;
     tagger.check(&h, tag).map_err(failed)?;
     Ok(Value::Null)
 }

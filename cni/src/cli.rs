@@ -342,7 +342,7 @@ async fn status(conf: &NetConf) -> Result<Value, CniError> {
         .collect();
     let free = crate::pool::free_ports(&view.children, &conf.switch).len();
     let mut out = json!({ "vm_port": conf.vm_port, "switch": conf.switch, "free": free, "ports": ports });
-    if let Ok(crate::tagger::Tagger::Bpf(t)) = vm.tagger(&view).map_err(|e| e.to_string()) {
+    if let Ok(Some(crate::tagger::Tagger::Bpf(t))) = vm.existing_tagger() {
         out["tagger"] = json!(t.counters().into_iter().collect::<std::collections::BTreeMap<_, _>>());
         out["tagger_pins"] = json!(t.pin_dir());
     }

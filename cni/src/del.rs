@@ -26,8 +26,8 @@ pub async fn del(env: &Env, conf: &NetConf) -> Result<Value, CniError> {
     let _lock = vm.lock()?;
     let view = vm.view().await?;
     let port = pool::attachment(&view.children, &env.container_id, &env.ifname).cloned();
-    let mut tagger = vm.tagger(&view)?;
-    vm.unplug(&mut tagger, &host, port.as_ref().and_then(|p| p.tag))?;
+    let mut tagger = vm.existing_tagger()?;
+    vm.unplug(tagger.as_mut(), &host, port.as_ref().and_then(|p| p.tag))?;
     if let Some(port) = port {
         vm.release(&port, &env.container_id, vm.free_now(&view)).await?;
     }
@@ -40,7 +40,7 @@ fn local_only(conf: &NetConf, host: &str) {
         return;
     };
     if let Ok(Some(link)) = nl.link(host) {
-        if let Ok(mut tagger) = crate::tagger::Tagger::open(conf, &mut nl, &[]) {
+        if let Ok(Some(mut tagger)) = crate::tagger::Tagger::existing(conf, &mut nl) {
             let _ = tagger.remove(host, Some(link.index), None);
         }
         let _ = nl.delete_link(host);

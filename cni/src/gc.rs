@@ -44,12 +44,12 @@ pub async fn gc(conf: &NetConf, grace: Duration) -> Result<Value, CniError> {
             None => live.contains(&host_ifname(c, i)),
         },
     );
-    let mut tagger = vm.tagger(&view)?;
+    let mut tagger = vm.existing_tagger()?;
     let mut released = Vec::new();
     let mut free = vm.free_now(&view).saturating_sub(plan.delete_free.len());
     for port in &plan.release {
         if let Some(pool::Owned::Used { container, ifname }) = pool::owned(port) {
-            vm.unplug(&mut tagger, &host_ifname(container, ifname), port.tag)?;
+            vm.unplug(tagger.as_mut(), &host_ifname(container, ifname), port.tag)?;
             if vm.release(port, container, free).await? {
                 free += 1;
             }

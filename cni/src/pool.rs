@@ -4,6 +4,14 @@
 //! The NB is the only state: a plugin restart, a lost process or a rebooted VM rebuilds
 //! everything from these marks, so a port or a tag is never leaked.
 //!
+//! A new port is inserted *pending*: with its parent and its tag reserved in
+//! `external_ids`, but no `tag` column, so no hypervisor binds it yet (a nested port
+//! without a tag cannot be bound). Once ovn-northd has allocated its addresses, one
+//! update [completes](complete_op) it: `tag`, the allocated `MAC IP` as static
+//! `addresses` and as `port_security`. The hypervisor then binds it with its final
+//! addresses, and `up` means what it says. Pinning the allocation also keeps a running
+//! container's address if the switch's subnet settings change later.
+//!
 //! Tags are chosen here, not by ovn-northd (`tag_request=0`), because:
 //! - the insert carries a `wait` guard that no sibling holds the tag, so the choice is
 //!   atomic in the NB itself (two VMs' plugins, or a racing runtime, cannot both win);
@@ -28,6 +36,11 @@ pub const IFNAME: &str = "ovnest-cni:ifname";
 pub const SWITCH: &str = "ovnest-cni:switch";
 /// Unix milliseconds of the last change (GC leaves young attachments alone).
 pub const SINCE: &str = "ovnest-cni:since";
+/// The tag a pending port will get (reserved: no sibling may take it meanwhile).
+pub const TAG: &str = "ovnest-cni:tag";
+/// `ovn` (OVN allocated them: the port can serve another container) or `given` (the
+/// runtime asked for them: the port is deleted with its container).
+pub const ADDRESSES: &str = "ovnest-cni:addresses";
 
 pub const FREE: &str = "free";
 pub const USED: &str = "used";
@@ -65,31 +78,41 @@ pub fn attachment<'a>(children: &'a [Lsp], container: &str, ifname: &str) -> Opt
         .find(|p| owned(p) == Some(Owned::Used { container, ifname }))
 }
 
-/// Free pool ports on `switch`, best first: up, addressed and locked down already.
+fn on_switch(p: &Lsp, switch: &str) -> bool {
+    p.external_ids.get(SWITCH).map(String::as_str) == Some(switch)
+}
+
+/// Free pool ports on `switch` that a container can take now (complete), best first:
+/// up already.
 pub fn free_ports<'a>(children: &'a [Lsp], switch: &str) -> Vec<&'a Lsp> {
     let mut free: Vec<&Lsp> = children
         .iter()
-        .filter(|p| owned(p) == Some(Owned::Free))
-        .filter(|p| p.external_ids.get(SWITCH).map(String::as_str) == Some(switch))
+        .filter(|p| owned(p) == Some(Owned::Free) && on_switch(p, switch))
         .filter(|p| p.tag.is_some_and(|t| t <= MAX_VID))
         .collect();
-    free.sort_by_key(|p| {
-        (
-            p.up != Some(true),
-            p.dynamic_addresses.is_none(),
-            p.port_security.is_empty(),
-            p.tag,
-        )
-    });
+    free.sort_by_key(|p| (p.up != Some(true), p.tag));
     free
 }
 
-/// Tags in use under the parent: assigned or explicitly requested (a non-zero
-/// `tag_request` becomes the tag once northd copies it).
+/// Free pool ports on `switch` still waiting for northd's addresses.
+pub fn pending_free<'a>(children: &'a [Lsp], switch: &str) -> Vec<&'a Lsp> {
+    children
+        .iter()
+        .filter(|p| owned(p) == Some(Owned::Free) && on_switch(p, switch) && p.tag.is_none())
+        .collect()
+}
+
+/// The tag reserved for a pending port.
+pub fn reserved_tag(lsp: &Lsp) -> Option<u16> {
+    lsp.external_ids.get(TAG)?.parse().ok()
+}
+
+/// Tags in use under the parent: assigned, reserved by a pending port, or explicitly
+/// requested (a non-zero `tag_request` becomes the tag once northd copies it).
 pub fn tags_in_use(children: &[Lsp]) -> BTreeSet<u16> {
     children
         .iter()
-        .flat_map(|p| [p.tag, p.tag_request.filter(|t| *t != 0)])
+        .flat_map(|p| [p.tag, reserved_tag(p), p.tag_request.filter(|t| *t != 0)])
         .flatten()
         .collect()
 }
@@ -123,49 +146,59 @@ fn by_uuid(uuid: Uuid) -> Clause {
     Clause::eq("_uuid", Datum::atom(uuid))
 }
 
+/// Guards per new port, checked by [`insert_ops`]'s first operations.
+pub const GUARDS: usize = 3;
+
+fn absent(conditions: Vec<Clause>) -> Operation {
+    Operation::Wait {
+        table: "Logical_Switch_Port".into(),
+        conditions,
+        columns: vec!["name".into()],
+        until: WaitUntil::Equal,
+        rows: vec![],
+        timeout_ms: Some(0),
+    }
+}
+
 /// One transaction that inserts `ports` under `parent` on `switch`, each guarded: the
-/// transaction aborts (and nothing is written) if a sibling took one of the tags or a
-/// port already has one of the names since the caller looked.
+/// transaction aborts (and nothing is written) if a sibling took or reserved one of the
+/// tags, or a port already has one of the names, since the caller looked. A port whose
+/// addresses are all given is inserted complete; the others pending (see the module).
 pub fn insert_ops(
     switch: Uuid,
     parent: &str,
     dhcp: Option<Uuid>,
     ports: &[NewPort],
 ) -> Vec<Operation> {
-    let mut ops = Vec::with_capacity(ports.len() * 3 + 1);
+    let mut ops = Vec::with_capacity(ports.len() * (GUARDS + 1) + 1);
     for p in ports {
-        ops.push(Operation::Wait {
-            table: "Logical_Switch_Port".into(),
-            conditions: vec![
-                eq("parent_name", parent),
-                Clause::eq("tag", Datum::atom(i64::from(p.tag))),
-            ],
-            columns: vec!["name".into()],
-            until: WaitUntil::Equal,
-            rows: vec![],
-            timeout_ms: Some(0),
-        });
-        ops.push(Operation::Wait {
-            table: "Logical_Switch_Port".into(),
-            conditions: vec![eq("name", &p.name)],
-            columns: vec!["name".into()],
-            until: WaitUntil::Equal,
-            rows: vec![],
-            timeout_ms: Some(0),
-        });
+        let tag = p.tag.to_string();
+        ops.push(absent(vec![
+            eq("parent_name", parent),
+            Clause::eq("tag", Datum::atom(i64::from(p.tag))),
+        ]));
+        ops.push(absent(vec![
+            eq("parent_name", parent),
+            includes_pair("external_ids", TAG, &tag),
+        ]));
+        ops.push(absent(vec![eq("name", &p.name)]));
     }
     for (i, p) in ports.iter().enumerate() {
+        let mut ids = p.external_ids.clone();
+        ids.insert(TAG.into(), p.tag.to_string());
         let mut row = RowData::from([
             ("name".into(), Datum::atom(p.name.as_str())),
             ("parent_name".into(), Datum::atom(parent)),
-            ("tag".into(), Datum::atom(i64::from(p.tag))),
             ("addresses".into(), Datum::atom(p.addresses.as_str())),
-            ("external_ids".into(), string_map(&p.external_ids)),
         ]);
-        // A static address can be locked down now; a dynamic one once northd chose it.
-        if !p.addresses.contains("dynamic") {
+        if p.addresses.contains("dynamic") {
+            ids.insert(ADDRESSES.into(), if p.addresses == "dynamic" { "ovn" } else { "given" }.into());
+        } else {
+            ids.insert(ADDRESSES.into(), "given".into());
+            row.insert("tag".into(), Datum::atom(i64::from(p.tag)));
             row.insert("port_security".into(), Datum::atom(p.addresses.as_str()));
         }
+        row.insert("external_ids".into(), string_map(&ids));
         if let Some(d) = dhcp {
             row.insert("dhcpv4_options".into(), Datum::atom(d));
         }
@@ -266,21 +299,26 @@ pub fn delete_ops(ports: &[&Lsp]) -> Vec<Operation> {
     ops
 }
 
-/// Locks a dynamic port to the addresses northd gave it.
-pub fn port_security_op(lsp: &Lsp, addresses: &str) -> Operation {
+/// Completes a pending port: its reserved tag, and the `MAC IP` northd allocated as its
+/// static addresses and port security. The hypervisor binds it from here on.
+pub fn complete_op(lsp: &Lsp, tag: u16, mac_ip: &str) -> Operation {
     Operation::Update {
         table: "Logical_Switch_Port".into(),
         conditions: vec![by_uuid(lsp.uuid)],
-        row: RowData::from([("port_security".into(), Datum::atom(addresses))]),
+        row: RowData::from([
+            ("tag".into(), Datum::atom(i64::from(tag))),
+            ("addresses".into(), Datum::atom(mac_ip)),
+            ("port_security".into(), Datum::atom(mac_ip)),
+        ]),
     }
 }
 
 /// Whether a released port goes back to the pool or is deleted: back only while the pool
-/// holds fewer than `max`, and only if OVN allocated its addresses (a port with a
-/// runtime-given address is not reusable by another container).
+/// holds fewer than `max`, and only if it is complete with addresses OVN allocated (a
+/// port with runtime-given addresses is not reusable by another container).
 pub fn recycles(lsp: &Lsp, free_now: usize, max: u32) -> bool {
-    let dynamic = lsp.addresses.len() == 1 && lsp.addresses[0] == "dynamic";
-    dynamic && (free_now as u64) < u64::from(max)
+    let from_ovn = lsp.external_ids.get(ADDRESSES).map(String::as_str) == Some("ovn");
+    from_ovn && lsp.tag.is_some() && (free_now as u64) < u64::from(max)
 }
 
 /// What a garbage collection does: ports to return (containers gone) and pool ports to
@@ -315,6 +353,12 @@ pub fn gc_plan<'a>(
     // Worst first: the pool keeps its best ports.
     let extra = free.len().saturating_sub(max as usize);
     plan.delete_free.extend(free.iter().rev().take(extra));
+    // Pool ports that never got addresses (ovn-northd was away, the refill died).
+    plan.delete_free.extend(
+        pending_free(children, switch)
+            .into_iter()
+            .filter(|p| now_ms.saturating_sub(since_ms(p)) >= grace_ms),
+    );
     plan
 }
 
@@ -330,7 +374,7 @@ mod tests {
             tag: Some(tag),
             tag_request: None,
             kind: String::new(),
-            addresses: vec!["dynamic".into()],
+            addresses: vec![format!("0a:00:00:00:00:{tag:02x} 10.0.0.{tag}")],
             dynamic_addresses: Some(format!("0a:00:00:00:00:{tag:02x} 10.0.0.{tag}")),
             port_security: vec![],
             up: Some(true),
@@ -343,22 +387,34 @@ mod tests {
     }
 
     fn free(tag: u16) -> Lsp {
-        child(tag, &[(STATE, FREE), (SWITCH, "dmz"), (SINCE, "0")])
+        child(tag, &[(STATE, FREE), (SWITCH, "dmz"), (SINCE, "0"), (ADDRESSES, "ovn")])
     }
 
     fn used(tag: u16, c: &str) -> Lsp {
         child(
             tag,
-            &[(STATE, USED), (CONTAINER, c), (IFNAME, "eth0"), (SWITCH, "dmz"), (SINCE, "1000")],
+            &[
+                (STATE, USED),
+                (CONTAINER, c),
+                (IFNAME, "eth0"),
+                (SWITCH, "dmz"),
+                (SINCE, "1000"),
+                (ADDRESSES, "ovn"),
+            ],
         )
     }
 
     #[test]
     fn tags_are_the_lowest_free_in_1_to_4094() {
-        let mut kids = vec![used(1, "a"), free(2), child(51, &[])];
+        let mut kids = vec![used(1, "a"), free(2), child(51, &[]), free(9)];
         kids[2].tag = None;
         kids[2].tag_request = Some(4);
-        assert_eq!(free_tags(&kids, 3), vec![3, 5, 6]);
+        // A pending port's reserved tag counts.
+        kids[3].tag = None;
+        kids[3].external_ids.insert(TAG.into(), "3".into());
+        assert_eq!(free_tags(&kids, 3), vec![5, 6, 7]);
+        assert_eq!(pending_free(&kids, "dmz").len(), 1);
+        assert_eq!(free_ports(&kids, "dmz").len(), 1, "a pending port is not claimable");
         let full: Vec<Lsp> = (1..=4094).map(|t| child(t, &[])).collect();
         assert!(free_tags(&full, 1).is_empty(), "4095 is never handed out");
         let mut almost = full;
@@ -386,8 +442,11 @@ mod tests {
         assert!(recycles(&p, 0, 2));
         assert!(!recycles(&p, 2, 2));
         let mut fixed = p.clone();
-        fixed.addresses = vec!["0a:00:00:00:00:01 10.0.0.1".into()];
+        fixed.external_ids.insert(ADDRESSES.into(), "given".into());
         assert!(!recycles(&fixed, 0, 2));
+        let mut pending = p.clone();
+        pending.tag = None;
+        assert!(!recycles(&pending, 0, 2));
     }
 
     #[test]
@@ -411,13 +470,19 @@ mod tests {
             external_ids: free_ids("dmz", 1),
         }];
         let ops = insert_ops(Uuid::ZERO, "vm5", None, &ports);
-        assert_eq!(ops.len(), 4);
+        assert_eq!(ops.len(), GUARDS + 2);
         let j: Vec<_> = ops.iter().map(Operation::to_json).collect();
         assert_eq!(j[0]["op"], "wait");
         assert_eq!(j[0]["rows"], serde_json::json!([]));
-        assert_eq!(j[1]["where"][0][2], "vm5-c7");
-        assert_eq!(j[2]["row"]["tag"], 7);
-        assert!(j[2]["row"].get("port_security").is_none());
-        assert_eq!(j[3]["mutations"][0][2], serde_json::json!(["named-uuid", "p0"]));
+        assert_eq!(j[1]["where"][1][2], serde_json::json!(["map", [[TAG, "7"]]]));
+        assert_eq!(j[2]["where"][0][2], "vm5-c7");
+        // Pending: the tag is reserved, not set, so no hypervisor binds it yet.
+        assert!(j[3]["row"].get("tag").is_none());
+        assert!(j[3]["row"].get("port_security").is_none());
+        assert_eq!(j[4]["mutations"][0][2], serde_json::json!(["named-uuid", "p0"]));
+        let given = [NewPort { addresses: "0a:00:00:00:00:07 10.0.0.7".into(), ..ports[0].clone() }];
+        let j = insert_ops(Uuid::ZERO, "vm5", None, &given)[GUARDS].to_json();
+        assert_eq!(j["row"]["tag"], 7);
+        assert_eq!(j["row"]["port_security"], "0a:00:00:00:00:07 10.0.0.7");
     }
 }

@@ -104,7 +104,7 @@ pub async fn fill(conf: &NetConf) -> Result<Value, CniError> {
         });
         match vm.nb.transact(pool::insert_ops(switch.uuid, &conf.vm_port, dhcp, &ports)).await {
             Ok(_) => created.extend(ports.into_iter().map(|p| p.name)),
-            Err(TxnError::Failed { index: Some(i), .. }) if i < 2 * ports.len() && conflicts < 8 => {
+            Err(TxnError::Failed { index: Some(i), .. }) if i < pool::GUARDS * ports.len() && conflicts < 8 => {
                 conflicts += 1;
             }
             Err(e) => return Err(e.into_cni("creating pool ports")),
@@ -115,24 +115,28 @@ pub async fn fill(conf: &NetConf) -> Result<Value, CniError> {
     Ok(json!({ "created": created }))
 }
 
-/// Sets `port_security` on free pool ports once northd has allocated their addresses.
+/// Completes pending pool ports once northd has allocated their addresses (one
+/// transaction per pass), so the hypervisor binds them and they are `up` when taken.
 async fn lock_down(vm: &Vm<'_>, timeout: Duration) -> Result<(), CniError> {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(5);
     loop {
         let view = vm.view().await?;
-        let free = pool::free_ports(&view.children, &vm.conf.switch);
-        let ops: Vec<_> = free
+        let pending_ports = pool::pending_free(&view.children, &vm.conf.switch);
+        let ops: Vec<_> = pending_ports
             .iter()
-            .filter(|p| p.port_security.is_empty())
-            .filter_map(|p| Some(pool::port_security_op(p, p.dynamic_addresses.as_deref()?)))
+            .filter_map(|p| {
+                let tag = pool::reserved_tag(p)?;
+                let (mac, ip) = crate::addressing::port_mac_ip(p).ok()?;
+                Some(pool::complete_op(p, tag, &format!("{} {ip}", crate::spec::format_mac(&mac))))
+            })
             .collect();
-        let pending = free.iter().filter(|p| p.dynamic_addresses.is_none()).count();
+        let pending = pending_ports.len() - ops.len();
         if !ops.is_empty() {
             vm.nb
                 .transact(ops)
                 .await
-                .map_err(|e| e.into_cni("locking down pool ports"))?;
+                .map_err(|e| e.into_cni("completing pool ports"))?;
         }
         if pending == 0 || Instant::now() >= deadline {
             return Ok(());

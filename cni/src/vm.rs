@@ -95,8 +95,14 @@ impl<'a> Vm<'a> {
         Ok(view)
     }
 
-    /// The tagger, with the entries of the containers the NB says this VM has (restored
-    /// if it had to be reloaded). Call under the lock.
+    /// The tagger if it is set up; loads nothing (DEL, CHECK, GC).
+    pub fn existing_tagger(&mut self) -> Result<Option<Tagger>, CniError> {
+        Tagger::existing(self.conf, &mut self.netlink).map_err(tagger_error)
+    }
+
+    /// The tagger, loaded and attached if needed (ADD only), with the entries of the
+    /// containers the NB says this VM has (restored if it had to be reloaded). Call
+    /// under the lock.
     pub fn tagger(&mut self, view: &View) -> Result<Tagger, CniError> {
         let existing: Vec<(String, u16)> = view
             .children
@@ -113,11 +119,18 @@ impl<'a> Vm<'a> {
 
     /// Removes a container's VM side: its tagger entry and its veth (which takes the
     /// container's end with it). Missing pieces are fine (DEL is idempotent).
-    pub fn unplug(&mut self, tagger: &mut Tagger, host: &str, vid: Option<u16>) -> Result<(), CniError> {
+    pub fn unplug(
+        &mut self,
+        tagger: Option<&mut Tagger>,
+        host: &str,
+        vid: Option<u16>,
+    ) -> Result<(), CniError> {
         let link: Option<Link> = self.netlink.link(host).map_err(io_error("looking up the host veth"))?;
-        tagger
-            .remove(host, link.as_ref().map(|l| l.index), vid)
-            .map_err(tagger_error)?;
+        if let Some(tagger) = tagger {
+            tagger
+                .remove(host, link.as_ref().map(|l| l.index), vid)
+                .map_err(tagger_error)?;
+        }
         if link.is_some() {
             self.netlink
                 .delete_link(host)

@@ -182,6 +182,19 @@ impl BpfTagger {
         Ok(t)
     }
 
+    /// The tagger of `uplink` if one is loaded; never loads or attaches anything (for
+    /// DEL, CHECK, GC and status: they must not put programs on an interface).
+    pub fn existing(bpffs: &Path, uplink: &str, nl: &mut Netlink) -> Result<Option<BpfTagger>, TaggerError> {
+        let Some(uplink) = nl
+            .link(uplink)
+            .map_err(|e| TaggerError(format!("looking up uplink {uplink}: {e}")))?
+        else {
+            return Ok(None);
+        };
+        let dir = bpffs.join(format!("{}-{}", uplink.name, uplink.index));
+        Ok(BpfTagger::from_pins(&dir, &uplink).ok())
+    }
+
     fn from_pins(dir: &Path, uplink: &Link) -> Result<BpfTagger, TaggerError> {
         let map = |name: &str| {
             MapData::from_pin(dir.join(name))

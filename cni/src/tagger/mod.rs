@@ -34,6 +34,15 @@ impl Tagger {
         })
     }
 
+    /// The VM's tagger if it is set up (the OVS one always is); loads nothing.
+    pub fn existing(conf: &NetConf, nl: &mut Netlink) -> Result<Option<Tagger>, TaggerError> {
+        Ok(match conf.tagger {
+            TaggerKind::Bpf => bpf::BpfTagger::existing(&conf.bpffs, &conf.uplink, nl)?
+                .map(|t| Tagger::Bpf(Box::new(t))),
+            TaggerKind::Ovs => Some(Tagger::Ovs(ovs::OvsTagger::new(&conf.ovs_db, &conf.ovs_bridge))),
+        })
+    }
+
     pub fn add(&mut self, veth: &Link, vid: u16) -> Result<(), TaggerError> {
         match self {
             Tagger::Bpf(t) => t.add(veth, vid),
