@@ -13,6 +13,7 @@ packages=(
   iproute2 ethtool tcpdump procps iputils-ping                      # namespaces, veth, ping
   isc-dhcp-client                                                   # the seed's dhclient
   ovn-central ovn-host openvswitch-switch openvswitch-common        # real OVN + OVS
+  podman containernetworking-plugins runc busybox-static            # a real runtime for ovnest-cni
 )
 missing=()
 for p in "${packages[@]}"; do

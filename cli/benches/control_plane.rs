@@ -24,6 +24,7 @@ fn lab(name: &str, agent: AgentKind) -> Lab {
         ovnest: Some(PathBuf::from(env!("CARGO_BIN_EXE_ovnest"))),
         agent,
         datapath: DatapathMode::Xdp,
+        containers: Default::default(),
     };
     Lab::up(&args).unwrap_or_else(|e| panic!("{name} lab: {e:#}"))
 }

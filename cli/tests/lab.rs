@@ -37,6 +37,7 @@ impl TestLab {
             ovnest: Some(PathBuf::from(env!("CARGO_BIN_EXE_ovnest"))),
             agent: ovnest_lab::AgentKind::Ovnest,
             datapath,
+            containers: Default::default(),
         };
         TestLab(Lab::up(&args).unwrap_or_else(|e| panic!("lab up: {e:#}")))
     }

@@ -52,8 +52,13 @@ impl Requested {
                 r.ip = Some(t.parse().map_err(|e| bad(format!("IP {t:?}: {e}")))?);
             }
         }
-        if let Some(t) = env.arg("MAC").map(str::to_owned).or_else(|| conf.runtime_mac.clone()) {
-            r.mac = Some(parse_mac(&t).ok_or_else(|| bad(format!("MAC {t:?} is not a MAC address")))?);
+        if let Some(t) = env
+            .arg("MAC")
+            .map(str::to_owned)
+            .or_else(|| conf.runtime_mac.clone())
+        {
+            r.mac =
+                Some(parse_mac(&t).ok_or_else(|| bad(format!("MAC {t:?} is not a MAC address")))?);
         }
         Ok(r)
     }
@@ -86,7 +91,8 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Value, CniError> {
     let requested = Requested::from(env, conf)?;
     let netns_path = env.netns.clone().unwrap_or_default();
     let netns = open_netns(&netns_path)?;
-    let mut container_nl = Netlink::open_in(&netns).map_err(io_error("rtnetlink in the container"))?;
+    let mut container_nl =
+        Netlink::open_in(&netns).map_err(io_error("rtnetlink in the container"))?;
     if container_nl
         .link(&env.ifname)
         .map_err(io_error("looking up the container's interface"))?
@@ -107,7 +113,10 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Value, CniError> {
     let Some(switch) = view.switch.clone() else {
         return Err(CniError::new(
             code::INVALID_CONFIG,
-            format!("logical switch {:?} (\"switch\") is not in the Northbound", conf.switch),
+            format!(
+                "logical switch {:?} (\"switch\") is not in the Northbound",
+                conf.switch
+            ),
         ));
     };
     let (port, origin) = claim(&vm, &view, switch.uuid, env, &requested).await?;
@@ -122,7 +131,20 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Value, CniError> {
     let _ = vm.unplug(Some(&mut tagger), &host, port.tag);
     drop(lock);
 
-    match plug(&mut vm, &mut tagger, &view, env, &netns, &mut container_nl, &host, port.clone(), &requested, deadline).await {
+    match plug(
+        &mut vm,
+        &mut tagger,
+        &view,
+        env,
+        &netns,
+        &mut container_nl,
+        &host,
+        port.clone(),
+        &requested,
+        deadline,
+    )
+    .await
+    {
         Ok(attachment) => {
             if conf.pool.enabled() {
                 let free = pool::free_ports(&view.children, &conf.switch).len();
@@ -197,7 +219,12 @@ async fn claim(
         };
         match vm
             .nb
-            .transact(pool::insert_ops(switch, &conf.vm_port, dhcp, std::slice::from_ref(&new)))
+            .transact(pool::insert_ops(
+                switch,
+                &conf.vm_port,
+                dhcp,
+                std::slice::from_ref(&new),
+            ))
             .await
         {
             Ok(results) => {
@@ -206,7 +233,10 @@ async fn claim(
                     _ => None,
                 });
                 let lsp = read_port(vm, uuid).await?.ok_or_else(|| {
-                    CniError::new(code::NB_REFUSED, format!("port {} vanished after insert", new.name))
+                    CniError::new(
+                        code::NB_REFUSED,
+                        format!("port {} vanished after insert", new.name),
+                    )
                 })?;
                 return Ok((lsp, Origin::New));
             }
@@ -217,7 +247,10 @@ async fn claim(
             Err(e) => return Err(e.into_cni("creating the container's port")),
         }
     }
-    Err(CniError::new(code::TRY_AGAIN_LATER, "could not claim a VLAN id: too many concurrent changes"))
+    Err(CniError::new(
+        code::TRY_AGAIN_LATER,
+        "could not claim a VLAN id: too many concurrent changes",
+    ))
 }
 
 async fn read_port(vm: &Vm<'_>, uuid: Option<ovnest_ovsdb::Uuid>) -> Result<Option<Lsp>, CniError> {
@@ -225,13 +258,23 @@ async fn read_port(vm: &Vm<'_>, uuid: Option<ovnest_ovsdb::Uuid>) -> Result<Opti
     let by_uuid = ovnest_ovsdb::Clause::eq("_uuid", Datum::atom(uuid));
     let rows = vm
         .nb
-        .select(vec![crate::nb::select("Logical_Switch_Port", vec![by_uuid], crate::nb::LSP_COLUMNS)])
+        .select(vec![crate::nb::select(
+            "Logical_Switch_Port",
+            vec![by_uuid],
+            crate::nb::LSP_COLUMNS,
+        )])
         .await
         .map_err(|e| e.into_cni("reading the new port"))?;
     Ok(rows.first().and_then(|r| r.first()).and_then(Lsp::from_row))
 }
 
-async fn release_after_failure(vm: &Vm<'_>, view: &View, port: &Lsp, origin: &Origin, container: &str) {
+async fn release_after_failure(
+    vm: &Vm<'_>,
+    view: &View,
+    port: &Lsp,
+    origin: &Origin,
+    container: &str,
+) {
     let r = match origin {
         // A port we just made goes; a pooled or earlier one follows the pool's rule.
         Origin::New => vm
@@ -240,10 +283,16 @@ async fn release_after_failure(vm: &Vm<'_>, view: &View, port: &Lsp, origin: &Or
             .await
             .map(drop)
             .map_err(|e| e.into_cni("deleting the port")),
-        Origin::Pool | Origin::Existing => vm.release(port, container, vm.free_now(view)).await.map(drop),
+        Origin::Pool | Origin::Existing => vm
+            .release(port, container, vm.free_now(view))
+            .await
+            .map(drop),
     };
     if let Err(e) = r {
-        log::warn!("ovnest-cni: giving back {} after a failed ADD: {e} (GC will)", port.name);
+        log::warn!(
+            "ovnest-cni: giving back {} after a failed ADD: {e} (GC will)",
+            port.name
+        );
     }
 }
 
@@ -262,21 +311,31 @@ async fn plug(
     deadline: Instant,
 ) -> Result<Attachment, CniError> {
     let conf = vm.conf;
-    let tag = port.tag.or_else(|| pool::reserved_tag(&port)).ok_or_else(|| {
-        CniError::new(code::NB_REFUSED, format!("port {} has no tag", port.name))
-    })?;
+    let tag = port
+        .tag
+        .or_else(|| pool::reserved_tag(&port))
+        .ok_or_else(|| CniError::new(code::NB_REFUSED, format!("port {} has no tag", port.name)))?;
     let addressing = loop {
         match addressing::addressing(view, &port, requested.prefix) {
             Ok(a) => break a,
             Err(Missing::NotYetAllocated) => {
                 // ovn-northd fills dynamic_addresses; the NB server tells us when.
                 port = vm
-                    .wait_port(&port, "dynamic_addresses", WaitUntil::NotEqual, Datum::set([]), deadline)
+                    .wait_port(
+                        &port,
+                        "dynamic_addresses",
+                        WaitUntil::NotEqual,
+                        Datum::set([]),
+                        deadline,
+                    )
                     .await
                     .map_err(|e| match e {
                         TxnError::Failed { .. } => CniError::new(
                             code::NO_ADDRESS,
-                            format!("ovn-northd gave {} no address within {:?}", port.name, conf.up_timeout),
+                            format!(
+                                "ovn-northd gave {} no address within {:?}",
+                                port.name, conf.up_timeout
+                            ),
                         )
                         .with_details("is ovn-northd running?"),
                         e => e.into_cni("waiting for the port's addresses"),
@@ -297,7 +356,11 @@ async fn plug(
     };
     if port.tag.is_none() {
         // Pending: now that northd chose its addresses, the port becomes bindable.
-        let mac_ip = format!("{} {}", format_mac(&addressing.mac), addressing.address.addr);
+        let mac_ip = format!(
+            "{} {}",
+            format_mac(&addressing.mac),
+            addressing.address.addr
+        );
         vm.nb
             .transact(vec![pool::complete_op(&port, tag, &mac_ip)])
             .await
@@ -318,7 +381,10 @@ async fn plug(
             .map_err(|e| match e {
                 TxnError::Failed { .. } => CniError::new(
                     code::PORT_NOT_UP,
-                    format!("port {} is not up in OVN after {:?}", port.name, conf.up_timeout),
+                    format!(
+                        "port {} is not up in OVN after {:?}",
+                        port.name, conf.up_timeout
+                    ),
                 )
                 .with_details(format!(
                     "is the hypervisor's agent running and is the VM's port {} bound?",
@@ -372,7 +438,9 @@ fn interface(
         .link(host)
         .map_err(fail("looking up the host veth"))?
         .ok_or_else(|| CniError::new(code::INTERFACE, format!("veth {host} vanished")))?;
-    vm.netlink.set_up(host_link.index).map_err(fail("host veth up"))?;
+    vm.netlink
+        .set_up(host_link.index)
+        .map_err(fail("host veth up"))?;
     let c = container_nl
         .link(&env.ifname)
         .map_err(fail("looking up the container's interface"))?
@@ -398,7 +466,11 @@ mod tests {
         assert_eq!(Requested::default().addresses(), "dynamic");
         let mac = Some([2, 0, 0, 0, 0, 9]);
         let ip = Some("10.0.0.9".parse().unwrap());
-        let r = |ip, mac| Requested { ip, prefix: None, mac };
+        let r = |ip, mac| Requested {
+            ip,
+            prefix: None,
+            mac,
+        };
         assert_eq!(r(None, mac).addresses(), "02:00:00:00:00:09 dynamic");
         assert_eq!(r(ip, None).addresses(), "dynamic 10.0.0.9");
         assert_eq!(r(ip, mac).addresses(), "02:00:00:00:00:09 10.0.0.9");

@@ -88,7 +88,11 @@ pub fn addressing(
         .filter_map(|n| n.parse::<Ipv4Net>().ok())
         .find(|n| n.contains(ip));
     let prefix = static_prefix
-        .or_else(|| switch_subnet(view).filter(|n| n.contains(ip)).map(|n| n.prefix))
+        .or_else(|| {
+            switch_subnet(view)
+                .filter(|n| n.contains(ip))
+                .map(|n| n.prefix)
+        })
         .or_else(|| {
             dhcp.and_then(|d| d.cidr.parse::<Ipv4Net>().ok())
                 .map(|n| n.prefix)
@@ -222,7 +226,11 @@ mod tests {
             Err(Missing::NotYetAllocated)
         );
         assert_eq!(
-            addressing(&view(true), &lsp(&["dynamic"], Some("0a:00:00:00:00:07")), None),
+            addressing(
+                &view(true),
+                &lsp(&["dynamic"], Some("0a:00:00:00:00:07")),
+                None
+            ),
             Err(Missing::NoIpv4("p".into()))
         );
         assert!(matches!(
@@ -230,7 +238,10 @@ mod tests {
             Err(Missing::Malformed(_))
         ));
         // "dynamic IP": MAC from OVN, address as given.
-        let p = lsp(&["dynamic 172.16.255.150"], Some("0a:00:00:00:00:09 172.16.255.150"));
+        let p = lsp(
+            &["dynamic 172.16.255.150"],
+            Some("0a:00:00:00:00:09 172.16.255.150"),
+        );
         assert_eq!(
             addressing(&view(true), &p, None).unwrap().address.addr,
             "172.16.255.150".parse::<Ipv4Addr>().unwrap()

@@ -18,7 +18,10 @@ fn failed(msg: String) -> CniError {
 
 pub async fn check(env: &Env, conf: &crate::config::NetConf) -> Result<Value, CniError> {
     let prev = conf.prev_result.as_ref().ok_or_else(|| {
-        CniError::new(code::INVALID_CONFIG, "CHECK needs prevResult in the configuration")
+        CniError::new(
+            code::INVALID_CONFIG,
+            "CHECK needs prevResult in the configuration",
+        )
     })?;
     let expected = Expected::from_prev_result(prev, &env.ifname)
         .map_err(|e| CniError::new(code::INVALID_CONFIG, format!("prevResult: {e}")))?;
@@ -26,7 +29,12 @@ pub async fn check(env: &Env, conf: &crate::config::NetConf) -> Result<Value, Cn
     let mut vm = Vm::connect(conf).await?;
     let view = vm.view().await?;
     let port = pool::attachment(&view.children, &env.container_id, &env.ifname)
-        .ok_or_else(|| failed(format!("no port in the Northbound for {}/{}", env.container_id, env.ifname)))?
+        .ok_or_else(|| {
+            failed(format!(
+                "no port in the Northbound for {}/{}",
+                env.container_id, env.ifname
+            ))
+        })?
         .clone();
     if port.up != Some(true) {
         return Err(failed(format!("port {} is not up in OVN", port.name)));
@@ -40,8 +48,15 @@ pub async fn check(env: &Env, conf: &crate::config::NetConf) -> Result<Value, Cn
             format_mac(&want.mac)
         )));
     }
-    if !expected.addresses.iter().any(|a| a.addr == want.address.addr) {
-        return Err(failed(format!("prevResult does not have the port's address {}", want.address)));
+    if !expected
+        .addresses
+        .iter()
+        .any(|a| a.addr == want.address.addr)
+    {
+        return Err(failed(format!(
+            "prevResult does not have the port's address {}",
+            want.address
+        )));
     }
     let mut cnl = Netlink::open_in(&netns).map_err(io_error("rtnetlink in the container"))?;
     let c = cnl
@@ -51,7 +66,9 @@ pub async fn check(env: &Env, conf: &crate::config::NetConf) -> Result<Value, Cn
     if c.mac != Some(want.mac) || !c.up {
         return Err(failed(format!("{} is down or has another MAC", env.ifname)));
     }
-    let addrs = cnl.addresses(c.index).map_err(io_error("reading addresses"))?;
+    let addrs = cnl
+        .addresses(c.index)
+        .map_err(io_error("reading addresses"))?;
     if !addrs.contains(&want.address) {
         return Err(failed(format!("{} lacks {}", env.ifname, want.address)));
     }
@@ -62,7 +79,9 @@ pub async fn check(env: &Env, conf: &crate::config::NetConf) -> Result<Value, Cn
         .map_err(io_error("looking up the host veth"))?
         .filter(|h| h.up)
         .ok_or_else(|| failed(format!("host veth {host} is missing or down")))?;
-    let tag = port.tag.ok_or_else(|| failed(format!("port {} has no tag", port.name)))?;
+    let tag = port
+        .tag
+        .ok_or_else(|| failed(format!("port {} has no tag", port.name)))?;
     let tagger = vm
         .existing_tagger()?
         .ok_or_else(|| failed(format!("no tagger on {}", conf.uplink)))?;

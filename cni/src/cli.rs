@@ -49,7 +49,11 @@ pub enum CniCommand {
 #[derive(Args, Clone, Debug)]
 pub struct NbArgs {
     /// NB remotes: unix:PATH, tcp:IP:PORT, ssl:IP:PORT (comma-separated).
-    #[arg(long, env = "OVN_NB_DB", default_value = "unix:/var/run/ovn/ovnnb_db.sock")]
+    #[arg(
+        long,
+        env = "OVN_NB_DB",
+        default_value = "unix:/var/run/ovn/ovnnb_db.sock"
+    )]
     pub db: String,
     /// PEM private key for ssl: remotes (ovn-nbctl -p).
     #[arg(short = 'p', long)]
@@ -188,7 +192,10 @@ pub fn load_conf(path: &std::path::Path) -> Result<NetConf, CniError> {
                 .find(|p| p["type"] == "ovnest-cni")
                 .cloned()
                 .ok_or_else(|| {
-                    CniError::new(code::INVALID_CONFIG, format!("{} has no ovnest-cni plugin", path.display()))
+                    CniError::new(
+                        code::INVALID_CONFIG,
+                        format!("{} has no ovnest-cni plugin", path.display()),
+                    )
                 })?;
             p["cniVersion"] = v["cniVersion"].clone();
             p["name"] = v["name"].clone();
@@ -214,7 +221,13 @@ pub fn run(command: CniCommand) -> Result<(), CniError> {
     match command {
         CniCommand::Plugin => {
             // The plugin prints its own result or error and sets its exit status.
-            std::process::exit(if crate::plugin::main() == std::process::ExitCode::SUCCESS { 0 } else { 1 });
+            std::process::exit(
+                if crate::plugin::main() == std::process::ExitCode::SUCCESS {
+                    0
+                } else {
+                    1
+                },
+            );
         }
         CniCommand::Install { cni_dir } => install(&cni_dir),
         CniCommand::Network { command } => runtime()?.block_on(network_command(command)),
@@ -290,7 +303,10 @@ async fn network_command(command: NetworkCommand) -> Result<(), CniError> {
                         .collect(),
                 ));
             } else {
-                println!("{:<20} {:<20} {:<20} {:>6} {:>8} {:>8}", "NETWORK", "SUBNET", "GATEWAY", "PORTS", "VM USED", "VM FREE");
+                println!(
+                    "{:<20} {:<20} {:<20} {:>6} {:>8} {:>8}",
+                    "NETWORK", "SUBNET", "GATEWAY", "PORTS", "VM USED", "VM FREE"
+                );
                 for n in list {
                     println!(
                         "{:<20} {:<20} {:<20} {:>6} {:>8} {:>8}{}",
@@ -300,7 +316,11 @@ async fn network_command(command: NetworkCommand) -> Result<(), CniError> {
                         n.ports,
                         n.vm_used,
                         n.vm_free,
-                        if n.by_ovnest { "" } else { "  (not made by ovnest)" }
+                        if n.by_ovnest {
+                            ""
+                        } else {
+                            "  (not made by ovnest)"
+                        }
                     );
                 }
             }
@@ -312,7 +332,8 @@ async fn network_command(command: NetworkCommand) -> Result<(), CniError> {
             let path = conf_dir.join(format!("{name}.conflist"));
             if path.exists() {
                 std::fs::remove_file(&path).map_err(|e| {
-                    CniError::new(code::IO_FAILURE, format!("removing {}", path.display())).with_details(e)
+                    CniError::new(code::IO_FAILURE, format!("removing {}", path.display()))
+                        .with_details(e)
                 })?;
                 done["conflist"] = json!(path);
             }
@@ -341,9 +362,14 @@ async fn status(conf: &NetConf) -> Result<Value, CniError> {
         })
         .collect();
     let free = crate::pool::free_ports(&view.children, &conf.switch).len();
-    let mut out = json!({ "vm_port": conf.vm_port, "switch": conf.switch, "free": free, "ports": ports });
+    let mut out =
+        json!({ "vm_port": conf.vm_port, "switch": conf.switch, "free": free, "ports": ports });
     if let Ok(Some(crate::tagger::Tagger::Bpf(t))) = vm.existing_tagger() {
-        out["tagger"] = json!(t.counters().into_iter().collect::<std::collections::BTreeMap<_, _>>());
+        out["tagger"] = json!(
+            t.counters()
+                .into_iter()
+                .collect::<std::collections::BTreeMap<_, _>>()
+        );
         out["tagger_pins"] = json!(t.pin_dir());
     }
     Ok(out)
@@ -352,8 +378,9 @@ async fn status(conf: &NetConf) -> Result<Value, CniError> {
 fn install(dir: &std::path::Path) -> Result<(), CniError> {
     let exe = std::env::current_exe()
         .map_err(|e| CniError::new(code::IO_FAILURE, "locating this binary").with_details(e))?;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| CniError::new(code::IO_FAILURE, format!("creating {}", dir.display())).with_details(e))?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        CniError::new(code::IO_FAILURE, format!("creating {}", dir.display())).with_details(e)
+    })?;
     let link = dir.join("ovnest-cni");
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(&exe, &link).map_err(|e| {

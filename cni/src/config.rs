@@ -236,11 +236,9 @@ impl NetConf {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
             bpffs: raw.bpffs.unwrap_or_else(|| PathBuf::from(DEFAULT_BPFFS)),
             prev_result: raw.prev_result,
-            valid_attachments: raw.valid_attachments.map(|v| {
-                v.into_iter()
-                    .map(|a| (a.container_id, a.ifname))
-                    .collect()
-            }),
+            valid_attachments: raw
+                .valid_attachments
+                .map(|v| v.into_iter().map(|a| (a.container_id, a.ifname)).collect()),
             runtime_ips: runtime.ips,
             runtime_mac: runtime.mac,
             raw: bytes.to_vec(),
@@ -270,14 +268,24 @@ mod tests {
         let c = NetConf::parse(GOOD.as_bytes()).unwrap();
         assert_eq!(c.switch, "dmz", "switch defaults to the network name");
         assert_eq!(c.tagger, TaggerKind::Bpf);
-        assert_eq!(c.pool, PoolConfig { min: 2, max: 8, batch: 4 });
+        assert_eq!(
+            c.pool,
+            PoolConfig {
+                min: 2,
+                max: 8,
+                batch: 4
+            }
+        );
         assert_eq!(c.up_timeout, Duration::from_millis(500));
         assert_eq!(c.runtime_ips, vec!["10.0.0.9/24".to_string()]);
         assert_eq!(
             c.valid_attachments,
             Some(vec![("a".to_string(), "eth0".to_string())])
         );
-        assert_eq!(NetConf::version_of(GOOD.as_bytes()).as_deref(), Some("1.0.0"));
+        assert_eq!(
+            NetConf::version_of(GOOD.as_bytes()).as_deref(),
+            Some("1.0.0")
+        );
     }
 
     fn code_of(json: &str) -> u32 {
@@ -300,7 +308,10 @@ mod tests {
             }
             v.to_string()
         };
-        assert_eq!(code_of(&with(r#"{"cniVersion":"9.9.9"}"#)), code::INCOMPATIBLE_VERSION);
+        assert_eq!(
+            code_of(&with(r#"{"cniVersion":"9.9.9"}"#)),
+            code::INCOMPATIBLE_VERSION
+        );
         for patch in [
             r#"{"nb":null}"#,
             r#"{"nb":"http://x"}"#,

@@ -29,7 +29,8 @@ pub async fn del(env: &Env, conf: &NetConf) -> Result<Value, CniError> {
     let mut tagger = vm.existing_tagger()?;
     vm.unplug(tagger.as_mut(), &host, port.as_ref().and_then(|p| p.tag))?;
     if let Some(port) = port {
-        vm.release(&port, &env.container_id, vm.free_now(&view)).await?;
+        vm.release(&port, &env.container_id, vm.free_now(&view))
+            .await?;
     }
     Ok(Value::Null)
 }

@@ -18,7 +18,13 @@ pub struct Lock {
 pub fn path(state_dir: &Path, vm_port: &str, what: &str) -> PathBuf {
     let safe: String = vm_port
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     state_dir.join(format!("{safe}.{what}.lock"))
 }
@@ -38,7 +44,11 @@ impl Lock {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = File::options().create(true).truncate(false).write(true).open(path)?;
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
         loop {
             // SAFETY: flock on a descriptor we own; no memory is involved.
             if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {

@@ -8,8 +8,8 @@ use std::{
 };
 
 use ovnest_ovsdb::{
-    Client, ClientConfig, Clause, ConnectionState, Datum, Error as OvsdbError, Function,
-    Operation, OperationResult, Remotes, Uuid,
+    Clause, Client, ClientConfig, ConnectionState, Datum, Error as OvsdbError, Function, Operation,
+    OperationResult, Remotes, Uuid,
 };
 use serde_json::{Map, Value};
 
@@ -55,23 +55,22 @@ pub enum TxnError {
     /// Lost or no connection: the runtime should retry later (code 11).
     Unavailable(String),
     /// Operation `index` failed (a `wait` guard that did not hold, a constraint).
-    Failed {
-        index: Option<usize>,
-        error: String,
-    },
+    Failed { index: Option<usize>, error: String },
 }
 
 impl TxnError {
     pub fn into_cni(self, what: &str) -> CniError {
         match self {
-            TxnError::Unavailable(e) => {
-                CniError::new(code::TRY_AGAIN_LATER, format!("{what}: OVN Northbound unreachable"))
-                    .with_details(e)
-            }
-            TxnError::Failed { error, .. } => {
-                CniError::new(code::NB_REFUSED, format!("{what}: the Northbound refused it"))
-                    .with_details(error)
-            }
+            TxnError::Unavailable(e) => CniError::new(
+                code::TRY_AGAIN_LATER,
+                format!("{what}: OVN Northbound unreachable"),
+            )
+            .with_details(e),
+            TxnError::Failed { error, .. } => CniError::new(
+                code::NB_REFUSED,
+                format!("{what}: the Northbound refused it"),
+            )
+            .with_details(error),
         }
     }
 }
@@ -91,9 +90,9 @@ impl Nb {
         let unreachable = |details: String| {
             CniError::new(code::TRY_AGAIN_LATER, "OVN Northbound unreachable").with_details(details)
         };
-        let parsed: Remotes = remotes.parse().map_err(|e| {
-            CniError::new(code::INVALID_CONFIG, format!("\"nb\": {e}"))
-        })?;
+        let parsed: Remotes = remotes
+            .parse()
+            .map_err(|e| CniError::new(code::INVALID_CONFIG, format!("\"nb\": {e}")))?;
         let n_remotes = parsed.as_slice().len() as u64;
         let mut config = ClientConfig::new(parsed, DATABASE);
         config.connect_timeout = timeout;
@@ -116,7 +115,9 @@ impl Nb {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(unreachable(format!("no connection to {remotes} within {timeout:?}")));
+                return Err(unreachable(format!(
+                    "no connection to {remotes} within {timeout:?}"
+                )));
             }
             // Wake on a state change, or soon to look at the failure count again.
             let _ = tokio::time::timeout(left.min(Duration::from_millis(5)), state.changed()).await;
@@ -142,7 +143,10 @@ impl Nb {
     }
 
     /// Runs read-only selects in one transaction and returns their rows.
-    pub async fn select(&self, ops: Vec<Operation>) -> Result<Vec<Vec<Map<String, Value>>>, TxnError> {
+    pub async fn select(
+        &self,
+        ops: Vec<Operation>,
+    ) -> Result<Vec<Vec<Map<String, Value>>>, TxnError> {
         Ok(self
             .transact(ops)
             .await?
@@ -199,7 +203,10 @@ fn strings(row: &Map<String, Value>, column: &str) -> Vec<String> {
 }
 
 fn integer(row: &Map<String, Value>, column: &str) -> Option<i64> {
-    datum(row, column).atoms().first().and_then(|a| a.as_integer())
+    datum(row, column)
+        .atoms()
+        .first()
+        .and_then(|a| a.as_integer())
 }
 
 fn boolean(row: &Map<String, Value>, column: &str) -> Option<bool> {
@@ -374,7 +381,11 @@ impl View {
                     LSP_COLUMNS,
                 ),
                 select("DHCP_Options", vec![], DHCP_COLUMNS),
-                select("Logical_Switch_Port", vec![eq("type", "router")], LSP_COLUMNS),
+                select(
+                    "Logical_Switch_Port",
+                    vec![eq("type", "router")],
+                    LSP_COLUMNS,
+                ),
             ])
             .await?;
         let router_lsps = rows(&r[4], Lsp::from_row);
@@ -422,7 +433,9 @@ mod tests {
     #[test]
     fn remote_syntax() {
         assert_eq!(
-            parse_remotes("unix:/a, tcp:10.0.0.1:6641,ssl:[::1]:6641").unwrap().len(),
+            parse_remotes("unix:/a, tcp:10.0.0.1:6641,ssl:[::1]:6641")
+                .unwrap()
+                .len(),
             3
         );
         for bad in ["", "http://x", "unix:", "tcp:", "6641"] {

@@ -240,9 +240,8 @@ impl Netlink {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             // SAFETY: recv(2) writes at most `buf.len()` bytes into `buf`.
-            let n = unsafe {
-                libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)
-            };
+            let n =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             if n < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -258,7 +257,10 @@ impl Netlink {
                 let flags = u16::from_ne_bytes([data[6], data[7]]);
                 let msg_seq = u32_at(data, 8);
                 if len < NLMSG_HDR || len > data.len() {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "truncated netlink message"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "truncated netlink message",
+                    ));
                 }
                 let payload = &data[NLMSG_HDR..len];
                 data = data.get((len + 3) & !3..).unwrap_or(&[]);
@@ -407,9 +409,18 @@ impl Netlink {
     }
 
     /// `default via gateway dev index` (on-link when the gateway is outside `net`).
-    pub fn add_default_route(&mut self, index: u32, gateway: Ipv4Addr, net: Ipv4Net) -> io::Result<()> {
+    pub fn add_default_route(
+        &mut self,
+        index: u32,
+        gateway: Ipv4Addr,
+        net: Ipv4Net,
+    ) -> io::Result<()> {
         let mut m = Msg::new(RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
-        let onlink = if net.contains(gateway) { 0 } else { RTNH_F_ONLINK };
+        let onlink = if net.contains(gateway) {
+            0
+        } else {
+            RTNH_F_ONLINK
+        };
         let mut fixed = vec![
             libc::AF_INET as u8,
             0, // dst_len: default route
@@ -454,7 +465,10 @@ fn nl_error(errno: i32, flags: u16, payload: &[u8]) -> io::Error {
         u32_at(payload, 4) as usize
     };
     let tlvs = payload.get(4 + ((echoed + 3) & !3)..).unwrap_or(&[]);
-    match attrs(tlvs).into_iter().find(|(k, _)| *k == NLMSGERR_ATTR_MSG) {
+    match attrs(tlvs)
+        .into_iter()
+        .find(|(k, _)| *k == NLMSGERR_ATTR_MSG)
+    {
         Some((_, msg)) => io::Error::new(base.kind(), format!("{base}: {}", c_string(msg))),
         None => base,
     }
@@ -467,7 +481,10 @@ mod tests {
     #[test]
     fn messages_are_aligned_and_nested() {
         let mut m = Msg::new(RTM_NEWLINK, NLM_F_ACK).ifinfomsg(0, 0, 0);
-        m.attr_str(IFLA_IFNAME, "eth0").begin(IFLA_LINKINFO).attr_str(IFLA_INFO_KIND, "veth").end();
+        m.attr_str(IFLA_IFNAME, "eth0")
+            .begin(IFLA_LINKINFO)
+            .attr_str(IFLA_INFO_KIND, "veth")
+            .end();
         let buf = m.finish(7);
         assert_eq!(u32_at(&buf, 0) as usize, buf.len());
         assert_eq!(u32_at(&buf, 8), 7);

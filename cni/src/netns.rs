@@ -2,12 +2,7 @@
 //! plugin runs). Entering one moves only the calling thread, and only until the guard
 //! drops.
 
-use std::{
-    fs::File,
-    io,
-    os::fd::AsRawFd,
-    path::Path,
-};
+use std::{fs::File, io, os::fd::AsRawFd, path::Path};
 
 /// Opens a namespace file (`/run/netns/NAME`, `/proc/PID/ns/net`).
 pub fn open(path: &Path) -> io::Result<File> {

@@ -4,7 +4,11 @@
 //! CNI conflist a VM's runtime needs to attach containers to it. Everything ovnest made
 //! carries `external_ids:ovnest-cni:network` so `delete` removes exactly that.
 
-use std::{collections::BTreeMap, net::Ipv4Addr, path::{Path, PathBuf}};
+use std::{
+    collections::BTreeMap,
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+};
 
 use ovnest_ovsdb::{Atom, Clause, Datum, Mutation, Mutator, Operation, RowData, WaitUntil};
 use serde_json::{Value, json};
@@ -74,7 +78,10 @@ pub async fn create(nb: &Nb, spec: &NetworkSpec) -> Result<Value, CniError> {
     if let Some(gw) = gateway
         && !net.contains(gw)
     {
-        return Err(CniError::new(code::INVALID_CONFIG, format!("gateway {gw} is outside {net}")));
+        return Err(CniError::new(
+            code::INVALID_CONFIG,
+            format!("gateway {gw} is outside {net}"),
+        ));
     }
     let mut other_config = BTreeMap::from([("subnet".to_owned(), net.to_string())]);
     if let Some(x) = &spec.exclude_ips {
@@ -124,7 +131,11 @@ pub async fn create(nb: &Nb, spec: &NetworkSpec) -> Result<Value, CniError> {
         ops.push(Operation::Mutate {
             table: "Logical_Router".into(),
             conditions: vec![eq("name", router)],
-            mutations: vec![Mutation::new("ports", Mutator::Insert, Datum::named_uuid("lrp"))],
+            mutations: vec![Mutation::new(
+                "ports",
+                Mutator::Insert,
+                Datum::named_uuid("lrp"),
+            )],
         });
         ops.push(Operation::Insert {
             table: "Logical_Switch_Port".into(),
@@ -132,7 +143,10 @@ pub async fn create(nb: &Nb, spec: &NetworkSpec) -> Result<Value, CniError> {
                 ("name".into(), Datum::atom(lsp.as_str())),
                 ("type".into(), Datum::atom("router")),
                 ("addresses".into(), Datum::atom("router")),
-                ("options".into(), Datum::map([("router-port", lrp.as_str())])),
+                (
+                    "options".into(),
+                    Datum::map([("router-port", lrp.as_str())]),
+                ),
                 ("external_ids".into(), ids(&spec.name)),
             ]),
             uuid_name: Some("rsp".into()),
@@ -266,17 +280,27 @@ pub struct NetworkInfo {
 pub async fn list(nb: &Nb, vm_port: Option<&str>) -> Result<Vec<NetworkInfo>, CniError> {
     let mut ops = vec![
         select("Logical_Switch", vec![], nb::SWITCH_COLUMNS),
-        select("Logical_Switch_Port", vec![eq("type", "router")], nb::LSP_COLUMNS),
+        select(
+            "Logical_Switch_Port",
+            vec![eq("type", "router")],
+            nb::LSP_COLUMNS,
+        ),
         select("Logical_Router_Port", vec![], nb::LRP_COLUMNS),
     ];
     if let Some(vm) = vm_port {
-        ops.push(select("Logical_Switch_Port", vec![eq("parent_name", vm)], nb::LSP_COLUMNS));
+        ops.push(select(
+            "Logical_Switch_Port",
+            vec![eq("parent_name", vm)],
+            nb::LSP_COLUMNS,
+        ));
     }
     let r = nb.select(ops).await.map_err(nb_error("listing networks"))?;
     let switches: Vec<Switch> = r[0].iter().filter_map(Switch::from_row).collect();
     let routers: Vec<Lsp> = r[1].iter().filter_map(Lsp::from_row).collect();
     let lrps: Vec<RouterPort> = r[2].iter().filter_map(RouterPort::from_row).collect();
-    let children: Vec<Lsp> = r.get(3).map_or(Vec::new(), |rows| rows.iter().filter_map(Lsp::from_row).collect());
+    let children: Vec<Lsp> = r.get(3).map_or(Vec::new(), |rows| {
+        rows.iter().filter_map(Lsp::from_row).collect()
+    });
     let mut out: Vec<NetworkInfo> = switches
         .into_iter()
         .filter_map(|s| {
@@ -368,7 +392,10 @@ pub async fn delete(nb: &Nb, name: &str) -> Result<Value, CniError> {
             conditions: vec![by_uuid(p.uuid)],
         });
         if let Some(lrp) = p.options.get("router-port")
-            && let Some(l) = r[3].iter().filter_map(RouterPort::from_row).find(|l| &l.name == lrp)
+            && let Some(l) = r[3]
+                .iter()
+                .filter_map(RouterPort::from_row)
+                .find(|l| &l.name == lrp)
         {
             ops.push(Operation::Mutate {
                 table: "Logical_Router".into(),
@@ -377,7 +404,11 @@ pub async fn delete(nb: &Nb, name: &str) -> Result<Value, CniError> {
                     ovnest_ovsdb::Function::Includes,
                     Datum::set([Atom::Uuid(l.uuid)]),
                 )],
-                mutations: vec![Mutation::new("ports", Mutator::Delete, Datum::set([Atom::Uuid(l.uuid)]))],
+                mutations: vec![Mutation::new(
+                    "ports",
+                    Mutator::Delete,
+                    Datum::set([Atom::Uuid(l.uuid)]),
+                )],
             });
             ops.push(Operation::Delete {
                 table: "Logical_Router_Port".into(),
@@ -430,6 +461,9 @@ mod tests {
         let parsed = crate::config::NetConf::parse(conf.to_string().as_bytes()).unwrap();
         assert_eq!(parsed.vm_port, "dmz-vm5");
         assert_eq!(parsed.pool.max, 8);
-        assert_eq!(gateway_mac("10.1.2.1".parse().unwrap()), [0x0a, 0x58, 10, 1, 2, 1]);
+        assert_eq!(
+            gateway_mac("10.1.2.1".parse().unwrap()),
+            [0x0a, 0x58, 10, 1, 2, 1]
+        );
     }
 }

@@ -45,7 +45,10 @@ pub fn serve(var: impl Fn(&str) -> Option<String>, stdin: &[u8]) -> Outcome {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(CniError::new(code::IO_FAILURE, "tokio runtime").with_details(e)),
     };
@@ -61,7 +64,9 @@ pub fn serve(var: impl Fn(&str) -> Option<String>, stdin: &[u8]) -> Outcome {
                         "GC needs cni.dev/valid-attachments",
                     ));
                 }
-                crate::gc::gc(&conf, crate::gc::grace(&conf)).await.map(|_| None)
+                crate::gc::gc(&conf, crate::gc::grace(&conf))
+                    .await
+                    .map(|_| None)
             }
             Command::Version => Ok(None),
         }
@@ -93,16 +98,27 @@ pub fn main() -> ExitCode {
         let _ = out.flush();
     }
     if let (false, Some(v)) = (outcome.success, &outcome.stdout) {
-        eprintln!("ovnest-cni: {} ({})", v["msg"].as_str().unwrap_or(""), v["details"].as_str().unwrap_or(""));
+        eprintln!(
+            "ovnest-cni: {} ({})",
+            v["msg"].as_str().unwrap_or(""),
+            v["details"].as_str().unwrap_or("")
+        );
     }
-    if outcome.success { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if outcome.success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn refill(stdin: &[u8]) -> ExitCode {
     let Ok(conf) = NetConf::parse(stdin) else {
         return ExitCode::FAILURE;
     };
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
         return ExitCode::FAILURE;
     };
     match runtime.block_on(crate::refill::fill(&conf)) {
@@ -121,8 +137,10 @@ mod tests {
     use super::*;
 
     fn run(vars: &[(&str, &str)], stdin: &str) -> Outcome {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         serve(|k| map.get(k).cloned(), stdin.as_bytes())
     }
 
@@ -149,7 +167,10 @@ mod tests {
         ];
         let o = run(&add, "{garbage");
         assert_eq!(o.stdout.unwrap()["code"], code::DECODE);
-        let o = run(&add, r#"{"cniVersion":"1.0.0","name":"n","type":"ovnest-cni"}"#);
+        let o = run(
+            &add,
+            r#"{"cniVersion":"1.0.0","name":"n","type":"ovnest-cni"}"#,
+        );
         let v = o.stdout.unwrap();
         assert_eq!(v["code"], code::INVALID_CONFIG);
         assert_eq!(v["cniVersion"], "1.0.0");

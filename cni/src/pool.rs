@@ -23,8 +23,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ovnest_ovsdb::{Clause, Datum, Function, Mutation, Mutator, Operation, RowData, Uuid, WaitUntil};
 use ovnest_common::tagger::MAX_VID;
+use ovnest_ovsdb::{
+    Clause, Datum, Function, Mutation, Mutator, Operation, RowData, Uuid, WaitUntil,
+};
 
 use crate::nb::{Lsp, eq, includes_pair};
 
@@ -120,7 +122,10 @@ pub fn tags_in_use(children: &[Lsp]) -> BTreeSet<u16> {
 /// The `n` lowest free tags in 1..=4094 (fewer if the VM is nearly full).
 pub fn free_tags(children: &[Lsp], n: usize) -> Vec<u16> {
     let used = tags_in_use(children);
-    (1..=MAX_VID).filter(|t| !used.contains(t)).take(n).collect()
+    (1..=MAX_VID)
+        .filter(|t| !used.contains(t))
+        .take(n)
+        .collect()
 }
 
 /// Container ports are named after their parent and tag: unique while the tag is.
@@ -192,7 +197,15 @@ pub fn insert_ops(
             ("addresses".into(), Datum::atom(p.addresses.as_str())),
         ]);
         if p.addresses.contains("dynamic") {
-            ids.insert(ADDRESSES.into(), if p.addresses == "dynamic" { "ovn" } else { "given" }.into());
+            ids.insert(
+                ADDRESSES.into(),
+                if p.addresses == "dynamic" {
+                    "ovn"
+                } else {
+                    "given"
+                }
+                .into(),
+            );
         } else {
             ids.insert(ADDRESSES.into(), "given".into());
             row.insert("tag".into(), Datum::atom(i64::from(p.tag)));
@@ -253,7 +266,10 @@ pub fn claim_op(lsp: &Lsp, ids: &BTreeMap<String, String>) -> Operation {
     all.extend(ids.iter().map(|(k, v)| (k.clone(), v.clone())));
     Operation::Update {
         table: "Logical_Switch_Port".into(),
-        conditions: vec![by_uuid(lsp.uuid), includes_pair("external_ids", STATE, FREE)],
+        conditions: vec![
+            by_uuid(lsp.uuid),
+            includes_pair("external_ids", STATE, FREE),
+        ],
         row: RowData::from([("external_ids".into(), string_map(&all))]),
     }
 }
@@ -387,7 +403,15 @@ mod tests {
     }
 
     fn free(tag: u16) -> Lsp {
-        child(tag, &[(STATE, FREE), (SWITCH, "dmz"), (SINCE, "0"), (ADDRESSES, "ovn")])
+        child(
+            tag,
+            &[
+                (STATE, FREE),
+                (SWITCH, "dmz"),
+                (SINCE, "0"),
+                (ADDRESSES, "ovn"),
+            ],
+        )
     }
 
     fn used(tag: u16, c: &str) -> Lsp {
@@ -414,7 +438,11 @@ mod tests {
         kids[3].external_ids.insert(TAG.into(), "3".into());
         assert_eq!(free_tags(&kids, 3), vec![5, 6, 7]);
         assert_eq!(pending_free(&kids, "dmz").len(), 1);
-        assert_eq!(free_ports(&kids, "dmz").len(), 1, "a pending port is not claimable");
+        assert_eq!(
+            free_ports(&kids, "dmz").len(),
+            1,
+            "a pending port is not claimable"
+        );
         let full: Vec<Lsp> = (1..=4094).map(|t| child(t, &[])).collect();
         assert!(free_tags(&full, 1).is_empty(), "4095 is never handed out");
         let mut almost = full;
@@ -432,7 +460,10 @@ mod tests {
         down.up = Some(false);
         let kids = vec![down, free(9), used(5, "b")];
         let f = free_ports(&kids, "dmz");
-        assert_eq!(f.iter().map(|p| p.tag).collect::<Vec<_>>(), vec![Some(9), Some(4)]);
+        assert_eq!(
+            f.iter().map(|p| p.tag).collect::<Vec<_>>(),
+            vec![Some(9), Some(4)]
+        );
         assert!(free_ports(&kids, "other").is_empty());
     }
 
@@ -474,13 +505,22 @@ mod tests {
         let j: Vec<_> = ops.iter().map(Operation::to_json).collect();
         assert_eq!(j[0]["op"], "wait");
         assert_eq!(j[0]["rows"], serde_json::json!([]));
-        assert_eq!(j[1]["where"][1][2], serde_json::json!(["map", [[TAG, "7"]]]));
+        assert_eq!(
+            j[1]["where"][1][2],
+            serde_json::json!(["map", [[TAG, "7"]]])
+        );
         assert_eq!(j[2]["where"][0][2], "vm5-c7");
         // Pending: the tag is reserved, not set, so no hypervisor binds it yet.
         assert!(j[3]["row"].get("tag").is_none());
         assert!(j[3]["row"].get("port_security").is_none());
-        assert_eq!(j[4]["mutations"][0][2], serde_json::json!(["named-uuid", "p0"]));
-        let given = [NewPort { addresses: "0a:00:00:00:00:07 10.0.0.7".into(), ..ports[0].clone() }];
+        assert_eq!(
+            j[4]["mutations"][0][2],
+            serde_json::json!(["named-uuid", "p0"])
+        );
+        let given = [NewPort {
+            addresses: "0a:00:00:00:00:07 10.0.0.7".into(),
+            ..ports[0].clone()
+        }];
         let j = insert_ops(Uuid::ZERO, "vm5", None, &given)[GUARDS].to_json();
         assert_eq!(j["row"]["tag"], 7);
         assert_eq!(j["row"]["port_security"], "0a:00:00:00:00:07 10.0.0.7");

@@ -78,7 +78,9 @@ pub async fn fill(conf: &NetConf) -> Result<Value, CniError> {
             ));
         };
         let free = vm.free_now(&view);
-        let want = (conf.pool.min as usize).saturating_sub(free).min(conf.pool.batch as usize);
+        let want = (conf.pool.min as usize)
+            .saturating_sub(free)
+            .min(conf.pool.batch as usize);
         if want == 0 {
             break;
         }
@@ -99,12 +101,22 @@ pub async fn fill(conf: &NetConf) -> Result<Value, CniError> {
         let dhcp = crate::addressing::switch_subnet(&view).and_then(|s| {
             view.dhcp
                 .iter()
-                .find(|d| d.cidr.parse::<crate::spec::Ipv4Net>().is_ok_and(|c| c.network() == s))
+                .find(|d| {
+                    d.cidr
+                        .parse::<crate::spec::Ipv4Net>()
+                        .is_ok_and(|c| c.network() == s)
+                })
                 .map(|d| d.uuid)
         });
-        match vm.nb.transact(pool::insert_ops(switch.uuid, &conf.vm_port, dhcp, &ports)).await {
+        match vm
+            .nb
+            .transact(pool::insert_ops(switch.uuid, &conf.vm_port, dhcp, &ports))
+            .await
+        {
             Ok(_) => created.extend(ports.into_iter().map(|p| p.name)),
-            Err(TxnError::Failed { index: Some(i), .. }) if i < pool::GUARDS * ports.len() && conflicts < 8 => {
+            Err(TxnError::Failed { index: Some(i), .. })
+                if i < pool::GUARDS * ports.len() && conflicts < 8 =>
+            {
                 conflicts += 1;
             }
             Err(e) => return Err(e.into_cni("creating pool ports")),
@@ -128,7 +140,11 @@ async fn lock_down(vm: &Vm<'_>, timeout: Duration) -> Result<(), CniError> {
             .filter_map(|p| {
                 let tag = pool::reserved_tag(p)?;
                 let (mac, ip) = crate::addressing::port_mac_ip(p).ok()?;
-                Some(pool::complete_op(p, tag, &format!("{} {ip}", crate::spec::format_mac(&mac))))
+                Some(pool::complete_op(
+                    p,
+                    tag,
+                    &format!("{} {ip}", crate::spec::format_mac(&mac)),
+                ))
             })
             .collect();
         let pending = pending_ports.len() - ops.len();

@@ -114,8 +114,11 @@ impl Env {
     pub fn read(var: impl Fn(&str) -> Option<String>) -> Result<Env, CniError> {
         let bad = |msg: String| CniError::new(code::INVALID_ENVIRONMENT, msg);
         let command = var("CNI_COMMAND").ok_or_else(|| bad("CNI_COMMAND is not set".into()))?;
-        let command = Command::parse(&command)
-            .ok_or_else(|| bad(format!("CNI_COMMAND={command:?} is not ADD, DEL, CHECK, VERSION or GC")))?;
+        let command = Command::parse(&command).ok_or_else(|| {
+            bad(format!(
+                "CNI_COMMAND={command:?} is not ADD, DEL, CHECK, VERSION or GC"
+            ))
+        })?;
         let nonempty = |name: &str| var(name).filter(|v| !v.is_empty());
         let needs_container = matches!(command, Command::Add | Command::Del | Command::Check);
         let container_id = nonempty("CNI_CONTAINERID").unwrap_or_default();
@@ -162,7 +165,9 @@ fn check_container_id(id: &str) -> Result<(), String> {
     if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
         Ok(())
     } else {
-        Err(format!("CNI_CONTAINERID {id:?} is not a valid container id"))
+        Err(format!(
+            "CNI_CONTAINERID {id:?} is not a valid container id"
+        ))
     }
 }
 
@@ -172,7 +177,9 @@ pub fn check_ifname(name: &str) -> Result<(), String> {
         && name.len() < 16
         && name != "."
         && name != ".."
-        && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace());
     if ok {
         Ok(())
     } else {
@@ -238,7 +245,9 @@ impl std::str::FromStr for Ipv4Net {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Ipv4Net, String> {
-        let (a, p) = s.split_once('/').ok_or_else(|| format!("{s:?}: no /prefix"))?;
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?}: no /prefix"))?;
         let addr: Ipv4Addr = a.parse().map_err(|e| format!("{s:?}: {e}"))?;
         let prefix: u8 = p.parse().map_err(|e| format!("{s:?}: {e}"))?;
         Ipv4Net::new(addr, prefix).ok_or_else(|| format!("{s:?}: prefix over 32"))
@@ -501,9 +510,15 @@ mod tests {
         assert!(n.contains("172.16.255.190".parse().unwrap()));
         assert!(!n.contains("172.16.255.192".parse().unwrap()));
         assert!("1.2.3.4/33".parse::<Ipv4Net>().is_err());
-        assert_eq!(parse_mac("02:ac:10:ff:01:33"), Some([2, 0xac, 0x10, 0xff, 1, 0x33]));
+        assert_eq!(
+            parse_mac("02:ac:10:ff:01:33"),
+            Some([2, 0xac, 0x10, 0xff, 1, 0x33])
+        );
         assert_eq!(parse_mac("02:ac:10:ff:01"), None);
         assert_eq!(parse_mac("02:ac:10:ff:01:33:00"), None);
-        assert_eq!(format_mac(&[2, 0xac, 0x10, 0xff, 1, 0x33]), "02:ac:10:ff:01:33");
+        assert_eq!(
+            format_mac(&[2, 0xac, 0x10, 0xff, 1, 0x33]),
+            "02:ac:10:ff:01:33"
+        );
     }
 }

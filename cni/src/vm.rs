@@ -55,8 +55,11 @@ pub fn open_netns(path: &std::path::Path) -> Result<File, CniError> {
         } else {
             code::IO_FAILURE
         };
-        CniError::new(code, format!("cannot open the container's namespace {}", path.display()))
-            .with_details(e)
+        CniError::new(
+            code,
+            format!("cannot open the container's namespace {}", path.display()),
+        )
+        .with_details(e)
     })
 }
 
@@ -89,7 +92,10 @@ impl<'a> Vm<'a> {
         if !view.parent_exists {
             return Err(CniError::new(
                 code::INVALID_CONFIG,
-                format!("the VM's port {:?} (\"vmPort\") is not in the Northbound", self.conf.vm_port),
+                format!(
+                    "the VM's port {:?} (\"vmPort\") is not in the Northbound",
+                    self.conf.vm_port
+                ),
             ));
         }
         Ok(view)
@@ -125,7 +131,10 @@ impl<'a> Vm<'a> {
         host: &str,
         vid: Option<u16>,
     ) -> Result<(), CniError> {
-        let link: Option<Link> = self.netlink.link(host).map_err(io_error("looking up the host veth"))?;
+        let link: Option<Link> = self
+            .netlink
+            .link(host)
+            .map_err(io_error("looking up the host veth"))?;
         if let Some(tagger) = tagger {
             tagger
                 .remove(host, link.as_ref().map(|l| l.index), vid)
@@ -142,10 +151,20 @@ impl<'a> Vm<'a> {
     /// Gives a container's port back: to the pool while it holds fewer than `max` (and
     /// the port's addresses came from OVN), else out of the NB. `free_now` is the pool's
     /// size; returns whether the port went back to it.
-    pub async fn release(&self, port: &Lsp, container: &str, free_now: usize) -> Result<bool, CniError> {
+    pub async fn release(
+        &self,
+        port: &Lsp,
+        container: &str,
+        free_now: usize,
+    ) -> Result<bool, CniError> {
         let recycle = pool::recycles(port, free_now, self.conf.pool.max);
         let ops = if recycle {
-            vec![pool::recycle_op(port, &self.conf.switch, container, now_ms())]
+            vec![pool::recycle_op(
+                port,
+                &self.conf.switch,
+                container,
+                now_ms(),
+            )]
         } else {
             pool::delete_ops(&[port])
         };
@@ -171,7 +190,9 @@ impl<'a> Vm<'a> {
         value: Datum,
         deadline: Instant,
     ) -> Result<Lsp, TxnError> {
-        let timeout_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64;
+        let timeout_ms = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis() as u64;
         let by_uuid = Clause::eq("_uuid", Datum::atom(port.uuid));
         let ops = vec![
             Operation::Wait {
@@ -186,13 +207,14 @@ impl<'a> Vm<'a> {
         ];
         let mut results = self.nb.transact(ops).await?;
         match results.pop() {
-            Some(OperationResult::Rows(rows)) => rows
-                .first()
-                .and_then(Lsp::from_row)
-                .ok_or_else(|| TxnError::Failed {
-                    index: Some(1),
-                    error: format!("port {} is gone", port.name),
-                }),
+            Some(OperationResult::Rows(rows)) => {
+                rows.first()
+                    .and_then(Lsp::from_row)
+                    .ok_or_else(|| TxnError::Failed {
+                        index: Some(1),
+                        error: format!("port {} is gone", port.name),
+                    })
+            }
             _ => Err(TxnError::Failed {
                 index: Some(1),
                 error: "no rows".into(),

@@ -18,6 +18,7 @@
 
 pub mod bench;
 pub mod central;
+pub mod containers;
 mod network;
 pub mod process;
 
@@ -59,6 +60,11 @@ pub struct LabArgs {
     /// ovnest's datapath mode (`ovnest run --datapath`).
     #[arg(long, value_enum, default_value = "hybrid")]
     pub datapath: ovnest::agent::config::DatapathMode,
+    /// vm5's containers: by hand on its OVS bridge as in the seed (`ovs`), through
+    /// `ovnest-cni` with the TC tagger (`cni`: ready, none started; `podman`: c51 and c52
+    /// started by podman).
+    #[arg(long, value_enum, default_value = "ovs")]
+    pub containers: containers::Containers,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -138,9 +144,22 @@ impl Lab {
             vm5_db,
         };
         network::logical(&lab)?;
+        containers::logical(&lab, args.containers)?;
         network::namespaces(&lab)?;
         network::hypervisor_db(&lab, args.agent)?;
-        network::vm5_bridge(&lab)?;
+        if args.containers == containers::Containers::Ovs {
+            network::vm5_bridge(&lab)?;
+        } else {
+            let vm5 = LAB_PORTS
+                .iter()
+                .find(|p| p.name == "dmz-vm5")
+                .context("lab port")?;
+            let ovnest = match &args.ovnest {
+                Some(path) => path.clone(),
+                None => std::env::current_exe().context("locating the ovnest binary")?,
+            };
+            containers::vm5(&lab, vm5, &ovnest)?;
+        }
         match args.agent {
             AgentKind::Ovnest => lab.start_agent(args.ovnest.clone(), args.datapath)?,
             AgentKind::OvnController => network::start_ovn_controller(&lab)?,
@@ -149,6 +168,9 @@ impl Lab {
         std::fs::write(dir.join(STATE_FILE), lab.env())?;
         if args.agent != AgentKind::None {
             lab.wait_ready(Duration::from_secs(60))?;
+        }
+        if args.containers == containers::Containers::Podman {
+            containers::start_podman(&lab)?;
         }
         Ok(lab)
     }
@@ -264,6 +286,14 @@ impl Lab {
         central::start_db(&self.dir, "sb", central::SB_SCHEMA, &[]).map(|_| ())
     }
 
+    /// `ovs-vsctl` on the hypervisor's Open_vSwitch database.
+    pub fn hv_vsctl(&self, args: &[&str]) -> anyhow::Result<String> {
+        let db = format!("--db={}", self.hv_db);
+        let mut full = vec![db.as_str(), "--no-wait"];
+        full.extend_from_slice(args);
+        process::run("ovs-vsctl", &full)
+    }
+
     /// `ovs-vsctl` on vm5's own bridge database.
     pub fn vm5_vsctl(&self, args: &[&str]) -> anyhow::Result<String> {
         let db = format!("--db={}", self.vm5_db);
@@ -284,9 +314,10 @@ impl Lab {
                 "up=true",
             ])
             .map(|out| {
+                let by_hand = containers::mode(&self.dir) == containers::Containers::Ovs;
                 LAB_PORTS
                     .iter()
-                    .filter(|p| p.vif_or_child())
+                    .filter(|p| p.vif_or_child() && (by_hand || p.tag.is_none()))
                     .all(|p| out.split_whitespace().any(|w| w == p.name))
             })
             .unwrap_or(false)
@@ -308,6 +339,9 @@ impl Lab {
     }
 
     pub fn banner(&self) -> String {
+        if containers::mode(&self.dir) != containers::Containers::Ovs {
+            return self.cni_banner();
+        }
         let p = &self.prefix;
         let ovnest = std::env::current_exe().map_or("ovnest".into(), |e| e.display().to_string());
         format!(
@@ -324,6 +358,36 @@ impl Lab {
         )
     }
 
+    fn cni_banner(&self) -> String {
+        let p = &self.prefix;
+        let dir = self.dir.display();
+        let mut out = String::from(
+            "The seed lab is up; vm5's containers are made by ovnest-cni (TC tagger, no OVS in vm5).\n\nTry:\n",
+        );
+        if containers::mode(&self.dir) == containers::Containers::Podman {
+            for c in containers::PODMAN_CONTAINERS {
+                let addr = containers::podman_address(self, c).unwrap_or_else(|| "?".into());
+                out += &format!("  # podman container {c} in vm5 has {addr} from OVN\n");
+            }
+            out += &format!(
+                "  CONTAINERS_CONF={dir}/cni/podman/containers.conf nsenter --net=/run/netns/{p}vm5 \\\n    \
+                 podman --root {dir}/cni/podman/root --runroot {dir}/cni/podman/run --storage-driver vfs \\\n    \
+                 exec c51 ping -c3 172.16.255.130\n"
+            );
+        }
+        out += &format!(
+            "  # a container by hand, calling the plugin as a runtime does:\n  \
+             ip netns add {p}ct1\n  \
+             CNI_COMMAND=ADD CNI_CONTAINERID=ct1 CNI_NETNS=/run/netns/{p}ct1 CNI_IFNAME=eth0 \\\n    \
+             nsenter --net=/run/netns/{p}vm5 {dir}/cni/bin/ovnest-cni < {dir}/cni/dmz.conf\n  \
+             ip netns exec {p}ct1 ping -c3 172.16.255.130\n\n\
+             Drive OVN by hand (`ovnest lab env --dir {dir}` prints this again):\n{env}\n\
+             Logs: {dir}/*.log   Tear down: ovnest lab down --dir {dir}\n",
+            env = self.env()
+        );
+        out
+    }
+
     /// Stops and removes everything a lab in `dir` made. Safe to call on a half-built or
     /// absent lab.
     pub fn down(dir: &Path) {
@@ -332,6 +396,8 @@ impl Lab {
         process::stop(&dir.join("ovn-controller.pid"), Duration::from_secs(10));
         process::stop(&dir.join("hv-vswitchd.pid"), Duration::from_secs(5));
         process::stop(&dir.join("vm5-vswitchd.pid"), Duration::from_secs(5));
+        // Podman's containers first: their DEL needs the NB and vm5.
+        containers::down(dir, &prefix);
         central::stop(dir, &["vm5", "hv", "northd", "sb", "nb"]);
         network::remove_namespaces(&prefix);
         let _ = std::fs::remove_dir_all(dir);

@@ -192,7 +192,7 @@ fn veth(lab: &Lab, (ns_a, a): (&str, &str), (ns_b, b): (&str, &str)) -> anyhow::
     Ok(())
 }
 
-fn address(lab: &Lab, ns: &str, dev: &str, port: &LabPort) -> anyhow::Result<()> {
+pub(crate) fn address(lab: &Lab, ns: &str, dev: &str, port: &LabPort) -> anyhow::Result<()> {
     run_in(lab, ns, "ip", &["link", "set", dev, "address", port.mac])?;
     run_in(
         lab,

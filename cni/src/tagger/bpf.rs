@@ -88,12 +88,14 @@ fn ensure_bpffs(dir: &Path) -> Result<(), TaggerError> {
     }
     let sys = Path::new("/sys/fs/bpf");
     if dir.starts_with(sys) && !is_bpffs(sys) && sys.is_dir() {
-        mount_bpffs(sys).map_err(|e| err(format!("mounting bpffs on {}", sys.display()))(e.to_string()))?;
+        mount_bpffs(sys)
+            .map_err(|e| err(format!("mounting bpffs on {}", sys.display()))(e.to_string()))?;
     }
     std::fs::create_dir_all(dir)
         .map_err(|e| err(format!("creating {}", dir.display()))(e.to_string()))?;
     if !is_bpffs(dir) {
-        mount_bpffs(dir).map_err(|e| err(format!("mounting bpffs on {}", dir.display()))(e.to_string()))?;
+        mount_bpffs(dir)
+            .map_err(|e| err(format!("mounting bpffs on {}", dir.display()))(e.to_string()))?;
     }
     Ok(())
 }
@@ -167,7 +169,9 @@ impl BpfTagger {
         let uplink = nl
             .link(uplink)
             .map_err(|e| TaggerError(format!("looking up uplink {uplink}: {e}")))?
-            .ok_or_else(|| TaggerError(format!("the VM has no interface {uplink:?} (\"uplink\")")))?;
+            .ok_or_else(|| {
+                TaggerError(format!("the VM has no interface {uplink:?} (\"uplink\")"))
+            })?;
         let dir = bpffs.join(format!("{}-{}", uplink.name, uplink.index));
         if let Ok(t) = BpfTagger::from_pins(&dir, &uplink) {
             return Ok(t);
@@ -184,7 +188,11 @@ impl BpfTagger {
 
     /// The tagger of `uplink` if one is loaded; never loads or attaches anything (for
     /// DEL, CHECK, GC and status: they must not put programs on an interface).
-    pub fn existing(bpffs: &Path, uplink: &str, nl: &mut Netlink) -> Result<Option<BpfTagger>, TaggerError> {
+    pub fn existing(
+        bpffs: &Path,
+        uplink: &str,
+        nl: &mut Netlink,
+    ) -> Result<Option<BpfTagger>, TaggerError> {
         let Some(uplink) = nl
             .link(uplink)
             .map_err(|e| TaggerError(format!("looking up uplink {uplink}: {e}")))?
@@ -203,7 +211,8 @@ impl BpfTagger {
         };
         let ports = HashMap::try_from(map(PORTS)?).map_err(|e| TaggerError(e.to_string()))?;
         let vids = Array::try_from(map(VIDS)?).map_err(|e| TaggerError(e.to_string()))?;
-        let counters = PerCpuArray::try_from(map(COUNTERS)?).map_err(|e| TaggerError(e.to_string()))?;
+        let counters =
+            PerCpuArray::try_from(map(COUNTERS)?).map_err(|e| TaggerError(e.to_string()))?;
         let container_prog = SchedClassifier::from_pin(dir.join(CONTAINER_PROG))
             .map_err(|e| TaggerError(e.to_string()))?;
         Ok(BpfTagger {
@@ -244,7 +253,8 @@ impl BpfTagger {
                 .pin(dir.join(name))
                 .map_err(|e| fail(name)(&e))?;
         }
-        tag_in_frame(&uplink.name).map_err(|e| fail(&format!("tx-vlan offload off on {}", uplink.name))(&e))?;
+        tag_in_frame(&uplink.name)
+            .map_err(|e| fail(&format!("tx-vlan offload off on {}", uplink.name))(&e))?;
         attach(
             ebpf.program_mut(UPLINK_PROG)
                 .and_then(|p| <&mut SchedClassifier>::try_from(p).ok())
@@ -259,7 +269,9 @@ impl BpfTagger {
     /// Attaches the container program to `veth` and maps it to `vid` both ways.
     pub fn add(&mut self, veth: &Link, vid: u16) -> Result<(), TaggerError> {
         if vid == 0 || vid > MAX_VID {
-            return Err(TaggerError(format!("VID {vid} is not usable (1..={MAX_VID})")));
+            return Err(TaggerError(format!(
+                "VID {vid} is not usable (1..={MAX_VID})"
+            )));
         }
         self.ports
             .insert(&veth.index, &TaggerPort::new(self.uplink.index, vid), 0)

@@ -22,7 +22,11 @@ impl Tagger {
     /// The VM's tagger. For the eBPF one, `existing` (host veth, VID) are the containers
     /// the NB says this VM has: their entries are restored if the tagger had to be
     /// reloaded (a new boot, a recreated uplink). Call under the VM's lock.
-    pub fn open(conf: &NetConf, nl: &mut Netlink, existing: &[(String, u16)]) -> Result<Tagger, TaggerError> {
+    pub fn open(
+        conf: &NetConf,
+        nl: &mut Netlink,
+        existing: &[(String, u16)],
+    ) -> Result<Tagger, TaggerError> {
         Ok(match conf.tagger {
             TaggerKind::Bpf => Tagger::Bpf(Box::new(bpf::BpfTagger::open(
                 &conf.bpffs,
@@ -39,7 +43,10 @@ impl Tagger {
         Ok(match conf.tagger {
             TaggerKind::Bpf => bpf::BpfTagger::existing(&conf.bpffs, &conf.uplink, nl)?
                 .map(|t| Tagger::Bpf(Box::new(t))),
-            TaggerKind::Ovs => Some(Tagger::Ovs(ovs::OvsTagger::new(&conf.ovs_db, &conf.ovs_bridge))),
+            TaggerKind::Ovs => Some(Tagger::Ovs(ovs::OvsTagger::new(
+                &conf.ovs_db,
+                &conf.ovs_bridge,
+            ))),
         })
     }
 
@@ -52,7 +59,12 @@ impl Tagger {
 
     /// Undoes [`Tagger::add`] for the host veth `name` (`index` if it still exists) that
     /// carried `vid`.
-    pub fn remove(&mut self, name: &str, index: Option<u32>, vid: Option<u16>) -> Result<(), TaggerError> {
+    pub fn remove(
+        &mut self,
+        name: &str,
+        index: Option<u32>,
+        vid: Option<u16>,
+    ) -> Result<(), TaggerError> {
         match self {
             Tagger::Bpf(t) => {
                 let removed = match index {
@@ -81,7 +93,10 @@ impl Tagger {
             },
             Tagger::Ovs(t) => match t.vid(&veth.name) {
                 Ok(Some(v)) if v == vid => Ok(()),
-                Ok(v) => Err(format!("{} is on VLAN {v:?} of the bridge, expected {vid}", veth.name)),
+                Ok(v) => Err(format!(
+                    "{} is on VLAN {v:?} of the bridge, expected {vid}",
+                    veth.name
+                )),
                 Err(e) => Err(e.to_string()),
             },
         }

@@ -25,7 +25,11 @@ impl OvsTagger {
             .args([db.as_str(), "--timeout=10"])
             .args(args)
             .output()
-            .map_err(|e| TaggerError(format!("running ovs-vsctl (is OVS installed in the VM?): {e}")))?;
+            .map_err(|e| {
+                TaggerError(format!(
+                    "running ovs-vsctl (is OVS installed in the VM?): {e}"
+                ))
+            })?;
         if !out.status.success() {
             return Err(TaggerError(format!(
                 "ovs-vsctl {}: {}",

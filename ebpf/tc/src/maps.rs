@@ -17,4 +17,5 @@ pub static TAGGER_VIDS: Array<u32> = Array::with_max_entries(VIDS, 0);
 
 /// One counter per verdict and drop reason (`TaggerCounter`).
 #[map]
-pub static TAGGER_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(TaggerCounter::COUNT, 0);
+pub static TAGGER_COUNTERS: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(TaggerCounter::COUNT, 0);

@@ -251,6 +251,7 @@ fn bed(args: &BenchArgs, target: Target) -> anyhow::Result<Bed> {
         ovnest: None,
         agent,
         datapath,
+        containers: Default::default(),
     })
     .with_context(|| format!("lab for {}", target.label()))?;
     let mut kit = BenchKit::load()?;

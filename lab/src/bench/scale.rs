@@ -119,6 +119,7 @@ pub fn measure(dir: &std::path::Path) -> anyhow::Result<Vec<ScaleResult>> {
             ovnest: None,
             agent,
             datapath: DatapathMode::Xdp,
+            containers: Default::default(),
         })?;
         let name = if agent == AgentKind::Ovnest {
             "ovnest"
