@@ -82,6 +82,9 @@ pub struct NetConf {
     pub ovs_db: String,
     pub pool: PoolConfig,
     pub up_timeout: Duration,
+    /// GC leaves attachments changed more recently than this alone (an ADD may be
+    /// between claiming its port and creating its interface).
+    pub gc_grace: Duration,
     /// Overrides the MTU from the DHCP options / uplink.
     pub mtu: Option<u32>,
     /// Locks (and nothing else: state lives in the NB).
@@ -117,6 +120,7 @@ struct Raw {
     ovs_db: Option<String>,
     pool: Option<PoolConfig>,
     up_timeout_ms: Option<u64>,
+    gc_grace_ms: Option<u64>,
     mtu: Option<u32>,
     state_dir: Option<PathBuf>,
     bpffs: Option<PathBuf>,
@@ -215,6 +219,9 @@ impl NetConf {
             return Err(invalid(format!("\"mtu\": {mtu} is out of 576..65535")));
         }
         let runtime = raw.runtime_config.unwrap_or_default();
+        let up_timeout = raw
+            .up_timeout_ms
+            .map_or(DEFAULT_UP_TIMEOUT, Duration::from_millis);
         Ok(NetConf {
             cni_version,
             name,
@@ -227,9 +234,10 @@ impl NetConf {
             ovs_bridge,
             ovs_db: raw.ovs_db.unwrap_or_else(|| DEFAULT_OVS_DB.into()),
             pool,
-            up_timeout: raw
-                .up_timeout_ms
-                .map_or(DEFAULT_UP_TIMEOUT, Duration::from_millis),
+            up_timeout,
+            gc_grace: raw
+                .gc_grace_ms
+                .map_or(up_timeout + Duration::from_secs(30), Duration::from_millis),
             mtu: raw.mtu,
             state_dir: raw
                 .state_dir

@@ -17,7 +17,7 @@ use crate::{
 
 /// Attachments changed more recently than this are left to their ADD or DEL.
 pub fn grace(conf: &NetConf) -> Duration {
-    conf.up_timeout + Duration::from_secs(30)
+    conf.gc_grace
 }
 
 /// Runs a collection; returns what it did (`released`, `deleted_free` port names).

@@ -2,6 +2,7 @@
 //! from them, real OVN processes, and the fixture tables that tests and benches both run
 //! (with the report of a run's failed cases).
 
+pub mod cni;
 pub mod failures;
 pub mod fixtures;
 pub mod hypervisor;
