@@ -14,7 +14,14 @@ use ovnest_tests::{
 use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(30);
-const TOOLS: &[&str] = &["ovsdb-server", "ovn-northd", "ovn-nbctl", "ping", "ethtool", "nsenter"];
+const TOOLS: &[&str] = &[
+    "ovsdb-server",
+    "ovn-northd",
+    "ovn-nbctl",
+    "ping",
+    "ethtool",
+    "nsenter",
+];
 const VM1: &str = "172.16.255.130";
 const VM5: &str = "172.16.255.132";
 const GATEWAY: &str = "172.16.255.129";
@@ -41,12 +48,24 @@ fn lone_plugin() -> (PathBuf, PathBuf) {
 fn version_errors_and_an_unreachable_northbound() {
     let (dir, plugin) = lone_plugin();
     // VERSION: offline, with or without a configuration.
-    let r = exec(&plugin, None, &Call::new("VERSION", "", None), &json!({"cniVersion": "0.4.0"}));
+    let r = exec(
+        &plugin,
+        None,
+        &Call::new("VERSION", "", None),
+        &json!({"cniVersion": "0.4.0"}),
+    );
     r.expect_ok("VERSION");
     let v = r.json.unwrap();
     assert_eq!(v["cniVersion"], "0.4.0");
-    assert_eq!(v["supportedVersions"], json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0"]));
-    assert!(r.elapsed < Duration::from_secs(1), "VERSION took {:?}", r.elapsed);
+    assert_eq!(
+        v["supportedVersions"],
+        json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0"])
+    );
+    assert!(
+        r.elapsed < Duration::from_secs(1),
+        "VERSION took {:?}",
+        r.elapsed
+    );
 
     let conf = json!({
         "cniVersion": "1.0.0", "name": "dmz", "type": "ovnest-cni",
@@ -57,7 +76,15 @@ fn version_errors_and_an_unreachable_northbound() {
     let ns = Container::new("lone");
     let add = Call::new("ADD", "c1", Some(ns.name()));
     // Missing environment: 4.
-    let r = exec(&plugin, None, &Call { container: "", ..add.clone() }, &conf);
+    let r = exec(
+        &plugin,
+        None,
+        &Call {
+            container: "",
+            ..add.clone()
+        },
+        &conf,
+    );
     assert_eq!((r.success, r.code()), (false, Some(4)), "{r:?}");
     // Not JSON: 6. Valid JSON that cannot work: 7 (each with the spec's error object).
     let r = exec_raw(&plugin, None, &add, b"{\"cniVersion\": \"1.0.0\", ");
@@ -88,7 +115,10 @@ fn version_errors_and_an_unreachable_northbound() {
     let r = exec(&plugin, None, &add, &conf);
     assert_eq!((r.success, r.code()), (false, Some(11)), "{r:?}");
     assert!(r.elapsed < Duration::from_secs(3), "took {:?}", r.elapsed);
-    assert!(ns.interface("eth0").is_none(), "no interface without a port");
+    assert!(
+        ns.interface("eth0").is_none(),
+        "no interface without a port"
+    );
     // A DEL is retried by runtimes: without the NB it says so too.
     let r = exec(&plugin, None, &Call::new("DEL", "c1", None), &conf);
     assert_eq!(r.code(), Some(11));
@@ -115,7 +145,10 @@ fn add_check_del_like_a_runtime() {
     let iface = &result["interfaces"][1];
     assert_eq!(iface["name"], "eth0");
     assert_eq!(iface["sandbox"], format!("/run/netns/{}", c1.name()));
-    assert_eq!(result["ips"][0]["gateway"], GATEWAY, "gateway from the DHCP options");
+    assert_eq!(
+        result["ips"][0]["gateway"], GATEWAY,
+        "gateway from the DHCP options"
+    );
     assert_eq!(result["ips"][0]["interface"], 1);
     assert_eq!(result["routes"][0]["dst"], "0.0.0.0/0");
     let ports = l.children("dmz-vm5");
@@ -126,7 +159,11 @@ fn add_check_del_like_a_runtime() {
     let tag = p.tag.expect("a tag");
     assert!((1..=4094).contains(&tag));
     let mac_ip = format!("{} {}", iface["mac"].as_str().unwrap(), r.ip());
-    assert_eq!(p.addresses, vec![mac_ip.clone()], "OVN's allocation, pinned");
+    assert_eq!(
+        p.addresses,
+        vec![mac_ip.clone()],
+        "OVN's allocation, pinned"
+    );
     assert_eq!(p.port_security, vec![mac_ip]);
     let (addr, mac) = c1.interface("eth0").expect("eth0 in the container");
     assert_eq!(addr, result["ips"][0]["address"].as_str().unwrap());
@@ -143,7 +180,10 @@ fn add_check_del_like_a_runtime() {
     // A CHECK whose prevResult disagrees with OVN fails.
     let mut wrong = check_conf.clone();
     wrong["prevResult"]["ips"][0]["address"] = json!("172.16.255.190/26");
-    assert_eq!(run(&Call::new("CHECK", "c1", Some(c1.name())), &wrong).code(), Some(106));
+    assert_eq!(
+        run(&Call::new("CHECK", "c1", Some(c1.name())), &wrong).code(),
+        Some(106)
+    );
 
     // ADD of an interface the container already has fails, and leaves no port.
     let c2 = Container::new("c2");
@@ -156,9 +196,15 @@ fn add_check_del_like_a_runtime() {
     let del = Call::new("DEL", "c1", Some(c1.name()));
     run(&del, &conf).expect_ok("DEL");
     assert!(l.children("dmz-vm5").is_empty());
-    assert!(c1.interface("eth0").is_none(), "the container's end went with the veth");
+    assert!(
+        c1.interface("eth0").is_none(),
+        "the container's end went with the veth"
+    );
     run(&del, &conf).expect_ok("second DEL");
-    assert_eq!(run(&Call::new("CHECK", "c1", Some(c1.name())), &check_conf).code(), Some(106));
+    assert_eq!(
+        run(&Call::new("CHECK", "c1", Some(c1.name())), &check_conf).code(),
+        Some(106)
+    );
 
     // DEL without the namespace (the container is gone): still releases everything.
     let c3 = Container::new("c3");
@@ -226,7 +272,11 @@ fn the_tagger_survives_lost_pins_and_gc_finds_leaked_ports() {
         .arg(ovnest_lab::containers::cni_dir(&l.lab).join("net.d/dmz.conflist"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let gc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(gc["released"].as_array().unwrap().len(), 1, "{gc}");
     let ports = l.children("dmz-vm5");
@@ -238,10 +288,17 @@ fn the_tagger_survives_lost_pins_and_gc_finds_leaked_ports() {
     let mut gc_conf = conf.clone();
     gc_conf["cni.dev/valid-attachments"] = json!([{"containerID": "z", "ifname": "eth0"}]);
     run(&Call::new("GC", "", None), &gc_conf).expect_ok("GC");
-    assert_eq!(l.children("dmz-vm5").len(), 1, "young attachments are left alone");
+    assert_eq!(
+        l.children("dmz-vm5").len(),
+        1,
+        "young attachments are left alone"
+    );
     gc_conf["gcGraceMs"] = json!(0);
     run(&Call::new("GC", "", None), &gc_conf).expect_ok("GC");
-    assert!(l.children("dmz-vm5").is_empty(), "a is not a valid attachment");
+    assert!(
+        l.children("dmz-vm5").is_empty(),
+        "a is not a valid attachment"
+    );
     assert!(a.interface("eth0").is_none(), "its veth went with its port");
     assert!(!l.ping(a.name(), VM1));
 }
@@ -260,30 +317,85 @@ fn networks_are_created_listed_and_deleted() {
             .env("OVN_NB_DB", &l.lab.nb)
             .output()
             .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let conf_dir_s = conf_dir.display().to_string();
     let (ok, out, err) = cli(&[
-        "network", "create", "blue", "--subnet", "10.9.0.0/24", "--router", "lr0", "--dhcp",
-        "--mtu", "1400", "--dns", "10.9.0.53", "--vm-port", "dmz-vm5", "--uplink", "brvm5-brint",
-        "--conf-dir", &conf_dir_s,
+        "network",
+        "create",
+        "blue",
+        "--subnet",
+        "10.9.0.0/24",
+        "--router",
+        "lr0",
+        "--dhcp",
+        "--mtu",
+        "1400",
+        "--dns",
+        "10.9.0.53",
+        "--vm-port",
+        "dmz-vm5",
+        "--uplink",
+        "brvm5-brint",
+        "--conf-dir",
+        &conf_dir_s,
     ]);
     assert!(ok, "{out}{err}");
     // The rows OVN needs: the switch with its subnet, the router port, DHCP options.
-    assert_eq!(l.nbctl(&["get", "Logical_Switch", "blue", "other_config:subnet"]).trim(), "\"10.9.0.0/24\"");
-    assert_eq!(l.nbctl(&["get", "Logical_Router_Port", "lr0-blue", "networks"]).trim(), "[\"10.9.0.1/24\"]");
-    assert!(l.nbctl(&["--bare", "--columns=options", "find", "DHCP_Options", "cidr=\"10.9.0.0/24\""]).contains("mtu=1400"));
+    assert_eq!(
+        l.nbctl(&["get", "Logical_Switch", "blue", "other_config:subnet"])
+            .trim(),
+        "\"10.9.0.0/24\""
+    );
+    assert_eq!(
+        l.nbctl(&["get", "Logical_Router_Port", "lr0-blue", "networks"])
+            .trim(),
+        "[\"10.9.0.1/24\"]"
+    );
+    assert!(
+        l.nbctl(&[
+            "--bare",
+            "--columns=options",
+            "find",
+            "DHCP_Options",
+            "cidr=\"10.9.0.0/24\""
+        ])
+        .contains("mtu=1400")
+    );
     // Creating it twice is refused.
-    assert!(!cli(&["network", "create", "blue", "--subnet", "10.9.0.0/24", "--vm-port", "dmz-vm5", "--no-conflist"]).0);
+    assert!(
+        !cli(&[
+            "network",
+            "create",
+            "blue",
+            "--subnet",
+            "10.9.0.0/24",
+            "--vm-port",
+            "dmz-vm5",
+            "--no-conflist"
+        ])
+        .0
+    );
 
     // The conflist it wrote attaches a container (bpffs and state of the lab's VM).
-    let list: Value = serde_json::from_str(&std::fs::read_to_string(conf_dir.join("blue.conflist")).unwrap()).unwrap();
+    let list: Value =
+        serde_json::from_str(&std::fs::read_to_string(conf_dir.join("blue.conflist")).unwrap())
+            .unwrap();
     let mut conf = ovnest_lab::containers::single_conf(&list);
     let dmz = l.vm5_conf();
     conf["bpffs"] = dmz["bpffs"].clone();
     conf["stateDir"] = dmz["stateDir"].clone();
     let c = Container::new("blue");
-    let r = exec(&l.plugin(), Some(&l.lab.ns("vm5")), &Call::new("ADD", "b1", Some(c.name())), &conf);
+    let r = exec(
+        &l.plugin(),
+        Some(&l.lab.ns("vm5")),
+        &Call::new("ADD", "b1", Some(c.name())),
+        &conf,
+    );
     r.expect_ok("ADD on blue");
     let j = r.json.clone().unwrap();
     assert!(r.ip().starts_with("10.9.0."), "{j}");
@@ -294,37 +406,85 @@ fn networks_are_created_listed_and_deleted() {
     let (ok, out, _) = cli(&["network", "list", "--vm-port", "dmz-vm5", "--json"]);
     assert!(ok);
     let nets: Value = serde_json::from_str(&out).unwrap();
-    let blue = nets.as_array().unwrap().iter().find(|n| n["name"] == "blue").expect("blue listed");
+    let blue = nets
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "blue")
+        .expect("blue listed");
     assert_eq!(blue["vm_used"], 1);
     assert_eq!(blue["gateway"], "10.9.0.1/24");
-    assert!(nets.as_array().unwrap().iter().any(|n| n["name"] == "dmz" && n["by_ovnest"] == false));
+    assert!(
+        nets.as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["name"] == "dmz" && n["by_ovnest"] == false)
+    );
 
     // A network with a container on it is not deleted; without, everything goes.
     let (ok, _, err) = cli(&["network", "delete", "blue", "--conf-dir", &conf_dir_s]);
     assert!(!ok && err.contains("still has ports"), "{err}");
-    exec(&l.plugin(), Some(&l.lab.ns("vm5")), &Call::new("DEL", "b1", Some(c.name())), &conf).expect_ok("DEL");
+    exec(
+        &l.plugin(),
+        Some(&l.lab.ns("vm5")),
+        &Call::new("DEL", "b1", Some(c.name())),
+        &conf,
+    )
+    .expect_ok("DEL");
     let (ok, out, err) = cli(&["network", "delete", "blue", "--conf-dir", &conf_dir_s]);
     assert!(ok, "{out}{err}");
-    assert!(l.lab.nbctl(&["get", "Logical_Switch", "blue", "name"]).is_err());
-    assert!(l.lab.nbctl(&["get", "Logical_Router_Port", "lr0-blue", "name"]).is_err());
-    assert!(l.nbctl(&["--bare", "--columns=_uuid", "find", "DHCP_Options", "cidr=\"10.9.0.0/24\""]).trim().is_empty());
+    assert!(
+        l.lab
+            .nbctl(&["get", "Logical_Switch", "blue", "name"])
+            .is_err()
+    );
+    assert!(
+        l.lab
+            .nbctl(&["get", "Logical_Router_Port", "lr0-blue", "name"])
+            .is_err()
+    );
+    assert!(
+        l.nbctl(&[
+            "--bare",
+            "--columns=_uuid",
+            "find",
+            "DHCP_Options",
+            "cidr=\"10.9.0.0/24\""
+        ])
+        .trim()
+        .is_empty()
+    );
     assert!(!conf_dir.join("blue.conflist").exists());
-    assert_eq!(l.nbctl(&["get", "Logical_Router", "lr0", "ports"]).matches(',').count(), 0, "only lr0-dmz is left");
+    assert_eq!(
+        l.nbctl(&["get", "Logical_Router", "lr0", "ports"])
+            .matches(',')
+            .count(),
+        0,
+        "only lr0-dmz is left"
+    );
 }
 
 #[test]
 fn the_seeds_way_an_access_port_on_the_vms_ovs_bridge() {
     if skip("the_seeds_way_an_access_port_on_the_vms_ovs_bridge")
-        || !require_tools("the_seeds_way_an_access_port_on_the_vms_ovs_bridge", &["ovs-vswitchd"])
+        || !require_tools(
+            "the_seeds_way_an_access_port_on_the_vms_ovs_bridge",
+            &["ovs-vswitchd"],
+        )
     {
         return;
     }
     // The seed's lab as it is (vm5 runs OVS, c51 and c52 by hand), plus OVN's IPAM.
     let l = CniLab::up("ovs", Containers::Ovs, &ovnest());
     l.nbctl(&[
-        "set", "Logical_Switch", "dmz",
+        "set",
+        "Logical_Switch",
+        "dmz",
         &format!("other_config:subnet={}", ovnest_lab::containers::SUBNET),
-        &format!("other_config:exclude_ips=\"{}\"", ovnest_lab::containers::EXCLUDE_IPS),
+        &format!(
+            "other_config:exclude_ips=\"{}\"",
+            ovnest_lab::containers::EXCLUDE_IPS
+        ),
     ]);
     let state = l.lab.dir.join("cni-state");
     let conf = json!({
@@ -337,17 +497,60 @@ fn the_seeds_way_an_access_port_on_the_vms_ovs_bridge() {
     std::os::unix::fs::symlink(&plugin, &link).unwrap();
     let c = Container::new("ovs");
     let vm5 = l.lab.ns("vm5");
-    let r = exec(&link, Some(&vm5), &Call::new("ADD", "o1", Some(c.name())), &conf);
+    let r = exec(
+        &link,
+        Some(&vm5),
+        &Call::new("ADD", "o1", Some(c.name())),
+        &conf,
+    );
     r.expect_ok("ADD with tagger ovs");
-    let p = l.children("dmz-vm5").into_iter().find(|p| p.container() == Some("o1")).expect("o1's port");
+    let p = l
+        .children("dmz-vm5")
+        .into_iter()
+        .find(|p| p.container() == Some("o1"))
+        .expect("o1's port");
     let tag = p.tag.unwrap();
     // Tags 51 and 52 are the hand-made containers': the plugin took another.
     assert!(tag != 51 && tag != 52);
-    let host = l.lab.vm5_vsctl(&["--bare", "--columns=name", "find", "Port", &format!("tag={tag}")]).unwrap();
-    assert!(host.trim().starts_with("ovc"), "an access port of VLAN {tag}: {host:?}");
+    let host = l
+        .lab
+        .vm5_vsctl(&[
+            "--bare",
+            "--columns=name",
+            "find",
+            "Port",
+            &format!("tag={tag}"),
+        ])
+        .unwrap();
+    assert!(
+        host.trim().starts_with("ovc"),
+        "an access port of VLAN {tag}: {host:?}"
+    );
     l.assert_pings(c.name(), VM1, DEADLINE);
     l.assert_pings(c.name(), "172.16.255.133", DEADLINE);
-    exec(&link, Some(&vm5), &Call::new("DEL", "o1", Some(c.name())), &conf).expect_ok("DEL");
-    assert!(l.lab.vm5_vsctl(&["--bare", "--columns=name", "find", "Port", &format!("tag={tag}")]).unwrap().trim().is_empty());
-    assert!(l.children("dmz-vm5").iter().all(|p| p.container().is_none()));
+    exec(
+        &link,
+        Some(&vm5),
+        &Call::new("DEL", "o1", Some(c.name())),
+        &conf,
+    )
+    .expect_ok("DEL");
+    assert!(
+        l.lab
+            .vm5_vsctl(&[
+                "--bare",
+                "--columns=name",
+                "find",
+                "Port",
+                &format!("tag={tag}")
+            ])
+            .unwrap()
+            .trim()
+            .is_empty()
+    );
+    assert!(
+        l.children("dmz-vm5")
+            .iter()
+            .all(|p| p.container().is_none())
+    );
 }

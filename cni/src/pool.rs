@@ -128,6 +128,22 @@ pub fn free_tags(children: &[Lsp], n: usize) -> Vec<u16> {
         .collect()
 }
 
+/// How many ports the next refill transaction creates: up to `min` free, counting
+/// pending ones (they join the pool once northd gave them addresses), at most `batch`,
+/// and never more than `min` in one refill run (`created` so far).
+pub fn refill_batch(
+    children: &[Lsp],
+    switch: &str,
+    pool: crate::config::PoolConfig,
+    created: usize,
+) -> usize {
+    let free = free_ports(children, switch).len() + pending_free(children, switch).len();
+    let min = pool.min as usize;
+    min.saturating_sub(free)
+        .min(pool.batch as usize)
+        .min(min.saturating_sub(created))
+}
+
 /// Container ports are named after their parent and tag: unique while the tag is.
 pub fn port_name(parent: &str, tag: u16) -> String {
     format!("{parent}-c{tag}")
@@ -465,6 +481,40 @@ mod tests {
             vec![Some(9), Some(4)]
         );
         assert!(free_ports(&kids, "other").is_empty());
+    }
+
+    #[test]
+    fn refill_counts_pending_ports_and_stops_at_min() {
+        let pool = crate::config::PoolConfig {
+            min: 5,
+            max: 8,
+            batch: 2,
+        };
+        let mut pending = free(7);
+        pending.tag = None;
+        let kids = vec![free(1), pending.clone()];
+        assert_eq!(
+            refill_batch(&kids, "dmz", pool, 0),
+            2,
+            "5 - 2, capped by batch"
+        );
+        let kids = vec![
+            free(1),
+            pending.clone(),
+            {
+                let mut p = pending.clone();
+                p.name = "x".into();
+                p
+            },
+            free(2),
+        ];
+        assert_eq!(refill_batch(&kids, "dmz", pool, 0), 1);
+        assert_eq!(
+            refill_batch(&[], "dmz", pool, 5),
+            0,
+            "a run never makes more than min"
+        );
+        assert_eq!(refill_batch(&vec![free(1); 5], "dmz", pool, 0), 0);
     }
 
     #[test]

@@ -77,10 +77,7 @@ pub async fn fill(conf: &NetConf) -> Result<Value, CniError> {
                 format!("logical switch {:?} is not in the Northbound", conf.switch),
             ));
         };
-        let free = vm.free_now(&view);
-        let want = (conf.pool.min as usize)
-            .saturating_sub(free)
-            .min(conf.pool.batch as usize);
+        let want = pool::refill_batch(&view.children, &conf.switch, conf.pool, created.len());
         if want == 0 {
             break;
         }

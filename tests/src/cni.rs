@@ -125,9 +125,11 @@ pub struct Port {
 
 fn set_items(v: &Value) -> Vec<Value> {
     match v {
-        Value::Array(a) if a.first() == Some(&Value::from("set")) => {
-            a.get(1).and_then(Value::as_array).cloned().unwrap_or_default()
-        }
+        Value::Array(a) if a.first() == Some(&Value::from("set")) => a
+            .get(1)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
         other => vec![other.clone()],
     }
 }
@@ -142,10 +144,19 @@ impl Port {
             .collect();
         Port {
             name: row[0].as_str().unwrap_or_default().to_owned(),
-            tag: set_items(&row[1]).first().and_then(Value::as_u64).map(|t| t as u16),
+            tag: set_items(&row[1])
+                .first()
+                .and_then(Value::as_u64)
+                .map(|t| t as u16),
             up: set_items(&row[2]).first().and_then(Value::as_bool) == Some(true),
-            addresses: set_items(&row[3]).iter().filter_map(|a| a.as_str().map(str::to_owned)).collect(),
-            port_security: set_items(&row[4]).iter().filter_map(|a| a.as_str().map(str::to_owned)).collect(),
+            addresses: set_items(&row[3])
+                .iter()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect(),
+            port_security: set_items(&row[4])
+                .iter()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect(),
             external_ids: ids,
         }
     }
@@ -207,7 +218,11 @@ impl Reply {
     }
 
     pub fn expect_ok(&self, what: &str) -> &Reply {
-        assert!(self.success, "{what} failed: {:?} {}", self.json, self.stderr);
+        assert!(
+            self.success,
+            "{what} failed: {:?} {}",
+            self.json, self.stderr
+        );
         self
     }
 
@@ -251,7 +266,9 @@ pub fn exec_raw(plugin: &Path, vm_ns: Option<&str>, call: &Call<'_>, stdin: &[u8
         cmd.env("CNI_ARGS", a);
     }
     let start = Instant::now();
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("exec {}: {e}", plugin.display()));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("exec {}: {e}", plugin.display()));
     child
         .stdin
         .take()
