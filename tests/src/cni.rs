@@ -76,7 +76,7 @@ impl CniLab {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|row| Port::from_row(row))
+            .map(Port::from_row)
             .collect()
     }
 
