@@ -176,17 +176,20 @@ async fn claim(
     if let Some(p) = pool::attachment(&view.children, &env.container_id, &env.ifname) {
         return Ok((p.clone(), Origin::Existing));
     }
-    let ids = pool::used_ids(&conf.switch, &env.container_id, &env.ifname, now_ms());
+    let mut ids = pool::used_ids(&conf.switch, &env.container_id, &env.ifname, now_ms());
+    let mut pool_ids = ids.clone();
+    pool_ids.insert(pool::ORIGIN.into(), "pool".into());
+    ids.insert(pool::ORIGIN.into(), "new".into());
     if conf.pool.enabled() && requested.is_empty() {
         for candidate in pool::free_ports(&view.children, &conf.switch) {
             let r = vm
                 .nb
-                .transact(vec![pool::claim_op(candidate, &ids)])
+                .transact(vec![pool::claim_op(candidate, &pool_ids)])
                 .await
                 .map_err(|e| e.into_cni("claiming a pool port"))?;
             if r.first() == Some(&OperationResult::Count(1)) {
                 let mut p = candidate.clone();
-                p.external_ids.extend(ids.clone());
+                p.external_ids.extend(pool_ids.clone());
                 return Ok((p, Origin::Pool));
             }
         }

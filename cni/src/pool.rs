@@ -40,6 +40,8 @@ pub const SWITCH: &str = "ovnest-cni:switch";
 pub const SINCE: &str = "ovnest-cni:since";
 /// The tag a pending port will get (reserved: no sibling may take it meanwhile).
 pub const TAG: &str = "ovnest-cni:tag";
+/// How the container holding the port got it: `pool` or `new`.
+pub const ORIGIN: &str = "ovnest-cni:origin";
 /// `ovn` (OVN allocated them: the port can serve another container) or `given` (the
 /// runtime asked for them: the port is deleted with its container).
 pub const ADDRESSES: &str = "ovnest-cni:addresses";

@@ -1,5 +1,6 @@
 //! The TC eBPF tagger (`ebpf/tc`): loaded once per uplink, its maps and programs pinned
-//! under `<bpffs>/<uplink>-<ifindex>/` so that every later plugin run reuses them.
+//! under `<bpffs>/<VM's port>/<uplink>-<ifindex>/` so that every later plugin run reuses
+//! them.
 //!
 //! - uplink ingress: `tagger_uplink` (pops, redirects into the container);
 //! - each container's host-side veth ingress: `tagger_container` (pushes, redirects out
@@ -156,12 +157,31 @@ fn tag_in_frame(uplink: &str) -> io::Result<()> {
     ioctl(&mut req)
 }
 
+/// `<bpffs>/<VM's port>/<uplink>-<ifindex>`: one VM's tagger even where several VMs share
+/// a bpffs (a lab); a recreated uplink (new ifindex) gets a fresh load.
+fn pin_dir(bpffs: &Path, vm_port: &str, uplink: &Link) -> PathBuf {
+    let safe: String = vm_port
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    bpffs
+        .join(safe)
+        .join(format!("{}-{}", uplink.name, uplink.index))
+}
+
 impl BpfTagger {
     /// The tagger of `uplink`: opened from its pins, or loaded, attached to the uplink and
     /// pinned, then given the `existing` containers' entries (host veth name, VID) that
     /// still have a veth. Call under the VM's lock.
     pub fn open(
         bpffs: &Path,
+        vm_port: &str,
         uplink: &str,
         nl: &mut Netlink,
         existing: &[(String, u16)],
@@ -172,7 +192,7 @@ impl BpfTagger {
             .ok_or_else(|| {
                 TaggerError(format!("the VM has no interface {uplink:?} (\"uplink\")"))
             })?;
-        let dir = bpffs.join(format!("{}-{}", uplink.name, uplink.index));
+        let dir = pin_dir(bpffs, vm_port, &uplink);
         if let Ok(t) = BpfTagger::from_pins(&dir, &uplink) {
             return Ok(t);
         }
@@ -190,6 +210,7 @@ impl BpfTagger {
     /// DEL, CHECK, GC and status: they must not put programs on an interface).
     pub fn existing(
         bpffs: &Path,
+        vm_port: &str,
         uplink: &str,
         nl: &mut Netlink,
     ) -> Result<Option<BpfTagger>, TaggerError> {
@@ -199,7 +220,7 @@ impl BpfTagger {
         else {
             return Ok(None);
         };
-        let dir = bpffs.join(format!("{}-{}", uplink.name, uplink.index));
+        let dir = pin_dir(bpffs, vm_port, &uplink);
         Ok(BpfTagger::from_pins(&dir, &uplink).ok())
     }
 

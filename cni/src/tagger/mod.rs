@@ -30,6 +30,7 @@ impl Tagger {
         Ok(match conf.tagger {
             TaggerKind::Bpf => Tagger::Bpf(Box::new(bpf::BpfTagger::open(
                 &conf.bpffs,
+                &conf.vm_port,
                 &conf.uplink,
                 nl,
                 existing,
@@ -41,8 +42,10 @@ impl Tagger {
     /// The VM's tagger if it is set up (the OVS one always is); loads nothing.
     pub fn existing(conf: &NetConf, nl: &mut Netlink) -> Result<Option<Tagger>, TaggerError> {
         Ok(match conf.tagger {
-            TaggerKind::Bpf => bpf::BpfTagger::existing(&conf.bpffs, &conf.uplink, nl)?
-                .map(|t| Tagger::Bpf(Box::new(t))),
+            TaggerKind::Bpf => {
+                bpf::BpfTagger::existing(&conf.bpffs, &conf.vm_port, &conf.uplink, nl)?
+                    .map(|t| Tagger::Bpf(Box::new(t)))
+            }
             TaggerKind::Ovs => Some(Tagger::Ovs(ovs::OvsTagger::new(
                 &conf.ovs_db,
                 &conf.ovs_bridge,

@@ -9,6 +9,7 @@
 //! a ratio is printed only when the generator offered at least what the faster target
 //! received.
 
+pub mod cni;
 pub mod latency;
 mod lock;
 mod plot;
@@ -66,6 +67,14 @@ pub struct BenchArgs {
     /// parent and 20,000 logical ports, ovnest vs ovn-controller.
     #[arg(long)]
     pub scale: bool,
+    /// Instead of packet rates: container network set-up time through `ovnest-cni`
+    /// (ADD until the port is up; `podman run` until the container reaches vm1), with
+    /// and without the port pool.
+    #[arg(long)]
+    pub cni: bool,
+    /// Containers per series for --cni.
+    #[arg(long, default_value = "100")]
+    pub cni_containers: usize,
     /// Where the labs live while the bench runs.
     #[arg(long, default_value = "/tmp/ovnest-bench")]
     pub dir: PathBuf,

@@ -606,6 +606,32 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         bail!("--loss is a percentage of the offered frames: 0 < loss < 100");
     }
     let _lock = super::lock::take(&super::lock::default_path())?;
+    if args.cni {
+        let r = super::cni::measure(&args.dir, None, args.cni_containers)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            return Ok(());
+        }
+        println!("load before {} / after {}", r.load_before, r.load_after);
+        println!(
+            "{:<45} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9}  pool hits",
+            "series", "n", "p50 ms", "p99 ms", "mean ms", "min ms", "max ms"
+        );
+        for s in &r.series {
+            println!(
+                "{:<45} {:>5} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}  {}",
+                s.name,
+                s.n,
+                s.p50_ms,
+                s.p99_ms,
+                s.mean_ms,
+                s.min_ms,
+                s.max_ms,
+                s.pool_hits.map_or("-".into(), |h| h.to_string())
+            );
+        }
+        return Ok(());
+    }
     if args.scale {
         let results = super::scale::measure(&args.dir)?;
         if args.json {
