@@ -554,3 +554,106 @@ fn the_seeds_way_an_access_port_on_the_vms_ovs_bridge() {
             .all(|p| p.container().is_none())
     );
 }
+
+#[test]
+fn the_northbound_over_ssl_with_ovs_pki_certificates() {
+    let test = "the_northbound_over_ssl_with_ovs_pki_certificates";
+    if !require_tools(
+        test,
+        &["ovs-pki", "ovsdb-server", "ovsdb-tool", "ovn-nbctl"],
+    ) {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ovnest-cni-ssl-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sh = |cmd: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // A PKI as OVS deployments make it: the NB's certificate from the controller CA, the
+    // VM's from the switch CA; each side trusts the other's CA.
+    sh(
+        "ovs-pki --dir=pki --log=pki.log init && ovs-pki --dir=pki --log=pki.log req+sign nb controller \
+        && ovs-pki --dir=pki --log=pki.log req+sign vm switch",
+    );
+    let port = ovnest_tests::ovn::free_port();
+    sh(&format!(
+        "ovsdb-tool create nb.db /usr/share/ovn/ovn-nb.ovsschema && ovsdb-server nb.db \
+         --remote=pssl:{port}:127.0.0.1 --private-key=nb-privkey.pem --certificate=nb-cert.pem \
+         --ca-cert=pki/switchca/cacert.pem --pidfile={d}/nb.pid --log-file={d}/nb.log \
+         --unixctl={d}/nb.ctl --detach --no-chdir",
+        d = dir.display()
+    ));
+    let remote = format!("ssl:127.0.0.1:{port}");
+    let cli = |ca: &str, args: &[&str]| {
+        std::process::Command::new(ovnest())
+            .arg("cni")
+            .args(args)
+            .args(["-p", "vm-privkey.pem", "-c", "vm-cert.pem", "-C", ca])
+            .env("OVN_NB_DB", &remote)
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let good = "pki/controllerca/cacert.pem";
+    let ready = wait::poll(DEADLINE, || {
+        cli(good, &["network", "list"]).status.success()
+    });
+    assert!(ready, "the NB answers over ssl");
+    let out = cli(
+        good,
+        &[
+            "network",
+            "create",
+            "red",
+            "--subnet",
+            "10.7.0.0/24",
+            "--vm-port",
+            "vm",
+            "--no-conflist",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(good, &["network", "list", "--json"]);
+    let nets: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(nets[0]["name"], "red");
+    assert_eq!(nets[0]["subnet"], "10.7.0.0/24");
+    // A CA that did not sign the NB's certificate: refused, and said why.
+    let out = cli("pki/switchca/cacert.pem", &["network", "list"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("certificate verify failed") && err.contains("unreachable"),
+        "{err}"
+    );
+    // The plugin reads the same files from its configuration ("ssl").
+    let (_, plugin) = lone_plugin();
+    let conf = json!({
+        "cniVersion": "1.0.0", "name": "red", "type": "ovnest-cni", "nb": remote,
+        "ssl": {"privateKey": dir.join("vm-privkey.pem"), "certificate": dir.join("vm-cert.pem"),
+                "caCert": dir.join(good)},
+        "vmPort": "vm", "uplink": "eth0", "stateDir": dir.join("state"),
+    });
+    // A DEL over ssl reaches the NB, which has no port "vm": a configuration error (7)
+    // the plugin can only have learnt from the NB.
+    let r = exec(&plugin, None, &Call::new("DEL", "nobody", None), &conf);
+    assert_eq!(r.code(), Some(7), "{r:?}");
+    assert!(r.json.unwrap()["msg"].as_str().unwrap().contains("\"vm\""));
+    let pidfile = dir.join("nb.pid");
+    ovnest_lab::process::stop(&pidfile, Duration::from_secs(5));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -83,10 +83,6 @@ impl Nb {
         ssl: Option<&crate::config::SslFiles>,
         timeout: Duration,
     ) -> Result<Nb, CniError> {
-        // ssl: remotes need the ovsdb client's TLS transport (not there yet).
-        if let Some(files) = ssl {
-            let _ = files;
-        }
         let unreachable = |details: String| {
             CniError::new(code::TRY_AGAIN_LATER, "OVN Northbound unreachable").with_details(details)
         };
@@ -100,6 +96,11 @@ impl Nb {
         config.probe_interval = None;
         config.backoff_min = Duration::from_millis(20);
         config.backoff_max = Duration::from_millis(200);
+        config.ssl = ssl.map(|f| ovnest_ovsdb::SslConfig {
+            private_key: f.private_key.clone(),
+            certificate: f.certificate.clone(),
+            ca_cert: f.ca_cert.clone(),
+        });
         let client = Client::start(config, None);
         let mut state = client.state();
         let deadline = Instant::now() + timeout;

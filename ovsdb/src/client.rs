@@ -59,6 +59,8 @@ pub struct ClientConfig {
     /// 50–100 % so a fleet of agents does not reconnect in lockstep.
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// Key, certificate and CA for `ssl:` remotes.
+    pub ssl: Option<crate::SslConfig>,
 }
 
 impl ClientConfig {
@@ -71,6 +73,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(5),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(8),
+            ssl: None,
         }
     }
 }
@@ -331,7 +334,10 @@ impl Task {
             let remote = &remotes[next % remotes.len()];
             next = next.wrapping_add(1);
             delay = (delay * 2).clamp(self.config.backoff_min, self.config.backoff_max);
-            let (reader, writer) = match remote.connect(self.config.connect_timeout).await {
+            let (reader, writer) = match remote
+                .connect(self.config.connect_timeout, self.config.ssl.as_ref())
+                .await
+            {
                 Ok(rw) => rw,
                 Err(e) => {
                     Counters::inc(&self.counters.connect_failures);

@@ -34,7 +34,7 @@
 //!
 //! The [`MonitorSink`] sees the raw replica ([`Database`]) after every change; a typed
 //! view of the tables (ovnest's Southbound replica is one) is built on it. `ssl:` remotes
-//! are not supported yet.
+//! take the PEM files OVS takes ([`SslConfig`] in [`ClientConfig::ssl`]).
 
 mod client;
 #[cfg(test)]
@@ -49,6 +49,7 @@ mod jsonrpc;
 mod monitor;
 mod remote;
 mod schema;
+mod ssl;
 mod transact;
 mod uuid;
 
@@ -66,6 +67,7 @@ pub use monitor::{
 };
 pub use remote::{DEFAULT_PORT, Remote, RemoteError, Remotes};
 pub use schema::{AtomicType, ColumnType, Schema, SchemaError, TableSchema};
+pub use ssl::SslConfig;
 pub use transact::{
     Mutation, Mutator, Operation, OperationResult, RowData, TransactionError, WaitUntil,
 };

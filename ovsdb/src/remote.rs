@@ -1,6 +1,6 @@
 //! Connection targets in OVS's syntax (ovsdb-client(1) "Active database connection
-//! methods"): `unix:PATH`, `tcp:IP:PORT`, `tcp:[IPv6]:PORT`, and a comma-separated list of
-//! them, tried in turn.
+//! methods"): `unix:PATH`, `tcp:IP:PORT`, `tcp:[IPv6]:PORT`, `ssl:` likewise, and a
+//! comma-separated list of them, tried in turn.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -20,6 +20,11 @@ pub enum Remote {
         host: String,
         port: u16,
     },
+    /// TLS over TCP; needs [`crate::SslConfig`] in the client's configuration.
+    Ssl {
+        host: String,
+        port: u16,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,8 +32,8 @@ pub enum Remote {
 pub enum RemoteError {
     #[error("no remote given")]
     Empty,
-    #[error("{0:?}: ssl: remotes are not supported yet (use unix: or tcp:)")]
-    SslUnsupported(String),
+    #[error("{0:?}: an ssl: remote needs a private key, a certificate and a CA certificate")]
+    SslUnconfigured(String),
     #[error(
         "{0:?}: passive remotes (punix:, ptcp:, pssl:) are for servers; a client needs an active one"
     )]
@@ -51,7 +56,12 @@ impl FromStr for Remote {
             }
             return Ok(Remote::Unix(PathBuf::from(path)));
         }
-        if let Some(rest) = s.strip_prefix("tcp:") {
+        let (tls, rest) = match (s.strip_prefix("tcp:"), s.strip_prefix("ssl:")) {
+            (Some(rest), _) => (false, Some(rest)),
+            (None, Some(rest)) => (true, Some(rest)),
+            (None, None) => (false, None),
+        };
+        if let Some(rest) = rest {
             let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
                 let (host, after) = v6.split_once(']').ok_or_else(|| bad("missing ']'"))?;
                 match after {
@@ -75,13 +85,12 @@ impl FromStr for Remote {
                 None => DEFAULT_PORT,
                 Some(p) => p.parse().map_err(|_| bad("bad port"))?,
             };
-            return Ok(Remote::Tcp {
-                host: host.to_owned(),
-                port,
+            let host = host.to_owned();
+            return Ok(if tls {
+                Remote::Ssl { host, port }
+            } else {
+                Remote::Tcp { host, port }
             });
-        }
-        if s.starts_with("ssl:") {
-            return Err(RemoteError::SslUnsupported(s.to_owned()));
         }
         if s.starts_with("punix:") || s.starts_with("ptcp:") || s.starts_with("pssl:") {
             return Err(RemoteError::Passive(s.to_owned()));
@@ -96,6 +105,8 @@ impl fmt::Display for Remote {
             Remote::Unix(p) => write!(f, "unix:{}", p.display()),
             Remote::Tcp { host, port } if host.contains(':') => write!(f, "tcp:[{host}]:{port}"),
             Remote::Tcp { host, port } => write!(f, "tcp:{host}:{port}"),
+            Remote::Ssl { host, port } if host.contains(':') => write!(f, "ssl:[{host}]:{port}"),
+            Remote::Ssl { host, port } => write!(f, "ssl:{host}:{port}"),
         }
     }
 }
@@ -154,6 +165,7 @@ impl Remote {
     pub(crate) async fn connect(
         &self,
         timeout: Duration,
+        ssl: Option<&crate::SslConfig>,
     ) -> std::io::Result<(ReadHalf, WriteHalf)> {
         let fut = async {
             match self {
@@ -166,6 +178,16 @@ impl Remote {
                     let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
                     s.set_nodelay(true)?;
                     let (r, w) = s.into_split();
+                    Ok((Box::new(r) as ReadHalf, Box::new(w) as WriteHalf))
+                }
+                Remote::Ssl { host, port } => {
+                    let config = ssl.ok_or_else(|| {
+                        std::io::Error::other(RemoteError::SslUnconfigured(self.to_string()))
+                    })?;
+                    let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+                    s.set_nodelay(true)?;
+                    let tls = crate::ssl::handshake(s, config).await?;
+                    let (r, w) = tokio::io::split(tls);
                     Ok((Box::new(r) as ReadHalf, Box::new(w) as WriteHalf))
                 }
             }
@@ -226,13 +248,20 @@ mod tests {
 
     #[test]
     fn rejects_what_it_cannot_do_with_a_clear_error() {
-        let e = "ssl:10.0.0.1:6642".parse::<Remotes>().unwrap_err();
-        assert!(matches!(e, RemoteError::SslUnsupported(_)));
-        assert!(e.to_string().contains("not supported"));
-        assert!(matches!(
-            "tcp:a:1,ssl:b:2".parse::<Remotes>(),
-            Err(RemoteError::SslUnsupported(_))
-        ));
+        assert_eq!(
+            "ssl:10.0.0.1:6642".parse::<Remote>().unwrap(),
+            Remote::Ssl {
+                host: "10.0.0.1".into(),
+                port: 6642
+            }
+        );
+        assert_eq!(
+            "tcp:a:1,ssl:[::1]:2"
+                .parse::<Remotes>()
+                .unwrap()
+                .to_string(),
+            "tcp:a:1,ssl:[::1]:2"
+        );
         assert!(matches!(
             "ptcp:6642".parse::<Remote>(),
             Err(RemoteError::Passive(_))
