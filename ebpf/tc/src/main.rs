@@ -12,6 +12,9 @@
 // On the host (`cargo test --workspace`, clippy) the crate builds as an empty binary.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+// `#[classifier]` generates a public entry point taking the kernel's raw `__sk_buff`
+// pointer; the kernel guarantees it, nothing in Rust can call it.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 mod maps;
 
