@@ -60,6 +60,20 @@ impl NetNs {
         enter(&self.name)
     }
 
+    /// Turns IPv6 off for the interfaces created afterwards in this namespace: the kernel
+    /// then sends no router solicitation or MLD report of its own on them, so a receiver
+    /// that counts every frame counts only the test's.
+    pub fn without_ipv6(&self) -> &Self {
+        for scope in ["all", "default"] {
+            self.exec(&[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{scope}.disable_ipv6=1"),
+            ]);
+        }
+        self
+    }
+
     /// A veth pair: `here` in this namespace, `there` in `peer` (both up).
     pub fn veth_to(&self, here: &str, peer: &NetNs, there: &str) {
         self.ip(&[
