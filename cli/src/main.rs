@@ -1,6 +1,6 @@
 //! `ovnest`: the command-line entry point.
 
-use std::{io::Write as _, path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use ovnest::agent::{
@@ -50,26 +50,35 @@ enum Command {
     },
 }
 
+/// Logs to stderr (stdout is `ovnest trace`'s and `status`'s): `RUST_LOG` if set, else
+/// info (-v debug, -vv trace); `--log-format json` writes one JSON object per event, with
+/// its spans (a reconcile pass's trigger and changes).
 fn init_logging(verbose: u8, format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
     let default = match verbose {
         0 => "info",
         1 => "debug",
         _ => "trace",
     };
-    let mut builder =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default));
-    if format == LogFormat::Json {
-        builder.format(|buf, record| {
-            let line = serde_json::json!({
-                "ts": buf.timestamp_millis().to_string(),
-                "level": record.level().as_str(),
-                "target": record.target(),
-                "msg": record.args().to_string(),
-            });
-            writeln!(buf, "{line}")
-        });
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    use std::io::IsTerminal as _;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colours only on a terminal (the lab's ovnest.log is a file).
+        .with_ansi(std::io::stderr().is_terminal());
+    let result = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    if let Err(e) = result {
+        eprintln!("ovnest: logging not set up: {e}");
     }
-    builder.init();
 }
 
 fn main() -> ExitCode {

@@ -292,7 +292,7 @@ async fn release_after_failure(
             .map(drop),
     };
     if let Err(e) = r {
-        log::warn!(
+        tracing::warn!(
             "ovnest-cni: giving back {} after a failed ADD: {e} (GC will)",
             port.name
         );

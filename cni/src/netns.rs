@@ -27,7 +27,7 @@ impl Drop for Entered {
         // Going back to a namespace this thread was in cannot fail short of the file
         // being gone, which an open descriptor prevents.
         if let Err(e) = setns(&self.original) {
-            log::error!("returning to the original network namespace: {e}");
+            tracing::error!("returning to the original network namespace: {e}");
         }
     }
 }

@@ -55,7 +55,7 @@ pub fn spawn(raw: &[u8]) {
                 let _ = stdin.write_all(raw);
             }
         }
-        Err(e) => log::warn!("ovnest-cni: cannot start the pool refill: {e}"),
+        Err(e) => tracing::warn!("ovnest-cni: cannot start the pool refill: {e}"),
     }
 }
 

@@ -99,7 +99,7 @@ pub fn run(args: TraceArgs) -> anyhow::Result<()> {
     };
     let pipeline = Pipeline::compile(&db, &residency);
     for e in &pipeline.errors {
-        log::warn!("logical flow {} not compiled: {}", e.uuid, e.reason);
+        tracing::warn!("logical flow {} not compiled: {}", e.uuid, e.reason);
     }
     let (dp, flow) = match args.args.as_slice() {
         [flow] => (None, flow.as_str()),

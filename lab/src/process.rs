@@ -130,7 +130,7 @@ fn setns(ns: &std::fs::File) -> anyhow::Result<()> {
 impl Drop for InNetns {
     fn drop(&mut self) {
         if let Err(e) = setns(&self.original) {
-            log::error!("returning to the original network namespace: {e}");
+            tracing::error!("returning to the original network namespace: {e}");
         }
     }
 }

@@ -341,12 +341,12 @@ impl Task {
                 Ok(rw) => rw,
                 Err(e) => {
                     Counters::inc(&self.counters.connect_failures);
-                    log::warn!("ovsdb: cannot connect to {remote}: {e}");
+                    tracing::warn!("ovsdb: cannot connect to {remote}: {e}");
                     continue;
                 }
             };
             Counters::inc(&self.counters.connects);
-            log::info!("ovsdb: connected to {remote}");
+            tracing::info!("ovsdb: connected to {remote}");
             let _ = self.state.send(ConnectionState::Connected {
                 remote: remote.to_string(),
             });
@@ -359,7 +359,7 @@ impl Task {
             }
             match end {
                 End::Stop => return,
-                End::Reconnect(why) => log::warn!("ovsdb: disconnected from {remote}: {why}"),
+                End::Reconnect(why) => tracing::warn!("ovsdb: disconnected from {remote}: {why}"),
             }
         }
     }
@@ -602,7 +602,7 @@ impl Task {
                     Ok(params)
                 } else {
                     Counters::inc(&self.counters.unknown_methods);
-                    log::warn!("ovsdb: server sent a request with unknown method {method:?}");
+                    tracing::warn!("ovsdb: server sent a request with unknown method {method:?}");
                     Err(RpcError {
                         error: "unknown method".into(),
                         details: None,
@@ -615,7 +615,7 @@ impl Task {
                 let pending = id.as_u64().and_then(|id| conn.pending.remove(&id));
                 let Some(pending) = pending else {
                     Counters::inc(&self.counters.unexpected_replies);
-                    log::warn!("ovsdb: reply with unknown id {id}");
+                    tracing::warn!("ovsdb: reply with unknown id {id}");
                     return Ok(());
                 };
                 self.on_reply(conn, pending, result).await
@@ -637,7 +637,7 @@ impl Task {
             Pending::Probe => Ok(()),
             Pending::ChangeAware => {
                 if let Err(e) = result {
-                    log::info!("ovsdb: set_db_change_aware refused: {e}");
+                    tracing::info!("ovsdb: set_db_change_aware refused: {e}");
                 }
                 Ok(())
             }
@@ -656,7 +656,7 @@ impl Task {
                 let id = (schema.version.clone(), schema.cksum.clone());
                 if self.schema_id.as_ref() != Some(&id) {
                     if self.schema_id.is_some() {
-                        log::info!(
+                        tracing::info!(
                             "ovsdb: schema is now {} {}: full resync",
                             schema.name,
                             schema.version
@@ -690,7 +690,7 @@ impl Task {
                             .await?;
                     }
                     Err(e) => {
-                        log::info!("ovsdb: no _Server database ({e}); staying change-unaware")
+                        tracing::info!("ovsdb: no _Server database ({e}); staying change-unaware")
                     }
                 }
                 Ok(())
@@ -698,7 +698,7 @@ impl Task {
             Pending::Monitor { method, layout } => match result {
                 Err(e) if e.is_unknown_method() => match method.fallback() {
                     Some(next) => {
-                        log::info!(
+                        tracing::info!(
                             "ovsdb: server does not know {}; trying {}",
                             method.name(),
                             next.name()
@@ -769,7 +769,7 @@ impl Task {
             TableUpdates::from_json(body, format).map_err(|e| End::Reconnect(e.to_string()))?;
         if found && self.can_resume {
             Counters::inc(&self.counters.resumes);
-            log::info!(
+            tracing::info!(
                 "ovsdb: resumed monitor from transaction {}",
                 self.last_txn_id
             );
@@ -813,13 +813,13 @@ impl Task {
             "monitor_canceled" => return Err(End::Reconnect("server canceled the monitor".into())),
             _ => {
                 Counters::inc(&self.counters.unknown_methods);
-                log::warn!("ovsdb: ignoring notification with unknown method {method:?}");
+                tracing::warn!("ovsdb: ignoring notification with unknown method {method:?}");
                 return Ok(());
             }
         };
         if p.len() != n {
             Counters::inc(&self.counters.bad_updates);
-            log::warn!(
+            tracing::warn!(
                 "ovsdb: {method} with {} params instead of {n}: ignored",
                 p.len()
             );
@@ -844,7 +844,7 @@ impl Task {
         }
         if monitor_id != MONITOR_ID || !matches!(conn.monitor, MonitorState::Active(_)) {
             Counters::inc(&self.counters.bad_updates);
-            log::warn!("ovsdb: {method} for unknown monitor {monitor_id}: ignored");
+            tracing::warn!("ovsdb: {method} for unknown monitor {monitor_id}: ignored");
             return Ok(());
         }
         let updates = match TableUpdates::from_json(body, format) {

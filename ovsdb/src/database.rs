@@ -178,7 +178,7 @@ impl Database {
     /// logged, counted in `bad_updates` and skipped; the rest is applied.
     pub fn apply(&mut self, updates: TableUpdates, counters: &Counters) -> Touched {
         for why in &updates.malformed {
-            log::warn!("ovsdb: skipped malformed row update: {why}");
+            tracing::warn!("ovsdb: skipped malformed row update: {why}");
             Counters::inc(&counters.bad_updates);
         }
         let mut touched = Touched::default();
@@ -201,7 +201,7 @@ impl Database {
                     RowUpdate::Modify(cols) | RowUpdate::Replace(cols)
                         if !table.rows.contains_key(&uuid) =>
                     {
-                        log::warn!(
+                        tracing::warn!(
                             "ovsdb: update for {}.{uuid} which the replica does not have: skipped",
                             table.name
                         );
@@ -227,7 +227,7 @@ impl Database {
                     }
                     RowUpdate::Delete => {
                         if table.rows.remove(&uuid).is_none() {
-                            log::warn!(
+                            tracing::warn!(
                                 "ovsdb: delete of {}.{uuid} which the replica does not have",
                                 table.name
                             );

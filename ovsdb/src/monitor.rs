@@ -79,7 +79,7 @@ pub fn layout(spec: &[TableMonitor], schema: &Schema) -> Vec<TableLayout> {
     let mut out = Vec::with_capacity(spec.len());
     for t in spec {
         let Some(ts) = schema.tables.get(&t.table) else {
-            log::warn!(
+            tracing::warn!(
                 "ovsdb: table {} is not in schema {} {}: not monitored",
                 t.table,
                 schema.name,
@@ -98,7 +98,7 @@ pub fn layout(spec: &[TableMonitor], schema: &Schema) -> Vec<TableLayout> {
                 .filter_map(|c| match ts.columns.get(c) {
                     Some(ty) => Some((c.clone(), ty.clone())),
                     None => {
-                        log::info!(
+                        tracing::info!(
                             "ovsdb: column {}.{c} is not in this schema; it reads as its default",
                             t.table
                         );

@@ -32,7 +32,7 @@ const TOOLS: &[&str] = &[
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn runtime() -> tokio::runtime::Runtime {
-    let _ = env_logger::builder().is_test(true).try_init();
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -97,7 +97,7 @@ fn check(t: Topology) {
     if !privilege::require_tools(&test, TOOLS) {
         return;
     }
-    let _ = env_logger::builder().is_test(true).try_init();
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let started = Instant::now();
     let ovn = OvnCentral::start();
     t.build(&ovn);

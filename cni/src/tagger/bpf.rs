@@ -362,7 +362,7 @@ impl BpfTagger {
 fn attach(prog: &mut SchedClassifier, link: &Link, name: &str) -> Result<(), TaggerError> {
     // Usually already there (a previous run, another clsact user): attaching says if not.
     if let Err(e) = tc::qdisc_add_clsact(link.index) {
-        log::debug!("clsact on {}: {e}", link.name);
+        tracing::debug!("clsact on {}: {e}", link.name);
     }
     let _ = tc::qdisc_detach_program(link.index, TcAttachType::Ingress.into(), name);
     let id = prog

@@ -27,9 +27,9 @@ use std::{
 };
 
 use anyhow::Context as _;
-use log::{error, info, warn};
 use ovnest_datapath::{FastPath, TableSet};
 use tokio::sync::watch;
+use tracing::{Instrument as _, debug, error, info, info_span, warn};
 
 use self::{
     bindings::{OddState, Plan, Role},
@@ -88,6 +88,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut resync = tokio::time::interval(INTERFACE_POLL.min(flags.resync));
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut waiting_for = String::new();
+    // What woke the loop, and how many passes ran: the reconcile span's fields.
+    let mut trigger = "start";
+    let mut pass: u64 = 0;
 
     loop {
         let local_view: Option<LocalOvs> = local_rx.as_ref().map(|rx| rx.borrow().clone());
@@ -133,18 +136,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                     southbound = Some((effective.ovn_remote.clone(), sb, watch));
                 }
                 if let Some((_, sb, _)) = &southbound {
-                    agent.reconcile(&effective, sb).await;
+                    pass += 1;
+                    let span = info_span!(
+                        "reconcile",
+                        pass,
+                        trigger,
+                        sb_generation = sb.snapshot().generation()
+                    );
+                    agent.reconcile(&effective, sb).instrument(span).await;
                     let _ = metrics_tx.send(agent.status.render_prometheus());
                 }
             }
         }
-        tokio::select! {
-            _ = async { match southbound.as_mut() { Some((_, _, w)) => { let _ = w.changed().await; } None => std::future::pending().await } } => {}
-            _ = async { match local_rx.as_mut() { Some(rx) => { if rx.changed().await.is_err() { std::future::pending::<()>().await } } None => std::future::pending().await } } => {}
-            _ = resync.tick() => {}
+        trigger = tokio::select! {
+            _ = async { match southbound.as_mut() { Some((_, _, w)) => { let _ = w.changed().await; } None => std::future::pending().await } } => "southbound",
+            _ = async { match local_rx.as_mut() { Some(rx) => { if rx.changed().await.is_err() { std::future::pending::<()>().await } } None => std::future::pending().await } } => "local-ovs",
+            _ = resync.tick() => "resync",
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
-        }
+        };
     }
 
     info!("shutting down");
@@ -180,6 +190,37 @@ struct Agent {
     )>,
     /// The SB monitor's conditions (local datapaths).
     conditions: Conditions,
+    /// What the current reconcile pass changed.
+    pass: PassChanges,
+}
+
+/// What one reconcile pass changed, reported when it ends.
+#[derive(Debug, Default)]
+struct PassChanges {
+    /// Southbound operations transacted (chassis, claims, `up`, nb_cfg).
+    sb_ops: usize,
+    /// XDP map entries written or removed.
+    map_updates: usize,
+    /// New monitor conditions applied.
+    monitor: bool,
+    /// The logical pipeline recompiled.
+    pipeline: bool,
+    attached: usize,
+    detached: usize,
+    /// nb_cfg acknowledged.
+    nb_cfg: Option<i64>,
+}
+
+impl PassChanges {
+    fn any(&self) -> bool {
+        self.sb_ops > 0
+            || self.map_updates > 0
+            || self.monitor
+            || self.pipeline
+            || self.attached > 0
+            || self.detached > 0
+            || self.nb_cfg.is_some()
+    }
 }
 
 impl Agent {
@@ -193,8 +234,12 @@ impl Agent {
         if ops.is_empty() {
             return true;
         }
+        let n = ops.len();
         match tokio::time::timeout(TRANSACT_TIMEOUT, sb.transact(ops)).await {
-            Ok(Ok(_)) => true,
+            Ok(Ok(_)) => {
+                self.pass.sb_ops += n;
+                true
+            }
             Ok(Err(e)) => {
                 warn!("{what}: {e} (retrying on the next reconcile)");
                 false
@@ -209,6 +254,26 @@ impl Agent {
     }
 
     async fn reconcile(&mut self, effective: &Effective, sb: &Southbound) {
+        self.pass = PassChanges::default();
+        self.reconcile_pass(effective, sb).await;
+        let c = &self.pass;
+        if c.any() {
+            info!(
+                sb_ops = c.sb_ops,
+                map_updates = c.map_updates,
+                monitor = c.monitor,
+                pipeline = c.pipeline,
+                attached = c.attached,
+                detached = c.detached,
+                nb_cfg = c.nb_cfg,
+                "reconciled"
+            );
+        } else {
+            debug!("reconciled: nothing to change");
+        }
+    }
+
+    async fn reconcile_pass(&mut self, effective: &Effective, sb: &Southbound) {
         self.effective = Some(effective.clone());
         let mut snapshot = sb.snapshot();
         let spec = ChassisSpec {
@@ -248,6 +313,7 @@ impl Agent {
                 if !self.update_monitor(effective, sb, &snapshot).await {
                     break;
                 }
+                self.pass.monitor = true;
                 snapshot = sb.snapshot();
             }
             let chassis_uuid = snapshot.chassis(&spec.name).map(|c| c.uuid);
@@ -283,6 +349,7 @@ impl Agent {
                 if !diff.is_empty() {
                     info!("datapath: {} map updates", diff.len());
                 }
+                self.pass.map_updates = diff.len();
                 true
             }
             Err(e) => {
@@ -305,6 +372,7 @@ impl Agent {
                     Ok(mode) => {
                         info!("attached XDP to {name} (ifindex {index}, {mode:?})");
                         self.attached.insert(index, name.clone());
+                        self.pass.attached += 1;
                     }
                     Err(e) => error!("attaching XDP to {name}: {e}"),
                 }
@@ -318,6 +386,7 @@ impl Agent {
             .collect();
         for index in stale {
             if let Some(name) = self.attached.remove(&index) {
+                self.pass.detached += 1;
                 // A vanished interface took its attachment with it; nothing to undo then.
                 if let Err(e) = fast_path.detach(index) {
                     info!("detaching XDP from {name}: {e}");
@@ -376,6 +445,7 @@ impl Agent {
                     .await
                 {
                     nb_cfg_acked = target;
+                    self.pass.nb_cfg = Some(target);
                 }
             }
         }
@@ -412,6 +482,7 @@ impl Agent {
         }
         let started = std::time::Instant::now();
         let pipeline = Arc::new(ovnest_logical::Pipeline::compile(&db, &residency));
+        self.pass.pipeline = true;
         info!(
             "logical pipeline compiled: {} flows, {} classifier rules, {} not compiled, in {:?}",
             pipeline.flows.len(),

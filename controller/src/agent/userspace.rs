@@ -11,12 +11,12 @@ use std::{
     thread::JoinHandle,
 };
 
-use log::{info, warn};
 use ovnest_datapath::{
     FastPath, LogicalPort,
     afxdp::{AfXdp, AfXdpConfig, AfXdpError, WorkerReport},
     pipeline::{SharedCounters, Snapshot, SnapshotCell},
 };
+use tracing::{info, warn};
 
 pub struct Userspace {
     config: AfXdpConfig,

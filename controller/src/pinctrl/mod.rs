@@ -212,7 +212,7 @@ pub fn spawn_writer(queue: SbQueue, client: Client, rt: tokio::runtime::Handle) 
                         Ok(Written::Updated) => c.updated.fetch_add(1, Ordering::Relaxed),
                         Ok(Written::Unchanged) => c.unchanged.fetch_add(1, Ordering::Relaxed),
                         Err(e) => {
-                            log::warn!("pinctrl: Southbound write {req:?} failed: {e}");
+                            tracing::warn!("pinctrl: Southbound write {req:?} failed: {e}");
                             c.failed.fetch_add(1, Ordering::Relaxed)
                         }
                     };

@@ -229,7 +229,7 @@ fn apply_table<T: SbRow>(
             Some(e) => {
                 let why = e.to_string();
                 if invalid.get(&slot) != Some(&why) {
-                    log::warn!("sb: {} row {u} left out of the replica: {why}", T::TABLE);
+                    tracing::warn!("sb: {} row {u} left out of the replica: {why}", T::TABLE);
                     Counters::inc(&counters.bad_rows);
                     invalid.insert(slot, why);
                     *invalid_changed = true;

@@ -171,7 +171,7 @@ fn pin_to_core(core: usize) {
         let mut set: libc::cpu_set_t = core::mem::zeroed();
         libc::CPU_SET(core, &mut set);
         if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
-            log::debug!("pinning poll thread to core {core} refused");
+            tracing::debug!("pinning poll thread to core {core} refused");
         }
     }
 }

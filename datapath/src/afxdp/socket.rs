@@ -3,7 +3,7 @@
 
 use core::num::NonZeroU32;
 
-use log::info;
+use tracing::info;
 use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, User};
 
 use super::{AfXdpConfig, AfXdpError, BindMode};

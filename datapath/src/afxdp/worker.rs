@@ -4,7 +4,7 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use log::{debug, info, warn};
+use tracing::{debug, info, warn};
 use xdpilone::{Umem as XskUmem, UmemConfig};
 
 use super::{AfXdpConfig, AfXdpError, BindMode, area::Area, socket::Xsk};

@@ -21,7 +21,7 @@ use aya::{
     },
 };
 pub use counters::Counters;
-use log::warn;
+use tracing::warn;
 
 use self::layout::KernelTables;
 use crate::tables::{TableDiff, TableSet};
@@ -171,7 +171,7 @@ impl FastPath {
             self.installed_kernel = kernel;
             let overflow = self.flat_overflow();
             if overflow > 0 {
-                log::debug!(
+                tracing::debug!(
                     "{overflow} keys found no flat slot; the program looks them up by hash"
                 );
             }

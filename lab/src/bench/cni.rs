@@ -23,9 +23,9 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use log::info;
 use serde::Serialize;
 use serde_json::{Value, json};
+use tracing::info;
 
 use crate::{
     AgentKind, Lab, LabArgs,

@@ -6,8 +6,8 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use log::info;
 use ovnest_datapath::{fastpath::bench::BenchKit, frames::Frame};
+use tracing::info;
 
 use super::{
     BenchArgs, ControlPlane, Direction, Load, Machine, Report, Row, Target, latency, plot,
@@ -118,7 +118,7 @@ fn pin_datapath(beds: &[Bed], pids: &[i32]) {
                 let param = libc::sched_param { sched_priority: 50 };
                 // SAFETY: a plain syscall on a pid with a valid parameter block.
                 if unsafe { libc::sched_setscheduler(*pid, libc::SCHED_FIFO, &param) } != 0 {
-                    log::warn!(
+                    tracing::warn!(
                         "SCHED_FIFO for NAPI thread {pid}: {}",
                         std::io::Error::last_os_error()
                     );
@@ -370,7 +370,7 @@ fn measure(
     let elapsed = start.elapsed().as_secs_f64();
     let sent = bed.kit.sent()? - sent_before;
     let received = settle(&bed.kit)? - before;
-    log::debug!(
+    tracing::debug!(
         "{}: gap {gap_ns} ns, offered {sent}, received {received} in {elapsed:.3} s",
         bed.target.label()
     );

@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use log::info;
 use serde::Serialize;
+use tracing::info;
 
 use ovnest::agent::config::DatapathMode;
 
