@@ -7,8 +7,8 @@
 //!   A burst: `n` containers per VM, back to back, all kept (no DEL in between), so the
 //!   pool's background refill has to keep up (a miss falls back to a new port). Network
 //!   `bench` (a /22: room for every container).
-//! - **podman run**: `podman run --rm` of a busybox container whose command pings vm1
-//!   until it answers and prints a mark; timed from starting podman to reading the mark
+//! - **podman run**: `podman run --rm` of a busybox container whose command pings its
+//!   gateway (lr0's port on `dmz`) until it answers and prints a mark; timed from starting podman to reading the mark
 //!   (podman's teardown after it is not counted). One container at a time, each removed
 //!   before the next: with the pool, `--rm` returns the port and the next one takes it.
 //!
@@ -140,7 +140,7 @@ fn podman_run(lab: &Lab, vm: &str, net: &str) -> anyhow::Result<Duration> {
         .args([
             "/bin/sh",
             "-c",
-            "i=0; until ping -c1 -W1 172.16.255.130 >/dev/null; do i=$((i+1)); [ $i -lt 30 ] || exit 1; done; echo ovnest-bench-up",
+            "i=0; until ping -c1 -W1 172.16.255.129 >/dev/null; do i=$((i+1)); [ $i -lt 30 ] || exit 1; done; echo ovnest-bench-up",
         ])
         .env("CONTAINERS_CONF", dir.join("containers.conf"))
         .stdout(Stdio::piped())
@@ -157,7 +157,7 @@ fn podman_run(lab: &Lab, vm: &str, net: &str) -> anyhow::Result<Duration> {
     let status = child.wait()?;
     match up {
         Some(t) if status.success() => Ok(t),
-        _ => bail!("podman run in {vm} on {net} did not reach vm1 ({status})"),
+        _ => bail!("podman run in {vm} on {net} did not reach the gateway ({status})"),
     }
 }
 
@@ -171,7 +171,7 @@ pub fn measure(dir: &Path, ovnest: Option<&Path>, n: usize) -> anyhow::Result<Cn
         prefix: "oc-".into(),
         ovnest: ovnest.map(Path::to_owned),
         agent: AgentKind::Ovnest,
-        datapath: ovnest::agent::config::DatapathMode::Xdp,
+        datapath: ovnest::agent::config::DatapathMode::Hybrid,
         containers: Containers::Cni,
     })?;
     let result = run(&lab, n);
@@ -282,8 +282,8 @@ fn run(lab: &Lab, n: usize) -> anyhow::Result<Vec<Series>> {
     Ok(vec![
         series("ADD → returns, port up (no pool)", add_plain, None),
         series("ADD → returns, port up (pool)", add_pooled, Some(hits)),
-        series("podman run → first ping of vm1 (no pool)", run_plain, None),
-        series("podman run → first ping of vm1 (pool)", run_pooled, None),
+        series("podman run → first gateway ping (no pool)", run_plain, None),
+        series("podman run → first gateway ping (pool)", run_pooled, None),
     ])
 }
 
