@@ -22,15 +22,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, bail};
+use anyhow::{bail, Context as _};
 use log::info;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 
 use crate::{
-    AgentKind, Lab, LabArgs,
     containers::{self, Containers},
-    process,
+    process, AgentKind, Lab, LabArgs,
 };
 
 /// Latencies of one series, in milliseconds.
@@ -123,6 +122,32 @@ fn add(
         );
     }
     Ok(elapsed)
+}
+
+/// The plugin's VERSION, which does nothing but start, answer and exit: what any exec'd
+/// plugin pays on this machine at this load.
+fn version(plugin: &Path, vm: &str) -> anyhow::Result<Duration> {
+    let mut cmd = Command::new(plugin);
+    cmd.env_clear()
+        .env("CNI_COMMAND", "VERSION")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let start = Instant::now();
+    let mut child = {
+        let _inside = process::enter_netns(vm)?;
+        cmd.spawn().context("exec ovnest-cni")?
+    };
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(b"{\"cniVersion\":\"1.0.0\"}")?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("VERSION failed");
+    }
+    Ok(start.elapsed())
 }
 
 /// `podman run --rm` in `vm` on network `net` until the container printed its mark.
@@ -234,8 +259,8 @@ fn run(lab: &Lab, n: usize) -> anyhow::Result<Vec<Series>> {
     }
     wait_pool_up(lab, &pooled.port, 10)?;
 
-    info!("ADD: {n} containers per VM, alternating no pool / pool");
-    let (mut add_plain, mut add_pooled) = (Vec::new(), Vec::new());
+    info!("ADD: {n} containers per VM, alternating no pool / pool (and VERSION, the exec floor)");
+    let (mut add_plain, mut add_pooled, mut floor) = (Vec::new(), Vec::new(), Vec::new());
     let mut netns = Vec::new();
     for i in 0..n {
         for (vm, conf, out) in [
@@ -248,6 +273,7 @@ fn run(lab: &Lab, n: usize) -> anyhow::Result<Vec<Series>> {
             let t = add(&plugin, &vm.ns, &format!("k{i}"), &ns, conf)?;
             out.push(t.as_secs_f64() * 1e3);
         }
+        floor.push(version(&plugin, &plain.ns)?.as_secs_f64() * 1e3);
     }
     let hits = pool_hits(lab, &pooled.port);
     for ns in &netns {
@@ -280,6 +306,7 @@ fn run(lab: &Lab, n: usize) -> anyhow::Result<Vec<Series>> {
         run_pooled.push(podman_run(lab, &podman_pooled_vm.name, "dmz-pool")?.as_secs_f64() * 1e3);
     }
     Ok(vec![
+        series("VERSION → returns (exec floor)", floor, None),
         series("ADD → returns, port up (no pool)", add_plain, None),
         series("ADD → returns, port up (pool)", add_pooled, Some(hits)),
         series("podman run → first gateway ping (no pool)", run_plain, None),
