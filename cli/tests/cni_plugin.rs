@@ -169,6 +169,7 @@ fn add_check_del_like_a_runtime() {
     assert_eq!(addr, result["ips"][0]["address"].as_str().unwrap());
     assert_eq!(mac, iface["mac"].as_str().unwrap());
     // Reachable at once: the VM on the switch, and the parent VM itself (hairpin).
+    l.assert_pings(c1.name(), GATEWAY, DEADLINE);
     l.assert_pings(c1.name(), VM1, DEADLINE);
     l.assert_pings(c1.name(), VM5, DEADLINE);
     l.assert_pings(&l.lab.ns("vm1"), &r.ip(), DEADLINE);
@@ -402,6 +403,17 @@ fn networks_are_created_listed_and_deleted() {
     assert_eq!(j["ips"][0]["gateway"], "10.9.0.1");
     assert_eq!(j["interfaces"][1]["mtu"], 1400);
     assert_eq!(j["dns"]["nameservers"], json!(["10.9.0.53"]));
+    // Routed: the new router port answers, and lr0 carries the container to vm1 on dmz
+    // (whose only route so far is its own subnet).
+    l.assert_pings(c.name(), "10.9.0.1", DEADLINE);
+    l.lab
+        .exec(
+            "vm1",
+            "ip",
+            &["route", "add", "10.9.0.0/24", "via", GATEWAY],
+        )
+        .unwrap();
+    l.assert_pings(c.name(), VM1, DEADLINE);
 
     let (ok, out, _) = cli(&["network", "list", "--vm-port", "dmz-vm5", "--json"]);
     assert!(ok);

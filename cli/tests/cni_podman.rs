@@ -1,6 +1,6 @@
 //! A real runtime: Debian's podman with its CNI backend runs containers from a local
 //! busybox rootfs in vm5 (`ovnest lab up --containers podman`); `ovnest-cni` gives them
-//! their OVN ports, and `podman rm` gives the ports back.
+//! their OVN ports (address, gateway, vm1 reachable), and `podman rm` gives them back.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -14,6 +14,7 @@ use ovnest_tests::{
 const DEADLINE: Duration = Duration::from_secs(30);
 const VM1: &str = "172.16.255.130";
 const VM5: &str = "172.16.255.132";
+const GATEWAY: &str = "172.16.255.129";
 const GATEWAY_MAC: &str = "02:ac:10:ff:01:29";
 
 #[test]
@@ -67,20 +68,17 @@ fn podman_runs_containers_on_ovn_through_ovnest_cni() {
     }
     let c52 = containers::podman_address(&l.lab, "c52").unwrap();
 
-    // Reachable: vm1 on the switch, the parent VM, the sibling (hairpin via the hypervisor).
-    for target in [VM1, VM5, c52.as_str()] {
+    // Reachable: the gateway (lr0's port, answered by the logical pipeline), vm1 on the
+    // switch, the parent VM, the sibling (hairpin via the hypervisor).
+    for target in [GATEWAY, VM1, VM5, c52.as_str()] {
         wait::until(&format!("c51 -> {target}"), DEADLINE, || {
             exec_ok("c51", &["ping", "-c1", "-W1", target]).then_some(())
         });
     }
-    // The gateway (lr0's port) is resolved by ARP; ICMP to the router itself needs the
-    // logical router pipeline, which the agent's fast path does not run (yet).
     let neigh = podman(&["exec", "c51", "ip", "neigh"]).unwrap_or_default();
-    let _ = exec_ok("c51", &["ping", "-c1", "-W1", "172.16.255.129"]);
-    let neigh_after = podman(&["exec", "c51", "ip", "neigh"]).unwrap_or_default();
     assert!(
-        neigh_after.contains(GATEWAY_MAC),
-        "the gateway resolves to lr0-dmz's MAC: {neigh} / {neigh_after}"
+        neigh.contains(GATEWAY_MAC),
+        "the gateway is lr0-dmz's MAC: {neigh}"
     );
 
     // podman rm gives c51's port back; c52 is untouched.
@@ -91,12 +89,12 @@ fn podman_runs_containers_on_ovn_through_ovnest_cni() {
         exec_ok("c52", &["ping", "-c1", "-W1", VM1]).then_some(())
     });
 
-    // A one-shot container: it gets an address, reaches vm1, and leaves nothing behind.
+    // A one-shot container: it gets an address, reaches the gateway, leaves nothing behind.
     let mut args = vec!["run", "--rm", "--network", "dmz"];
     let extra = containers::podman_run_args(&l.lab);
     args.extend(extra.iter().map(String::as_str));
-    args.extend(["/bin/ping", "-c1", "-W3", VM1]);
-    podman(&args).expect("podman run --rm pings vm1");
+    args.extend(["/bin/ping", "-c1", "-W3", GATEWAY]);
+    podman(&args).expect("podman run --rm pings the gateway");
     assert_eq!(
         l.children("dmz-vm5").len(),
         1,

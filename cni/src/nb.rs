@@ -395,12 +395,28 @@ impl View {
             .into_iter()
             .filter(|p| switch.as_ref().is_some_and(|s| s.ports.contains(&p.uuid)))
             .collect();
+        let dhcp = rows(&r[3], DhcpOptions::from_row);
+        // The router port is only needed when no DHCP options of the switch's subnet name
+        // the gateway: then one more round trip.
+        let subnet = switch
+            .as_ref()
+            .and_then(|s| s.other_config.get("subnet"))
+            .and_then(|s| s.parse::<crate::spec::Ipv4Net>().ok())
+            .map(|n| n.network());
+        let gateway_known = dhcp.iter().any(|d| {
+            d.options.contains_key("router")
+                && d.cidr
+                    .parse::<crate::spec::Ipv4Net>()
+                    .ok()
+                    .map(|c| c.network())
+                    == subnet
+        });
         let lrp_names: Vec<Clause> = router_lsps
             .iter()
             .filter_map(|p| p.options.get("router-port"))
             .map(|n| eq("name", n))
             .collect();
-        let router_ports = if lrp_names.is_empty() {
+        let router_ports = if lrp_names.is_empty() || (gateway_known && subnet.is_some()) {
             Vec::new()
         } else {
             // One select per name: RFC 7047 conditions are a conjunction.
@@ -418,7 +434,7 @@ impl View {
             switch,
             parent_exists: !r[1].is_empty(),
             children: rows(&std::mem::take(&mut r[2]), Lsp::from_row),
-            dhcp: rows(&r[3], DhcpOptions::from_row),
+            dhcp,
             router_lsps,
             router_ports,
         })

@@ -31,7 +31,9 @@ impl CniLab {
             prefix,
             ovnest: Some(ovnest.to_owned()),
             agent: ovnest_lab::AgentKind::Ovnest,
-            datapath: ovnest::agent::config::DatapathMode::Xdp,
+            // The lab's default: the XDP fast path, the logical pipeline behind it (the
+            // router answers the containers' gateway pings).
+            datapath: ovnest::agent::config::DatapathMode::Hybrid,
             containers,
         };
         CniLab {

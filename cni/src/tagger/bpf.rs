@@ -282,6 +282,7 @@ impl BpfTagger {
                 .ok_or_else(|| TaggerError(format!("no program {UPLINK_PROG}")))?,
             &uplink,
             UPLINK_PROG,
+            true,
         )?;
         drop(ebpf);
         BpfTagger::from_pins(dir, &uplink)
@@ -300,7 +301,7 @@ impl BpfTagger {
         self.vids
             .set(u32::from(vid), &veth.index, 0)
             .map_err(|e| TaggerError(format!("tagger VID {vid}: {e}")))?;
-        attach(&mut self.container_prog, veth, CONTAINER_PROG)
+        attach(&mut self.container_prog, veth, CONTAINER_PROG, false)
     }
 
     /// Forgets the container behind `veth_index` (its veth is about to go or is gone);
@@ -356,15 +357,25 @@ impl BpfTagger {
     }
 }
 
-/// Attaches `prog` at `link`'s clsact ingress as a netlink filter, replacing filters of
-/// the same program name there. Netlink filters live as long as the interface, so the
-/// attachment outlives this short process without a pinned link.
-fn attach(prog: &mut SchedClassifier, link: &Link, name: &str) -> Result<(), TaggerError> {
+/// Attaches `prog` at `link`'s clsact ingress as a netlink filter; with `replace`, filters
+/// of the same program name there go first (a fresh veth has none). Netlink filters live
+/// as long as the interface, so the attachment outlives this short process without a
+/// pinned link.
+fn attach(
+    prog: &mut SchedClassifier,
+    link: &Link,
+    name: &str,
+    replace: bool,
+) -> Result<(), TaggerError> {
     // Usually already there (a previous run, another clsact user): attaching says if not.
     if let Err(e) = tc::qdisc_add_clsact(link.index) {
         tracing::debug!("clsact on {}: {e}", link.name);
     }
-    let _ = tc::qdisc_detach_program(link.index, TcAttachType::Ingress.into(), name);
+    if replace {
+        // The kernel keeps 15 characters of a program's name.
+        let short: String = name.chars().take(15).collect();
+        let _ = tc::qdisc_detach_program(link.index, TcAttachType::Ingress.into(), &short);
+    }
     let id = prog
         .attach(
             link.index,

@@ -7,8 +7,8 @@
 //!   A burst: `n` containers per VM, back to back, all kept (no DEL in between), so the
 //!   pool's background refill has to keep up (a miss falls back to a new port). Network
 //!   `bench` (a /22: room for every container).
-//! - **podman run**: `podman run --rm` of a busybox container whose command pings vm1
-//!   until it answers and prints a mark; timed from starting podman to reading the mark
+//! - **podman run**: `podman run --rm` of a busybox container whose command pings its
+//!   gateway (lr0's port on `dmz`) until it answers and prints a mark; timed from starting podman to reading the mark
 //!   (podman's teardown after it is not counted). One container at a time, each removed
 //!   before the next: with the pool, `--rm` returns the port and the next one takes it.
 //!
@@ -125,6 +125,32 @@ fn add(
     Ok(elapsed)
 }
 
+/// The plugin's VERSION, which does nothing but start, answer and exit: what any exec'd
+/// plugin pays on this machine at this load.
+fn version(plugin: &Path, vm: &str) -> anyhow::Result<Duration> {
+    let mut cmd = Command::new(plugin);
+    cmd.env_clear()
+        .env("CNI_COMMAND", "VERSION")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let start = Instant::now();
+    let mut child = {
+        let _inside = process::enter_netns(vm)?;
+        cmd.spawn().context("exec ovnest-cni")?
+    };
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(b"{\"cniVersion\":\"1.0.0\"}")?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("VERSION failed");
+    }
+    Ok(start.elapsed())
+}
+
 /// `podman run --rm` in `vm` on network `net` until the container printed its mark.
 fn podman_run(lab: &Lab, vm: &str, net: &str) -> anyhow::Result<Duration> {
     let dir = containers::cni_dir(lab).join("podman");
@@ -140,7 +166,7 @@ fn podman_run(lab: &Lab, vm: &str, net: &str) -> anyhow::Result<Duration> {
         .args([
             "/bin/sh",
             "-c",
-            "i=0; until ping -c1 -W1 172.16.255.130 >/dev/null; do i=$((i+1)); [ $i -lt 30 ] || exit 1; done; echo ovnest-bench-up",
+            "i=0; until ping -c1 -W1 172.16.255.129 >/dev/null; do i=$((i+1)); [ $i -lt 30 ] || exit 1; done; echo ovnest-bench-up",
         ])
         .env("CONTAINERS_CONF", dir.join("containers.conf"))
         .stdout(Stdio::piped())
@@ -157,7 +183,7 @@ fn podman_run(lab: &Lab, vm: &str, net: &str) -> anyhow::Result<Duration> {
     let status = child.wait()?;
     match up {
         Some(t) if status.success() => Ok(t),
-        _ => bail!("podman run in {vm} on {net} did not reach vm1 ({status})"),
+        _ => bail!("podman run in {vm} on {net} did not reach the gateway ({status})"),
     }
 }
 
@@ -171,7 +197,7 @@ pub fn measure(dir: &Path, ovnest: Option<&Path>, n: usize) -> anyhow::Result<Cn
         prefix: "oc-".into(),
         ovnest: ovnest.map(Path::to_owned),
         agent: AgentKind::Ovnest,
-        datapath: ovnest::agent::config::DatapathMode::Xdp,
+        datapath: ovnest::agent::config::DatapathMode::Hybrid,
         containers: Containers::Cni,
     })?;
     let result = run(&lab, n);
@@ -234,8 +260,8 @@ fn run(lab: &Lab, n: usize) -> anyhow::Result<Vec<Series>> {
     }
     wait_pool_up(lab, &pooled.port, 10)?;
 
-    info!("ADD: {n} containers per VM, alternating no pool / pool");
-    let (mut add_plain, mut add_pooled) = (Vec::new(), Vec::new());
+    info!("ADD: {n} containers per VM, alternating no pool / pool (and VERSION, the exec floor)");
+    let (mut add_plain, mut add_pooled, mut floor) = (Vec::new(), Vec::new(), Vec::new());
     let mut netns = Vec::new();
     for i in 0..n {
         for (vm, conf, out) in [
@@ -248,6 +274,7 @@ fn run(lab: &Lab, n: usize) -> anyhow::Result<Vec<Series>> {
             let t = add(&plugin, &vm.ns, &format!("k{i}"), &ns, conf)?;
             out.push(t.as_secs_f64() * 1e3);
         }
+        floor.push(version(&plugin, &plain.ns)?.as_secs_f64() * 1e3);
     }
     let hits = pool_hits(lab, &pooled.port);
     for ns in &netns {
@@ -280,10 +307,11 @@ fn run(lab: &Lab, n: usize) -> anyhow::Result<Vec<Series>> {
         run_pooled.push(podman_run(lab, &podman_pooled_vm.name, "dmz-pool")?.as_secs_f64() * 1e3);
     }
     Ok(vec![
+        series("VERSION → returns (exec floor)", floor, None),
         series("ADD → returns, port up (no pool)", add_plain, None),
         series("ADD → returns, port up (pool)", add_pooled, Some(hits)),
-        series("podman run → first ping of vm1 (no pool)", run_plain, None),
-        series("podman run → first ping of vm1 (pool)", run_pooled, None),
+        series("podman run → first gateway ping (no pool)", run_plain, None),
+        series("podman run → first gateway ping (pool)", run_pooled, None),
     ])
 }
 

@@ -68,7 +68,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub scale: bool,
     /// Instead of packet rates: container network set-up time through `ovnest-cni`
-    /// (ADD until the port is up; `podman run` until the container reaches vm1), with
+    /// (ADD until the port is up; `podman run` until the container pings its gateway), with
     /// and without the port pool.
     #[arg(long)]
     pub cni: bool,
