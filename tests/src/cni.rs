@@ -33,6 +33,7 @@ impl CniLab {
             agent: ovnest_lab::AgentKind::Ovnest,
             datapath: ovnest::agent::config::DatapathMode::Xdp,
             containers,
+            addressing: ovnest_lab::Addressing::Static,
         };
         CniLab {
             lab: Lab::up(&args).unwrap_or_else(|e| panic!("lab up: {e:#}")),

@@ -173,6 +173,7 @@ pub fn measure(dir: &Path, ovnest: Option<&Path>, n: usize) -> anyhow::Result<Cn
         agent: AgentKind::Ovnest,
         datapath: ovnest::agent::config::DatapathMode::Xdp,
         containers: Containers::Cni,
+        addressing: crate::Addressing::Static,
     })?;
     let result = run(&lab, n);
     Lab::down(&dir);
