@@ -12,7 +12,7 @@ packages=(
   llvm-22-dev libpolly-22-dev zlib1g-dev libzstd-dev libxml2-dev   # bpf-linker
   libssl-dev pkg-config                                             # ssl: remotes (OpenSSL, as OVS)
   iproute2 ethtool tcpdump procps iputils-ping                      # namespaces, veth, ping
-  isc-dhcp-client                                                   # the seed's dhclient
+  isc-dhcp-client traceroute                                        # the seed's dhclient, traceroute
   ovn-central ovn-host openvswitch-switch openvswitch-common        # real OVN + OVS
   podman containernetworking-plugins runc busybox-static            # a real runtime for ovnest-cni
 )

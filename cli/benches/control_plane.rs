@@ -25,6 +25,7 @@ fn lab(name: &str, agent: AgentKind) -> Lab {
         agent,
         datapath: DatapathMode::Xdp,
         containers: Default::default(),
+        addressing: ovnest_lab::Addressing::Static,
     };
     Lab::up(&args).unwrap_or_else(|e| panic!("{name} lab: {e:#}"))
 }

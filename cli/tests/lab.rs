@@ -38,6 +38,7 @@ impl TestLab {
             agent: ovnest_lab::AgentKind::Ovnest,
             datapath,
             containers: Default::default(),
+            addressing: ovnest_lab::Addressing::Static,
         };
         TestLab(Lab::up(&args).unwrap_or_else(|e| panic!("lab up: {e:#}")))
     }
@@ -271,7 +272,10 @@ fn seed_lab_end_to_end() {
             (lab.status().sb_monitor == want).then_some(())
         })
     };
-    monitoring("local datapaths [dmz, lr0]");
+    // Every datapath of the lab is local (inside is behind lr0); a switch without a port
+    // here is not.
+    lab.0.nbctl(&["--wait=sb", "ls-add", "far"]).unwrap();
+    monitoring("local datapaths [dmz, inside, lr0]");
     let vsctl = |args: &[&str]| {
         let db = format!("--db={}", lab.0.hv_db);
         // --no-wait: the hypervisor's DB has no ovs-vswitchd to wait for.
@@ -297,7 +301,7 @@ fn seed_lab_end_to_end() {
         "external_ids",
         "ovn-monitor-all",
     ]);
-    monitoring("local datapaths [dmz, lr0]");
+    monitoring("local datapaths [dmz, inside, lr0]");
 
     // Delete c51: its traffic stops, c52 is unaffected.
     lab.0.nbctl(&["--wait=hv", "lsp-del", "dmz-c51"]).unwrap();
@@ -539,7 +543,13 @@ fn seed_steps_through_the_logical_pipeline() {
     let lease = dhclient("c51").expect("c51 gets a lease from OVN's DHCP through ovnest");
     let dhcp_uuid = lab
         .0
-        .nbctl(&["--bare", "--columns=_uuid", "list", "DHCP_Options"])
+        .nbctl(&[
+            "--bare",
+            "--columns=_uuid",
+            "find",
+            "DHCP_Options",
+            "cidr=\"172.16.255.128/26\"",
+        ])
         .unwrap();
     let options = lab
         .0

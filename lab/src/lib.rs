@@ -1,16 +1,19 @@
 //! `ovnest lab` and `ovnest bench`, kept out of the agent's crate (the `ovnest` binary
 //! links them; `ovnest run` does not need them). [`bench`] measures on the lab.
 //!
-//! The seed lab, one command: real OVN central (NB, SB, northd), the `dmz` network built
-//! with the seed's own `ovn-nbctl` commands, the hypervisor and the VMs as network
-//! namespaces, vm5's tagging bridge as a userspace-datapath OVS bridge `br-vm5` with c51
-//! and c52 on access ports 51 and 52 (as the seed does it), the VIFs plugged through
-//! `external_ids:iface-id` in a local Open_vSwitch DB, and `ovnest run` on the hypervisor.
+//! The seed lab, one command: real OVN central (NB, SB, northd), the seed series' network
+//! built with its own `ovn-nbctl` commands (switch `dmz`, router lr0, and switch `inside`
+//! behind it), the hypervisor and the VMs as network namespaces, vm5's tagging bridge as
+//! a userspace-datapath OVS bridge `br-vm5` with c51 and c52 on access ports 51 and 52
+//! (as the seed does it), the VIFs plugged through `external_ids:iface-id` in a local
+//! Open_vSwitch DB, `ovnest run` on the hypervisor, and `dhclient` on every machine.
 //!
 //! ```text
-//!  ns hv ─ ovnest (XDP on vm1, vm2, brint-brvm5)
-//!   vm1 ───────── eth0 [ns vm1 .130]
+//!  ns hv ─ ovnest (XDP on vm1, vm2, vm3, vm4, brint-brvm5)
+//!   vm1 ───────── eth0 [ns vm1 .130]        dmz 172.16.255.128/26, lr0-dmz .129
 //!   vm2 ───────── eth0 [ns vm2 .131]
+//!   vm3 ───────── eth0 [ns vm3 .194]        inside 172.16.255.192/26, lr0-inside .193
+//!   vm4 ───────── eth0 [ns vm4 .195]
 //!   brint-brvm5 ─ brvm5-brint ┐ ns vm5: OVS br-vm5 (netdev), internal port vm5 .132
 //!                             ├ c51 (tag 51) ── eth0 [ns c51 .133]
 //!                             └ c52 (tag 52) ── eth0 [ns c52 .134]
@@ -19,6 +22,7 @@
 pub mod bench;
 pub mod central;
 pub mod containers;
+mod dhcp;
 mod network;
 pub mod process;
 
@@ -30,7 +34,9 @@ use std::{
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 
-pub use network::{LAB_PORTS, LabPort, start_ovn_controller};
+pub use network::{
+    INSIDE_PORTS, LAB_PORTS, LabPort, MACHINES, Machine, lab_ports, start_ovn_controller,
+};
 
 #[derive(Subcommand, Clone, Debug)]
 pub enum LabCommand {
@@ -65,6 +71,37 @@ pub struct LabArgs {
     /// started by podman).
     #[arg(long, value_enum, default_value = "ovs")]
     pub containers: containers::Containers,
+    /// How the machines get their addresses: from OVN's DHCP with `dhclient`, as in the
+    /// seed (where the agent answers DHCP: ovn-controller, ovnest hybrid or afxdp), or
+    /// set statically at once.
+    #[arg(long, value_enum, default_value = "dhcp")]
+    pub addressing: Addressing,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Addressing {
+    /// `dhclient` on every machine, answered by OVN's DHCP through the chassis agent.
+    Dhcp,
+    /// Each port's address and a default route through lr0, set when the lab is built.
+    Static,
+}
+
+impl LabArgs {
+    /// What the machines get: DHCP only where the agent can answer it (ovnest's `xdp`
+    /// mode has no pinctrl; the baseline lab has no agent at all).
+    pub fn effective_addressing(&self) -> Addressing {
+        use ovnest::agent::config::DatapathMode;
+        let answers_dhcp = match self.agent {
+            AgentKind::OvnController => true,
+            AgentKind::Ovnest => self.datapath != DatapathMode::Xdp,
+            AgentKind::None => false,
+        };
+        if answers_dhcp {
+            self.addressing
+        } else {
+            Addressing::Static
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -109,6 +146,8 @@ pub struct Lab {
 }
 
 const STATE_FILE: &str = "lab.env";
+/// Present when the machines got their addresses by DHCP.
+const DHCP_FILE: &str = "addressing-dhcp";
 
 impl Lab {
     /// Brings the whole lab up; on failure tears down what it made.
@@ -143,12 +182,14 @@ impl Lab {
             hv_db,
             vm5_db,
         };
+        let addressing = args.effective_addressing();
         network::logical(&lab)?;
         containers::logical(&lab, args.containers)?;
-        network::namespaces(&lab)?;
+        network::namespaces(&lab, addressing)?;
         network::hypervisor_db(&lab, args.agent)?;
-        if args.containers == containers::Containers::Ovs {
-            network::vm5_bridge(&lab)?;
+        let by_hand = args.containers == containers::Containers::Ovs;
+        if by_hand {
+            network::vm5_bridge(&lab, addressing)?;
         } else {
             let vm5 = LAB_PORTS
                 .iter()
@@ -168,6 +209,16 @@ impl Lab {
         std::fs::write(dir.join(STATE_FILE), lab.env())?;
         if args.agent != AgentKind::None {
             lab.wait_ready(Duration::from_secs(60))?;
+        }
+        if addressing == Addressing::Dhcp {
+            // With ovnest-cni, vm5's address is set on its uplink and its containers
+            // get theirs from the plugin.
+            let machines: Vec<&Machine> = MACHINES
+                .iter()
+                .filter(|m| by_hand || !["vm5", "c51", "c52"].contains(&m.ns))
+                .collect();
+            dhcp::start(&lab, &machines)?;
+            std::fs::write(dir.join(DHCP_FILE), "")?;
         }
         if args.containers == containers::Containers::Podman {
             containers::start_podman(&lab)?;
@@ -223,6 +274,16 @@ impl Lab {
 
     pub fn agent_pidfile(&self) -> PathBuf {
         self.dir.join("ovnest.pid")
+    }
+
+    /// The lease file of the dhclient on machine `ns` (DHCP addressing).
+    pub fn lease_file(&self, ns: &str) -> PathBuf {
+        dhcp::lease_file(&self.dir, ns)
+    }
+
+    /// The pidfile of the dhclient on machine `ns` (DHCP addressing).
+    pub fn dhclient_pidfile(&self, ns: &str) -> PathBuf {
+        dhcp::pidfile(&self.dir, ns)
     }
 
     /// Starts `ovnest run` in the hypervisor namespace, reading the local OVS DB.
@@ -315,8 +376,7 @@ impl Lab {
             ])
             .map(|out| {
                 let by_hand = containers::mode(&self.dir) == containers::Containers::Ovs;
-                LAB_PORTS
-                    .iter()
+                lab_ports()
                     .filter(|p| p.vif_or_child() && (by_hand || p.tag.is_none()))
                     .all(|p| out.split_whitespace().any(|w| w == p.name))
             })
@@ -344,14 +404,32 @@ impl Lab {
         }
         let p = &self.prefix;
         let ovnest = std::env::current_exe().map_or("ovnest".into(), |e| e.display().to_string());
+        let addressing = if self.dir.join(DHCP_FILE).exists() {
+            format!(
+                "vm1 vm2 vm3 vm4 vm5 c51 c52 got their addresses from OVN's DHCP with dhclient \
+                 (leases: {}/*.leases).",
+                self.dir.display()
+            )
+        } else {
+            "Static addresses (no DHCP: --addressing static, or an agent without pinctrl)."
+                .to_owned()
+        };
         format!(
-            "The seed lab is up (real OVN + ovnest on the hypervisor namespace {p}hv).\n\n\
-             Try:\n  ip netns exec {p}c51 ping -c3 172.16.255.130     # container c51 (tag 51) -> vm1\n  \
-             ip netns exec {p}c52 ping -c3 172.16.255.133     # c52 -> c51, hairpin through vm5's VIF\n  \
-             ip netns exec {p}vm5 ping -c3 172.16.255.133     # vm5 -> its own container\n  \
+            "The seed lab is up (real OVN + ovnest on the hypervisor namespace {p}hv).\n\
+             {addressing}\n\n\
+             The seed's steps:\n  \
+             ip netns exec {p}c51 ping -c3 172.16.255.129       # c51 (tag 51) -> its default gateway, lr0\n  \
+             ip netns exec {p}c51 ping -c3 172.16.255.194       # -> vm3 on switch inside, across lr0\n  \
+             ip netns exec {p}c51 traceroute -n 172.16.255.194  # hop 1: lr0 (TTL exceeded), hop 2: vm3\n  \
+             ip netns exec {p}c52 ping -c3 172.16.255.133       # c52 -> c51, hairpin through vm5's VIF\n  \
+             # an ACL: nothing from vm2 (.131) reaches dmz's ports, until it is removed\n  \
+             ovn-nbctl --db={nb} --wait=hv acl-add dmz to-lport 1001 'ip4.src == 172.16.255.131' drop\n  \
+             ip netns exec {p}vm2 ping -c3 -W1 172.16.255.133   # no answer now\n  \
+             ovn-nbctl --db={nb} --wait=hv acl-del dmz\n  \
              ip netns exec {p}hv {ovnest} status --state-dir {state}\n\n\
              Drive OVN by hand (`ovnest lab env --dir {dir}` prints this again):\n{env}\n\
              Logs: {dir}/*.log   Tear down: ovnest lab down --dir {dir}\n",
+            nb = self.nb,
             state = self.state_dir().display(),
             dir = self.dir.display(),
             env = self.env()
@@ -392,6 +470,7 @@ impl Lab {
     /// absent lab.
     pub fn down(dir: &Path) {
         let prefix = std::fs::read_to_string(dir.join("prefix")).unwrap_or_default();
+        dhcp::stop(dir);
         process::stop(&dir.join("ovnest.pid"), Duration::from_secs(10));
         process::stop(&dir.join("ovn-controller.pid"), Duration::from_secs(10));
         process::stop(&dir.join("hv-vswitchd.pid"), Duration::from_secs(5));

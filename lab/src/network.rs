@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::{
-    Lab,
+    Addressing, Lab,
     process::{self, Daemon, run},
 };
 
@@ -21,9 +21,9 @@ pub struct LabPort {
 }
 
 impl LabPort {
-    /// Bound on the lab's chassis (not the router port).
+    /// Bound on the lab's chassis (not a router port: `dmz-lr0`, `inside-lr0`).
     pub fn vif_or_child(&self) -> bool {
-        self.name != "dmz-lr0"
+        !self.name.ends_with("-lr0")
     }
 }
 
@@ -67,7 +67,112 @@ pub const LAB_PORTS: [LabPort; 6] = [
     },
 ];
 
-const NAMESPACES: [&str; 6] = ["hv", "vm1", "vm2", "vm5", "c51", "c52"];
+/// The seed series' second switch `inside`, behind lr0: its router port and two VMs.
+pub const INSIDE_PORTS: [LabPort; 3] = [
+    LabPort {
+        name: "inside-lr0",
+        mac: "02:ac:10:ff:01:c1",
+        ip: "172.16.255.193",
+        tag: None,
+    },
+    LabPort {
+        name: "inside-vm3",
+        mac: "02:ac:10:ff:01:c2",
+        ip: "172.16.255.194",
+        tag: None,
+    },
+    LabPort {
+        name: "inside-vm4",
+        mac: "02:ac:10:ff:01:c3",
+        ip: "172.16.255.195",
+        tag: None,
+    },
+];
+
+/// Every logical port of the lab, both switches.
+pub fn lab_ports() -> impl Iterator<Item = &'static LabPort> {
+    LAB_PORTS.iter().chain(INSIDE_PORTS.iter())
+}
+
+/// The port called `name`.
+pub fn lab_port(name: &str) -> anyhow::Result<&'static LabPort> {
+    lab_ports()
+        .find(|p| p.name == name)
+        .with_context(|| format!("no lab port {name}"))
+}
+
+/// A machine of the lab: a namespace with one NIC on a logical port.
+#[derive(Clone, Copy, Debug)]
+pub struct Machine {
+    /// Its namespace, without the lab's prefix.
+    pub ns: &'static str,
+    /// Its NIC in that namespace.
+    pub nic: &'static str,
+    /// The logical port it is plugged on.
+    pub port: &'static str,
+    /// Its default gateway: the router port on its switch.
+    pub gateway: &'static str,
+}
+
+const DMZ_GATEWAY: &str = "172.16.255.129";
+const INSIDE_GATEWAY: &str = "172.16.255.193";
+
+/// The seed's machines, in the order the seed series brings them up.
+pub const MACHINES: [Machine; 7] = [
+    Machine {
+        ns: "vm1",
+        nic: "eth0",
+        port: "dmz-vm1",
+        gateway: DMZ_GATEWAY,
+    },
+    Machine {
+        ns: "vm2",
+        nic: "eth0",
+        port: "dmz-vm2",
+        gateway: DMZ_GATEWAY,
+    },
+    Machine {
+        ns: "vm3",
+        nic: "eth0",
+        port: "inside-vm3",
+        gateway: INSIDE_GATEWAY,
+    },
+    Machine {
+        ns: "vm4",
+        nic: "eth0",
+        port: "inside-vm4",
+        gateway: INSIDE_GATEWAY,
+    },
+    // vm5's own address is on an internal port of its bridge, as in the seed.
+    Machine {
+        ns: "vm5",
+        nic: "vm5",
+        port: "dmz-vm5",
+        gateway: DMZ_GATEWAY,
+    },
+    Machine {
+        ns: "c51",
+        nic: "eth0",
+        port: "dmz-c51",
+        gateway: DMZ_GATEWAY,
+    },
+    Machine {
+        ns: "c52",
+        nic: "eth0",
+        port: "dmz-c52",
+        gateway: DMZ_GATEWAY,
+    },
+];
+
+/// The machine called `ns`.
+pub fn machine(ns: &str) -> anyhow::Result<&'static Machine> {
+    MACHINES
+        .iter()
+        .find(|m| m.ns == ns)
+        .with_context(|| format!("no lab machine {ns}"))
+}
+
+const NAMESPACES: [&str; 8] = ["hv", "vm1", "vm2", "vm3", "vm4", "vm5", "c51", "c52"];
 
 /// Builds `dmz` in the NB exactly as an operator following the seed would.
 pub fn logical(lab: &Lab) -> anyhow::Result<()> {
@@ -123,12 +228,62 @@ pub fn logical(lab: &Lab) -> anyhow::Result<()> {
     for port in LAB_PORTS.iter().filter(|p| p.vif_or_child()) {
         nb(&["lsp-set-dhcpv4-options", port.name, dhcp.trim()])?;
     }
+    inside(lab)
+}
+
+/// The seed series' second switch `inside` (172.16.255.192/26) behind lr0, with vm3
+/// and vm4 on it and DHCP options of its own, as that series builds it.
+fn inside(lab: &Lab) -> anyhow::Result<()> {
+    let nb = |args: &[&str]| lab.nbctl(args);
+    let router = lab_port("inside-lr0")?;
+    nb(&["ls-add", "inside"])?;
+    nb(&[
+        "lrp-add",
+        "lr0",
+        "lr0-inside",
+        router.mac,
+        &format!("{}/26", router.ip),
+    ])?;
+    nb(&[
+        "lsp-add",
+        "inside",
+        "inside-lr0",
+        "--",
+        "lsp-set-type",
+        "inside-lr0",
+        "router",
+        "--",
+        "lsp-set-addresses",
+        "inside-lr0",
+        "router",
+        "--",
+        "lsp-set-options",
+        "inside-lr0",
+        "router-port=lr0-inside",
+    ])?;
+    let dhcp = nb(&[
+        "create",
+        "DHCP_Options",
+        "cidr=172.16.255.192/26",
+        &format!(
+            "options=\"lease_time\"=\"3600\" \"router\"=\"{ip}\" \"server_id\"=\"{ip}\" \"server_mac\"=\"{mac}\"",
+            ip = router.ip,
+            mac = router.mac
+        ),
+    ])?;
+    for port in INSIDE_PORTS.iter().filter(|p| p.vif_or_child()) {
+        let addresses = format!("{} {}", port.mac, port.ip);
+        nb(&["lsp-add", "inside", port.name])?;
+        nb(&["lsp-set-addresses", port.name, &addresses])?;
+        nb(&["lsp-set-port-security", port.name, &addresses])?;
+        nb(&["lsp-set-dhcpv4-options", port.name, dhcp.trim()])?;
+    }
     Ok(())
 }
 
-/// Namespaces, veths, addresses. IPv6 is off so the lab's counters show only what the
-/// tests and the operator send.
-pub fn namespaces(lab: &Lab) -> anyhow::Result<()> {
+/// Namespaces, veths, each NIC's MAC (and its address when `addressing` is static). IPv6
+/// is off so the lab's counters show only what the tests and the operator send.
+pub fn namespaces(lab: &Lab, addressing: Addressing) -> anyhow::Result<()> {
     for name in NAMESPACES {
         let ns = lab.ns(name);
         run("ip", &["netns", "add", &ns]).with_context(|| {
@@ -151,24 +306,23 @@ pub fn namespaces(lab: &Lab) -> anyhow::Result<()> {
     // Hypervisor side: the VIFs. VM side: the VM's NIC.
     veth(lab, ("hv", "vm1"), ("vm1", "eth0"))?;
     veth(lab, ("hv", "vm2"), ("vm2", "eth0"))?;
+    veth(lab, ("hv", "vm3"), ("vm3", "eth0"))?;
+    veth(lab, ("hv", "vm4"), ("vm4", "eth0"))?;
     veth(lab, ("hv", "brint-brvm5"), ("vm5", "brvm5-brint"))?;
     veth(lab, ("vm5", "c51"), ("c51", "eth0"))?;
     veth(lab, ("vm5", "c52"), ("c52", "eth0"))?;
-    for (ns, dev) in [("vm1", "eth0"), ("vm2", "eth0"), ("vm5", "brvm5-brint")] {
+    for (ns, dev) in [
+        ("vm1", "eth0"),
+        ("vm2", "eth0"),
+        ("vm3", "eth0"),
+        ("vm4", "eth0"),
+        ("vm5", "brvm5-brint"),
+    ] {
         // Frames redirected by XDP into a veth need NAPI on the receiving end.
         run_in(lab, ns, "ethtool", &["-K", dev, "gro", "on"])?;
     }
-    for (ns, port) in [
-        ("vm1", "dmz-vm1"),
-        ("vm2", "dmz-vm2"),
-        ("c51", "dmz-c51"),
-        ("c52", "dmz-c52"),
-    ] {
-        let port = LAB_PORTS
-            .iter()
-            .find(|p| p.name == port)
-            .context("lab port")?;
-        address(lab, ns, "eth0", port)?;
+    for ns in ["vm1", "vm2", "vm3", "vm4", "c51", "c52"] {
+        configure(lab, machine(ns)?, addressing)?;
     }
     Ok(())
 }
@@ -201,6 +355,33 @@ pub(crate) fn address(lab: &Lab, ns: &str, dev: &str, port: &LabPort) -> anyhow:
         &["addr", "add", &format!("{}/26", port.ip), "dev", dev],
     )?;
     run_in(lab, ns, "ip", &["link", "set", dev, "up"])?;
+    Ok(())
+}
+
+/// A machine's NIC: its port's MAC, up; with static addressing also its port's address
+/// and a default route through the router (what DHCP would give it).
+fn configure(lab: &Lab, machine: &Machine, addressing: Addressing) -> anyhow::Result<()> {
+    let port = lab_port(machine.port)?;
+    match addressing {
+        Addressing::Static => {
+            address(lab, machine.ns, machine.nic, port)?;
+            run_in(
+                lab,
+                machine.ns,
+                "ip",
+                &["route", "replace", "default", "via", machine.gateway],
+            )?;
+        }
+        Addressing::Dhcp => {
+            run_in(
+                lab,
+                machine.ns,
+                "ip",
+                &["link", "set", machine.nic, "address", port.mac],
+            )?;
+            run_in(lab, machine.ns, "ip", &["link", "set", machine.nic, "up"])?;
+        }
+    }
     Ok(())
 }
 
@@ -279,6 +460,8 @@ pub fn hypervisor_db(lab: &Lab, agent: crate::AgentKind) -> anyhow::Result<()> {
     for (iface, port) in [
         ("vm1", "dmz-vm1"),
         ("vm2", "dmz-vm2"),
+        ("vm3", "inside-vm3"),
+        ("vm4", "inside-vm4"),
         ("brint-brvm5", "dmz-vm5"),
     ] {
         let id = format!("external_ids:iface-id={port}");
@@ -299,7 +482,7 @@ pub fn hypervisor_db(lab: &Lab, agent: crate::AgentKind) -> anyhow::Result<()> {
 /// vm5's tagging bridge, as in the seed: br-vm5 with the uplink as a trunk, c51/c52 as
 /// access ports 51/52, and vm5's own address on an internal port. Userspace datapath
 /// (`netdev`): this kernel has no openvswitch module.
-pub fn vm5_bridge(lab: &Lab) -> anyhow::Result<()> {
+pub fn vm5_bridge(lab: &Lab, addressing: Addressing) -> anyhow::Result<()> {
     let db = format!("--db={}", lab.vm5_db);
     let vsctl = |args: &[&str]| {
         let mut full = vec![db.as_str(), "--timeout=30"];
@@ -357,12 +540,7 @@ pub fn vm5_bridge(lab: &Lab) -> anyhow::Result<()> {
     process::wait_for("vm5's internal port", Duration::from_secs(20), || {
         run_in(lab, "vm5", "ip", &["link", "show", "vm5"]).is_ok()
     })?;
-    let vm5 = LAB_PORTS
-        .iter()
-        .find(|p| p.name == "dmz-vm5")
-        .context("lab port")?;
-    address(lab, "vm5", "vm5", vm5)?;
-    Ok(())
+    configure(lab, machine("vm5")?, addressing)
 }
 
 /// Deletes the lab's namespaces (and with them every veth).

@@ -35,6 +35,7 @@ impl CniLab {
             // router answers the containers' gateway pings).
             datapath: ovnest::agent::config::DatapathMode::Hybrid,
             containers,
+            addressing: ovnest_lab::Addressing::Static,
         };
         CniLab {
             lab: Lab::up(&args).unwrap_or_else(|e| panic!("lab up: {e:#}")),

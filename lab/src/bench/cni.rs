@@ -199,6 +199,7 @@ pub fn measure(dir: &Path, ovnest: Option<&Path>, n: usize) -> anyhow::Result<Cn
         agent: AgentKind::Ovnest,
         datapath: ovnest::agent::config::DatapathMode::Hybrid,
         containers: Containers::Cni,
+        addressing: crate::Addressing::Static,
     })?;
     let result = run(&lab, n);
     Lab::down(&dir);

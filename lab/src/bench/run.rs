@@ -252,6 +252,7 @@ fn bed(args: &BenchArgs, target: Target) -> anyhow::Result<Bed> {
         agent,
         datapath,
         containers: Default::default(),
+        addressing: crate::Addressing::Static,
     })
     .with_context(|| format!("lab for {}", target.label()))?;
     let mut kit = BenchKit::load()?;

@@ -120,6 +120,7 @@ pub fn measure(dir: &std::path::Path) -> anyhow::Result<Vec<ScaleResult>> {
             agent,
             datapath: DatapathMode::Xdp,
             containers: Default::default(),
+            addressing: crate::Addressing::Static,
         })?;
         let name = if agent == AgentKind::Ovnest {
             "ovnest"
