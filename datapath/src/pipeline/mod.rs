@@ -66,6 +66,9 @@ struct Ingress<'s> {
     device: u16,
     /// VID of the tag the frame carries now (0: untagged; always 0 after XDP).
     vid: u16,
+    /// XDP keyed the frame and missed in the decision cache: its decision may be
+    /// installed.
+    cacheable: bool,
 }
 
 /// Where a frame sits: `off..off + len` inside the chunk starting at `chunk`.
@@ -159,6 +162,8 @@ pub struct Pipeline<'u, S: Service = NoServices> {
     pub services: S,
     /// Runs controller actions of logical decisions (pinctrl).
     pub controller: Box<dyn Controller + Send>,
+    /// Installs the logical pipeline's decisions into the XDP decision cache.
+    pub cache: Option<crate::cache::CacheWriter>,
     scratch: Scratch,
 }
 
@@ -171,6 +176,7 @@ impl<'u, S: Service> Pipeline<'u, S> {
             counters: LocalCounters::new(),
             services,
             controller: Box::new(NoController),
+            cache: None,
             scratch: Scratch::new(),
         }
     }
@@ -188,6 +194,11 @@ impl<'u, S: Service> Pipeline<'u, S> {
         for desc in rx {
             let verdict = self.process(snapshot, ingress, *desc);
             self.counters.count(verdict);
+        }
+        if let Some(cache) = self.cache.as_mut()
+            && cache.pending() > 0
+        {
+            cache.flush();
         }
     }
 
@@ -556,6 +567,7 @@ fn from_meta<'s>(
         info,
         device,
         vid: 0,
+        cacheable: meta.flags & ovnest_common::meta::META_CACHEABLE != 0,
     })
 }
 
@@ -624,6 +636,7 @@ fn classify<'s>(
         info,
         device,
         vid,
+        cacheable: false,
     })
 }
 

@@ -4,11 +4,13 @@
 //! the two sides would silently misroute packets.
 #![no_std]
 
+pub mod cache;
 pub mod counters;
 pub mod flat;
 pub mod maps;
 pub mod meta;
 
+pub use cache::{CacheAction, CacheCounter, CacheKey, CacheKey6};
 pub use counters::{Counter, PortStats};
 pub use flat::{FlatKey, FlatSlot};
 pub use maps::{
