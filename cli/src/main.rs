@@ -63,6 +63,8 @@ fn init_logging(verbose: u8, format: LogFormat) {
             });
             writeln!(buf, "{line}")
         });
+    } else {
+        builder.format_timestamp_millis();
     }
     builder.init();
 }

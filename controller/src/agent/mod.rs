@@ -185,8 +185,9 @@ struct Agent {
     /// was switched (each switch invalidates every entry).
     cache_generation: u64,
     cache_invalidations: u64,
-    /// Entries counted last, and when (counting walks the maps).
-    cache_entries: Option<(std::time::Instant, u64)>,
+    /// Entries counted last, when, and the installs made by then (counting walks the
+    /// maps).
+    cache_entries: Option<(std::time::Instant, u64, u64)>,
     /// The compiled logical pipeline and the input and residency it came from.
     logical: Option<(
         ovnest_logical::db::Database,
@@ -360,6 +361,7 @@ impl Agent {
                     Ok(()) => {
                         self.cache_generation = userspace.published();
                         self.cache_invalidations += 1;
+                        log::debug!("decision cache: generation {} in use", self.cache_generation);
                     }
                     Err(e) => {
                         error!("decision cache generation: {e} (not acknowledging yet)");
@@ -404,6 +406,7 @@ impl Agent {
                     )
                     .await
                 {
+                    log::debug!("nb_cfg {target} acknowledged");
                     nb_cfg_acked = target;
                 }
             }
@@ -436,7 +439,7 @@ impl Agent {
         let db = crate::lflow::database(&self.plan_snapshot);
         if let Some((d, r, p)) = &self.logical
             && *d == db
-            && format!("{r:?}") == format!("{residency:?}")
+            && *r == residency
         {
             return Some(p.clone());
         }
@@ -499,12 +502,16 @@ impl Agent {
         if fast_path.cache_capacity() == 0
             || self
                 .cache_entries
-                .is_some_and(|(at, _)| at.elapsed() < CACHE_COUNT_EVERY)
+                .is_some_and(|(at, _, _)| at.elapsed() < CACHE_COUNT_EVERY)
         {
             return;
         }
+        let installs = self
+            .userspace
+            .as_ref()
+            .map_or(0, |u| u.cache_stats.read().installs);
         match fast_path.cache_entries() {
-            Ok(n) => self.cache_entries = Some((std::time::Instant::now(), n)),
+            Ok(n) => self.cache_entries = Some((std::time::Instant::now(), n, installs)),
             Err(e) => self.log_once(format!("counting decision cache entries: {e}")),
         }
     }
@@ -522,7 +529,7 @@ impl Agent {
             .as_ref()
             .map(|u| u.cache_stats.read())
             .unwrap_or_default();
-        let entries = self.cache_entries.map_or(0, |(_, n)| n);
+        let (entries, installs_then) = self.cache_entries.map_or((0, 0), |(_, n, i)| (n, i));
         use ovnest_common::CacheCounter as C;
         Some(status::CacheStatus {
             generation: self.cache_generation,
@@ -538,8 +545,9 @@ impl Agent {
             installs: installs.installs,
             replaced: installs.replaced,
             install_failures: installs.failed,
-            // The LRU is the only thing that removes entries.
-            evictions: installs.installs.saturating_sub(entries),
+            // The LRU is the only thing that removes entries: new entries written minus
+            // entries present, both as of the last count.
+            evictions: installs_then.saturating_sub(entries),
             invalidations: self.cache_invalidations,
         })
     }
