@@ -369,3 +369,53 @@ impl Status {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The decision cache's figures reach both outputs, Prometheus names carrying their
+    /// unit (packets, entries) and `_total` on counters.
+    #[test]
+    fn cache_figures_in_text_and_metrics() {
+        let status = Status {
+            cache: Some(CacheStatus {
+                generation: 7,
+                capacity: 32768,
+                entries: 3,
+                hits: 100,
+                misses: 4,
+                stale: 1,
+                uncacheable: 2,
+                upcalls: 7,
+                installs: 5,
+                replaced: 1,
+                install_failures: 0,
+                evictions: 2,
+                invalidations: 6,
+            }),
+            ..Status::default()
+        };
+        let text = status.render_text();
+        assert!(text.contains("decision cache: generation 7 entries 3/32768 hits=100 misses=4"), "{text}");
+        assert!(text.contains("evictions=2 invalidations=6"), "{text}");
+        let metrics = status.render_prometheus();
+        for line in [
+            "ovnest_cache_hits_packets_total 100",
+            "ovnest_cache_misses_packets_total 4",
+            "ovnest_cache_upcalls_packets_total 7",
+            "ovnest_cache_installs_entries_total 5",
+            "ovnest_cache_evictions_entries_total 2",
+            "ovnest_cache_invalidations_total 6",
+            "ovnest_cache_entries 3",
+            "# TYPE ovnest_cache_hits_packets_total counter",
+            "# TYPE ovnest_cache_entries gauge",
+        ] {
+            assert!(metrics.lines().any(|l| l == line), "{line} missing:\n{metrics}");
+        }
+        // Without a cache (xdp, afxdp) nothing of it is printed.
+        let none = Status::default();
+        assert!(!none.render_prometheus().contains("ovnest_cache"));
+        assert!(!none.render_text().contains("decision cache"));
+    }
+}

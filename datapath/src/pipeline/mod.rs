@@ -15,6 +15,10 @@
 //!    the ports with `unknown`, never back to the sender; one copy per port, each with its
 //!    own tag (several copies onto one parent interface).
 //!
+//! With OVN's logical flows in the snapshot (`hybrid`, `afxdp`), steps 3 to 6 are the
+//! logical pipeline's decision instead (`logical`); a frame the XDP decision cache keyed
+//! and missed has its decision installed there after the batch ([`crate::cache`]).
+//!
 //! No step panics or allocates: frame reads are bounds-checked, descriptors go to fixed
 //! capacity lists, flood copies come from a fixed [`FramePool`].
 

@@ -5,6 +5,8 @@
 //! decides with the pipeline and installs the entry. Design and rationale: the
 //! `ovnest_datapath::cache` module.
 
+use core::mem::MaybeUninit;
+
 use aya_ebpf::{
     bindings::xdp_action,
     macros::map,
@@ -67,15 +69,9 @@ pub fn decide(ctx: &XdpContext, ingress: &Ingress) -> Result<u32, Counter> {
     if unsafe { core::ptr::read_volatile(&DECISION_CACHE) } == 0 {
         return to_userspace(ctx, ingress, 0);
     }
-    let mut key = CacheKey6 {
-        base: CacheKey {
-            datapath: ingress.key.datapath,
-            inport: ingress.key.port,
-            w: [0; 7],
-        },
-        ipv6: [0; 6],
-    };
-    let Some(v6) = key::build(ctx, ingress, &mut key) else {
+    let mut slot = MaybeUninit::uninit();
+    let key = key::empty(&mut slot, ingress.key.datapath, ingress.key.port);
+    let Some(v6) = key::build(ctx, ingress, key) else {
         count(CacheCounter::Uncacheable);
         return to_userspace(ctx, ingress, 0);
     };
@@ -83,7 +79,7 @@ pub fn decide(ctx: &XdpContext, ingress: &Ingress) -> Result<u32, Counter> {
     // program never writes it.
     let found = unsafe {
         if v6 {
-            CACHE6.get(&key)
+            CACHE6.get(key)
         } else {
             CACHE.get(&key.base)
         }

@@ -9,6 +9,11 @@
 //! the verifier allows unaligned packet reads where the CPU does them at full speed);
 //! a word loaded little-endian and byte-swapped is the big-endian value the flow holds.
 
+use core::{
+    mem::{MaybeUninit, size_of},
+    ptr::write_volatile,
+};
+
 use aya_ebpf::programs::XdpContext;
 use ovnest_common::cache::{CacheKey6, slot};
 
@@ -79,6 +84,28 @@ unsafe fn load(p: *const u8, width: usize) -> u64 {
         // SAFETY: in bounds per the caller.
         unsafe { core::ptr::copy_nonoverlapping(p, b.as_mut_ptr(), width) };
         u64::from_le_bytes(b)
+    }
+}
+
+/// A key holding only `datapath` and `inport`, the rest zero, in `slot`. Written word by
+/// word with volatile stores: LLVM turns a zeroed struct into a call to the byte-at-a-time
+/// `memset` of compiler-builtins (hundreds of instructions per frame in BPF).
+#[inline(always)]
+pub fn empty(slot: &mut MaybeUninit<CacheKey6>, datapath: u32, inport: u32) -> &mut CacheKey6 {
+    const WORDS: usize = size_of::<CacheKey6>() / 8;
+    let words = slot.as_mut_ptr() as *mut u64;
+    // SAFETY: CacheKey6 is #[repr(C)], 8-aligned, WORDS words of plain integers with no
+    // padding (sizes pinned in ovnest_common::cache); every word is written before the
+    // reference is made, and little-endian `datapath | inport << 32` is its first word
+    // (`datapath` then `inport`, both u32).
+    unsafe {
+        write_volatile(words, u64::from(datapath) | u64::from(inport) << 32);
+        let mut i = 1;
+        while i < WORDS {
+            write_volatile(words.add(i), 0);
+            i += 1;
+        }
+        &mut *slot.as_mut_ptr()
     }
 }
 
