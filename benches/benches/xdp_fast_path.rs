@@ -10,8 +10,15 @@
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ovnest_common::Counter;
-use ovnest_datapath::fastpath::bench::BenchKit;
+use ovnest_common::{
+    CacheAction, Counter,
+    cache::{ACTION_OUTPUT, FAMILY_IPV4, rewrite},
+};
+use ovnest_datapath::{
+    FastPath, TableSet,
+    cache::{CacheStats, key},
+    fastpath::{Decisions, bench::BenchKit},
+};
 use ovnest_tests::{
     fixtures::{Frame, frames::BROADCAST, lab},
     hypervisor::Hypervisor,
@@ -24,11 +31,39 @@ use ovnest_tests::{
 const CHUNK: u32 = 256;
 const BATCH: u32 = 256;
 
-/// Which program runs the path: the baseline (the bench object) or the fast path.
+/// Which program runs the path: the baseline (the bench object), the fast path with its
+/// hand-written semantics (`--datapath xdp`), or with the decision cache (`hybrid`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Entry {
     Baseline,
     VifIngress,
+    Cached,
+}
+
+/// The fast path loaded as `--datapath hybrid` loads it, with the lab's tables and the
+/// decision cache holding `entries` (the shape of what the pipeline decides for them:
+/// `tests/tests/xdp_cache.rs` proves the entries it installs carry out its decisions).
+fn cached_fast_path(hv: &Hypervisor, entries: &[(Vec<u8>, u16, lab::LabPort, CacheAction)]) -> FastPath {
+    let mut fast_path =
+        FastPath::load_decisions(Decisions::Cached { entries: 4096 }).expect("load the XDP program");
+    let (tables, _) = TableSet::build(&lab::logical_ports(&hv.wiring));
+    fast_path.apply(&tables).expect("lab tables");
+    fast_path.set_cache_generation(1).expect("generation");
+    let maps = fast_path
+        .cache_maps(std::sync::Arc::new(CacheStats::default()))
+        .expect("cache maps");
+    let mut writer = maps.writer().expect("writer");
+    for (frame, vid, from, action) in entries {
+        let untagged = if *vid == 0 {
+            frame.clone()
+        } else {
+            [&frame[..12], &frame[16..]].concat()
+        };
+        let key = key::of_frame(&untagged, from.key()).expect("a key");
+        writer.push(key, *action);
+    }
+    writer.flush();
+    fast_path
 }
 
 struct Path {
@@ -55,6 +90,40 @@ fn bench(c: &mut Criterion) {
 
     let c51_to_vm1 =
         Frame::eth(lab::VM1.mac, lab::C51.mac).udp(lab::C51.ipv4, lab::VM1.ipv4, 4000, 5001, 18);
+    let vm2_to_vm1 = Frame::eth(lab::VM1.mac, lab::VM2.mac)
+        .udp(lab::VM2.ipv4, lab::VM1.ipv4, 4000, 5001, 18)
+        .build();
+    // c51 -> vm2 through the router: to lr0's MAC, leaves with lr0's MAC as source, vm2's
+    // as destination, TTL 63 (header checksum + 1).
+    let routed = Frame::eth(lab::LR0.mac, lab::C51.mac)
+        .udp(lab::C51.ipv4, lab::VM2.ipv4, 4000, 5001, 18)
+        .vlan(51)
+        .build();
+    let output = |out: &lab::LabPort| CacheAction {
+        generation: 1,
+        kind: ACTION_OUTPUT,
+        out_ifindex: wiring.vm1,
+        out_stats_slot: out.stats_slot(),
+        ..CacheAction::default()
+    };
+    let to_vm2 = CacheAction {
+        out_ifindex: wiring.vm2,
+        family: FAMILY_IPV4,
+        rewrite: rewrite::ETH_DST | rewrite::ETH_SRC | rewrite::TTL | rewrite::IP4_CSUM,
+        eth_dst: lab::VM2.mac,
+        eth_src: lab::LR0.mac,
+        ttl: 63,
+        ip_csum_delta: 0xfeff,
+        ..output(&lab::VM2)
+    };
+    let cached = cached_fast_path(
+        &hv,
+        &[
+            (c51_to_vm1.clone().vlan(51).build(), 51, lab::C51, output(&lab::VM1)),
+            (vm2_to_vm1.clone(), 0, lab::VM2, output(&lab::VM1)),
+            (routed.clone(), 51, lab::C51, to_vm2),
+        ],
+    );
     let paths = [
         Path {
             name: "baseline: strip + redirect",
@@ -96,6 +165,27 @@ fn bench(c: &mut Criterion) {
             frame: c51_to_vm1.clone().vlan(99).build(),
             counter: Some(Counter::DropUnknownTag),
         },
+        Path {
+            name: "cache hit tagged c51 -> vm1: key, lookup, strip + redirect",
+            entry: Entry::Cached,
+            ingress: wiring.vm5,
+            frame: c51_to_vm1.clone().vlan(51).build(),
+            counter: Some(Counter::Redirected),
+        },
+        Path {
+            name: "cache hit untagged vm2 -> vm1: key, lookup, redirect",
+            entry: Entry::Cached,
+            ingress: wiring.vm2,
+            frame: vm2_to_vm1,
+            counter: Some(Counter::Redirected),
+        },
+        Path {
+            name: "cache hit routed c51 -> vm2: MACs, TTL, checksum, strip + redirect",
+            entry: Entry::Cached,
+            ingress: wiring.vm5,
+            frame: routed,
+            counter: Some(Counter::Redirected),
+        },
     ];
 
     let mut group = c.benchmark_group("xdp_fast_path");
@@ -107,7 +197,8 @@ fn bench(c: &mut Criterion) {
     for path in &paths {
         group.bench_function(path.name, |b| {
             b.iter_custom(|iters| {
-                let before = fast_path.counters().expect("counters");
+                let program = if path.entry == Entry::Cached { &cached } else { &fast_path };
+                let before = program.counters().expect("counters");
                 let mut left = iters;
                 let mut kernel_time = Duration::ZERO;
                 while left > 0 {
@@ -116,8 +207,8 @@ fn bench(c: &mut Criterion) {
                         Entry::Baseline => {
                             kit.test_run_baseline_live(path.ingress, &path.frame, n, BATCH)
                         }
-                        Entry::VifIngress => {
-                            fast_path.test_run_live(path.ingress, &path.frame, n, BATCH)
+                        Entry::VifIngress | Entry::Cached => {
+                            program.test_run_live(path.ingress, &path.frame, n, BATCH)
                         }
                     }
                     .expect("test_run");
@@ -126,7 +217,7 @@ fn bench(c: &mut Criterion) {
                     left -= u64::from(n);
                 }
                 if let Some(counter) = path.counter {
-                    let moved = fast_path
+                    let moved = program
                         .counters()
                         .expect("counters")
                         .since(&before)
@@ -154,19 +245,22 @@ fn bench(c: &mut Criterion) {
     for path in &paths {
         group.bench_function(path.name, |b| {
             b.iter_custom(|iters| {
-                let before = fast_path.counters().expect("counters");
+                let program = if path.entry == Entry::Cached { &cached } else { &fast_path };
+                let before = program.counters().expect("counters");
                 let mut kernel_time = Duration::ZERO;
                 for _ in 0..iters {
                     kernel_time += match path.entry {
                         Entry::Baseline => kit.test_run_baseline(path.ingress, &path.frame),
-                        Entry::VifIngress => fast_path.test_run_timed(path.ingress, &path.frame),
+                        Entry::VifIngress | Entry::Cached => {
+                            program.test_run_timed(path.ingress, &path.frame)
+                        }
                     }
                     .expect("test_run")
                     .duration;
                 }
                 if let Some(counter) = path.counter {
                     assert_eq!(
-                        fast_path
+                        program
                             .counters()
                             .expect("counters")
                             .since(&before)

@@ -681,3 +681,113 @@ fn seed_steps_through_the_logical_pipeline() {
 }
 
 const GATEWAY: &str = "172.16.255.129";
+
+/// `--datapath hybrid`: a flow served from the XDP decision cache obeys an ACL from the
+/// acknowledgement of its `nb_cfg` on. c51 sends a UDP frame to vm1 every 10 ms (raw
+/// sockets, a sequence number in each); a drop ACL added with `--wait=hv` drops the
+/// very next frame sent after the command returned, and every one after it; removed
+/// with `--wait=hv`, the next frame passes again.
+#[test]
+fn cached_flows_follow_acls_from_the_acknowledgement_on() {
+    use std::{
+        sync::{
+            Mutex,
+            atomic::{AtomicBool, Ordering},
+        },
+        time::Instant,
+    };
+    if !require_root("cached_flows_follow_acls") || !require_tools("cached_flows_follow_acls", TOOLS) {
+        return;
+    }
+    let lab = TestLab::up("co", DatapathMode::Hybrid);
+    lab.assert_pings("c51", VM1);
+    let (c51_mac, vm1_mac) = (
+        [0x02, 0xac, 0x10, 0xff, 0x01, 0x33],
+        [0x02, 0xac, 0x10, 0xff, 0x01, 0x30],
+    );
+    let frame = |seq: u32| {
+        let mut f = ovnest_tests::fixtures::Frame::eth(vm1_mac, c51_mac)
+            .udp([172, 16, 255, 133], [172, 16, 255, 130], 40000, 5001, 16)
+            .build();
+        let n = f.len();
+        f[n - 4..].copy_from_slice(&seq.to_be_bytes());
+        f
+    };
+    let seq_of = |f: &Received| {
+        let b = &f.bytes;
+        (b.len() >= 58 && b[12..14] == [8, 0] && b[26..30] == [172, 16, 255, 133] && b[36..38] == [0x13, 0x89])
+            .then(|| u32::from_be_bytes([b[b.len() - 4], b[b.len() - 3], b[b.len() - 2], b[b.len() - 1]]))
+    };
+    let open = |ns: &str| {
+        let _inside = netns::enter(&lab.0.ns(ns));
+        PacketSocket::open("eth0").expect("packet socket")
+    };
+    let (tx, rx) = (open("c51"), open("vm1"));
+    // (sequence number, when its send started), and the numbers received.
+    let sent: Mutex<Vec<(u32, Instant)>> = Mutex::new(Vec::new());
+    let received: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+    let stop = AtomicBool::new(false);
+    let acl = ["dmz", "to-lport", "1001", "ip4.src == 172.16.255.133 && udp.dst == 5001"];
+    let (added, removing, removed) = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut seq = 0;
+            while !stop.load(Ordering::Relaxed) {
+                seq += 1;
+                sent.lock().unwrap().push((seq, Instant::now()));
+                tx.send(&frame(seq)).expect("send");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let deadline = Instant::now() + Duration::from_millis(100);
+                if let Some(seq) = rx.recv_until(deadline).expect("recv").as_ref().and_then(seq_of) {
+                    received.lock().unwrap().push(seq);
+                }
+            }
+        });
+        let count_sent_after = |t: Instant| sent.lock().unwrap().iter().filter(|(_, at)| *at > t).count();
+        // The flow runs and is served from the cache.
+        wait::until("20 frames through", DEADLINE, || (received.lock().unwrap().len() >= 20).then_some(()));
+        let mut args = vec!["--wait=hv", "acl-add"];
+        args.extend(acl);
+        args.push("drop");
+        lab.0.nbctl(&args).expect("acl-add");
+        let added = Instant::now();
+        wait::until("20 frames sent under the ACL", DEADLINE, || (count_sent_after(added) >= 20).then_some(()));
+        // Frames sent from here on may pass: the datapath drops the ACL before the
+        // command returns.
+        let removing = Instant::now();
+        let mut args = vec!["--wait=hv", "acl-del"];
+        args.extend(&acl[..4]);
+        lab.0.nbctl(&args).expect("acl-del");
+        let removed = Instant::now();
+        wait::until("20 frames through again", DEADLINE, || {
+            let first_after = sent.lock().unwrap().iter().find(|(_, at)| *at > removed).map(|(s, _)| *s)?;
+            let back = received.lock().unwrap().iter().filter(|s| **s >= first_after).count();
+            (back >= 20).then_some(())
+        });
+        stop.store(true, Ordering::Relaxed);
+        (added, removing, removed)
+    });
+    let sent = sent.into_inner().unwrap();
+    let received: std::collections::BTreeSet<u32> = received.into_inner().unwrap().into_iter().collect();
+    let under_acl: Vec<u32> = sent.iter().filter(|(_, at)| *at > added && *at < removing).map(|(s, _)| *s).collect();
+    assert!(under_acl.len() >= 20, "{} frames sent under the ACL", under_acl.len());
+    let leaked: Vec<&u32> = under_acl.iter().filter(|s| received.contains(s)).collect();
+    assert!(leaked.is_empty(), "frames sent after acl-add --wait=hv returned reached vm1: {leaked:?}");
+    let first_after = sent.iter().find(|(_, at)| *at > removed).map(|(s, _)| *s).unwrap();
+    assert!(received.contains(&first_after), "the first frame after acl-del --wait=hv returned ({first_after}) was lost");
+    // The frames before, under and after the ACL were decided from the cache: hits, and
+    // the ACL's drops carried out by XDP.
+    let mut last = None;
+    let served = wait::poll(DEADLINE, || {
+        let status = lab.status();
+        let cache = status.cache.clone().expect("hybrid reports its decision cache");
+        let drops = status.counters.get("drop_logical").copied().unwrap_or(0);
+        let ok = cache.hits >= 40 && cache.invalidations >= 2 && drops >= 10;
+        last = Some((cache, drops));
+        ok
+    });
+    assert!(served, "cache hits, invalidations and ACL drops from the cache: {last:?}");
+}

@@ -10,9 +10,12 @@
 //! - [`pinctrl`]: the pipeline's controller actions (DHCP, ARP, ICMP, ND replies,
 //!   MAC_Binding learning), as ovn-controller's pinctrl.
 //! - [`pipeline`]: the userspace datapath's per-batch processing, same semantics as XDP.
+//! - [`cache`]: the logical pipeline's decisions cached in XDP (keys, actions, installs,
+//!   coherence).
 //! - [`afxdp`]: AF_XDP sockets and the poll loop feeding the pipeline.
 
 pub mod afxdp;
+pub mod cache;
 pub mod fastpath;
 pub mod flow;
 pub mod frames;

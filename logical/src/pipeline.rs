@@ -29,7 +29,7 @@ pub type FlowId = u32;
 pub const MAX_CONJS_PER_FLOW: usize = 100_000;
 
 /// Which chassis `is_chassis_resident()` is evaluated for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Residency {
     /// As ovn-trace: every port that exists is resident.
     #[default]

@@ -132,7 +132,7 @@ proptest! {
             let (chunk, _) = p.umem.chunk_mut(base as u64).unwrap();
             chunk[*offset..*offset + bytes.len()].copy_from_slice(bytes);
             if let Some((port, vid)) = meta {
-                let meta = XdpMeta { magic: XDP_META_MAGIC, ingress: PortKey { datapath: 1, port: *port }, vid: *vid, _pad: 0 };
+                let meta = XdpMeta { magic: XDP_META_MAGIC, ingress: PortKey { datapath: 1, port: *port }, vid: *vid, flags: 0 };
                 let _ = put_meta(chunk, *offset, &meta);
             }
             // Sometimes a length running past the chunk, as a broken ring would deliver.

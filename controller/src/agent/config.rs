@@ -14,11 +14,14 @@ pub const DEFAULT_OVS_DB: &str = "unix:/var/run/openvswitch/db.sock";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DatapathMode {
-    /// Everything in XDP; what XDP cannot finish (flooding) is dropped and counted.
+    /// The physical layer only, hand-written in XDP (tags, port security, ARP, known
+    /// unicast), without OVN's logical flows: no ACLs, no DHCP, no routing. A benchmark
+    /// mode for the physical layer; what XDP cannot finish (flooding) is dropped.
     Xdp,
-    /// Every frame through the userspace AF_XDP datapath.
+    /// OVN's logical pipeline decides every frame in the userspace AF_XDP datapath.
     Afxdp,
-    /// XDP fast path plus the AF_XDP datapath for what XDP hands up.
+    /// OVN's logical pipeline decides in userspace; XDP caches its decisions and carries
+    /// out a flow's frames once its first frame was decided.
     Hybrid,
 }
 
@@ -49,8 +52,12 @@ pub struct RunArgs {
     /// Bind an interface to a logical port without OVS: `--bind vm1=dmz-vm1` (repeatable).
     #[arg(long = "bind", value_name = "IFACE=LOGICAL_PORT")]
     pub binds: Vec<String>,
-    #[arg(long, value_enum, default_value = "xdp")]
+    #[arg(long, value_enum, default_value = "hybrid")]
     pub datapath: DatapathMode,
+    /// Decisions the XDP cache holds per address family (`hybrid`; least recently used
+    /// ones make room).
+    #[arg(long, default_value_t = ovnest_common::cache::DEFAULT_CACHE_ENTRIES, value_name = "ENTRIES")]
+    pub cache_size: u32,
     /// AF_XDP poll threads (one per core; thread q serves queue q of every VIF).
     #[arg(long, default_value = "1")]
     pub cores: u32,
@@ -86,6 +93,7 @@ pub struct Flags {
     /// Interface → logical port.
     pub binds: BTreeMap<String, String>,
     pub datapath: DatapathMode,
+    pub cache_size: u32,
     pub cores: u32,
     pub metrics: Option<SocketAddr>,
     pub state_dir: PathBuf,
@@ -141,6 +149,12 @@ impl Flags {
         if args.cores == 0 || args.cores > 256 {
             bail!("--cores {}: expected 1..=256", args.cores);
         }
+        if args.cache_size == 0 || args.cache_size > 1 << 24 {
+            bail!(
+                "--cache-size {}: expected 1..=16777216 entries",
+                args.cache_size
+            );
+        }
         if args.resync == 0 {
             bail!("--resync must be at least 1 second");
         }
@@ -152,6 +166,7 @@ impl Flags {
             encap_type: args.encap_type.clone(),
             binds,
             datapath: args.datapath,
+            cache_size: args.cache_size,
             cores: args.cores,
             metrics: args.metrics,
             state_dir: args.state_dir.clone(),

@@ -27,7 +27,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use ovnest_datapath::{FastPath, TableSet};
+use ovnest_datapath::{FastPath, TableSet, fastpath::Decisions};
 use tokio::sync::watch;
 use tracing::{Instrument as _, debug, error, info, info_span, warn};
 
@@ -50,15 +50,24 @@ const TRANSACT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the poll threads get to adopt a new snapshot before a change is
 /// acknowledged anyway later (they adopt within one batch, or are asleep).
 const ADOPTION_TIMEOUT: Duration = Duration::from_millis(500);
+/// The decision cache's entries are counted (a walk of its maps) at most this often.
+const CACHE_COUNT_EVERY: Duration = Duration::from_secs(5);
 /// Local interfaces appearing or vanishing are noticed at least this often.
 const INTERFACE_POLL: Duration = Duration::from_secs(1);
 
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let flags = Flags::check(&args)?;
-    // OVN's logical flows decide every frame in userspace (`hybrid`, `afxdp`): the XDP
-    // program classifies and hands every frame up.
-    let fast_path = FastPath::load_with(flags.datapath != DatapathMode::Xdp).context(
+    // OVN's logical flows decide every frame (`hybrid`, `afxdp`): in userspace, and with
+    // `hybrid` from XDP's decision cache once a flow's first frame was decided.
+    let decisions = match flags.datapath {
+        DatapathMode::Xdp => Decisions::Physical,
+        DatapathMode::Hybrid => Decisions::Cached {
+            entries: flags.cache_size,
+        },
+        DatapathMode::Afxdp => Decisions::Userspace,
+    };
+    let fast_path = FastPath::load_decisions(decisions).context(
         "loading the XDP program (ovnest needs root, or CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON)",
     )?;
     let userspace = (flags.datapath != DatapathMode::Xdp).then(|| {
@@ -182,6 +191,13 @@ struct Agent {
     /// Problems already logged, so each is logged once.
     logged: BTreeSet<String>,
     status: Status,
+    /// The decision cache's generation (`CACHE_GEN`) as last set, and how many times it
+    /// was switched (each switch invalidates every entry).
+    cache_generation: u64,
+    cache_invalidations: u64,
+    /// Entries counted last, when, and the installs made by then (counting walks the
+    /// maps).
+    cache_entries: Option<(std::time::Instant, u64, u64)>,
     /// The compiled logical pipeline and the input and residency it came from.
     logical: Option<(
         ovnest_logical::db::Database,
@@ -400,12 +416,27 @@ impl Agent {
             if let Err(e) = userspace.serve(&serving, fast_path) {
                 error!("AF_XDP datapath: {e} (retrying)");
             }
-            // Nothing is acknowledged before every poll thread decides with it.
+            // Nothing is acknowledged before every poll thread decides with it, and the
+            // XDP decision cache serves only decisions made with it.
             if !userspace.wait_adopted(ADOPTION_TIMEOUT) {
                 warn!(
                     "AF_XDP datapath: a poll thread did not adopt the new tables within {ADOPTION_TIMEOUT:?}; not acknowledging yet"
                 );
                 programmed_ok = false;
+            } else if matches!(fast_path.decisions(), Decisions::Cached { .. })
+                && self.cache_generation != userspace.published()
+            {
+                match fast_path.set_cache_generation(userspace.published()) {
+                    Ok(()) => {
+                        self.cache_generation = userspace.published();
+                        self.cache_invalidations += 1;
+                        debug!("decision cache: generation {} in use", self.cache_generation);
+                    }
+                    Err(e) => {
+                        error!("decision cache generation: {e} (not acknowledging yet)");
+                        programmed_ok = false;
+                    }
+                }
             }
         }
 
@@ -444,12 +475,14 @@ impl Agent {
                     )
                     .await
                 {
+                    debug!("nb_cfg {target} acknowledged");
                     nb_cfg_acked = target;
                     self.pass.nb_cfg = Some(target);
                 }
             }
         }
 
+        self.count_cache_entries();
         self.status =
             self.build_status(effective, sb, &snapshot, missing, &conflicts, nb_cfg_acked);
         if let Some(flags) = &self.flags
@@ -476,7 +509,7 @@ impl Agent {
         let db = crate::lflow::database(&self.plan_snapshot);
         if let Some((d, r, p)) = &self.logical
             && *d == db
-            && format!("{r:?}") == format!("{residency:?}")
+            && *r == residency
         {
             return Some(p.clone());
         }
@@ -530,6 +563,64 @@ impl Agent {
                 false
             }
         }
+    }
+
+    /// Counts the decision cache's entries, at most every [`CACHE_COUNT_EVERY`].
+    fn count_cache_entries(&mut self) {
+        let Some(fast_path) = &self.fast_path else {
+            return;
+        };
+        if fast_path.cache_capacity() == 0
+            || self
+                .cache_entries
+                .is_some_and(|(at, _, _)| at.elapsed() < CACHE_COUNT_EVERY)
+        {
+            return;
+        }
+        let installs = self
+            .userspace
+            .as_ref()
+            .map_or(0, |u| u.cache_stats.read().installs);
+        match fast_path.cache_entries() {
+            Ok(n) => self.cache_entries = Some((std::time::Instant::now(), n, installs)),
+            Err(e) => self.log_once(format!("counting decision cache entries: {e}")),
+        }
+    }
+
+    /// The decision cache's figures (`hybrid` only).
+    fn cache_status(&self) -> Option<status::CacheStatus> {
+        let fast_path = self.fast_path.as_ref()?;
+        let capacity = u64::from(fast_path.cache_capacity());
+        if capacity == 0 {
+            return None;
+        }
+        let lookups = fast_path.cache_counters().unwrap_or_default();
+        let installs = self
+            .userspace
+            .as_ref()
+            .map(|u| u.cache_stats.read())
+            .unwrap_or_default();
+        let (entries, installs_then) = self.cache_entries.map_or((0, 0), |(_, n, i)| (n, i));
+        use ovnest_common::CacheCounter as C;
+        Some(status::CacheStatus {
+            generation: self.cache_generation,
+            capacity: 2 * capacity,
+            entries,
+            hits: lookups.get(C::Hit),
+            misses: lookups.get(C::Miss),
+            stale: lookups.get(C::Stale),
+            uncacheable: lookups.get(C::Uncacheable),
+            upcalls: fast_path
+                .counters()
+                .map_or(0, |c| c.get(ovnest_common::Counter::ToUserspace)),
+            installs: installs.installs,
+            replaced: installs.replaced,
+            install_failures: installs.failed,
+            // The LRU is the only thing that removes entries: new entries written minus
+            // entries present, both as of the last count.
+            evictions: installs_then.saturating_sub(entries),
+            invalidations: self.cache_invalidations,
+        })
     }
 
     fn build_status(
@@ -660,6 +751,7 @@ impl Agent {
                 .map(|(k, v)| ((*k).to_owned(), *v))
                 .collect(),
             counters,
+            cache: self.cache_status(),
             updated_unix_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64),

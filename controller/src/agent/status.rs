@@ -43,7 +43,40 @@ pub struct Status {
     pub unsupported_actions: BTreeMap<String, u64>,
     /// Fast-path verdict and drop counters.
     pub counters: BTreeMap<String, u64>,
+    /// The XDP decision cache (`--datapath hybrid`).
+    #[serde(default)]
+    pub cache: Option<CacheStatus>,
     pub updated_unix_ms: i64,
+}
+
+/// The XDP decision cache: frames are counted in packets, the rest in entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheStatus {
+    /// Entries of this generation are used; others are stale.
+    pub generation: u64,
+    /// Entries the two maps (IPv4 and others, IPv6) hold at most.
+    pub capacity: u64,
+    /// Entries present, any generation (counted every few seconds).
+    pub entries: u64,
+    /// Frames carried out from the cache.
+    pub hits: u64,
+    /// Frames with no entry: decided in userspace, then installed.
+    pub misses: u64,
+    /// Frames whose entry was of an older generation: a miss.
+    pub stale: u64,
+    /// Frames the cache cannot key (IPv4 options, IPv6 extension headers, ...).
+    pub uncacheable: u64,
+    /// Frames handed to userspace.
+    pub upcalls: u64,
+    /// New entries written by the poll threads.
+    pub installs: u64,
+    /// Entries written over one of the same key (stale, or decided twice).
+    pub replaced: u64,
+    pub install_failures: u64,
+    /// Entries the LRU removed to make room (installs - entries).
+    pub evictions: u64,
+    /// Generation switches: each makes every entry stale.
+    pub invalidations: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -146,6 +179,24 @@ impl Status {
         for (action, n) in &self.unsupported_actions {
             let _ = writeln!(out, "  unsupported action {action}: {n} frames dropped");
         }
+        if let Some(c) = &self.cache {
+            let _ = writeln!(
+                out,
+                "  decision cache: generation {} entries {}/{} hits={} misses={} stale={} uncacheable={} upcalls={} installs={} replaced={} evictions={} invalidations={}",
+                c.generation,
+                c.entries,
+                c.capacity,
+                c.hits,
+                c.misses,
+                c.stale,
+                c.uncacheable,
+                c.upcalls,
+                c.installs,
+                c.replaced,
+                c.evictions,
+                c.invalidations
+            );
+        }
         let counters: Vec<String> = self
             .counters
             .iter()
@@ -212,6 +263,93 @@ impl Status {
                 "ovnest_fastpath_packets_total{{verdict=\"{name}\"}} {value}"
             );
         }
+        if let Some(c) = &self.cache {
+            for (name, kind, help, value) in [
+                (
+                    "ovnest_cache_hits_packets_total",
+                    "counter",
+                    "Frames carried out from the XDP decision cache.",
+                    c.hits,
+                ),
+                (
+                    "ovnest_cache_misses_packets_total",
+                    "counter",
+                    "Frames with no cache entry (decided in userspace).",
+                    c.misses,
+                ),
+                (
+                    "ovnest_cache_stale_packets_total",
+                    "counter",
+                    "Frames whose entry was of an older generation.",
+                    c.stale,
+                ),
+                (
+                    "ovnest_cache_uncacheable_packets_total",
+                    "counter",
+                    "Frames the cache cannot key.",
+                    c.uncacheable,
+                ),
+                (
+                    "ovnest_cache_upcalls_packets_total",
+                    "counter",
+                    "Frames XDP handed to userspace.",
+                    c.upcalls,
+                ),
+                (
+                    "ovnest_cache_installs_entries_total",
+                    "counter",
+                    "New cache entries written.",
+                    c.installs,
+                ),
+                (
+                    "ovnest_cache_replaced_entries_total",
+                    "counter",
+                    "Cache entries rewritten in place.",
+                    c.replaced,
+                ),
+                (
+                    "ovnest_cache_install_failures_entries_total",
+                    "counter",
+                    "Cache writes the kernel refused.",
+                    c.install_failures,
+                ),
+                (
+                    "ovnest_cache_evictions_entries_total",
+                    "counter",
+                    "Entries the LRU removed to make room.",
+                    c.evictions,
+                ),
+                (
+                    "ovnest_cache_invalidations_total",
+                    "counter",
+                    "Generation switches (each invalidates every entry).",
+                    c.invalidations,
+                ),
+                (
+                    "ovnest_cache_entries",
+                    "gauge",
+                    "Entries present.",
+                    c.entries,
+                ),
+                (
+                    "ovnest_cache_capacity_entries",
+                    "gauge",
+                    "Entries the cache holds at most.",
+                    c.capacity,
+                ),
+                (
+                    "ovnest_cache_generation",
+                    "gauge",
+                    "Generation of the entries in use.",
+                    c.generation,
+                ),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+                );
+            }
+        }
         let _ = writeln!(out, "# TYPE ovnest_port_packets_total counter");
         let mut ports: Vec<&PortStatus> = self.ports.iter().collect();
         ports.extend(self.ports.iter().flat_map(|p| p.children.iter()));
@@ -229,5 +367,55 @@ impl Status {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The decision cache's figures reach both outputs, Prometheus names carrying their
+    /// unit (packets, entries) and `_total` on counters.
+    #[test]
+    fn cache_figures_in_text_and_metrics() {
+        let status = Status {
+            cache: Some(CacheStatus {
+                generation: 7,
+                capacity: 32768,
+                entries: 3,
+                hits: 100,
+                misses: 4,
+                stale: 1,
+                uncacheable: 2,
+                upcalls: 7,
+                installs: 5,
+                replaced: 1,
+                install_failures: 0,
+                evictions: 2,
+                invalidations: 6,
+            }),
+            ..Status::default()
+        };
+        let text = status.render_text();
+        assert!(text.contains("decision cache: generation 7 entries 3/32768 hits=100 misses=4"), "{text}");
+        assert!(text.contains("evictions=2 invalidations=6"), "{text}");
+        let metrics = status.render_prometheus();
+        for line in [
+            "ovnest_cache_hits_packets_total 100",
+            "ovnest_cache_misses_packets_total 4",
+            "ovnest_cache_upcalls_packets_total 7",
+            "ovnest_cache_installs_entries_total 5",
+            "ovnest_cache_evictions_entries_total 2",
+            "ovnest_cache_invalidations_total 6",
+            "ovnest_cache_entries 3",
+            "# TYPE ovnest_cache_hits_packets_total counter",
+            "# TYPE ovnest_cache_entries gauge",
+        ] {
+            assert!(metrics.lines().any(|l| l == line), "{line} missing:\n{metrics}");
+        }
+        // Without a cache (xdp, afxdp) nothing of it is printed.
+        let none = Status::default();
+        assert!(!none.render_prometheus().contains("ovnest_cache"));
+        assert!(!none.render_text().contains("decision cache"));
     }
 }

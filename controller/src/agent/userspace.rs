@@ -1,6 +1,7 @@
 //! The userspace AF_XDP datapath under the agent (`--datapath hybrid|afxdp`): publishes
-//! each reconcile's ports as a pipeline snapshot (picked up live by the poll threads) and
-//! reopens the sockets when the set of bound VIFs changes.
+//! each reconcile's ports as a pipeline snapshot (picked up live by the poll threads),
+//! reopens the sockets when the set of bound VIFs changes, and (`hybrid`) has the poll
+//! threads install their decisions into the XDP decision cache.
 
 use std::{
     collections::BTreeSet,
@@ -14,6 +15,8 @@ use std::{
 use ovnest_datapath::{
     FastPath, LogicalPort,
     afxdp::{AfXdp, AfXdpConfig, AfXdpError, WorkerReport},
+    cache::CacheStats,
+    fastpath::Decisions,
     pipeline::{SharedCounters, Snapshot, SnapshotCell},
 };
 use tracing::{info, warn};
@@ -22,11 +25,16 @@ pub struct Userspace {
     config: AfXdpConfig,
     cell: Arc<SnapshotCell>,
     pub counters: Arc<SharedCounters>,
+    /// Decision cache installs by the poll threads (`hybrid`).
+    pub cache_stats: Arc<CacheStats>,
     generation: u64,
     /// The generation published last.
     published: u64,
     /// MAC_Binding / FDB writes pinctrl buffers for the agent's Southbound writer.
     pub pinctrl_queue: ovnest_datapath::pinctrl::SbQueue,
+    /// What it was built from: an unchanged input keeps its generation, so the XDP
+    /// decision cache is not invalidated by a resync that changed nothing.
+    last_input: Option<(Vec<LogicalPort>, Option<Arc<ovnest_logical::Pipeline>>)>,
     interfaces: BTreeSet<u32>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<WorkerReport>>,
@@ -38,9 +46,11 @@ impl Userspace {
             config,
             cell: Arc::new(SnapshotCell::new(Snapshot::build(0, &[]))),
             counters: Arc::new(SharedCounters::new()),
+            cache_stats: Arc::new(CacheStats::default()),
             generation: 0,
             published: 0,
             pinctrl_queue: Default::default(),
+            last_input: None,
             interfaces: BTreeSet::new(),
             stop: Arc::new(AtomicBool::new(false)),
             threads: Vec::new(),
@@ -54,6 +64,17 @@ impl Userspace {
         ports: &[LogicalPort],
         logical: Option<Arc<ovnest_logical::Pipeline>>,
     ) {
+        if let Some((last_ports, last_logical)) = &self.last_input
+            && last_ports.as_slice() == ports
+            && match (last_logical, &logical) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+        {
+            return;
+        }
+        self.last_input = Some((ports.to_vec(), logical.clone()));
         self.generation += 1;
         self.published = self.generation;
         let snapshot = Snapshot::build(self.generation, ports);
@@ -61,6 +82,11 @@ impl Userspace {
             Some(p) => snapshot.with_logical(p),
             None => snapshot,
         });
+    }
+
+    /// The generation of the snapshot published last.
+    pub fn published(&self) -> u64 {
+        self.published
     }
 
     /// Waits until every poll thread decides frames with the last published snapshot
@@ -84,8 +110,11 @@ impl Userspace {
             return Ok(());
         }
         let list: Vec<u32> = interfaces.iter().copied().collect();
-        let afxdp = AfXdp::open(&self.config, &list)?;
+        let mut afxdp = AfXdp::open(&self.config, &list)?;
         afxdp.register(fast_path)?;
+        if let Decisions::Cached { .. } = fast_path.decisions() {
+            afxdp = afxdp.install_into(fast_path.cache_maps(self.cache_stats.clone())?);
+        }
         self.stop = Arc::new(AtomicBool::new(false));
         let queue = self.pinctrl_queue.clone();
         self.threads = afxdp.spawn(

@@ -95,6 +95,8 @@ pub enum AfXdpError {
 pub struct AfXdp {
     interfaces: Vec<u32>,
     workers: Vec<Worker>,
+    /// Where the poll threads install decisions (`--datapath hybrid`).
+    cache: Option<crate::cache::CacheMaps>,
 }
 
 impl AfXdp {
@@ -106,7 +108,15 @@ impl AfXdp {
         Ok(AfXdp {
             interfaces: interfaces.to_vec(),
             workers,
+            cache: None,
         })
+    }
+
+    /// Makes every poll thread install the decisions it makes for frames the XDP
+    /// program's decision cache missed.
+    pub fn install_into(mut self, cache: crate::cache::CacheMaps) -> AfXdp {
+        self.cache = Some(cache);
+        self
     }
 
     pub fn workers(&self) -> &[Worker] {
@@ -150,11 +160,20 @@ impl AfXdp {
             let queue = worker.queue();
             let (cell, shared, stop) = (cell.clone(), shared.clone(), stop.clone());
             let controller = controller();
+            let cache = match &self.cache {
+                Some(maps) => Some(maps.writer().map_err(|e| {
+                    AfXdpError::Register(FastPathError::Map {
+                        map: "CACHE",
+                        source: e,
+                    })
+                })?),
+                None => None,
+            };
             let handle = std::thread::Builder::new()
                 .name(format!("ovnest-xsk{queue}"))
                 .spawn(move || {
                     pin_to_core(queue as usize);
-                    worker.run(&cell, &shared, &stop, NoServices, controller)
+                    worker.run_with_cache(&cell, &shared, &stop, NoServices, controller, cache)
                 })
                 .map_err(|source| AfXdpError::Thread { queue, source })?;
             handles.push(handle);

@@ -133,12 +133,25 @@ impl Worker {
     /// The poll loop. Returns when `stop` is set (checked every housekeeping interval and
     /// on every idle wakeup).
     pub fn run<S: Service>(
+        self,
+        cell: &SnapshotCell,
+        shared: &SharedCounters,
+        stop: &AtomicBool,
+        services: S,
+        controller: Box<dyn Controller + Send>,
+    ) -> WorkerReport {
+        self.run_with_cache(cell, shared, stop, services, controller, None)
+    }
+
+    /// [`Worker::run`], installing decisions into the XDP decision cache with `cache`.
+    pub fn run_with_cache<S: Service>(
         mut self,
         cell: &SnapshotCell,
         shared: &SharedCounters,
         stop: &AtomicBool,
         services: S,
         controller: Box<dyn Controller + Send>,
+        cache: Option<crate::cache::CacheWriter>,
     ) -> WorkerReport {
         let frame_mask = self.frame_size as u64 - 1;
         let reserve = BATCH * 4;
@@ -163,6 +176,7 @@ impl Worker {
         let pool = core::mem::replace(pool, FramePool::with_capacity(0, 0));
         let mut pipeline = Pipeline::new(umem, pool, TxBatches::new(BATCH * 64), services);
         pipeline.controller = controller;
+        pipeline.cache = cache;
         let mut report = WorkerReport {
             queue: *queue,
             ..Default::default()

@@ -145,6 +145,24 @@ impl BenchKit {
         maps::set_array(&mut self.ebpf, "BENCH_FLOWS", 0, &(flows as u32))
     }
 
+    /// New-flows mode: from now on the generator writes a 32-bit sequence number,
+    /// starting at `first`, at byte `offset` of every frame (a UDP port pair), so every
+    /// frame is a new flow; `None` turns it off.
+    pub fn set_new_flows(&mut self, offset: Option<u32>, first: u32) -> Result<(), FastPathError> {
+        let map = "BENCH_SEQ";
+        let mut seq: PerCpuArray<&mut MapData, u32> = handle::map_mut(&mut self.ebpf, map)?;
+        let syscall = |call, io_error| FastPathError::Map {
+            map,
+            source: aya::maps::MapError::SyscallError(aya::sys::SyscallError { call, io_error }),
+        };
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| syscall("nr_cpus", e))?;
+        let values = aya::maps::PerCpuValues::try_from(vec![first; cpus.get() as usize])
+            .map_err(|e| syscall("nr_cpus", e))?;
+        seq.set(0, values, 0)
+            .map_err(|source| FastPathError::Map { map, source })?;
+        maps::set_array(&mut self.ebpf, "BENCH_SEQ_AT", 0, &offset.unwrap_or(0))
+    }
+
     /// Transmits `repeat` frames out of `ifindex` (in the calling thread's namespace),
     /// cycling through the frames of [`BenchKit::set_frames`], rewritten before each
     /// repetition, flushed to the interface every `batch` frames (at most [`MAX_BATCH`]).

@@ -5,6 +5,7 @@
 //! reload: traffic of untouched ports never sees a gap).
 
 pub mod bench;
+mod cache;
 mod counters;
 mod flat;
 mod handle;
@@ -20,6 +21,7 @@ use aya::{
         ProgramError, TestRun, TestRunOptions, TestRunResult, Xdp, XdpMode, xdp::XdpLinkId,
     },
 };
+pub use cache::{CacheCounters, Decisions};
 pub use counters::Counters;
 use tracing::warn;
 
@@ -69,6 +71,8 @@ pub struct FastPath {
     installed: TableSet,
     installed_kernel: KernelTables,
     flat: flat::FlatTables,
+    /// How the program decides (set at load).
+    decisions: Decisions,
 }
 
 impl FastPath {
@@ -80,9 +84,20 @@ impl FastPath {
     /// Like [`FastPath::load`]; with `all_to_userspace` every classified frame goes to the
     /// AF_XDP datapath (`--datapath afxdp`) instead of being forwarded in XDP.
     pub fn load_with(all_to_userspace: bool) -> Result<Self, FastPathError> {
-        let mut ebpf = EbpfLoader::new()
-            .override_global("ALL_TO_USERSPACE", &u8::from(all_to_userspace), true)
-            .load(object::XDP_OBJECT)?;
+        FastPath::load_decisions(if all_to_userspace {
+            Decisions::Userspace
+        } else {
+            Decisions::Physical
+        })
+    }
+
+    /// Loads the program with `configure`'s globals and map sizes.
+    fn load_configured(
+        configure: impl FnOnce(&mut EbpfLoader<'static>),
+    ) -> Result<Self, FastPathError> {
+        let mut loader = EbpfLoader::new();
+        configure(&mut loader);
+        let mut ebpf = loader.load(object::XDP_OBJECT)?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM)
             .ok_or(FastPathError::MissingMap { map: PROGRAM })?
@@ -94,6 +109,7 @@ impl FastPath {
             installed: TableSet::default(),
             installed_kernel: KernelTables::default(),
             flat: flat::FlatTables::new(),
+            decisions: Decisions::Physical,
         })
     }
 

@@ -9,6 +9,21 @@ mod extract;
 pub use commit::{Unwritable, changed, check, commit, csum};
 pub use extract::{Layers, extract};
 
+/// The flow the ingress pipeline starts with for `frame` arriving on logical port
+/// `port`: its headers, `metadata` = the port's datapath, `reg14` (inport) = the port.
+pub fn ingress(
+    frame: &[u8],
+    port: ovnest_common::PortKey,
+) -> Option<(ovnest_logical::flow::Flow, Layers)> {
+    let (mut flow, layers) = extract(frame)?;
+    flow.set(
+        ovnest_logical::flow::Field::Metadata,
+        u128::from(port.datapath),
+    );
+    flow.set_reg(14, port.port);
+    Some((flow, layers))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,11 @@ pub struct LogicalView {
 }
 
 impl LogicalView {
+    /// The snapshot port index of pipeline port `port`, when it is bound here.
+    pub fn port_index(&self, port: PortId) -> Option<u32> {
+        self.egress.get(&port).copied()
+    }
+
     pub fn new(pipeline: Arc<Logical>, snap: &Snapshot) -> LogicalView {
         let mut ingress = Vec::with_capacity(snap.ports().len());
         let mut egress = FxHashMap::default();
@@ -114,17 +119,10 @@ impl<S: Service> Pipeline<'_, S> {
         let Some(dp) = view.ingress.get(ingress.port as usize).copied().flatten() else {
             return self.drop_frame(frame.chunk, Verdict::Logical(LogicalOutcome::NoDatapath));
         };
-        let Some((mut flow, layers)) = flow::extract(data) else {
+        let Some((mut flow, layers)) = flow::ingress(data, ingress.info.key) else {
             return self.drop_frame(frame.chunk, Verdict::Logical(LogicalOutcome::Malformed));
         };
-        let start = {
-            flow.set(
-                ovnest_logical::flow::Field::Metadata,
-                u128::from(ingress.info.key.datapath),
-            );
-            flow.set_reg(14, ingress.info.key.port);
-            flow
-        };
+        let start = flow;
         let pipeline = &*view.pipeline;
         let decision = std::mem::take(&mut self.scratch.decision);
         let mut it = Interpreter::with_decision(
@@ -136,6 +134,15 @@ impl<S: Service> Pipeline<'_, S> {
         );
         it.run(dp, &mut flow);
         let mut decision = it.into_decision();
+        // A frame XDP keyed and missed: the entry its next frames will hit.
+        let entry = match (&self.cache, ingress.cacheable) {
+            (Some(_), true) => {
+                crate::cache::decide(snap, view, &decision, &start, snap.generation()).zip(
+                    <crate::cache::Key as crate::cache::FromFlow>::from_flow(&start),
+                )
+            }
+            _ => None,
+        };
 
         let verdict = if decision.aborted {
             LogicalOutcome::Aborted
@@ -150,6 +157,17 @@ impl<S: Service> Pipeline<'_, S> {
         };
         decision.clear();
         self.scratch.decision = decision;
+        if let (Some((action, key)), Some(cache)) = (entry, self.cache.as_mut())
+            && matches!(
+                verdict,
+                LogicalOutcome::Delivered
+                    | LogicalOutcome::DeliveredTxFull
+                    | LogicalOutcome::Dropped
+                    | LogicalOutcome::NotLocal
+            )
+        {
+            cache.push(key, action);
+        }
         // A delivered frame's buffer is queued (or was given back by a full queue).
         if !matches!(
             verdict,

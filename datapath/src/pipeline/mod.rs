@@ -15,6 +15,10 @@
 //!    the ports with `unknown`, never back to the sender; one copy per port, each with its
 //!    own tag (several copies onto one parent interface).
 //!
+//! With OVN's logical flows in the snapshot (`hybrid`, `afxdp`), steps 3 to 6 are the
+//! logical pipeline's decision instead (`logical`); a frame the XDP decision cache keyed
+//! and missed has its decision installed there after the batch ([`crate::cache`]).
+//!
 //! No step panics or allocates: frame reads are bounds-checked, descriptors go to fixed
 //! capacity lists, flood copies come from a fixed [`FramePool`].
 
@@ -66,6 +70,9 @@ struct Ingress<'s> {
     device: u16,
     /// VID of the tag the frame carries now (0: untagged; always 0 after XDP).
     vid: u16,
+    /// XDP keyed the frame and missed in the decision cache: its decision may be
+    /// installed.
+    cacheable: bool,
 }
 
 /// Where a frame sits: `off..off + len` inside the chunk starting at `chunk`.
@@ -159,6 +166,8 @@ pub struct Pipeline<'u, S: Service = NoServices> {
     pub services: S,
     /// Runs controller actions of logical decisions (pinctrl).
     pub controller: Box<dyn Controller + Send>,
+    /// Installs the logical pipeline's decisions into the XDP decision cache.
+    pub cache: Option<crate::cache::CacheWriter>,
     scratch: Scratch,
 }
 
@@ -171,6 +180,7 @@ impl<'u, S: Service> Pipeline<'u, S> {
             counters: LocalCounters::new(),
             services,
             controller: Box::new(NoController),
+            cache: None,
             scratch: Scratch::new(),
         }
     }
@@ -188,6 +198,11 @@ impl<'u, S: Service> Pipeline<'u, S> {
         for desc in rx {
             let verdict = self.process(snapshot, ingress, *desc);
             self.counters.count(verdict);
+        }
+        if let Some(cache) = self.cache.as_mut()
+            && cache.pending() > 0
+        {
+            cache.flush();
         }
     }
 
@@ -556,6 +571,7 @@ fn from_meta<'s>(
         info,
         device,
         vid: 0,
+        cacheable: meta.flags & ovnest_common::meta::META_CACHEABLE != 0,
     })
 }
 
@@ -624,6 +640,7 @@ fn classify<'s>(
         info,
         device,
         vid,
+        cacheable: false,
     })
 }
 

@@ -446,7 +446,7 @@ fn xdp_metadata_skips_classification() {
             port: 5,
         },
         vid: 51,
-        _pad: 0,
+        flags: 0,
     };
     let o = run_with(&lab(), VM5_IF, &frame, Some(meta), HEADROOM, NoServices);
     assert_eq!(o.verdict, Verdict::Flooded);
@@ -475,7 +475,7 @@ fn xdp_metadata_for_an_unknown_port_is_dropped() {
             magic: XDP_META_MAGIC,
             ingress: PortKey { datapath: 1, port },
             vid,
-            _pad: 0,
+            flags: 0,
         };
         let o = run_with(&lab(), VM5_IF, &frame, Some(meta), HEADROOM, NoServices);
         assert_eq!(o.verdict, Verdict::Fast(counter));
@@ -492,7 +492,7 @@ fn stale_metadata_magic_is_cleared_after_use() {
             port: 5,
         },
         vid: 51,
-        _pad: 0,
+        flags: 0,
     };
     put_meta(&mut chunk, 256, &meta).unwrap();
     assert_eq!(take_meta(&mut chunk, 256), Some(meta));

@@ -162,7 +162,7 @@ pub fn take_meta(chunk: &mut [u8], offset: usize) -> Option<XdpMeta> {
             port: u32_at(8),
         },
         vid: u16::from_ne_bytes([bytes[12], bytes[13]]),
-        _pad: 0,
+        flags: u16::from_ne_bytes([bytes[14], bytes[15]]),
     };
     Some(meta)
 }
@@ -175,7 +175,7 @@ pub fn put_meta(chunk: &mut [u8], offset: usize, meta: &XdpMeta) -> Option<()> {
     bytes[4..8].copy_from_slice(&meta.ingress.datapath.to_ne_bytes());
     bytes[8..12].copy_from_slice(&meta.ingress.port.to_ne_bytes());
     bytes[12..14].copy_from_slice(&meta.vid.to_ne_bytes());
-    bytes[14..16].fill(0);
+    bytes[14..16].copy_from_slice(&meta.flags.to_ne_bytes());
     Some(())
 }
 

@@ -42,10 +42,14 @@ pub enum Counter {
     /// Drop: known unicast addressed to the logical port it came from (OVN drops
     /// outport == inport unless flags.loopback).
     DropLoop = 16,
+    /// Drop: the logical pipeline's decision, executed from the decision cache.
+    DropLogical = 17,
+    /// Drop: the cached decision delivers only to ports not bound here (no tunnels yet).
+    DropNotLocal = 18,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 17;
+    pub const COUNT: u32 = 19;
 
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::Redirected,
@@ -65,6 +69,8 @@ impl Counter {
         Counter::DropRewrite,
         Counter::DropBadSource,
         Counter::DropLoop,
+        Counter::DropLogical,
+        Counter::DropNotLocal,
     ];
 
     /// Stable snake_case name, used in status output and Prometheus labels.
@@ -87,6 +93,8 @@ impl Counter {
             Counter::DropRewrite => "drop_rewrite",
             Counter::DropBadSource => "drop_bad_source",
             Counter::DropLoop => "drop_loop",
+            Counter::DropLogical => "drop_logical",
+            Counter::DropNotLocal => "drop_not_local",
         }
     }
 

@@ -5,12 +5,14 @@
 //! would silently misroute packets.
 #![no_std]
 
+pub mod cache;
 pub mod counters;
 pub mod flat;
 pub mod maps;
 pub mod meta;
 pub mod tagger;
 
+pub use cache::{CacheAction, CacheCounter, CacheKey, CacheKey6};
 pub use counters::{Counter, PortStats};
 pub use flat::{FlatKey, FlatSlot};
 pub use maps::{

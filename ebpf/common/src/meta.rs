@@ -17,8 +17,13 @@ pub struct XdpMeta {
     pub ingress: PortKey,
     /// The VLAN id that was stripped, 0 when the frame arrived untagged.
     pub vid: u16,
-    pub _pad: u16,
+    /// `META_*` bits.
+    pub flags: u16,
 }
+
+/// `XdpMeta::flags`: the decision cache has a key for this frame and missed, so
+/// userspace may install the decision it makes (see `ovnest_common::cache`).
+pub const META_CACHEABLE: u16 = 1 << 0;
 const _: () = assert!(size_of::<XdpMeta>() == 16);
 const _: () = assert!(size_of::<XdpMeta>().is_multiple_of(4));
 

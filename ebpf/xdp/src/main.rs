@@ -1,9 +1,13 @@
 //! ovnest's XDP fast path, attached to every bound VIF on the hypervisor.
 //!
-//! Per frame: classify `(ingress ifindex, vid)` to a logical port, enforce port security,
-//! answer ARP for known addresses, and forward known local unicast (strip / push / rewrite
-//! the 802.1Q tag, redirect or hairpin). Everything else goes to the userspace datapath
-//! through the XSKMAP, or is dropped with a counted reason.
+//! Per frame: classify `(ingress ifindex, vid)` to a logical port and enforce port
+//! security (the physical layer). Then, when OVN's logical pipeline decides
+//! (`--datapath hybrid`, the default), look the frame up in the decision cache
+//! ([`cache`]): a hit is carried out here, a miss goes to the userspace datapath through
+//! the XSKMAP. With `--datapath xdp` (the physical-layer benchmark mode, no logical
+//! flows) it instead answers ARP for known addresses and forwards known local unicast
+//! (strip / push / rewrite the 802.1Q tag, redirect or hairpin). Drops are counted by
+//! reason.
 // On the host (`cargo test --workspace`, clippy) the crate builds as an empty binary.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
@@ -11,8 +15,10 @@
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 mod arp;
+mod cache;
 mod flat;
 mod frame;
+mod key;
 mod maps;
 mod stats;
 mod vlan;
@@ -60,7 +66,8 @@ struct Ingress<'a> {
     src: u64,
 }
 
-/// Set at load time (`--datapath afxdp`): every classified frame goes to userspace.
+/// Set at load time (`--datapath hybrid|afxdp`): the logical pipeline decides every
+/// classified frame, from the decision cache ([`cache`]) or in userspace.
 /// A read-only global, so the verifier drops the branch not taken.
 // SAFETY: the loader finds it by this exact name; no other symbol in the object has it.
 #[unsafe(no_mangle)]
@@ -74,7 +81,7 @@ fn try_vif_ingress(ctx: &XdpContext) -> Result<u32, Counter> {
     // SAFETY: a plain read of a load-time constant; volatile so the compiler cannot fold
     // the default value in.
     if unsafe { core::ptr::read_volatile(&ALL_TO_USERSPACE) } != 0 {
-        return to_userspace(ctx, &ingress);
+        return cache::decide(ctx, &ingress);
     }
 
     // OVN answers ARP (ls_in_arp_rsp) before the L2 lookup, unicast requests included.
@@ -88,7 +95,7 @@ fn try_vif_ingress(ctx: &XdpContext) -> Result<u32, Counter> {
     {
         return Ok(action);
     }
-    to_userspace(ctx, &ingress)
+    to_userspace(ctx, &ingress, 0)
 }
 
 /// Step 1 and 2: the logical port the frame belongs to, with port security applied.
@@ -232,7 +239,20 @@ fn send_back(ifindex: u32) -> Result<u32, Counter> {
 /// Step 6: everything the fast path does not finish goes to the userspace datapath,
 /// untagged, with its classification in XDP metadata.
 #[inline(never)]
-fn to_userspace(ctx: &XdpContext, ingress: &Ingress) -> Result<u32, Counter> {
+fn to_userspace(ctx: &XdpContext, ingress: &Ingress, flags: u16) -> Result<u32, Counter> {
+    // With the classification in metadata the frame goes up untagged; without room for
+    // metadata it keeps its tag, so userspace classifies it again instead of taking a
+    // container's frame for its parent's (adjust_head moves the metadata along). Done
+    // before looking for the socket, so a test run shows what would go up.
+    let meta = XdpMeta {
+        magic: XDP_META_MAGIC,
+        ingress: ingress.key,
+        vid: ingress.vid,
+        flags,
+    };
+    if frame::write_meta(ctx, meta).is_some() {
+        vlan::retag(ctx, ingress.vid, 0).ok_or(Counter::DropRewrite)?;
+    }
     // SAFETY: copied out at once.
     let slot = unsafe { XSK_SLOTS.get(&ingress.ifindex) }
         .copied()
@@ -240,18 +260,6 @@ fn to_userspace(ctx: &XdpContext, ingress: &Ingress) -> Result<u32, Counter> {
     let queue = ctx.rx_queue_index();
     if queue >= slot.n_queues {
         return Err(Counter::DropNoUserspace);
-    }
-    // With the classification in metadata the frame goes up untagged; without room for
-    // metadata it keeps its tag, so userspace classifies it again instead of taking a
-    // container's frame for its parent's (adjust_head moves the metadata along).
-    let meta = XdpMeta {
-        magic: XDP_META_MAGIC,
-        ingress: ingress.key,
-        vid: ingress.vid,
-        _pad: 0,
-    };
-    if frame::write_meta(ctx, meta).is_some() {
-        vlan::retag(ctx, ingress.vid, 0).ok_or(Counter::DropRewrite)?;
     }
     match XSKS.redirect(slot.base + queue, 0) {
         Ok(action) => {

@@ -12,6 +12,7 @@
 pub mod cni;
 pub mod latency;
 mod lock;
+mod miss;
 mod plot;
 mod run;
 pub mod scale;
@@ -52,8 +53,12 @@ pub struct BenchArgs {
     #[arg(long, default_value = "64", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub batch: u32,
     /// Targets to measure.
-    #[arg(long, value_delimiter = ',', default_value = "baseline,xdp,afxdp,peer")]
+    #[arg(long, value_delimiter = ',', default_value = "baseline,hybrid,afxdp,peer")]
     pub targets: Vec<Target>,
+    /// Miss path (`hybrid` against `peer`): first-frame latency samples per target, and a
+    /// throughput search of new flows per second (0: skip).
+    #[arg(long, default_value = "200")]
+    pub miss_samples: usize,
     /// NB changes for the control-plane latency figures (0: skip).
     #[arg(long, default_value = "30")]
     pub changes: usize,
@@ -110,9 +115,12 @@ fn parse_load(text: &str) -> Result<Load, String> {
 pub enum Target {
     /// Minimal XDP: strip the tag and devmap-redirect.
     Baseline,
-    /// ovnest --datapath xdp.
+    /// ovnest --datapath hybrid (the default): OVN's logical pipeline, its decisions
+    /// cached in XDP; measured with a warm cache.
+    Hybrid,
+    /// ovnest --datapath xdp: the physical layer alone (hand-written, no logical flows).
     Xdp,
-    /// ovnest --datapath afxdp.
+    /// ovnest --datapath afxdp: the logical pipeline in userspace for every frame.
     Afxdp,
     /// ovn-controller + ovs-vswitchd (userspace datapath, `system` ports).
     Peer,
@@ -122,6 +130,7 @@ impl Target {
     pub fn label(self) -> &'static str {
         match self {
             Target::Baseline => "baseline",
+            Target::Hybrid => "ovnest hybrid",
             Target::Xdp => "ovnest xdp",
             Target::Afxdp => "ovnest afxdp",
             Target::Peer => "ovn-controller+OVS",
@@ -184,6 +193,37 @@ pub struct Row {
     pub overload_ratio_to_peer: Option<f64>,
 }
 
+/// The miss path of one target: frames of flows it never saw (each one a decision in
+/// the slow path and a new cache entry; for the peer, with megaflows off, an upcall).
+#[derive(Clone, Debug, Serialize)]
+pub struct MissPath {
+    pub target: Target,
+    /// New flows set up per second (every frame a new flow), the highest rate losing at
+    /// most `--loss`, median over the rounds; `None` when no trial passed.
+    pub new_flows_per_s: Option<f64>,
+    /// New flows delivered per second with the generator unpaced (median).
+    pub overload_new_flows_per_s: Option<f64>,
+    /// A new flow's first frame: from injection until the receiver counted it.
+    pub first_frame_p50_us: f64,
+    pub first_frame_p99_us: f64,
+    /// A frame of a flow already set up, measured the same way.
+    pub known_frame_p50_us: f64,
+    pub known_frame_p99_us: f64,
+    pub samples: usize,
+    /// Probes that never arrived (within 100 ms).
+    pub lost: usize,
+}
+
+/// `ovnest hybrid`'s decision cache over the rate cases (its `ovnest status`).
+#[derive(Clone, Debug, Serialize)]
+pub struct CacheFigures {
+    pub hits: u64,
+    pub misses: u64,
+    pub stale: u64,
+    pub installs: u64,
+    pub upcalls: u64,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ControlPlane {
     pub agent: String,
@@ -214,5 +254,8 @@ pub struct Report {
     pub batch: u32,
     pub rounds: usize,
     pub rows: Vec<Row>,
+    /// `ovnest hybrid`'s decision cache over the rate cases (warm-up included).
+    pub cache: Option<CacheFigures>,
+    pub miss_path: Vec<MissPath>,
     pub control_plane: Vec<ControlPlane>,
 }

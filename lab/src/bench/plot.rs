@@ -6,8 +6,9 @@ use std::{fmt::Write as _, path::Path};
 
 use super::{Direction, Report, Target};
 
-const COLORS: [(Target, &str); 4] = [
+const COLORS: [(Target, &str); 5] = [
     (Target::Baseline, "#9e9e9e"),
+    (Target::Hybrid, "#2e7d32"),
     (Target::Xdp, "#1565c0"),
     (Target::Afxdp, "#64b5f6"),
     (Target::Peer, "#ef6c00"),

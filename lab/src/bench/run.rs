@@ -31,12 +31,12 @@ const DATAPATH_CPU: usize = 1;
 type CaseKey = (Direction, usize, usize, Target);
 
 /// One target's lab, its bench kit (sinks, baseline), torn down on drop.
-struct Bed {
-    target: Target,
-    lab: Lab,
-    kit: BenchKit,
+pub(super) struct Bed {
+    pub(super) target: Target,
+    pub(super) lab: Lab,
+    pub(super) kit: BenchKit,
     /// The NAPI threads of this lab's hypervisor-side veths.
-    napi: Vec<i32>,
+    pub(super) napi: Vec<i32>,
 }
 
 impl Drop for Bed {
@@ -47,7 +47,7 @@ impl Drop for Bed {
 
 /// Where a direction's frames enter and leave: (namespace, interface) of the sending VM
 /// and of the receiving one.
-fn ends(direction: Direction) -> ((&'static str, &'static str), (&'static str, &'static str)) {
+pub(super) fn ends(direction: Direction) -> ((&'static str, &'static str), (&'static str, &'static str)) {
     match direction {
         Direction::C51ToVm1 => (("vm5", "brvm5-brint"), ("vm1", "eth0")),
         Direction::Vm1ToC51 => (("vm1", "eth0"), ("vm5", "brvm5-brint")),
@@ -56,7 +56,7 @@ fn ends(direction: Direction) -> ((&'static str, &'static str), (&'static str, &
 }
 
 /// The frames of one case: `flows` UDP source ports; `size` counts the FCS, as RFC 2544.
-fn frames(direction: Direction, size: usize, flows: usize) -> Vec<Vec<u8>> {
+pub(super) fn frames(direction: Direction, size: usize, flows: usize) -> Vec<Vec<u8>> {
     let payload = size.saturating_sub(4 + 14 + 20 + 8);
     (0..flows.max(1))
         .map(|flow| {
@@ -107,23 +107,37 @@ fn napi_threads() -> std::collections::BTreeSet<i32> {
 /// the frames (ovnest afxdp's poller, the peer's ovs-vswitchd) everything stays
 /// SCHED_OTHER: a real-time NAPI thread would starve it.
 fn realtime_napi(target: Target) -> bool {
-    matches!(target, Target::Baseline | Target::Xdp)
+    matches!(target, Target::Baseline | Target::Xdp | Target::Hybrid)
+}
+
+/// Sets a bed's NAPI threads to SCHED_FIFO (`realtime`) or back to SCHED_OTHER. The
+/// hybrid's misses are decided by its userspace poll thread, on the datapath core: for
+/// the miss path its NAPI threads share the core fairly, as the afxdp target's do.
+pub(super) fn napi_policy(bed: &Bed, realtime: bool) {
+    let (policy, priority) = if realtime {
+        (libc::SCHED_FIFO, 50)
+    } else {
+        (libc::SCHED_OTHER, 0)
+    };
+    for pid in &bed.napi {
+        let param = libc::sched_param {
+            sched_priority: priority,
+        };
+        // SAFETY: a plain syscall on a pid with a valid parameter block.
+        if unsafe { libc::sched_setscheduler(*pid, policy, &param) } != 0 {
+            tracing::warn!(
+                "scheduling policy of NAPI thread {pid}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
 }
 
 /// Moves every bed's NAPI threads and `pids` (all their threads) to the datapath core.
 fn pin_datapath(beds: &[Bed], pids: &[i32]) {
     for bed in beds {
-        for pid in &bed.napi {
-            if realtime_napi(bed.target) {
-                let param = libc::sched_param { sched_priority: 50 };
-                // SAFETY: a plain syscall on a pid with a valid parameter block.
-                if unsafe { libc::sched_setscheduler(*pid, libc::SCHED_FIFO, &param) } != 0 {
-                    tracing::warn!(
-                        "SCHED_FIFO for NAPI thread {pid}: {}",
-                        std::io::Error::last_os_error()
-                    );
-                }
-            }
+        if realtime_napi(bed.target) {
+            napi_policy(bed, true);
         }
     }
     let threads = beds.iter().flat_map(|b| b.napi.iter()).chain(pids);
@@ -156,7 +170,7 @@ fn catch_interrupts() {
     }
 }
 
-fn check_interrupted() -> anyhow::Result<()> {
+pub(super) fn check_interrupted() -> anyhow::Result<()> {
     if INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
         bail!("interrupted; labs torn down, host settings restored");
     }
@@ -239,6 +253,7 @@ impl Drop for HostTuning {
 fn bed(args: &BenchArgs, target: Target) -> anyhow::Result<Bed> {
     let (short, agent, datapath) = match target {
         Target::Baseline => ("b", AgentKind::None, DatapathMode::Xdp),
+        Target::Hybrid => ("h", AgentKind::Ovnest, DatapathMode::Hybrid),
         Target::Xdp => ("x", AgentKind::Ovnest, DatapathMode::Xdp),
         Target::Afxdp => ("a", AgentKind::Ovnest, DatapathMode::Afxdp),
         Target::Peer => ("p", AgentKind::OvnController, DatapathMode::Xdp),
@@ -303,7 +318,7 @@ fn bed(args: &BenchArgs, target: Target) -> anyhow::Result<Bed> {
     })
 }
 
-fn ifindex(name: &str) -> anyhow::Result<u32> {
+pub(super) fn ifindex(name: &str) -> anyhow::Result<u32> {
     let c = std::ffi::CString::new(name)?;
     // SAFETY: if_nametoindex reads a NUL-terminated string.
     let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
@@ -321,7 +336,7 @@ const PACED_CALL: Duration = Duration::from_millis(40);
 
 /// Offered and received frames per second over one window, the generator sending one
 /// frame every `gap_ns` (0: as fast as it goes).
-fn measure(
+pub(super) fn measure(
     bed: &mut Bed,
     direction: Direction,
     frames: &[Vec<u8>],
@@ -382,7 +397,7 @@ fn measure(
 }
 
 /// The generator's gap between frames for `rate` frames per second.
-fn gap_ns(rate: f64) -> u64 {
+pub(super) fn gap_ns(rate: f64) -> u64 {
     (1e9 / rate).round().max(1.0) as u64
 }
 
@@ -398,6 +413,52 @@ struct Measured {
     generator_limited: bool,
 }
 
+/// Has the hybrid's pipeline decide every flow of a case once (its slow path), so the
+/// case measures the decision cache: each frame sent four times at 50 kpps, then the
+/// receiver settles.
+fn warm(bed: &mut Bed, direction: Direction, frames: &[Vec<u8>]) -> anyhow::Result<()> {
+    bed.kit.set_frames(frames)?;
+    bed.kit.set_gap_ns(20_000)?;
+    let ((src_ns, src_dev), _) = ends(direction);
+    let _in = process::enter_netns(&bed.lab.ns(src_ns))?;
+    let src = ifindex(src_dev)?;
+    bed.kit.inject(src, &frames[0], (frames.len() * 4) as u32, 1)?;
+    let mut last = bed.kit.received()?;
+    for _ in 0..40 {
+        std::thread::park_timeout(Duration::from_millis(5));
+        let now = bed.kit.received()?;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    Ok(())
+}
+
+/// The hybrid's decision cache figures from a status it wrote after `after`.
+fn cache_figures(bed: &Bed, after: std::time::SystemTime) -> Option<super::CacheFigures> {
+    let after_ms = after
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(status) = ovnest::agent::status::Status::read(&bed.lab.state_dir())
+            && status.updated_unix_ms > after_ms
+        {
+            let c = status.cache?;
+            return Some(super::CacheFigures {
+                hits: c.hits,
+                misses: c.misses,
+                stale: c.stale,
+                installs: c.installs,
+                upcalls: c.upcalls,
+            });
+        }
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+    None
+}
+
 /// Measures one case on every bed. Under a search, the targets' trials alternate
 /// (A B A B ...) as the rounds do.
 fn measure_case(
@@ -407,6 +468,9 @@ fn measure_case(
     frames: &[Vec<u8>],
 ) -> anyhow::Result<Vec<Measured>> {
     let window = Duration::from_millis(args.window_ms);
+    for bed in beds.iter_mut().filter(|b| b.target == Target::Hybrid) {
+        warm(bed, direction, frames)?;
+    }
     let fixed = |point| Measured {
         point: Some(point),
         overload: None,
@@ -460,7 +524,7 @@ fn measure_case(
     }
 }
 
-fn median(values: &mut [f64]) -> f64 {
+pub(super) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     values[values.len() / 2]
 }
@@ -569,7 +633,7 @@ impl Summary {
 fn control_plane(beds: &[Bed], changes: usize) -> anyhow::Result<Vec<ControlPlane>> {
     let measured: Vec<&Bed> = beds
         .iter()
-        .filter(|b| matches!(b.target, Target::Xdp | Target::Peer))
+        .filter(|b| matches!(b.target, Target::Hybrid | Target::Xdp | Target::Peer))
         .collect();
     let labs: Vec<&Lab> = measured.iter().map(|b| &b.lab).collect();
     let samples = latency::nb_change_latency(&labs, changes, 3)?;
@@ -579,10 +643,9 @@ fn control_plane(beds: &[Bed], changes: usize) -> anyhow::Result<Vec<ControlPlan
         .zip(samples)
         .filter(|(_, s)| !s.is_empty())
         .map(|(bed, s)| ControlPlane {
-            agent: if bed.target == Target::Peer {
-                "ovn-controller".into()
-            } else {
-                "ovnest".into()
+            agent: match bed.target {
+                Target::Peer => "ovn-controller".into(),
+                other => other.label().into(),
             },
             p50_ms: ms(latency::percentile(&s, 0.5)),
             p99_ms: ms(latency::percentile(&s, 0.99)),
@@ -731,6 +794,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             overload_ratio_to_peer: overload_ratio_to(Target::Peer),
         });
     }
+    let cache = beds
+        .iter()
+        .find(|b| b.target == Target::Hybrid)
+        .and_then(|b| cache_figures(b, std::time::SystemTime::now()));
+    let miss_path = if args.miss_samples > 0 {
+        super::miss::measure(&mut beds, &args)?
+    } else {
+        Vec::new()
+    };
     let control_plane = if args.changes > 0 {
         control_plane(&beds, args.changes)?
     } else {
@@ -744,6 +816,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         batch: args.batch,
         rounds: args.rounds,
         rows,
+        cache,
+        miss_path,
         control_plane,
     };
     drop(beds);
@@ -837,6 +911,35 @@ fn table(report: &Report, plot: &std::path::Path) -> String {
             ""
         }
     );
+    if let Some(c) = &report.cache {
+        let _ = writeln!(
+            out,
+            "ovnest hybrid decision cache over the rate cases: {} hits, {} misses ({} stale), {} installs, {} upcalls (warm-up: every flow of every case decided once, then cached)",
+            c.hits, c.misses, c.stale, c.installs, c.upcalls
+        );
+    }
+    for m in &report.miss_path {
+        let rate = |r: Option<f64>| r.map_or("none passed".to_owned(), |r| format!("{:.0}", r));
+        let _ = writeln!(
+            out,
+            "miss path {:<19} new flows/s {:>10} (overload {:>10}); first frame p50 {:.1} us p99 {:.1} us; known flow p50 {:.1} us p99 {:.1} us ({} probes, {} lost)",
+            m.target.label(),
+            rate(m.new_flows_per_s),
+            rate(m.overload_new_flows_per_s),
+            m.first_frame_p50_us,
+            m.first_frame_p99_us,
+            m.known_frame_p50_us,
+            m.known_frame_p99_us,
+            m.samples,
+            m.lost
+        );
+    }
+    if !report.miss_path.is_empty() {
+        let _ = writeln!(
+            out,
+            "miss path: c51->vm1, 64 B, every frame a new UDP port pair (a new microflow); ovn-controller+OVS with megaflows off (`upcall/disable-megaflows`), so each is an upcall; rates: highest losing <= the loss tolerance, median over the rounds"
+        );
+    }
     for cp in &report.control_plane {
         let _ = writeln!(
             out,

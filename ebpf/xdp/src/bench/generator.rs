@@ -14,8 +14,8 @@ use aya_ebpf::{
 use ovnest_common::maps::{BENCH_TEMPLATE_BYTES, BenchTemplate};
 
 use crate::maps::{
-    BENCH_DUE_NS, BENCH_FLOWS, BENCH_GAP_NS, BENCH_NEXT, BENCH_RECEIVED, BENCH_SENT,
-    BENCH_TEMPLATES,
+    BENCH_DUE_NS, BENCH_FLOWS, BENCH_GAP_NS, BENCH_NEXT, BENCH_RECEIVED, BENCH_SENT, BENCH_SEQ,
+    BENCH_SEQ_AT, BENCH_TEMPLATES,
 };
 
 /// How far behind its schedule the generator may fall and still catch up (back to back);
@@ -100,8 +100,31 @@ pub fn bench_tx(ctx: XdpContext) -> u32 {
     if rc != 0 {
         return xdp_action::XDP_ABORTED;
     }
+    if !new_flow(&ctx) {
+        return xdp_action::XDP_ABORTED;
+    }
     count_sent();
     xdp_action::XDP_TX
+}
+
+/// New-flows mode: writes the next sequence number at `BENCH_SEQ_AT`. False when the
+/// frame cannot hold it.
+#[inline(always)]
+fn new_flow(ctx: &XdpContext) -> bool {
+    let at = BENCH_SEQ_AT.get(0).copied().unwrap_or(0);
+    if at == 0 {
+        return true;
+    }
+    let Some(seq) = BENCH_SEQ.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU slot, only this CPU touches it while the program runs; the helper
+    // bounds-checks offset + 4 against the packet, the source is 4 bytes on the stack.
+    unsafe {
+        let mut bytes = (*seq).to_be_bytes();
+        *seq = (*seq).wrapping_add(1);
+        bpf_xdp_store_bytes(ctx.ctx, at, bytes.as_mut_ptr() as *mut _, 4) == 0
+    }
 }
 
 #[xdp]

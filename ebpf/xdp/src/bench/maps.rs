@@ -43,3 +43,13 @@ pub static BENCH_DUE_NS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 /// Frames the generator transmitted, summed over CPUs by userspace.
 #[map]
 pub static BENCH_SENT: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// New-flows mode: when not 0, the packet offset where the generator writes a 32-bit
+/// big-endian sequence number into every frame (a UDP port pair), so each frame is a
+/// flow never seen before.
+#[map]
+pub static BENCH_SEQ_AT: Array<u32> = Array::with_max_entries(1, 0);
+
+/// The next sequence number each CPU's generator writes.
+#[map]
+pub static BENCH_SEQ: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);

@@ -1,0 +1,149 @@
+//! Writing decisions into the cache maps from a poll thread: entries queue while a batch
+//! is processed and are written after it, one `BPF_MAP_UPDATE_ELEM` each (the slow
+//! path's cost: only frames that missed queue anything).
+
+use std::{
+    os::fd::{AsFd, OwnedFd},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+};
+
+use aya::maps::{HashMap, Map, MapData, MapError};
+use ovnest_common::cache::{CacheAction, CacheKey, CacheKey6};
+
+use super::Key;
+
+/// `BPF_ANY`: create or replace.
+const BPF_ANY: u64 = 0;
+/// `BPF_NOEXIST`: create only.
+const BPF_NOEXIST: u64 = 1;
+
+/// Entries one poll thread may queue between two flushes (a batch's worth; more misses
+/// in one batch wait for the next frame of their flow).
+pub const PENDING: usize = 64;
+
+/// Install counters, shared by every poll thread's writer and read by the agent.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    /// New entries written (`BPF_NOEXIST` succeeded).
+    pub installs: AtomicU64,
+    /// Entries written over an existing one of the same key (a stale generation, or two
+    /// threads deciding the same flow).
+    pub replaced: AtomicU64,
+    /// Writes the kernel refused.
+    pub failed: AtomicU64,
+}
+
+/// What [`CacheStats`] held at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InstallCounts {
+    pub installs: u64,
+    pub replaced: u64,
+    pub failed: u64,
+}
+
+impl CacheStats {
+    pub fn read(&self) -> InstallCounts {
+        InstallCounts {
+            installs: self.installs.load(Relaxed),
+            replaced: self.replaced.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+        }
+    }
+}
+
+/// The two cache maps' descriptors, from which each poll thread opens its own writer.
+#[derive(Debug)]
+pub struct CacheMaps {
+    pub(crate) v4: OwnedFd,
+    pub(crate) v6: OwnedFd,
+    pub stats: Arc<CacheStats>,
+}
+
+impl CacheMaps {
+    /// A writer of its own for one poll thread (the descriptors are duplicated).
+    pub fn writer(&self) -> Result<CacheWriter, MapError> {
+        let open = |fd: &OwnedFd| -> Result<MapData, MapError> {
+            let fd = fd.as_fd().try_clone_to_owned().map_err(|io_error| {
+                MapError::SyscallError(aya::sys::SyscallError {
+                    call: "dup",
+                    io_error,
+                })
+            })?;
+            MapData::from_fd(fd)
+        };
+        Ok(CacheWriter {
+            v4: HashMap::try_from(Map::from_map_data(open(&self.v4)?)?)?,
+            v6: HashMap::try_from(Map::from_map_data(open(&self.v6)?)?)?,
+            pending: Vec::with_capacity(PENDING),
+            stats: self.stats.clone(),
+        })
+    }
+}
+
+/// One poll thread's access to the cache maps.
+pub struct CacheWriter {
+    v4: HashMap<MapData, CacheKey, CacheAction>,
+    v6: HashMap<MapData, CacheKey6, CacheAction>,
+    pending: Vec<(Key, CacheAction)>,
+    stats: Arc<CacheStats>,
+}
+
+impl core::fmt::Debug for CacheWriter {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CacheWriter")
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CacheWriter {
+    /// Queues an entry (once per key per batch; dropped when the queue is full).
+    #[inline]
+    pub fn push(&mut self, key: Key, action: CacheAction) {
+        if self.pending.len() < PENDING && !self.pending.iter().any(|(k, _)| *k == key) {
+            self.pending.push((key, action));
+        }
+    }
+
+    /// Entries queued and not yet written.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Writes the queued entries.
+    pub fn flush(&mut self) {
+        for (key, action) in self.pending.drain(..) {
+            let result = match &key {
+                Key::V4(k) => write(&mut self.v4, k, &action),
+                Key::V6(k) => write(&mut self.v6, k, &action),
+            };
+            let counter = match result {
+                Ok(true) => &self.stats.installs,
+                Ok(false) => &self.stats.replaced,
+                Err(e) => {
+                    tracing::debug!("decision cache install: {e}");
+                    &self.stats.failed
+                }
+            };
+            counter.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Creates the entry (`Ok(true)`), or replaces the one of its key (`Ok(false)`).
+fn write<K: aya::Pod>(
+    map: &mut HashMap<MapData, K, CacheAction>,
+    key: &K,
+    action: &CacheAction,
+) -> Result<bool, MapError> {
+    match map.insert(key, action, BPF_NOEXIST) {
+        Ok(()) => Ok(true),
+        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::EEXIST) => {
+            map.insert(key, action, BPF_ANY).map(|()| false)
+        }
+        Err(e) => Err(e),
+    }
+}
