@@ -10,5 +10,6 @@ pub mod ovn;
 pub mod ovsdb_json;
 pub mod packet;
 pub mod privilege;
+pub mod stall;
 pub mod trace;
 pub mod wait;

@@ -11,6 +11,7 @@ mod handle;
 pub mod layout;
 mod maps;
 mod object;
+mod test_run;
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,7 @@ use aya::{
     },
 };
 pub use counters::Counters;
+pub use test_run::TestRunner;
 use log::warn;
 
 use self::layout::KernelTables;
@@ -234,6 +236,16 @@ impl FastPath {
         frame: &[u8],
     ) -> Result<TestRunResult, FastPathError> {
         test_run(self.program()?, ifindex, frame, None)
+    }
+
+    /// A handle that runs `entry` with BPF_PROG_TEST_RUN from another thread, while this
+    /// one keeps updating the maps.
+    pub fn test_runner(&self, entry: Entry) -> Result<TestRunner, FastPathError> {
+        use std::os::fd::AsFd as _;
+        let fd = self.program(entry)?.fd()?.as_fd().try_clone_to_owned();
+        Ok(TestRunner::new(fd.map_err(|e| {
+            FastPathError::Program(ProgramError::IOError(e))
+        })?))
     }
 
     /// Runs the program `repeat` times on fresh copies of `frame` in live-frames mode:
