@@ -18,7 +18,7 @@ use std::{
 };
 
 use ovnest_common::{ArpKey, MacKey, maps::PORT_SECURITY};
-use ovnest_datapath::{FastPath, TableSet, fastpath::Entry};
+use ovnest_datapath::{FastPath, TableSet};
 use ovnest_tests::{
     fixtures::{Frame, frames::hex, lab},
     hypervisor::Hypervisor,
@@ -121,7 +121,7 @@ fn pin_to(cpu: usize) {
 fn race(hv: &Hypervisor, mut fast_path: FastPath) {
     let (a, b) = versions(hv);
     let flows = flows(hv);
-    let runner = fast_path.test_runner(Entry::VifIngress).unwrap();
+    let runner = fast_path.test_runner().unwrap();
     let expected: Vec<(Decision, Decision)> = {
         let _inside = hv.ns.enter();
         fast_path.apply(&a).unwrap();

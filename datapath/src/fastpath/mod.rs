@@ -22,8 +22,8 @@ use aya::{
     },
 };
 pub use counters::Counters;
-pub use test_run::TestRunner;
 use log::warn;
+pub use test_run::TestRunner;
 
 use self::layout::KernelTables;
 use crate::tables::{TableDiff, TableSet};
@@ -238,11 +238,11 @@ impl FastPath {
         test_run(self.program()?, ifindex, frame, None)
     }
 
-    /// A handle that runs `entry` with BPF_PROG_TEST_RUN from another thread, while this
-    /// one keeps updating the maps.
-    pub fn test_runner(&self, entry: Entry) -> Result<TestRunner, FastPathError> {
+    /// A handle that runs the program with BPF_PROG_TEST_RUN from another thread, while
+    /// this one keeps updating the maps.
+    pub fn test_runner(&self) -> Result<TestRunner, FastPathError> {
         use std::os::fd::AsFd as _;
-        let fd = self.program(entry)?.fd()?.as_fd().try_clone_to_owned();
+        let fd = self.program()?.fd()?.as_fd().try_clone_to_owned();
         Ok(TestRunner::new(fd.map_err(|e| {
             FastPathError::Program(ProgramError::IOError(e))
         })?))
