@@ -132,7 +132,11 @@ fn race(hv: &Hypervisor, mut fast_path: FastPath) {
         old.into_iter().zip(new).collect()
     };
     for (flow, (old, new)) in flows.iter().zip(&expected) {
-        assert_ne!(old, new, "{}: the versions must decide differently", flow.what);
+        assert_ne!(
+            old, new,
+            "{}: the versions must decide differently",
+            flow.what
+        );
     }
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -205,7 +209,7 @@ fn race(hv: &Hypervisor, mut fast_path: FastPath) {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    assert!(rewrites >= 100, "only {rewrites} rewrites: no race happened");
+    assert!(rewrites >= 40, "only {rewrites} rewrites: no race happened");
     for (flow, (old, new)) in flows.iter().zip(&seen) {
         assert!(
             *old > 0 && *new > 0,

@@ -6,6 +6,7 @@
 
 pub mod counters;
 pub mod flat;
+pub mod layout;
 pub mod maps;
 pub mod meta;
 
