@@ -4,6 +4,7 @@
 
 pub mod failures;
 pub mod fixtures;
+pub mod flow;
 pub mod hypervisor;
 pub mod netns;
 pub mod ovn;

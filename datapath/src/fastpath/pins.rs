@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! /sys/fs/bpf/ovnest/<chassis>/
-//!   maps/<NAME>.v<version>.<shape>   every map of the object (generic: whatever it has)
+//!   maps/<NAME>-v<version>-<shape>   every map of the object (generic: whatever it has)
 //!   links/xdp-<ifindex>-<mode>       one XDP link per interface (bpf_link)
 //! ```
 //! A map's pin name carries its layout: the semantic version from
@@ -115,7 +115,8 @@ impl PinDir {
     /// The pin path of map `name` with `layout`.
     pub fn map_path(&self, name: &str, layout: MapLayout) -> PathBuf {
         self.maps()
-            .join(format!("{name}.v{}.{:08x}", layout.version, layout.shape))
+            // bpffs refuses names with a dot.
+            .join(format!("{name}-v{}-{:08x}", layout.version, layout.shape))
     }
 
     /// Map pins in the directory whose name is not in `keep`.
