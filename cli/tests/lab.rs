@@ -303,8 +303,28 @@ fn seed_lab_end_to_end() {
     lab.assert_no_ping("vm1", C51);
     lab.assert_pings("c52", VM1);
 
-    // Clean exit releases the ports and removes the chassis.
+    // SIGTERM is a stop for restart: the chassis stays. `ovnest cleanup` is the exit that
+    // releases the ports and removes the chassis.
     assert!(lab.0.stop_agent());
+    assert!(!chassis.is_empty());
+    assert_eq!(
+        lab.0
+            .sbctl(&["--bare", "--columns=_uuid", "find", "Chassis", "name=hv1"])
+            .unwrap()
+            .trim(),
+        chassis,
+        "chassis kept on SIGTERM"
+    );
+    let cleanup = std::process::Command::new(env!("CARGO_BIN_EXE_ovnest"))
+        .args(["cleanup", "--state-dir"])
+        .arg(lab.0.state_dir())
+        .output()
+        .expect("ovnest cleanup");
+    assert!(
+        cleanup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cleanup.stderr)
+    );
     wait::until("chassis removed", DEADLINE, || {
         lab.0
             .sbctl(&["--bare", "--columns=_uuid", "find", "Chassis", "name=hv1"])
