@@ -15,6 +15,7 @@ use std::{
 };
 
 use ovnest::agent::{config::DatapathMode, status::Status};
+use ovnest_datapath::{FastPath, fastpath::PinDir};
 use ovnest_lab::{AgentKind, Lab, LabArgs, process};
 use ovnest_tests::{
     fixtures::Frame,
@@ -111,8 +112,17 @@ impl TestLab {
         self.lab.agent_pid().is_some_and(running)
     }
 
-    /// The restarted agent has read the Southbound and programmed what it says.
+    /// The restarted agent has read the Southbound and programmed what it says: every
+    /// lab port up again.
     fn ready_after(&self, since_ms: i64) {
+        self.synced_after(since_ms);
+        self.lab
+            .wait_ready(DEADLINE)
+            .unwrap_or_else(|e| panic!("lab ready again: {e:#}"));
+    }
+
+    /// The restarted agent has read the Southbound and acknowledged the latest `nb_cfg`.
+    fn synced_after(&self, since_ms: i64) {
         if self.agent == AgentKind::Ovnest {
             wait::until("a synced status from the new agent", DEADLINE, || {
                 Status::read(&self.lab.state_dir())
@@ -126,8 +136,8 @@ impl TestLab {
             });
         }
         self.lab
-            .wait_ready(DEADLINE)
-            .unwrap_or_else(|e| panic!("lab ready again: {e:#}"));
+            .nbctl(&["--wait=hv", "sync"])
+            .unwrap_or_else(|e| panic!("nb_cfg acknowledged: {e:#}"));
     }
 
     fn chassis_uuid(&self) -> String {
@@ -427,4 +437,111 @@ fn side_by_side_ovn_controller_killed_and_restarted() {
         lab.ready_after(since);
     });
     assert!(report.sent > 0 && report.received > 0, "{report:?}");
+}
+
+/// `kill -9` while the agent takes in a change of 1,000 ports (1,000 containers added
+/// under vm5 and c52 deleted, one NB transaction), then a restart: every port the SB
+/// wants is claimed, up and forwarded, and c52's tag forwards nothing any more.
+#[test]
+fn kill_9_in_the_middle_of_1000_port_changes_loses_nothing_and_keeps_nothing_stale() {
+    let test = "kill_9_mid_update";
+    if !require_root(test) || !require_tools(test, TOOLS) {
+        return;
+    }
+    let lab = TestLab::up("k9", AgentKind::Ovnest);
+    assert!(lab.ping("c52", VM1));
+    const N: u16 = 1000;
+    let tag = |i: u16| 1000 + i;
+    let name = |i: u16| format!("dmz-k{i}");
+    let mac = |i: u16| [0x02, 0x00, 0x00, 0xaa, (i >> 8) as u8, i as u8];
+    let mut args: Vec<String> = vec!["lsp-del".into(), "dmz-c52".into()];
+    for i in 0..N {
+        let m = mac(i);
+        args.extend([
+            "--".into(),
+            "lsp-add".into(),
+            "dmz".into(),
+            name(i),
+            "dmz-vm5".into(),
+            tag(i).to_string(),
+            "--".into(),
+            "lsp-set-addresses".into(),
+            name(i),
+            format!(
+                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            ),
+        ]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    lab.lab.nbctl(&args).expect("1000 ports in one transaction");
+    // Kill as soon as the kernel holds some of them: the agent is writing them (L2
+    // entries first, the containers' classification last).
+    let pins = PinDir::at(lab.lab.bpffs_root().join("hv1"));
+    let in_kernel = || {
+        FastPath::inspect(&pins)
+            .map(|t| {
+                (
+                    t.macs.keys().filter(|k| k.mac[3] == 0xaa).count(),
+                    t.children.keys().filter(|k| k.vid >= 1000).count(),
+                )
+            })
+            .unwrap_or((0, 0))
+    };
+    wait::until("the first new L2 entries in the kernel", DEADLINE, || {
+        (in_kernel().0 > 0).then_some(())
+    });
+    lab.kill_agent(libc::SIGKILL);
+    let (macs_at_kill, children_at_kill) = in_kernel();
+    let claimed_at_kill = lab
+        .lab
+        .sbctl(&["--bare", "--columns=logical_port", "find", "Port_Binding", "up=true"])
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter(|p| p.starts_with("dmz-k"))
+        .count();
+    println!(
+        "killed with {macs_at_kill} L2 entries and {children_at_kill} containers of {N} in \
+         the kernel, {claimed_at_kill} up in the SB"
+    );
+
+    let since = now_ms();
+    lab.start_ovnest(&[]);
+    wait::until("all 1000 ports claimed and up", Duration::from_secs(180), || {
+        let up = lab
+            .lab
+            .sbctl(&["--bare", "--columns=logical_port", "find", "Port_Binding", "up=true"])
+            .ok()?;
+        let n = up.split_whitespace().filter(|p| p.starts_with("dmz-k")).count();
+        (n == usize::from(N)).then_some(())
+    });
+    lab.synced_after(since);
+
+    // Every sampled new tag forwards to vm1; c52's tag 52 does not.
+    let (vm5, vm1) = {
+        let _in = ovnest_tests::netns::enter(&lab.lab.ns("vm5"));
+        let vm5 = ovnest_tests::packet::PacketSocket::open("brvm5-brint").unwrap();
+        drop(_in);
+        let _in = ovnest_tests::netns::enter(&lab.lab.ns("vm1"));
+        (vm5, ovnest_tests::packet::PacketSocket::open("eth0").unwrap())
+    };
+    let arrives = |src: [u8; 6], vid: u16, marker: u16| {
+        let frame = Frame::eth(VM1_MAC, src)
+            .udp([172, 16, 255, 200], VM1_IP, marker, 5001, 32)
+            .vlan(vid)
+            .build();
+        vm5.send(&frame).unwrap();
+        vm1.recv_matching(Duration::from_secs(2), |f| {
+            f.bytes.len() > 36 && f.bytes[34..36] == marker.to_be_bytes()
+        })
+        .unwrap()
+        .is_some()
+    };
+    for i in [0, 1, N / 2, N - 2, N - 1] {
+        assert!(arrives(mac(i), tag(i), 7000 + i), "{} (tag {}) not forwarded", name(i), tag(i));
+    }
+    assert!(
+        !arrives([0x02, 0xac, 0x10, 0xff, 0x01, 0x34], 52, 6999),
+        "deleted c52's tag still forwarded"
+    );
 }

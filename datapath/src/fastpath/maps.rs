@@ -138,6 +138,70 @@ where
     }
 }
 
+/// What readers find in the flat table pinned at `array` / `spill`, read without loading
+/// anything (a look from outside, e.g. by a test while ovnest runs).
+fn inspect_table<K, V>(
+    array: &std::path::Path,
+    spill: &std::path::Path,
+    window: u32,
+    pairs: u32,
+) -> Result<BTreeMap<K, V>, MapError>
+where
+    K: FlatKey + aya::Pod + std::hash::Hash + Eq + Ord + std::fmt::Debug,
+    V: aya::Pod + PartialEq + std::fmt::Debug,
+    FlatSlot<K, V>: aya::Pod,
+{
+    let data = MapData::from_pin(array)?;
+    let len = data.info()?.max_entries();
+    let all = batch::read_array::<FlatSlot<K, V>>(data.fd().as_fd(), len)?;
+    let slots = all
+        .into_iter()
+        .enumerate()
+        .filter(|(_, s)| s.live != 0)
+        .map(|(i, s)| (i as u32, s));
+    let spill: HashMap<MapData, K, u32> = HashMap::try_from(Map::from_map_data(MapData::from_pin(spill)?)?)?;
+    let spilled = spill.iter().collect::<Result<Vec<(K, u32)>, _>>()?;
+    Ok(FlatTable::adopt(window, pairs, slots, spilled).view())
+}
+
+/// The tables pinned at `path(name)`, as the program reads them.
+pub(super) fn inspect(
+    path: &dyn Fn(&'static str) -> Option<std::path::PathBuf>,
+) -> Result<KernelTables, FastPathError> {
+    let open = |name: &'static str| path(name).ok_or(FastPathError::MissingMap { map: name });
+    let err = |map| move |source| FastPathError::Map { map, source };
+    let devmap = MapData::from_pin(open("DEVICES")?).map_err(err("DEVICES"))?;
+    let devmap: DevMapHash<MapData> = DevMapHash::try_from(
+        Map::from_map_data(devmap).map_err(err("DEVICES"))?,
+    )
+    .map_err(err("DEVICES"))?;
+    Ok(KernelTables {
+        vifs: inspect_table(&open("VIFS")?, &open("VIF_SPILL")?, slots::VIFS, spill::VIFS)
+            .map_err(err("VIFS"))?,
+        children: inspect_table(
+            &open("CHILDREN")?,
+            &open("CHILD_SPILL")?,
+            slots::CHILDREN,
+            spill::CHILDREN,
+        )
+        .map_err(err("CHILDREN"))?,
+        macs: inspect_table(&open("MACS")?, &open("MAC_SPILL")?, slots::MACS, spill::MACS)
+            .map_err(err("MACS"))?,
+        arp_targets: inspect_table(
+            &open("ARP_TARGETS")?,
+            &open("ARP_SPILL")?,
+            slots::ARP_TARGETS,
+            spill::ARP_TARGETS,
+        )
+        .map_err(err("ARP_TARGETS"))?,
+        devices: devmap
+            .iter()
+            .map(|e| e.map(|(i, _)| i))
+            .collect::<Result<BTreeSet<u32>, _>>()
+            .map_err(err("DEVICES"))?,
+    })
+}
+
 /// The raw bytes of a plain-data value.
 fn bytes_of<T: aya::Pod>(value: &T) -> &[u8] {
     // SAFETY: `T: Pod` is plain data without padding surprises (its fields are

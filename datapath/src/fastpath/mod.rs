@@ -177,27 +177,13 @@ impl FastPath {
         let mut adopted = BTreeSet::new();
         let mut fresh = BTreeSet::new();
         if let (Some(pins), Some(parsed)) = (&options.pins, &parsed) {
-            for (name, map) in &parsed.maps {
-                // Sections (.rodata: load-time settings) are per program, not state.
-                if name.starts_with('.') {
-                    continue;
-                }
-                let bump = u32::from(options.newer_layout.iter().any(|n| n == name));
-                let layout = MapLayout::of(
-                    ovnest_common::layout::version(name) + bump,
-                    map.map_type(),
-                    map.key_size(),
-                    map.value_size(),
-                    map.max_entries(),
-                    map.map_flags(),
-                );
-                let path = pins.map_path(name, layout);
+            for (name, path) in map_pins_of(pins, parsed, &options.newer_layout) {
                 if path.exists() {
                     adopted.insert(name.clone());
                 } else {
                     fresh.insert(name.clone());
                 }
-                loader.map_pin_path(name.as_str(), path.clone());
+                loader.map_pin_path(name, path.clone());
                 map_pins.push(path);
             }
         }
@@ -237,6 +223,17 @@ impl FastPath {
             }
         }
         Ok(fast_path)
+    }
+
+    /// What the program finds in the tables pinned in `pins`, read from outside: nothing
+    /// is loaded and nothing moves (for tests and diagnostics while an ovnest runs).
+    pub fn inspect(pins: &PinDir) -> Result<KernelTables, FastPathError> {
+        let parsed = aya_obj::Object::parse(object::XDP_OBJECT).map_err(|e| FastPathError::Pins {
+            dir: pins.path().to_owned(),
+            source: std::io::Error::other(e),
+        })?;
+        let paths: BTreeMap<&str, PathBuf> = map_pins_of(pins, &parsed, &[]).collect();
+        maps::inspect(&|name| paths.get(name).cloned())
     }
 
     /// The pinned links of the directory, still attached to an interface.
@@ -567,6 +564,32 @@ fn xdp_md(ifindex: u32, len: usize) -> [u8; 24] {
         *chunk = field.to_ne_bytes();
     }
     ctx
+}
+
+/// Every map of the object with the path it is pinned at: `newer_layout` names maps whose
+/// layout version is taken as one more than this build's.
+fn map_pins_of<'a>(
+    pins: &'a PinDir,
+    object: &'a aya_obj::Object,
+    newer_layout: &'a [String],
+) -> impl Iterator<Item = (&'a str, PathBuf)> + 'a {
+    object
+        .maps
+        .iter()
+        // Sections (.rodata: load-time settings) are per program, not state.
+        .filter(|(name, _)| !name.starts_with('.'))
+        .map(move |(name, map)| {
+            let bump = u32::from(newer_layout.iter().any(|n| n == name));
+            let layout = MapLayout::of(
+                ovnest_common::layout::version(name) + bump,
+                map.map_type(),
+                map.key_size(),
+                map.value_size(),
+                map.max_entries(),
+                map.map_flags(),
+            );
+            (name.as_str(), pins.map_path(name, layout))
+        })
 }
 
 /// The interface the XDP link pinned at `pin` is attached to (0 once that interface is
