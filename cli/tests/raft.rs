@@ -38,6 +38,7 @@ const CHILDREN: u16 = 24;
 struct Cluster {
     dir: PathBuf,
     pins: PathBuf,
+    agent: Option<std::process::Child>,
 }
 
 impl Cluster {
@@ -125,8 +126,14 @@ impl Drop for Cluster {
             eprintln!("--- ovnest.log ---\n{log}");
         }
         process::stop(&self.dir.join("ovnest.pid"), Duration::from_secs(5));
+        if let Some(mut agent) = self.agent.take() {
+            let _ = agent.wait();
+        }
         for name in ["northd", "sb1", "sb2", "sb3", "nb"] {
-            process::stop(&self.dir.join(format!("{name}.pid")), Duration::from_secs(5));
+            process::stop(
+                &self.dir.join(format!("{name}.pid")),
+                Duration::from_secs(5),
+            );
         }
         remove_tree(&self.pins);
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -154,6 +161,7 @@ fn start_cluster(dir: &Path) -> Cluster {
     let cluster = Cluster {
         dir: dir.to_owned(),
         pins: PathBuf::from("/sys/fs/bpf/ovnest-test").join(format!("{}-raft", std::process::id())),
+        agent: None,
     };
     let raft: Vec<String> = MEMBERS
         .iter()
@@ -168,7 +176,13 @@ fn start_cluster(dir: &Path) -> Cluster {
     for (i, member) in MEMBERS.iter().enumerate().skip(1) {
         process::run(
             "ovsdb-tool",
-            &["join-cluster", &db(member), "OVN_Southbound", &raft[i], &raft[0]],
+            &[
+                "join-cluster",
+                &db(member),
+                "OVN_Southbound",
+                &raft[i],
+                &raft[0],
+            ],
         )
         .unwrap();
     }
@@ -179,7 +193,13 @@ fn start_cluster(dir: &Path) -> Cluster {
     for member in MEMBERS {
         process::run(
             "ovsdb-client",
-            &["--timeout=60", "wait", &cluster.sock(member), "OVN_Southbound", "connected"],
+            &[
+                "--timeout=60",
+                "wait",
+                &cluster.sock(member),
+                "OVN_Southbound",
+                "connected",
+            ],
         )
         .unwrap();
     }
@@ -207,13 +227,20 @@ fn ovnest_follows_a_raft_southbound_whose_leader_dies_and_misses_no_change() {
     if !require_root(test)
         || !require_tools(
             test,
-            &["ovsdb-tool", "ovsdb-server", "ovn-northd", "ovn-nbctl", "nsenter", "ethtool"],
+            &[
+                "ovsdb-tool",
+                "ovsdb-server",
+                "ovn-northd",
+                "ovn-nbctl",
+                "nsenter",
+                "ethtool",
+            ],
         )
     {
         return;
     }
     let dir = std::env::temp_dir().join(format!("ovnest-raft-{}", std::process::id()));
-    let cluster = start_cluster(&dir);
+    let mut cluster = start_cluster(&dir);
     let (hv, vms) = Hypervisor::with_vms();
 
     cluster.nbctl(&["ls-add", "dmz"]);
@@ -228,9 +255,24 @@ fn ovnest_follows_a_raft_southbound_whose_leader_dies_and_misses_no_change() {
     let child = Command::new("nsenter")
         .arg(format!("--net=/run/netns/{}", hv.ns.name()))
         .arg(OVNEST)
-        .args(["run", "--datapath", "xdp", "--chassis", "hv1", "--encap-ip", "127.0.0.1"])
+        .args([
+            "run",
+            "--datapath",
+            "xdp",
+            "--chassis",
+            "hv1",
+            "--encap-ip",
+            "127.0.0.1",
+        ])
         .args(["--ovn-remote", &cluster.remotes()])
-        .args(["--bind", "vm1=dmz-vm1", "--bind", "vm2=dmz-vm2", "--bind", "vm5=dmz-vm5"])
+        .args([
+            "--bind",
+            "vm1=dmz-vm1",
+            "--bind",
+            "vm2=dmz-vm2",
+            "--bind",
+            "vm5=dmz-vm5",
+        ])
         .arg("--state-dir")
         .arg(dir.join("state"))
         .arg("--bpffs-root")
@@ -241,6 +283,7 @@ fn ovnest_follows_a_raft_southbound_whose_leader_dies_and_misses_no_change() {
         .spawn()
         .expect("ovnest run");
     std::fs::write(dir.join("ovnest.pid"), child.id().to_string()).unwrap();
+    cluster.agent = Some(child);
     wait::until("the VIFs up", DEADLINE, || {
         ["dmz-vm1", "dmz-vm2", "dmz-vm5"]
             .iter()
@@ -258,8 +301,15 @@ fn ovnest_follows_a_raft_southbound_whose_leader_dies_and_misses_no_change() {
         let port = format!("dmz-c{tag}");
         let mac = format!("02:00:00:00:00:{tag:02x}");
         cluster.nbctl(&[
-            "lsp-add", "dmz", &port, "dmz-vm5", &tag.to_string(), "--", "lsp-set-addresses",
-            &port, &mac,
+            "lsp-add",
+            "dmz",
+            &port,
+            "dmz-vm5",
+            &tag.to_string(),
+            "--",
+            "lsp-set-addresses",
+            &port,
+            &mac,
         ]);
         if tag == CHILDREN / 2 {
             cluster.kill(leader);
@@ -275,7 +325,11 @@ fn ovnest_follows_a_raft_southbound_whose_leader_dies_and_misses_no_change() {
     assert_ne!(new_leader, leader, "a new leader was elected");
     cluster.nbctl(&["--wait=hv", "sync"]);
     let status = Status::read(&dir.join("state")).expect("status");
-    assert!(status.southbound.starts_with("connected"), "{}", status.southbound);
+    assert!(
+        status.southbound.starts_with("connected"),
+        "{}",
+        status.southbound
+    );
     println!("after: leader {new_leader}; ovnest {}", status.southbound);
 
     // The datapath holds them: a container's frames reach vm1.
@@ -289,10 +343,13 @@ fn ovnest_follows_a_raft_southbound_whose_leader_dies_and_misses_no_change() {
     };
     for tag in [1, CHILDREN / 2, CHILDREN] {
         let marker = 9000 + tag;
-        let frame = Frame::eth([0x02, 0xac, 0x10, 0xff, 0x01, 0x30], [2, 0, 0, 0, 0, tag as u8])
-            .udp([172, 16, 255, 150], [172, 16, 255, 130], marker, 5001, 32)
-            .vlan(tag)
-            .build();
+        let frame = Frame::eth(
+            [0x02, 0xac, 0x10, 0xff, 0x01, 0x30],
+            [2, 0, 0, 0, 0, tag as u8],
+        )
+        .udp([172, 16, 255, 150], [172, 16, 255, 130], marker, 5001, 32)
+        .vlan(tag)
+        .build();
         vm5.send(&frame).unwrap();
         let got = vm1
             .recv_matching(Duration::from_secs(3), |f| {

@@ -495,7 +495,13 @@ fn kill_9_in_the_middle_of_1000_port_changes_loses_nothing_and_keeps_nothing_sta
     let (macs_at_kill, children_at_kill) = in_kernel();
     let claimed_at_kill = lab
         .lab
-        .sbctl(&["--bare", "--columns=logical_port", "find", "Port_Binding", "up=true"])
+        .sbctl(&[
+            "--bare",
+            "--columns=logical_port",
+            "find",
+            "Port_Binding",
+            "up=true",
+        ])
         .unwrap_or_default()
         .split_whitespace()
         .filter(|p| p.starts_with("dmz-k"))
@@ -507,14 +513,27 @@ fn kill_9_in_the_middle_of_1000_port_changes_loses_nothing_and_keeps_nothing_sta
 
     let since = now_ms();
     lab.start_ovnest(&[]);
-    wait::until("all 1000 ports claimed and up", Duration::from_secs(180), || {
-        let up = lab
-            .lab
-            .sbctl(&["--bare", "--columns=logical_port", "find", "Port_Binding", "up=true"])
-            .ok()?;
-        let n = up.split_whitespace().filter(|p| p.starts_with("dmz-k")).count();
-        (n == usize::from(N)).then_some(())
-    });
+    wait::until(
+        "all 1000 ports claimed and up",
+        Duration::from_secs(180),
+        || {
+            let up = lab
+                .lab
+                .sbctl(&[
+                    "--bare",
+                    "--columns=logical_port",
+                    "find",
+                    "Port_Binding",
+                    "up=true",
+                ])
+                .ok()?;
+            let n = up
+                .split_whitespace()
+                .filter(|p| p.starts_with("dmz-k"))
+                .count();
+            (n == usize::from(N)).then_some(())
+        },
+    );
     lab.synced_after(since);
 
     // Every sampled new tag forwards to vm1; c52's tag 52 does not.
@@ -523,7 +542,10 @@ fn kill_9_in_the_middle_of_1000_port_changes_loses_nothing_and_keeps_nothing_sta
         let vm5 = ovnest_tests::packet::PacketSocket::open("brvm5-brint").unwrap();
         drop(_in);
         let _in = ovnest_tests::netns::enter(&lab.lab.ns("vm1"));
-        (vm5, ovnest_tests::packet::PacketSocket::open("eth0").unwrap())
+        (
+            vm5,
+            ovnest_tests::packet::PacketSocket::open("eth0").unwrap(),
+        )
     };
     let arrives = |src: [u8; 6], vid: u16, marker: u16| {
         let frame = Frame::eth(VM1_MAC, src)
@@ -538,7 +560,12 @@ fn kill_9_in_the_middle_of_1000_port_changes_loses_nothing_and_keeps_nothing_sta
         .is_some()
     };
     for i in [0, 1, N / 2, N - 2, N - 1] {
-        assert!(arrives(mac(i), tag(i), 7000 + i), "{} (tag {}) not forwarded", name(i), tag(i));
+        assert!(
+            arrives(mac(i), tag(i), 7000 + i),
+            "{} (tag {}) not forwarded",
+            name(i),
+            tag(i)
+        );
     }
     assert!(
         !arrives([0x02, 0xac, 0x10, 0xff, 0x01, 0x34], 52, 6999),

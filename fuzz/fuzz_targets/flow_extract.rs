@@ -29,7 +29,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut frame = data.to_vec();
     commit(&mut frame, layers, &flow, &flow).expect("an unchanged flow always writes");
-    let seed = data.iter().rev().take(16).fold(0u128, |a, b| a << 8 | u128::from(*b));
+    let seed = data
+        .iter()
+        .rev()
+        .take(16)
+        .fold(0u128, |a, b| a << 8 | u128::from(*b));
     let mut to = flow;
     for (i, field) in REWRITTEN.iter().enumerate() {
         if seed >> i & 1 == 1 {
@@ -39,5 +43,9 @@ fuzz_target!(|data: &[u8]| {
     if check(&flow, &to).is_ok() {
         let _ = commit(&mut frame, layers, &flow, &to);
     }
-    assert_eq!(frame.len(), data.len(), "a commit changed the frame's length");
+    assert_eq!(
+        frame.len(),
+        data.len(),
+        "a commit changed the frame's length"
+    );
 });

@@ -6,7 +6,9 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use ovnest_logical::actions::{self, Actions, LOG_PIPELINE_LEN, OptionTable, ParseParams, Pipeline};
+use ovnest_logical::actions::{
+    self, Actions, LOG_PIPELINE_LEN, OptionTable, ParseParams, Pipeline,
+};
 
 struct Tables {
     dhcp: OptionTable,
@@ -52,5 +54,8 @@ fuzz_target!(|data: &[u8]| {
     let printed = Actions(&parsed.actions).to_string();
     let again = actions::parse(&printed, &pp)
         .unwrap_or_else(|e| panic!("{printed:?} (printed from {text:?}) does not parse: {e}"));
-    assert_eq!(again.actions, parsed.actions, "{text:?} printed as {printed:?}");
+    assert_eq!(
+        again.actions, parsed.actions,
+        "{text:?} printed as {printed:?}"
+    );
 });

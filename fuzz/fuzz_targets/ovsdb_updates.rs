@@ -7,9 +7,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use ovnest_ovsdb::{
-    Counters, Database, Schema, TableMonitor, TableUpdates, UpdateFormat, layout,
-};
+use ovnest_ovsdb::{Counters, Database, Schema, TableMonitor, TableUpdates, UpdateFormat, layout};
 
 fn replica() -> Database {
     static SCHEMA: OnceLock<Schema> = OnceLock::new();

@@ -109,14 +109,17 @@ fuzz_target!(|data: &[u8]| {
     }
     p.process_batch(snap, ingress, &rx);
 
-    assert_eq!(p.counters.frames(), rx.len() as u64, "every frame counted once");
+    assert_eq!(
+        p.counters.frames(),
+        rx.len() as u64,
+        "every frame counted once"
+    );
     let queued = p.tx.len();
-    let mut chunks: Vec<u64> = p
-        .tx
-        .entries()
-        .iter()
-        .map(|e| e.desc.addr & !(u64::from(FRAME) - 1))
-        .collect();
+    let mut chunks: Vec<u64> =
+        p.tx.entries()
+            .iter()
+            .map(|e| e.desc.addr & !(u64::from(FRAME) - 1))
+            .collect();
     let free = p.pool.len();
     let mut pool = p.pool;
     while let Some(c) = pool.take() {

@@ -23,16 +23,41 @@ fuzz_target!(|data: &[u8]| {
     }
     if kind == ethertype::ARP {
         if let Ok(arp) = ArpPacket::new_checked(payload) {
-            let _ = (arp.htype(), arp.ptype(), arp.hlen(), arp.plen(), arp.operation());
-            let _ = (arp.sha(), arp.spa(), arp.tha(), arp.tpa(), arp.request_target());
+            let _ = (
+                arp.htype(),
+                arp.ptype(),
+                arp.hlen(),
+                arp.plen(),
+                arp.operation(),
+            );
+            let _ = (
+                arp.sha(),
+                arp.spa(),
+                arp.tha(),
+                arp.tpa(),
+                arp.request_target(),
+            );
         }
         return;
     }
     let Ok(ip) = Ipv4Packet::new_checked(payload) else {
         return;
     };
-    let _ = (ip.header_len(), ip.tos(), ip.total_len(), ip.ident(), ip.flags_frag());
-    let _ = (ip.ttl(), ip.protocol(), ip.checksum(), ip.src(), ip.dst(), ip.header());
+    let _ = (
+        ip.header_len(),
+        ip.tos(),
+        ip.total_len(),
+        ip.ident(),
+        ip.flags_frag(),
+    );
+    let _ = (
+        ip.ttl(),
+        ip.protocol(),
+        ip.checksum(),
+        ip.src(),
+        ip.dst(),
+        ip.header(),
+    );
     let Ok(udp) = UdpPacket::new_checked(ip.payload()) else {
         return;
     };
@@ -40,8 +65,19 @@ fuzz_target!(|data: &[u8]| {
     let Ok(dhcp) = DhcpPacket::new_checked(udp.payload()) else {
         return;
     };
-    let _ = (dhcp.op(), dhcp.xid(), dhcp.flags(), dhcp.ciaddr(), dhcp.yiaddr());
-    let _ = (dhcp.siaddr(), dhcp.giaddr(), dhcp.chaddr(), dhcp.has_magic());
+    let _ = (
+        dhcp.op(),
+        dhcp.xid(),
+        dhcp.flags(),
+        dhcp.ciaddr(),
+        dhcp.yiaddr(),
+    );
+    let _ = (
+        dhcp.siaddr(),
+        dhcp.giaddr(),
+        dhcp.chaddr(),
+        dhcp.has_magic(),
+    );
     for option in dhcp.options() {
         let _ = (option.code, option.data.len());
     }

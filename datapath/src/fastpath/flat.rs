@@ -116,7 +116,7 @@ where
         let mut table = FlatTable::new(window, pairs);
         for (key, base) in spill {
             let pair = base.wrapping_sub(window) / 2;
-            if base >= window && (base - window) % 2 == 0 && pair < pairs {
+            if base >= window && (base - window).is_multiple_of(2) && pair < pairs {
                 table.spill.insert(key, pair);
                 table.pair_key.insert(pair, key);
             }

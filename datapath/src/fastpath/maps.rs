@@ -159,7 +159,8 @@ where
         .enumerate()
         .filter(|(_, s)| s.live != 0)
         .map(|(i, s)| (i as u32, s));
-    let spill: HashMap<MapData, K, u32> = HashMap::try_from(Map::from_map_data(MapData::from_pin(spill)?)?)?;
+    let spill: HashMap<MapData, K, u32> =
+        HashMap::try_from(Map::from_map_data(MapData::from_pin(spill)?)?)?;
     let spilled = spill.iter().collect::<Result<Vec<(K, u32)>, _>>()?;
     Ok(FlatTable::adopt(window, pairs, slots, spilled).view())
 }
@@ -171,13 +172,17 @@ pub(super) fn inspect(
     let open = |name: &'static str| path(name).ok_or(FastPathError::MissingMap { map: name });
     let err = |map| move |source| FastPathError::Map { map, source };
     let devmap = MapData::from_pin(open("DEVICES")?).map_err(err("DEVICES"))?;
-    let devmap: DevMapHash<MapData> = DevMapHash::try_from(
-        Map::from_map_data(devmap).map_err(err("DEVICES"))?,
-    )
-    .map_err(err("DEVICES"))?;
+    let devmap: DevMapHash<MapData> =
+        DevMapHash::try_from(Map::from_map_data(devmap).map_err(err("DEVICES"))?)
+            .map_err(err("DEVICES"))?;
     Ok(KernelTables {
-        vifs: inspect_table(&open("VIFS")?, &open("VIF_SPILL")?, slots::VIFS, spill::VIFS)
-            .map_err(err("VIFS"))?,
+        vifs: inspect_table(
+            &open("VIFS")?,
+            &open("VIF_SPILL")?,
+            slots::VIFS,
+            spill::VIFS,
+        )
+        .map_err(err("VIFS"))?,
         children: inspect_table(
             &open("CHILDREN")?,
             &open("CHILD_SPILL")?,
@@ -185,8 +190,13 @@ pub(super) fn inspect(
             spill::CHILDREN,
         )
         .map_err(err("CHILDREN"))?,
-        macs: inspect_table(&open("MACS")?, &open("MAC_SPILL")?, slots::MACS, spill::MACS)
-            .map_err(err("MACS"))?,
+        macs: inspect_table(
+            &open("MACS")?,
+            &open("MAC_SPILL")?,
+            slots::MACS,
+            spill::MACS,
+        )
+        .map_err(err("MACS"))?,
         arp_targets: inspect_table(
             &open("ARP_TARGETS")?,
             &open("ARP_SPILL")?,

@@ -179,9 +179,9 @@ impl FastPath {
         if let (Some(pins), Some(parsed)) = (&options.pins, &parsed) {
             for (name, path) in map_pins_of(pins, parsed, &options.newer_layout) {
                 if path.exists() {
-                    adopted.insert(name.clone());
+                    adopted.insert(name.to_owned());
                 } else {
-                    fresh.insert(name.clone());
+                    fresh.insert(name.to_owned());
                 }
                 loader.map_pin_path(name, path.clone());
                 map_pins.push(path);
@@ -228,10 +228,11 @@ impl FastPath {
     /// What the program finds in the tables pinned in `pins`, read from outside: nothing
     /// is loaded and nothing moves (for tests and diagnostics while an ovnest runs).
     pub fn inspect(pins: &PinDir) -> Result<KernelTables, FastPathError> {
-        let parsed = aya_obj::Object::parse(object::XDP_OBJECT).map_err(|e| FastPathError::Pins {
-            dir: pins.path().to_owned(),
-            source: std::io::Error::other(e),
-        })?;
+        let parsed =
+            aya_obj::Object::parse(object::XDP_OBJECT).map_err(|e| FastPathError::Pins {
+                dir: pins.path().to_owned(),
+                source: std::io::Error::other(e),
+            })?;
         let paths: BTreeMap<&str, PathBuf> = map_pins_of(pins, &parsed, &[]).collect();
         maps::inspect(&|name| paths.get(name).cloned())
     }

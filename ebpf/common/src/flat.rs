@@ -18,6 +18,7 @@
 //!    ended) the old slot is killed: only `live` changes, its bytes stay;
 //! 3. a killed slot is reused only after another grace period, when no program run that
 //!    saw it live can still be reading it.
+//!
 //! Between 1 and 2 a key has two live slots, both whole; a reader takes the first it
 //! meets (window order, then the spill pair), old or new. Kernel hash maps cannot give
 //! this: they recycle a replaced element for the next update at once, under a reader that
