@@ -53,4 +53,9 @@ if ! { command -v bpf-linker >/dev/null && bpf-linker --version 2>/dev/null | gr
     --no-default-features --features "llvm-$llvm_major" --force
   echo "$llvm_major" > "$HOME/.cargo/.ovnest-bpf-linker-llvm"
 fi
+# Fuzzing (scripts/fuzz.sh): cargo-fuzz drives libFuzzer with the nightly above.
+if ! cargo +"$stable" fuzz --version 2>/dev/null | grep -q "^cargo-fuzz 0.13"; then
+  log "cargo install cargo-fuzz 0.13"
+  cargo +"$stable" install cargo-fuzz --locked --version '^0.13'
+fi
 log "ok: $stable, $nightly (LLVM $llvm_major), $(bpf-linker --version | head -1), $(ovn-nbctl --version | head -1)"

@@ -43,9 +43,12 @@ enum Entry {
 /// The fast path loaded as `--datapath hybrid` loads it, with the lab's tables and the
 /// decision cache holding `entries` (the shape of what the pipeline decides for them:
 /// `tests/tests/xdp_cache.rs` proves the entries it installs carry out its decisions).
-fn cached_fast_path(hv: &Hypervisor, entries: &[(Vec<u8>, u16, lab::LabPort, CacheAction)]) -> FastPath {
-    let mut fast_path =
-        FastPath::load_decisions(Decisions::Cached { entries: 4096 }).expect("load the XDP program");
+fn cached_fast_path(
+    hv: &Hypervisor,
+    entries: &[(Vec<u8>, u16, lab::LabPort, CacheAction)],
+) -> FastPath {
+    let mut fast_path = FastPath::load_decisions(Decisions::Cached { entries: 4096 })
+        .expect("load the XDP program");
     let (tables, _) = TableSet::build(&lab::logical_ports(&hv.wiring));
     fast_path.apply(&tables).expect("lab tables");
     fast_path.set_cache_generation(1).expect("generation");
@@ -119,7 +122,12 @@ fn bench(c: &mut Criterion) {
     let cached = cached_fast_path(
         &hv,
         &[
-            (c51_to_vm1.clone().vlan(51).build(), 51, lab::C51, output(&lab::VM1)),
+            (
+                c51_to_vm1.clone().vlan(51).build(),
+                51,
+                lab::C51,
+                output(&lab::VM1),
+            ),
             (vm2_to_vm1.clone(), 0, lab::VM2, output(&lab::VM1)),
             (routed.clone(), 51, lab::C51, to_vm2),
         ],
@@ -197,7 +205,11 @@ fn bench(c: &mut Criterion) {
     for path in &paths {
         group.bench_function(path.name, |b| {
             b.iter_custom(|iters| {
-                let program = if path.entry == Entry::Cached { &cached } else { &fast_path };
+                let program = if path.entry == Entry::Cached {
+                    &cached
+                } else {
+                    &fast_path
+                };
                 let before = program.counters().expect("counters");
                 let mut left = iters;
                 let mut kernel_time = Duration::ZERO;
@@ -245,7 +257,11 @@ fn bench(c: &mut Criterion) {
     for path in &paths {
         group.bench_function(path.name, |b| {
             b.iter_custom(|iters| {
-                let program = if path.entry == Entry::Cached { &cached } else { &fast_path };
+                let program = if path.entry == Entry::Cached {
+                    &cached
+                } else {
+                    &fast_path
+                };
                 let before = program.counters().expect("counters");
                 let mut kernel_time = Duration::ZERO;
                 for _ in 0..iters {

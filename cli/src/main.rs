@@ -26,7 +26,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the agent: register the chassis, claim ports, program the XDP datapath.
+    /// SIGTERM/SIGINT stop it for a restart: chassis, claims and datapath stay.
     Run(RunArgs),
+    /// Leave the hypervisor: stop the agent, release its ports, remove its chassis from
+    /// the Southbound and its XDP programs and maps from the kernel.
+    Cleanup(ovnest::agent::cleanup::CleanupArgs),
     /// Show what the running agent reports: chassis, connection, ports, counters.
     Status {
         #[arg(long, default_value = "/run/ovnest")]
@@ -111,6 +115,9 @@ fn main() -> ExitCode {
                 state_dir.display()
             )),
         },
+        Command::Cleanup(args) => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(ovnest::agent::cleanup::run(args))),
         Command::Lab { command } => ovnest_lab::run(command),
         Command::Bench(args) => ovnest_lab::bench::run(args),
         Command::Trace(args) => ovnest::trace::run(args),

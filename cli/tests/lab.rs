@@ -308,8 +308,28 @@ fn seed_lab_end_to_end() {
     lab.assert_no_ping("vm1", C51);
     lab.assert_pings("c52", VM1);
 
-    // Clean exit releases the ports and removes the chassis.
+    // SIGTERM is a stop for restart: the chassis stays. `ovnest cleanup` is the exit that
+    // releases the ports and removes the chassis.
     assert!(lab.0.stop_agent());
+    assert!(!chassis.is_empty());
+    assert_eq!(
+        lab.0
+            .sbctl(&["--bare", "--columns=_uuid", "find", "Chassis", "name=hv1"])
+            .unwrap()
+            .trim(),
+        chassis,
+        "chassis kept on SIGTERM"
+    );
+    let cleanup = std::process::Command::new(env!("CARGO_BIN_EXE_ovnest"))
+        .args(["cleanup", "--state-dir"])
+        .arg(lab.0.state_dir())
+        .output()
+        .expect("ovnest cleanup");
+    assert!(
+        cleanup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cleanup.stderr)
+    );
     wait::until("chassis removed", DEADLINE, || {
         lab.0
             .sbctl(&["--bare", "--columns=_uuid", "find", "Chassis", "name=hv1"])
@@ -696,7 +716,9 @@ fn cached_flows_follow_acls_from_the_acknowledgement_on() {
         },
         time::Instant,
     };
-    if !require_root("cached_flows_follow_acls") || !require_tools("cached_flows_follow_acls", TOOLS) {
+    if !require_root("cached_flows_follow_acls")
+        || !require_tools("cached_flows_follow_acls", TOOLS)
+    {
         return;
     }
     let lab = TestLab::up("co", DatapathMode::Hybrid);
@@ -715,8 +737,18 @@ fn cached_flows_follow_acls_from_the_acknowledgement_on() {
     };
     let seq_of = |f: &Received| {
         let b = &f.bytes;
-        (b.len() >= 58 && b[12..14] == [8, 0] && b[26..30] == [172, 16, 255, 133] && b[36..38] == [0x13, 0x89])
-            .then(|| u32::from_be_bytes([b[b.len() - 4], b[b.len() - 3], b[b.len() - 2], b[b.len() - 1]]))
+        (b.len() >= 58
+            && b[12..14] == [8, 0]
+            && b[26..30] == [172, 16, 255, 133]
+            && b[36..38] == [0x13, 0x89])
+        .then(|| {
+            u32::from_be_bytes([
+                b[b.len() - 4],
+                b[b.len() - 3],
+                b[b.len() - 2],
+                b[b.len() - 1],
+            ])
+        })
     };
     let open = |ns: &str| {
         let _inside = netns::enter(&lab.0.ns(ns));
@@ -727,7 +759,12 @@ fn cached_flows_follow_acls_from_the_acknowledgement_on() {
     let sent: Mutex<Vec<(u32, Instant)>> = Mutex::new(Vec::new());
     let received: Mutex<Vec<u32>> = Mutex::new(Vec::new());
     let stop = AtomicBool::new(false);
-    let acl = ["dmz", "to-lport", "1001", "ip4.src == 172.16.255.133 && udp.dst == 5001"];
+    let acl = [
+        "dmz",
+        "to-lport",
+        "1001",
+        "ip4.src == 172.16.255.133 && udp.dst == 5001",
+    ];
     let (added, removing, removed) = std::thread::scope(|s| {
         s.spawn(|| {
             let mut seq = 0;
@@ -741,20 +778,35 @@ fn cached_flows_follow_acls_from_the_acknowledgement_on() {
         s.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
                 let deadline = Instant::now() + Duration::from_millis(100);
-                if let Some(seq) = rx.recv_until(deadline).expect("recv").as_ref().and_then(seq_of) {
+                if let Some(seq) = rx
+                    .recv_until(deadline)
+                    .expect("recv")
+                    .as_ref()
+                    .and_then(seq_of)
+                {
                     received.lock().unwrap().push(seq);
                 }
             }
         });
-        let count_sent_after = |t: Instant| sent.lock().unwrap().iter().filter(|(_, at)| *at > t).count();
+        let count_sent_after = |t: Instant| {
+            sent.lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, at)| *at > t)
+                .count()
+        };
         // The flow runs and is served from the cache.
-        wait::until("20 frames through", DEADLINE, || (received.lock().unwrap().len() >= 20).then_some(()));
+        wait::until("20 frames through", DEADLINE, || {
+            (received.lock().unwrap().len() >= 20).then_some(())
+        });
         let mut args = vec!["--wait=hv", "acl-add"];
         args.extend(acl);
         args.push("drop");
         lab.0.nbctl(&args).expect("acl-add");
         let added = Instant::now();
-        wait::until("20 frames sent under the ACL", DEADLINE, || (count_sent_after(added) >= 20).then_some(()));
+        wait::until("20 frames sent under the ACL", DEADLINE, || {
+            (count_sent_after(added) >= 20).then_some(())
+        });
         // Frames sent from here on may pass: the datapath drops the ACL before the
         // command returns.
         let removing = Instant::now();
@@ -763,31 +815,66 @@ fn cached_flows_follow_acls_from_the_acknowledgement_on() {
         lab.0.nbctl(&args).expect("acl-del");
         let removed = Instant::now();
         wait::until("20 frames through again", DEADLINE, || {
-            let first_after = sent.lock().unwrap().iter().find(|(_, at)| *at > removed).map(|(s, _)| *s)?;
-            let back = received.lock().unwrap().iter().filter(|s| **s >= first_after).count();
+            let first_after = sent
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(_, at)| *at > removed)
+                .map(|(s, _)| *s)?;
+            let back = received
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|s| **s >= first_after)
+                .count();
             (back >= 20).then_some(())
         });
         stop.store(true, Ordering::Relaxed);
         (added, removing, removed)
     });
     let sent = sent.into_inner().unwrap();
-    let received: std::collections::BTreeSet<u32> = received.into_inner().unwrap().into_iter().collect();
-    let under_acl: Vec<u32> = sent.iter().filter(|(_, at)| *at > added && *at < removing).map(|(s, _)| *s).collect();
-    assert!(under_acl.len() >= 20, "{} frames sent under the ACL", under_acl.len());
+    let received: std::collections::BTreeSet<u32> =
+        received.into_inner().unwrap().into_iter().collect();
+    let under_acl: Vec<u32> = sent
+        .iter()
+        .filter(|(_, at)| *at > added && *at < removing)
+        .map(|(s, _)| *s)
+        .collect();
+    assert!(
+        under_acl.len() >= 20,
+        "{} frames sent under the ACL",
+        under_acl.len()
+    );
     let leaked: Vec<&u32> = under_acl.iter().filter(|s| received.contains(s)).collect();
-    assert!(leaked.is_empty(), "frames sent after acl-add --wait=hv returned reached vm1: {leaked:?}");
-    let first_after = sent.iter().find(|(_, at)| *at > removed).map(|(s, _)| *s).unwrap();
-    assert!(received.contains(&first_after), "the first frame after acl-del --wait=hv returned ({first_after}) was lost");
+    assert!(
+        leaked.is_empty(),
+        "frames sent after acl-add --wait=hv returned reached vm1: {leaked:?}"
+    );
+    let first_after = sent
+        .iter()
+        .find(|(_, at)| *at > removed)
+        .map(|(s, _)| *s)
+        .unwrap();
+    assert!(
+        received.contains(&first_after),
+        "the first frame after acl-del --wait=hv returned ({first_after}) was lost"
+    );
     // The frames before, under and after the ACL were decided from the cache: hits, and
     // the ACL's drops carried out by XDP.
     let mut last = None;
     let served = wait::poll(DEADLINE, || {
         let status = lab.status();
-        let cache = status.cache.clone().expect("hybrid reports its decision cache");
+        let cache = status
+            .cache
+            .clone()
+            .expect("hybrid reports its decision cache");
         let drops = status.counters.get("drop_logical").copied().unwrap_or(0);
         let ok = cache.hits >= 40 && cache.invalidations >= 2 && drops >= 10;
         last = Some((cache, drops));
         ok
     });
-    assert!(served, "cache hits, invalidations and ACL drops from the cache: {last:?}");
+    assert!(
+        served,
+        "cache hits, invalidations and ACL drops from the cache: {last:?}"
+    );
 }

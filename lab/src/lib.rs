@@ -292,6 +292,16 @@ impl Lab {
         ovnest: Option<PathBuf>,
         datapath: ovnest::agent::config::DatapathMode,
     ) -> anyhow::Result<()> {
+        self.start_agent_with(ovnest, datapath, &[])
+    }
+
+    /// [`Lab::start_agent`] with more `ovnest run` flags.
+    pub fn start_agent_with(
+        &self,
+        ovnest: Option<PathBuf>,
+        datapath: ovnest::agent::config::DatapathMode,
+        extra: &[&str],
+    ) -> anyhow::Result<()> {
         use clap::ValueEnum as _;
         let mode = datapath
             .to_possible_value()
@@ -305,8 +315,10 @@ impl Lab {
             .create(true)
             .append(true)
             .open(self.dir.join("ovnest.log"))?;
-        let child = std::process::Command::new("ip")
-            .args(["netns", "exec", &self.ns("hv")])
+        // nsenter, not `ip netns exec`: that remounts /sys, and the datapath pinned on a
+        // bpffs private to it would go with the process.
+        let child = std::process::Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.ns("hv")))
             .arg(&binary)
             .args([
                 "run",
@@ -317,6 +329,9 @@ impl Lab {
                 "--state-dir",
             ])
             .arg(self.state_dir())
+            .arg("--bpffs-root")
+            .arg(self.bpffs_root())
+            .args(extra)
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -326,7 +341,13 @@ impl Lab {
         Ok(())
     }
 
-    /// Stops the agent (SIGTERM: it releases its ports and removes its chassis).
+    /// Where this lab's ovnest pins its datapath (one lab's pins never meet another's).
+    pub fn bpffs_root(&self) -> PathBuf {
+        bpffs_root(&self.prefix)
+    }
+
+    /// Stops the agent with SIGTERM: a stop for restart, so its chassis, claims and
+    /// pinned datapath stay (`ovnest cleanup` removes them).
     pub fn stop_agent(&self) -> bool {
         process::stop(&self.agent_pidfile(), Duration::from_secs(10))
     }
@@ -472,6 +493,8 @@ impl Lab {
         let prefix = std::fs::read_to_string(dir.join("prefix")).unwrap_or_default();
         dhcp::stop(dir);
         process::stop(&dir.join("ovnest.pid"), Duration::from_secs(10));
+        // The stopped agent's datapath stays pinned until removed.
+        remove_pins(&bpffs_root(&prefix));
         process::stop(&dir.join("ovn-controller.pid"), Duration::from_secs(10));
         process::stop(&dir.join("hv-vswitchd.pid"), Duration::from_secs(5));
         process::stop(&dir.join("vm5-vswitchd.pid"), Duration::from_secs(5));
@@ -481,4 +504,20 @@ impl Lab {
         network::remove_namespaces(&prefix);
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+/// The bpffs root of the lab with namespace prefix `prefix`.
+fn bpffs_root(prefix: &str) -> PathBuf {
+    let name = if prefix.is_empty() { "default" } else { prefix };
+    Path::new("/sys/fs/bpf/ovnest-lab").join(name.trim_end_matches('-'))
+}
+
+/// Removes every chassis's pins under `root` (detaching their programs), then `root`.
+fn remove_pins(root: &Path) {
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            let _ = ovnest_datapath::fastpath::PinDir::at(entry.path()).remove();
+        }
+    }
+    let _ = std::fs::remove_dir(root);
 }

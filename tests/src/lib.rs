@@ -5,11 +5,13 @@
 pub mod cni;
 pub mod failures;
 pub mod fixtures;
+pub mod flow;
 pub mod hypervisor;
 pub mod netns;
 pub mod ovn;
 pub mod ovsdb_json;
 pub mod packet;
 pub mod privilege;
+pub mod stall;
 pub mod trace;
 pub mod wait;

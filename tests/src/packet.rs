@@ -95,6 +95,25 @@ impl PacketSocket {
         Ok(PacketSocket { fd, ifindex })
     }
 
+    /// Asks for a receive buffer of `bytes` (SO_RCVBUFFORCE: root may exceed rmem_max),
+    /// so a steady flow is not dropped by the socket while the reader is busy.
+    pub fn set_receive_buffer(&self, bytes: i32) -> io::Result<()> {
+        // SAFETY: the option value is an int, as SO_RCVBUFFORCE expects.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&raw const bytes).cast(),
+                4,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Sends `frame` exactly as given.
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
         // SAFETY: sockaddr_ll is plain data; zeroed is a valid starting value.

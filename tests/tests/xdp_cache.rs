@@ -761,6 +761,7 @@ struct Seen {
 }
 
 /// One frame: cold XDP → userspace (decides, installs) → warm XDP; compares.
+#[allow(clippy::too_many_arguments)]
 fn differential(
     bed: &mut Bed,
     seed: &Seed,
@@ -909,7 +910,9 @@ fn cached_decisions_equal_the_pipelines() {
 
     // The fixture table and golden frames real ovn-controller saw from c51.
     let key = |name: &str| seed.keys.get(name).copied();
-    let mut fixed: Vec<(String, Iface, u16, Option<PortKey>, Vec<u8>)> = fixtures::cases()
+    // (case, ingress interface, VLAN, expected logical port, frame)
+    type Case = (String, Iface, u16, Option<PortKey>, Vec<u8>);
+    let mut fixed: Vec<Case> = fixtures::cases()
         .into_iter()
         .filter(|c| c.input.len() >= 14)
         .map(|c| {

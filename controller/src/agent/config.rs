@@ -72,14 +72,19 @@ pub struct RunArgs {
     /// Full resync period, on top of event-driven reconciles.
     #[arg(long, default_value = "5", value_name = "SECONDS")]
     pub resync: u64,
-    /// Keep the chassis and port claims in the SB on exit (default: remove them, as
-    /// `ovn-controller --cleanup` does).
-    #[arg(long)]
-    pub keep_on_exit: bool,
     /// Replicate every Southbound row instead of the local datapaths' only (as
     /// `external_ids:ovn-monitor-all=true` in the local Open_vSwitch DB).
     #[arg(long)]
     pub monitor_all: bool,
+    /// bpffs directory under which the datapath is pinned, one subdirectory per chassis:
+    /// maps and XDP links there outlive ovnest, so a restart or an upgrade takes over
+    /// forwarding without a gap. `ovnest cleanup` removes them.
+    #[arg(long, default_value = ovnest_datapath::fastpath::pins::DEFAULT_ROOT, value_name = "DIR")]
+    pub bpffs_root: PathBuf,
+    /// Take these maps' layout as one version newer than this build's: a restart then
+    /// behaves as an upgrade to a build whose layout of them changed (tests, drills).
+    #[arg(long, hide = true, value_name = "MAP")]
+    pub newer_layout: Vec<String>,
 }
 
 /// Flags checked once at start: anything malformed is an error before anything runs.
@@ -98,8 +103,9 @@ pub struct Flags {
     pub metrics: Option<SocketAddr>,
     pub state_dir: PathBuf,
     pub resync: Duration,
-    pub keep_on_exit: bool,
     pub monitor_all: bool,
+    pub bpffs_root: PathBuf,
+    pub newer_layout: Vec<String>,
 }
 
 impl Flags {
@@ -171,8 +177,9 @@ impl Flags {
             metrics: args.metrics,
             state_dir: args.state_dir.clone(),
             resync: Duration::from_secs(args.resync),
-            keep_on_exit: args.keep_on_exit,
             monitor_all: args.monitor_all,
+            bpffs_root: args.bpffs_root.clone(),
+            newer_layout: args.newer_layout.clone(),
         })
     }
 }

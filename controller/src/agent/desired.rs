@@ -27,6 +27,21 @@ impl StatsSlots {
         self.by_port.get(port).copied()
     }
 
+    /// Puts `port` on `slot` (the one an adopted datapath counted it on), unless the slot
+    /// is taken.
+    pub fn keep(&mut self, port: &str, slot: u32) {
+        if slot == 0 || self.by_port.values().any(|s| *s == slot) {
+            return;
+        }
+        self.by_port.insert(port.to_owned(), slot);
+        self.free.retain(|s| *s != slot);
+        if slot > self.next {
+            // Slots skipped on the way are free.
+            self.free.extend(self.next + 1..slot);
+            self.next = slot;
+        }
+    }
+
     /// Keeps slots of `ports`, frees the others, assigns new ones.
     fn retain_and_assign<'a>(&mut self, ports: impl Iterator<Item = &'a str>) {
         let wanted: BTreeSet<&str> = ports.collect();

@@ -6,9 +6,16 @@
 //! difference into the XDP program's maps, and then tells the SB what it did (claims,
 //! `up`, `nb_cfg`). Without the SB it keeps forwarding with the last state (headless) and
 //! resyncs when the SB returns.
+//!
+//! The datapath outlives the agent: its maps and XDP links are pinned per chassis
+//! (`ovnest_datapath::fastpath::pins`). On start the agent adopts what a previous ovnest
+//! left, keeps it forwarding untouched until it has a plan from a synced Southbound, and
+//! then reconciles it by difference. A signal or a crash is a stop for restart: chassis,
+//! claims and datapath stay; `ovnest cleanup` ([`cleanup`]) is the deliberate exit.
 
 pub mod bindings;
 pub mod chassis;
+pub mod cleanup;
 pub mod config;
 pub mod desired;
 pub mod local_datapaths;
@@ -27,7 +34,11 @@ use std::{
 };
 
 use anyhow::Context as _;
-use ovnest_datapath::{FastPath, TableSet, fastpath::Decisions};
+use ovnest_common::PortKey;
+use ovnest_datapath::{
+    FastPath, TableSet,
+    fastpath::{Decisions, Options, PinDir},
+};
 use tokio::sync::watch;
 use tracing::{Instrument as _, debug, error, info, info_span, warn};
 
@@ -55,21 +66,10 @@ const CACHE_COUNT_EVERY: Duration = Duration::from_secs(5);
 /// Local interfaces appearing or vanishing are noticed at least this often.
 const INTERFACE_POLL: Duration = Duration::from_secs(1);
 
-/// Runs the agent until SIGINT/SIGTERM.
+/// Runs the agent until SIGINT/SIGTERM, which stop it for a restart: the chassis, the
+/// claims and the pinned datapath stay (`ovnest cleanup` removes them).
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let flags = Flags::check(&args)?;
-    // OVN's logical flows decide every frame (`hybrid`, `afxdp`): in userspace, and with
-    // `hybrid` from XDP's decision cache once a flow's first frame was decided.
-    let decisions = match flags.datapath {
-        DatapathMode::Xdp => Decisions::Physical,
-        DatapathMode::Hybrid => Decisions::Cached {
-            entries: flags.cache_size,
-        },
-        DatapathMode::Afxdp => Decisions::Userspace,
-    };
-    let fast_path = FastPath::load_decisions(decisions).context(
-        "loading the XDP program (ovnest needs root, or CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON)",
-    )?;
     let userspace = (flags.datapath != DatapathMode::Xdp).then(|| {
         userspace::Userspace::new(ovnest_datapath::afxdp::AfXdpConfig {
             cores: flags.cores,
@@ -87,7 +87,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let mut agent = Agent {
         flags: Some(flags.clone()),
-        fast_path: Some(fast_path),
         userspace,
         ..Agent::default()
     };
@@ -112,6 +111,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             }
             Ok(effective) => {
                 waiting_for.clear();
+                if agent.fast_path.is_none() {
+                    agent.open_datapath(&flags, &effective)?;
+                }
                 let restart = southbound
                     .as_ref()
                     .is_none_or(|(remote, _, _)| *remote != effective.ovn_remote);
@@ -166,12 +168,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         };
     }
 
-    info!("shutting down");
-    if let (Some((_, sb, _)), Some(effective)) = (&southbound, agent.effective.clone())
-        && !flags.keep_on_exit
-    {
-        agent.cleanup(&effective, sb).await;
-    }
+    // A stop for restart: nothing is undone. The next ovnest adopts the pinned datapath;
+    // `ovnest cleanup` is the exit that removes the chassis and the datapath.
+    info!("stopping; chassis, claims and datapath stay (`ovnest cleanup` removes them)");
     Ok(())
 }
 
@@ -188,6 +187,11 @@ struct Agent {
     slots: StatsSlots,
     /// Interfaces with our program attached, by ifindex → name.
     attached: BTreeMap<u32, String>,
+    /// Counter slots found in an adopted datapath, by port: kept for the same ports.
+    adopted_slots: BTreeMap<PortKey, u32>,
+    /// A plan from a synced Southbound has been made: until then an adopted datapath is
+    /// left exactly as found (an empty plan would tear it down).
+    planned: bool,
     /// Problems already logged, so each is logged once.
     logged: BTreeSet<String>,
     status: Status,
@@ -240,6 +244,64 @@ impl PassChanges {
 }
 
 impl Agent {
+    /// Opens the datapath pinned for this chassis: adopts what a previous ovnest left
+    /// (tables, links, counters) or starts empty.
+    fn open_datapath(&mut self, flags: &Flags, effective: &Effective) -> anyhow::Result<()> {
+        let pins = PinDir::for_chassis(&flags.bpffs_root, &effective.chassis);
+        let fast_path = FastPath::open(&Options {
+            pins: Some(pins.clone()),
+            // OVN's logical flows decide every frame (`hybrid`, `afxdp`): in userspace, and
+            // with `hybrid` from XDP's decision cache once a flow's first frame was decided.
+            decisions: match flags.datapath {
+                DatapathMode::Xdp => Decisions::Physical,
+                DatapathMode::Hybrid => Decisions::Cached {
+                    entries: flags.cache_size,
+                },
+                DatapathMode::Afxdp => Decisions::Userspace,
+            },
+            newer_layout: flags.newer_layout.clone(),
+        })
+        .with_context(|| {
+            format!(
+                "loading the XDP program pinned in {} (ovnest needs root, or CAP_BPF + \
+                 CAP_NET_ADMIN + CAP_PERFMON, and a bpffs)",
+                pins.path().display()
+            )
+        })?;
+        for (index, _) in fast_path.attached() {
+            let name = ifname(index).unwrap_or_else(|| format!("ifindex {index}"));
+            self.attached.insert(index, name);
+        }
+        let adopted = fast_path.kernel_tables();
+        self.adopted_slots = adopted
+            .vifs
+            .values()
+            .chain(adopted.children.values())
+            .map(|i| (i.key, i.port.stats_slot))
+            .collect();
+        if !self.attached.is_empty() || !adopted.vifs.is_empty() {
+            info!(
+                "adopted the datapath in {}: {} interfaces, {} VIFs, {} containers; it \
+                 forwards as it was until the Southbound is read",
+                pins.path().display(),
+                self.attached.len(),
+                adopted.vifs.len(),
+                adopted.children.len()
+            );
+        }
+        let record = cleanup::RunRecord {
+            pid: std::process::id(),
+            chassis: effective.chassis.clone(),
+            ovn_remote: effective.ovn_remote.clone(),
+            pin_dir: pins.path().to_owned(),
+        };
+        if let Err(e) = record.write(&flags.state_dir) {
+            warn!("writing {}: {e}", flags.state_dir.display());
+        }
+        self.fast_path = Some(fast_path);
+        Ok(())
+    }
+
     fn log_once(&mut self, line: String) {
         if self.logged.insert(line.clone()) {
             warn!("{line}");
@@ -335,6 +397,10 @@ impl Agent {
             let chassis_uuid = snapshot.chassis(&spec.name).map(|c| c.uuid);
             self.plan = bindings::plan(&snapshot, chassis_uuid, &vifs);
             self.plan_snapshot = snapshot.clone();
+            if !self.planned {
+                self.keep_adopted_slots(&snapshot);
+                self.planned = true;
+            }
         }
         for odd in self.plan.odd.clone() {
             self.log_once(format!(
@@ -360,6 +426,10 @@ impl Agent {
         let Some(fast_path) = self.fast_path.as_mut() else {
             return;
         };
+        if !self.planned {
+            // Nothing known yet: an adopted datapath forwards as it was.
+            return;
+        }
         let programmed_ok = match fast_path.apply(&tables) {
             Ok(diff) => {
                 if !diff.is_empty() {
@@ -430,7 +500,10 @@ impl Agent {
                     Ok(()) => {
                         self.cache_generation = userspace.published();
                         self.cache_invalidations += 1;
-                        debug!("decision cache: generation {} in use", self.cache_generation);
+                        debug!(
+                            "decision cache: generation {} in use",
+                            self.cache_generation
+                        );
                     }
                     Err(e) => {
                         error!("decision cache generation: {e} (not acknowledging yet)");
@@ -758,22 +831,23 @@ impl Agent {
         }
     }
 
-    /// Releases this chassis's ports and removes its rows (ovn-controller's exit cleanup).
-    async fn cleanup(&mut self, effective: &Effective, sb: &Southbound) {
-        let snapshot = sb.snapshot();
-        let mut ops = Vec::new();
-        if let Some(chassis) = snapshot.chassis(&effective.chassis) {
-            ops = bindings::port_binding_updates(
-                &snapshot,
-                chassis.uuid,
-                &Plan::default(),
-                &BTreeSet::new(),
-            );
+    /// Gives the bound ports the counter slots an adopted datapath had them on, so their
+    /// counters carry on across the restart.
+    fn keep_adopted_slots(&mut self, snapshot: &Snapshot) {
+        for bound in &self.plan.bound {
+            let pb = &bound.port;
+            let Some(datapath) = snapshot.datapath(&pb.datapath) else {
+                continue;
+            };
+            let key = PortKey {
+                datapath: datapath.tunnel_key,
+                port: pb.tunnel_key,
+            };
+            if let Some(slot) = self.adopted_slots.get(&key) {
+                self.slots.keep(&pb.logical_port, *slot);
+            }
         }
-        ops.extend(chassis::unregister(&effective.chassis));
-        if self.transact(sb, "cleanup", ops).await {
-            info!("chassis {} removed from the Southbound", effective.chassis);
-        }
+        self.adopted_slots.clear();
     }
 }
 
@@ -794,6 +868,18 @@ fn monitor_summary(snapshot: &Snapshot, plan: &MonitorPlan) -> String {
         .collect();
     names.sort();
     format!("local datapaths [{}]", names.join(", "))
+}
+
+/// The name of interface `index` in this network namespace.
+fn ifname(index: u32) -> Option<String> {
+    let mut buf = [0u8; libc::IF_NAMESIZE];
+    // SAFETY: if_indextoname writes at most IF_NAMESIZE bytes, NUL included, into buf.
+    let name = unsafe { libc::if_indextoname(index, buf.as_mut_ptr().cast()) };
+    if name.is_null() {
+        return None;
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    Some(String::from_utf8_lossy(&buf[..end]).into_owned())
 }
 
 /// The ifindex of `name` in this network namespace, if it exists.

@@ -397,7 +397,10 @@ mod tests {
             ..Status::default()
         };
         let text = status.render_text();
-        assert!(text.contains("decision cache: generation 7 entries 3/32768 hits=100 misses=4"), "{text}");
+        assert!(
+            text.contains("decision cache: generation 7 entries 3/32768 hits=100 misses=4"),
+            "{text}"
+        );
         assert!(text.contains("evictions=2 invalidations=6"), "{text}");
         let metrics = status.render_prometheus();
         for line in [
@@ -411,7 +414,10 @@ mod tests {
             "# TYPE ovnest_cache_hits_packets_total counter",
             "# TYPE ovnest_cache_entries gauge",
         ] {
-            assert!(metrics.lines().any(|l| l == line), "{line} missing:\n{metrics}");
+            assert!(
+                metrics.lines().any(|l| l == line),
+                "{line} missing:\n{metrics}"
+            );
         }
         // Without a cache (xdp, afxdp) nothing of it is printed.
         let none = Status::default();

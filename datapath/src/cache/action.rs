@@ -77,9 +77,9 @@ fn be<const N: usize>(v: u128) -> [u8; N] {
 /// The one's-complement sum of `new`'s 16-bit words and of the complements of `old`'s:
 /// what RFC 1624 eq. 3 adds to a checksum's complement when `old` becomes `new`.
 fn delta(old: &[u8], new: &[u8]) -> u32 {
-    let word = |c: &[u8]| u16::from_be_bytes([c[0], c[1]]);
-    let old: u32 = old.chunks_exact(2).map(|c| u32::from(!word(c))).sum();
-    let new: u32 = new.chunks_exact(2).map(|c| u32::from(word(c))).sum();
+    let (old, new) = (old.as_chunks::<2>().0, new.as_chunks::<2>().0);
+    let old: u32 = old.iter().map(|c| u32::from(!u16::from_be_bytes(*c))).sum();
+    let new: u32 = new.iter().map(|c| u32::from(u16::from_be_bytes(*c))).sum();
     old + new
 }
 

@@ -5,6 +5,7 @@
 use std::{os::fd::AsFd, sync::Arc};
 
 use aya::{
+    EbpfLoader,
     maps::{Array, HashMap, Map, MapData, PerCpuArray},
     programs::{TestRun, TestRunOptions, TestRunResult},
 };
@@ -13,17 +14,18 @@ use ovnest_common::{
     cache::{CacheAction, CacheKey, CacheKey6},
 };
 
-use super::{FastPath, FastPathError, handle};
+use super::{FastPath, FastPathError, Options, handle};
 use crate::cache::{
     Key,
     install::{CacheMaps, CacheStats},
 };
 
 /// Who decides what a classified frame gets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Decisions {
     /// The hand-written fast path (`--datapath xdp`: strip/push, port security, ARP,
     /// known unicast); no logical flows. The physical-layer benchmark mode.
+    #[default]
     Physical,
     /// OVN's logical pipeline, its decisions cached in XDP (`--datapath hybrid`): hits
     /// are carried out in the kernel, misses go up. `entries`: size of each cache map.
@@ -46,32 +48,48 @@ const CACHE: &str = "CACHE";
 const CACHE6: &str = "CACHE6";
 const CACHE_GEN: &str = "CACHE_GEN";
 
-impl FastPath {
-    /// Loads the program (attached nowhere yet) deciding as `decisions` says.
-    pub fn load_decisions(decisions: Decisions) -> Result<FastPath, FastPathError> {
-        let decisions = match decisions {
+/// The decision cache's maps belong to one loaded program and are never pinned: a
+/// restarted ovnest starts with an empty cache (a flow's next frame goes up again), so no
+/// decision of an earlier pipeline or generation count outlives the process that made it.
+pub(super) const PER_PROGRAM: [&str; 4] = [CACHE, CACHE6, CACHE_GEN, "CACHE_STATS"];
+
+impl Decisions {
+    /// `Cached` with at least one entry per map.
+    pub(super) fn normalized(self) -> Decisions {
+        match self {
             Decisions::Cached { entries } => Decisions::Cached {
                 entries: entries.max(1),
             },
             other => other,
-        };
-        let (upcall, cache, entries) = match decisions {
-            Decisions::Physical => (&0u8, &0u8, None),
-            Decisions::Cached { entries } => (&1u8, &1u8, Some(entries)),
-            Decisions::Userspace => (&1u8, &0u8, None),
-        };
-        let mut fast_path = FastPath::load_configured(|loader| {
-            loader
-                .override_global("ALL_TO_USERSPACE", upcall, true)
-                .override_global("DECISION_CACHE", cache, true);
-            if let Some(entries) = entries {
-                loader
-                    .map_max_entries(CACHE, entries)
-                    .map_max_entries(CACHE6, entries);
-            }
-        })?;
-        fast_path.decisions = decisions;
-        Ok(fast_path)
+        }
+    }
+}
+
+/// Sets the program's load-time switches and cache sizes for `decisions`.
+pub(super) fn configure(loader: &mut EbpfLoader<'_>, decisions: Decisions) {
+    let (upcall, cache, entries) = match decisions {
+        Decisions::Physical => (&0u8, &0u8, None),
+        Decisions::Cached { entries } => (&1u8, &1u8, Some(entries)),
+        Decisions::Userspace => (&1u8, &0u8, None),
+    };
+    loader
+        .override_global("ALL_TO_USERSPACE", upcall, true)
+        .override_global("DECISION_CACHE", cache, true);
+    if let Some(entries) = entries {
+        loader
+            .map_max_entries(CACHE, entries)
+            .map_max_entries(CACHE6, entries);
+    }
+}
+
+impl FastPath {
+    /// Loads the program (attached nowhere yet, nothing pinned) deciding as `decisions`
+    /// says.
+    pub fn load_decisions(decisions: Decisions) -> Result<FastPath, FastPathError> {
+        FastPath::open(&Options {
+            decisions,
+            ..Options::default()
+        })
     }
 
     /// How the program decides.

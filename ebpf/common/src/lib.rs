@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod counters;
 pub mod flat;
+pub mod layout;
 pub mod maps;
 pub mod meta;
 pub mod tagger;

@@ -290,6 +290,8 @@ mod pod {
     unsafe impl aya::Pod for super::super::flat::ChildSlot {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::super::flat::MacSlot {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::super::flat::ArpSlot {}
 }
 
 #[cfg(test)]

@@ -36,7 +36,8 @@ use crate::{
         ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, EthHdr, VlanHdr, is_multicast, load_mac48, ptr_at,
     },
     maps::{
-        ARP_TARGETS, CHILD_FLAT, CHILDREN, DEVICES, MAC_FLAT, MACS, VIF_FLAT, VIFS, XSK_SLOTS, XSKS,
+        ARP_SPILL, ARP_TARGETS, CHILD_SPILL, CHILDREN, DEVICES, MAC_SPILL, MACS, VIF_SPILL, VIFS,
+        XSK_SLOTS, XSKS,
     },
 };
 
@@ -129,13 +130,13 @@ fn classify(ctx: &XdpContext) -> Result<Ingress<'static>, Counter> {
                 return Err(Counter::DropDoubleTag);
             }
             let child = ChildKey::new(ifindex, vid);
-            let found = flat::lookup(&CHILD_FLAT, slots::CHILDREN, &CHILDREN, &child)
+            let found = flat::lookup(&CHILDREN, slots::CHILDREN, &CHILD_SPILL, &child)
                 .ok_or(Counter::DropUnknownTag)?;
             (found, vid, inner)
         }
         ETH_P_8021AD => return Err(Counter::DropQinQ),
         _ => {
-            let found = flat::lookup(&VIF_FLAT, slots::VIFS, &VIFS, &ifindex)
+            let found = flat::lookup(&VIFS, slots::VIFS, &VIF_SPILL, &ifindex)
                 .ok_or(Counter::DropUnknownVif)?;
             (found, 0, ethertype)
         }
@@ -177,8 +178,7 @@ fn answer_arp(ctx: &XdpContext, ingress: &Ingress) -> Result<Option<u32>, Counte
         return Ok(None);
     };
     let arp_key = ArpKey::new(ingress.key.datapath, tpa);
-    // SAFETY: copied out at once.
-    let Some(target) = (unsafe { ARP_TARGETS.get(&arp_key) }).copied() else {
+    let Some(target) = flat::lookup(&ARP_TARGETS, slots::ARP_TARGETS, &ARP_SPILL, &arp_key) else {
         return Ok(None);
     };
     // A port asking for its own address (duplicate address detection) is not answered.
@@ -199,11 +199,10 @@ fn answer_arp(ctx: &XdpContext, ingress: &Ingress) -> Result<Option<u32>, Counte
 #[inline(always)]
 fn forward_known_unicast(ctx: &XdpContext, ingress: &Ingress) -> Result<Option<u32>, Counter> {
     let (datapath, dst) = (ingress.key.datapath, ingress.dst);
-    let found = flat::probe(&MAC_FLAT, slots::MACS, mac_hash(datapath, dst), |key| {
+    let found = flat::probe(&MACS, slots::MACS, mac_hash(datapath, dst), |key| {
         key.datapath == datapath && key.mac48() == dst
     })
-    // SAFETY: read in place, never written here (see `flat::lookup`).
-    .or_else(|| unsafe { MACS.get(&MacKey::new(datapath, mac_octets(dst))) });
+    .or_else(|| flat::spilled(&MACS, &MAC_SPILL, &MacKey::new(datapath, mac_octets(dst))));
     let Some(out) = found else {
         return Ok(None);
     };

@@ -1,48 +1,53 @@
 //! The fast path's tables. Userspace (ovnest-datapath's `fastpath`) is the only writer.
 //! Values are denormalised so a frame costs two lookups: its ingress port (VIF or child
-//! table) and, for unicast, its destination (L2 table). Those three tables are hash maps
-//! mirrored into flat arrays (`ovnest_common::flat`) that the program probes first.
-//! Values are read in place and never written from here.
+//! table) and, for unicast, its destination (L2 table). Those tables and the ARP
+//! responder's are flat tables (`ovnest_common::flat`): arrays probed in a window, with a
+//! spill map for keys whose window is full. Values are read in place and never written
+//! from here.
 
 use aya_ebpf::{
     macros::map,
     maps::{Array, DevMapHash, HashMap, PerCpuArray, XskMap},
 };
 use ovnest_common::{
-    ArpKey, ArpTarget, ChildKey, EgressPort, IngressPort, MacKey, PortStats, XskSlot,
-    flat::{ChildSlot, MacSlot, VifSlot, slots},
+    ArpKey, ChildKey, MacKey, PortStats, XskSlot,
+    flat::{ArpSlot, ChildSlot, MacSlot, VifSlot, array_len, slots, spill},
     maps::capacity,
 };
 
 /// VIF table: ifindex of a bound VIF → the VM's own logical port.
 #[map]
-pub static VIFS: HashMap<u32, IngressPort> = HashMap::with_max_entries(capacity::VIFS, 0);
+pub static VIFS: Array<VifSlot> = Array::with_max_entries(array_len(slots::VIFS, spill::VIFS), 0);
+
+/// VIF keys whose window is full → their spill pair in `VIFS`.
+#[map]
+pub static VIF_SPILL: HashMap<u32, u32> = HashMap::with_max_entries(spill::VIFS, 0);
 
 /// Child table: (parent ifindex, vid) → container logical port.
 #[map]
-pub static CHILDREN: HashMap<ChildKey, IngressPort> =
-    HashMap::with_max_entries(capacity::CHILDREN, 0);
+pub static CHILDREN: Array<ChildSlot> =
+    Array::with_max_entries(array_len(slots::CHILDREN, spill::CHILDREN), 0);
+
+/// Child keys whose window is full → their spill pair in `CHILDREN`.
+#[map]
+pub static CHILD_SPILL: HashMap<ChildKey, u32> = HashMap::with_max_entries(spill::CHILDREN, 0);
 
 /// L2 table: (datapath, MAC) → logical port.
 #[map]
-pub static MACS: HashMap<MacKey, EgressPort> = HashMap::with_max_entries(capacity::MACS, 0);
+pub static MACS: Array<MacSlot> = Array::with_max_entries(array_len(slots::MACS, spill::MACS), 0);
 
-/// Flat mirror of `VIFS`.
+/// L2 keys whose window is full → their spill pair in `MACS`.
 #[map]
-pub static VIF_FLAT: Array<VifSlot> = Array::with_max_entries(slots::VIFS, 0);
-
-/// Flat mirror of `CHILDREN`.
-#[map]
-pub static CHILD_FLAT: Array<ChildSlot> = Array::with_max_entries(slots::CHILDREN, 0);
-
-/// Flat mirror of `MACS`.
-#[map]
-pub static MAC_FLAT: Array<MacSlot> = Array::with_max_entries(slots::MACS, 0);
+pub static MAC_SPILL: HashMap<MacKey, u32> = HashMap::with_max_entries(spill::MACS, 0);
 
 /// ARP responder: (datapath, IPv4) → owning port and its MAC.
 #[map]
-pub static ARP_TARGETS: HashMap<ArpKey, ArpTarget> =
-    HashMap::with_max_entries(capacity::ARP_TARGETS, 0);
+pub static ARP_TARGETS: Array<ArpSlot> =
+    Array::with_max_entries(array_len(slots::ARP_TARGETS, spill::ARP_TARGETS), 0);
+
+/// ARP keys whose window is full → their spill pair in `ARP_TARGETS`.
+#[map]
+pub static ARP_SPILL: HashMap<ArpKey, u32> = HashMap::with_max_entries(spill::ARP_TARGETS, 0);
 
 /// Redirect targets, keyed by ifindex.
 #[map]

@@ -95,7 +95,14 @@ fn figures(
         let mut searches = Vec::with_capacity(chosen.len());
         for &i in chosen {
             let mut search = Search::new(args.loss / 100.0);
-            search.start(run::measure(&mut beds[i], direction, frames, window, 0, args.batch)?);
+            search.start(run::measure(
+                &mut beds[i],
+                direction,
+                frames,
+                window,
+                0,
+                args.batch,
+            )?);
             searches.push(search);
         }
         loop {
@@ -103,8 +110,14 @@ fn figures(
             for (&i, search) in chosen.iter().zip(searches.iter_mut()) {
                 if let Some(rate) = search.next_rate() {
                     searching = true;
-                    let sample =
-                        run::measure(&mut beds[i], direction, frames, window, gap_ns(rate), args.batch)?;
+                    let sample = run::measure(
+                        &mut beds[i],
+                        direction,
+                        frames,
+                        window,
+                        gap_ns(rate),
+                        args.batch,
+                    )?;
                     search.record(rate, sample);
                 }
             }

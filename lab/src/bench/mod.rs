@@ -53,7 +53,11 @@ pub struct BenchArgs {
     #[arg(long, default_value = "64", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub batch: u32,
     /// Targets to measure.
-    #[arg(long, value_delimiter = ',', default_value = "baseline,hybrid,afxdp,peer")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "baseline,hybrid,afxdp,peer"
+    )]
     pub targets: Vec<Target>,
     /// Miss path (`hybrid` against `peer`): first-frame latency samples per target, and a
     /// throughput search of new flows per second (0: skip).

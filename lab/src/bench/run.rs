@@ -47,7 +47,9 @@ impl Drop for Bed {
 
 /// Where a direction's frames enter and leave: (namespace, interface) of the sending VM
 /// and of the receiving one.
-pub(super) fn ends(direction: Direction) -> ((&'static str, &'static str), (&'static str, &'static str)) {
+pub(super) fn ends(
+    direction: Direction,
+) -> ((&'static str, &'static str), (&'static str, &'static str)) {
     match direction {
         Direction::C51ToVm1 => (("vm5", "brvm5-brint"), ("vm1", "eth0")),
         Direction::Vm1ToC51 => (("vm1", "eth0"), ("vm5", "brvm5-brint")),
@@ -422,7 +424,8 @@ fn warm(bed: &mut Bed, direction: Direction, frames: &[Vec<u8>]) -> anyhow::Resu
     let ((src_ns, src_dev), _) = ends(direction);
     let _in = process::enter_netns(&bed.lab.ns(src_ns))?;
     let src = ifindex(src_dev)?;
-    bed.kit.inject(src, &frames[0], (frames.len() * 4) as u32, 1)?;
+    bed.kit
+        .inject(src, &frames[0], (frames.len() * 4) as u32, 1)?;
     let mut last = bed.kit.received()?;
     for _ in 0..40 {
         std::thread::park_timeout(Duration::from_millis(5));
