@@ -101,5 +101,5 @@ fn json_logs_with_a_span_per_reconcile_pass() {
             assert!(v.get(key).is_some(), "{key} missing: {line}");
         }
     }
-    assert!(lines.iter().any(|l| l.contains("shutting down")));
+    assert!(lines.iter().any(|l| l.contains("stopping")));
 }

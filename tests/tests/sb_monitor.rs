@@ -317,6 +317,11 @@ fn local_datapaths_only_then_what_a_new_binding_brings() {
     // far-vm9 bound to this chassis: far (and lr9 behind it) become local, on the same
     // connection, without a resync.
     ovn.sbctl(&["lsp-bind", "far-vm9", "hv1"]);
+    // The binding reaches the replica through the chassis clause of the Port_Binding
+    // condition; only then can the plan grow.
+    wait::until("far-vm9's binding in the replica", DEADLINE, || {
+        sb.snapshot().port_binding("far-vm9").map(|_| ())
+    });
     let plan = settle(&rt, &sb, &mut conditions);
     let snap = sb.snapshot();
     assert_eq!(
@@ -340,6 +345,13 @@ fn local_datapaths_only_then_what_a_new_binding_brings() {
 
     // Unbound again: far's rows leave.
     ovn.sbctl(&["lsp-unbind", "far-vm9"]);
+    wait::until("far-vm9 unbound in the replica", DEADLINE, || {
+        let snap = sb.snapshot();
+        let bound = snap
+            .port_binding("far-vm9")
+            .is_some_and(|p| p.chassis.is_some());
+        (!bound).then_some(())
+    });
     let plan = settle(&rt, &sb, &mut conditions);
     assert_eq!(
         datapath_names(&sb.snapshot(), &plan.local_datapaths),
