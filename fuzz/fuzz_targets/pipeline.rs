@@ -92,7 +92,8 @@ fuzz_target!(|data: &[u8]| {
                     port: u32::from(place >> 5),
                 },
                 vid: u16::from(place >> 3 & 3) * 26,
-                _pad: 0,
+                // The length byte's top bit: whether XDP found the frame cacheable.
+                flags: u16::from(len & 0x80 != 0),
             };
             let _ = put_meta(chunk, offset, &meta);
         }

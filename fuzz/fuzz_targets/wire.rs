@@ -19,7 +19,9 @@ fuzz_target!(|data: &[u8]| {
             return;
         };
         let _ = (tag.tci(), tag.vid());
-        (kind, payload) = (tag.inner_ethertype(), tag.payload());
+        let _ = tag.payload();
+        kind = tag.inner_ethertype();
+        payload = &payload[VlanTag::<&[u8]>::HEADER_LEN..];
     }
     if kind == ethertype::ARP {
         if let Ok(arp) = ArpPacket::new_checked(payload) {

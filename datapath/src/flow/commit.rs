@@ -204,7 +204,6 @@ pub fn commit(frame: &mut [u8], layers: Layers, from: &Flow, to: &Flow) -> Resul
                 }
             }
             0x0800 => {
-                let ihl = usize::from(frame.get(l3)? & 0xf) * 4;
                 let l4 = layers.l4;
                 // Addresses: IP header checksum and the L4 pseudo-header.
                 for (f, off) in [(Field::Ipv4Src, 12), (Field::Ipv4Dst, 16)] {
@@ -226,22 +225,23 @@ pub fn commit(frame: &mut [u8], layers: Layers, from: &Flow, to: &Flow) -> Resul
                 }
                 // TOS and TTL: the header checksum only.
                 let tos = |f: &Flow| ((f.get(Field::IpDscp) << 2) | f.get(Field::IpEcn)) as u8;
+                // A frame may end inside its IPv4 header (`extract` keeps what L2 says):
+                // every access is checked.
                 if tos(from) != tos(to) {
-                    let old = [frame[l3], frame[l3 + 1]];
-                    frame[l3 + 1] = tos(to);
-                    let new = [frame[l3], frame[l3 + 1]];
+                    let old: [u8; 2] = frame.get(l3..l3 + 2)?.try_into().ok()?;
+                    let new = [old[0], tos(to)];
                     patch_csum(frame, l3 + 10, &old, &new)?;
+                    put(frame, l3, &new)?;
                 }
                 if from.get(Field::IpTtl) != to.get(Field::IpTtl) {
-                    let old = [frame[l3 + 8], frame[l3 + 9]];
-                    frame[l3 + 8] = to.get(Field::IpTtl) as u8;
-                    let new = [frame[l3 + 8], frame[l3 + 9]];
+                    let old: [u8; 2] = frame.get(l3 + 8..l3 + 10)?.try_into().ok()?;
+                    let new = [to.get(Field::IpTtl) as u8, old[1]];
                     patch_csum(frame, l3 + 10, &old, &new)?;
+                    put(frame, l3 + 8, &new)?;
                 }
                 if let Some(l4) = l4 {
                     transport(frame, l4, proto, from, to)?;
                 }
-                let _ = ihl;
             }
             0x86dd => {
                 let vtcfl = |f: &Flow| {

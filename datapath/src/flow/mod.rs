@@ -108,6 +108,22 @@ mod tests {
     }
 
     #[test]
+    fn every_prefix_commits_a_ttl_rewrite_or_says_truncated() {
+        // Found by fuzz/flow_extract: a frame ending inside the IPv4 header.
+        let frame = echo_request();
+        for n in 0..frame.len() {
+            let mut prefix = frame[..n].to_vec();
+            let Some((from, layers)) = extract(&prefix) else {
+                continue;
+            };
+            let mut to = from;
+            to.set(Field::IpTtl, 63);
+            let _ = commit(&mut prefix, layers, &from, &to);
+            assert_eq!(prefix.len(), n);
+        }
+    }
+
+    #[test]
     fn unwritable_changes_are_refused_whole() {
         let mut frame = echo_request();
         let before = frame.clone();
