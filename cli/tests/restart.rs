@@ -47,10 +47,15 @@ const VM1: &str = "172.16.255.130";
 struct TestLab {
     lab: Lab,
     agent: AgentKind,
+    datapath: DatapathMode,
 }
 
 impl TestLab {
     fn up(name: &str, agent: AgentKind) -> TestLab {
+        TestLab::up_with(name, agent, DatapathMode::Xdp)
+    }
+
+    fn up_with(name: &str, agent: AgentKind, datapath: DatapathMode) -> TestLab {
         let prefix = format!("t{}{name}-", std::process::id() % 10000);
         let dir = std::env::temp_dir().join(format!("ovnest-test-{prefix}"));
         Lab::down(&dir);
@@ -59,12 +64,16 @@ impl TestLab {
             prefix,
             ovnest: Some(PathBuf::from(OVNEST)),
             agent,
-            datapath: DatapathMode::Xdp,
+            datapath,
             containers: Default::default(),
             addressing: ovnest_lab::Addressing::Static,
         };
         let lab = Lab::up(&args).unwrap_or_else(|e| panic!("lab up: {e:#}"));
-        TestLab { lab, agent }
+        TestLab {
+            lab,
+            agent,
+            datapath,
+        }
     }
 
     /// The established flow: c51's frames as vm5's VIF carries them (tag 51) to vm1.
@@ -99,7 +108,7 @@ impl TestLab {
 
     fn start_ovnest(&self, extra: &[&str]) {
         self.lab
-            .start_agent_with(Some(PathBuf::from(OVNEST)), DatapathMode::Xdp, extra)
+            .start_agent_with(Some(PathBuf::from(OVNEST)), self.datapath, extra)
             .unwrap_or_else(|e| panic!("start ovnest: {e:#}"));
     }
 
@@ -189,15 +198,19 @@ fn now_ms() -> i64 {
 /// One measured case: the flow's loss around `disrupt`.
 fn measure(lab: &TestLab, case: &str, disrupt: impl FnOnce()) -> FlowReport {
     let flow = lab.flow();
+    // Established first (with `hybrid`, decided and cached), then disrupted.
+    lab.flowing(&flow, 100);
     let started = Instant::now();
     disrupt();
     let took = started.elapsed();
     lab.flowing(&flow, 1000);
     let report = flow.stop();
-    let agent = match lab.agent {
-        AgentKind::Ovnest => "ovnest",
-        AgentKind::OvnController => "ovn-controller + OVS",
-        AgentKind::None => "none",
+    let agent = match (lab.agent, lab.datapath) {
+        (AgentKind::Ovnest, DatapathMode::Xdp) => "ovnest (xdp)",
+        (AgentKind::Ovnest, DatapathMode::Hybrid) => "ovnest (hybrid)",
+        (AgentKind::Ovnest, DatapathMode::Afxdp) => "ovnest (afxdp)",
+        (AgentKind::OvnController, _) => "ovn-controller + OVS",
+        (AgentKind::None, _) => "none",
     };
     println!(
         "LOSS| {case} | {agent} | {} sent | {} lost | longest outage {} frames ({:.1} ms) | back in {:.1} s",
@@ -317,6 +330,52 @@ fn restarts_and_upgrades_lose_no_frame_and_cleanup_removes_everything() {
         !lab.ping("c51", VM1),
         "forwarding removed with the datapath"
     );
+}
+
+/// The default datapath: the established flow is served from the old program's decision
+/// cache while the agent is away, and from the new program's (refilled by its first
+/// frame's upcall) once the new agent's userspace datapath serves and the links move.
+#[test]
+fn hybrid_restarts_and_upgrades_lose_no_frame() {
+    let test = "hybrid_restarts";
+    if !require_root(test) || !require_tools(test, TOOLS) {
+        return;
+    }
+    let lab = TestLab::up_with("hy", AgentKind::Ovnest, DatapathMode::Hybrid);
+    let chassis = lab.chassis_uuid();
+    let restart = |case: &'static str, signal: i32, extra: &'static [&'static str]| {
+        let report = measure(&lab, case, || {
+            lab.kill_agent(signal);
+            let since = now_ms();
+            lab.start_ovnest(extra);
+            lab.ready_after(since);
+        });
+        (case, report)
+    };
+    let reports = [
+        restart("kill -9 + restart", libc::SIGKILL, &[]),
+        restart("SIGTERM + restart", libc::SIGTERM, &[]),
+        restart(
+            "upgrade (new L2 table layout)",
+            libc::SIGTERM,
+            &["--newer-layout", "MACS"],
+        ),
+    ];
+    assert_eq!(lab.chassis_uuid(), chassis, "same chassis row throughout");
+    for (case, report) in &reports {
+        assert_eq!(report.lost, 0, "{case}: {report:?}");
+    }
+    // The flow goes on through the new program's cache, not only the old one's: a flow
+    // runs until the latest agent's status counts installs and hits.
+    let flow = lab.flow();
+    wait::until("hits in the new program's decision cache", DEADLINE, || {
+        Status::read(&lab.lab.state_dir())
+            .ok()
+            .and_then(|s| s.cache)
+            .filter(|c| c.installs > 0 && c.hits > 0)
+    });
+    let report = flow.stop();
+    assert_eq!(report.lost, 0, "{report:?}");
 }
 
 /// The Southbound's ovsdb-server stops and comes back while the flow runs; a change made

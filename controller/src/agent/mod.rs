@@ -511,6 +511,10 @@ impl Agent {
                     }
                 }
             }
+            if programmed_ok && let Err(e) = fast_path.userspace_serving() {
+                error!("moving the XDP links to this ovnest's program: {e} (retrying)");
+                programmed_ok = false;
+            }
         }
 
         // Tell the SB what is done.

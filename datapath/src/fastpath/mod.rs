@@ -115,6 +115,12 @@ enum Takeover {
     /// Adopted links run an older program over maps this one does not share: they move
     /// after the first complete `apply` fills this program's maps.
     AfterApply,
+    /// Adopted links run an older program and this one hands frames to userspace
+    /// (`hybrid`, `afxdp`): they move once this process's AF_XDP datapath serves
+    /// ([`FastPath::userspace_serving`]) and the tables are applied. Until then the older
+    /// program forwards from its own decision cache, which dies with it: this one starts
+    /// with an empty cache, so no decision of an earlier pipeline outlives its program.
+    WhenServing { applied: bool },
 }
 
 /// One attachment: the link, and where it is pinned.
@@ -217,7 +223,13 @@ impl FastPath {
                 .links
                 .values()
                 .any(|a| a.program_id != fast_path.program_id);
-            if behind && !fresh.is_empty() {
+            if behind && decisions != Decisions::Physical {
+                info!(
+                    "the running program keeps forwarding until this ovnest's userspace \
+                     datapath serves"
+                );
+                fast_path.takeover = Takeover::WhenServing { applied: false };
+            } else if behind && !fresh.is_empty() {
                 info!(
                     "new map layouts ({}): the running program keeps forwarding until \
                      they are filled",
@@ -430,8 +442,12 @@ impl FastPath {
         let diff = self.installed.diff(desired);
         self.tables.sync(&KernelTables::of(desired))?;
         self.installed = desired.clone();
-        if self.takeover == Takeover::AfterApply {
-            self.take_over_links()?;
+        match self.takeover {
+            Takeover::AfterApply => self.take_over_links()?,
+            Takeover::WhenServing { .. } => {
+                self.takeover = Takeover::WhenServing { applied: true };
+            }
+            Takeover::Done => {}
         }
         let spilled = self.tables.spilled();
         if spilled > 0 && !diff.is_empty() {
@@ -440,6 +456,16 @@ impl FastPath {
             );
         }
         Ok(diff)
+    }
+
+    /// Says this process's AF_XDP datapath serves every attached interface: adopted links
+    /// still running an older program move to this one now if the tables are applied
+    /// (see `Takeover::WhenServing`).
+    pub fn userspace_serving(&mut self) -> Result<(), FastPathError> {
+        if self.takeover == (Takeover::WhenServing { applied: true }) {
+            self.take_over_links()?;
+        }
+        Ok(())
     }
 
     /// Keys of the flat tables that found no free slot in their probe window, so the

@@ -152,13 +152,24 @@ pub enum Direction {
     Vm1ToC51,
     /// vm2 → vm1, untagged VIF to VIF.
     Vm2ToVm1,
+    /// c51 → vm3 across lr0 (dmz → inside): strip, route (MACs rewritten, TTL
+    /// decremented, IPv4 checksum updated), deliver.
+    C51ToVm3,
+    /// c51 → vm1 once `dmz` holds 100 ACLs (none of them matching the traffic): what a
+    /// policy costs the established flow.
+    C51ToVm1Acls,
 }
 
+/// ACLs `dmz` gets for [`Direction::C51ToVm1Acls`], half from-lport, half to-lport.
+pub const ACLS: usize = 100;
+
 impl Direction {
-    pub const ALL: [Direction; 3] = [
+    pub const ALL: [Direction; 5] = [
         Direction::C51ToVm1,
         Direction::Vm1ToC51,
         Direction::Vm2ToVm1,
+        Direction::C51ToVm3,
+        Direction::C51ToVm1Acls,
     ];
 
     pub fn label(self) -> &'static str {
@@ -166,7 +177,25 @@ impl Direction {
             Direction::C51ToVm1 => "c51->vm1 (strip)",
             Direction::Vm1ToC51 => "vm1->c51 (push)",
             Direction::Vm2ToVm1 => "vm2->vm1 (untagged)",
+            Direction::C51ToVm3 => "c51->vm3 (routed)",
+            Direction::C51ToVm1Acls => "c51->vm1 (100 ACLs)",
         }
+    }
+
+    /// Whether `target` can carry this direction at all: the baseline only strips and
+    /// redirects, and `--datapath xdp` has no logical flows (no router, no ACLs).
+    pub fn served_by(self, target: Target) -> bool {
+        match self {
+            Direction::C51ToVm3 | Direction::C51ToVm1Acls => {
+                !matches!(target, Target::Baseline | Target::Xdp)
+            }
+            _ => true,
+        }
+    }
+
+    /// Needs the ACLs in place (measured after every other direction).
+    pub fn with_acls(self) -> bool {
+        self == Direction::C51ToVm1Acls
     }
 }
 

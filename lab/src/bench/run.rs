@@ -10,7 +10,7 @@ use ovnest_datapath::{fastpath::bench::BenchKit, frames::Frame};
 use tracing::info;
 
 use super::{
-    BenchArgs, ControlPlane, Direction, Load, Machine, Report, Row, Target, latency, plot,
+    ACLS, BenchArgs, ControlPlane, Direction, Load, Machine, Report, Row, Target, latency, plot,
     search::{Sample, Search},
 };
 use ovnest::agent::config::DatapathMode;
@@ -20,6 +20,9 @@ use crate::{AgentKind, Lab, LabArgs, process};
 const VM1_MAC: [u8; 6] = [0x02, 0xac, 0x10, 0xff, 0x01, 0x30];
 const VM2_MAC: [u8; 6] = [0x02, 0xac, 0x10, 0xff, 0x01, 0x31];
 const C51_MAC: [u8; 6] = [0x02, 0xac, 0x10, 0xff, 0x01, 0x33];
+/// lr0's port on dmz (the seed's default gateway).
+const LR0_DMZ_MAC: [u8; 6] = [0x02, 0xac, 0x10, 0xff, 0x01, 0x29];
+const VM3_IP: [u8; 4] = [172, 16, 255, 194];
 const VM1_IP: [u8; 4] = [172, 16, 255, 130];
 const VM2_IP: [u8; 4] = [172, 16, 255, 131];
 const C51_IP: [u8; 4] = [172, 16, 255, 133];
@@ -51,7 +54,8 @@ pub(super) fn ends(
     direction: Direction,
 ) -> ((&'static str, &'static str), (&'static str, &'static str)) {
     match direction {
-        Direction::C51ToVm1 => (("vm5", "brvm5-brint"), ("vm1", "eth0")),
+        Direction::C51ToVm1 | Direction::C51ToVm1Acls => (("vm5", "brvm5-brint"), ("vm1", "eth0")),
+        Direction::C51ToVm3 => (("vm5", "brvm5-brint"), ("vm3", "eth0")),
         Direction::Vm1ToC51 => (("vm1", "eth0"), ("vm5", "brvm5-brint")),
         Direction::Vm2ToVm1 => (("vm2", "eth0"), ("vm1", "eth0")),
     }
@@ -64,8 +68,11 @@ pub(super) fn frames(direction: Direction, size: usize, flows: usize) -> Vec<Vec
         .map(|flow| {
             let sport = 10_000 + flow as u16;
             match direction {
-                Direction::C51ToVm1 => Frame::eth(VM1_MAC, C51_MAC)
+                Direction::C51ToVm1 | Direction::C51ToVm1Acls => Frame::eth(VM1_MAC, C51_MAC)
                     .udp(C51_IP, VM1_IP, sport, 5001, payload)
+                    .vlan(51),
+                Direction::C51ToVm3 => Frame::eth(LR0_DMZ_MAC, C51_MAC)
+                    .udp(C51_IP, VM3_IP, sport, 5001, payload)
                     .vlan(51),
                 Direction::Vm1ToC51 => {
                     Frame::eth(C51_MAC, VM1_MAC).udp(VM1_IP, C51_IP, sport, 5001, payload)
@@ -275,7 +282,7 @@ fn bed(args: &BenchArgs, target: Target) -> anyhow::Result<Bed> {
     let mut kit = BenchKit::load()?;
     // Every VIF runs NAPI in a kernel thread we can pin away from the generator; where no
     // XDP program runs on it (the peer), GRO lets it accept XDP-transmitted frames.
-    for dev in ["vm1", "vm2", "brint-brvm5"] {
+    for dev in ["vm1", "vm2", "vm3", "brint-brvm5"] {
         lab.exec("hv", "ethtool", &["-K", dev, "gro", "on"])?;
         lab.exec(
             "hv",
@@ -288,14 +295,19 @@ fn bed(args: &BenchArgs, target: Target) -> anyhow::Result<Bed> {
     // that sent it, as from a NIC. A threaded receiver would compete with the datapath's
     // thread for that core, and the scheduler's slices, not the datapath, would decide
     // how much of each burst overflows the 256-frame veth ring in between.
-    for (ns, dev) in [("vm1", "eth0"), ("vm2", "eth0"), ("vm5", "brvm5-brint")] {
+    for (ns, dev) in [
+        ("vm1", "eth0"),
+        ("vm2", "eth0"),
+        ("vm3", "eth0"),
+        ("vm5", "brvm5-brint"),
+    ] {
         lab.exec(
             ns,
             "sh",
             &["-c", &format!("echo 0 > /sys/class/net/{dev}/threaded")],
         )?;
     }
-    for (ns, dev) in [("vm1", "eth0"), ("vm5", "brvm5-brint")] {
+    for (ns, dev) in [("vm1", "eth0"), ("vm3", "eth0"), ("vm5", "brvm5-brint")] {
         let _in = process::enter_netns(&lab.ns(ns))?;
         kit.attach_sink(ifindex(dev)?)?;
     }
@@ -462,15 +474,54 @@ fn cache_figures(bed: &Bed, after: std::time::SystemTime) -> Option<super::Cache
     None
 }
 
+/// Gives `dmz` [`ACLS`] drop ACLs that never match the bench's traffic (sources outside
+/// the lab, half from-lport, half to-lport), in one transaction per lab, and waits until
+/// each agent programmed them (`--wait=hv`; `--wait=sb` where no agent runs).
+fn add_acls(beds: &[Bed]) -> anyhow::Result<()> {
+    for bed in beds {
+        let wait = if bed.target == Target::Baseline {
+            "--wait=sb"
+        } else {
+            "--wait=hv"
+        };
+        let mut args: Vec<String> = vec![wait.into()];
+        for i in 0..ACLS {
+            let direction = if i % 2 == 0 { "from-lport" } else { "to-lport" };
+            let field = if i % 2 == 0 { "ip4.src" } else { "ip4.dst" };
+            if i > 0 {
+                args.push("--".into());
+            }
+            args.extend([
+                "acl-add".into(),
+                "dmz".into(),
+                direction.into(),
+                (1000 + i).to_string(),
+                format!("{field} == 10.{}.{}.0/24 && udp", i / 250, i % 250),
+                "drop".into(),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        bed.lab
+            .nbctl(&args)
+            .with_context(|| format!("ACLs for {}", bed.target.label()))?;
+    }
+    Ok(())
+}
+
 /// Measures one case on every bed. Under a search, the targets' trials alternate
 /// (A B A B ...) as the rounds do.
 fn measure_case(
-    beds: &mut [Bed],
+    all: &mut [Bed],
     args: &BenchArgs,
     direction: Direction,
     frames: &[Vec<u8>],
-) -> anyhow::Result<Vec<Measured>> {
+) -> anyhow::Result<Vec<(Target, Measured)>> {
     let window = Duration::from_millis(args.window_ms);
+    let mut beds: Vec<&mut Bed> = all
+        .iter_mut()
+        .filter(|b| direction.served_by(b.target))
+        .collect();
+    let targets: Vec<Target> = beds.iter().map(|b| b.target).collect();
     for bed in beds.iter_mut().filter(|b| b.target == Target::Hybrid) {
         warm(bed, direction, frames)?;
     }
@@ -479,7 +530,7 @@ fn measure_case(
         overload: None,
         generator_limited: false,
     };
-    match args.load {
+    let measured: Vec<Measured> = match args.load {
         Load::Max | Load::Rate(_) => {
             let gap = match args.load {
                 Load::Rate(rate) => gap_ns(rate),
@@ -491,7 +542,7 @@ fn measure_case(
                         bed, direction, frames, window, gap, args.batch,
                     )?))
                 })
-                .collect()
+                .collect::<anyhow::Result<_>>()?
         }
         Load::Search => {
             let mut searches = Vec::with_capacity(beds.len());
@@ -514,17 +565,25 @@ fn measure_case(
                     break;
                 }
             }
-            Ok(searches
+            // One entry per bed, in order, even where a search has no outcome.
+            searches
                 .iter()
-                .filter_map(Search::outcome)
-                .map(|outcome| Measured {
-                    point: outcome.throughput,
-                    overload: Some(outcome.overload),
-                    generator_limited: outcome.generator_limited,
+                .map(|search| match search.outcome() {
+                    Some(outcome) => Measured {
+                        point: outcome.throughput,
+                        overload: Some(outcome.overload),
+                        generator_limited: outcome.generator_limited,
+                    },
+                    None => Measured {
+                        point: None,
+                        overload: None,
+                        generator_limited: false,
+                    },
                 })
-                .collect())
+                .collect()
         }
-    }
+    };
+    Ok(targets.into_iter().zip(measured).collect())
 }
 
 pub(super) fn median(values: &mut [f64]) -> f64 {
@@ -742,24 +801,32 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     pin_datapath(&beds, &vswitchd);
     pin_self(GENERATOR_CPU);
 
-    let mut cases = Vec::new();
-    for direction in Direction::ALL {
-        for size in &args.sizes {
-            for flows in &args.flows {
-                cases.push((direction, *size, *flows, frames(direction, *size, *flows)));
+    let mut results: BTreeMap<CaseKey, Vec<Measured>> = BTreeMap::new();
+    // The ACL cases come last: their ACLs stay once added.
+    for with_acls in [false, true] {
+        let mut cases = Vec::new();
+        for direction in Direction::ALL
+            .into_iter()
+            .filter(|d| d.with_acls() == with_acls)
+        {
+            for size in &args.sizes {
+                for flows in &args.flows {
+                    cases.push((direction, *size, *flows, frames(direction, *size, *flows)));
+                }
             }
         }
-    }
-    let mut results: BTreeMap<CaseKey, Vec<Measured>> = BTreeMap::new();
-    for round in 0..args.rounds {
-        info!("round {} of {}", round + 1, args.rounds);
-        for (direction, size, flows, frames) in &cases {
-            let measured = measure_case(&mut beds, &args, *direction, frames)?;
-            for (bed, m) in beds.iter().zip(measured) {
-                results
-                    .entry((*direction, *size, *flows, bed.target))
-                    .or_default()
-                    .push(m);
+        if with_acls {
+            add_acls(&beds)?;
+        }
+        for round in 0..args.rounds {
+            info!("round {} of {}", round + 1, args.rounds);
+            for (direction, size, flows, frames) in &cases {
+                for (target, m) in measure_case(&mut beds, &args, *direction, frames)? {
+                    results
+                        .entry((*direction, *size, *flows, target))
+                        .or_default()
+                        .push(m);
+                }
             }
         }
     }
