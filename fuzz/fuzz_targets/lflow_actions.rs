@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use ovnest_logical::actions::{
-    self, Actions, LOG_PIPELINE_LEN, OptionTable, ParseParams, Pipeline,
+    self, Action, Actions, LOG_PIPELINE_LEN, OptionTable, ParseParams, Pipeline,
 };
 
 struct Tables {
@@ -52,6 +52,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let printed = Actions(&parsed.actions).to_string();
+    if has_bare_fwd_group(&parsed.actions) {
+        // OVN's own asymmetry (lib/actions.c): `fwd_group;` parses, formats as
+        // `fwd_group();`, and that leaves the `)` unconsumed when no `childports=` follows.
+        // ovnest prints what ovn-trace prints, so the round trip is not required here.
+        return;
+    }
     let again = actions::parse(&printed, &pp)
         .unwrap_or_else(|e| panic!("{printed:?} (printed from {text:?}) does not parse: {e}"));
     assert_eq!(
@@ -59,3 +65,14 @@ fuzz_target!(|data: &[u8]| {
         "{text:?} printed as {printed:?}"
     );
 });
+
+/// Whether a `fwd_group` without child ports occurs anywhere in `actions`.
+fn has_bare_fwd_group(actions: &[Action]) -> bool {
+    actions.iter().any(|a| match a {
+        Action::FwdGroup { child_ports, .. } => child_ports.is_empty(),
+        Action::CtCommit(inner) | Action::Nested { actions: inner, .. } => {
+            has_bare_fwd_group(inner)
+        }
+        _ => false,
+    })
+}
