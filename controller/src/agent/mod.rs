@@ -18,6 +18,7 @@ pub mod chassis;
 pub mod cleanup;
 pub mod config;
 pub mod desired;
+pub mod encaps;
 pub mod local_datapaths;
 pub mod local_ovs;
 mod metrics;
@@ -212,6 +213,8 @@ struct Agent {
     conditions: Conditions,
     /// What the current reconcile pass changed.
     pass: PassChanges,
+    /// Whether this chassis terminates tunnels, as last assessed.
+    tunnels: Option<encaps::Tunnels>,
 }
 
 /// What one reconcile pass changed, reported when it ends.
@@ -302,6 +305,36 @@ impl Agent {
         Ok(())
     }
 
+    /// Whether the datapath terminates tunnels on an interface holding the encap IP;
+    /// logged when it changes.
+    fn assess_tunnels(&mut self, effective: &Effective) -> encaps::Tunnels {
+        let datapath = self
+            .flags
+            .as_ref()
+            .map_or(DatapathMode::Xdp, |f| f.datapath);
+        let limit = encaps::datapath_limit(datapath, &effective.encap_type);
+        let holder = effective
+            .encap_ip
+            .parse()
+            .ok()
+            .and_then(encaps::interface_holding);
+        let tunnels = encaps::assess(&effective.encap_ip, limit, holder);
+        if self.tunnels.as_ref() != Some(&tunnels) {
+            match &tunnels {
+                encaps::Tunnels::Terminated { .. } => info!("tunnels: {}", tunnels.describe()),
+                encaps::Tunnels::None { .. } => warn!(
+                    "no tunnels ({}): chassis {} registers alone in transport zone {:?}, so \
+                     no other chassis sends to it; local ports only",
+                    tunnels.describe(),
+                    effective.chassis,
+                    tunnels.transport_zones(&effective.chassis),
+                ),
+            }
+            self.tunnels = Some(tunnels.clone());
+        }
+        tunnels
+    }
+
     fn log_once(&mut self, line: String) {
         if self.logged.insert(line.clone()) {
             warn!("{line}");
@@ -354,11 +387,13 @@ impl Agent {
     async fn reconcile_pass(&mut self, effective: &Effective, sb: &Southbound) {
         self.effective = Some(effective.clone());
         let mut snapshot = sb.snapshot();
+        let tunnels = self.assess_tunnels(effective);
         let spec = ChassisSpec {
             name: effective.chassis.clone(),
             hostname: effective.hostname.clone(),
             encap_type: effective.encap_type.clone(),
             encap_ip: effective.encap_ip.clone(),
+            transport_zones: tunnels.transport_zones(&effective.chassis),
         };
 
         // Local interfaces, by the logical port they carry.
@@ -829,6 +864,11 @@ impl Agent {
                 .collect(),
             counters,
             cache: self.cache_status(),
+            tunnels: self
+                .tunnels
+                .as_ref()
+                .map(encaps::Tunnels::describe)
+                .unwrap_or_default(),
             updated_unix_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64),
