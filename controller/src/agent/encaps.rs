@@ -8,9 +8,15 @@
 //! a frame this one would lose; ports bound here are simply unreachable from elsewhere, as
 //! they really are, and the local ports are served as usual.
 
-use std::net::IpAddr;
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr},
+};
+
+use ovnest_common::PortKey;
 
 use super::config::DatapathMode;
+use crate::sb::Snapshot;
 
 /// Prefix of the transport zone a chassis without tunnels registers itself alone in.
 pub const NO_TUNNELS_ZONE_PREFIX: &str = "ovnest-no-tunnels-";
@@ -130,6 +136,90 @@ pub fn interface_holding(ip: IpAddr) -> Option<(String, u32)> {
     found
 }
 
+/// Another chassis this one would tunnel to, from its Chassis and Encap rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteChassis {
+    pub name: String,
+    pub ip: Ipv4Addr,
+    /// The Encap's `options:csum` (OVS's default when absent: no checksum).
+    pub csum: bool,
+}
+
+/// The other chassis, numbered from 1 in name order, and the ports bound on them: what
+/// the datapath's tunnel table needs besides the underlay's addresses. As encaps.c does:
+/// a chassis sharing no transport zone with this one (`zones`), or an interconnection
+/// chassis (`is-remote`), gets no tunnel; only IPv4 geneve Encaps on port 6081 are
+/// used. Chassis left out are returned with the reason, for the log.
+pub fn remote_chassis(
+    snapshot: &Snapshot,
+    this: &str,
+    zones: &[String],
+) -> (Vec<RemoteChassis>, Vec<(PortKey, u16)>, Vec<String>) {
+    let mut peers = Vec::new();
+    let mut skipped = Vec::new();
+    let mut number = BTreeMap::new();
+    for chassis in snapshot.all_chassis() {
+        if chassis.name == this {
+            continue;
+        }
+        let overlap = (chassis.transport_zones.is_empty() && zones.is_empty())
+            || chassis.transport_zones.iter().any(|z| zones.contains(z));
+        if !overlap {
+            skipped.push(format!("{}: no common transport zone", chassis.name));
+            continue;
+        }
+        if chassis
+            .other_config
+            .get("is-remote")
+            .is_some_and(|v| v == "true")
+        {
+            skipped.push(format!("{}: an interconnection chassis", chassis.name));
+            continue;
+        }
+        let encap = snapshot.encaps_of(chassis).find(|e| {
+            e.encap_type == "geneve"
+                && e.options.get("dst_port").is_none_or(|p| p == "6081")
+                && e.ip.parse::<Ipv4Addr>().is_ok()
+        });
+        let Some(encap) = encap else {
+            skipped.push(format!(
+                "{}: no geneve Encap with an IPv4 address on port 6081",
+                chassis.name
+            ));
+            continue;
+        };
+        let Ok(ip) = encap.ip.parse::<Ipv4Addr>() else {
+            continue;
+        };
+        peers.push(RemoteChassis {
+            name: chassis.name.clone(),
+            ip,
+            csum: encap.options.get("csum").is_some_and(|v| v == "true"),
+        });
+        number.insert(chassis.uuid, peers.len() as u16);
+    }
+    let mut ports = Vec::new();
+    for pb in snapshot.port_bindings() {
+        // A chassisredirect port is the router's business on its gateway chassis.
+        if pb.port_type == "chassisredirect" {
+            continue;
+        }
+        let (Some(chassis), Some(dp)) = (pb.chassis, snapshot.datapath(&pb.datapath)) else {
+            continue;
+        };
+        if let Some(&n) = number.get(&chassis) {
+            ports.push((
+                PortKey {
+                    datapath: dp.tunnel_key,
+                    port: pb.tunnel_key,
+                },
+                n,
+            ));
+        }
+    }
+    (peers, ports, skipped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +248,86 @@ mod tests {
     fn only_geneve_through_the_logical_pipeline() {
         assert!(datapath_limit(DatapathMode::Xdp, "geneve").is_some());
         assert!(datapath_limit(DatapathMode::Hybrid, "vxlan").is_some());
+    }
+
+    #[test]
+    fn remote_chassis_and_their_ports_as_encaps_c_picks_them() {
+        use crate::ovsdb::Uuid;
+        use crate::sb::{Chassis, DatapathBinding, Encap, PortBinding};
+        let u = |n: u128| -> Uuid { format!("00000000-0000-0000-0000-{n:012x}").parse().unwrap() };
+        let mut snap = Snapshot::default();
+        let chassis = |n: u128, name: &str, zones: &[&str], encap: u128| Chassis {
+            uuid: u(n),
+            name: name.into(),
+            encaps: vec![u(encap)],
+            transport_zones: zones.iter().map(|z| (*z).to_owned()).collect(),
+            ..Chassis::default()
+        };
+        let encap = |n: u128, name: &str, ty: &str, ip: &str, csum: bool| Encap {
+            uuid: u(n),
+            encap_type: ty.into(),
+            ip: ip.into(),
+            chassis_name: name.into(),
+            options: if csum {
+                [("csum".to_owned(), "true".to_owned())].into()
+            } else {
+                Default::default()
+            },
+        };
+        snap.insert(chassis(1, "hv1", &[], 11));
+        snap.insert(encap(11, "hv1", "geneve", "10.99.0.1", true));
+        snap.insert(chassis(2, "hv2", &[], 12));
+        snap.insert(encap(12, "hv2", "geneve", "10.99.0.2", true));
+        snap.insert(chassis(3, "lonely", &["ovnest-no-tunnels-lonely"], 13));
+        snap.insert(encap(13, "lonely", "geneve", "10.99.0.3", true));
+        snap.insert(chassis(4, "vx", &[], 14));
+        snap.insert(encap(14, "vx", "vxlan", "10.99.0.4", false));
+        snap.insert(chassis(5, "hv5", &[], 15));
+        snap.insert(encap(15, "hv5", "geneve", "10.99.0.5", false));
+        snap.insert(DatapathBinding {
+            uuid: u(100),
+            tunnel_key: 7,
+            ..DatapathBinding::default()
+        });
+        let port = |n: u128, name: &str, key: u32, chassis: Option<u128>| PortBinding {
+            uuid: u(n),
+            logical_port: name.into(),
+            datapath: u(100),
+            tunnel_key: key,
+            chassis: chassis.map(u),
+            ..PortBinding::default()
+        };
+        snap.insert(port(201, "here", 1, Some(1)));
+        snap.insert(port(202, "on-hv2", 2, Some(2)));
+        snap.insert(port(203, "on-lonely", 3, Some(3)));
+        snap.insert(port(204, "on-hv5", 4, Some(5)));
+        snap.insert(port(205, "unbound", 5, None));
+
+        let (peers, ports, skipped) = remote_chassis(&snap, "hv1", &[]);
+        assert_eq!(
+            peers,
+            [
+                RemoteChassis {
+                    name: "hv2".into(),
+                    ip: Ipv4Addr::new(10, 99, 0, 2),
+                    csum: true
+                },
+                RemoteChassis {
+                    name: "hv5".into(),
+                    ip: Ipv4Addr::new(10, 99, 0, 5),
+                    csum: false
+                },
+            ]
+        );
+        let key = |port| PortKey { datapath: 7, port };
+        assert_eq!(ports, [(key(2), 1), (key(4), 2)]);
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert!(
+            skipped
+                .iter()
+                .any(|s| s.starts_with("lonely: no common transport zone"))
+        );
+        assert!(skipped.iter().any(|s| s.starts_with("vx: no geneve")));
     }
 
     #[test]

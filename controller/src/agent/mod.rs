@@ -26,6 +26,7 @@ pub mod monitor;
 pub mod status;
 #[cfg(test)]
 mod tests;
+pub mod underlay;
 mod userspace;
 
 use std::{
