@@ -1,8 +1,13 @@
-//! Tunnels against real ovn-controller: a chassis never advertises an Encap it cannot
-//! terminate. ovnest without tunnels (its encap IP on no interface it can use) registers
-//! alone in a transport zone of its own, so a real ovn-controller peer builds no Geneve
-//! port to it, while it does build one to an ordinary chassis (the control); `ovnest
-//! status` says there are no tunnels, and why.
+//! Tunnels against real ovn-controller.
+//!
+//! - A chassis never advertises an Encap it cannot terminate: ovnest without tunnels (its
+//!   encap IP on no interface it can use) registers alone in a transport zone of its own,
+//!   so a real ovn-controller peer builds no Geneve port to it, while it does build one to
+//!   an ordinary chassis (the control); `ovnest status` says there are no tunnels, and why.
+//! - Interop: ovnest on one hypervisor namespace, real ovn-controller with userspace OVS
+//!   (netdev datapath, Geneve in userspace, as `shared/reference/.../two-chassis.sh`) on
+//!   another, an underlay veth between them; VMs on each ping each other across the
+//!   tunnel, unicast and broadcast.
 
 use std::{
     path::{Path, PathBuf},
@@ -13,6 +18,7 @@ use std::{
 use ovnest::agent::status::Status;
 use ovnest_lab::process::{self, Daemon};
 use ovnest_tests::{
+    netns::NetNs,
     ovn::OvnCentral,
     privilege::{require_root, require_tools},
     wait,
@@ -28,16 +34,46 @@ struct Peer {
     dir: PathBuf,
 }
 
+fn ovs_env(command: &mut Command, dir: &Path) {
+    for var in [
+        "OVS_RUNDIR",
+        "OVN_RUNDIR",
+        "OVS_LOGDIR",
+        "OVN_LOGDIR",
+        "OVS_DBDIR",
+    ] {
+        command.env(var, dir);
+    }
+}
+
 impl Peer {
     fn start(ovn: &OvnCentral, name: &str, encap_ip: &str) -> Peer {
+        Peer::start_in(ovn, name, encap_ip, None)
+    }
+
+    /// With `netns`: ovs-vswitchd runs there too, with `br-phy` owning the underlay veth
+    /// `und` and the encap address on its internal port (OVS's userspace tunnels need it
+    /// so), and the VIF `tap2` on `br-int` for logical port `p2`.
+    fn start_in(ovn: &OvnCentral, name: &str, encap_ip: &str, netns: Option<&NetNs>) -> Peer {
         let dir = ovn.dir().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
         process::run("ovsdb-tool", &["create", &path("conf.db"), VSWITCH_SCHEMA]).unwrap();
         let db = Daemon::new(&dir, "ovsdb");
-        process::run(
-            "ovsdb-server",
-            &[
+        let in_ns = |program: &str| -> Command {
+            let mut c = match netns {
+                Some(ns) => {
+                    let mut c = Command::new("ip");
+                    c.args(["netns", "exec", ns.name(), program]);
+                    c
+                }
+                None => Command::new(program),
+            };
+            ovs_env(&mut c, &dir);
+            c
+        };
+        let status = in_ns("ovsdb-server")
+            .args([
                 &path("conf.db"),
                 &format!("--remote=punix:{}", path("db.sock")),
                 &db.pidfile_arg(),
@@ -45,9 +81,10 @@ impl Peer {
                 &format!("--unixctl={}", path("ovsdb.ctl")),
                 "--detach",
                 "--no-chdir",
-            ],
-        )
-        .unwrap();
+            ])
+            .status()
+            .expect("ovsdb-server");
+        assert!(status.success(), "ovsdb-server: {status}");
         let peer = Peer { dir: dir.clone() };
         peer.vsctl(&["--no-wait", "init"]);
         peer.vsctl(&[
@@ -61,12 +98,59 @@ impl Peer {
             &format!("external_ids:ovn-encap-ip={encap_ip}"),
             "external_ids:ovn-bridge-datapath-type=netdev",
         ]);
-        let controller = Daemon::new(&peer.dir, "ovn-controller");
-        let mut command = Command::new("ovn-controller");
-        for var in ["OVS_RUNDIR", "OVN_RUNDIR", "OVS_LOGDIR", "OVN_LOGDIR"] {
-            command.env(var, &peer.dir);
+        if let Some(ns) = netns {
+            let vswitchd = Daemon::new(&peer.dir, "vswitchd");
+            let status = in_ns("ovs-vswitchd")
+                .args([
+                    &format!("unix:{}", path("db.sock")),
+                    &vswitchd.pidfile_arg(),
+                    &vswitchd.log_arg(),
+                    &format!("--unixctl={}", path("vswitchd.ctl")),
+                    "--detach",
+                    "--no-chdir",
+                ])
+                .status()
+                .expect("ovs-vswitchd");
+            assert!(status.success(), "ovs-vswitchd: {status}");
+            peer.vsctl(&[
+                "add-br",
+                "br-phy",
+                "--",
+                "set",
+                "Bridge",
+                "br-phy",
+                "datapath_type=netdev",
+                "--",
+                "add-port",
+                "br-phy",
+                "und",
+            ]);
+            ns.ip(&["addr", "add", &format!("{encap_ip}/24"), "dev", "br-phy"]);
+            ns.ip(&["link", "set", "br-phy", "up"]);
+            peer.vsctl(&[
+                "add-br",
+                "br-int",
+                "--",
+                "set",
+                "Bridge",
+                "br-int",
+                "datapath_type=netdev",
+                "fail-mode=secure",
+                "other-config:disable-in-band=true",
+            ]);
+            peer.vsctl(&[
+                "add-port",
+                "br-int",
+                "tap2",
+                "--",
+                "set",
+                "Interface",
+                "tap2",
+                "external_ids:iface-id=p2",
+            ]);
         }
-        let status = command
+        let controller = Daemon::new(&peer.dir, "ovn-controller");
+        let status = in_ns("ovn-controller")
             .args([
                 &format!("unix:{}", path("db.sock")),
                 &controller.pidfile_arg(),
@@ -110,7 +194,7 @@ impl Drop for Peer {
         {
             eprintln!("--- peer ovn-controller.log ---\n{log}");
         }
-        for name in ["ovn-controller", "ovsdb"] {
+        for name in ["ovn-controller", "vswitchd", "ovsdb"] {
             process::stop(
                 &self.dir.join(format!("{name}.pid")),
                 Duration::from_secs(5),
@@ -129,12 +213,33 @@ struct Agent {
 
 impl Agent {
     fn start(ovn: &OvnCentral, chassis: &str, encap_ip: &str) -> Agent {
+        Agent::start_in(ovn, chassis, encap_ip, None, &[])
+    }
+
+    fn start_in(
+        ovn: &OvnCentral,
+        chassis: &str,
+        encap_ip: &str,
+        netns: Option<&NetNs>,
+        binds: &[&str],
+    ) -> Agent {
         let state = ovn.dir().join("ovnest-state");
         let log = ovn.dir().join("ovnest.log");
         let pins = PathBuf::from("/sys/fs/bpf/ovnest-test")
             .join(format!("{}-tunnels", std::process::id()));
-        let child = Command::new(env!("CARGO_BIN_EXE_ovnest"))
-            .args(["run", "--datapath", "hybrid"])
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_ovnest")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_ovnest")),
+        };
+        command.args(["run", "--datapath", "hybrid"]);
+        for bind in binds {
+            command.args(["--bind", bind]);
+        }
+        let child = command
             .args(["--chassis", chassis, "--ovn-remote", &ovn.sb_remote()])
             .args(["--encap-ip", encap_ip])
             .arg("--state-dir")
@@ -250,4 +355,140 @@ fn a_chassis_without_tunnels_gets_none_from_ovn_controller() {
     assert!(status.tunnels.starts_with("none: "), "{}", status.tunnels);
     let text = std::fs::read_to_string(&agent.log).unwrap();
     assert!(text.contains("no tunnels"), "{text}");
+}
+
+fn ping(ns: &NetNs, args: &[&str]) -> Option<String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns.name(), "ping", "-c", "1", "-W", "1"])
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A VM: its namespace, cabled to `tap` on the hypervisor, with the port's MAC and IP.
+fn vm(hv: &NetNs, tap: &str, label: &str, mac: &str, ip: &str) -> NetNs {
+    let vm = NetNs::new(label);
+    hv.veth_to(tap, &vm, "eth0");
+    vm.ip(&["link", "set", "eth0", "address", mac]);
+    vm.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+    vm.without_ipv6();
+    // Checksums in software: a veth would otherwise hand on partial ones.
+    vm.exec(&["ethtool", "-K", "eth0", "tx", "off"]);
+    vm.gro_on("eth0");
+    vm
+}
+
+#[test]
+fn ovnest_and_ovn_controller_tunnel_to_each_other() {
+    let test = "ovnest_and_ovn_controller_tunnel_to_each_other";
+    if !require_root(test)
+        || !require_tools(
+            test,
+            &[
+                "ovsdb-tool",
+                "ovsdb-server",
+                "ovn-northd",
+                "ovn-nbctl",
+                "ovs-vsctl",
+                "ovs-vswitchd",
+                "ovn-controller",
+                "ethtool",
+                "ping",
+            ],
+        )
+    {
+        return;
+    }
+    let ovn = OvnCentral::start();
+    ovn.nbctl(&["ls-add", "sw"]);
+    for i in 1..=2 {
+        let port = format!("p{i}");
+        ovn.nbctl(&["lsp-add", "sw", &port]);
+        ovn.nbctl(&[
+            "lsp-set-addresses",
+            &port,
+            &format!("02:00:00:00:00:0{i} 10.5.0.{i}"),
+        ]);
+    }
+    let hv1 = NetNs::new("ghv1");
+    let hv2 = NetNs::new("ghv2");
+    hv1.without_ipv6();
+    hv2.without_ipv6();
+    hv1.veth_to("und", &hv2, "und");
+    for hv in [&hv1, &hv2] {
+        hv.exec(&["ethtool", "-K", "und", "gro", "on", "tx", "off"]);
+    }
+    hv1.ip(&["addr", "add", "10.99.0.1/24", "dev", "und"]);
+    let vm1 = vm(&hv1, "tap1", "gvm1", "02:00:00:00:00:01", "10.5.0.1");
+    let vm2 = vm(&hv2, "tap2", "gvm2", "02:00:00:00:00:02", "10.5.0.2");
+    hv1.exec(&["ethtool", "-K", "tap1", "gro", "on"]);
+
+    let peer = Peer::start_in(&ovn, "ghv2", "10.99.0.2", Some(&hv2));
+    let chassis = "ghv1";
+    let agent = Agent::start_in(&ovn, chassis, "10.99.0.1", Some(&hv1), &["tap1=p1"]);
+
+    let status = wait::until("ovnest terminates geneve on und", DEADLINE, || {
+        Status::read(&agent.state)
+            .ok()
+            .filter(|s| s.tunnels.starts_with("geneve on und"))
+    });
+    assert!(
+        status.tunnels.starts_with("geneve on und"),
+        "{}",
+        status.tunnels
+    );
+    // Advertised: no transport zone, and the peer builds its tunnel to it.
+    wait::until("the peer's tunnel to ovnest", DEADLINE, || {
+        peer.tunnels()
+            .contains(&format!("{chassis}@10.99.0.1"))
+            .then_some(())
+    });
+    for port in ["p1", "p2"] {
+        wait::until(&format!("{port} up"), DEADLINE, || {
+            ovn.try_nbctl(&["get", "Logical_Switch_Port", port, "up"])
+                .ok()
+                .filter(|v| v.trim() == "true")
+        });
+    }
+
+    // Unicast both ways (the first pings also resolve the underlay's neighbours).
+    wait::until("vm1 pings vm2 across the tunnel", DEADLINE, || {
+        ping(&vm1, &["10.5.0.2"])
+    });
+    let reply = ping(&vm2, &["10.5.0.1"]).expect("vm2 pings vm1");
+    assert!(reply.contains("from 10.5.0.1"), "{reply}");
+    // ARP for the other chassis's VM was answered (by ls_in_arp_rsp on the sending side).
+    let neigh = vm1.ip(&["neigh", "show", "10.5.0.2"]);
+    assert!(neigh.contains("02:00:00:00:00:02"), "{neigh}");
+    // Broadcast: flooded to the other chassis (_MC_flood), answered from there.
+    vm2.exec(&["sysctl", "-qw", "net.ipv4.icmp_echo_ignore_broadcasts=0"]);
+    let reply = wait::until(
+        "a broadcast ping answered across the tunnel",
+        DEADLINE,
+        || ping(&vm1, &["-b", "10.5.0.255"]),
+    );
+    assert!(reply.contains("from 10.5.0.2"), "{reply}");
+
+    // The frames went through ovnest's tunnel path, both ways.
+    let status = wait::until("status with tunnel counters", DEADLINE, || {
+        Status::read(&agent.state).ok().filter(|s| {
+            s.counters
+                .get("userspace_tunnel_copies")
+                .is_some_and(|n| *n >= 2)
+        })
+    });
+    assert!(
+        status
+            .counters
+            .get("userspace_tunnel_malformed")
+            .copied()
+            .unwrap_or(0)
+            == 0,
+        "{:?}",
+        status.counters
+    );
+    drop(agent);
 }

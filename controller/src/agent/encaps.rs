@@ -58,11 +58,8 @@ pub fn datapath_limit(datapath: DatapathMode, encap_type: &str) -> Option<String
     }
     match datapath {
         DatapathMode::Xdp => Some("--datapath xdp has no logical pipeline, so no tunnels".into()),
-        // Until the userspace datapath encapsulates and decapsulates, nothing terminates
-        // Geneve: advertise nothing.
-        DatapathMode::Afxdp | DatapathMode::Hybrid => {
-            Some("this datapath does not terminate geneve yet".into())
-        }
+        // The userspace datapath encapsulates and decapsulates; XDP sends Geneve up.
+        DatapathMode::Afxdp | DatapathMode::Hybrid => None,
     }
 }
 

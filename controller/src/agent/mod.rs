@@ -306,6 +306,49 @@ impl Agent {
         Ok(())
     }
 
+    /// The datapath's tunnels: the other chassis from the SB whose next hop the host has
+    /// resolved, and the ports bound on them. `None` without tunnels.
+    fn tunnel_table(
+        &mut self,
+        tunnels: &encaps::Tunnels,
+        effective: &Effective,
+    ) -> Option<ovnest_datapath::pipeline::TunnelTable> {
+        let encaps::Tunnels::Terminated { underlay, ifindex } = tunnels else {
+            return None;
+        };
+        let local_ip: std::net::Ipv4Addr = effective.encap_ip.parse().ok()?;
+        let mac = std::fs::read_to_string(format!("/sys/class/net/{underlay}/address"))
+            .ok()
+            .and_then(|m| underlay::parse_mac(&m))?;
+        let (peers, remote_ports, skipped) = encaps::remote_chassis(
+            &self.plan_snapshot,
+            &effective.chassis,
+            &tunnels.transport_zones(&effective.chassis),
+        );
+        for why in skipped {
+            self.log_once(format!("no tunnel to chassis {why}"));
+        }
+        let dev = underlay.clone();
+        let (table, unresolved) = underlay::tunnel_table(
+            (*ifindex, underlay),
+            (mac, local_ip),
+            &peers,
+            &remote_ports,
+            &|ip| underlay::next_hop_mac(&dev, ip),
+        );
+        for name in unresolved {
+            if let Some(peer) = peers.iter().find(|p| p.name == name) {
+                // The kernel resolves the next hop on the first datagram it sends there.
+                underlay::solicit(local_ip, peer.ip);
+                debug!(
+                    "tunnel to {name}: next hop toward {} not resolved yet",
+                    peer.ip
+                );
+            }
+        }
+        Some(table)
+    }
+
     /// Whether the datapath terminates tunnels on an interface holding the encap IP;
     /// logged when it changes.
     fn assess_tunnels(&mut self, effective: &Effective) -> encaps::Tunnels {
@@ -319,7 +362,34 @@ impl Agent {
             .parse()
             .ok()
             .and_then(encaps::interface_holding);
-        let tunnels = encaps::assess(&effective.encap_ip, limit, holder);
+        let mut tunnels = encaps::assess(&effective.encap_ip, limit, holder);
+        // Terminated only once the underlay's program runs there.
+        if let Some(fast_path) = self.fast_path.as_mut() {
+            let wanted = match &tunnels {
+                encaps::Tunnels::Terminated { ifindex, .. } => Some(*ifindex),
+                encaps::Tunnels::None { .. } => None,
+            };
+            for stale in fast_path
+                .underlays()
+                .filter(|i| Some(*i) != wanted)
+                .collect::<Vec<_>>()
+            {
+                info!("detaching the underlay program from ifindex {stale}");
+                let _ = fast_path.detach_underlay(stale);
+            }
+            if let encaps::Tunnels::Terminated { underlay, ifindex } = &tunnels
+                && !fast_path.underlays().any(|i| i == *ifindex)
+            {
+                match fast_path.attach_underlay(*ifindex) {
+                    Ok(mode) => info!("attached the underlay program to {underlay} ({mode:?})"),
+                    Err(e) => {
+                        tunnels = encaps::Tunnels::None {
+                            reason: format!("the underlay program on {underlay}: {e}"),
+                        }
+                    }
+                }
+            }
+        }
         if self.tunnels.as_ref() != Some(&tunnels) {
             match &tunnels {
                 encaps::Tunnels::Terminated { .. } => info!("tunnels: {}", tunnels.describe()),
@@ -516,9 +586,18 @@ impl Agent {
             }
         }
         let mut programmed_ok = programmed_ok;
+        let tunnel_table = self.tunnel_table(&tunnels, effective);
+        let Some(fast_path) = self.fast_path.as_mut() else {
+            return;
+        };
+        let underlay = match &tunnels {
+            encaps::Tunnels::Terminated { ifindex, .. } => Some(*ifindex),
+            encaps::Tunnels::None { .. } => None,
+        };
         if let Some(userspace) = self.userspace.as_mut() {
-            userspace.publish(&ports, logical);
-            let serving: BTreeSet<u32> = self.attached.keys().copied().collect();
+            userspace.publish(&ports, logical, tunnel_table.filter(|_| underlay.is_some()));
+            let mut serving: BTreeSet<u32> = self.attached.keys().copied().collect();
+            serving.extend(underlay);
             if let Err(e) = userspace.serve(&serving, fast_path) {
                 error!("AF_XDP datapath: {e} (retrying)");
             }

@@ -85,6 +85,15 @@ pub fn next_hop_mac(dev: &str, dst: Ipv4Addr) -> Option<[u8; 6]> {
     neighbour(&arp, dev, hop)
 }
 
+/// Makes the kernel resolve the next hop toward `peer`: one empty datagram from the
+/// encap address to the discard port (RFC 863), which resolution needs and the peer
+/// ignores.
+pub fn solicit(local: Ipv4Addr, peer: Ipv4Addr) {
+    if let Ok(socket) = std::net::UdpSocket::bind((local, 0)) {
+        let _ = socket.send_to(&[], (peer, 9));
+    }
+}
+
 /// The datapath's tunnel table: the peers whose next hop is resolved (the others are
 /// returned by name, to retry) and the ports bound on them, renumbered to match.
 pub fn tunnel_table(
