@@ -317,9 +317,10 @@ impl Agent {
             return None;
         };
         let local_ip: std::net::Ipv4Addr = effective.encap_ip.parse().ok()?;
-        let mac = std::fs::read_to_string(format!("/sys/class/net/{underlay}/address"))
-            .ok()
-            .and_then(|m| underlay::parse_mac(&m))?;
+        let Some(mac) = underlay::interface_mac(underlay) else {
+            self.log_once(format!("no MAC for the underlay interface {underlay}"));
+            return None;
+        };
         let (peers, remote_ports, skipped) = encaps::remote_chassis(
             &self.plan_snapshot,
             &effective.chassis,

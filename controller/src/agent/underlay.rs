@@ -85,6 +85,44 @@ pub fn next_hop_mac(dev: &str, dst: Ipv4Addr) -> Option<[u8; 6]> {
     neighbour(&arp, dev, hop)
 }
 
+/// The MAC of interface `name` in this thread's network namespace (from getifaddrs'
+/// link-layer entries: sysfs may be another namespace's when entered with nsenter).
+pub fn interface_mac(name: &str) -> Option<[u8; 6]> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list it allocated into `list`, freed below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return None;
+    }
+    let mut found = None;
+    let mut cursor = list;
+    while !cursor.is_null() {
+        // SAFETY: `cursor` is a node of the list getifaddrs returned, not yet freed.
+        let entry = unsafe { &*cursor };
+        cursor = entry.ifa_next;
+        if entry.ifa_addr.is_null() || entry.ifa_name.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let this = unsafe { std::ffi::CStr::from_ptr(entry.ifa_name) };
+        // SAFETY: ifa_addr points to a sockaddr whose family says its real type.
+        let family = i32::from(unsafe { (*entry.ifa_addr).sa_family });
+        if family != libc::AF_PACKET || this.to_bytes() != name.as_bytes() {
+            continue;
+        }
+        // SAFETY: an AF_PACKET address is a sockaddr_ll.
+        let ll = unsafe { &*(entry.ifa_addr as *const libc::sockaddr_ll) };
+        if ll.sll_halen == 6 {
+            let mut mac = [0u8; 6];
+            mac.copy_from_slice(&ll.sll_addr[..6]);
+            found = Some(mac);
+            break;
+        }
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    found
+}
+
 /// Makes the kernel resolve the next hop toward `peer`: one empty datagram from the
 /// encap address to the discard port (RFC 863), which resolution needs and the peer
 /// ignores.
@@ -175,6 +213,9 @@ eth0\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
         assert_eq!(neighbour(ARP, "und", ip("10.99.0.9")), None);
         assert_eq!(neighbour(ARP, "eth0", ip("10.99.0.2")), None);
         assert_eq!(parse_mac("86:fa:26:32:5c"), None);
+        // Loopback has an all-zero link-layer address; no such interface has none.
+        assert_eq!(interface_mac("lo"), Some([0; 6]));
+        assert_eq!(interface_mac("no-such-if0"), None);
     }
 
     #[test]
