@@ -947,6 +947,24 @@ fn seed_lab_across_two_hypervisors() {
             .filter(|out| out.contains(&format!("from {VM1}")))
     });
     assert!(reply.contains(VM1));
+    // An ACL to c51 is enforced by the receiving side's egress pipeline (ovnest runs
+    // only that for frames from the tunnel): nothing from vm1 reaches c51, c52 still
+    // hears vm1, and c51 again once the ACL is gone.
+    lab.0
+        .nbctl(&[
+            "--wait=hv",
+            "acl-add",
+            "dmz",
+            "to-lport",
+            "1001",
+            &format!("ip4.src == {VM1} && ip4.dst == {C51}"),
+            "drop",
+        ])
+        .unwrap();
+    lab.assert_no_ping("vm1", C51);
+    lab.assert_pings("vm1", C52);
+    lab.0.nbctl(&["--wait=hv", "acl-del", "dmz"]).unwrap();
+    lab.assert_pings("vm1", C51);
     // ovnest encapsulated (c51's echo, its reply to vm1, the broadcast's copy); the
     // status file is rewritten every pass.
     wait::until("ovnest's tunnel copies in its status", DEADLINE, || {
