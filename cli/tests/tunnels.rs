@@ -472,6 +472,28 @@ fn ovnest_and_ovn_controller_tunnel_to_each_other() {
     );
     assert!(reply.contains("from 10.5.0.2"), "{reply}");
 
+    // Tunnels follow the Chassis rows: one appears with a chassis (its next hop is
+    // nobody here) and goes with it.
+    let status = Status::read(&agent.state).unwrap();
+    assert!(
+        status.tunnels.ends_with("to ghv2 10.99.0.2"),
+        "{}",
+        status.tunnels
+    );
+    ovn.sbctl(&["chassis-add", "extra", "geneve", "10.99.0.77"]);
+    wait::until("a tunnel to the new chassis", DEADLINE, || {
+        Status::read(&agent.state)
+            .ok()
+            .filter(|s| s.tunnels.contains("extra 10.99.0.77 (next hop unresolved)"))
+    });
+    ovn.sbctl(&["chassis-del", "extra"]);
+    wait::until("the tunnel gone with its chassis", DEADLINE, || {
+        Status::read(&agent.state)
+            .ok()
+            .filter(|s| !s.tunnels.contains("extra") && s.tunnels.contains("ghv2"))
+    });
+    assert!(ping(&vm1, &["10.5.0.2"]).is_some(), "ghv2's tunnel stays");
+
     // The frames went through ovnest's tunnel path, both ways.
     let status = wait::until("status with tunnel counters", DEADLINE, || {
         Status::read(&agent.state).ok().filter(|s| {

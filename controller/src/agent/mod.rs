@@ -216,6 +216,9 @@ struct Agent {
     pass: PassChanges,
     /// Whether this chassis terminates tunnels, as last assessed.
     tunnels: Option<encaps::Tunnels>,
+    /// The other chassis tunnelled to, as last computed: `NAME IP`, with a note when its
+    /// next hop is not resolved yet.
+    tunnel_peers: Vec<String>,
 }
 
 /// What one reconcile pass changed, reported when it ends.
@@ -313,6 +316,7 @@ impl Agent {
         tunnels: &encaps::Tunnels,
         effective: &Effective,
     ) -> Option<ovnest_datapath::pipeline::TunnelTable> {
+        self.tunnel_peers.clear();
         let encaps::Tunnels::Terminated { underlay, ifindex } = tunnels else {
             return None;
         };
@@ -337,6 +341,17 @@ impl Agent {
             &remote_ports,
             &|ip| underlay::next_hop_mac(&dev, ip),
         );
+        self.tunnel_peers = peers
+            .iter()
+            .map(|p| {
+                let note = if unresolved.contains(&p.name) {
+                    " (next hop unresolved)"
+                } else {
+                    ""
+                };
+                format!("{} {}{note}", p.name, p.ip)
+            })
+            .collect();
         for name in unresolved {
             if let Some(peer) = peers.iter().find(|p| p.name == name) {
                 // The kernel resolves the next hop on the first datagram it sends there.
@@ -945,11 +960,13 @@ impl Agent {
                 .collect(),
             counters,
             cache: self.cache_status(),
-            tunnels: self
-                .tunnels
-                .as_ref()
-                .map(encaps::Tunnels::describe)
-                .unwrap_or_default(),
+            tunnels: match &self.tunnels {
+                Some(t @ encaps::Tunnels::Terminated { .. }) if !self.tunnel_peers.is_empty() => {
+                    format!("{} to {}", t.describe(), self.tunnel_peers.join(", "))
+                }
+                Some(t) => t.describe(),
+                None => String::new(),
+            },
             updated_unix_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64),
