@@ -75,3 +75,11 @@ for f in sorted((DATA / "ovsdb-wire").iterdir()):
                 candidate = next((c for c in candidate if isinstance(c, dict)), None)
             if isinstance(candidate, dict) and candidate:
                 put("ovsdb_updates", json.dumps(candidate))
+
+# geneve: the frames real OVS sent between two chassis (classic pcap, little-endian).
+for f in sorted((DATA / "geneve").glob("*.pcap")):
+    raw, at = f.read_bytes(), 24
+    while at + 16 <= len(raw):
+        n = int.from_bytes(raw[at + 8:at + 12], "little")
+        put("geneve", raw[at + 16:at + 16 + n])
+        at += 16 + n

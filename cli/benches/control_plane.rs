@@ -26,6 +26,7 @@ fn lab(name: &str, agent: AgentKind) -> Lab {
         datapath: DatapathMode::Xdp,
         containers: Default::default(),
         addressing: ovnest_lab::Addressing::Static,
+        hypervisors: 1,
     };
     Lab::up(&args).unwrap_or_else(|e| panic!("{name} lab: {e:#}"))
 }

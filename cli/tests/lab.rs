@@ -28,6 +28,15 @@ struct TestLab(Lab);
 
 impl TestLab {
     fn up(name: &str, datapath: DatapathMode) -> TestLab {
+        TestLab::up_with(name, datapath, 1, ovnest_lab::Addressing::Static)
+    }
+
+    fn up_with(
+        name: &str,
+        datapath: DatapathMode,
+        hypervisors: u8,
+        addressing: ovnest_lab::Addressing,
+    ) -> TestLab {
         let prefix = format!("t{}{name}-", std::process::id() % 10000);
         let dir = std::env::temp_dir().join(format!("ovnest-test-{prefix}"));
         Lab::down(&dir);
@@ -38,7 +47,8 @@ impl TestLab {
             agent: ovnest_lab::AgentKind::Ovnest,
             datapath,
             containers: Default::default(),
-            addressing: ovnest_lab::Addressing::Static,
+            addressing,
+            hypervisors,
         };
         TestLab(Lab::up(&args).unwrap_or_else(|e| panic!("lab up: {e:#}")))
     }
@@ -877,4 +887,87 @@ fn cached_flows_follow_acls_from_the_acknowledgement_on() {
         served,
         "cache hits, invalidations and ACL drops from the cache: {last:?}"
     );
+}
+
+/// `--hypervisors 2`: vm1 and vm2 on a second hypervisor with real ovn-controller and
+/// userspace OVS, ovnest on the first; the seed's steps across the Geneve tunnel.
+#[test]
+fn seed_lab_across_two_hypervisors() {
+    let test = "seed_lab_across_two_hypervisors";
+    if !require_root(test)
+        || !require_tools(test, TOOLS)
+        || !require_tools(test, &["ovn-controller", "dhclient"])
+    {
+        return;
+    }
+    let lab = TestLab::up_with("2hv", DatapathMode::Hybrid, 2, ovnest_lab::Addressing::Dhcp);
+    // vm1 is bound on hv2 (ovn-controller), c51 on hv1 (ovnest).
+    let chassis_of = |port: &str| {
+        let uuid = lab.sb_port(port, "chassis");
+        lab.0
+            .sbctl(&["--bare", "--columns=name", "list", "Chassis", &uuid])
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(chassis_of("dmz-vm1"), "hv2");
+    assert_eq!(chassis_of("dmz-c51"), "hv1");
+    // DHCP answered on both chassis (the lab waited for the leases).
+    for vm in ["vm1", "c51"] {
+        let lease = std::fs::read_to_string(lab.0.lease_file(vm)).unwrap_or_default();
+        assert!(lease.contains("fixed-address"), "{vm}: {lease}");
+    }
+    let status = lab.status();
+    assert!(
+        status.tunnels.starts_with("geneve on und"),
+        "{}",
+        status.tunnels
+    );
+
+    // Container to VM and back, across the tunnel.
+    lab.assert_pings("c51", VM1);
+    lab.assert_pings("vm1", C51);
+    // ARP for vm1 was answered on the sending chassis: c51 knows vm1's MAC.
+    let neigh = lab.0.exec("c51", "ip", &["neigh", "show", VM1]).unwrap();
+    assert!(neigh.contains("02:ac:10:ff:01:30"), "{neigh}");
+    // Routed on the sending side: vm1 (hv2) -> lr0 -> vm3 (hv1), and c51 -> vm3 locally.
+    lab.assert_pings("vm1", "172.16.255.194");
+    // A broadcast from c51 reaches vm1 on the other chassis, which answers.
+    lab.0
+        .exec(
+            "vm1",
+            "sysctl",
+            &["-qw", "net.ipv4.icmp_echo_ignore_broadcasts=0"],
+        )
+        .unwrap();
+    let reply = wait::until("a broadcast ping answered by vm1", DEADLINE, || {
+        lab.0
+            .exec("c51", "ping", &["-b", "-c1", "-W1", "172.16.255.191"])
+            .ok()
+            .filter(|out| out.contains(&format!("from {VM1}")))
+    });
+    assert!(reply.contains(VM1));
+    // An ACL to c51 is enforced by the receiving side's egress pipeline (ovnest runs
+    // only that for frames from the tunnel): nothing from vm1 reaches c51, c52 still
+    // hears vm1, and c51 again once the ACL is gone.
+    lab.0
+        .nbctl(&[
+            "--wait=hv",
+            "acl-add",
+            "dmz",
+            "to-lport",
+            "1001",
+            &format!("ip4.src == {VM1} && ip4.dst == {C51}"),
+            "drop",
+        ])
+        .unwrap();
+    lab.assert_no_ping("vm1", C51);
+    lab.assert_pings("vm1", C52);
+    lab.0.nbctl(&["--wait=hv", "acl-del", "dmz"]).unwrap();
+    lab.assert_pings("vm1", C51);
+    // ovnest encapsulated (c51's echo, its reply to vm1, the broadcast's copy); the
+    // status file is rewritten every pass.
+    wait::until("ovnest's tunnel copies in its status", DEADLINE, || {
+        (lab.counter("userspace_tunnel_copies") >= 3).then_some(())
+    });
 }

@@ -67,6 +67,7 @@ impl TestLab {
             datapath,
             containers: Default::default(),
             addressing: ovnest_lab::Addressing::Static,
+            hypervisors: 1,
         };
         let lab = Lab::up(&args).unwrap_or_else(|e| panic!("lab up: {e:#}"));
         TestLab {

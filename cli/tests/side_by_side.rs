@@ -64,6 +64,7 @@ impl SideLab {
             agent,
             datapath: DatapathMode::Hybrid,
             addressing: Addressing::Static,
+            hypervisors: 1,
             containers: Default::default(),
         };
         let log = match agent {

@@ -12,6 +12,7 @@
 //! - [`pipeline`]: the userspace datapath's per-batch processing, same semantics as XDP.
 //! - [`cache`]: the logical pipeline's decisions cached in XDP (keys, actions, installs,
 //!   coherence).
+//! - [`geneve`]: Geneve encapsulation with OVN's metadata, between chassis.
 //! - [`afxdp`]: AF_XDP sockets and the poll loop feeding the pipeline.
 
 pub mod afxdp;
@@ -19,6 +20,7 @@ pub mod cache;
 pub mod fastpath;
 pub mod flow;
 pub mod frames;
+pub mod geneve;
 pub mod pinctrl;
 pub mod pipeline;
 pub mod tables;

@@ -23,6 +23,7 @@ pub mod bench;
 pub mod central;
 pub mod containers;
 mod dhcp;
+pub mod hypervisors;
 mod network;
 pub mod process;
 
@@ -76,6 +77,10 @@ pub struct LabArgs {
     /// set statically at once.
     #[arg(long, value_enum, default_value = "dhcp")]
     pub addressing: Addressing,
+    /// 2: vm1 and vm2 on a second hypervisor running real ovn-controller with userspace
+    /// OVS, reached through Geneve over an underlay veth ([`hypervisors`]).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub hypervisors: u8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -183,10 +188,16 @@ impl Lab {
             vm5_db,
         };
         let addressing = args.effective_addressing();
+        if args.hypervisors > 1 && args.agent != AgentKind::Ovnest {
+            bail!("--hypervisors 2 runs ovnest on the first hypervisor (--agent ovnest)");
+        }
         network::logical(&lab)?;
         containers::logical(&lab, args.containers)?;
-        network::namespaces(&lab, addressing)?;
-        network::hypervisor_db(&lab, args.agent)?;
+        network::namespaces(&lab, addressing, args.hypervisors)?;
+        network::hypervisor_db(&lab, args.agent, args.hypervisors)?;
+        if args.hypervisors > 1 {
+            hypervisors::start(&lab)?;
+        }
         let by_hand = args.containers == containers::Containers::Ovs;
         if by_hand {
             network::vm5_bridge(&lab, addressing)?;
@@ -498,6 +509,7 @@ impl Lab {
         process::stop(&dir.join("ovn-controller.pid"), Duration::from_secs(10));
         process::stop(&dir.join("hv-vswitchd.pid"), Duration::from_secs(5));
         process::stop(&dir.join("vm5-vswitchd.pid"), Duration::from_secs(5));
+        hypervisors::stop(dir, &prefix);
         // Podman's containers first: their DEL needs the NB and vm5.
         containers::down(dir, &prefix);
         central::stop(dir, &["vm5", "hv", "northd", "sb", "nb"]);

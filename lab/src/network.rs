@@ -283,7 +283,7 @@ fn inside(lab: &Lab) -> anyhow::Result<()> {
 
 /// Namespaces, veths, each NIC's MAC (and its address when `addressing` is static). IPv6
 /// is off so the lab's counters show only what the tests and the operator send.
-pub fn namespaces(lab: &Lab, addressing: Addressing) -> anyhow::Result<()> {
+pub fn namespaces(lab: &Lab, addressing: Addressing, hypervisors: u8) -> anyhow::Result<()> {
     for name in NAMESPACES {
         let ns = lab.ns(name);
         run("ip", &["netns", "add", &ns]).with_context(|| {
@@ -303,9 +303,13 @@ pub fn namespaces(lab: &Lab, addressing: Addressing) -> anyhow::Result<()> {
             &["-qw", "net.ipv6.conf.default.disable_ipv6=1"],
         )?;
     }
+    if hypervisors > 1 {
+        crate::hypervisors::underlay(lab)?;
+    }
     // Hypervisor side: the VIFs. VM side: the VM's NIC.
-    veth(lab, ("hv", "vm1"), ("vm1", "eth0"))?;
-    veth(lab, ("hv", "vm2"), ("vm2", "eth0"))?;
+    let hv_of = |vm| crate::hypervisors::hypervisor_of(vm, hypervisors);
+    veth(lab, (hv_of("vm1"), "vm1"), ("vm1", "eth0"))?;
+    veth(lab, (hv_of("vm2"), "vm2"), ("vm2", "eth0"))?;
     veth(lab, ("hv", "vm3"), ("vm3", "eth0"))?;
     veth(lab, ("hv", "vm4"), ("vm4", "eth0"))?;
     veth(lab, ("hv", "brint-brvm5"), ("vm5", "brvm5-brint"))?;
@@ -402,7 +406,7 @@ fn daemon_in(lab: &Lab, ns: &str, program: &str, args: &[&str]) -> anyhow::Resul
 /// The hypervisor's Open_vSwitch DB as ovn-controller would find it: system-id,
 /// ovn-remote, encap, and each VIF's iface-id (the seed's `brint-brvm5` for vm5). No
 /// ovs-vswitchd: ovnest only reads this DB.
-pub fn hypervisor_db(lab: &Lab, agent: crate::AgentKind) -> anyhow::Result<()> {
+pub fn hypervisor_db(lab: &Lab, agent: crate::AgentKind, hypervisors: u8) -> anyhow::Result<()> {
     let db = format!("--db={}", lab.hv_db);
     let vsctl = |args: &[&str]| {
         let mut full = vec![db.as_str(), "--no-wait"];
@@ -418,7 +422,14 @@ pub fn hypervisor_db(lab: &Lab, agent: crate::AgentKind) -> anyhow::Result<()> {
         "external_ids:system-id=hv1",
         &remote,
         "external_ids:ovn-encap-type=geneve",
-        "external_ids:ovn-encap-ip=127.0.0.1",
+        &format!(
+            "external_ids:ovn-encap-ip={}",
+            if hypervisors > 1 {
+                crate::hypervisors::HV1_ENCAP
+            } else {
+                "127.0.0.1"
+            }
+        ),
     ])?;
     if agent == crate::AgentKind::OvnController {
         // The peer: ovn-controller programs a userspace-datapath br-int in ovs-vswitchd.
@@ -464,6 +475,9 @@ pub fn hypervisor_db(lab: &Lab, agent: crate::AgentKind) -> anyhow::Result<()> {
         ("vm4", "inside-vm4"),
         ("brint-brvm5", "dmz-vm5"),
     ] {
+        if crate::hypervisors::hypervisor_of(iface, hypervisors) != "hv" {
+            continue;
+        }
         let id = format!("external_ids:iface-id={port}");
         vsctl(&[
             "add-port",

@@ -55,6 +55,21 @@ pub struct Delivery {
     pub flow: Flow,
 }
 
+/// A packet the ingress pipeline sent to a port bound on another chassis (or to a
+/// multicast group with members there): the physical layer encapsulates it to that
+/// chassis with the datapath's key, `flow`'s inport (reg14) and `outport_key`, and the
+/// other chassis runs the egress pipeline (ovn-controller's table 37, remote output).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelOut {
+    pub dp: DpId,
+    /// The chassis, as numbered by [`Interpreter::with_remote_ports`] (≥ 1).
+    pub chassis: u16,
+    /// The egress port's key, or the multicast group's.
+    pub outport_key: u32,
+    /// The packet's headers as they leave the ingress pipeline.
+    pub flow: Flow,
+}
+
 /// A controller action reached while deciding a frame (pinctrl's work).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControllerOp {
@@ -73,6 +88,8 @@ pub struct ControllerOp {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Decision {
     pub deliveries: Vec<Delivery>,
+    /// Copies for other chassis (empty unless remote ports were given).
+    pub tunnels: Vec<TunnelOut>,
     pub controller: Vec<ControllerOp>,
     /// Actions the interpreter met and cannot carry out (fail closed: a frame whose
     /// decision holds one is dropped and counted by the caller).
@@ -87,6 +104,7 @@ impl Decision {
     /// Empties the decision, keeping its buffers.
     pub fn clear(&mut self) {
         self.deliveries.clear();
+        self.tunnels.clear();
         self.controller.clear();
         self.unsupported.clear();
         self.aborted = false;
@@ -112,6 +130,11 @@ pub struct Interpreter<'p, S: Sink> {
     pub decision: Decision,
     /// Megaflow wildcards: the flow bits every lookup consulted.
     pub wc: Option<[u64; WORDS]>,
+    /// Per port (by [`PortId`]): the chassis it is bound on when that is another one
+    /// reachable by tunnel (≥ 1), else 0. Empty: every port is treated as here.
+    remote: &'p [u16],
+    /// The frame came from a tunnel: nothing goes back into one.
+    from_tunnel: bool,
 }
 
 impl<'p, S: Sink> Interpreter<'p, S> {
@@ -127,7 +150,33 @@ impl<'p, S: Sink> Interpreter<'p, S> {
             steps: 0,
             decision: Decision::default(),
             wc: None,
+            remote: &[],
+            from_tunnel: false,
         }
+    }
+
+    /// Ports bound on other chassis (`remote[port]` = the chassis, ≥ 1; 0 = not remote):
+    /// output to them ends the ingress pipeline with a [`TunnelOut`] instead of running
+    /// their egress pipeline here, as ovn-controller's remote output does.
+    pub fn with_remote_ports(mut self, remote: &'p [u16]) -> Self {
+        self.remote = remote;
+        self
+    }
+
+    fn remote_chassis(&self, port: PortId) -> Option<u16> {
+        self.remote.get(port as usize).copied().filter(|&c| c != 0)
+    }
+
+    /// A frame that arrived over a tunnel for `dp` with its inport (reg14) and outport
+    /// (reg15, a port or a multicast group) set: the egress pipeline of each local port
+    /// it is for (ovn-controller's table 38 for tunnel input), never back into a tunnel.
+    pub fn run_from_tunnel(&mut self, dp: DpId, flow: &mut Flow) {
+        self.from_tunnel = true;
+        let dpname = &self.p.datapath(dp).friendly;
+        let node = self.sink.add(0, NodeKind::Pipeline, || {
+            format!("tunnel input(dp=\"{dpname}\")")
+        });
+        self.execute_output(dp, flow, false, node);
     }
 
     /// Like [`new`](Self::new), reusing `decision`'s buffers (cleared).
@@ -785,6 +834,25 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 format!("multicast(dp=\"{dpname}\", mcgroup=\"{mname}\")")
             });
             for &pid in &m.ports {
+                if let Some(chassis) = self.remote_chassis(pid) {
+                    // One copy per chassis with members, the group's key as outport.
+                    let seen = self
+                        .decision
+                        .tunnels
+                        .iter()
+                        .any(|t| t.chassis == chassis && t.dp == dp && t.outport_key == key);
+                    if !self.from_tunnel && !seen {
+                        let mut copy = egress_flow;
+                        copy.set_reg(15, key);
+                        self.decision.tunnels.push(TunnelOut {
+                            dp,
+                            chassis,
+                            outport_key: key,
+                            flow: copy,
+                        });
+                    }
+                    continue;
+                }
                 let pp = p.port(pid);
                 let node = self.sink.add(mcnode, NodeKind::Pipeline, || {
                     format!(
@@ -841,6 +909,22 @@ impl<'p, S: Sink> Interpreter<'p, S> {
             }
         }
 
+        if let Some(id) = port
+            && let Some(chassis) = self.remote_chassis(id)
+        {
+            if !self.from_tunnel {
+                self.sink.add(sup, NodeKind::Output, || {
+                    format!("/* output to \"{out_name}\" on another chassis: tunnel */")
+                });
+                self.decision.tunnels.push(TunnelOut {
+                    dp,
+                    chassis,
+                    outport_key: p.port(id).key,
+                    flow: egress_flow,
+                });
+            }
+            return;
+        }
         if port.is_some_and(|id| p.port(id).key != in_key) || allow_loopback {
             let node = self.sink.add(sup, NodeKind::Pipeline, || {
                 format!("egress(dp=\"{dpname}\", inport=\"{inport_name}\", outport=\"{out_name}\")")

@@ -36,6 +36,7 @@ impl CniLab {
             datapath: ovnest::agent::config::DatapathMode::Hybrid,
             containers,
             addressing: ovnest_lab::Addressing::Static,
+            hypervisors: 1,
         };
         CniLab {
             lab: Lab::up(&args).unwrap_or_else(|e| panic!("lab up: {e:#}")),

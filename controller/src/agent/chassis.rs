@@ -27,6 +27,9 @@ pub struct ChassisSpec {
     pub hostname: String,
     pub encap_type: String,
     pub encap_ip: String,
+    /// `transport_zones`: a zone of its own while the chassis terminates no tunnels
+    /// ([`super::encaps::Tunnels::transport_zones`]), so no other chassis tunnels to it.
+    pub transport_zones: Vec<String>,
 }
 
 impl ChassisSpec {
@@ -51,6 +54,10 @@ fn by_uuid(uuid: Uuid) -> Vec<Clause> {
 
 fn string_map(map: &BTreeMap<String, String>) -> Datum {
     Datum::map(map.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+fn string_set(values: &[String]) -> Datum {
+    Datum::set(values.iter().map(|v| v.as_str().into()))
 }
 
 fn encap_row(spec: &ChassisSpec) -> RowData {
@@ -80,6 +87,7 @@ pub fn register(snapshot: &Snapshot, spec: &ChassisSpec) -> Vec<Operation> {
                     ("hostname".into(), Datum::atom(spec.hostname.as_str())),
                     ("encaps".into(), Datum::named_uuid("encap")),
                     ("other_config".into(), string_map(&other_config)),
+                    ("transport_zones".into(), string_set(&spec.transport_zones)),
                 ]),
                 uuid_name: Some("chassis".into()),
             });
@@ -105,6 +113,9 @@ pub fn register(snapshot: &Snapshot, spec: &ChassisSpec) -> Vec<Operation> {
             }
             if chassis.other_config != other_config {
                 row.insert("other_config".into(), string_map(&other_config));
+            }
+            if chassis.transport_zones != spec.transport_zones {
+                row.insert("transport_zones".into(), string_set(&spec.transport_zones));
             }
             if !row.is_empty() {
                 ops.push(Operation::Update {

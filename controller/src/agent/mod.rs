@@ -18,6 +18,7 @@ pub mod chassis;
 pub mod cleanup;
 pub mod config;
 pub mod desired;
+pub mod encaps;
 pub mod local_datapaths;
 pub mod local_ovs;
 mod metrics;
@@ -25,6 +26,7 @@ pub mod monitor;
 pub mod status;
 #[cfg(test)]
 mod tests;
+pub mod underlay;
 mod userspace;
 
 use std::{
@@ -212,6 +214,11 @@ struct Agent {
     conditions: Conditions,
     /// What the current reconcile pass changed.
     pass: PassChanges,
+    /// Whether this chassis terminates tunnels, as last assessed.
+    tunnels: Option<encaps::Tunnels>,
+    /// The other chassis tunnelled to, as last computed: `NAME IP`, with a note when its
+    /// next hop is not resolved yet.
+    tunnel_peers: Vec<String>,
 }
 
 /// What one reconcile pass changed, reported when it ends.
@@ -302,6 +309,119 @@ impl Agent {
         Ok(())
     }
 
+    /// The datapath's tunnels: the other chassis from the SB whose next hop the host has
+    /// resolved, and the ports bound on them. `None` without tunnels.
+    fn tunnel_table(
+        &mut self,
+        tunnels: &encaps::Tunnels,
+        effective: &Effective,
+    ) -> Option<ovnest_datapath::pipeline::TunnelTable> {
+        self.tunnel_peers.clear();
+        let encaps::Tunnels::Terminated { underlay, ifindex } = tunnels else {
+            return None;
+        };
+        let local_ip: std::net::Ipv4Addr = effective.encap_ip.parse().ok()?;
+        let Some(mac) = underlay::interface_mac(underlay) else {
+            self.log_once(format!("no MAC for the underlay interface {underlay}"));
+            return None;
+        };
+        let (peers, remote_ports, skipped) = encaps::remote_chassis(
+            &self.plan_snapshot,
+            &effective.chassis,
+            &tunnels.transport_zones(&effective.chassis),
+        );
+        for why in skipped {
+            self.log_once(format!("no tunnel to chassis {why}"));
+        }
+        let dev = underlay.clone();
+        let (table, unresolved) = underlay::tunnel_table(
+            (*ifindex, underlay),
+            (mac, local_ip),
+            &peers,
+            &remote_ports,
+            &|ip| underlay::next_hop_mac(&dev, ip),
+        );
+        self.tunnel_peers = peers
+            .iter()
+            .map(|p| {
+                let note = if unresolved.contains(&p.name) {
+                    " (next hop unresolved)"
+                } else {
+                    ""
+                };
+                format!("{} {}{note}", p.name, p.ip)
+            })
+            .collect();
+        for name in unresolved {
+            if let Some(peer) = peers.iter().find(|p| p.name == name) {
+                // The kernel resolves the next hop on the first datagram it sends there.
+                underlay::solicit(local_ip, peer.ip);
+                debug!(
+                    "tunnel to {name}: next hop toward {} not resolved yet",
+                    peer.ip
+                );
+            }
+        }
+        Some(table)
+    }
+
+    /// Whether the datapath terminates tunnels on an interface holding the encap IP;
+    /// logged when it changes.
+    fn assess_tunnels(&mut self, effective: &Effective) -> encaps::Tunnels {
+        let datapath = self
+            .flags
+            .as_ref()
+            .map_or(DatapathMode::Xdp, |f| f.datapath);
+        let limit = encaps::datapath_limit(datapath, &effective.encap_type);
+        let holder = effective
+            .encap_ip
+            .parse()
+            .ok()
+            .and_then(encaps::interface_holding);
+        let mut tunnels = encaps::assess(&effective.encap_ip, limit, holder);
+        // Terminated only once the underlay's program runs there.
+        if let Some(fast_path) = self.fast_path.as_mut() {
+            let wanted = match &tunnels {
+                encaps::Tunnels::Terminated { ifindex, .. } => Some(*ifindex),
+                encaps::Tunnels::None { .. } => None,
+            };
+            for stale in fast_path
+                .underlays()
+                .filter(|i| Some(*i) != wanted)
+                .collect::<Vec<_>>()
+            {
+                info!("detaching the underlay program from ifindex {stale}");
+                let _ = fast_path.detach_underlay(stale);
+            }
+            if let encaps::Tunnels::Terminated { underlay, ifindex } = &tunnels
+                && !fast_path.underlays().any(|i| i == *ifindex)
+            {
+                match fast_path.attach_underlay(*ifindex) {
+                    Ok(mode) => info!("attached the underlay program to {underlay} ({mode:?})"),
+                    Err(e) => {
+                        tunnels = encaps::Tunnels::None {
+                            reason: format!("the underlay program on {underlay}: {e}"),
+                        }
+                    }
+                }
+            }
+        }
+        if self.tunnels.as_ref() != Some(&tunnels) {
+            match &tunnels {
+                encaps::Tunnels::Terminated { .. } => info!("tunnels: {}", tunnels.describe()),
+                encaps::Tunnels::None { .. } => warn!(
+                    "no tunnels ({}): chassis {} registers alone in transport zone {:?}, so \
+                     no other chassis sends to it; local ports only",
+                    tunnels.describe(),
+                    effective.chassis,
+                    tunnels.transport_zones(&effective.chassis),
+                ),
+            }
+            self.tunnels = Some(tunnels.clone());
+        }
+        tunnels
+    }
+
     fn log_once(&mut self, line: String) {
         if self.logged.insert(line.clone()) {
             warn!("{line}");
@@ -354,11 +474,13 @@ impl Agent {
     async fn reconcile_pass(&mut self, effective: &Effective, sb: &Southbound) {
         self.effective = Some(effective.clone());
         let mut snapshot = sb.snapshot();
+        let tunnels = self.assess_tunnels(effective);
         let spec = ChassisSpec {
             name: effective.chassis.clone(),
             hostname: effective.hostname.clone(),
             encap_type: effective.encap_type.clone(),
             encap_ip: effective.encap_ip.clone(),
+            transport_zones: tunnels.transport_zones(&effective.chassis),
         };
 
         // Local interfaces, by the logical port they carry.
@@ -480,9 +602,18 @@ impl Agent {
             }
         }
         let mut programmed_ok = programmed_ok;
+        let tunnel_table = self.tunnel_table(&tunnels, effective);
+        let Some(fast_path) = self.fast_path.as_mut() else {
+            return;
+        };
+        let underlay = match &tunnels {
+            encaps::Tunnels::Terminated { ifindex, .. } => Some(*ifindex),
+            encaps::Tunnels::None { .. } => None,
+        };
         if let Some(userspace) = self.userspace.as_mut() {
-            userspace.publish(&ports, logical);
-            let serving: BTreeSet<u32> = self.attached.keys().copied().collect();
+            userspace.publish(&ports, logical, tunnel_table.filter(|_| underlay.is_some()));
+            let mut serving: BTreeSet<u32> = self.attached.keys().copied().collect();
+            serving.extend(underlay);
             if let Err(e) = userspace.serve(&serving, fast_path) {
                 error!("AF_XDP datapath: {e} (retrying)");
             }
@@ -829,6 +960,13 @@ impl Agent {
                 .collect(),
             counters,
             cache: self.cache_status(),
+            tunnels: match &self.tunnels {
+                Some(t @ encaps::Tunnels::Terminated { .. }) if !self.tunnel_peers.is_empty() => {
+                    format!("{} to {}", t.describe(), self.tunnel_peers.join(", "))
+                }
+                Some(t) => t.describe(),
+                None => String::new(),
+            },
             updated_unix_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64),

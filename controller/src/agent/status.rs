@@ -46,6 +46,10 @@ pub struct Status {
     /// The XDP decision cache (`--datapath hybrid`).
     #[serde(default)]
     pub cache: Option<CacheStatus>,
+    /// Tunnels: `geneve on IFACE`, or `none: why` (then the chassis is unreachable from
+    /// other chassis, and serves its local ports only).
+    #[serde(default)]
+    pub tunnels: String,
     pub updated_unix_ms: i64,
 }
 
@@ -122,6 +126,9 @@ impl Status {
         );
         if !self.sb_monitor.is_empty() {
             let _ = writeln!(out, "  monitoring {}", self.sb_monitor);
+        }
+        if !self.tunnels.is_empty() {
+            let _ = writeln!(out, "  tunnels: {}", self.tunnels);
         }
         fn port(out: &mut String, p: &PortStatus, indent: &str) {
             let tag = p.tag.map(|t| format!(" tag {t}")).unwrap_or_default();

@@ -245,6 +245,7 @@ fn chassis_registration_is_idempotent() {
         hostname: "h".into(),
         encap_type: "geneve".into(),
         encap_ip: "127.0.0.1".into(),
+        transport_zones: vec!["ovnest-no-tunnels-hv1".into()],
     };
     let empty = snapshot(vec![], false);
     let ops = chassis::register(&empty, &spec);
@@ -260,6 +261,23 @@ fn chassis_registration_is_idempotent() {
     let stale = snapshot(vec![], true);
     let ops = chassis::register(&stale, &spec);
     assert!(ops.iter().any(|op| matches!(op, Operation::Update { table, row, .. } if table == "Chassis" && row.contains_key("other_config") && row.contains_key("encaps"))));
+    // Without tunnels the chassis is alone in its transport zone, on insert and update.
+    assert!(ops.iter().any(|op| matches!(op, Operation::Update { table, row, .. } if table == "Chassis" && row.get("transport_zones").is_some_and(|z| z.atoms().iter().map(|a| a.as_str()).eq([Some("ovnest-no-tunnels-hv1")])))));
+    let inserted = chassis::register(&empty, &spec);
+    assert!(inserted.iter().any(|op| matches!(op, Operation::Insert { table, row, .. } if table == "Chassis" && row.get("transport_zones").is_some_and(|z| z.len() == 1))));
+    // Once tunnels are terminated, the zone goes.
+    let mut isolated = snapshot(vec![], true);
+    let hv1 = isolated.chassis("hv1").unwrap().as_ref().clone();
+    isolated.insert(Chassis {
+        transport_zones: spec.transport_zones.clone(),
+        ..hv1
+    });
+    let tunnelling = ChassisSpec {
+        transport_zones: Vec::new(),
+        ..spec.clone()
+    };
+    let ops = chassis::register(&isolated, &tunnelling);
+    assert!(ops.iter().any(|op| matches!(op, Operation::Update { table, row, .. } if table == "Chassis" && row.get("transport_zones").is_some_and(|z| z.is_empty()))));
     assert!(
         spec.other_config()
             .get("port-up-notif")

@@ -17,9 +17,16 @@ use ovnest_datapath::{
     afxdp::{AfXdp, AfXdpConfig, AfXdpError, WorkerReport},
     cache::CacheStats,
     fastpath::Decisions,
-    pipeline::{SharedCounters, Snapshot, SnapshotCell},
+    pipeline::{SharedCounters, Snapshot, SnapshotCell, TunnelTable},
 };
 use tracing::{info, warn};
+
+/// What a snapshot is built from: ports, logical flows, tunnels.
+type Input = (
+    Vec<LogicalPort>,
+    Option<Arc<ovnest_logical::Pipeline>>,
+    Option<TunnelTable>,
+);
 
 pub struct Userspace {
     config: AfXdpConfig,
@@ -34,7 +41,7 @@ pub struct Userspace {
     pub pinctrl_queue: ovnest_datapath::pinctrl::SbQueue,
     /// What it was built from: an unchanged input keeps its generation, so the XDP
     /// decision cache is not invalidated by a resync that changed nothing.
-    last_input: Option<(Vec<LogicalPort>, Option<Arc<ovnest_logical::Pipeline>>)>,
+    last_input: Option<Input>,
     interfaces: BTreeSet<u32>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<WorkerReport>>,
@@ -57,15 +64,17 @@ impl Userspace {
         }
     }
 
-    /// Makes the poll threads see `ports` (and OVN's logical flows, when given) from
-    /// their next batch on.
+    /// Makes the poll threads see `ports` (and OVN's logical flows and the tunnels to
+    /// other chassis, when given) from their next batch on.
     pub fn publish(
         &mut self,
         ports: &[LogicalPort],
         logical: Option<Arc<ovnest_logical::Pipeline>>,
+        tunnels: Option<TunnelTable>,
     ) {
-        if let Some((last_ports, last_logical)) = &self.last_input
+        if let Some((last_ports, last_logical, last_tunnels)) = &self.last_input
             && last_ports.as_slice() == ports
+            && *last_tunnels == tunnels
             && match (last_logical, &logical) {
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b),
                 (None, None) => true,
@@ -74,10 +83,13 @@ impl Userspace {
         {
             return;
         }
-        self.last_input = Some((ports.to_vec(), logical.clone()));
+        self.last_input = Some((ports.to_vec(), logical.clone(), tunnels.clone()));
         self.generation += 1;
         self.published = self.generation;
-        let snapshot = Snapshot::build(self.generation, ports);
+        let mut snapshot = Snapshot::build(self.generation, ports);
+        if let Some(table) = tunnels {
+            snapshot = snapshot.with_tunnels(table);
+        }
         self.cell.publish(match logical {
             Some(p) => snapshot.with_logical(p),
             None => snapshot,

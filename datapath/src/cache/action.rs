@@ -27,7 +27,12 @@ pub fn decide(
     start: &Flow,
     generation: u64,
 ) -> Option<CacheAction> {
-    if decision.aborted || !decision.unsupported.is_empty() || !decision.controller.is_empty() {
+    // Tunnel copies are made in userspace: such a decision is not cached (yet).
+    if decision.aborted
+        || !decision.unsupported.is_empty()
+        || !decision.controller.is_empty()
+        || !decision.tunnels.is_empty()
+    {
         return None;
     }
     let mut action = CacheAction {

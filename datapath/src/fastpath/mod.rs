@@ -23,6 +23,7 @@ mod maps;
 mod object;
 pub mod pins;
 mod test_run;
+mod underlay;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -144,6 +145,8 @@ pub struct FastPath {
     program_id: u32,
     /// How the program decides (set at load).
     decisions: Decisions,
+    /// The underlay program's links, by ifindex (not pinned: see [`underlay`]).
+    underlay_links: BTreeMap<u32, FdLink>,
 }
 
 impl FastPath {
@@ -205,6 +208,7 @@ impl FastPath {
             .try_into()?;
         program.load()?;
         let program_id = program.info()?.id();
+        underlay::load(&mut ebpf)?;
         let tables = maps::Tables::open(&mut ebpf, &|name| adopted.contains(name))?;
         let mut fast_path = FastPath {
             ebpf,
@@ -216,6 +220,7 @@ impl FastPath {
             takeover: Takeover::Done,
             program_id,
             decisions,
+            underlay_links: BTreeMap::new(),
         };
         if fast_path.pins.is_some() {
             fast_path.adopt_links()?;

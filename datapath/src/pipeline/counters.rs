@@ -52,10 +52,23 @@ pub enum LogicalOutcome {
     ControllerHandled,
     /// A controller action pinctrl refused or failed.
     ControllerFailed,
+    /// A Geneve copy sent to another chassis (counted per copy, besides the frame's own
+    /// verdict).
+    TunnelCopy,
+    /// The frame's only destinations were on other chassis: sent there, nothing here.
+    Tunnelled,
+    /// A tunnel copy for a chassis with no usable tunnel (no peer, no underlay).
+    TunnelNoPeer,
+    /// A frame on the underlay interface that is not Geneve to port 6081.
+    TunnelNotGeneve,
+    /// A Geneve frame that is malformed (see [`crate::geneve::Malformed`]).
+    TunnelMalformed,
+    /// A Geneve frame from an address that is no known chassis's Encap.ip.
+    TunnelUnknownPeer,
 }
 
 impl LogicalOutcome {
-    pub const ALL: [LogicalOutcome; 11] = [
+    pub const ALL: [LogicalOutcome; 17] = [
         LogicalOutcome::Delivered,
         LogicalOutcome::DeliveredTxFull,
         LogicalOutcome::Dropped,
@@ -67,6 +80,12 @@ impl LogicalOutcome {
         LogicalOutcome::NoDatapath,
         LogicalOutcome::ControllerHandled,
         LogicalOutcome::ControllerFailed,
+        LogicalOutcome::TunnelCopy,
+        LogicalOutcome::Tunnelled,
+        LogicalOutcome::TunnelNoPeer,
+        LogicalOutcome::TunnelNotGeneve,
+        LogicalOutcome::TunnelMalformed,
+        LogicalOutcome::TunnelUnknownPeer,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -82,6 +101,12 @@ impl LogicalOutcome {
             LogicalOutcome::NoDatapath => "logical_no_datapath",
             LogicalOutcome::ControllerHandled => "controller_handled",
             LogicalOutcome::ControllerFailed => "controller_failed",
+            LogicalOutcome::TunnelCopy => "tunnel_copies",
+            LogicalOutcome::Tunnelled => "logical_tunnelled",
+            LogicalOutcome::TunnelNoPeer => "tunnel_no_peer",
+            LogicalOutcome::TunnelNotGeneve => "tunnel_not_geneve",
+            LogicalOutcome::TunnelMalformed => "tunnel_malformed",
+            LogicalOutcome::TunnelUnknownPeer => "tunnel_unknown_peer",
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct LogicalView {
     ingress: Vec<Option<DpId>>,
     /// Pipeline port → snapshot port index, for the ports bound here.
     egress: FxHashMap<PortId, u32>,
+    /// Pipeline port → the chassis it is bound on when that is another one (0: not).
+    pub(super) remote: Vec<u16>,
 }
 
 impl LogicalView {
@@ -50,10 +52,23 @@ impl LogicalView {
                 egress.insert(id, i as u32);
             }
         }
+        let mut remote = Vec::new();
+        for (key, chassis) in snap.tunnels().map_or(&[][..], |t| &t.remote_ports) {
+            if let Some(dp) = pipeline.datapath_by_key(key.datapath)
+                && let Some(id) = pipeline.port_id_by_key(dp, key.port)
+            {
+                let id = id as usize;
+                if remote.len() <= id {
+                    remote.resize(id + 1, 0);
+                }
+                remote[id] = *chassis;
+            }
+        }
         LogicalView {
             pipeline,
             ingress,
             egress,
+            remote,
         }
     }
 }
@@ -90,7 +105,7 @@ impl Controller for NoController {
 /// common case.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    decision: Decision,
+    pub(super) decision: Decision,
     generated: Vec<(DpId, PortId, Vec<u8>)>,
 }
 
@@ -131,7 +146,8 @@ impl<S: Service> Pipeline<'_, S> {
             Semantics::Chassis,
             TraceOptions::default(),
             decision,
-        );
+        )
+        .with_remote_ports(&view.remote);
         it.run(dp, &mut flow);
         let mut decision = it.into_decision();
         // A frame XDP keyed and missed: the entry its next frames will hit.
@@ -153,7 +169,17 @@ impl<S: Service> Pipeline<'_, S> {
             if !decision.controller.is_empty() {
                 self.controller_ops(snap, view, &decision, frame);
             }
-            self.deliver(snap, view, &decision.deliveries, frame, layers, &start)
+            let tunnelled = if decision.tunnels.is_empty() {
+                0
+            } else {
+                self.tunnel_out(snap, &decision.tunnels, frame, layers, &start)
+            };
+            match self.deliver(snap, view, &decision.deliveries, frame, layers, &start) {
+                LogicalOutcome::Dropped | LogicalOutcome::NotLocal if tunnelled > 0 => {
+                    LogicalOutcome::Tunnelled
+                }
+                outcome => outcome,
+            }
         };
         decision.clear();
         self.scratch.decision = decision;
@@ -179,7 +205,7 @@ impl<S: Service> Pipeline<'_, S> {
     }
 
     /// Hands controller actions to the controller and sends what it generates.
-    fn controller_ops(
+    pub(super) fn controller_ops(
         &mut self,
         snap: &Snapshot,
         view: &LogicalView,
@@ -247,7 +273,7 @@ impl<S: Service> Pipeline<'_, S> {
     /// Sends one copy of `frame` per delivery, each with its header changes and tag; the
     /// last delivery takes the original buffer. Returns `Delivered` when the original
     /// buffer was queued, otherwise why not (the caller frees it).
-    fn deliver(
+    pub(super) fn deliver(
         &mut self,
         snap: &Snapshot,
         view: &LogicalView,
@@ -330,7 +356,13 @@ impl<S: Service> Pipeline<'_, S> {
 
     /// Applies the header changes from `start` to `to` to `frame`; false when they
     /// cannot be written (counted).
-    fn rewrite(&mut self, frame: Frame, layers: Layers, start: &Flow, to: &Flow) -> bool {
+    pub(super) fn rewrite(
+        &mut self,
+        frame: Frame,
+        layers: Layers,
+        start: &Flow,
+        to: &Flow,
+    ) -> bool {
         let Some((bytes, _)) = self.umem.chunk_mut(frame.chunk) else {
             return false;
         };

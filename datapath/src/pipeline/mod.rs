@@ -27,6 +27,7 @@ mod logical;
 mod lookup;
 mod service;
 mod snapshot;
+mod tunnel;
 mod tx;
 mod umem;
 
@@ -40,6 +41,7 @@ pub use snapshot::{
     ArpAnswer, Device, FloodGroup, FloodMember, NO_DEVICE, PortInfo, SLEEPING, Snapshot,
     SnapshotCell,
 };
+pub use tunnel::{TunnelPeer, TunnelTable};
 pub use tx::TxBatches;
 pub use umem::{Desc, FramePool, Umem, put_meta, take_meta};
 
@@ -189,6 +191,16 @@ impl<'u, S: Service> Pipeline<'u, S> {
     /// ends up in [`Pipeline::tx`] (maybe with several copies) or its chunk goes back to
     /// [`Pipeline::pool`]; each frame bumps exactly one [`Verdict`].
     pub fn process_batch(&mut self, snapshot: &Snapshot, ingress_ifindex: u32, rx: &[Desc]) {
+        if snapshot
+            .tunnels()
+            .is_some_and(|t| t.underlay_ifindex == ingress_ifindex)
+        {
+            for desc in rx {
+                let verdict = self.tunnel_in(snapshot, *desc);
+                self.counters.count(verdict);
+            }
+            return;
+        }
         let ingress = snapshot.device_of(ingress_ifindex).and_then(|index| {
             Some(IngressDevice {
                 index,

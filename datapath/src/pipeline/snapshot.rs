@@ -135,6 +135,8 @@ pub struct Snapshot {
     flood: Vec<FloodGroup>,
     conflicts: Vec<Conflict>,
     logical: Option<Arc<super::LogicalView>>,
+    /// Tunnels to other chassis, and the underlay's device index.
+    tunnels: Option<(Arc<super::TunnelTable>, u16)>,
 }
 
 #[inline(always)]
@@ -301,7 +303,44 @@ impl Snapshot {
             flood,
             conflicts,
             logical: None,
+            tunnels: None,
         }
+    }
+
+    /// This snapshot with tunnels to other chassis (before [`Snapshot::with_logical`],
+    /// whose view learns the remote ports from it): the underlay interface becomes a
+    /// device frames leave by.
+    pub fn with_tunnels(mut self, table: super::TunnelTable) -> Snapshot {
+        let device = match self.device_of(table.underlay_ifindex) {
+            Some(d) => d,
+            None => {
+                self.devices.push(Device {
+                    ifindex: table.underlay_ifindex,
+                    vif: NO_PORT,
+                    children: None,
+                });
+                self.device_index = FlatMap::build(
+                    self.devices
+                        .iter()
+                        .enumerate()
+                        .map(|(i, d)| (d.ifindex as u64, i as u32)),
+                );
+                (self.devices.len() - 1) as u16
+            }
+        };
+        self.tunnels = Some((Arc::new(table), device));
+        self
+    }
+
+    /// The tunnels, when this chassis has any.
+    #[inline(always)]
+    pub fn tunnels(&self) -> Option<&super::TunnelTable> {
+        self.tunnels.as_ref().map(|(t, _)| &**t)
+    }
+
+    /// The underlay interface's device index.
+    pub fn underlay_device(&self) -> Option<u16> {
+        self.tunnels.as_ref().map(|(_, d)| *d)
     }
 
     /// This snapshot with OVN's logical flows deciding every frame.

@@ -7,7 +7,7 @@
 //! the XSKMAP. With `--datapath xdp` (the physical-layer benchmark mode, no logical
 //! flows) it instead answers ARP for known addresses and forwards known local unicast
 //! (strip / push / rewrite the 802.1Q tag, redirect or hairpin). Drops are counted by
-//! reason.
+//! reason. [`underlay`] is the program of the underlay interface (Geneve to userspace).
 // On the host (`cargo test --workspace`, clippy) the crate builds as an empty binary.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
@@ -21,6 +21,7 @@ mod frame;
 mod key;
 mod maps;
 mod stats;
+mod underlay;
 mod vlan;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};

@@ -200,6 +200,7 @@ pub fn measure(dir: &Path, ovnest: Option<&Path>, n: usize) -> anyhow::Result<Cn
         datapath: ovnest::agent::config::DatapathMode::Hybrid,
         containers: Containers::Cni,
         addressing: crate::Addressing::Static,
+        hypervisors: 1,
     })?;
     let result = run(&lab, n);
     Lab::down(&dir);

@@ -277,6 +277,7 @@ fn bed(args: &BenchArgs, target: Target) -> anyhow::Result<Bed> {
         datapath,
         containers: Default::default(),
         addressing: crate::Addressing::Static,
+        hypervisors: 1,
     })
     .with_context(|| format!("lab for {}", target.label()))?;
     let mut kit = BenchKit::load()?;

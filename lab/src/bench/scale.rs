@@ -121,6 +121,7 @@ pub fn measure(dir: &std::path::Path) -> anyhow::Result<Vec<ScaleResult>> {
             datapath: DatapathMode::Xdp,
             containers: Default::default(),
             addressing: crate::Addressing::Static,
+            hypervisors: 1,
         })?;
         let name = if agent == AgentKind::Ovnest {
             "ovnest"
