@@ -17,6 +17,7 @@
 
 pub mod afxdp;
 pub mod cache;
+pub mod conntrack;
 pub mod fastpath;
 pub mod flow;
 pub mod frames;

@@ -126,7 +126,7 @@ pub enum NatKind {
 }
 
 impl NatKind {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             NatKind::Dnat => "ct_dnat",
             NatKind::Snat => "ct_snat",

@@ -10,7 +10,8 @@
 //! [`Decision`]: the packets delivered, the controller actions to run, and what it
 //! could not execute.
 
-use crate::actions::{Action, Addr, LbBackend, NatKind, NestKind, OptsKind, ResultKind};
+use crate::actions::{Action, Addr, LbBackend, LbFlag, NatKind, NestKind, OptsKind, ResultKind};
+use crate::conntrack::{Conntrack, Nat, Request, Zone};
 use crate::db::link_local;
 use crate::flow::{ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_IPV6, Field, Flow, WORDS, cs, mlf};
 use crate::pipeline::{DpId, FlowId, Pipeline, PortId, v4_mapped};
@@ -98,6 +99,10 @@ pub struct Decision {
     pub aborted: bool,
     /// Logical flows matched, in order.
     pub flows: Vec<FlowId>,
+    /// Set when the decision consulted or changed connection tracking: it holds for
+    /// this frame only (the next frame of the flow may see another `ct_state`), so no
+    /// cache may replay it.
+    pub conntrack: bool,
 }
 
 impl Decision {
@@ -109,6 +114,7 @@ impl Decision {
         self.unsupported.clear();
         self.aborted = false;
         self.flows.clear();
+        self.conntrack = false;
     }
 }
 
@@ -135,6 +141,9 @@ pub struct Interpreter<'p, S: Sink> {
     remote: &'p [u16],
     /// The frame came from a tunnel: nothing goes back into one.
     from_tunnel: bool,
+    /// The connection tracker ([`Semantics::Chassis`]); without one, `ct` actions
+    /// are unsupported (fail closed).
+    ct: Option<&'p mut dyn Conntrack>,
 }
 
 impl<'p, S: Sink> Interpreter<'p, S> {
@@ -152,6 +161,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
             wc: None,
             remote: &[],
             from_tunnel: false,
+            ct: None,
         }
     }
 
@@ -177,6 +187,12 @@ impl<'p, S: Sink> Interpreter<'p, S> {
             format!("tunnel input(dp=\"{dpname}\")")
         });
         self.execute_output(dp, flow, false, node);
+    }
+
+    /// Gives the interpreter a connection tracker (used in [`Semantics::Chassis`]).
+    pub fn with_conntrack(mut self, ct: &'p mut dyn Conntrack) -> Self {
+        self.ct = Some(ct);
+        self
     }
 
     /// Like [`new`](Self::new), reusing `decision`'s buffers (cleared).
@@ -444,6 +460,98 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                             "*** TTL decrement of non-IP packet".into()
                         });
                     }
+                }
+                Action::CtNext { table: t } if self.sem == Semantics::Chassis => {
+                    let mut ct_flow = *flow;
+                    let req = Request::default();
+                    if self.ct(dp, egress, false, &mut ct_flow, &req, "ct_next") {
+                        self.trace_table(dp, &mut ct_flow, *t, egress, sup);
+                    }
+                    // OVS: the ct_* fields exist only in the recirculation.
+                    flow.clear_conntrack();
+                }
+                Action::CtCommitV1 {
+                    mark,
+                    mark_mask,
+                    label,
+                    label_mask,
+                } if self.sem == Semantics::Chassis => {
+                    let req = Request {
+                        commit: true,
+                        nat: Nat::None,
+                        mark: (*mark_mask != 0).then_some((*mark, *mark_mask)),
+                        label: (*label_mask != 0).then_some((*label, *label_mask)),
+                    };
+                    let mut c = *flow;
+                    self.ct(dp, egress, false, &mut c, &req, "ct_commit");
+                    flow.clear_conntrack();
+                }
+                Action::CtCommit(nested) if self.sem == Semantics::Chassis => {
+                    let (mark, label) = self.commit_sets(nested, dp, flow, table, egress);
+                    let req = Request {
+                        commit: true,
+                        nat: Nat::None,
+                        mark,
+                        label,
+                    };
+                    let mut c = *flow;
+                    self.ct(dp, egress, false, &mut c, &req, "ct_commit");
+                    flow.clear_conntrack();
+                }
+                Action::CtNat {
+                    kind,
+                    table: t,
+                    addr,
+                    port_range,
+                } if self.sem == Semantics::Chassis => {
+                    let nat = match (addr, kind.is_dst()) {
+                        (None, _) => Nat::Restore,
+                        (Some(a), true) => Nat::Dst {
+                            addr: addr_u128(*a),
+                            port: port_range.map_or(0, |r| r.0),
+                        },
+                        (Some(a), false) => {
+                            let (lo, hi) = port_range.unwrap_or((0, 0));
+                            Nat::Src {
+                                addr: addr_u128(*a),
+                                lo,
+                                hi,
+                            }
+                        }
+                    };
+                    let req = Request {
+                        commit: addr.is_some(),
+                        nat,
+                        ..Request::default()
+                    };
+                    let snat = *kind == NatKind::Snat;
+                    let mut ct_flow = *flow;
+                    if self.ct(dp, egress, snat, &mut ct_flow, &req, kind.name()) {
+                        self.trace_table(dp, &mut ct_flow, *t, egress, sup);
+                    }
+                    flow.clear_conntrack();
+                }
+                Action::CtCommitNat { table: t } if self.sem == Semantics::Chassis => {
+                    let req = Request {
+                        commit: true,
+                        nat: Nat::Restore,
+                        ..Request::default()
+                    };
+                    let mut ct_flow = *flow;
+                    if self.ct(dp, egress, false, &mut ct_flow, &req, "ct_commit_nat") {
+                        self.trace_table(dp, &mut ct_flow, *t, egress, sup);
+                    }
+                    flow.clear_conntrack();
+                }
+                Action::CtLb {
+                    mark,
+                    table: t,
+                    backends,
+                    flag,
+                    ..
+                } if self.sem == Semantics::Chassis => {
+                    self.chassis_ct_lb(dp, flow, *mark, *t, backends, *flag, egress, sup);
+                    flow.clear_conntrack();
                 }
                 Action::CtNext { table: t } => {
                     self.unsupported("ct_next");
@@ -792,7 +900,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     for r in 0..16u8 {
                         new.set_reg(r, 0);
                     }
-                    new.set(Field::CtState, 0);
+                    new.clear_conntrack();
                     new.set(Field::Metadata, u128::from(p.datapath(peer.dp).key));
                 }
                 new.set_reg(14, peer.key);
@@ -934,6 +1042,141 @@ impl<'p, S: Sink> Interpreter<'p, S> {
             self.sink.add(sup, NodeKind::Output, || {
                 "/* omitting output because inport == outport && !flags.loopback */".into()
             });
+        }
+    }
+
+    /// The zone a `ct()` in `dp` uses: a switch's is its port's (the inport in
+    /// ingress, the outport in egress, as physical.c loads `MFF_LOG_CT_ZONE`), a
+    /// router's its DNAT zone, or SNAT zone for `ct_snat`.
+    fn zone(&self, dp: DpId, flow: &Flow, egress: bool, snat: bool) -> Zone {
+        let d = self.p.datapath(dp);
+        match (d.is_router, snat) {
+            (true, false) => Zone::Dnat(d.key),
+            (true, true) => Zone::Snat(d.key),
+            (false, _) => Zone::Port {
+                dp: d.key,
+                port: flow.reg(if egress { 15 } else { 14 }),
+            },
+        }
+    }
+
+    /// [`Semantics::Chassis`]: runs `ct()` with `req` on `flow` in its zone. False
+    /// (and the frame fails closed under `name`) without a tracker or when the
+    /// tracker refuses.
+    fn ct(
+        &mut self,
+        dp: DpId,
+        egress: bool,
+        snat: bool,
+        flow: &mut Flow,
+        req: &Request,
+        name: &'static str,
+    ) -> bool {
+        let zone = self.zone(dp, flow, egress, snat);
+        self.decision.conntrack = true;
+        let Some(ct) = self.ct.as_deref_mut() else {
+            self.unsupported(name);
+            return false;
+        };
+        match ct.execute(zone, flow, req) {
+            Ok(()) => true,
+            Err(e) => {
+                self.unsupported(e.name());
+                false
+            }
+        }
+    }
+
+    /// What `ct_commit { ... }`'s nested actions write into `ct_mark` and
+    /// `ct_label`, as (value, mask): run once from all-zero and once from all-one
+    /// values, the bits they leave alone differ.
+    fn commit_sets(
+        &mut self,
+        nested: &[Action],
+        dp: DpId,
+        flow: &Flow,
+        table: u8,
+        egress: bool,
+    ) -> CommitSets {
+        let (mut zero, mut one) = (*flow, *flow);
+        zero.set(Field::CtMark, 0);
+        zero.set(Field::CtLabel, 0);
+        one.set(Field::CtMark, u128::from(u32::MAX));
+        one.set(Field::CtLabel, u128::MAX);
+        self.trace_actions(nested, dp, &mut zero, table, egress, 0, None);
+        self.trace_actions(nested, dp, &mut one, table, egress, 0, None);
+        let (m0, m1) = (
+            zero.get(Field::CtMark) as u32,
+            one.get(Field::CtMark) as u32,
+        );
+        let (l0, l1) = (zero.get(Field::CtLabel), one.get(Field::CtLabel));
+        let mark_mask = !(m0 ^ m1);
+        let label_mask = !(l0 ^ l1);
+        (
+            (mark_mask != 0).then_some((m0 & mark_mask, mark_mask)),
+            (label_mask != 0).then_some((l0 & label_mask, label_mask)),
+        )
+    }
+
+    /// [`Semantics::Chassis`] `ct_lb`/`ct_lb_mark`: with backends, a new connection
+    /// is committed with DNAT to the backend its tuple hashes to (OVS's select group
+    /// of `ct(commit, nat(dst=...))` buckets) and its `natted` bit set; an existing
+    /// one keeps the backend it has. Without backends, the connection's NAT is applied.
+    #[allow(clippy::too_many_arguments)]
+    fn chassis_ct_lb(
+        &mut self,
+        dp: DpId,
+        flow: &Flow,
+        mark: bool,
+        table: u8,
+        backends: &[LbBackend],
+        flag: LbFlag,
+        egress: bool,
+        sup: usize,
+    ) {
+        let name = if mark { "ct_lb_mark" } else { "ct_lb" };
+        let req = if backends.is_empty() {
+            Request {
+                commit: false,
+                nat: Nat::Restore,
+                ..Request::default()
+            }
+        } else {
+            let v4 = flow.dl_type() == ETH_TYPE_IP;
+            let family = |b: &&LbBackend| matches!(b.addr, Addr::V4(_)) == v4;
+            let n = backends.iter().filter(family).count();
+            let Some(b) = (n > 0)
+                .then(|| {
+                    backends
+                        .iter()
+                        .filter(family)
+                        .nth(lb_hash(flow) as usize % n)
+                })
+                .flatten()
+            else {
+                // No bucket of the packet's family: OVS's ct(nat) fails, the packet
+                // goes nowhere.
+                self.decision.conntrack = true;
+                return;
+            };
+            let bits = 2 | match flag {
+                LbFlag::None => 0,
+                LbFlag::SkipSnat => 4,
+                LbFlag::ForceSnat => 8,
+            };
+            Request {
+                commit: true,
+                nat: Nat::Dst {
+                    addr: addr_u128(b.addr),
+                    port: b.port,
+                },
+                mark: mark.then_some((bits, bits)),
+                label: (!mark).then_some((u128::from(bits), u128::from(bits))),
+            }
+        };
+        let mut lb = *flow;
+        if self.ct(dp, egress, false, &mut lb, &req, name) {
+            self.trace_table(dp, &mut lb, table, egress, sup);
         }
     }
 
@@ -1428,6 +1671,41 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         f.set(Field::TcpFlags, 0x004);
         true
     }
+}
+
+/// What a `ct_commit` writes: `ct_mark` and `ct_label` as (value, mask).
+type CommitSets = (Option<(u32, u32)>, Option<(u128, u128)>);
+
+/// An address as the tracker takes it: IPv4 as IPv4-mapped IPv6.
+fn addr_u128(a: Addr) -> u128 {
+    match a {
+        Addr::V4(v) => v4_mapped(v),
+        Addr::V6(v) => v,
+    }
+}
+
+/// The hash that picks a load balancer's backend for a new connection: the 5-tuple,
+/// so a connection's retransmitted first packet picks the same one.
+fn lb_hash(flow: &Flow) -> u32 {
+    let v6 = flow.dl_type() == ETH_TYPE_IPV6;
+    let (s, d) = if v6 {
+        (flow.get(Field::Ipv6Src), flow.get(Field::Ipv6Dst))
+    } else {
+        (flow.get(Field::Ipv4Src), flow.get(Field::Ipv4Dst))
+    };
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for v in [
+        s as u64,
+        (s >> 64) as u64,
+        d as u64,
+        (d >> 64) as u64,
+        u64::from(flow.nw_proto()),
+        (u64::from(flow.tp_src()) << 16) | u64::from(flow.tp_dst()),
+    ] {
+        h = (h ^ v).wrapping_mul(0x100_0000_01b3);
+        h ^= h >> 29;
+    }
+    (h ^ (h >> 32)) as u32
 }
 
 fn flow_read(flow: &Flow, sf: Subfield) -> u128 {

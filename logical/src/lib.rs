@@ -34,6 +34,7 @@
 
 pub mod actions;
 pub mod classifier;
+pub mod conntrack;
 pub mod db;
 pub mod execute;
 pub mod expr;

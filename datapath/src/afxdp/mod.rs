@@ -97,6 +97,9 @@ pub struct AfXdp {
     workers: Vec<Worker>,
     /// Where the poll threads install decisions (`--datapath hybrid`).
     cache: Option<crate::cache::CacheMaps>,
+    /// One connection table for all poll threads: a connection's two directions may
+    /// arrive on different queues.
+    conntrack: Arc<crate::conntrack::Shared>,
 }
 
 impl AfXdp {
@@ -109,6 +112,7 @@ impl AfXdp {
             interfaces: interfaces.to_vec(),
             workers,
             cache: None,
+            conntrack: Default::default(),
         })
     }
 
@@ -156,7 +160,8 @@ impl AfXdp {
         controller: &dyn Fn() -> Box<dyn Controller + Send>,
     ) -> Result<Vec<JoinHandle<WorkerReport>>, AfXdpError> {
         let mut handles = Vec::with_capacity(self.workers.len());
-        for worker in self.workers {
+        for mut worker in self.workers {
+            worker.conntrack = Some(self.conntrack.clone());
             let queue = worker.queue();
             let (cell, shared, stop) = (cell.clone(), shared.clone(), stop.clone());
             let controller = controller();

@@ -18,6 +18,9 @@ use crate::pipeline::{
 const XDP_PACKET_HEADROOM: u32 = 256;
 /// Iterations between housekeeping (snapshot refresh, stop flag, counter fold).
 const HOUSEKEEPING_EVERY: u32 = 1024;
+/// Connections the housekeeping pass may expire at once (bounds the time the table's
+/// lock is held).
+const CT_EXPIRE_BUDGET: usize = 4096;
 /// Empty passes before the thread sleeps in poll(2) instead of spinning.
 const IDLE_PASSES: u32 = 4096;
 
@@ -41,6 +44,8 @@ pub struct Worker {
     pub(super) pool: FramePool,
     frame_size: u32,
     area: Area,
+    /// The connection table shared with the other poll threads of the datapath.
+    pub(super) conntrack: Option<std::sync::Arc<crate::conntrack::Shared>>,
 }
 
 // SAFETY: xdpilone's `Umem` is not `Send` only because it holds a raw pointer to the area.
@@ -114,6 +119,7 @@ impl Worker {
             pool,
             frame_size: config.frame_size,
             area,
+            conntrack: None,
         })
     }
 
@@ -161,6 +167,7 @@ impl Worker {
             area,
             frame_size,
             queue,
+            conntrack,
             ..
         } = &mut self;
         // SAFETY: the area stays mapped for this whole function (it is owned by `self`);
@@ -177,6 +184,9 @@ impl Worker {
         let mut pipeline = Pipeline::new(umem, pool, TxBatches::new(BATCH * 64), services);
         pipeline.controller = controller;
         pipeline.cache = cache;
+        if let Some(ct) = conntrack.take() {
+            pipeline.conntrack = ct;
+        }
         let mut report = WorkerReport {
             queue: *queue,
             ..Default::default()
@@ -231,6 +241,7 @@ impl Worker {
                     break;
                 }
                 pipeline.counters.fold_into(shared);
+                pipeline.conntrack_housekeeping(CT_EXPIRE_BUDGET);
             }
 
             let mut received = 0;

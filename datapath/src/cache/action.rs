@@ -19,7 +19,8 @@ use crate::{
 };
 
 /// The entry for `decision`, made on `start` (the flow at the start of the ingress
-/// pipeline) with `snap`, tagged `generation`; `None` when the cache cannot hold it.
+/// pipeline) with `snap`, tagged `generation`; `None` when the cache cannot hold it
+/// (a flood, controller actions, an unsupported action, conntrack).
 pub fn decide(
     snap: &Snapshot,
     view: &LogicalView,
@@ -27,8 +28,11 @@ pub fn decide(
     start: &Flow,
     generation: u64,
 ) -> Option<CacheAction> {
-    // Tunnel copies are made in userspace: such a decision is not cached (yet).
+    // Tunnel copies are made in userspace: such a decision is not cached (yet). A
+    // decision that went through conntrack depends on the connection's state, which the
+    // cache cannot see: fail closed, never cache it.
     if decision.aborted
+        || decision.conntrack
         || !decision.unsupported.is_empty()
         || !decision.controller.is_empty()
         || !decision.tunnels.is_empty()

@@ -34,6 +34,9 @@ pub struct CacheStats {
     pub replaced: AtomicU64,
     /// Writes the kernel refused.
     pub failed: AtomicU64,
+    /// Frames XDP keyed whose decision went through conntrack and so was not
+    /// installed (it holds for that frame only).
+    pub conntrack: AtomicU64,
 }
 
 /// What [`CacheStats`] held at one moment.
@@ -42,6 +45,7 @@ pub struct InstallCounts {
     pub installs: u64,
     pub replaced: u64,
     pub failed: u64,
+    pub conntrack: u64,
 }
 
 impl CacheStats {
@@ -50,6 +54,7 @@ impl CacheStats {
             installs: self.installs.load(Relaxed),
             replaced: self.replaced.load(Relaxed),
             failed: self.failed.load(Relaxed),
+            conntrack: self.conntrack.load(Relaxed),
         }
     }
 }
@@ -100,6 +105,13 @@ impl core::fmt::Debug for CacheWriter {
 }
 
 impl CacheWriter {
+    /// Counts a keyed frame whose decision is not installed because it went through
+    /// conntrack.
+    #[inline]
+    pub fn count_conntrack(&self) {
+        self.stats.conntrack.fetch_add(1, Relaxed);
+    }
+
     /// Queues an entry (once per key per batch; dropped when the queue is full).
     #[inline]
     pub fn push(&mut self, key: Key, action: CacheAction) {

@@ -216,6 +216,12 @@ impl LocalCounters {
         bump(&mut self.unsupported, name);
     }
 
+    /// Frames dropped because their decision held something this datapath could not
+    /// execute, by the action's (or conntrack failure's) name.
+    pub fn unsupported_counts(&self) -> Vec<(&'static str, u64)> {
+        self.unsupported.clone()
+    }
+
     /// Counts a decision whose change to `field` could not be written.
     pub fn unwritable(&mut self, field: ovnest_logical::flow::Field) {
         bump(&mut self.unwritable, field_name(field));

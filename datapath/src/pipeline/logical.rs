@@ -139,6 +139,13 @@ impl<S: Service> Pipeline<'_, S> {
         };
         let start = flow;
         let pipeline = &*view.pipeline;
+        if self.ct_generation != Some(snap.generation()) {
+            self.ct_generation = Some(snap.generation());
+            flush_gone_zones(&self.conntrack, pipeline);
+        }
+        let shared = &*self.conntrack;
+        let now = *self.ct_now.get_or_insert_with(|| shared.now());
+        let mut tracker = shared.tracker(now);
         let decision = std::mem::take(&mut self.scratch.decision);
         let mut it = Interpreter::with_decision(
             pipeline,
@@ -147,12 +154,21 @@ impl<S: Service> Pipeline<'_, S> {
             TraceOptions::default(),
             decision,
         )
-        .with_remote_ports(&view.remote);
+        .with_remote_ports(&view.remote)
+        .with_conntrack(&mut tracker);
         it.run(dp, &mut flow);
         let mut decision = it.into_decision();
-        // A frame XDP keyed and missed: the entry its next frames will hit.
+        drop(tracker);
+        // A frame XDP keyed and missed: the entry its next frames will hit. A decision
+        // that went through conntrack holds for this frame only: never cached.
+        if decision.conntrack
+            && let Some(cache) = self.cache.as_ref()
+            && ingress.cacheable
+        {
+            cache.count_conntrack();
+        }
         let entry = match (&self.cache, ingress.cacheable) {
-            (Some(_), true) => {
+            (Some(_), true) if !decision.conntrack => {
                 crate::cache::decide(snap, view, &decision, &start, snap.generation()).zip(
                     <crate::cache::Key as crate::cache::FromFlow>::from_flow(&start),
                 )
@@ -380,6 +396,24 @@ impl<S: Service> Pipeline<'_, S> {
             }
         }
     }
+}
+
+/// Drops the connections of zones whose logical port or router the pipeline no longer
+/// has (ovn-controller flushes a port's zone when the port goes).
+fn flush_gone_zones(shared: &crate::conntrack::Shared, pipeline: &Logical) {
+    use crate::conntrack::Zone;
+    let mut table = shared.lock(shared.now());
+    if table.is_empty() {
+        return;
+    }
+    table.retain_zones(|zone| match zone {
+        Zone::Port { dp, port } => pipeline
+            .datapath_by_key(dp)
+            .is_some_and(|d| pipeline.port_id_by_key(d, port).is_some()),
+        Zone::Dnat(dp) | Zone::Snat(dp) => pipeline
+            .datapath_by_key(dp)
+            .is_some_and(|d| pipeline.datapath(d).is_router),
+    });
 }
 
 impl Scratch {

@@ -170,6 +170,12 @@ pub struct Pipeline<'u, S: Service = NoServices> {
     pub controller: Box<dyn Controller + Send>,
     /// Installs the logical pipeline's decisions into the XDP decision cache.
     pub cache: Option<crate::cache::CacheWriter>,
+    /// The connection table, shared by the datapath's poll threads.
+    pub conntrack: std::sync::Arc<crate::conntrack::Shared>,
+    /// The table's clock for this batch, read at the batch's first frame that needs it.
+    ct_now: Option<u64>,
+    /// The snapshot generation whose ports the table's zones were last checked against.
+    ct_generation: Option<u64>,
     scratch: Scratch,
 }
 
@@ -183,8 +189,17 @@ impl<'u, S: Service> Pipeline<'u, S> {
             services,
             controller: Box::new(NoController),
             cache: None,
+            conntrack: Default::default(),
+            ct_now: None,
+            ct_generation: None,
             scratch: Scratch::new(),
         }
+    }
+
+    /// Housekeeping: expires up to `budget` connections of the shared table.
+    pub fn conntrack_housekeeping(&mut self, budget: usize) -> usize {
+        let now = self.conntrack.now();
+        self.conntrack.lock(now).expire(budget)
     }
 
     /// Processes frames received on interface `ingress_ifindex`. Each descriptor either
@@ -207,6 +222,7 @@ impl<'u, S: Service> Pipeline<'u, S> {
                 device: snapshot.device(index)?,
             })
         });
+        self.ct_now = None;
         for desc in rx {
             let verdict = self.process(snapshot, ingress, *desc);
             self.counters.count(verdict);

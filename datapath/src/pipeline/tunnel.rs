@@ -186,6 +186,10 @@ impl<S: Service> Pipeline<'_, S> {
         flow.set_reg(15, u32::from(decap.meta.egress));
         let start = flow;
         let pipeline = &*view.pipeline;
+        // The egress pipeline's ct() runs in the local outport's zone.
+        let shared = &*self.conntrack;
+        let now = *self.ct_now.get_or_insert_with(|| shared.now());
+        let mut tracker = shared.tracker(now);
         let decision = std::mem::take(&mut self.scratch.decision);
         let mut it = Interpreter::with_decision(
             pipeline,
@@ -194,9 +198,11 @@ impl<S: Service> Pipeline<'_, S> {
             TraceOptions::default(),
             decision,
         )
-        .with_remote_ports(&view.remote);
+        .with_remote_ports(&view.remote)
+        .with_conntrack(&mut tracker);
         it.run_from_tunnel(dp, &mut flow);
         let mut decision = it.into_decision();
+        drop(tracker);
         let outcome = if decision.aborted {
             LogicalOutcome::Aborted
         } else if let Some(name) = decision.unsupported.first() {

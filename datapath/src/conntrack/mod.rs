@@ -1,0 +1,78 @@
+//! Connection tracking for the logical pipeline: stateful ACLs (`allow-related`),
+//! load balancers (`ct_lb_mark`) and router NAT (`ct_snat`, `ct_dnat`).
+//!
+//! # The engine, and why
+//! Three ways were open:
+//! - **Linux conntrack from XDP** (`bpf_xdp_ct_lookup`, `bpf_xdp_ct_alloc`,
+//!   `bpf_ct_insert_entry`, `bpf_ct_set_nat_info`; this kernel has them). It brings
+//!   TCP window tracking, helpers and `conntrack -L` for free, but OVN's model does not
+//!   fit its kfunc surface: a lookup takes a netns and a 5-tuple, no zone (zones live in
+//!   `nf_conntrack_zone` templates the kfuncs cannot set), so every logical port's zone
+//!   would collapse into one table and a switch's two ends (the child's ingress and
+//!   vm1's egress, each in its own zone) would see each other's connections. `ct_mark`
+//!   is writable but `ct_label` is not, and OVN keeps ACL labels in `ct_label.label`.
+//!   The userspace pipeline would reach the same table only through netlink, a syscall
+//!   per first packet.
+//! - **Cilium's model**: the table is ovnest's own, in BPF hash maps keyed by zone and
+//!   tuple, written by userspace on commit and read (and aged) by XDP. Zones, marks and
+//!   labels are whatever OVN needs, the userspace pipeline reads it without syscalls
+//!   through a memory-mapped map, and the XDP fast path can look a connection up in one
+//!   map access.
+//! - A userspace-only table, like OVS's userspace datapath (`lib/conntrack.c`).
+//!
+//! ovnest takes the second, in steps. This module is the engine's semantics: the
+//! [`Table`] below is the userspace side (the reference the XDP side will be checked
+//! against, as the XDP decision cache is against the interpreter). Its keys and entries
+//! are plain data so they can move into a BPF map unchanged. Until XDP reads it, a
+//! decision that consulted conntrack is never cached ([`Decision::conntrack`]; the
+//! cache counts it under the `conntrack` reason): every frame of a tracked flow is
+//! decided in userspace, correct and slower.
+//!
+//! # OVN's semantics, as kept here
+//! - **Zones.** ovn-controller gives each local logical switch port a zone (loaded into
+//!   `MFF_LOG_CT_ZONE` on the port's ingress, and on egress towards it) and each router
+//!   a DNAT and an SNAT zone. A switch's `ct_next` thus tracks the child's outgoing SYN
+//!   in the child's zone on ingress, and vm1's reply in the child's zone again on the
+//!   child's egress, where it is the reply direction. [`Zone`] names zones by their
+//!   owner; no 16-bit numbering needs to persist.
+//! - **States** (OVS's `ct_state`): `trk` on every tracked packet; `new` for a packet
+//!   of no committed connection, or of one that has not seen a reply; `est` once it
+//!   has; `rpl` in the reply direction; `inv` for what conntrack refuses (TCP flags no
+//!   connection can have, a SYN-ACK or RST opening one, non-IP, later fragments, ICMP
+//!   errors: related traffic needs the embedded header, which the flow does not
+//!   carry, so it is refused, fail closed); `snat`/`dnat` when NAT rewrote the packet.
+//!   `ct_next` without `commit` never creates an entry (OVS discards unconfirmed
+//!   connections), so a new connection must be committed by the ACL stage's
+//!   `ct_commit` to exist.
+//! - **ct_mark, ct_label** are the connection's: read into the flow on every lookup,
+//!   written (value/mask) on commit; `ct_mark.blocked` is how northd marks
+//!   connections a changed ACL no longer allows.
+//! - **ct_clear** forgets the flow's connection fields (the interpreter's business).
+//! - **NAT** is per connection: the original tuple and the reply tuple (the reverse of
+//!   the translated original) both index the entry; a packet of the original direction
+//!   is rewritten to the translated tuple, a reply to the reverse of the original.
+//!   `nat` without a range on an existing connection applies whatever it has, as the
+//!   kernel does.
+//! - **TCP** states SYN_SENT, SYN_RECV, ESTABLISHED, closing (a FIN seen),
+//!   TIME_WAIT (both FINs), CLOSE (RST), each with a timeout; a SYN on a TIME_WAIT or
+//!   CLOSE connection reopens it (port reuse, `TCP_CRR`). No window tracking.
+//!   Timeouts follow OVS's userspace conntrack defaults where they differ from Linux.
+//! - **Flush**: a zone goes when its port or router goes ([`Table::retain_zones`]).
+//! - **Limits**: at [`Table::limit`] entries, a commit fails with
+//!   [`Error::Full`](ovnest_logical::conntrack::Error) and the frame is dropped and
+//!   counted, never silently forwarded.
+//!
+//! [`Decision::conntrack`]: ovnest_logical::Decision
+
+mod shared;
+mod table;
+mod tuple;
+
+pub use shared::{Shared, Tracker};
+pub use table::{Stats, Table};
+pub use tuple::Tuple;
+
+pub use ovnest_logical::conntrack::Zone;
+
+#[cfg(test)]
+mod tests;

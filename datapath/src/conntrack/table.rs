@@ -1,0 +1,468 @@
+//! The connection table: entries indexed by (zone, tuple) in both directions, TCP
+//! state, timeouts, NAT.
+
+use ovnest_logical::{
+    conntrack::{Conntrack, Error, Nat, Request, Zone},
+    flow::{Field, Flow, cs},
+};
+use rustc_hash::FxHashMap;
+
+use super::tuple::{Class, ICMP, ICMPV6, TCP, Tuple, UDP};
+
+/// Milliseconds.
+type Ms = u64;
+
+/// Timeouts, OVS userspace conntrack's defaults (`lib/conntrack.c`, `ct-dpif`),
+/// shortened where a closed connection's tuple must be reusable soon (TIME_WAIT).
+mod timeout {
+    use super::Ms;
+    pub const TCP_SYN_SENT: Ms = 30_000;
+    pub const TCP_SYN_RECV: Ms = 30_000;
+    pub const TCP_ESTABLISHED: Ms = 24 * 3600 * 1000;
+    pub const TCP_CLOSING: Ms = 120_000;
+    pub const TCP_TIME_WAIT: Ms = 30_000;
+    pub const TCP_CLOSE: Ms = 10_000;
+    pub const UDP_FIRST: Ms = 30_000;
+    pub const UDP_MULTIPLE: Ms = 120_000;
+    pub const ICMP: Ms = 30_000;
+    pub const OTHER_FIRST: Ms = 60_000;
+    pub const OTHER_MULTIPLE: Ms = 600_000;
+}
+
+mod tcp_flags {
+    pub const FIN: u16 = 0x01;
+    pub const SYN: u16 = 0x02;
+    pub const RST: u16 = 0x04;
+    pub const ACK: u16 = 0x10;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TcpState {
+    SynSent,
+    SynRecv,
+    Established,
+    /// A FIN seen in the directions whose bits are set (1 original, 2 reply).
+    Closing(u8),
+    TimeWait,
+    Close,
+}
+
+/// Which direction of its connection a packet travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Original,
+    Reply,
+}
+
+const NAT_SRC: u8 = 1;
+const NAT_DST: u8 = 2;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    zone: Zone,
+    orig: Tuple,
+    reply: Tuple,
+    /// `NAT_SRC`/`NAT_DST`: what translating `orig` to `reply.reverse()` changes.
+    nat: u8,
+    mark: u32,
+    label: u128,
+    seen_reply: bool,
+    tcp: TcpState,
+    expires: Ms,
+}
+
+/// Counters, read by `ovnest status` through the datapath's stats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub lookups: u64,
+    pub committed: u64,
+    pub invalid: u64,
+    pub expired: u64,
+    pub flushed: u64,
+    pub full: u64,
+}
+
+/// The connection table.
+#[derive(Debug)]
+pub struct Table {
+    entries: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    index: FxHashMap<(Zone, Tuple), (u32, Dir)>,
+    len: usize,
+    limit: usize,
+    now: Ms,
+    /// Where the incremental expiry sweep resumes.
+    cursor: usize,
+    pub stats: Stats,
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Table::new(Table::DEFAULT_LIMIT)
+    }
+}
+
+impl Table {
+    /// OVS's userspace default (`ct-set-maxconns`).
+    pub const DEFAULT_LIMIT: usize = 3_000_000;
+
+    pub fn new(limit: usize) -> Table {
+        Table {
+            entries: Vec::new(),
+            free: Vec::new(),
+            index: FxHashMap::default(),
+            len: 0,
+            limit,
+            now: 0,
+            cursor: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Connections held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Sets the clock (milliseconds, monotonic): the caller reads it once per burst so
+    /// a lookup costs no syscall.
+    pub fn set_now(&mut self, now: Ms) {
+        self.now = now;
+    }
+
+    /// Connections in `zone`.
+    pub fn zone_len(&self, zone: Zone) -> usize {
+        self.entries
+            .iter()
+            .flatten()
+            .filter(|e| e.zone == zone)
+            .count()
+    }
+
+    /// Drops every connection whose zone `keep` refuses (its port or router is gone).
+    pub fn retain_zones(&mut self, mut keep: impl FnMut(Zone) -> bool) {
+        for i in 0..self.entries.len() {
+            if let Some(e) = self.entries[i]
+                && !keep(e.zone)
+            {
+                self.remove(i as u32);
+                self.stats.flushed += 1;
+            }
+        }
+    }
+
+    /// Removes up to `budget` expired connections, resuming where the last call
+    /// stopped, so housekeeping never stalls the loop on a large table.
+    pub fn expire(&mut self, budget: usize) -> usize {
+        let n = self.entries.len();
+        let mut removed = 0;
+        for _ in 0..budget.min(n) {
+            self.cursor = (self.cursor + 1) % n;
+            if let Some(e) = self.entries[self.cursor]
+                && e.expires <= self.now
+            {
+                self.remove(self.cursor as u32);
+                self.stats.expired += 1;
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    fn remove(&mut self, idx: u32) {
+        if let Some(e) = self.entries[idx as usize].take() {
+            self.index.remove(&(e.zone, e.orig));
+            self.index.remove(&(e.zone, e.reply));
+            self.free.push(idx);
+            self.len -= 1;
+        }
+    }
+
+    fn insert(&mut self, e: Entry) -> u32 {
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.entries[i as usize] = Some(e);
+                i
+            }
+            None => {
+                self.entries.push(Some(e));
+                (self.entries.len() - 1) as u32
+            }
+        };
+        self.index.insert((e.zone, e.orig), (idx, Dir::Original));
+        self.index.insert((e.zone, e.reply), (idx, Dir::Reply));
+        self.len += 1;
+        idx
+    }
+
+    /// The live connection `t` belongs to in `zone`.
+    fn find(&mut self, zone: Zone, t: &Tuple, flags: u16) -> Option<(u32, Dir)> {
+        let (idx, dir) = *self.index.get(&(zone, *t))?;
+        let e = self.entries[idx as usize].as_ref()?;
+        let reopen = t.proto == TCP
+            && dir == Dir::Original
+            && flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
+            && matches!(e.tcp, TcpState::TimeWait | TcpState::Close);
+        if e.expires <= self.now || reopen {
+            self.remove(idx);
+            self.stats.expired += u64::from(!reopen);
+            return None;
+        }
+        Some((idx, dir))
+    }
+
+    /// A translated original tuple for a new connection, and what it changes.
+    fn translate(&self, zone: Zone, orig: Tuple, nat: Nat) -> Result<(Tuple, u8), Error> {
+        let mut t = orig;
+        match nat {
+            Nat::None | Nat::Restore => Ok((t, 0)),
+            Nat::Dst { addr, port } => {
+                t.dst = addr;
+                if port != 0 && t.has_ports() {
+                    t.dport = port;
+                }
+                Ok((t, NAT_DST))
+            }
+            Nat::Src { addr, lo, hi } => {
+                t.src = addr;
+                if !t.has_ports() {
+                    return Ok((t, NAT_SRC));
+                }
+                // The source port stays when the reply tuple is free (and in the
+                // range, when one is given); otherwise the next free one in range.
+                let keep = t.sport;
+                let (lo, hi, keep_ok) = if lo == 0 {
+                    (1024, u16::MAX, true)
+                } else {
+                    let hi = hi.max(lo);
+                    (lo, hi, (lo..=hi).contains(&keep))
+                };
+                let free = |p: u16| {
+                    let mut c = t;
+                    c.sport = p;
+                    !self.index.contains_key(&(zone, c.reverse()))
+                };
+                if keep_ok && free(keep) {
+                    return Ok((t, NAT_SRC));
+                }
+                let span = u32::from(hi - lo) + 1;
+                let start = u32::from(keep) % span;
+                for i in 0..span {
+                    let p = lo + ((start + i) % span) as u16;
+                    if free(p) {
+                        t.sport = p;
+                        return Ok((t, NAT_SRC));
+                    }
+                }
+                Err(Error::NoPort)
+            }
+        }
+    }
+}
+
+/// TCP flag combinations no connection can have (OVS's `tcp_invalid_flags`).
+fn tcp_invalid(flags: u16) -> bool {
+    use tcp_flags::*;
+    if flags & SYN != 0 {
+        flags & (RST | FIN) != 0
+    } else {
+        flags & (ACK | RST) == 0
+    }
+}
+
+/// Whether a packet may open a connection (OVS's `*_valid_new`).
+fn valid_new(t: &Tuple, flags: u16) -> bool {
+    match t.proto {
+        TCP => {
+            use tcp_flags::*;
+            !tcp_invalid(flags) && flags & (SYN | ACK) != (SYN | ACK) && flags & RST == 0
+        }
+        ICMP => matches!(t.sport, 8 | 13 | 15 | 17),
+        ICMPV6 => t.sport == 128,
+        _ => true,
+    }
+}
+
+impl Entry {
+    /// Advances the connection's state for a packet; false when the packet is invalid
+    /// for it (its state is then left alone).
+    fn update(&mut self, dir: Dir, flags: u16, now: Ms) -> bool {
+        let timeout = match self.orig.proto {
+            TCP => {
+                use tcp_flags::*;
+                if tcp_invalid(flags) {
+                    return false;
+                }
+                let bit = if dir == Dir::Original { 1 } else { 2 };
+                self.tcp = match (self.tcp, dir) {
+                    _ if flags & RST != 0 => TcpState::Close,
+                    (TcpState::Closing(b), _) if flags & FIN != 0 => {
+                        if b | bit == 3 {
+                            TcpState::TimeWait
+                        } else {
+                            TcpState::Closing(b | bit)
+                        }
+                    }
+                    (TcpState::TimeWait | TcpState::Close, _) => self.tcp,
+                    _ if flags & FIN != 0 => TcpState::Closing(bit),
+                    (TcpState::SynSent, Dir::Reply) if flags & SYN != 0 => TcpState::SynRecv,
+                    (TcpState::SynSent, Dir::Reply) => TcpState::Established,
+                    (TcpState::SynRecv, Dir::Original) if flags & ACK != 0 => TcpState::Established,
+                    (s, _) => s,
+                };
+                match self.tcp {
+                    TcpState::SynSent => timeout::TCP_SYN_SENT,
+                    TcpState::SynRecv => timeout::TCP_SYN_RECV,
+                    TcpState::Established => timeout::TCP_ESTABLISHED,
+                    TcpState::Closing(_) => timeout::TCP_CLOSING,
+                    TcpState::TimeWait => timeout::TCP_TIME_WAIT,
+                    TcpState::Close => timeout::TCP_CLOSE,
+                }
+            }
+            UDP if self.seen_reply || dir == Dir::Reply => timeout::UDP_MULTIPLE,
+            UDP => timeout::UDP_FIRST,
+            ICMP | ICMPV6 => timeout::ICMP,
+            _ if self.seen_reply || dir == Dir::Reply => timeout::OTHER_MULTIPLE,
+            _ => timeout::OTHER_FIRST,
+        };
+        if dir == Dir::Reply {
+            self.seen_reply = true;
+        }
+        self.expires = now.saturating_add(timeout);
+        true
+    }
+}
+
+impl Conntrack for Table {
+    fn execute(&mut self, zone: Zone, flow: &mut Flow, req: &Request) -> Result<(), Error> {
+        self.stats.lookups += 1;
+        let t = match Tuple::classify(flow) {
+            Class::Tuple(t) => t,
+            Class::Invalid => {
+                self.stats.invalid += 1;
+                set_result(flow, cs::TRACKED | cs::INVALID, 0, 0, None);
+                return Ok(());
+            }
+        };
+        let flags = if t.proto == TCP {
+            flow.get(Field::TcpFlags) as u16
+        } else {
+            0
+        };
+        if let Some((idx, dir)) = self.find(zone, &t, flags) {
+            let now = self.now;
+            let e = self.entries[idx as usize].as_mut().expect("indexed entry");
+            if !e.update(dir, flags, now) {
+                self.stats.invalid += 1;
+                set_result(flow, cs::TRACKED | cs::INVALID, 0, 0, None);
+                return Ok(());
+            }
+            if req.commit {
+                apply(&mut e.mark, &mut e.label, req);
+            }
+            let mut state = cs::TRACKED;
+            state |= if e.seen_reply {
+                cs::ESTABLISHED
+            } else {
+                cs::NEW
+            };
+            if dir == Dir::Reply {
+                state |= cs::REPLY_DIR;
+            }
+            if req.nat != Nat::None && e.nat != 0 {
+                // Original: to the translated tuple; reply: to the original's reverse.
+                let (to, changed) = match dir {
+                    Dir::Original => (e.reply.reverse(), e.nat),
+                    // Undoing DNAT rewrites the reply's source, undoing SNAT its
+                    // destination.
+                    Dir::Reply => (e.orig.reverse(), swap_nat(e.nat)),
+                };
+                to.write(flow);
+                if changed & NAT_SRC != 0 {
+                    state |= cs::SRC_NAT;
+                }
+                if changed & NAT_DST != 0 {
+                    state |= cs::DST_NAT;
+                }
+            }
+            let (mark, label, orig) = (e.mark, e.label, e.orig);
+            set_result(flow, state, mark, label, Some(orig));
+            return Ok(());
+        }
+        if !valid_new(&t, flags) {
+            self.stats.invalid += 1;
+            set_result(flow, cs::TRACKED | cs::INVALID, 0, 0, None);
+            return Ok(());
+        }
+        let mut state = cs::TRACKED | cs::NEW;
+        let (mut mark, mut label) = (0, 0);
+        if req.commit {
+            if self.len >= self.limit {
+                self.stats.full += 1;
+                return Err(Error::Full);
+            }
+            let (translated, nat) = self.translate(zone, t, req.nat)?;
+            let mut e = Entry {
+                zone,
+                orig: t,
+                reply: translated.reverse(),
+                nat,
+                mark: 0,
+                label: 0,
+                seen_reply: false,
+                tcp: TcpState::SynSent,
+                expires: 0,
+            };
+            if t.proto == TCP && flags & tcp_flags::SYN == 0 {
+                // Picked up mid-stream (a restart, an expired entry): as Linux's
+                // `nf_conntrack_tcp_loose`.
+                e.tcp = TcpState::Established;
+            }
+            e.update(Dir::Original, flags, self.now);
+            apply(&mut e.mark, &mut e.label, req);
+            (mark, label) = (e.mark, e.label);
+            self.insert(e);
+            self.stats.committed += 1;
+            if nat != 0 {
+                translated.write(flow);
+                state |= if nat & NAT_SRC != 0 {
+                    cs::SRC_NAT
+                } else {
+                    cs::DST_NAT
+                };
+            }
+        }
+        set_result(flow, state, mark, label, Some(t));
+        Ok(())
+    }
+}
+
+fn swap_nat(n: u8) -> u8 {
+    ((n & NAT_SRC) << 1) | ((n & NAT_DST) >> 1)
+}
+
+fn apply(mark: &mut u32, label: &mut u128, req: &Request) {
+    if let Some((v, m)) = req.mark {
+        *mark = (*mark & !m) | (v & m);
+    }
+    if let Some((v, m)) = req.label {
+        *label = (*label & !m) | (v & m);
+    }
+}
+
+fn set_result(flow: &mut Flow, state: u32, mark: u32, label: u128, orig: Option<Tuple>) {
+    flow.set(Field::CtState, u128::from(state));
+    flow.set(Field::CtMark, u128::from(mark));
+    flow.set(Field::CtLabel, label);
+    if let Some(o) = orig {
+        o.write_orig(flow);
+    }
+}

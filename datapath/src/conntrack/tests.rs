@@ -1,0 +1,336 @@
+use ovnest_logical::{
+    conntrack::{Conntrack, Error, Nat, Request, Zone},
+    flow::{ETH_TYPE_ARP, ETH_TYPE_IP, Field, Flow, cs},
+    pipeline::v4_mapped,
+};
+
+use super::Table;
+
+const A: u32 = 0xac10_ff83; // 172.16.255.131
+const B: u32 = 0xac10_ff82; // 172.16.255.130
+const VIP: u32 = 0xac10_ff8a;
+const Z: Zone = Zone::Port { dp: 1, port: 3 };
+const SYN: u16 = 0x02;
+const ACK: u16 = 0x10;
+const FIN: u16 = 0x01;
+const RST: u16 = 0x04;
+
+fn tcp(src: u32, dst: u32, sport: u16, dport: u16, flags: u16) -> Flow {
+    let mut f = Flow::default();
+    f.set(Field::EthType, u128::from(ETH_TYPE_IP));
+    f.set(Field::Ipv4Src, u128::from(src));
+    f.set(Field::Ipv4Dst, u128::from(dst));
+    f.set(Field::IpProto, 6);
+    f.set(Field::TcpSrc, u128::from(sport));
+    f.set(Field::TcpDst, u128::from(dport));
+    f.set(Field::TcpFlags, u128::from(flags));
+    f
+}
+
+fn icmp(src: u32, dst: u32, ty: u16) -> Flow {
+    let mut f = Flow::default();
+    f.set(Field::EthType, u128::from(ETH_TYPE_IP));
+    f.set(Field::Ipv4Src, u128::from(src));
+    f.set(Field::Ipv4Dst, u128::from(dst));
+    f.set(Field::IpProto, 1);
+    f.set(Field::TcpSrc, u128::from(ty));
+    f
+}
+
+fn state(t: &mut Table, zone: Zone, f: &mut Flow, req: Request) -> u32 {
+    t.execute(zone, f, &req).expect("ct");
+    f.get(Field::CtState) as u32
+}
+
+const COMMIT: Request = Request {
+    commit: true,
+    nat: Nat::None,
+    mark: None,
+    label: None,
+};
+const LOOKUP: Request = Request {
+    commit: false,
+    nat: Nat::None,
+    mark: None,
+    label: None,
+};
+const RESTORE: Request = Request {
+    commit: false,
+    nat: Nat::Restore,
+    mark: None,
+    label: None,
+};
+
+#[test]
+fn uncommitted_connection_stays_new_and_leaves_no_entry() {
+    let mut t = Table::default();
+    let mut f = tcp(A, B, 40000, 80, SYN);
+    assert_eq!(state(&mut t, Z, &mut f, LOOKUP), cs::TRACKED | cs::NEW);
+    assert!(t.is_empty());
+    let mut r = tcp(B, A, 80, 40000, SYN | ACK);
+    assert_eq!(
+        state(&mut t, Z, &mut r, LOOKUP),
+        cs::TRACKED | cs::INVALID,
+        "a SYN-ACK opens nothing"
+    );
+}
+
+#[test]
+fn tcp_handshake_new_then_established_reply() {
+    let mut t = Table::default();
+    let mut syn = tcp(A, B, 40000, 80, SYN);
+    assert_eq!(state(&mut t, Z, &mut syn, LOOKUP), cs::TRACKED | cs::NEW);
+    state(&mut t, Z, &mut syn, COMMIT);
+    assert_eq!(t.len(), 1);
+    // A retransmitted SYN is still new: no reply yet.
+    let mut again = tcp(A, B, 40000, 80, SYN);
+    assert_eq!(state(&mut t, Z, &mut again, LOOKUP), cs::TRACKED | cs::NEW);
+    let mut synack = tcp(B, A, 80, 40000, SYN | ACK);
+    assert_eq!(
+        state(&mut t, Z, &mut synack, LOOKUP),
+        cs::TRACKED | cs::ESTABLISHED | cs::REPLY_DIR
+    );
+    let mut ack = tcp(A, B, 40000, 80, ACK);
+    assert_eq!(
+        state(&mut t, Z, &mut ack, LOOKUP),
+        cs::TRACKED | cs::ESTABLISHED
+    );
+    assert_eq!(
+        (ack.ct_nw_src, ack.ct_nw_dst, ack.ct_tp_dst),
+        (A, B, 80),
+        "original tuple"
+    );
+    // Another zone knows nothing of it.
+    let other = Zone::Port { dp: 1, port: 4 };
+    let mut ack2 = tcp(A, B, 40000, 80, ACK);
+    assert_eq!(
+        state(&mut t, other, &mut ack2, LOOKUP),
+        cs::TRACKED | cs::NEW
+    );
+}
+
+#[test]
+fn invalid_packets() {
+    let mut t = Table::default();
+    for flags in [0, SYN | FIN, SYN | RST, FIN] {
+        let mut f = tcp(A, B, 1, 2, flags);
+        assert_eq!(
+            state(&mut t, Z, &mut f, COMMIT),
+            cs::TRACKED | cs::INVALID,
+            "flags {flags:#x}"
+        );
+    }
+    let mut rst = tcp(A, B, 1, 2, RST | ACK);
+    assert_eq!(
+        state(&mut t, Z, &mut rst, COMMIT),
+        cs::TRACKED | cs::INVALID
+    );
+    // ICMP errors would be related traffic; without the embedded header, refused.
+    let mut unreach = icmp(B, A, 3);
+    assert_eq!(
+        state(&mut t, Z, &mut unreach, COMMIT),
+        cs::TRACKED | cs::INVALID
+    );
+    let mut echo_reply = icmp(B, A, 0);
+    assert_eq!(
+        state(&mut t, Z, &mut echo_reply, COMMIT),
+        cs::TRACKED | cs::INVALID
+    );
+    let mut arp = Flow::default();
+    arp.set(Field::EthType, u128::from(ETH_TYPE_ARP));
+    assert_eq!(
+        state(&mut t, Z, &mut arp, COMMIT),
+        cs::TRACKED | cs::INVALID
+    );
+    assert!(t.is_empty());
+    assert_eq!(t.stats.invalid, 8);
+}
+
+#[test]
+fn icmp_echo_reply_is_the_reply_direction() {
+    let mut t = Table::default();
+    let mut req = icmp(A, B, 8);
+    state(&mut t, Z, &mut req, COMMIT);
+    let mut rep = icmp(B, A, 0);
+    assert_eq!(
+        state(&mut t, Z, &mut rep, LOOKUP),
+        cs::TRACKED | cs::ESTABLISHED | cs::REPLY_DIR
+    );
+}
+
+#[test]
+fn mark_and_label_are_the_connections() {
+    let mut t = Table::default();
+    let mut f = tcp(A, B, 40000, 80, SYN);
+    let req = Request {
+        mark: Some((0, 1)),
+        label: Some((7 << 96, 0xffff_ffff << 96)),
+        ..COMMIT
+    };
+    state(&mut t, Z, &mut f, req);
+    let mut r = tcp(B, A, 80, 40000, SYN | ACK);
+    state(&mut t, Z, &mut r, LOOKUP);
+    assert_eq!(r.get(Field::CtLabel), 7 << 96);
+    assert_eq!(r.get(Field::CtMark), 0);
+    // ct_commit { ct_mark.blocked = 1; } on the established connection.
+    let mut a = tcp(A, B, 40000, 80, ACK);
+    let block = Request {
+        mark: Some((1, 1)),
+        ..COMMIT
+    };
+    state(&mut t, Z, &mut a, block);
+    let mut a2 = tcp(A, B, 40000, 80, ACK);
+    state(&mut t, Z, &mut a2, LOOKUP);
+    assert_eq!(a2.get(Field::CtMark), 1);
+    assert_eq!(a2.get(Field::CtLabel), 7 << 96, "label kept");
+}
+
+#[test]
+fn dnat_rewrites_both_directions() {
+    let mut t = Table::default();
+    let mut syn = tcp(A, VIP, 40000, 80, SYN);
+    let lb = Request {
+        commit: true,
+        nat: Nat::Dst {
+            addr: v4_mapped(B),
+            port: 8080,
+        },
+        mark: Some((2, 2)),
+        label: None,
+    };
+    assert_eq!(
+        state(&mut t, Z, &mut syn, lb),
+        cs::TRACKED | cs::NEW | cs::DST_NAT
+    );
+    assert_eq!(syn.get(Field::Ipv4Dst) as u32, B);
+    assert_eq!(syn.tp_dst(), 8080);
+    assert_eq!((syn.ct_nw_dst, syn.ct_tp_dst), (VIP, 80));
+    // The backend's reply, un-NATted by `ct_lb_mark;` in the client's zone.
+    let mut rep = tcp(B, A, 8080, 40000, SYN | ACK);
+    assert_eq!(
+        state(&mut t, Z, &mut rep, RESTORE),
+        cs::TRACKED | cs::ESTABLISHED | cs::REPLY_DIR | cs::SRC_NAT
+    );
+    assert_eq!(rep.get(Field::Ipv4Src) as u32, VIP);
+    assert_eq!(rep.tp_src(), 80);
+    assert_eq!(rep.get(Field::CtMark), 2, "natted");
+    // Later packets of the connection go to the same backend whatever the request.
+    let mut ack = tcp(A, VIP, 40000, 80, ACK);
+    let other = Request {
+        nat: Nat::Dst {
+            addr: v4_mapped(A),
+            port: 1,
+        },
+        ..lb
+    };
+    state(&mut t, Z, &mut ack, other);
+    assert_eq!((ack.get(Field::Ipv4Dst) as u32, ack.tp_dst()), (B, 8080));
+    // Without `nat`, the packet is tracked, not rewritten.
+    let mut plain = tcp(A, VIP, 40000, 80, ACK);
+    assert_eq!(
+        state(&mut t, Z, &mut plain, LOOKUP),
+        cs::TRACKED | cs::ESTABLISHED
+    );
+    assert_eq!(plain.get(Field::Ipv4Dst) as u32, VIP);
+}
+
+#[test]
+fn snat_picks_a_free_port_on_collision() {
+    let mut t = Table::default();
+    let zone = Zone::Snat(9);
+    let gw = v4_mapped(0xac10_ff81);
+    let snat = Request {
+        commit: true,
+        nat: Nat::Src {
+            addr: gw,
+            lo: 0,
+            hi: 0,
+        },
+        mark: None,
+        label: None,
+    };
+    let mut f1 = tcp(A, 0x0808_0808, 40000, 53, SYN);
+    state(&mut t, zone, &mut f1, snat);
+    assert_eq!(
+        (f1.get(Field::Ipv4Src) as u32, f1.tp_src()),
+        (0xac10_ff81, 40000)
+    );
+    // Another host, same source port, same destination: the port is taken.
+    let mut f2 = tcp(B, 0x0808_0808, 40000, 53, SYN);
+    state(&mut t, zone, &mut f2, snat);
+    assert_eq!(f2.get(Field::Ipv4Src) as u32, 0xac10_ff81);
+    assert_ne!(f2.tp_src(), 40000);
+    let p2 = f2.tp_src();
+    // The reply to the second is un-SNATted to B.
+    let mut r2 = tcp(0x0808_0808, 0xac10_ff81, 53, p2, SYN | ACK);
+    assert_eq!(
+        state(&mut t, zone, &mut r2, RESTORE),
+        cs::TRACKED | cs::ESTABLISHED | cs::REPLY_DIR | cs::DST_NAT
+    );
+    assert_eq!((r2.get(Field::Ipv4Dst) as u32, r2.tp_dst()), (B, 40000));
+    // A one-port range that is taken: no port.
+    let narrow = Request {
+        nat: Nat::Src {
+            addr: gw,
+            lo: 40000,
+            hi: 40000,
+        },
+        ..snat
+    };
+    let mut f3 = tcp(0xac10_ff84, 0x0808_0808, 40000, 53, SYN);
+    assert_eq!(t.execute(zone, &mut f3, &narrow), Err(Error::NoPort));
+}
+
+#[test]
+fn timeouts_expire_and_time_wait_reopens() {
+    let mut t = Table::default();
+    t.set_now(1_000);
+    let mut syn = tcp(A, B, 40000, 80, SYN);
+    state(&mut t, Z, &mut syn, COMMIT);
+    // SYN_SENT lasts 30 s.
+    t.set_now(31_001);
+    let mut again = tcp(A, B, 40000, 80, SYN);
+    assert_eq!(state(&mut t, Z, &mut again, LOOKUP), cs::TRACKED | cs::NEW);
+    assert!(t.is_empty(), "expired on lookup");
+    // A full open and close, then the same tuple again.
+    for (src, dst, sp, dp, flags) in [
+        (A, B, 40000, 80, SYN),
+        (B, A, 80, 40000, SYN | ACK),
+        (A, B, 40000, 80, ACK),
+        (A, B, 40000, 80, FIN | ACK),
+        (B, A, 80, 40000, FIN | ACK),
+        (A, B, 40000, 80, ACK),
+    ] {
+        let mut f = tcp(src, dst, sp, dp, flags);
+        state(&mut t, Z, &mut f, COMMIT);
+    }
+    assert_eq!(t.len(), 1);
+    let mut reopen = tcp(A, B, 40000, 80, SYN);
+    assert_eq!(state(&mut t, Z, &mut reopen, LOOKUP), cs::TRACKED | cs::NEW);
+    assert!(t.is_empty(), "TIME_WAIT gave way to the new SYN");
+    // The sweep removes what nobody looks up again.
+    let mut u = tcp(A, B, 1, 2, SYN);
+    state(&mut t, Z, &mut u, COMMIT);
+    t.set_now(10_000_000);
+    assert_eq!(t.expire(16), 1);
+    assert!(t.is_empty());
+}
+
+#[test]
+fn zone_flush_and_limit() {
+    let mut t = Table::new(2);
+    let other = Zone::Port { dp: 1, port: 4 };
+    let mut f = tcp(A, B, 1, 2, SYN);
+    state(&mut t, Z, &mut f, COMMIT);
+    let mut g = tcp(A, B, 1, 2, SYN);
+    state(&mut t, other, &mut g, COMMIT);
+    let mut h = tcp(A, B, 3, 4, SYN);
+    assert_eq!(t.execute(Z, &mut h, &COMMIT), Err(Error::Full));
+    assert_eq!(t.stats.full, 1);
+    t.retain_zones(|z| z != Z);
+    assert_eq!((t.zone_len(Z), t.zone_len(other)), (0, 1));
+    assert_eq!(t.stats.flushed, 1);
+    let mut h = tcp(A, B, 3, 4, SYN);
+    state(&mut t, Z, &mut h, COMMIT);
+    assert_eq!(t.len(), 2);
+}

@@ -1,0 +1,414 @@
+//! Stateful ACLs through the userspace datapath, on real OVN's logical flows: the seed
+//! lab's switch `dmz` built with `ovn-nbctl`, a security group for container c51 (an
+//! `allow-related` ACL for what it sends, a drop ACL for what it is sent), compiled by
+//! real ovn-northd. TCP frames go through one datapath `Pipeline` (its connection table
+//! lives across frames) as the physical layer hands them over:
+//! - c51's SYN to vm1 passes (`ct.new`, committed in c51's zone), vm1's SYN-ACK passes
+//!   back (`ct.est && ct.rpl` in c51's zone on egress), c51's ACK passes;
+//! - a new connection from vm1 to c51 is dropped by the drop ACL;
+//! - after the ACLs change (the allow ACL replaced by a drop), the established
+//!   connection is blocked both ways (`ct_mark.blocked`, committed by northd's flows).
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use ovnest_common::PortKey;
+use ovnest_datapath::{
+    LogicalPort,
+    conntrack::{Shared, Zone},
+    frames::{Frame, checksum, ipv4},
+    pipeline::{
+        Desc, FramePool, LogicalOutcome, NoServices, Pipeline, Snapshot, TxBatches, Umem, Verdict,
+    },
+};
+use ovnest_logical::{
+    conntrack::{Conntrack, Request},
+    flow::Field,
+};
+use ovnest_tests::{
+    fixtures::lab::{self, Iface, Wiring},
+    ovn::OvnCentral,
+    privilege,
+};
+
+const TOOLS: &[&str] = &["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovn-nbctl"];
+
+const WIRING: Wiring = Wiring {
+    vm1: 11,
+    vm2: 12,
+    vm5: 15,
+    stray: 99,
+};
+const CHUNK: u32 = 2048;
+const CHUNKS: usize = 64;
+const HEADROOM: usize = 256;
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+
+fn mac(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The seed's dmz with its ports, northd-compiled.
+fn seed(ovn: &OvnCentral) {
+    ovn.nbctl(&["ls-add", "dmz"]);
+    ovn.nbctl(&["lr-add", "lr0"]);
+    ovn.nbctl(&[
+        "lrp-add",
+        "lr0",
+        "lr0-dmz",
+        "02:ac:10:ff:01:29",
+        "172.16.255.129/26",
+    ]);
+    ovn.nbctl(&[
+        "lsp-add",
+        "dmz",
+        "dmz-lr0",
+        "--",
+        "lsp-set-type",
+        "dmz-lr0",
+        "router",
+        "--",
+        "lsp-set-addresses",
+        "dmz-lr0",
+        "router",
+        "--",
+        "lsp-set-options",
+        "dmz-lr0",
+        "router-port=lr0-dmz",
+    ]);
+    for port in lab::PORTS.iter().filter(|p| p.name != "dmz-lr0") {
+        let ip = std::net::Ipv4Addr::from(port.ipv4);
+        let addresses = format!("{} {ip}", mac(port.mac));
+        match port.place {
+            lab::Place::Child { tag, .. } => {
+                ovn.nbctl(&["lsp-add", "dmz", port.name, "dmz-vm5", &tag.to_string()])
+            }
+            _ => ovn.nbctl(&["lsp-add", "dmz", port.name]),
+        };
+        ovn.nbctl(&["lsp-set-addresses", port.name, &addresses]);
+        ovn.nbctl(&["lsp-set-port-security", port.name, &addresses]);
+    }
+}
+
+/// The Southbound as the agent reads it: the pipeline and the lab's ports with the
+/// tunnel keys northd gave.
+fn compile(ovn: &OvnCentral, generation: u64) -> Snapshot {
+    ovn.sync();
+    let remotes = ovn.sb_remote().parse().expect("SB remote");
+    let db = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(ovnest::lflow::fetch(remotes, Duration::from_secs(30)))
+        .expect("fetch the Southbound");
+    let dp_key: BTreeMap<_, _> = db
+        .datapaths
+        .iter()
+        .map(|d| (d.uuid, d.tunnel_key))
+        .collect();
+    let keys: BTreeMap<String, PortKey> = db
+        .ports
+        .iter()
+        .map(|p| {
+            let key = PortKey {
+                datapath: dp_key[&p.datapath],
+                port: p.tunnel_key,
+            };
+            (p.name.clone(), key)
+        })
+        .collect();
+    let resident: HashSet<String> = lab::PORTS
+        .iter()
+        .filter(|p| p.place != lab::Place::Remote)
+        .map(|p| p.name.to_string())
+        .collect();
+    let residency = ovnest_logical::pipeline::Residency::Ports(resident);
+    let pipeline = Arc::new(ovnest_logical::Pipeline::compile(&db, &residency));
+    assert!(
+        pipeline.errors.is_empty(),
+        "flows not compiled: {:?}",
+        pipeline.errors
+    );
+    let mut ports: Vec<LogicalPort> = lab::logical_ports(&WIRING);
+    for p in &mut ports {
+        p.key = keys[&p.name];
+    }
+    Snapshot::build(generation, &ports).with_logical(pipeline)
+}
+
+/// An Ethernet/IPv4/TCP frame from lab port `from` to lab port `to`, tagged when `from`
+/// is a container.
+fn tcp(from: &str, to: &str, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+    let (a, b) = (lab::port(from), lab::port(to));
+    let mut l4 = vec![0u8; 20];
+    l4[0..2].copy_from_slice(&sport.to_be_bytes());
+    l4[2..4].copy_from_slice(&dport.to_be_bytes());
+    l4[4..8].copy_from_slice(&1000u32.to_be_bytes());
+    l4[12] = 5 << 4;
+    l4[13] = flags;
+    l4[14..16].copy_from_slice(&64240u16.to_be_bytes());
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&a.ipv4);
+    pseudo.extend_from_slice(&b.ipv4);
+    pseudo.extend_from_slice(&[0, 6, 0, 20]);
+    pseudo.extend_from_slice(&l4);
+    let sum = checksum(&pseudo);
+    l4[16..18].copy_from_slice(&sum.to_be_bytes());
+    let mut f = Frame::eth(b.mac, a.mac);
+    if let lab::Place::Child { tag, .. } = a.place {
+        f = f.vlan(tag);
+    }
+    f.ethertype(0x0800, &ipv4(6, a.ipv4, b.ipv4, &l4)).build()
+}
+
+/// The interface a lab port's frames arrive on.
+fn iface_of(name: &str) -> u32 {
+    match lab::port(name).place {
+        lab::Place::Vif(i) | lab::Place::Child { parent: i, .. } => WIRING.ifindex(i),
+        lab::Place::Remote => panic!("{name} is remote"),
+    }
+}
+
+/// One frame through `p`: its verdict and what went out, as (ifindex, VLAN tag).
+fn send(
+    p: &mut Pipeline<'_>,
+    snap: &Snapshot,
+    from: &str,
+    frame: &[u8],
+) -> (Verdict, Vec<(u32, u16)>) {
+    let before: Vec<u64> = Verdict::all().map(|v| p.counters.get(v)).collect();
+    let chunk = p.pool.take().expect("a free chunk");
+    let at = chunk as usize + HEADROOM;
+    p.umem.as_mut_slice()[at..at + frame.len()].copy_from_slice(frame);
+    p.process_batch(
+        snap,
+        iface_of(from),
+        &[Desc::new(at as u64, frame.len() as u32)],
+    );
+    let verdict = Verdict::all()
+        .zip(before)
+        .find(|(v, b)| p.counters.get(*v) != *b)
+        .map(|(v, _)| v)
+        .expect("a verdict");
+    let mut out = Vec::new();
+    let mut chunks = Vec::new();
+    p.tx.drain_all(|device, d| {
+        let bytes = &p.umem.as_mut_slice()[d.addr as usize..(d.addr + d.len as u64) as usize];
+        let tag = if bytes[12..14] == [0x81, 0x00] {
+            u16::from_be_bytes([bytes[14], bytes[15]]) & 0xfff
+        } else {
+            0
+        };
+        out.push((snap.devices()[device as usize].ifindex, tag));
+        chunks.push(d.addr & !(u64::from(CHUNK) - 1));
+    });
+    for c in chunks {
+        p.pool.give(c);
+    }
+    (verdict, out)
+}
+
+const DELIVERED: Verdict = Verdict::Logical(LogicalOutcome::Delivered);
+const DROPPED: Verdict = Verdict::Logical(LogicalOutcome::Dropped);
+
+#[test]
+fn allow_related_acl_passes_replies_and_drops_new_inbound() {
+    if !privilege::require_tools("conntrack_acl", TOOLS) {
+        return;
+    }
+    let ovn = OvnCentral::start();
+    seed(&ovn);
+    // c51's security group: everything it opens, nothing anyone opens to it.
+    ovn.nbctl(&[
+        "acl-add",
+        "dmz",
+        "from-lport",
+        "1002",
+        "inport == \"dmz-c51\" && ip4",
+        "allow-related",
+    ]);
+    ovn.nbctl(&[
+        "acl-add",
+        "dmz",
+        "to-lport",
+        "1001",
+        "outport == \"dmz-c51\" && ip4",
+        "drop",
+    ]);
+    // c52's: what it opens. It keeps the switch stateful when c51's group changes.
+    ovn.nbctl(&[
+        "acl-add",
+        "dmz",
+        "from-lport",
+        "1002",
+        "inport == \"dmz-c52\" && ip4",
+        "allow-related",
+    ]);
+    let snap = compile(&ovn, 1);
+
+    let mut area = vec![0u8; CHUNKS * CHUNK as usize];
+    let umem = Umem::new(&mut area, CHUNK).expect("umem");
+    let mut pool = FramePool::with_capacity(CHUNKS, HEADROOM as u32);
+    for c in 0..CHUNKS {
+        pool.give((c * CHUNK as usize) as u64);
+    }
+    let mut tx = TxBatches::new(64);
+    tx.prepare(snap.devices().len(), |_| true, |_| {});
+    let mut p = Pipeline::new(umem, pool, tx, NoServices);
+    let (vm1, vm5) = (WIRING.ifindex(Iface::Vm1), WIRING.ifindex(Iface::Vm5));
+
+    // Before anything is open, vm1 cannot reach c51.
+    let probe = tcp("dmz-vm1", "dmz-c51", 80, 40000, SYN | ACK);
+    assert_eq!(
+        send(&mut p, &snap, "dmz-vm1", &probe),
+        (DROPPED, vec![]),
+        "a SYN-ACK nobody asked for"
+    );
+    // c51 opens a connection to vm1: out, back, out.
+    let syn = tcp("dmz-c51", "dmz-vm1", 40000, 80, SYN);
+    assert_eq!(
+        send(&mut p, &snap, "dmz-c51", &syn),
+        (DELIVERED, vec![(vm1, 0)]),
+        "c51's SYN"
+    );
+    let synack = tcp("dmz-vm1", "dmz-c51", 80, 40000, SYN | ACK);
+    assert_eq!(
+        send(&mut p, &snap, "dmz-vm1", &synack),
+        (DELIVERED, vec![(vm5, 51)]),
+        "vm1's SYN-ACK, the reply"
+    );
+    let ack = tcp("dmz-c51", "dmz-vm1", 40000, 80, ACK);
+    assert_eq!(
+        send(&mut p, &snap, "dmz-c51", &ack),
+        (DELIVERED, vec![(vm1, 0)]),
+        "c51's ACK"
+    );
+    let data = tcp("dmz-vm1", "dmz-c51", 80, 40000, ACK);
+    assert_eq!(
+        send(&mut p, &snap, "dmz-vm1", &data),
+        (DELIVERED, vec![(vm5, 51)]),
+        "vm1's data"
+    );
+    // vm1 opens one of its own: dropped, and the next try too.
+    let inbound = tcp("dmz-vm1", "dmz-c51", 41000, 22, SYN);
+    for _ in 0..2 {
+        assert_eq!(
+            send(&mut p, &snap, "dmz-vm1", &inbound),
+            (DROPPED, vec![]),
+            "vm1's new connection to c51"
+        );
+    }
+    {
+        let table = p.conntrack.lock(p.conntrack.now());
+        // c51's connection is committed in c51's zone (its ingress) and in vm1's (its
+        // egress: once a switch is stateful northd commits every new connection). vm1's
+        // own attempt is committed in vm1's zone on its ingress, as ovn-controller's
+        // flows do, and never reaches c51's zone: the drop ACL stops it first.
+        let logical = &snap.logical().expect("logical flows").pipeline;
+        let zone = |name: &str| {
+            let port = logical.port_by_name(name).expect(name);
+            Zone::Port {
+                dp: logical.datapath(port.dp).key,
+                port: port.key,
+            }
+        };
+        assert_eq!(table.zone_len(zone("dmz-c51")), 1, "{:?}", table.stats);
+        assert_eq!(table.zone_len(zone("dmz-vm1")), 2, "{:?}", table.stats);
+        assert_eq!(table.len(), 3);
+    }
+
+    // The security group changes: c51 may no longer open anything. Northd's flows
+    // mark the established connection blocked; it dies both ways.
+    ovn.nbctl(&[
+        "acl-del",
+        "dmz",
+        "from-lport",
+        "1002",
+        "inport == \"dmz-c51\" && ip4",
+    ]);
+    ovn.nbctl(&[
+        "acl-add",
+        "dmz",
+        "from-lport",
+        "1002",
+        "inport == \"dmz-c51\" && ip4",
+        "drop",
+    ]);
+    let snap = compile(&ovn, 2);
+    // Until c51 sends again, vm1's replies still pass (est, rpl, not blocked)...
+    assert_eq!(
+        send(&mut p, &snap, "dmz-vm1", &data),
+        (DELIVERED, vec![(vm5, 51)]),
+        "vm1's data before c51's next packet"
+    );
+    // ...c51's next packet meets the drop ACL as an established connection: dropped,
+    // and the connection committed with ct_mark.blocked = 1...
+    assert_eq!(
+        send(&mut p, &snap, "dmz-c51", &ack),
+        (DROPPED, vec![]),
+        "c51's ACK after the change"
+    );
+    {
+        let mut probe = ovnest_logical::flow::Flow::default();
+        let c51 = lab::port("dmz-c51");
+        let vm1 = lab::port("dmz-vm1");
+        probe.set(Field::EthType, 0x0800);
+        probe.set(Field::Ipv4Src, u128::from(u32::from_be_bytes(c51.ipv4)));
+        probe.set(Field::Ipv4Dst, u128::from(u32::from_be_bytes(vm1.ipv4)));
+        probe.set(Field::IpProto, 6);
+        probe.set(Field::TcpSrc, 40000);
+        probe.set(Field::TcpDst, 80);
+        probe.set(Field::TcpFlags, u128::from(ACK));
+        let logical = &snap.logical().expect("logical flows").pipeline;
+        let port = logical.port_by_name("dmz-c51").expect("c51");
+        let zone = Zone::Port {
+            dp: logical.datapath(port.dp).key,
+            port: port.key,
+        };
+        let mut table = p.conntrack.lock(p.conntrack.now());
+        table
+            .execute(zone, &mut probe, &Request::default())
+            .expect("lookup");
+        assert_eq!(probe.get(Field::CtMark) & 1, 1, "ct_mark.blocked");
+    }
+    // ...so vm1's replies die too.
+    assert_eq!(
+        send(&mut p, &snap, "dmz-vm1", &data),
+        (DROPPED, vec![]),
+        "vm1's data after the change"
+    );
+
+    // Fail closed: a table that cannot commit drops the frame and counts why.
+    let mut area = vec![0u8; CHUNKS * CHUNK as usize];
+    let umem = Umem::new(&mut area, CHUNK).expect("umem");
+    let mut pool = FramePool::with_capacity(CHUNKS, HEADROOM as u32);
+    for c in 0..CHUNKS {
+        pool.give((c * CHUNK as usize) as u64);
+    }
+    let mut tx = TxBatches::new(64);
+    tx.prepare(snap.devices().len(), |_| true, |_| {});
+    let mut full = Pipeline::new(umem, pool, tx, NoServices);
+    full.conntrack = Arc::new(Shared::new(0));
+    let other = tcp("dmz-c52", "dmz-vm1", 40000, 80, SYN);
+    assert_eq!(
+        send(&mut p, &snap, "dmz-c52", &other),
+        (DELIVERED, vec![(vm1, 0)]),
+        "c52's SYN with room in the table"
+    );
+    assert_eq!(
+        send(&mut full, &snap, "dmz-c52", &other),
+        (Verdict::Logical(LogicalOutcome::Unsupported), vec![]),
+        "a SYN whose connection cannot be committed"
+    );
+    assert_eq!(
+        full.counters.unsupported_counts(),
+        vec![("ct_table_full", 1)],
+        "counted by reason"
+    );
+}
