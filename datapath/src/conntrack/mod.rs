@@ -53,6 +53,9 @@
 //!   is rewritten to the translated tuple, a reply to the reverse of the original.
 //!   `nat` without a range on an existing connection applies whatever it has, as the
 //!   kernel does.
+//! - **A packet keeps its connection** across `ct()` actions in one zone ([`Met`]), as
+//!   OVS keeps the skb's conntrack entry: `ct_commit` after `ct_lb_mark` commits the
+//!   load-balanced connection, not the DNATted tuple as a second one.
 //! - **TCP** states SYN_SENT, SYN_RECV, ESTABLISHED, closing (a FIN seen),
 //!   TIME_WAIT (both FINs), CLOSE (RST), each with a timeout; a SYN on a TIME_WAIT or
 //!   CLOSE connection reopens it (port reuse, `TCP_CRR`). No window tracking.
@@ -69,7 +72,7 @@ mod table;
 mod tuple;
 
 pub use shared::{Shared, Tracker};
-pub use table::{Stats, Table};
+pub use table::{Met, Stats, Table};
 pub use tuple::Tuple;
 
 pub use ovnest_logical::conntrack::Zone;

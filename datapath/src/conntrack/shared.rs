@@ -11,7 +11,7 @@ use ovnest_logical::{
     flow::Flow,
 };
 
-use super::Table;
+use super::{Met, Table};
 
 /// One datapath's connection table, behind a lock that only frames needing conntrack
 /// take, once per frame (the slow path; the XDP side will read the table without it).
@@ -54,6 +54,7 @@ impl Shared {
             shared: self,
             now,
             guard: None,
+            met: Met::default(),
         }
     }
 }
@@ -63,6 +64,8 @@ pub struct Tracker<'a> {
     shared: &'a Shared,
     now: u64,
     guard: Option<MutexGuard<'a, Table>>,
+    /// The connections the frame met so far.
+    met: Met,
 }
 
 impl Conntrack for Tracker<'_> {
@@ -70,6 +73,6 @@ impl Conntrack for Tracker<'_> {
         let (shared, now) = (self.shared, self.now);
         self.guard
             .get_or_insert_with(|| shared.lock(now))
-            .execute(zone, flow, req)
+            .execute_for(zone, flow, req, &mut self.met)
     }
 }

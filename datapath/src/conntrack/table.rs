@@ -341,8 +341,50 @@ impl Entry {
     }
 }
 
+/// The connections one packet met, by zone. OVS keeps a packet's connection across
+/// recirculations (the kernel's `skb_nfct_cached`, userspace's cached `conn`): a second
+/// `ct()` in the same zone continues with it, even after NAT changed the packet's
+/// tuple. Without this, `ct_commit` after `ct_lb_mark` would commit the DNATted tuple
+/// as a connection of its own, whose reply tuple is the load-balanced one's.
+#[derive(Debug, Default, Clone)]
+pub struct Met {
+    slots: [Option<(Zone, u32, Dir, Tuple)>; 4],
+}
+
+impl Met {
+    fn get(&self, zone: Zone, t: &Tuple) -> Option<(u32, Dir)> {
+        self.slots
+            .iter()
+            .flatten()
+            .find(|(z, _, _, seen)| *z == zone && seen == t)
+            .map(|(_, idx, dir, _)| (*idx, *dir))
+    }
+
+    fn put(&mut self, zone: Zone, idx: u32, dir: Dir, t: Tuple) {
+        let slot = self
+            .slots
+            .iter()
+            .position(|s| s.is_none_or(|(z, ..)| z == zone))
+            .unwrap_or(0);
+        self.slots[slot] = Some((zone, idx, dir, t));
+    }
+}
+
 impl Conntrack for Table {
     fn execute(&mut self, zone: Zone, flow: &mut Flow, req: &Request) -> Result<(), Error> {
+        self.execute_for(zone, flow, req, &mut Met::default())
+    }
+}
+
+impl Table {
+    /// [`Conntrack::execute`] for a packet that already met the connections in `met`.
+    pub fn execute_for(
+        &mut self,
+        zone: Zone,
+        flow: &mut Flow,
+        req: &Request,
+        met: &mut Met,
+    ) -> Result<(), Error> {
         self.stats.lookups += 1;
         let t = match Tuple::classify(flow) {
             Class::Tuple(t) => t,
@@ -357,7 +399,12 @@ impl Conntrack for Table {
         } else {
             0
         };
-        if let Some((idx, dir)) = self.find(zone, &t, flags) {
+        let cached = met.get(zone, &t).filter(|(idx, _)| {
+            self.entries[*idx as usize]
+                .as_ref()
+                .is_some_and(|e| e.zone == zone)
+        });
+        if let Some((idx, dir)) = cached.or_else(|| self.find(zone, &t, flags)) {
             let now = self.now;
             let e = self.entries[idx as usize].as_mut().expect("indexed entry");
             if !e.update(dir, flags, now) {
@@ -395,6 +442,9 @@ impl Conntrack for Table {
             }
             let (mark, label, orig) = (e.mark, e.label, e.orig);
             set_result(flow, state, mark, label, Some(orig));
+            if let Class::Tuple(now) = Tuple::classify(flow) {
+                met.put(zone, idx, dir, now);
+            }
             return Ok(());
         }
         if !valid_new(&t, flags) {
@@ -429,8 +479,9 @@ impl Conntrack for Table {
             e.update(Dir::Original, flags, self.now);
             apply(&mut e.mark, &mut e.label, req);
             (mark, label) = (e.mark, e.label);
-            self.insert(e);
+            let idx = self.insert(e);
             self.stats.committed += 1;
+            met.put(zone, idx, Dir::Original, translated);
             if nat != 0 {
                 translated.write(flow);
                 state |= if nat & NAT_SRC != 0 {

@@ -334,3 +334,40 @@ fn zone_flush_and_limit() {
     state(&mut t, Z, &mut h, COMMIT);
     assert_eq!(t.len(), 2);
 }
+
+#[test]
+fn a_packet_keeps_its_connection_across_ct_actions_in_one_zone() {
+    // ct_lb_mark(backends) then ct_commit { ct_mark.blocked = 0; } on the same packet,
+    // as a switch with a load balancer and stateful ACLs does.
+    let mut t = Table::default();
+    let mut met = super::Met::default();
+    let lb = Request {
+        commit: true,
+        nat: Nat::Dst {
+            addr: v4_mapped(B),
+            port: 8080,
+        },
+        mark: Some((2, 2)),
+        label: None,
+    };
+    let mut syn = tcp(A, VIP, 40000, 80, SYN);
+    t.execute_for(Z, &mut syn, &lb, &mut met).expect("lb");
+    let block0 = Request {
+        mark: Some((0, 1)),
+        ..COMMIT
+    };
+    t.execute_for(Z, &mut syn, &block0, &mut met)
+        .expect("commit");
+    assert_eq!(t.len(), 1, "the DNATted tuple is the same connection");
+    assert_eq!(syn.get(Field::CtMark), 2);
+    let mut rep = tcp(B, A, 8080, 40000, SYN | ACK);
+    state(&mut t, Z, &mut rep, RESTORE);
+    assert_eq!((rep.get(Field::Ipv4Src) as u32, rep.tp_src()), (VIP, 80));
+    // Without the packet's memory, the commit makes a second entry that steals the
+    // reply tuple: what OVS avoids by keeping the packet's connection.
+    let mut t2 = Table::default();
+    let mut syn2 = tcp(A, VIP, 40000, 80, SYN);
+    state(&mut t2, Z, &mut syn2, lb);
+    state(&mut t2, Z, &mut syn2, block0);
+    assert_eq!(t2.len(), 2);
+}

@@ -1,4 +1,4 @@
-//! Stateful ACLs through the userspace datapath, on real OVN's logical flows: the seed
+//! Conntrack through the userspace datapath, on real OVN's logical flows. Stateful ACLs: the seed
 //! lab's switch `dmz` built with `ovn-nbctl`, a security group for container c51 (an
 //! `allow-related` ACL for what it sends, a drop ACL for what it is sent), compiled by
 //! real ovn-northd. TCP frames go through one datapath `Pipeline` (its connection table
@@ -145,7 +145,20 @@ fn compile(ovn: &OvnCentral, generation: u64) -> Snapshot {
 /// An Ethernet/IPv4/TCP frame from lab port `from` to lab port `to`, tagged when `from`
 /// is a container.
 fn tcp(from: &str, to: &str, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-    let (a, b) = (lab::port(from), lab::port(to));
+    let b = lab::port(to);
+    tcp_to(from, b.mac, b.ipv4, sport, dport, flags)
+}
+
+/// A TCP frame from lab port `from` to `dst` through the L2 next hop `dst_mac`.
+fn tcp_to(
+    from: &str,
+    dst_mac: [u8; 6],
+    dst: [u8; 4],
+    sport: u16,
+    dport: u16,
+    flags: u8,
+) -> Vec<u8> {
+    let a = lab::port(from);
     let mut l4 = vec![0u8; 20];
     l4[0..2].copy_from_slice(&sport.to_be_bytes());
     l4[2..4].copy_from_slice(&dport.to_be_bytes());
@@ -153,18 +166,64 @@ fn tcp(from: &str, to: &str, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
     l4[12] = 5 << 4;
     l4[13] = flags;
     l4[14..16].copy_from_slice(&64240u16.to_be_bytes());
-    let mut pseudo = Vec::new();
-    pseudo.extend_from_slice(&a.ipv4);
-    pseudo.extend_from_slice(&b.ipv4);
-    pseudo.extend_from_slice(&[0, 6, 0, 20]);
-    pseudo.extend_from_slice(&l4);
-    let sum = checksum(&pseudo);
+    let sum = checksum(&pseudo(a.ipv4, dst, &l4));
     l4[16..18].copy_from_slice(&sum.to_be_bytes());
-    let mut f = Frame::eth(b.mac, a.mac);
+    let mut f = Frame::eth(dst_mac, a.mac);
     if let lab::Place::Child { tag, .. } = a.place {
         f = f.vlan(tag);
     }
-    f.ethertype(0x0800, &ipv4(6, a.ipv4, b.ipv4, &l4)).build()
+    f.ethertype(0x0800, &ipv4(6, a.ipv4, dst, &l4)).build()
+}
+
+/// The TCP pseudo-header and segment, what the TCP checksum covers.
+fn pseudo(src: [u8; 4], dst: [u8; 4], l4: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&src);
+    v.extend_from_slice(&dst);
+    v.extend_from_slice(&[0, 6]);
+    v.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+    v.extend_from_slice(l4);
+    v
+}
+
+/// A frame as it went out: interface, tag, and its IPv4/TCP header fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Out {
+    ifindex: u32,
+    tag: u16,
+    eth_dst: [u8; 6],
+    src: [u8; 4],
+    dst: [u8; 4],
+    sport: u16,
+    dport: u16,
+    /// Both the IPv4 and the TCP checksum verify.
+    checksums_ok: bool,
+}
+
+impl Out {
+    fn read(ifindex: u32, bytes: &[u8]) -> Out {
+        let (tag, l3) = if bytes[12..14] == [0x81, 0x00] {
+            (u16::from_be_bytes([bytes[14], bytes[15]]) & 0xfff, 18)
+        } else {
+            (0, 14)
+        };
+        let ip = &bytes[l3..];
+        let ihl = usize::from(ip[0] & 0xf) * 4;
+        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+        let l4 = &ip[ihl..total];
+        let src: [u8; 4] = ip[12..16].try_into().unwrap();
+        let dst: [u8; 4] = ip[16..20].try_into().unwrap();
+        Out {
+            ifindex,
+            tag,
+            eth_dst: bytes[0..6].try_into().unwrap(),
+            src,
+            dst,
+            sport: u16::from_be_bytes([l4[0], l4[1]]),
+            dport: u16::from_be_bytes([l4[2], l4[3]]),
+            checksums_ok: checksum(&ip[..ihl]) == 0 && checksum(&pseudo(src, dst, l4)) == 0,
+        }
+    }
 }
 
 /// The interface a lab port's frames arrive on.
@@ -182,6 +241,17 @@ fn send(
     from: &str,
     frame: &[u8],
 ) -> (Verdict, Vec<(u32, u16)>) {
+    let (verdict, out) = send_full(p, snap, from, frame);
+    (verdict, out.iter().map(|o| (o.ifindex, o.tag)).collect())
+}
+
+/// One frame through `p`: its verdict and the frames that went out.
+fn send_full(
+    p: &mut Pipeline<'_>,
+    snap: &Snapshot,
+    from: &str,
+    frame: &[u8],
+) -> (Verdict, Vec<Out>) {
     let before: Vec<u64> = Verdict::all().map(|v| p.counters.get(v)).collect();
     let chunk = p.pool.take().expect("a free chunk");
     let at = chunk as usize + HEADROOM;
@@ -200,18 +270,25 @@ fn send(
     let mut chunks = Vec::new();
     p.tx.drain_all(|device, d| {
         let bytes = &p.umem.as_mut_slice()[d.addr as usize..(d.addr + d.len as u64) as usize];
-        let tag = if bytes[12..14] == [0x81, 0x00] {
-            u16::from_be_bytes([bytes[14], bytes[15]]) & 0xfff
-        } else {
-            0
-        };
-        out.push((snap.devices()[device as usize].ifindex, tag));
+        out.push(Out::read(snap.devices()[device as usize].ifindex, bytes));
         chunks.push(d.addr & !(u64::from(CHUNK) - 1));
     });
     for c in chunks {
         p.pool.give(c);
     }
     (verdict, out)
+}
+
+/// A datapath pipeline on memory of its own (`area`), with its own connection table.
+fn pipeline<'a>(area: &'a mut [u8], snap: &Snapshot) -> Pipeline<'a> {
+    let umem = Umem::new(area, CHUNK).expect("umem");
+    let mut pool = FramePool::with_capacity(CHUNKS, HEADROOM as u32);
+    for c in 0..CHUNKS {
+        pool.give((c * CHUNK as usize) as u64);
+    }
+    let mut tx = TxBatches::new(64);
+    tx.prepare(snap.devices().len(), |_| true, |_| {});
+    Pipeline::new(umem, pool, tx, NoServices)
 }
 
 const DELIVERED: Verdict = Verdict::Logical(LogicalOutcome::Delivered);
@@ -253,14 +330,7 @@ fn allow_related_acl_passes_replies_and_drops_new_inbound() {
     let snap = compile(&ovn, 1);
 
     let mut area = vec![0u8; CHUNKS * CHUNK as usize];
-    let umem = Umem::new(&mut area, CHUNK).expect("umem");
-    let mut pool = FramePool::with_capacity(CHUNKS, HEADROOM as u32);
-    for c in 0..CHUNKS {
-        pool.give((c * CHUNK as usize) as u64);
-    }
-    let mut tx = TxBatches::new(64);
-    tx.prepare(snap.devices().len(), |_| true, |_| {});
-    let mut p = Pipeline::new(umem, pool, tx, NoServices);
+    let mut p = pipeline(&mut area, &snap);
     let (vm1, vm5) = (WIRING.ifindex(Iface::Vm1), WIRING.ifindex(Iface::Vm5));
 
     // Before anything is open, vm1 cannot reach c51.
@@ -386,14 +456,7 @@ fn allow_related_acl_passes_replies_and_drops_new_inbound() {
 
     // Fail closed: a table that cannot commit drops the frame and counts why.
     let mut area = vec![0u8; CHUNKS * CHUNK as usize];
-    let umem = Umem::new(&mut area, CHUNK).expect("umem");
-    let mut pool = FramePool::with_capacity(CHUNKS, HEADROOM as u32);
-    for c in 0..CHUNKS {
-        pool.give((c * CHUNK as usize) as u64);
-    }
-    let mut tx = TxBatches::new(64);
-    tx.prepare(snap.devices().len(), |_| true, |_| {});
-    let mut full = Pipeline::new(umem, pool, tx, NoServices);
+    let mut full = pipeline(&mut area, &snap);
     full.conntrack = Arc::new(Shared::new(0));
     let other = tcp("dmz-c52", "dmz-vm1", 40000, 80, SYN);
     assert_eq!(
@@ -411,4 +474,101 @@ fn allow_related_acl_passes_replies_and_drops_new_inbound() {
         vec![("ct_table_full", 1)],
         "counted by reason"
     );
+}
+
+/// The seed's lr0 port on dmz: the containers' and VMs' gateway.
+const ROUTER_MAC: [u8; 6] = [0x02, 0xac, 0x10, 0xff, 0x01, 0x29];
+const VIP: [u8; 4] = [172, 16, 255, 140];
+/// Connections opened to the VIP.
+const CONNECTIONS: u16 = 200;
+
+#[test]
+fn load_balancer_spreads_connections_sticks_and_reverses_nat() {
+    if !privilege::require_tools("conntrack_lb", TOOLS) {
+        return;
+    }
+    let ovn = OvnCentral::start();
+    seed(&ovn);
+    ovn.nbctl(&[
+        "lb-add",
+        "lb0",
+        "172.16.255.140:80",
+        "172.16.255.133:8080,172.16.255.134:8080",
+        "tcp",
+    ]);
+    ovn.nbctl(&["ls-lb-add", "dmz", "lb0"]);
+    let snap = compile(&ovn, 1);
+    let mut area = vec![0u8; CHUNKS * CHUNK as usize];
+    let mut p = pipeline(&mut area, &snap);
+    let (vm1, vm5) = (WIRING.ifindex(Iface::Vm1), WIRING.ifindex(Iface::Vm5));
+    let backend = |tag: u16| match tag {
+        51 => "dmz-c51",
+        52 => "dmz-c52",
+        t => panic!("delivered on tag {t}"),
+    };
+
+    // vm1 opens CONNECTIONS connections to the VIP through its gateway.
+    let mut chosen = Vec::new();
+    for i in 0..CONNECTIONS {
+        let sport = 40000 + i;
+        let syn = tcp_to("dmz-vm1", ROUTER_MAC, VIP, sport, 80, SYN);
+        let (verdict, out) = send_full(&mut p, &snap, "dmz-vm1", &syn);
+        assert_eq!(verdict, DELIVERED, "SYN from port {sport}");
+        let [o] = out.as_slice() else {
+            panic!("SYN from port {sport}: {out:?}")
+        };
+        let b = lab::port(backend(o.tag));
+        assert_eq!(
+            (o.ifindex, o.eth_dst, o.dst, o.dport, o.src, o.sport),
+            (vm5, b.mac, b.ipv4, 8080, lab::port("dmz-vm1").ipv4, sport),
+            "SYN from port {sport} as delivered"
+        );
+        assert!(o.checksums_ok, "checksums of {o:?}");
+        chosen.push(o.tag);
+    }
+    let on_c51 = chosen.iter().filter(|t| **t == 51).count();
+    assert!(
+        on_c51 > 0 && on_c51 < chosen.len(),
+        "both backends used: {on_c51} of {} on c51",
+        chosen.len()
+    );
+    // Each connection sticks to its backend: a retransmitted SYN, then the handshake.
+    for (i, tag) in chosen.iter().enumerate().take(50) {
+        let sport = 40000 + i as u16;
+        let again = tcp_to("dmz-vm1", ROUTER_MAC, VIP, sport, 80, SYN);
+        let (_, out) = send_full(&mut p, &snap, "dmz-vm1", &again);
+        assert_eq!(
+            out.iter().map(|o| o.tag).collect::<Vec<_>>(),
+            vec![*tag],
+            "retransmitted SYN from port {sport}"
+        );
+        // The backend answers from its own address; vm1 sees the VIP.
+        let b = backend(*tag);
+        let synack = tcp_to(
+            b,
+            ROUTER_MAC,
+            lab::port("dmz-vm1").ipv4,
+            8080,
+            sport,
+            SYN | ACK,
+        );
+        let (verdict, out) = send_full(&mut p, &snap, b, &synack);
+        assert_eq!(verdict, DELIVERED, "{b}'s SYN-ACK to port {sport}");
+        let [o] = out.as_slice() else {
+            panic!("{b}'s SYN-ACK: {out:?}")
+        };
+        assert_eq!(
+            (o.ifindex, o.tag, o.src, o.sport, o.dport),
+            (vm1, 0, VIP, 80, sport),
+            "{b}'s SYN-ACK as vm1 receives it"
+        );
+        assert!(o.checksums_ok, "checksums of {o:?}");
+        let ack = tcp_to("dmz-vm1", ROUTER_MAC, VIP, sport, 80, ACK);
+        let (_, out) = send_full(&mut p, &snap, "dmz-vm1", &ack);
+        assert_eq!(
+            out.iter().map(|o| (o.tag, o.dport)).collect::<Vec<_>>(),
+            vec![(*tag, 8080)],
+            "vm1's ACK from port {sport}"
+        );
+    }
 }
