@@ -17,7 +17,7 @@ use std::{
 
 use ovnest_common::PortKey;
 use ovnest_datapath::{
-    LogicalPort,
+    Attachment, LogicalPort,
     conntrack::{Shared, Zone},
     frames::{Frame, checksum, ipv4},
     pipeline::{
@@ -101,6 +101,12 @@ fn seed(ovn: &OvnCentral) {
 /// The Southbound as the agent reads it: the pipeline and the lab's ports with the
 /// tunnel keys northd gave.
 fn compile(ovn: &OvnCentral, generation: u64) -> Snapshot {
+    compile_with(ovn, generation, &[])
+}
+
+/// [`compile`], with more ports resident here: `ext1` (bound on the lab's spare
+/// interface) or a chassisredirect port (a gateway port on this chassis).
+fn compile_with(ovn: &OvnCentral, generation: u64, extra: &[&str]) -> Snapshot {
     ovn.sync();
     let remotes = ovn.sb_remote().parse().expect("SB remote");
     let db = tokio::runtime::Runtime::new()
@@ -127,6 +133,7 @@ fn compile(ovn: &OvnCentral, generation: u64) -> Snapshot {
         .iter()
         .filter(|p| p.place != lab::Place::Remote)
         .map(|p| p.name.to_string())
+        .chain(extra.iter().map(|n| n.to_string()))
         .collect();
     let residency = ovnest_logical::pipeline::Residency::Ports(resident);
     let pipeline = Arc::new(ovnest_logical::Pipeline::compile(&db, &residency));
@@ -138,6 +145,19 @@ fn compile(ovn: &OvnCentral, generation: u64) -> Snapshot {
     let mut ports: Vec<LogicalPort> = lab::logical_ports(&WIRING);
     for p in &mut ports {
         p.key = keys[&p.name];
+    }
+    if extra.contains(&"ext1") {
+        ports.push(LogicalPort {
+            name: "ext1".into(),
+            key: keys["ext1"],
+            stats_slot: 50,
+            addresses: vec![(EXT1_MAC, vec![EXT1_IP])],
+            port_security: Some(vec![EXT1_MAC]),
+            unknown: false,
+            attachment: Attachment::Vif {
+                ifindex: WIRING.ifindex(Iface::Stray),
+            },
+        });
     }
     Snapshot::build(generation, &ports).with_logical(pipeline)
 }
@@ -158,7 +178,7 @@ fn tcp_to(
     dport: u16,
     flags: u8,
 ) -> Vec<u8> {
-    let a = lab::port(from);
+    let a = host(from);
     let mut l4 = vec![0u8; 20];
     l4[0..2].copy_from_slice(&sport.to_be_bytes());
     l4[2..4].copy_from_slice(&dport.to_be_bytes());
@@ -169,7 +189,7 @@ fn tcp_to(
     let sum = checksum(&pseudo(a.ipv4, dst, &l4));
     l4[16..18].copy_from_slice(&sum.to_be_bytes());
     let mut f = Frame::eth(dst_mac, a.mac);
-    if let lab::Place::Child { tag, .. } = a.place {
+    if let Some(tag) = a.tag {
         f = f.vlan(tag);
     }
     f.ethertype(0x0800, &ipv4(6, a.ipv4, dst, &l4)).build()
@@ -226,12 +246,45 @@ impl Out {
     }
 }
 
-/// The interface a lab port's frames arrive on.
-fn iface_of(name: &str) -> u32 {
-    match lab::port(name).place {
-        lab::Place::Vif(i) | lab::Place::Child { parent: i, .. } => WIRING.ifindex(i),
-        lab::Place::Remote => panic!("{name} is remote"),
+/// A machine on a logical port: the lab's, or `ext1` on the NAT test's outside switch
+/// (plugged into the interface the lab leaves unbound).
+struct Host {
+    mac: [u8; 6],
+    ipv4: [u8; 4],
+    /// The VLAN tag of a container.
+    tag: Option<u16>,
+    ifindex: u32,
+}
+
+const EXT1_MAC: [u8; 6] = [0x02, 0x0a, 0, 0, 0, 0x05];
+const EXT1_IP: [u8; 4] = [10, 0, 0, 5];
+
+fn host(name: &str) -> Host {
+    if name == "ext1" {
+        return Host {
+            mac: EXT1_MAC,
+            ipv4: EXT1_IP,
+            tag: None,
+            ifindex: WIRING.ifindex(Iface::Stray),
+        };
     }
+    let p = lab::port(name);
+    let (ifindex, tag) = match p.place {
+        lab::Place::Vif(i) => (WIRING.ifindex(i), None),
+        lab::Place::Child { parent, tag } => (WIRING.ifindex(parent), Some(tag)),
+        lab::Place::Remote => panic!("{name} is remote"),
+    };
+    Host {
+        mac: p.mac,
+        ipv4: p.ipv4,
+        tag,
+        ifindex,
+    }
+}
+
+/// The interface a port's frames arrive on.
+fn iface_of(name: &str) -> u32 {
+    host(name).ifindex
 }
 
 /// One frame through `p`: its verdict and what went out, as (ifindex, VLAN tag).
@@ -571,4 +624,114 @@ fn load_balancer_spreads_connections_sticks_and_reverses_nat() {
             "vm1's ACK from port {sport}"
         );
     }
+}
+
+/// lr0's port on the outside network, a distributed gateway port on this chassis.
+const OUTSIDE_MAC: [u8; 6] = [0x02, 0x0a, 0, 0, 0, 0x01];
+const FIP: [u8; 4] = [10, 0, 0, 100];
+
+#[test]
+fn floating_ip_reaches_c51_and_c51_leaves_from_it() {
+    if !privilege::require_tools("conntrack_nat", TOOLS) {
+        return;
+    }
+    let ovn = OvnCentral::start();
+    seed(&ovn);
+    // An outside network behind lr0's gateway port on this chassis, ext1 on it, and a
+    // floating IP for c51.
+    ovn.nbctl(&["ls-add", "outside"]);
+    ovn.nbctl(&[
+        "lrp-add",
+        "lr0",
+        "lr0-outside",
+        "02:0a:00:00:00:01",
+        "10.0.0.1/24",
+    ]);
+    ovn.nbctl(&[
+        "lsp-add",
+        "outside",
+        "outside-lr0",
+        "--",
+        "lsp-set-type",
+        "outside-lr0",
+        "router",
+        "--",
+        "lsp-set-addresses",
+        "outside-lr0",
+        "router",
+        "--",
+        "lsp-set-options",
+        "outside-lr0",
+        "router-port=lr0-outside",
+    ]);
+    ovn.nbctl(&["lsp-add", "outside", "ext1"]);
+    ovn.nbctl(&["lsp-set-addresses", "ext1", "02:0a:00:00:00:05 10.0.0.5"]);
+    ovn.nbctl(&[
+        "lsp-set-port-security",
+        "ext1",
+        "02:0a:00:00:00:05 10.0.0.5",
+    ]);
+    ovn.nbctl(&["lrp-set-gateway-chassis", "lr0-outside", "hv1", "20"]);
+    ovn.nbctl(&[
+        "lr-nat-add",
+        "lr0",
+        "dnat_and_snat",
+        "10.0.0.100",
+        "172.16.255.133",
+    ]);
+    let snap = compile_with(&ovn, 1, &["ext1", "cr-lr0-outside"]);
+    let mut area = vec![0u8; CHUNKS * CHUNK as usize];
+    let mut p = pipeline(&mut area, &snap);
+    let (vm5, ext) = (WIRING.ifindex(Iface::Vm5), WIRING.ifindex(Iface::Stray));
+    let c51 = lab::port("dmz-c51");
+
+    // ext1 connects to the floating IP: DNAT to c51.
+    let syn = tcp_to("ext1", OUTSIDE_MAC, FIP, 33000, 22, SYN);
+    let (verdict, out) = send_full(&mut p, &snap, "ext1", &syn);
+    assert_eq!(verdict, DELIVERED, "ext1's SYN to the floating IP: {out:?}");
+    assert_eq!(
+        out.iter()
+            .map(|o| (o.ifindex, o.tag, o.eth_dst, o.src, o.dst, o.sport, o.dport))
+            .collect::<Vec<_>>(),
+        vec![(vm5, 51, c51.mac, EXT1_IP, c51.ipv4, 33000, 22)],
+        "ext1's SYN as c51 receives it"
+    );
+    assert!(out[0].checksums_ok, "{out:?}");
+    // c51 answers from its own address; ext1 sees the floating IP.
+    let synack = tcp_to("dmz-c51", ROUTER_MAC, EXT1_IP, 22, 33000, SYN | ACK);
+    let (verdict, out) = send_full(&mut p, &snap, "dmz-c51", &synack);
+    assert_eq!(verdict, DELIVERED, "c51's SYN-ACK: {out:?}");
+    assert_eq!(
+        out.iter()
+            .map(|o| (o.ifindex, o.tag, o.eth_dst, o.src, o.dst, o.sport, o.dport))
+            .collect::<Vec<_>>(),
+        vec![(ext, 0, EXT1_MAC, FIP, EXT1_IP, 22, 33000)],
+        "c51's SYN-ACK as ext1 receives it"
+    );
+    assert!(out[0].checksums_ok, "{out:?}");
+
+    // c51 opens a connection outside: it leaves from the floating IP (SNAT)...
+    let syn = tcp_to("dmz-c51", ROUTER_MAC, EXT1_IP, 50000, 80, SYN);
+    let (verdict, out) = send_full(&mut p, &snap, "dmz-c51", &syn);
+    assert_eq!(verdict, DELIVERED, "c51's SYN outside: {out:?}");
+    assert_eq!(
+        out.iter()
+            .map(|o| (o.ifindex, o.src, o.dst, o.dport))
+            .collect::<Vec<_>>(),
+        vec![(ext, FIP, EXT1_IP, 80)],
+        "c51's SYN as ext1 receives it"
+    );
+    let sport = out[0].sport;
+    // ...and ext1's answer comes back to c51.
+    let synack = tcp_to("ext1", OUTSIDE_MAC, FIP, 80, sport, SYN | ACK);
+    let (verdict, out) = send_full(&mut p, &snap, "ext1", &synack);
+    assert_eq!(verdict, DELIVERED, "ext1's SYN-ACK: {out:?}");
+    assert_eq!(
+        out.iter()
+            .map(|o| (o.ifindex, o.tag, o.dst, o.dport, o.src))
+            .collect::<Vec<_>>(),
+        vec![(vm5, 51, c51.ipv4, 50000, EXT1_IP)],
+        "ext1's SYN-ACK as c51 receives it"
+    );
+    assert!(out[0].checksums_ok, "{out:?}");
 }
