@@ -15,13 +15,19 @@ use std::{
     time::Duration,
 };
 
-use ovnest_common::PortKey;
+use ovnest_common::{
+    PortKey, XdpMeta,
+    meta::{META_CACHEABLE, XDP_META_MAGIC},
+};
 use ovnest_datapath::{
-    Attachment, LogicalPort,
+    Attachment, FastPath, LogicalPort,
+    cache::CacheStats,
     conntrack::{Shared, Zone},
+    fastpath::Decisions,
     frames::{Frame, checksum, ipv4},
     pipeline::{
         Desc, FramePool, LogicalOutcome, NoServices, Pipeline, Snapshot, TxBatches, Umem, Verdict,
+        put_meta,
     },
 };
 use ovnest_logical::{
@@ -305,10 +311,24 @@ fn send_full(
     from: &str,
     frame: &[u8],
 ) -> (Verdict, Vec<Out>) {
+    send_meta(p, snap, from, frame, None)
+}
+
+/// [`send_full`], the frame handed over by XDP with `meta` in front of it.
+fn send_meta(
+    p: &mut Pipeline<'_>,
+    snap: &Snapshot,
+    from: &str,
+    frame: &[u8],
+    meta: Option<XdpMeta>,
+) -> (Verdict, Vec<Out>) {
     let before: Vec<u64> = Verdict::all().map(|v| p.counters.get(v)).collect();
     let chunk = p.pool.take().expect("a free chunk");
     let at = chunk as usize + HEADROOM;
     p.umem.as_mut_slice()[at..at + frame.len()].copy_from_slice(frame);
+    if let Some(meta) = meta {
+        put_meta(p.umem.as_mut_slice(), at, &meta).expect("room for the metadata");
+    }
     p.process_batch(
         snap,
         iface_of(from),
@@ -734,4 +754,71 @@ fn floating_ip_reaches_c51_and_c51_leaves_from_it() {
         "ext1's SYN-ACK as c51 receives it"
     );
     assert!(out[0].checksums_ok, "{out:?}");
+}
+
+#[test]
+fn decisions_through_conntrack_are_never_cached() {
+    if !privilege::require_tools("conntrack_cache", TOOLS)
+        || !privilege::require_root("conntrack_cache")
+    {
+        return;
+    }
+    let ovn = OvnCentral::start();
+    seed(&ovn);
+    let fast_path = FastPath::load_decisions(Decisions::Cached { entries: 4096 })
+        .expect("load the XDP program with its decision cache");
+    let stats = Arc::new(CacheStats::default());
+    let maps = fast_path.cache_maps(stats.clone()).expect("cache maps");
+    let mut area = vec![0u8; CHUNKS * CHUNK as usize];
+    let snap = compile(&ovn, 1);
+    let mut p = pipeline(&mut area, &snap);
+    p.cache = Some(maps.writer().expect("cache writer"));
+    // c51's SYN as XDP hands it over after a cache miss: tag stripped, metadata in front.
+    let from_xdp = |snap: &Snapshot, sport: u16| {
+        let mut frame = tcp("dmz-c51", "dmz-vm1", sport, 80, SYN);
+        frame.drain(12..16);
+        let logical = &snap.logical().expect("logical flows").pipeline;
+        let port = logical.port_by_name("dmz-c51").expect("c51");
+        let meta = XdpMeta {
+            magic: XDP_META_MAGIC,
+            ingress: PortKey {
+                datapath: logical.datapath(port.dp).key,
+                port: port.key,
+            },
+            vid: 51,
+            flags: META_CACHEABLE,
+        };
+        (frame, meta)
+    };
+    let vm1 = WIRING.ifindex(Iface::Vm1);
+
+    // A stateless switch: the decision is installed.
+    let (frame, meta) = from_xdp(&snap, 40000);
+    let (verdict, out) = send_meta(&mut p, &snap, "dmz-c51", &frame, Some(meta));
+    assert_eq!((verdict, out.len()), (DELIVERED, 1));
+    assert_eq!(out[0].ifindex, vm1);
+    let stateless = stats.read();
+    assert_eq!((stateless.installs, stateless.conntrack), (1, 0));
+
+    // The same switch made stateful: delivered, not installed, counted.
+    ovn.nbctl(&[
+        "acl-add",
+        "dmz",
+        "from-lport",
+        "1002",
+        "inport == \"dmz-c51\" && ip4",
+        "allow-related",
+    ]);
+    let snap = compile(&ovn, 2);
+    for sport in [40001, 40002] {
+        let (frame, meta) = from_xdp(&snap, sport);
+        let (verdict, out) = send_meta(&mut p, &snap, "dmz-c51", &frame, Some(meta));
+        assert_eq!((verdict, out.len()), (DELIVERED, 1), "port {sport}");
+    }
+    let stateful = stats.read();
+    assert_eq!(
+        (stateful.installs, stateful.replaced, stateful.conntrack),
+        (1, 0, 2),
+        "nothing installed, both counted"
+    );
 }
