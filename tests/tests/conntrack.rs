@@ -466,6 +466,42 @@ fn allow_related_acl_passes_replies_and_drops_new_inbound() {
         assert_eq!(table.len(), 3);
     }
 
+    // Related traffic: vm1 refuses c51's datagram with port unreachable, quoting it; the
+    // error reaches c51 (ct.rel). One quoting a datagram c51 never sent is dropped.
+    let (c51, vm1_port) = (lab::port("dmz-c51"), lab::port("dmz-vm1"));
+    let datagram = Frame::eth(vm1_port.mac, c51.mac)
+        .vlan(51)
+        .udp(c51.ipv4, vm1_port.ipv4, 5353, 53, 4)
+        .build();
+    assert_eq!(
+        send(&mut p, &snap, "dmz-c51", &datagram),
+        (DELIVERED, vec![(vm1, 0)]),
+        "c51's datagram"
+    );
+    let unreachable = |quote: &[u8]| {
+        let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(quote);
+        let sum = checksum(&icmp);
+        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+        Frame::eth(c51.mac, vm1_port.mac)
+            .ethertype(0x0800, &ipv4(1, vm1_port.ipv4, c51.ipv4, &icmp))
+            .build()
+    };
+    // The quote: the datagram's IP header and first 8 bytes of payload.
+    let quote = datagram[18..18 + 28].to_vec();
+    assert_eq!(
+        send(&mut p, &snap, "dmz-vm1", &unreachable(&quote)),
+        (DELIVERED, vec![(vm5, 51)]),
+        "port unreachable about c51's datagram"
+    );
+    let mut other = quote.clone();
+    other[20..22].copy_from_slice(&5354u16.to_be_bytes());
+    assert_eq!(
+        send(&mut p, &snap, "dmz-vm1", &unreachable(&other)),
+        (DROPPED, vec![]),
+        "port unreachable about a datagram never sent"
+    );
+
     // The security group changes: c51 may no longer open anything. Northd's flows
     // mark the established connection blocked; it dies both ways.
     ovn.nbctl(&[

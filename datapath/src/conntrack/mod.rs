@@ -37,10 +37,12 @@
 //!   owner; no 16-bit numbering needs to persist.
 //! - **States** (OVS's `ct_state`): `trk` on every tracked packet; `new` for a packet
 //!   of no committed connection, or of one that has not seen a reply; `est` once it
-//!   has; `rpl` in the reply direction; `inv` for what conntrack refuses (TCP flags no
-//!   connection can have, a SYN-ACK or RST opening one, non-IP, later fragments, ICMP
-//!   errors: related traffic needs the embedded header, which the flow does not
-//!   carry, so it is refused, fail closed); `snat`/`dnat` when NAT rewrote the packet.
+//!   has; `rpl` in the reply direction; `rel` for an ICMP error quoting a packet of a
+//!   connection (the datapath reads the quoted header from the frame, [`quoted`]);
+//!   `inv` for what conntrack refuses (TCP flags no connection can have, a SYN-ACK or
+//!   RST opening one, non-IP, later fragments, an ICMP error about no connection, or
+//!   about a NATted one, whose quoted headers would need rewriting: fail closed);
+//!   `snat`/`dnat` when NAT rewrote the packet.
 //!   `ct_next` without `commit` never creates an entry (OVS discards unconfirmed
 //!   connections), so a new connection must be committed by the ACL stage's
 //!   `ct_commit` to exist.
@@ -73,7 +75,7 @@ mod tuple;
 
 pub use shared::{Shared, Tracker};
 pub use table::{Met, Stats, Table};
-pub use tuple::Tuple;
+pub use tuple::{Tuple, quoted};
 
 pub use ovnest_logical::conntrack::Zone;
 

@@ -48,13 +48,14 @@ impl Shared {
         t
     }
 
-    /// A tracker for one frame: it takes the lock at its first `ct()` only.
-    pub fn tracker(&self, now: u64) -> Tracker<'_> {
+    /// A tracker for one frame: it takes the lock at its first `ct()` only. `related`:
+    /// for an ICMP error, the tuple of the packet it quotes.
+    pub fn tracker(&self, now: u64, related: Option<super::Tuple>) -> Tracker<'_> {
         Tracker {
             shared: self,
             now,
             guard: None,
-            met: Met::default(),
+            met: Met::for_icmp_error(related),
         }
     }
 }

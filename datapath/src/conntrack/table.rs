@@ -349,9 +349,19 @@ impl Entry {
 #[derive(Debug, Default, Clone)]
 pub struct Met {
     slots: [Option<(Zone, u32, Dir, Tuple)>; 4],
+    /// For an ICMP error: the tuple of the packet it quotes.
+    related: Option<Tuple>,
 }
 
 impl Met {
+    /// A packet's memory, for an ICMP error quoting `related` ([`super::quoted`]).
+    pub fn for_icmp_error(related: Option<Tuple>) -> Met {
+        Met {
+            related,
+            ..Met::default()
+        }
+    }
+
     fn get(&self, zone: Zone, t: &Tuple) -> Option<(u32, Dir)> {
         self.slots
             .iter()
@@ -388,6 +398,10 @@ impl Table {
         self.stats.lookups += 1;
         let t = match Tuple::classify(flow) {
             Class::Tuple(t) => t,
+            Class::IcmpError => {
+                self.related(zone, flow, req, met.related);
+                return Ok(());
+            }
             Class::Invalid => {
                 self.stats.invalid += 1;
                 set_result(flow, cs::TRACKED | cs::INVALID, 0, 0, None);
@@ -493,6 +507,34 @@ impl Table {
         }
         set_result(flow, state, mark, label, Some(t));
         Ok(())
+    }
+}
+
+impl Table {
+    /// An ICMP error: related (`rel`, and `rpl` when it travels against the connection)
+    /// to the connection of the packet it quotes in `zone`; invalid without one, or when
+    /// NAT would have to rewrite the quoted headers (not done: fail closed).
+    fn related(&mut self, zone: Zone, flow: &mut Flow, req: &Request, quoted: Option<Tuple>) {
+        let found = quoted.and_then(|q| {
+            let (idx, dir) = *self.index.get(&(zone, q))?;
+            let e = self.entries[idx as usize].as_ref()?;
+            (e.expires > self.now).then_some((e, dir))
+        });
+        match found {
+            Some((e, quoted_dir)) if req.nat == Nat::None || e.nat == 0 => {
+                let mut state = cs::TRACKED | cs::RELATED;
+                // The error answers the quoted packet: it travels the other way.
+                if quoted_dir == Dir::Original {
+                    state |= cs::REPLY_DIR;
+                }
+                let (mark, label, orig) = (e.mark, e.label, e.orig);
+                set_result(flow, state, mark, label, Some(orig));
+            }
+            _ => {
+                self.stats.invalid += 1;
+                set_result(flow, cs::TRACKED | cs::INVALID, 0, 0, None);
+            }
+        }
     }
 }
 

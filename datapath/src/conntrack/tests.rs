@@ -371,3 +371,52 @@ fn a_packet_keeps_its_connection_across_ct_actions_in_one_zone() {
     state(&mut t2, Z, &mut syn2, block0);
     assert_eq!(t2.len(), 2);
 }
+
+/// An ICMPv4 error of `ty` from `src` to `dst` quoting a UDP packet `qs:qsp -> qd:qdp`.
+fn icmp_error_quoting(src: u32, dst: u32, ty: u8, q: (u32, u32, u16, u16)) -> (Flow, Vec<u8>) {
+    let mut f = icmp(src, dst, u16::from(ty));
+    let mut l4 = vec![ty, 3, 0, 0, 0, 0, 0, 0];
+    let mut ip = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0];
+    ip.extend_from_slice(&q.0.to_be_bytes());
+    ip.extend_from_slice(&q.1.to_be_bytes());
+    ip.extend_from_slice(&q.2.to_be_bytes());
+    ip.extend_from_slice(&q.3.to_be_bytes());
+    ip.extend_from_slice(&[0, 8, 0, 0]);
+    l4.extend_from_slice(&ip);
+    f.set(Field::TcpDst, 3);
+    (f, l4)
+}
+
+#[test]
+fn icmp_errors_are_related_to_the_connection_they_quote() {
+    let mut t = Table::default();
+    let mut udp = tcp(A, B, 5000, 53, 0);
+    udp.set(Field::IpProto, 17);
+    state(&mut t, Z, &mut udp, COMMIT);
+    // B answers A's datagram with port unreachable: related, in the reply direction.
+    let (mut err, l4) = icmp_error_quoting(B, A, 3, (A, B, 5000, 53));
+    let quoted = super::quoted(&l4, false);
+    assert!(quoted.is_some());
+    let mut met = super::Met::for_icmp_error(quoted);
+    t.execute_for(Z, &mut err, &LOOKUP, &mut met).expect("ct");
+    assert_eq!(
+        err.get(Field::CtState) as u32,
+        cs::TRACKED | cs::RELATED | cs::REPLY_DIR
+    );
+    // One about a datagram nobody sent is invalid, and so is one with no quote.
+    let (mut err, l4) = icmp_error_quoting(B, A, 3, (A, B, 5001, 53));
+    let mut met = super::Met::for_icmp_error(super::quoted(&l4, false));
+    t.execute_for(Z, &mut err, &LOOKUP, &mut met).expect("ct");
+    assert_eq!(err.get(Field::CtState) as u32, cs::TRACKED | cs::INVALID);
+    let (mut err, _) = icmp_error_quoting(B, A, 3, (A, B, 5000, 53));
+    assert_eq!(
+        state(&mut t, Z, &mut err, LOOKUP),
+        cs::TRACKED | cs::INVALID
+    );
+    // Truncated quotes parse to nothing, never panic.
+    for n in 0..l4.len() {
+        let _ = super::quoted(&l4[..n], false);
+        let _ = super::quoted(&l4[..n], true);
+    }
+    assert!(super::quoted(&l4[..27], false).is_none());
+}

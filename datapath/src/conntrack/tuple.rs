@@ -28,8 +28,10 @@ pub struct Tuple {
 pub enum Class {
     /// A packet conntrack keys.
     Tuple(Tuple),
-    /// A packet conntrack refuses (`ct.inv`): non-IP, a later fragment, an ICMP error.
+    /// A packet conntrack refuses (`ct.inv`): non-IP, a later fragment.
     Invalid,
+    /// An ICMP error: related to the connection of the packet it quotes, if any.
+    IcmpError,
 }
 
 impl Tuple {
@@ -56,7 +58,7 @@ impl Tuple {
             ICMP | ICMPV6 => {
                 let ty = flow.tp_src();
                 if icmp_error(proto, ty) {
-                    return Class::Invalid;
+                    return Class::IcmpError;
                 }
                 (ty, flow.tp_dst())
             }
@@ -124,6 +126,53 @@ impl Tuple {
         flow.ct_tp_src = self.sport;
         flow.ct_tp_dst = self.dport;
     }
+}
+
+/// The tuple of the packet an ICMP error quotes (RFC 792, RFC 4443: its IP header and
+/// at least the first 8 bytes of its payload), from the ICMP message `l4`; `None` when
+/// `l4` is no ICMP error or too short.
+pub fn quoted(l4: &[u8], v6: bool) -> Option<Tuple> {
+    let proto = if v6 { ICMPV6 } else { ICMP };
+    if !icmp_error(proto, u16::from(*l4.first()?)) {
+        return None;
+    }
+    let ip = l4.get(8..)?;
+    let (proto, src, dst, inner) = if v6 {
+        if ip.first()? >> 4 != 6 {
+            return None;
+        }
+        let a = |o: usize| -> Option<u128> {
+            Some(u128::from_be_bytes(ip.get(o..o + 16)?.try_into().ok()?))
+        };
+        (*ip.get(6)?, a(8)?, a(24)?, ip.get(40..)?)
+    } else {
+        if ip.first()? >> 4 != 4 {
+            return None;
+        }
+        let ihl = usize::from(ip[0] & 0xf) * 4;
+        let a = |o: usize| -> Option<u128> {
+            Some(v4_mapped(u32::from_be_bytes(
+                ip.get(o..o + 4)?.try_into().ok()?,
+            )))
+        };
+        (*ip.get(9)?, a(12)?, a(16)?, ip.get(ihl..)?)
+    };
+    let be16 = |o: usize| -> Option<u16> {
+        Some(u16::from_be_bytes(inner.get(o..o + 2)?.try_into().ok()?))
+    };
+    let (sport, dport) = match proto {
+        TCP | UDP | SCTP => (be16(0)?, be16(2)?),
+        ICMP | ICMPV6 => (u16::from(*inner.first()?), u16::from(*inner.get(1)?)),
+        _ => (0, 0),
+    };
+    Some(Tuple {
+        src,
+        dst,
+        sport,
+        dport,
+        proto,
+        v6,
+    })
 }
 
 /// ICMP error types (destination unreachable, time exceeded, ...): they belong to a

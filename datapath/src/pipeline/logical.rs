@@ -145,7 +145,8 @@ impl<S: Service> Pipeline<'_, S> {
         }
         let shared = &*self.conntrack;
         let now = *self.ct_now.get_or_insert_with(|| shared.now());
-        let mut tracker = shared.tracker(now);
+        let related = quoted_by(&flow, data, &layers);
+        let mut tracker = shared.tracker(now, related);
         let decision = std::mem::take(&mut self.scratch.decision);
         let mut it = Interpreter::with_decision(
             pipeline,
@@ -396,6 +397,17 @@ impl<S: Service> Pipeline<'_, S> {
             }
         }
     }
+}
+
+/// For an ICMP error frame, the tuple of the packet it quotes (conntrack's `rel`).
+fn quoted_by(flow: &Flow, data: &[u8], layers: &Layers) -> Option<crate::conntrack::Tuple> {
+    use ovnest_logical::flow::{ETH_TYPE_IP, ETH_TYPE_IPV6};
+    let v6 = match (flow.dl_type(), flow.nw_proto()) {
+        (ETH_TYPE_IP, 1) => false,
+        (ETH_TYPE_IPV6, 58) => true,
+        _ => return None,
+    };
+    crate::conntrack::quoted(data.get(layers.l4?..)?, v6)
 }
 
 /// Drops the connections of zones whose logical port or router the pipeline no longer
