@@ -149,6 +149,8 @@ fn compile_with(ovn: &OvnCentral, generation: u64, extra: &[&str]) -> Snapshot {
         pipeline.errors
     );
     let mut ports: Vec<LogicalPort> = lab::logical_ports(&WIRING);
+    // Ports deleted from the NB are gone from the chassis too.
+    ports.retain(|p| keys.contains_key(&p.name));
     for p in &mut ports {
         p.key = keys[&p.name];
     }
@@ -582,6 +584,29 @@ fn allow_related_acl_passes_replies_and_drops_new_inbound() {
         full.counters.unsupported_counts(),
         vec![("ct_table_full", 1)],
         "counted by reason"
+    );
+
+    // c52 goes: its zone's connection goes with it, c51's (the TCP connection and the
+    // datagram) stay.
+    let zone_of = |snap: &Snapshot, name: &str| {
+        let logical = &snap.logical().expect("logical flows").pipeline;
+        let port = logical.port_by_name(name).expect(name);
+        Zone::Port {
+            dp: logical.datapath(port.dp).key,
+            port: port.key,
+        }
+    };
+    let (c52_zone, c51_zone) = (zone_of(&snap, "dmz-c52"), zone_of(&snap, "dmz-c51"));
+    let count = |p: &Pipeline<'_>, zone| p.conntrack.lock(p.conntrack.now()).zone_len(zone);
+    assert_eq!((count(&p, c52_zone), count(&p, c51_zone)), (1, 2));
+    ovn.nbctl(&["lsp-del", "dmz-c52"]);
+    let snap = compile(&ovn, 3);
+    let probe = tcp("dmz-vm1", "dmz-c51", 80, 40000, ACK);
+    send(&mut p, &snap, "dmz-vm1", &probe);
+    assert_eq!(
+        (count(&p, c52_zone), count(&p, c51_zone)),
+        (0, 2),
+        "c52's zone flushed"
     );
 }
 
