@@ -67,6 +67,19 @@
 //!   [`Error::Full`](ovnest_logical::conntrack::Error) and the frame is dropped and
 //!   counted, never silently forwarded.
 //!
+//! # Not yet
+//! - The XDP side: connections live in a userspace `FxHashMap`, so every packet of a
+//!   tracked flow is an upcall. Next: keys and entries into BPF hash maps written on
+//!   commit, XDP looking up established connections and applying their NAT and the
+//!   cached rest of the decision, userspace aging them from the maps' timestamps.
+//! - `ct_snat_to_vip` (load-balancer hairpin), `handle_svc_check`, `commit_lb_aff`:
+//!   still unsupported (fail closed). `ct_lb_mark`'s `hash_fields` are not read: the
+//!   backend is chosen by the 5-tuple's hash, stickiness comes from the connection.
+//! - ICMP errors about NATted connections (their quoted headers would need NAT too),
+//!   helpers (FTP, TFTP), TCP window tracking, SCTP states (SCTP is tracked as "other").
+//! - Counters in `ovnest status` ([`Stats`] and `CacheStats::conntrack` are kept, not
+//!   shown).
+//!
 //! [`Decision::conntrack`]: ovnest_logical::Decision
 
 mod shared;
