@@ -34,6 +34,7 @@ fn lab(name: &str, agent: AgentKind) -> Lab {
         agent,
         datapath: DatapathMode::Hybrid,
         containers: Default::default(),
+        hypervisors: 1,
         addressing: ovnest_lab::Addressing::Static,
     };
     Lab::up(&args).unwrap_or_else(|e| panic!("{name} lab: {e:#}"))

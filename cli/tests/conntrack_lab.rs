@@ -58,6 +58,7 @@ impl SideLab {
             datapath: DatapathMode::Hybrid,
             addressing: Addressing::Static,
             containers: Default::default(),
+            hypervisors: 1,
         };
         let log = match agent {
             AgentKind::OvnController => "ovn-controller.log",

@@ -400,7 +400,11 @@ impl<S: Service> Pipeline<'_, S> {
 }
 
 /// For an ICMP error frame, the tuple of the packet it quotes (conntrack's `rel`).
-fn quoted_by(flow: &Flow, data: &[u8], layers: &Layers) -> Option<crate::conntrack::Tuple> {
+pub(super) fn quoted_by(
+    flow: &Flow,
+    data: &[u8],
+    layers: &Layers,
+) -> Option<crate::conntrack::Tuple> {
     use ovnest_logical::flow::{ETH_TYPE_IP, ETH_TYPE_IPV6};
     let v6 = match (flow.dl_type(), flow.nw_proto()) {
         (ETH_TYPE_IP, 1) => false,

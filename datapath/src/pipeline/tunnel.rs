@@ -189,7 +189,9 @@ impl<S: Service> Pipeline<'_, S> {
         // The egress pipeline's ct() runs in the local outport's zone.
         let shared = &*self.conntrack;
         let now = *self.ct_now.get_or_insert_with(|| shared.now());
-        let mut tracker = shared.tracker(now);
+        let related =
+            super::logical::quoted_by(&flow, &bytes[frame.off..frame.off + frame.len], &layers);
+        let mut tracker = shared.tracker(now, related);
         let decision = std::mem::take(&mut self.scratch.decision);
         let mut it = Interpreter::with_decision(
             pipeline,
