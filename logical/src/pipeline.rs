@@ -125,7 +125,7 @@ struct Table {
     flows: Vec<CompiledFlow>,
     /// Each flow's conjunctions, so an update rebuilds the classifier without compiling
     /// the flows that did not change.
-    terms: Vec<Box<[Term]>>,
+    terms: Vec<Arc<[Term]>>,
     /// Flows of this table that did not compile here, with the match they had.
     failed: Vec<(FlowError, Arc<str>)>,
     /// Hashes of the names (ports, groups, sets) the matches refer to, sorted.
@@ -405,7 +405,7 @@ struct Compiler<'a> {
 /// A flow compiled for one table but not yet resolved into classifier rules.
 enum Pending {
     Compiled(CompiledFlow, Match),
-    Reused(CompiledFlow, Box<[Term]>),
+    Reused(CompiledFlow, Arc<[Term]>),
 }
 
 impl Pending {
@@ -421,6 +421,8 @@ impl Pending {
 struct Bucket {
     pending: Vec<Pending>,
     failed: Vec<(FlowError, Arc<str>)>,
+    /// Names the reused flows refer to.
+    refs: Vec<u64>,
 }
 
 type TableKey = (DpId, bool, u8);
@@ -596,6 +598,10 @@ impl<'a> Compiler<'a> {
             (std::cmp::Reverse(f.priority), ranks.get(&f.uuid).copied())
         });
         let d = &self.topo.datapaths[dp as usize];
+        // The names the reused flows refer to are among the old table's (a superset
+        // only costs an update a needless recompile of a flow).
+        let mut refs = bucket.refs;
+        refs.extend(bucket.failed.iter().flat_map(|(_, m)| names_in(m)));
         let mut t = Table {
             failed: bucket.failed,
             ..Default::default()
@@ -604,6 +610,7 @@ impl<'a> Compiler<'a> {
             let (flow, terms) = match p {
                 Pending::Reused(f, terms) => (f, terms),
                 Pending::Compiled(f, m) => {
+                    refs.extend(names_in(&f.match_raw));
                     let lookup = |name: &str| self.topo.lookup_port_in(d, name);
                     let m = m.resolve_ports(&lookup).simplify();
                     match expr::to_conjs(&m, MAX_CONJS_PER_FLOW) {
@@ -624,13 +631,17 @@ impl<'a> Compiler<'a> {
             };
             t.push(flow, terms);
         }
-        t.finish();
+        refs.sort_unstable();
+        refs.dedup();
+        t.refs = refs;
+        t.classifier.finish();
+        t.failed.sort_by_key(|(e, _)| e.uuid);
         t
     }
 }
 
 impl Table {
-    fn push(&mut self, flow: CompiledFlow, terms: Box<[Term]>) {
+    fn push(&mut self, flow: CompiledFlow, terms: Arc<[Term]>) {
         let id = self.flows.len() as u32;
         if self.stage_name.is_none() {
             self.stage_name = flow.stage_name.clone();
@@ -650,21 +661,6 @@ impl Table {
         self.terms.push(terms);
     }
 
-    fn finish(&mut self) {
-        self.classifier.finish();
-        self.failed.sort_by_key(|(e, _)| e.uuid);
-        let mut refs: Vec<u64> = self
-            .flows
-            .iter()
-            .map(|f| &f.match_raw)
-            .chain(self.failed.iter().map(|(_, m)| m))
-            .flat_map(|m| names_in(m))
-            .collect();
-        refs.sort_unstable();
-        refs.dedup();
-        self.refs = refs;
-    }
-
     fn refers_to_any(&self, names: &[u64]) -> bool {
         names.iter().any(|h| self.refs.binary_search(h).is_ok())
     }
@@ -677,7 +673,7 @@ impl Table {
     }
 }
 
-fn to_terms(conjs: &[Conj]) -> Box<[Term]> {
+fn to_terms(conjs: &[Conj]) -> Arc<[Term]> {
     let mut out = Vec::new();
     for c in conjs {
         let start = out.len();
@@ -689,7 +685,7 @@ fn to_terms(conjs: &[Conj]) -> Box<[Term]> {
         }
         out[start].1 = (out.len() - start - 1) as u64;
     }
-    out.into_boxed_slice()
+    out.into()
 }
 
 fn name_hash(s: &str) -> u64 {
@@ -1102,6 +1098,7 @@ impl Pipeline {
             let (dp, e, t) = key;
             let old = &self.tables[dp as usize].tables[usize::from(e)][usize::from(t)];
             let bucket = buckets.entry(key).or_default();
+            bucket.refs.extend_from_slice(&old.refs);
             for (f, terms) in old.flows.iter().zip(&old.terms) {
                 if changes.gone.contains(&f.uuid) {
                 } else if hit(&f.match_raw) {
@@ -1157,6 +1154,7 @@ impl Pipeline {
                         let key = (dp as DpId, e == 1, t as u8);
                         if !buckets.contains_key(&key) && table.out_of_order(&ranks) {
                             let b = buckets.entry(key).or_default();
+                            b.refs.extend_from_slice(&table.refs);
                             for (f, terms) in table.flows.iter().zip(&table.terms) {
                                 b.pending.push(Pending::Reused(f.clone(), terms.clone()));
                             }

@@ -342,3 +342,37 @@ fn the_idl_order_moving_reorders_untouched_tables() {
     assert!(w.db.flows.len() > 256);
     assert!(reordered > 0, "no step moved ties in another table");
 }
+
+/// The generated topology behind the scale benchmark (more switches, port groups named
+/// per datapath, ACLs on them): it compiles without errors, and an ACL added or a port
+/// joining a group updates to what a full compile gives.
+#[test]
+fn scaled_topology_updates_equal_full_compiles() {
+    let db = lflows::scaled(600, 100, 100);
+    let res = Residency::Ports(
+        db.ports
+            .iter()
+            .filter(|p| p.name.starts_with("dmz-"))
+            .map(|p| p.name.clone())
+            .collect(),
+    );
+    let p = Pipeline::compile(&db, &res);
+    assert!(
+        p.errors.is_empty(),
+        "{:?}",
+        &p.errors[..p.errors.len().min(3)]
+    );
+    let mut acl = db.clone();
+    lflows::add_acl(&mut acl, 1);
+    let q = p.recompile(&db, &acl, &res);
+    assert_eq!(q.describe(), Pipeline::compile(&acl, &res).describe());
+    assert!(q.tables_rebuilt_since(&p) >= 1);
+    let mut pg = acl.clone();
+    for (name, ports) in pg.port_groups.iter_mut() {
+        if name == "pg0" || name == "1_pg0" {
+            ports.push("dmz-k1".into());
+        }
+    }
+    let r = q.recompile(&acl, &pg, &res);
+    assert_eq!(r.describe(), Pipeline::compile(&pg, &res).describe());
+}
