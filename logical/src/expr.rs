@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use crate::flow::{Field, Flow, WORDS};
 use crate::lex::{Constant, JsonStr, Lexer, Token};
@@ -1240,6 +1240,19 @@ impl Conj {
         true
     }
 
+    /// A hash over the constrained words only (most of a conjunction is wildcard).
+    fn hash64(&self) -> u64 {
+        let mut h = 0u64;
+        for i in 0..WORDS {
+            if self.mask[i] != 0 {
+                h = (h.rotate_left(5) ^ (i as u64) ^ self.mask[i])
+                    .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+                h = (h.rotate_left(5) ^ self.value[i]).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+            }
+        }
+        h
+    }
+
     fn merge(&self, other: &Conj) -> Option<Conj> {
         let mut c = *self;
         c.merge_words(&other.mask, &other.value).then_some(c)
@@ -1276,8 +1289,18 @@ fn dedup(v: &mut Vec<Conj>) {
             }
         }
         _ => {
-            let mut seen = FxHashSet::default();
-            v.retain(|c| seen.insert(*c));
+            // Indices into `v` in the table, not copies: a conjunction is 400 bytes.
+            let mut seen: hashbrown::HashTable<u32> = hashbrown::HashTable::with_capacity(v.len());
+            let mut kept = 0;
+            for i in 0..v.len() {
+                let h = v[i].hash64();
+                if seen.find(h, |&j| v[j as usize] == v[i]).is_none() {
+                    v.swap(kept, i);
+                    seen.insert_unique(h, kept as u32, |&j| v[j as usize].hash64());
+                    kept += 1;
+                }
+            }
+            v.truncate(kept);
         }
     }
 }

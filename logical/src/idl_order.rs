@@ -17,7 +17,9 @@ use crate::db::Uuid;
 /// Each UUID's position in the IDL's iteration over a table holding exactly `uuids`.
 pub fn ranks(uuids: &[Uuid]) -> FxHashMap<Uuid, usize> {
     let mut sorted = uuids.to_vec();
-    sorted.sort();
+    if !sorted.is_sorted() {
+        sorted.sort_unstable();
+    }
     sorted.dedup();
     let parsed = hmap_order(&sorted, |u| hash_bytes(&uuid_string(u)));
     hmap_order(&parsed, |u| u.short())

@@ -5,25 +5,41 @@
 //! Compilation follows ovn-trace's `read_db`: a flow whose match or actions do not
 //! parse, or whose match is too large to index, is left out and reported
 //! ([`Pipeline::errors`]) with its UUID, never skipped silently.
+//!
+//! When the Southbound changes, [`Pipeline::update`] rebuilds only the tables a
+//! changed row, or a changed name their matches refer to, touches (ovn-controller's
+//! incremental processing of lflows, per table rather than per flow): the others are
+//! shared with the previous pipeline, and within a rebuilt table the flows that did
+//! not change keep their compiled rules.
 
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::actions::{self, Action, OptionTable, ParseParams, Pipeline as Dir};
 use crate::classifier::Classifier;
-use crate::db::{Database, LportAddresses, Uuid};
-use crate::expr::{self, Annotator, Match, Sets};
+use crate::db::{Database, LogicalFlow, LportAddresses, Uuid};
+use crate::expr::{self, Annotator, Conj, Match, Sets};
+use crate::flow::WORDS;
 use crate::idl_order;
 use crate::lex::{self, JsonStr, Token};
 use crate::symtab::symtab;
 
-/// Index of a datapath in [`Pipeline::datapaths`].
+/// Index of a datapath in the pipeline's datapaths.
 pub type DpId = u32;
-/// Index of a port in [`Pipeline::ports`].
+/// Index of a port in the pipeline's ports.
 pub type PortId = u32;
-/// Index of a compiled flow in [`Pipeline::flows`].
-pub type FlowId = u32;
+
+/// Where a compiled flow lives: its datapath, pipeline and table, and its index there.
+/// Tables are compiled (and shared between pipeline versions) one by one, so a flow is
+/// named by its table rather than by a pipeline-wide number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowId {
+    pub dp: DpId,
+    pub egress: bool,
+    pub table: u8,
+    pub idx: u32,
+}
 
 /// Disjuncts one logical flow may expand to before it is refused.
 pub const MAX_CONJS_PER_FLOW: usize = 100_000;
@@ -50,7 +66,6 @@ pub struct DatapathInfo {
     pub has_local_l3gateway: bool,
     ports_by_key: FxHashMap<u32, PortId>,
     mcgroups: Vec<McGroupInfo>,
-    tables: [Vec<Table>; 2],
     /// (port key, IP as IPv6 or IPv4-mapped) → MAC.
     mac_bindings: FxHashMap<(u32, u128), u64>,
     /// MAC → port key.
@@ -79,13 +94,42 @@ pub struct PortInfo {
     pub port_security: Vec<LportAddresses>,
 }
 
+/// Datapaths, ports, multicast groups, MAC bindings and FDB: what the actions consult,
+/// read again as a whole when any of it changes (it is small next to the flows).
+#[derive(Debug, Clone, Default)]
+struct Topology {
+    datapaths: Vec<DatapathInfo>,
+    ports: Vec<PortInfo>,
+    ports_by_name: FxHashMap<String, PortId>,
+    dp_by_key: FxHashMap<u32, DpId>,
+    dp_by_uuid: FxHashMap<Uuid, DpId>,
+    /// Some port has a friendly name other than its name (matches are then rewritten).
+    any_friendly: bool,
+    /// Load-balancer VIPs as (address, port).
+    lb_vips: Vec<(actions::Addr, u16, String)>,
+}
+
+/// One constrained word of a classifier rule: (word, mask, value).
+type Term = (u8, u64, u64);
+/// Starts a conjunction in a flow's term list: (`CONJ`, number of terms, 0).
+const CONJ: u8 = u8::MAX;
+
+/// One (datapath, pipeline, table): its classifier and the flows it points at. Shared
+/// between pipeline versions until a flow in it, or a name it refers to, changes.
 #[derive(Debug, Clone, Default)]
 struct Table {
     classifier: Classifier,
     stage_name: Option<Arc<str>>,
-    /// The first table from this one on that is not trivial (its only flow matches
-    /// everything and says `next;`): the interpreter jumps there without lookups.
-    skip_to: u8,
+    /// In lookup order (descending priority, then the IDL's order); a rule's id is the
+    /// index here.
+    flows: Vec<CompiledFlow>,
+    /// Each flow's conjunctions, so an update rebuilds the classifier without compiling
+    /// the flows that did not change.
+    terms: Vec<Arc<[Term]>>,
+    /// Flows of this table that did not compile here, with the match they had.
+    failed: Vec<(FlowError, Arc<str>)>,
+    /// Hashes of the names (ports, groups, sets) the matches refer to, sorted.
+    refs: Vec<u64>,
 }
 
 /// One logical flow compiled for one datapath.
@@ -103,6 +147,8 @@ pub struct CompiledFlow {
     /// Match always true and the only action `next;` to the following table: the
     /// stage is left out of traces (ovn-trace's `may_omit_stage`).
     pub omit: bool,
+    /// The match as the SB has it.
+    match_raw: Arc<str>,
 }
 
 /// A flow the pipeline could not compile.
@@ -113,39 +159,594 @@ pub struct FlowError {
     pub reason: String,
 }
 
+#[derive(Debug, Clone, Default)]
+struct DpTables {
+    tables: [Vec<Arc<Table>>; 2],
+    /// Per table, the first table from it on that is not trivial (its only flow
+    /// matches everything and says `next;`): the interpreter jumps there without
+    /// lookups.
+    skip: [Vec<u8>; 2],
+}
+
 /// A compiled logical pipeline.
 #[derive(Debug, Clone, Default)]
 pub struct Pipeline {
-    pub datapaths: Vec<DatapathInfo>,
-    pub ports: Vec<PortInfo>,
-    pub flows: Vec<CompiledFlow>,
+    topo: Arc<Topology>,
+    tables: Vec<DpTables>,
+    /// Flows not compiled: those whose actions do not parse (for every datapath), then
+    /// table by table those whose match does not.
     pub errors: Vec<FlowError>,
     /// Load-balancer VIPs as (address, port).
     pub lb_vips: Vec<(actions::Addr, u16, String)>,
-    ports_by_name: FxHashMap<String, PortId>,
-    pub(crate) sets: Sets,
-    dp_by_key: FxHashMap<u32, DpId>,
-    dp_by_uuid: FxHashMap<Uuid, DpId>,
+    pub(crate) sets: Arc<Sets>,
+    /// Flow rows whose actions did not parse, by UUID order.
+    row_errors: Arc<Vec<FlowError>>,
+    /// The IDL's iteration order of the Logical_Flow rows (ties between equal
+    /// priorities).
+    ranks: Arc<FxHashMap<Uuid, usize>>,
+    residency: Residency,
+    n_flows: usize,
 }
 
-impl Pipeline {
-    /// Compiles `db`, evaluating `is_chassis_resident()` as `residency` says.
-    pub fn compile(db: &Database, residency: &Residency) -> Pipeline {
-        let mut p = Pipeline::default();
-        p.read_datapaths(db);
-        p.read_ports(db);
-        p.read_mcgroups(db);
-        p.read_flows(db, residency);
-        p.read_mac_bindings(db);
-        p.read_fdbs(db);
-        for lb in &db.load_balancers {
-            for vip in &lb.vips {
-                if let Some((addr, port)) = actions::parse_ip_port(vip) {
-                    p.lb_vips.push((addr, port, vip.clone()));
+/// What changed between two databases, as far as the compiled pipeline cares
+/// ([`Changes::between`]); [`Pipeline::update`] recompiles only what it names.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// Something only a full compile handles (datapaths, DHCP option definitions, the
+    /// kind of residency).
+    pub full: bool,
+    /// Ports, multicast groups, MAC bindings, FDB or load balancers differ.
+    pub topology: bool,
+    /// Address sets or port groups differ.
+    pub sets: bool,
+    /// Flow rows were added or removed (not only modified): the IDL order moves.
+    pub flow_set: bool,
+    /// Rows removed or modified (their old version leaves the pipeline).
+    pub gone: FxHashSet<Uuid>,
+    /// Indices in the new database's flows of rows added or modified.
+    pub added: Vec<usize>,
+    /// (datapath, egress, table) holding a row that changed.
+    pub tables: FxHashSet<(Uuid, bool, u8)>,
+    /// Names whose meaning in a match changed: ports (existence, datapath, key,
+    /// friendly name, residency), port groups, address sets, multicast groups.
+    pub names: FxHashSet<String>,
+}
+
+impl Changes {
+    /// True when the pipeline compiled from `old` serves `new` as it is.
+    pub fn is_empty(&self) -> bool {
+        !self.full
+            && !self.topology
+            && !self.sets
+            && !self.flow_set
+            && self.gone.is_empty()
+            && self.added.is_empty()
+            && self.names.is_empty()
+    }
+
+    /// The differences between `old` compiled for `old_res` and `new` for `new_res`.
+    pub fn between(
+        old: &Database,
+        new: &Database,
+        old_res: &Residency,
+        new_res: &Residency,
+    ) -> Changes {
+        let mut c = Changes {
+            full: old.datapaths != new.datapaths
+                || old.dhcp_options != new.dhcp_options
+                || old.dhcpv6_options != new.dhcpv6_options,
+            ..Default::default()
+        };
+        match (old_res, new_res) {
+            (Residency::Everywhere, Residency::Everywhere) => {}
+            (Residency::Ports(a), Residency::Ports(b)) => {
+                c.names.extend(a.symmetric_difference(b).cloned());
+            }
+            _ => c.full = true,
+        }
+        if c.full {
+            return c;
+        }
+        c.diff_flows(old, new);
+        if old.ports != new.ports {
+            c.topology = true;
+            let by_name = |db: &Database| -> FxHashMap<String, (Uuid, u32, Option<String>)> {
+                db.ports
+                    .iter()
+                    .map(|p| (p.name.clone(), (p.datapath, p.tunnel_key, p.name2.clone())))
+                    .collect()
+            };
+            let (a, b) = (by_name(old), by_name(new));
+            let mut ports: FxHashSet<&str> = FxHashSet::default();
+            for (name, v) in &a {
+                if b.get(name) != Some(v) {
+                    ports.insert(name);
+                }
+            }
+            for name in b.keys() {
+                if !a.contains_key(name) {
+                    ports.insert(name);
+                }
+            }
+            // A port in `@pg` is resolved through the group.
+            for db in [old, new] {
+                for (pg, members) in &db.port_groups {
+                    if members.iter().any(|m| ports.contains(m.as_str())) {
+                        c.add_set_name(pg);
+                    }
+                }
+            }
+            c.names.extend(ports.into_iter().map(str::to_owned));
+        }
+        if old.mcgroups != new.mcgroups {
+            c.topology = true;
+            let keys = |db: &Database| -> FxHashSet<(Uuid, String, u32)> {
+                db.mcgroups
+                    .iter()
+                    .map(|m| (m.datapath, m.name.clone(), m.tunnel_key))
+                    .collect()
+            };
+            let (a, b) = (keys(old), keys(new));
+            c.names
+                .extend(a.symmetric_difference(&b).map(|(_, n, _)| n.clone()));
+        }
+        c.topology |= old.mac_bindings != new.mac_bindings
+            || old.fdbs != new.fdbs
+            || old.load_balancers != new.load_balancers;
+        for (a, b) in [
+            (&old.address_sets, &new.address_sets),
+            (&old.port_groups, &new.port_groups),
+        ] {
+            if a != b {
+                c.sets = true;
+                let a: FxHashMap<&str, &Vec<String>> =
+                    a.iter().map(|(n, v)| (n.as_str(), v)).collect();
+                let b: FxHashMap<&str, &Vec<String>> =
+                    b.iter().map(|(n, v)| (n.as_str(), v)).collect();
+                for (n, v) in &a {
+                    if b.get(n) != Some(v) {
+                        c.add_set_name(n);
+                    }
+                }
+                for n in b.keys() {
+                    if !a.contains_key(n) {
+                        c.add_set_name(n);
+                    }
                 }
             }
         }
-        p
+        c
+    }
+
+    /// A set's name, and for a port group also the name `@pg` has in a match (the SB
+    /// names a datapath's share of group `pg` `<key>_pg`).
+    fn add_set_name(&mut self, name: &str) {
+        if let Some((key, rest)) = name.split_once('_')
+            && !key.is_empty()
+            && key.bytes().all(|b| b.is_ascii_digit())
+        {
+            self.names.insert(rest.to_owned());
+        }
+        self.names.insert(name.to_owned());
+    }
+
+    fn diff_flows(&mut self, old: &Database, new: &Database) {
+        let order = |db: &Database| -> Vec<usize> {
+            let mut idx: Vec<usize> = (0..db.flows.len()).collect();
+            if !db.flows.is_sorted_by_key(|f| f.uuid) {
+                idx.sort_by_key(|&i| db.flows[i].uuid);
+            }
+            idx
+        };
+        let (a, b) = (order(old), order(new));
+        let (mut i, mut j) = (0, 0);
+        let touch = |c: &mut Changes, f: &LogicalFlow| {
+            for dp in &f.datapaths {
+                c.tables.insert((*dp, f.egress, f.table_id));
+            }
+        };
+        while i < a.len() || j < b.len() {
+            let fa = a.get(i).map(|&k| &old.flows[k]);
+            let fb = b.get(j).map(|&k| &new.flows[k]);
+            match (fa, fb) {
+                (Some(x), Some(y)) if x.uuid == y.uuid => {
+                    if x != y {
+                        self.gone.insert(x.uuid);
+                        self.added.push(b[j]);
+                        touch(self, x);
+                        touch(self, y);
+                    }
+                    i += 1;
+                    j += 1;
+                }
+                (Some(x), y) if y.is_none_or(|y| x.uuid < y.uuid) => {
+                    self.gone.insert(x.uuid);
+                    self.flow_set = true;
+                    touch(self, x);
+                    i += 1;
+                }
+                (_, Some(y)) => {
+                    self.added.push(b[j]);
+                    self.flow_set = true;
+                    touch(self, y);
+                    j += 1;
+                }
+                _ => unreachable!("one side has a row"),
+            }
+        }
+    }
+}
+
+/// A row's parts that do not depend on the datapath.
+struct RowParts {
+    actions: Arc<[Action]>,
+    prereqs: Match,
+    stage_name: Option<Arc<str>>,
+    source: Option<Arc<str>>,
+    match_s: Arc<str>,
+    match_raw: Arc<str>,
+}
+
+/// What compiles rows: the option tables, the sets, caches shared across rows.
+struct Compiler<'a> {
+    topo: &'a Topology,
+    sets: &'a Sets,
+    residency: &'a Residency,
+    dhcp: OptionTable,
+    dhcp6: OptionTable,
+    nd_ra: OptionTable,
+    events: OptionTable,
+    annotator: Annotator,
+    /// Annotated matches by (match text, datapath key when `@pg` makes it matter).
+    match_cache: FxHashMap<(Arc<str>, u32), Result<Match, String>>,
+    prereq_cache: FxHashMap<Vec<String>, Result<Match, String>>,
+}
+
+/// A flow compiled for one table but not yet resolved into classifier rules.
+enum Pending {
+    Compiled(CompiledFlow, Match),
+    Reused(CompiledFlow, Arc<[Term]>),
+}
+
+impl Pending {
+    fn flow(&self) -> &CompiledFlow {
+        match self {
+            Pending::Compiled(f, _) | Pending::Reused(f, _) => f,
+        }
+    }
+}
+
+/// Flows bound for one table, and the flows that failed there.
+#[derive(Default)]
+struct Bucket {
+    pending: Vec<Pending>,
+    failed: Vec<(FlowError, Arc<str>)>,
+    /// Names the reused flows refer to.
+    refs: Vec<u64>,
+}
+
+type TableKey = (DpId, bool, u8);
+
+impl<'a> Compiler<'a> {
+    fn new(db: &Database, topo: &'a Topology, sets: &'a Sets, residency: &'a Residency) -> Self {
+        let mut dhcp = OptionTable::default();
+        for o in &db.dhcp_options {
+            dhcp.add(&o.name, o.code, &o.ty);
+        }
+        let mut dhcp6 = OptionTable::default();
+        for o in &db.dhcpv6_options {
+            dhcp6.add(&o.name, o.code, &o.ty);
+        }
+        Compiler {
+            topo,
+            sets,
+            residency,
+            dhcp,
+            dhcp6,
+            nd_ra: OptionTable::nd_ra(),
+            events: OptionTable::lb_event(),
+            annotator: Annotator::default(),
+            match_cache: FxHashMap::default(),
+            prereq_cache: FxHashMap::default(),
+        }
+    }
+
+    /// Parses a row's actions and prerequisites; `Err` is a row error.
+    fn row(&mut self, lf: &LogicalFlow) -> Result<RowParts, FlowError> {
+        let dir = if lf.egress { Dir::Egress } else { Dir::Ingress };
+        let pp = ParseParams {
+            dhcp_opts: &self.dhcp,
+            dhcpv6_opts: &self.dhcp6,
+            nd_ra_opts: &self.nd_ra,
+            event_opts: &self.events,
+            pipeline: dir,
+            table: lf.table_id,
+            n_tables: actions::LOG_PIPELINE_LEN,
+        };
+        let parsed = actions::parse(&lf.actions, &pp).map_err(|e| FlowError {
+            uuid: lf.uuid,
+            datapath: None,
+            reason: format!("{}: parsing actions failed ({e})", lf.actions),
+        })?;
+        let annotator = &mut self.annotator;
+        let prereqs = self
+            .prereq_cache
+            .entry(parsed.prereqs.clone())
+            .or_insert_with(|| {
+                let mut m = Match::Bool(true);
+                for p in &parsed.prereqs {
+                    let e = expr::parse(p, symtab(), &expr::NoSets, 0)?;
+                    m = m.and(annotator.annotate(symtab(), &e)?);
+                }
+                Ok(m)
+            })
+            .clone()
+            .map_err(|e| FlowError {
+                uuid: lf.uuid,
+                datapath: None,
+                reason: format!("match annotation failed ({e})"),
+            })?;
+        Ok(RowParts {
+            actions: parsed.actions.into(),
+            prereqs,
+            stage_name: lf.stage_name.as_deref().map(Into::into),
+            source: lf.source.as_deref().map(Into::into),
+            match_s: self.topo.make_names_friendly(&lf.match_).into(),
+            match_raw: lf.match_.as_str().into(),
+        })
+    }
+
+    /// Compiles `lf` for datapath `dp` into `bucket`.
+    fn for_datapath(&mut self, lf: &LogicalFlow, parts: &RowParts, dp: DpId, bucket: &mut Bucket) {
+        let dp_info = &self.topo.datapaths[dp as usize];
+        let dp_key = dp_info.key;
+        let uses_pg = lf.match_.contains('@');
+        let cache_key = (parts.match_raw.clone(), if uses_pg { dp_key } else { 0 });
+        let (sets, annotator) = (self.sets, &mut self.annotator);
+        let m = self
+            .match_cache
+            .entry(cache_key)
+            .or_insert_with(|| {
+                let e = expr::parse(&lf.match_, symtab(), sets, dp_key)?;
+                annotator.annotate(symtab(), &e)
+            })
+            .clone();
+        let m = match m {
+            Ok(m) => m,
+            Err(e) => {
+                bucket.failed.push((
+                    FlowError {
+                        uuid: lf.uuid,
+                        datapath: Some(dp_info.uuid),
+                        reason: format!("{}: parsing expression failed ({e})", lf.match_),
+                    },
+                    parts.match_raw.clone(),
+                ));
+                return;
+            }
+        };
+        let topo = self.topo;
+        let resident = |name: &str| match self.residency {
+            Residency::Everywhere => name.is_empty() || topo.ports_by_name.contains_key(name),
+            Residency::Ports(set) => name.is_empty() || set.contains(name),
+        };
+        let m = fold(
+            m.and(parts.prereqs.clone())
+                .simplify()
+                .resolve_conditions(&resident),
+        );
+        let dir = if lf.egress { Dir::Egress } else { Dir::Ingress };
+        let omit = m.is_true()
+            && matches!(&*parts.actions, [Action::Next { pipeline, table, .. }]
+                if *pipeline == dir && *table == lf.table_id + 1);
+        bucket.pending.push(Pending::Compiled(
+            CompiledFlow {
+                uuid: lf.uuid,
+                egress: lf.egress,
+                table: lf.table_id,
+                priority: lf.priority,
+                stage_name: parts.stage_name.clone(),
+                source: parts.source.clone(),
+                match_s: parts.match_s.clone(),
+                actions: parts.actions.clone(),
+                omit,
+                match_raw: parts.match_raw.clone(),
+            },
+            m,
+        ));
+    }
+
+    /// Compiles row `lf` into the buckets of its datapaths; a row error goes to
+    /// `row_errors`.
+    fn add_row(
+        &mut self,
+        lf: &LogicalFlow,
+        only: Option<DpId>,
+        buckets: &mut FxHashMap<TableKey, Bucket>,
+        row_errors: &mut Vec<FlowError>,
+    ) {
+        let parts = match self.row(lf) {
+            Ok(p) => p,
+            Err(e) => {
+                row_errors.push(e);
+                return;
+            }
+        };
+        for dp_uuid in &lf.datapaths {
+            let Some(&dp) = self.topo.dp_by_uuid.get(dp_uuid) else {
+                continue;
+            };
+            if only.is_some_and(|o| o != dp) {
+                continue;
+            }
+            let bucket = buckets.entry((dp, lf.egress, lf.table_id)).or_default();
+            self.for_datapath(lf, &parts, dp, bucket);
+        }
+    }
+
+    /// Builds one table from its flows.
+    fn table(&self, dp: DpId, mut bucket: Bucket, ranks: &FxHashMap<Uuid, usize>) -> Table {
+        // ovn-trace sorts by pipeline, table and descending priority with a stable
+        // sort, so flows of equal priority keep the order its IDL iterates rows in
+        // (`idl_order`). northd does emit overlapping flows of equal priority
+        // (ls_out_pre_lb's `eth.mcast` and `ip && outport == ROUTER_PORT`); ordering
+        // ties the same way makes the first one win here as it does there. (OVS's own
+        // classifier leaves such ties undefined, so the datapath loses nothing by
+        // following ovn-trace.)
+        bucket.pending.sort_by_key(|p| {
+            let f = p.flow();
+            (std::cmp::Reverse(f.priority), ranks.get(&f.uuid).copied())
+        });
+        let d = &self.topo.datapaths[dp as usize];
+        // The names the reused flows refer to are among the old table's (a superset
+        // only costs an update a needless recompile of a flow).
+        let mut refs = bucket.refs;
+        refs.extend(bucket.failed.iter().flat_map(|(_, m)| names_in(m)));
+        let mut t = Table {
+            failed: bucket.failed,
+            ..Default::default()
+        };
+        for p in bucket.pending {
+            let (flow, terms) = match p {
+                Pending::Reused(f, terms) => (f, terms),
+                Pending::Compiled(f, m) => {
+                    refs.extend(names_in(&f.match_raw));
+                    let lookup = |name: &str| self.topo.lookup_port_in(d, name);
+                    let m = m.resolve_ports(&lookup).simplify();
+                    match expr::to_conjs(&m, MAX_CONJS_PER_FLOW) {
+                        Ok(c) => (f, to_terms(&c)),
+                        Err(e) => {
+                            t.failed.push((
+                                FlowError {
+                                    uuid: f.uuid,
+                                    datapath: Some(d.uuid),
+                                    reason: e.to_string(),
+                                },
+                                f.match_raw,
+                            ));
+                            continue;
+                        }
+                    }
+                }
+            };
+            t.push(flow, terms);
+        }
+        refs.sort_unstable();
+        refs.dedup();
+        t.refs = refs;
+        t.classifier.finish();
+        t.failed.sort_by_key(|(e, _)| e.uuid);
+        t
+    }
+}
+
+impl Table {
+    fn push(&mut self, flow: CompiledFlow, terms: Arc<[Term]>) {
+        let id = self.flows.len() as u32;
+        if self.stage_name.is_none() {
+            self.stage_name = flow.stage_name.clone();
+        }
+        let mut i = 0;
+        while i < terms.len() {
+            let n = terms[i].1 as usize;
+            let mut c = Conj::ANY;
+            for &(w, m, v) in &terms[i + 1..i + 1 + n] {
+                c.mask[w as usize] = m;
+                c.value[w as usize] = v;
+            }
+            self.classifier.insert(&c, u32::from(flow.priority), id);
+            i += 1 + n;
+        }
+        self.flows.push(flow);
+        self.terms.push(terms);
+    }
+
+    fn refers_to_any(&self, names: &[u64]) -> bool {
+        names.iter().any(|h| self.refs.binary_search(h).is_ok())
+    }
+
+    /// True when the flows are no longer in the order `ranks` gives ties.
+    fn out_of_order(&self, ranks: &FxHashMap<Uuid, usize>) -> bool {
+        self.flows.windows(2).any(|w| {
+            w[0].priority == w[1].priority && ranks.get(&w[0].uuid) > ranks.get(&w[1].uuid)
+        })
+    }
+}
+
+fn to_terms(conjs: &[Conj]) -> Arc<[Term]> {
+    let mut out = Vec::new();
+    for c in conjs {
+        let start = out.len();
+        out.push((CONJ, 0, 0));
+        for w in 0..WORDS {
+            if c.mask[w] != 0 {
+                out.push((w as u8, c.mask[w], c.value[w]));
+            }
+        }
+        out[start].1 = (out.len() - start - 1) as u64;
+    }
+    out.into()
+}
+
+fn name_hash(s: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(s)
+}
+
+/// Hashes of the names a match refers to: quoted strings (ports, multicast groups,
+/// `is_chassis_resident()`), `$address_set`, `@port_group`. A superset is harmless:
+/// it only makes an update recompile a flow that did not need it.
+fn names_in(m: &str) -> impl Iterator<Item = u64> + '_ {
+    let b = m.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < b.len() {
+            match b[i] {
+                b'"' => {
+                    let start = i + 1;
+                    let mut j = start;
+                    while j < b.len() && b[j] != b'"' {
+                        j += if b[j] == b'\\' { 2 } else { 1 };
+                    }
+                    let end = j.min(b.len());
+                    i = j + 1;
+                    return Some(name_hash(&m[start..end]));
+                }
+                b'$' | b'@' => {
+                    let start = i + 1;
+                    let mut j = start;
+                    while j < b.len()
+                        && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'.')
+                    {
+                        j += 1;
+                    }
+                    i = j;
+                    return Some(name_hash(&m[start..j]));
+                }
+                _ => i += 1,
+            }
+        }
+        None
+    })
+}
+
+impl Topology {
+    fn read(db: &Database) -> Topology {
+        let mut t = Topology::default();
+        t.read_datapaths(db);
+        t.read_ports(db);
+        t.read_mcgroups(db);
+        t.read_mac_bindings(db);
+        t.read_fdbs(db);
+        for lb in &db.load_balancers {
+            for vip in &lb.vips {
+                if let Some((addr, port)) = actions::parse_ip_port(vip) {
+                    t.lb_vips.push((addr, port, vip.clone()));
+                }
+            }
+        }
+        t.any_friendly = t.ports.iter().any(|p| p.friendly != p.name);
+        t
     }
 
     fn read_datapaths(&mut self, db: &Database) {
@@ -167,16 +768,11 @@ impl Pipeline {
                 has_local_l3gateway: false,
                 ports_by_key: FxHashMap::default(),
                 mcgroups: Vec::new(),
-                tables: [
-                    vec![Table::default(); actions::LOG_PIPELINE_LEN as usize],
-                    vec![Table::default(); actions::LOG_PIPELINE_LEN as usize],
-                ],
                 mac_bindings: FxHashMap::default(),
                 fdb: FxHashMap::default(),
             });
         }
     }
-
     fn read_ports(&mut self, db: &Database) {
         for pb in &db.ports {
             let Some(&dp) = self.dp_by_uuid.get(&pb.datapath) else {
@@ -263,203 +859,6 @@ impl Pipeline {
         }
     }
 
-    fn read_flows(&mut self, db: &Database, residency: &Residency) {
-        let mut sets = Sets::default();
-        for (name, addrs) in &db.address_sets {
-            sets.add_address_set(name, addrs.iter().map(String::as_str));
-        }
-        for (name, ports) in &db.port_groups {
-            sets.add_port_group(name, ports.iter().map(String::as_str));
-        }
-        let mut dhcp = OptionTable::default();
-        for o in &db.dhcp_options {
-            dhcp.add(&o.name, o.code, &o.ty);
-        }
-        let mut dhcp6 = OptionTable::default();
-        for o in &db.dhcpv6_options {
-            dhcp6.add(&o.name, o.code, &o.ty);
-        }
-        let (nd_ra, events) = (OptionTable::nd_ra(), OptionTable::lb_event());
-        let mut annotator = Annotator::default();
-        // Annotated matches by (match text, datapath key when `@pg` makes it matter).
-        let mut match_cache: FxHashMap<(String, u32), Result<Match, String>> = FxHashMap::default();
-        let mut prereq_cache: FxHashMap<Vec<String>, Result<Match, String>> = FxHashMap::default();
-        let port_names: rustc_hash::FxHashSet<String> =
-            self.ports_by_name.keys().cloned().collect();
-        let resident_everywhere = |name: &str| name.is_empty() || port_names.contains(name);
-
-        let mut pending: Vec<(DpId, CompiledFlow, Match)> = Vec::new();
-        for lf in &db.flows {
-            let dir = if lf.egress { Dir::Egress } else { Dir::Ingress };
-            let pp = ParseParams {
-                dhcp_opts: &dhcp,
-                dhcpv6_opts: &dhcp6,
-                nd_ra_opts: &nd_ra,
-                event_opts: &events,
-                pipeline: dir,
-                table: lf.table_id,
-                n_tables: actions::LOG_PIPELINE_LEN,
-            };
-            let parsed = match actions::parse(&lf.actions, &pp) {
-                Ok(p) => p,
-                Err(e) => {
-                    self.errors.push(FlowError {
-                        uuid: lf.uuid,
-                        datapath: None,
-                        reason: format!("{}: parsing actions failed ({e})", lf.actions),
-                    });
-                    continue;
-                }
-            };
-            let prereqs = prereq_cache
-                .entry(parsed.prereqs.clone())
-                .or_insert_with(|| {
-                    let mut m = Match::Bool(true);
-                    for p in &parsed.prereqs {
-                        let e = expr::parse(p, symtab(), &expr::NoSets, 0)?;
-                        m = m.and(annotator.annotate(symtab(), &e)?);
-                    }
-                    Ok(m)
-                })
-                .clone();
-            let prereqs = match prereqs {
-                Ok(p) => p,
-                Err(e) => {
-                    self.errors.push(FlowError {
-                        uuid: lf.uuid,
-                        datapath: None,
-                        reason: format!("match annotation failed ({e})"),
-                    });
-                    continue;
-                }
-            };
-            let actions_arc: Arc<[Action]> = parsed.actions.into();
-            let stage_name: Option<Arc<str>> = lf.stage_name.as_deref().map(Into::into);
-            let source: Option<Arc<str>> = lf.source.as_deref().map(Into::into);
-            let match_s: Arc<str> = self.make_names_friendly(&lf.match_).into();
-            let uses_pg = lf.match_.contains('@');
-            for dp_uuid in &lf.datapaths {
-                let Some(&dp) = self.dp_by_uuid.get(dp_uuid) else {
-                    continue;
-                };
-                let dp_key = self.datapaths[dp as usize].key;
-                let cache_key = (lf.match_.clone(), if uses_pg { dp_key } else { 0 });
-                let m = match_cache
-                    .entry(cache_key)
-                    .or_insert_with(|| {
-                        let e = expr::parse(&lf.match_, symtab(), &sets, dp_key)?;
-                        annotator.annotate(symtab(), &e)
-                    })
-                    .clone();
-                let m = match m {
-                    Ok(m) => m,
-                    Err(e) => {
-                        self.errors.push(FlowError {
-                            uuid: lf.uuid,
-                            datapath: Some(*dp_uuid),
-                            reason: format!("{}: parsing expression failed ({e})", lf.match_),
-                        });
-                        continue;
-                    }
-                };
-                let resident = |name: &str| match residency {
-                    Residency::Everywhere => resident_everywhere(name),
-                    Residency::Ports(set) => name.is_empty() || set.contains(name),
-                };
-                let m = fold(
-                    m.and(prereqs.clone())
-                        .simplify()
-                        .resolve_conditions(&resident),
-                );
-                let omit = m.is_true()
-                    && matches!(&*actions_arc, [Action::Next { pipeline, table, .. }]
-                        if *pipeline == dir && *table == lf.table_id + 1);
-                pending.push((
-                    dp,
-                    CompiledFlow {
-                        uuid: lf.uuid,
-                        egress: lf.egress,
-                        table: lf.table_id,
-                        priority: lf.priority,
-                        stage_name: stage_name.clone(),
-                        source: source.clone(),
-                        match_s: match_s.clone(),
-                        actions: actions_arc.clone(),
-                        omit,
-                    },
-                    m,
-                ));
-            }
-        }
-
-        // ovn-trace sorts by pipeline, table and descending priority with a stable
-        // sort, so flows of equal priority keep the order its IDL iterates rows in
-        // (`idl_order`). northd does emit overlapping flows of equal priority
-        // (ls_out_pre_lb's `eth.mcast` and `ip && outport == ROUTER_PORT`); ordering
-        // ties the same way makes the first one win here as it does there. (OVS's own
-        // classifier leaves such ties undefined, so the datapath loses nothing by
-        // following ovn-trace.)
-        let uuids: Vec<Uuid> = db.flows.iter().map(|f| f.uuid).collect();
-        let rank = idl_order::ranks(&uuids);
-        pending.sort_by_key(|(dp, f, _)| {
-            (
-                *dp,
-                f.egress,
-                f.table,
-                std::cmp::Reverse(f.priority),
-                rank.get(&f.uuid).copied(),
-            )
-        });
-        for (dp, flow, m) in pending {
-            let d = &self.datapaths[dp as usize];
-            let lookup = |name: &str| self.lookup_port_in(d, name);
-            let m = m.resolve_ports(&lookup).simplify();
-            let conjs = match expr::to_conjs(&m, MAX_CONJS_PER_FLOW) {
-                Ok(c) => c,
-                Err(e) => {
-                    self.errors.push(FlowError {
-                        uuid: flow.uuid,
-                        datapath: Some(d.uuid),
-                        reason: e.to_string(),
-                    });
-                    continue;
-                }
-            };
-            let id = self.flows.len() as FlowId;
-            let (egress, table, priority) = (flow.egress, flow.table as usize, flow.priority);
-            let stage = flow.stage_name.clone();
-            self.flows.push(flow);
-            let t = &mut self.datapaths[dp as usize].tables[usize::from(egress)][table];
-            if t.stage_name.is_none() {
-                t.stage_name = stage;
-            }
-            for c in &conjs {
-                t.classifier.insert(c, u32::from(priority), id);
-            }
-        }
-        for d in &mut self.datapaths {
-            for t in d.tables.iter_mut().flatten() {
-                t.classifier.finish();
-            }
-        }
-        let flows = &self.flows;
-        for d in &mut self.datapaths {
-            for tables in d.tables.iter_mut() {
-                let n = tables.len();
-                let mut next = n as u8;
-                for i in (0..n).rev() {
-                    let trivial = tables[i]
-                        .classifier
-                        .only_catchall()
-                        .is_some_and(|id| flows[id as usize].omit);
-                    tables[i].skip_to = if trivial { next } else { i as u8 };
-                    next = tables[i].skip_to;
-                }
-            }
-        }
-        self.sets = sets;
-    }
-
     fn read_mac_bindings(&mut self, db: &Database) {
         for mb in &db.mac_bindings {
             let Some(&pid) = self.ports_by_name.get(&mb.logical_port) else {
@@ -497,8 +896,8 @@ impl Pipeline {
 
     /// Replaces quoted port names by their friendly names (ovn-trace's
     /// `ovntrace_make_names_friendly`).
-    pub fn make_names_friendly(&self, s: &str) -> String {
-        if !self.ports.iter().any(|p| p.friendly != p.name) {
+    fn make_names_friendly(&self, s: &str) -> String {
+        if !self.any_friendly {
             return s.to_owned();
         }
         let mut out = String::with_capacity(s.len());
@@ -529,17 +928,18 @@ impl Pipeline {
         if name.is_empty() || name == "none" {
             return Some(0);
         }
-        if let Some(p) = self.port_by_name(name) {
+        if let Some(&id) = self.ports_by_name.get(name) {
+            let p = &self.ports[id as usize];
+            return (self.datapaths[p.dp as usize].uuid == d.uuid).then_some(p.key);
+        }
+        if let Some(p) = self.port_by_other_name(name) {
             return (self.datapaths[p.dp as usize].uuid == d.uuid).then_some(p.key);
         }
         d.mcgroups.iter().find(|m| m.name == name).map(|m| m.key)
     }
 
-    /// A port by name, or by `external_ids:name` or UUID prefix as ovn-trace accepts.
-    pub fn port_by_name(&self, name: &str) -> Option<&PortInfo> {
-        if let Some(&id) = self.ports_by_name.get(name) {
-            return Some(&self.ports[id as usize]);
-        }
+    /// A port by `external_ids:name` or UUID prefix, as ovn-trace accepts.
+    fn port_by_other_name(&self, name: &str) -> Option<&PortInfo> {
         let mut found = None;
         for p in &self.ports {
             if p.name2.as_deref() == Some(name) {
@@ -564,26 +964,320 @@ impl Pipeline {
         }
         found
     }
+}
+
+fn read_sets(db: &Database) -> Sets {
+    let mut sets = Sets::default();
+    for (name, addrs) in &db.address_sets {
+        sets.add_address_set(name, addrs.iter().map(String::as_str));
+    }
+    for (name, ports) in &db.port_groups {
+        sets.add_port_group(name, ports.iter().map(String::as_str));
+    }
+    sets
+}
+
+fn read_ranks(db: &Database) -> FxHashMap<Uuid, usize> {
+    let uuids: Vec<Uuid> = db.flows.iter().map(|f| f.uuid).collect();
+    idl_order::ranks(&uuids)
+}
+
+fn skip_of(tables: &[Arc<Table>]) -> Vec<u8> {
+    let n = tables.len();
+    let mut skip = vec![0u8; n];
+    let mut next = n as u8;
+    for i in (0..n).rev() {
+        let t = &tables[i];
+        let trivial = t
+            .classifier
+            .only_catchall()
+            .is_some_and(|id| t.flows[id as usize].omit);
+        skip[i] = if trivial { next } else { i as u8 };
+        next = skip[i];
+    }
+    skip
+}
+
+impl Pipeline {
+    /// Compiles `db`, evaluating `is_chassis_resident()` as `residency` says.
+    pub fn compile(db: &Database, residency: &Residency) -> Pipeline {
+        let topo = Arc::new(Topology::read(db));
+        let sets = Arc::new(read_sets(db));
+        let ranks = Arc::new(read_ranks(db));
+        let mut c = Compiler::new(db, &topo, &sets, residency);
+        let mut buckets: FxHashMap<TableKey, Bucket> = FxHashMap::default();
+        let mut row_errors = Vec::new();
+        for lf in &db.flows {
+            c.add_row(lf, None, &mut buckets, &mut row_errors);
+        }
+        let empty = Arc::new(Table::default());
+        let n = usize::from(actions::LOG_PIPELINE_LEN);
+        let mut tables = vec![
+            DpTables {
+                tables: [vec![empty.clone(); n], vec![empty.clone(); n]],
+                skip: Default::default(),
+            };
+            topo.datapaths.len()
+        ];
+        Self::build(&c, buckets, &ranks, &mut tables, &mut row_errors);
+        drop(c);
+        Self::assemble(topo, sets, ranks, residency, tables, row_errors)
+    }
+
+    /// The pipeline for `db`, which differs from the database this one was compiled
+    /// from by `changes` ([`Changes::between`]): the tables no change touches are
+    /// shared with `self`, the others rebuilt, reusing the compiled form of each of
+    /// their flows that did not change. The result equals [`Pipeline::compile`]`(db,
+    /// residency)`.
+    pub fn update(&self, db: &Database, residency: &Residency, changes: &Changes) -> Pipeline {
+        if changes.full
+            || self.topo.datapaths.len() != db.datapaths.len()
+            || std::mem::discriminant(residency) != std::mem::discriminant(&self.residency)
+        {
+            return Pipeline::compile(db, residency);
+        }
+        if changes.is_empty() && *residency == self.residency {
+            return self.clone();
+        }
+        let topo = if changes.topology {
+            let t = Topology::read(db);
+            // Every match's friendly spelling changes with this.
+            if t.any_friendly != self.topo.any_friendly {
+                return Pipeline::compile(db, residency);
+            }
+            Arc::new(t)
+        } else {
+            self.topo.clone()
+        };
+        let sets = if changes.sets {
+            Arc::new(read_sets(db))
+        } else {
+            self.sets.clone()
+        };
+        let ranks = if changes.flow_set {
+            Arc::new(read_ranks(db))
+        } else {
+            self.ranks.clone()
+        };
+        let mut c = Compiler::new(db, &topo, &sets, residency);
+        let mut buckets: FxHashMap<TableKey, Bucket> = FxHashMap::default();
+        let mut row_errors: Vec<FlowError> = self
+            .row_errors
+            .iter()
+            .filter(|e| !changes.gone.contains(&e.uuid))
+            .cloned()
+            .collect();
+        for &i in &changes.added {
+            if let Some(lf) = db.flows.get(i) {
+                c.add_row(lf, None, &mut buckets, &mut row_errors);
+            }
+        }
+        let mut affected: FxHashSet<TableKey> = changes
+            .tables
+            .iter()
+            .filter_map(|(dp, e, t)| Some((*topo.dp_by_uuid.get(dp)?, *e, *t)))
+            .filter(|k| usize::from(k.2) < usize::from(actions::LOG_PIPELINE_LEN))
+            .collect();
+        let names: Vec<u64> = changes.names.iter().map(|n| name_hash(n)).collect();
+        if !names.is_empty() {
+            for (dp, d) in self.tables.iter().enumerate() {
+                for (e, ts) in d.tables.iter().enumerate() {
+                    for (t, table) in ts.iter().enumerate() {
+                        if table.refers_to_any(&names) {
+                            affected.insert((dp as DpId, e == 1, t as u8));
+                        }
+                    }
+                }
+            }
+        }
+        // Affected tables keep the compiled form of their flows that did not change
+        // and recompile those that refer to a changed name.
+        let mut again: Vec<(Uuid, DpId)> = Vec::new();
+        let hit = |m: &str| !names.is_empty() && names_in(m).any(|h| names.contains(&h));
+        for &key in &affected {
+            let (dp, e, t) = key;
+            let old = &self.tables[dp as usize].tables[usize::from(e)][usize::from(t)];
+            let bucket = buckets.entry(key).or_default();
+            bucket.refs.extend_from_slice(&old.refs);
+            for (f, terms) in old.flows.iter().zip(&old.terms) {
+                if changes.gone.contains(&f.uuid) {
+                } else if hit(&f.match_raw) {
+                    again.push((f.uuid, dp));
+                } else {
+                    bucket
+                        .pending
+                        .push(Pending::Reused(f.clone(), terms.clone()));
+                }
+            }
+            for (err, m) in &old.failed {
+                if changes.gone.contains(&err.uuid) {
+                } else if hit(m) {
+                    again.push((err.uuid, dp));
+                } else {
+                    bucket.failed.push((err.clone(), m.clone()));
+                }
+            }
+        }
+        if !again.is_empty() {
+            let sorted = db.flows.is_sorted_by_key(|f| f.uuid);
+            let index: FxHashMap<Uuid, usize> = if sorted {
+                FxHashMap::default()
+            } else {
+                db.flows
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| (f.uuid, i))
+                    .collect()
+            };
+            again.sort_unstable();
+            again.dedup();
+            // A row that compiled before has no row error now (those depend on the
+            // row alone).
+            let mut ignored = Vec::new();
+            for (uuid, dp) in again {
+                let i = if sorted {
+                    db.flows.binary_search_by_key(&uuid, |f| f.uuid).ok()
+                } else {
+                    index.get(&uuid).copied()
+                };
+                if let Some(lf) = i.map(|i| &db.flows[i]) {
+                    c.add_row(lf, Some(dp), &mut buckets, &mut ignored);
+                }
+            }
+        }
+        let mut tables = self.tables.clone();
+        // Tables left alone keep their order of ties unless the IDL order moved it.
+        if changes.flow_set {
+            for (dp, d) in self.tables.iter().enumerate() {
+                for (e, ts) in d.tables.iter().enumerate() {
+                    for (t, table) in ts.iter().enumerate() {
+                        let key = (dp as DpId, e == 1, t as u8);
+                        if !buckets.contains_key(&key) && table.out_of_order(&ranks) {
+                            let b = buckets.entry(key).or_default();
+                            b.refs.extend_from_slice(&table.refs);
+                            for (f, terms) in table.flows.iter().zip(&table.terms) {
+                                b.pending.push(Pending::Reused(f.clone(), terms.clone()));
+                            }
+                            b.failed.extend(table.failed.iter().cloned());
+                        }
+                    }
+                }
+            }
+        }
+        Self::build(&c, buckets, &ranks, &mut tables, &mut row_errors);
+        drop(c);
+        Self::assemble(topo, sets, ranks, residency, tables, row_errors)
+    }
+
+    /// Compiles `old`'s successor from the two databases ([`Changes::between`], then
+    /// [`Pipeline::update`]).
+    pub fn recompile(&self, old: &Database, new: &Database, residency: &Residency) -> Pipeline {
+        let changes = Changes::between(old, new, &self.residency, residency);
+        self.update(new, residency, &changes)
+    }
+
+    /// Builds the tables of `buckets` into `tables`.
+    fn build(
+        c: &Compiler<'_>,
+        buckets: FxHashMap<TableKey, Bucket>,
+        ranks: &FxHashMap<Uuid, usize>,
+        tables: &mut [DpTables],
+        row_errors: &mut Vec<FlowError>,
+    ) {
+        for ((dp, e, t), bucket) in buckets {
+            let Some(slot) = tables[dp as usize].tables[usize::from(e)].get_mut(usize::from(t))
+            else {
+                for p in &bucket.pending {
+                    row_errors.push(FlowError {
+                        uuid: p.flow().uuid,
+                        datapath: None,
+                        reason: format!("table {t} out of range"),
+                    });
+                }
+                continue;
+            };
+            *slot = Arc::new(c.table(dp, bucket, ranks));
+        }
+    }
+
+    fn assemble(
+        topo: Arc<Topology>,
+        sets: Arc<Sets>,
+        ranks: Arc<FxHashMap<Uuid, usize>>,
+        residency: &Residency,
+        mut tables: Vec<DpTables>,
+        mut row_errors: Vec<FlowError>,
+    ) -> Pipeline {
+        row_errors.sort_by_key(|e| e.uuid);
+        row_errors.dedup();
+        let mut errors = row_errors.clone();
+        let mut n_flows = 0;
+        for d in &mut tables {
+            for e in 0..2 {
+                d.skip[e] = skip_of(&d.tables[e]);
+                for t in &d.tables[e] {
+                    n_flows += t.flows.len();
+                    errors.extend(t.failed.iter().map(|(e, _)| e.clone()));
+                }
+            }
+        }
+        Pipeline {
+            lb_vips: topo.lb_vips.clone(),
+            topo,
+            tables,
+            errors,
+            sets,
+            row_errors: Arc::new(row_errors),
+            ranks,
+            residency: residency.clone(),
+            n_flows,
+        }
+    }
+
+    /// Replaces quoted port names by their friendly names (ovn-trace's
+    /// `ovntrace_make_names_friendly`).
+    pub fn make_names_friendly(&self, s: &str) -> String {
+        self.topo.make_names_friendly(s)
+    }
+
+    /// A port by name, or by `external_ids:name` or UUID prefix as ovn-trace accepts.
+    pub fn port_by_name(&self, name: &str) -> Option<&PortInfo> {
+        if let Some(&id) = self.topo.ports_by_name.get(name) {
+            return Some(&self.topo.ports[id as usize]);
+        }
+        self.topo.port_by_other_name(name)
+    }
 
     pub fn port_id(&self, name: &str) -> Option<PortId> {
-        self.ports_by_name.get(name).copied()
+        self.topo.ports_by_name.get(name).copied()
     }
 
     pub fn lookup_port(&self, dp: DpId, name: &str) -> Option<u32> {
-        self.lookup_port_in(&self.datapaths[dp as usize], name)
+        self.topo
+            .lookup_port_in(&self.topo.datapaths[dp as usize], name)
+    }
+
+    /// Every datapath, by [`DpId`].
+    pub fn datapaths(&self) -> &[DatapathInfo] {
+        &self.topo.datapaths
+    }
+
+    /// Every port, by [`PortId`].
+    pub fn ports(&self) -> &[PortInfo] {
+        &self.topo.ports
     }
 
     /// A datapath by name, `external_ids:name2`, or UUID prefix.
     pub fn datapath_by_name(&self, name: &str) -> Option<DpId> {
-        if let Some(i) = self
-            .datapaths
+        let datapaths = &self.topo.datapaths;
+        if let Some(i) = datapaths
             .iter()
             .position(|d| d.name == name || d.name2.as_deref() == Some(name))
         {
             return Some(i as DpId);
         }
         let mut found = None;
-        for (i, d) in self.datapaths.iter().enumerate() {
+        for (i, d) in datapaths.iter().enumerate() {
             if name.len() >= 4
                 && (d.uuid.to_string().starts_with(name) || d.nb_uuid.to_string().starts_with(name))
             {
@@ -597,36 +1291,40 @@ impl Pipeline {
     }
 
     pub fn datapath_by_key(&self, key: u32) -> Option<DpId> {
-        self.dp_by_key.get(&key).copied()
+        self.topo.dp_by_key.get(&key).copied()
     }
 
     pub fn datapath(&self, dp: DpId) -> &DatapathInfo {
-        &self.datapaths[dp as usize]
+        &self.topo.datapaths[dp as usize]
     }
 
     pub fn port(&self, id: PortId) -> &PortInfo {
-        &self.ports[id as usize]
+        &self.topo.ports[id as usize]
     }
 
     pub fn port_by_key(&self, dp: DpId, key: u32) -> Option<&PortInfo> {
-        self.datapaths[dp as usize]
+        self.topo.datapaths[dp as usize]
             .ports_by_key
             .get(&key)
-            .map(|&id| &self.ports[id as usize])
+            .map(|&id| &self.topo.ports[id as usize])
     }
 
     pub fn port_id_by_key(&self, dp: DpId, key: u32) -> Option<PortId> {
-        self.datapaths[dp as usize].ports_by_key.get(&key).copied()
+        self.topo.datapaths[dp as usize]
+            .ports_by_key
+            .get(&key)
+            .copied()
     }
 
     pub fn mcgroup_by_key(&self, dp: DpId, key: u32) -> Option<&McGroupInfo> {
-        self.datapaths[dp as usize]
+        self.topo.datapaths[dp as usize]
             .mcgroups
             .iter()
             .find(|m| m.key == key)
     }
 
     /// The flow table for a lookup: the classifier and its stage name.
+    #[inline]
     pub fn lookup(
         &self,
         dp: DpId,
@@ -635,49 +1333,126 @@ impl Pipeline {
         flow: &crate::flow::Flow,
         wc: Option<&mut [u64; crate::flow::WORDS]>,
     ) -> Option<FlowId> {
-        self.datapaths[dp as usize].tables[usize::from(egress)]
+        self.tables[dp as usize].tables[usize::from(egress)]
             .get(table as usize)?
             .classifier
             .lookup(flow, wc)
+            .map(|idx| FlowId {
+                dp,
+                egress,
+                table,
+                idx,
+            })
     }
 
     /// The first table from `table` on that needs a lookup.
     #[inline]
     pub fn skip_trivial(&self, dp: DpId, egress: bool, table: u8) -> u8 {
-        self.datapaths[dp as usize].tables[usize::from(egress)]
+        self.tables[dp as usize].skip[usize::from(egress)]
             .get(table as usize)
-            .map_or(table, |t| t.skip_to)
+            .copied()
+            .unwrap_or(table)
     }
 
     pub fn stage_name(&self, dp: DpId, egress: bool, table: u8) -> Option<&str> {
-        self.datapaths[dp as usize].tables[usize::from(egress)]
+        self.tables[dp as usize].tables[usize::from(egress)]
             .get(table as usize)?
             .stage_name
             .as_deref()
     }
 
+    #[inline]
     pub fn flow(&self, id: FlowId) -> &CompiledFlow {
-        &self.flows[id as usize]
+        &self.tables[id.dp as usize].tables[usize::from(id.egress)][usize::from(id.table)].flows
+            [id.idx as usize]
+    }
+
+    /// Every compiled flow, table by table.
+    pub fn flows(&self) -> impl Iterator<Item = (FlowId, &CompiledFlow)> {
+        self.tables.iter().enumerate().flat_map(|(dp, d)| {
+            d.tables.iter().enumerate().flat_map(move |(e, ts)| {
+                ts.iter().enumerate().flat_map(move |(t, table)| {
+                    table.flows.iter().enumerate().map(move |(i, f)| {
+                        (
+                            FlowId {
+                                dp: dp as DpId,
+                                egress: e == 1,
+                                table: t as u8,
+                                idx: i as u32,
+                            },
+                            f,
+                        )
+                    })
+                })
+            })
+        })
+    }
+
+    /// Compiled flows (one per logical flow and datapath).
+    pub fn n_flows(&self) -> usize {
+        self.n_flows
     }
 
     pub fn mac_binding(&self, dp: DpId, port_key: u32, ip: u128) -> Option<u64> {
-        self.datapaths[dp as usize]
+        self.topo.datapaths[dp as usize]
             .mac_bindings
             .get(&(port_key, ip))
             .copied()
     }
 
     pub fn fdb(&self, dp: DpId, mac: u64) -> Option<u32> {
-        self.datapaths[dp as usize].fdb.get(&mac).copied()
+        self.topo.datapaths[dp as usize].fdb.get(&mac).copied()
     }
 
     /// Rules in the classifiers, for status and benchmarks.
     pub fn n_rules(&self) -> u64 {
-        self.datapaths
+        self.tables
             .iter()
             .flat_map(|d| d.tables.iter().flatten())
             .map(|t| u64::from(t.classifier.len()))
             .sum()
+    }
+
+    /// Tables rebuilt since `older` (not shared with it), for benchmarks and tests.
+    pub fn tables_rebuilt_since(&self, older: &Pipeline) -> usize {
+        self.tables
+            .iter()
+            .zip(&older.tables)
+            .flat_map(|(a, b)| a.tables.iter().flatten().zip(b.tables.iter().flatten()))
+            .filter(|(a, b)| !Arc::ptr_eq(a, b))
+            .count()
+    }
+
+    /// Every table's contents in lookup order (flows, their priorities and rules, the
+    /// stage skips) and the errors: two pipelines with the same description decide
+    /// every packet alike. For tests of [`Pipeline::update`].
+    pub fn describe(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        for (dp, d) in self.tables.iter().enumerate() {
+            let _ = writeln!(s, "datapath {}", self.topo.datapaths[dp].uuid);
+            for e in 0..2 {
+                let _ = writeln!(s, " pipeline {e} skip {:?}", d.skip[e]);
+                for (t, table) in d.tables[e].iter().enumerate() {
+                    if table.flows.is_empty() && table.failed.is_empty() {
+                        continue;
+                    }
+                    let _ = writeln!(s, "  table {t} {:?}", table.stage_name);
+                    for (f, terms) in table.flows.iter().zip(&table.terms) {
+                        let _ = writeln!(
+                            s,
+                            "   {} {} omit={} {} | {:?}",
+                            f.uuid, f.priority, f.omit, f.match_s, terms
+                        );
+                    }
+                    for (err, _) in &table.failed {
+                        let _ = writeln!(s, "   failed {err:?}");
+                    }
+                }
+            }
+        }
+        let _ = writeln!(s, "errors {:?}", self.errors);
+        s
     }
 }
 

@@ -715,18 +715,32 @@ impl Agent {
             .collect();
         let residency = Residency::Ports(resident);
         let db = crate::lflow::database(&self.plan_snapshot);
-        if let Some((d, r, p)) = &self.logical
-            && *d == db
-            && *r == residency
-        {
-            return Some(p.clone());
-        }
         let started = std::time::Instant::now();
-        let pipeline = Arc::new(ovnest_logical::Pipeline::compile(&db, &residency));
+        // Only the tables a changed row or name touches are rebuilt (lflow's
+        // incremental processing); the first pipeline is compiled whole.
+        let (pipeline, rebuilt) = match &self.logical {
+            Some((old_db, old_res, old)) => {
+                let changes =
+                    ovnest_logical::pipeline::Changes::between(old_db, &db, old_res, &residency);
+                if changes.is_empty() && *old_res == residency {
+                    return Some(old.clone());
+                }
+                let new = old.update(&db, &residency, &changes);
+                let rebuilt = new.tables_rebuilt_since(old);
+                (Arc::new(new), Some(rebuilt))
+            }
+            None => (
+                Arc::new(ovnest_logical::Pipeline::compile(&db, &residency)),
+                None,
+            ),
+        };
         self.pass.pipeline = true;
         info!(
-            "logical pipeline compiled: {} flows, {} classifier rules, {} not compiled, in {:?}",
-            pipeline.flows.len(),
+            "logical pipeline {}: {} flows, {} classifier rules, {} not compiled, in {:?}",
+            rebuilt.map_or("compiled".to_owned(), |n| format!(
+                "updated ({n} tables rebuilt)"
+            )),
+            pipeline.n_flows(),
             pipeline.n_rules(),
             pipeline.errors.len(),
             started.elapsed()
@@ -942,7 +956,7 @@ impl Agent {
                 .invalid_rows()
                 .map(|(table, uuid, why)| format!("{table} {uuid}: {why}"))
                 .collect(),
-            logical_flows: pipeline.as_ref().map_or(0, |p| p.flows.len()),
+            logical_flows: pipeline.as_ref().map_or(0, |p| p.n_flows()),
             logical_rules: pipeline.as_ref().map_or(0, |p| p.n_rules()),
             flows_not_compiled: pipeline
                 .as_ref()

@@ -1,0 +1,378 @@
+//! `Pipeline::update` equals `Pipeline::compile`: random sequences of Southbound changes
+//! (flows removed, restored, modified and added; ACLs on port groups and address sets;
+//! port groups, address sets and ports changed; residency moved) applied to the seed
+//! lab's flows, each step compiled both ways. The two pipelines must hold the same
+//! tables (flows in lookup order, rules, stage skips, errors) and trace every seed case
+//! and a set of ACL'd microflows alike, as ovn-trace would print them.
+
+use std::collections::HashSet;
+
+use ovnest_logical::{
+    Pipeline, TraceOptions,
+    db::{Database, LogicalFlow, Uuid},
+    pipeline::{Changes, Residency},
+    trace::Formats,
+};
+use ovnest_tests::fixtures::lflows;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+const PORTS: [&str; 6] = ["dmz-c51", "dmz-c52", "dmz-vm1", "dmz-vm2", "dmz-vm5", "vm3"];
+
+/// One change to the Southbound.
+#[derive(Debug, Clone)]
+enum Step {
+    RemoveFlow(usize),
+    RestoreFlow(usize),
+    /// A flow's priority moves (ties with others of the new priority).
+    Reprioritise(usize, u16),
+    /// An ACL flow: (to-lport, priority, port group, address set or host, drop).
+    AddAcl(bool, u16, u8, u8, bool),
+    /// Port group `pgN` gets these ports (bitmask over PORTS); empty removes it.
+    SetPortGroup(u8, u8),
+    /// Address set `asN` gets these hosts 172.16.255.128 + i (bitmask).
+    SetAddressSet(u8, u8),
+    /// This port becomes resident or not (residency `Ports`).
+    ToggleResident(usize),
+    /// This port disappears or comes back.
+    TogglePort(usize),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (0usize..1000).prop_map(Step::RemoveFlow),
+        (0usize..1000).prop_map(Step::RestoreFlow),
+        (
+            0usize..1000,
+            prop::sample::select(vec![0u16, 50, 100, 34000, 65532])
+        )
+            .prop_map(|(i, p)| Step::Reprioritise(i, p)),
+        (
+            any::<bool>(),
+            prop::sample::select(vec![2001u16, 2002, 1001]),
+            0u8..3,
+            0u8..6,
+            any::<bool>()
+        )
+            .prop_map(|(e, p, g, a, d)| Step::AddAcl(e, p, g, a, d)),
+        (0u8..3, any::<u8>()).prop_map(|(g, m)| Step::SetPortGroup(g, m)),
+        (0u8..3, any::<u8>()).prop_map(|(g, m)| Step::SetAddressSet(g, m)),
+        (0usize..PORTS.len()).prop_map(Step::ToggleResident),
+        (0usize..PORTS.len()).prop_map(Step::TogglePort),
+    ]
+}
+
+struct World {
+    db: Database,
+    base: Database,
+    removed_ports: Vec<ovnest_logical::db::Port>,
+    resident: HashSet<String>,
+    next_uuid: u128,
+}
+
+impl World {
+    fn apply(&mut self, s: &Step) {
+        let dmz = self
+            .base
+            .datapaths
+            .iter()
+            .find(|d| d.name.as_deref() == Some("dmz"));
+        let dmz = dmz.expect("dmz").uuid;
+        match *s {
+            Step::RemoveFlow(i) => {
+                if !self.db.flows.is_empty() {
+                    let i = i % self.db.flows.len();
+                    self.db.flows.remove(i);
+                }
+            }
+            Step::RestoreFlow(i) => {
+                let missing: Vec<&LogicalFlow> = self
+                    .base
+                    .flows
+                    .iter()
+                    .filter(|f| !self.db.flows.iter().any(|g| g.uuid == f.uuid))
+                    .collect();
+                if !missing.is_empty() {
+                    let f = missing[i % missing.len()].clone();
+                    self.db.flows.push(f);
+                }
+            }
+            Step::Reprioritise(i, p) => {
+                if !self.db.flows.is_empty() {
+                    let n = self.db.flows.len();
+                    self.db.flows[i % n].priority = p;
+                }
+            }
+            Step::AddAcl(egress, priority, pg, set, drop) => {
+                // Large UUIDs sort after the fixture's and hash anywhere.
+                self.next_uuid += 1;
+                let uuid =
+                    Uuid((0x9e37_79b9_7f4a_7c15u128 * self.next_uuid) ^ (self.next_uuid << 64));
+                let port = if egress { "outport" } else { "inport" };
+                let src = if set < 3 {
+                    format!("$as{set}")
+                } else {
+                    format!("172.16.255.{}", 128 + u32::from(set))
+                };
+                self.db.flows.push(LogicalFlow {
+                    uuid,
+                    datapaths: vec![dmz],
+                    egress,
+                    table_id: if egress { 4 } else { 8 },
+                    priority,
+                    match_: format!("{port} == @pg{pg} && ip4 && ip4.src == {src}"),
+                    actions: if drop {
+                        "/* drop */".into()
+                    } else {
+                        "next;".into()
+                    },
+                    stage_name: Some(if egress { "ls_out_acl" } else { "ls_in_acl" }.into()),
+                    source: None,
+                });
+            }
+            Step::SetPortGroup(g, mask) => {
+                let name = format!("pg{g}");
+                self.db.port_groups.retain(|(n, _)| *n != name);
+                let ports: Vec<String> = (0..PORTS.len())
+                    .filter(|i| mask & (1 << i) != 0)
+                    .map(|i| PORTS[i].to_owned())
+                    .collect();
+                if !ports.is_empty() {
+                    self.db.port_groups.push((name, ports));
+                }
+            }
+            Step::SetAddressSet(g, mask) => {
+                let name = format!("as{g}");
+                self.db.address_sets.retain(|(n, _)| *n != name);
+                let hosts = (0..8)
+                    .filter(|i| mask & (1 << i) != 0)
+                    .map(|i| format!("172.16.255.{}", 128 + i))
+                    .collect();
+                self.db.address_sets.push((name, hosts));
+            }
+            Step::ToggleResident(i) => {
+                let p = PORTS[i].to_owned();
+                if !self.resident.remove(&p) {
+                    self.resident.insert(p);
+                }
+            }
+            Step::TogglePort(i) => {
+                let name = PORTS[i];
+                if let Some(at) = self.db.ports.iter().position(|p| p.name == name) {
+                    self.removed_ports.push(self.db.ports.remove(at));
+                } else if let Some(at) = self.removed_ports.iter().position(|p| p.name == name) {
+                    self.db.ports.push(self.removed_ports.remove(at));
+                }
+            }
+        }
+    }
+}
+
+/// The seed cases plus ACL'd traffic from every port to c51 and from c51 to every port.
+fn microflows() -> Vec<String> {
+    let mut v: Vec<String> = lflows::cases().into_iter().map(|c| c.microflow).collect();
+    for (i, p) in PORTS.iter().enumerate().take(5) {
+        v.push(format!(
+            "inport == \"{p}\" && eth.src == 02:ac:10:ff:01:{:02x} && eth.dst == 02:ac:10:ff:01:33 && ip4.src == 172.16.255.{} && ip4.dst == 172.16.255.133 && ip.ttl == 64 && icmp4.type == 8",
+            0x30 + i,
+            128 + i
+        ));
+        v.push(format!(
+            "inport == \"dmz-c51\" && eth.src == 02:ac:10:ff:01:33 && eth.dst == 02:ac:10:ff:01:{:02x} && ip4.src == 172.16.255.133 && ip4.dst == 172.16.255.{} && ip.ttl == 64 && icmp4.type == 8",
+            0x30 + i,
+            128 + i
+        ));
+    }
+    v
+}
+
+fn traces(p: &Pipeline, flows: &[String]) -> Vec<String> {
+    let formats = Formats {
+        detailed: true,
+        minimal: true,
+        ..Default::default()
+    };
+    flows
+        .iter()
+        .map(|f| {
+            ovnest_logical::trace(p, Some("dmz"), f, &TraceOptions::default(), formats)
+                .unwrap_or_else(|e| e)
+        })
+        .collect()
+}
+
+fn check(steps: &[Step], everywhere: bool) -> Result<(), TestCaseError> {
+    let base = lflows::seed_acl();
+    let mut w = World {
+        db: base.clone(),
+        base,
+        removed_ports: Vec::new(),
+        resident: PORTS.iter().take(3).map(|s| (*s).to_owned()).collect(),
+        next_uuid: 0,
+    };
+    let residency = |w: &World| {
+        if everywhere {
+            Residency::Everywhere
+        } else {
+            Residency::Ports(w.resident.clone())
+        }
+    };
+    let flows = microflows();
+    let mut old_db = w.db.clone();
+    let mut p = Pipeline::compile(&w.db, &residency(&w));
+    for s in steps {
+        let old_res = residency(&w);
+        w.apply(s);
+        let res = residency(&w);
+        let changes = Changes::between(&old_db, &w.db, &old_res, &res);
+        let updated = p.update(&w.db, &res, &changes);
+        let full = Pipeline::compile(&w.db, &res);
+        prop_assert_eq!(updated.describe(), full.describe(), "after {:?}", s);
+        prop_assert_eq!(
+            traces(&updated, &flows),
+            traces(&full, &flows),
+            "after {:?}",
+            s
+        );
+        prop_assert_eq!(updated.n_flows(), full.n_flows());
+        old_db = w.db.clone();
+        p = updated;
+    }
+    Ok(())
+}
+
+fn run(everywhere: bool) {
+    let mut runner = TestRunner::new(Config {
+        cases: 24,
+        ..Config::default()
+    });
+    runner
+        .run(&prop::collection::vec(step(), 1..12), |steps| {
+            check(&steps, everywhere)
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn updates_equal_full_compiles_on_a_chassis() {
+    run(false);
+}
+
+#[test]
+fn updates_equal_full_compiles_as_ovn_trace() {
+    run(true);
+}
+
+/// An ACL added touches only the ACL table of its datapath: every other table is the
+/// previous pipeline's, shared.
+#[test]
+fn an_acl_added_rebuilds_one_table() {
+    let base = lflows::seed_acl();
+    let p = Pipeline::compile(&base, &Residency::Everywhere);
+    let mut w = World {
+        db: base.clone(),
+        base,
+        removed_ports: Vec::new(),
+        resident: HashSet::new(),
+        next_uuid: 0,
+    };
+    w.apply(&Step::SetAddressSet(0, 0b10));
+    w.apply(&Step::SetPortGroup(0, 0b1));
+    let p = p.recompile(&lflows::seed_acl(), &w.db, &Residency::Everywhere);
+    let before = w.db.clone();
+    w.apply(&Step::AddAcl(true, 2001, 0, 0, true));
+    let changes = Changes::between(
+        &before,
+        &w.db,
+        &Residency::Everywhere,
+        &Residency::Everywhere,
+    );
+    let q = p.update(&w.db, &Residency::Everywhere, &changes);
+    assert_eq!(q.tables_rebuilt_since(&p), 1);
+    assert_eq!(q.n_flows(), p.n_flows() + 1);
+    assert_eq!(
+        q.describe(),
+        Pipeline::compile(&w.db, &Residency::Everywhere).describe()
+    );
+    // Nothing changed: nothing rebuilt.
+    let same = Changes::between(&w.db, &w.db, &Residency::Everywhere, &Residency::Everywhere);
+    assert!(same.is_empty());
+    assert_eq!(
+        q.update(&w.db, &Residency::Everywhere, &same)
+            .tables_rebuilt_since(&q),
+        0
+    );
+}
+
+/// Flows added one by one past 256 rows: the IDL's hash map grows and reorders its
+/// rows, which moves ties in tables no added flow touches.
+#[test]
+fn the_idl_order_moving_reorders_untouched_tables() {
+    let base = lflows::seed_acl();
+    let mut w = World {
+        db: base.clone(),
+        base,
+        removed_ports: Vec::new(),
+        resident: HashSet::new(),
+        next_uuid: 0,
+    };
+    w.apply(&Step::SetPortGroup(1, 0b11));
+    for set in 0..3 {
+        w.apply(&Step::SetAddressSet(set, 0b101 << set));
+    }
+    let mut p = Pipeline::compile(&w.db, &Residency::Everywhere);
+    let flows = microflows();
+    let mut reordered = 0;
+    for i in 0..40u8 {
+        let old = w.db.clone();
+        w.apply(&Step::AddAcl(i % 2 == 0, 2001, 1, i % 6, i % 3 == 0));
+        let changes = Changes::between(&old, &w.db, &Residency::Everywhere, &Residency::Everywhere);
+        let q = p.update(&w.db, &Residency::Everywhere, &changes);
+        let full = Pipeline::compile(&w.db, &Residency::Everywhere);
+        assert_eq!(
+            q.describe(),
+            full.describe(),
+            "after {} flows",
+            w.db.flows.len()
+        );
+        assert_eq!(traces(&q, &flows), traces(&full, &flows));
+        reordered += usize::from(q.tables_rebuilt_since(&p) > 1);
+        p = q;
+    }
+    assert!(w.db.flows.len() > 256);
+    assert!(reordered > 0, "no step moved ties in another table");
+}
+
+/// The generated topology behind the scale benchmark (more switches, port groups named
+/// per datapath, ACLs on them): it compiles without errors, and an ACL added or a port
+/// joining a group updates to what a full compile gives.
+#[test]
+fn scaled_topology_updates_equal_full_compiles() {
+    let db = lflows::scaled(600, 100, 100);
+    let res = Residency::Ports(
+        db.ports
+            .iter()
+            .filter(|p| p.name.starts_with("dmz-"))
+            .map(|p| p.name.clone())
+            .collect(),
+    );
+    let p = Pipeline::compile(&db, &res);
+    assert!(
+        p.errors.is_empty(),
+        "{:?}",
+        &p.errors[..p.errors.len().min(3)]
+    );
+    let mut acl = db.clone();
+    lflows::add_acl(&mut acl, 1);
+    let q = p.recompile(&db, &acl, &res);
+    assert_eq!(q.describe(), Pipeline::compile(&acl, &res).describe());
+    assert!(q.tables_rebuilt_since(&p) >= 1);
+    let mut pg = acl.clone();
+    for (name, ports) in pg.port_groups.iter_mut() {
+        if name == "pg0" || name == "1_pg0" {
+            ports.push("dmz-k1".into());
+        }
+    }
+    let r = q.recompile(&acl, &pg, &res);
+    assert_eq!(r.describe(), Pipeline::compile(&pg, &res).describe());
+}
