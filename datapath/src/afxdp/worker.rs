@@ -10,7 +10,7 @@ use xdpilone::{Umem as XskUmem, UmemConfig};
 use super::{AfXdpConfig, AfXdpError, BindMode, area::Area, socket::Xsk};
 use crate::pipeline::{
     BATCH, Controller, Desc, FramePool, Pipeline, Service, SharedCounters, Snapshot, SnapshotCell,
-    TxBatches, Umem,
+    TxBatches, Umem, Verdict,
 };
 
 /// Headroom the kernel leaves before received data (`XDP_PACKET_HEADROOM`); flood copies
@@ -256,12 +256,19 @@ impl Worker {
             }
             report.received += received as u64;
             report.transmitted += pipeline.tx.len() as u64;
-            let Pipeline { tx, pool, .. } = &mut pipeline;
+            let Pipeline {
+                tx, pool, counters, ..
+            } = &mut pipeline;
             tx.flush(|device, count, descs| {
                 match socket_of_device.get(device as usize).copied().flatten() {
                     Some(i) => {
-                        report.tx_ring_full +=
-                            xsks[i].transmit(count, descs, pool, frame_mask) as u64
+                        // Refused by a full TX ring (the kernel is not completing this
+                        // interface's transmits): counted where status shows it.
+                        let refused = xsks[i].transmit(count, descs, pool, frame_mask);
+                        report.tx_ring_full += u64::from(refused);
+                        for _ in 0..refused {
+                            counters.count(Verdict::DropTxFull);
+                        }
                     }
                     None => descs.for_each(|d| pool.give(d.addr & !frame_mask)),
                 }

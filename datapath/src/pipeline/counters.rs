@@ -19,7 +19,9 @@ pub enum Verdict {
     Flooded,
     /// A service (DHCP, …) answered or consumed it.
     Serviced,
-    /// Drop: the egress interface's transmit batch was full.
+    /// Drop: the egress interface's transmit batch was full, or its AF_XDP TX ring (the
+    /// kernel is not completing that interface's transmits; such a frame was counted
+    /// by its decision too).
     DropTxFull,
     /// The logical pipeline decided the frame (see [`LogicalOutcome`]).
     Logical(LogicalOutcome),
