@@ -197,12 +197,12 @@ fn now_ms() -> i64 {
 }
 
 /// One measured case: the flow's loss around `disrupt`.
-fn measure(lab: &TestLab, case: &str, disrupt: impl FnOnce()) -> FlowReport {
+fn measure(lab: &TestLab, case: &str, disrupt: impl FnOnce(&Flow)) -> FlowReport {
     let flow = lab.flow();
     // Established first (with `hybrid`, decided and cached), then disrupted.
     lab.flowing(&flow, 100);
     let started = Instant::now();
-    disrupt();
+    disrupt(&flow);
     let took = started.elapsed();
     lab.flowing(&flow, 1000);
     let report = flow.stop();
@@ -237,13 +237,14 @@ fn restarts_and_upgrades_lose_no_frame_and_cleanup_removes_everything() {
     let mut reports = Vec::new();
     reports.push((
         "no disruption (3 s)",
-        measure(&lab, "no disruption (3 s)", || {
-            std::thread::sleep(Duration::from_secs(3));
+        // 3 s of the flow's frames (at PPS).
+        measure(&lab, "no disruption (3 s)", |flow| {
+            flow.run_for(3 * u64::from(PPS), DEADLINE)
         }),
     ));
     reports.push((
         "kill -9 + restart",
-        measure(&lab, "kill -9 + restart", || {
+        measure(&lab, "kill -9 + restart", |_| {
             lab.kill_agent(libc::SIGKILL);
             let since = now_ms();
             lab.start_ovnest(&[]);
@@ -252,7 +253,7 @@ fn restarts_and_upgrades_lose_no_frame_and_cleanup_removes_everything() {
     ));
     reports.push((
         "SIGTERM + restart",
-        measure(&lab, "SIGTERM + restart", || {
+        measure(&lab, "SIGTERM + restart", |_| {
             lab.kill_agent(libc::SIGTERM);
             // A stop for restart: the chassis and the claims stay.
             assert_eq!(lab.chassis_uuid(), chassis, "chassis kept on SIGTERM");
@@ -263,7 +264,7 @@ fn restarts_and_upgrades_lose_no_frame_and_cleanup_removes_everything() {
     ));
     reports.push((
         "upgrade (new L2 table layout)",
-        measure(&lab, "upgrade (new L2 table layout)", || {
+        measure(&lab, "upgrade (new L2 table layout)", |_| {
             lab.kill_agent(libc::SIGTERM);
             let since = now_ms();
             lab.start_ovnest(&["--newer-layout", "MACS"]);
@@ -345,7 +346,7 @@ fn hybrid_restarts_and_upgrades_lose_no_frame() {
     let lab = TestLab::up_with("hy", AgentKind::Ovnest, DatapathMode::Hybrid);
     let chassis = lab.chassis_uuid();
     let restart = |case: &'static str, signal: i32, extra: &'static [&'static str]| {
-        let report = measure(&lab, case, || {
+        let report = measure(&lab, case, |_| {
             lab.kill_agent(signal);
             let since = now_ms();
             lab.start_ovnest(extra);
@@ -389,7 +390,7 @@ fn a_southbound_restart_loses_no_frame_and_misses_no_change() {
     }
     let lab = TestLab::up("sb", AgentKind::Ovnest);
     assert!(lab.ping("c52", VM1));
-    let report = measure(&lab, "SB ovsdb-server restart", || {
+    let report = measure(&lab, "SB ovsdb-server restart", |_| {
         lab.lab.stop_sb();
         wait::until("the agent notices", DEADLINE, || {
             Status::read(&lab.lab.state_dir())
@@ -488,11 +489,11 @@ fn side_by_side_ovn_controller_killed_and_restarted() {
         return;
     }
     let lab = TestLab::up("oc", AgentKind::OvnController);
-    let baseline = measure(&lab, "no disruption (3 s)", || {
-        std::thread::sleep(Duration::from_secs(3));
+    let baseline = measure(&lab, "no disruption (3 s)", |flow| {
+        flow.run_for(3 * u64::from(PPS), DEADLINE)
     });
     assert!(baseline.received > 0, "{baseline:?}");
-    let report = measure(&lab, "kill -9 + restart", || {
+    let report = measure(&lab, "kill -9 + restart", |_| {
         lab.kill_agent(libc::SIGKILL);
         let since = now_ms();
         ovnest_lab::start_ovn_controller(&lab.lab).expect("restart ovn-controller");

@@ -32,6 +32,7 @@ pub struct FlowReport {
 /// A running flow.
 pub struct Flow {
     stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
     received: Arc<AtomicU64>,
     sender: JoinHandle<u64>,
     receiver: JoinHandle<Vec<bool>>,
@@ -51,6 +52,7 @@ impl Flow {
     ) -> Flow {
         let stop = Arc::new(AtomicBool::new(false));
         let received = Arc::new(AtomicU64::new(0));
+        let sent = Arc::new(AtomicU64::new(0));
         let rx = {
             let _inside = netns::enter(to.0);
             PacketSocket::open(to.1).unwrap_or_else(|e| panic!("socket on {to:?}: {e}"))
@@ -104,6 +106,7 @@ impl Flow {
         };
         let sender = {
             let stop = stop.clone();
+            let sent = sent.clone();
             std::thread::spawn(move || {
                 let mut frame = frame;
                 let per_tick = (pps / 1000).max(1);
@@ -117,6 +120,7 @@ impl Flow {
                         let _ = tx.send(&frame);
                         seq += 1;
                     }
+                    sent.store(u64::from(seq), Ordering::Relaxed);
                     next += tick;
                     let now = Instant::now();
                     if next > now {
@@ -128,10 +132,25 @@ impl Flow {
         };
         Flow {
             stop,
+            sent,
             received,
             sender,
             receiver,
         }
+    }
+
+    /// Frames sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `more` frames beyond those sent so far have gone out: a measurement
+    /// window counted in frames (the flow's own clock), polled with `deadline`.
+    pub fn run_for(&self, more: u64, deadline: Duration) {
+        let target = self.sent() + more;
+        crate::wait::until("the flow's frames sent", deadline, || {
+            (self.sent() >= target).then_some(())
+        });
     }
 
     /// Frames received so far.

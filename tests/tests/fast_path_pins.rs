@@ -165,7 +165,8 @@ fn the_datapath_outlives_its_writer_and_is_adopted_and_upgraded_without_loss() {
     drop(third);
     pins.0.remove().expect("remove pins");
     let flow = c51_to_vm1(&hv, &vms);
-    std::thread::sleep(Duration::from_millis(300));
+    // 300 ms of frames at PPS.
+    flow.run_for(u64::from(PPS) * 3 / 10, DEADLINE);
     let report = flow.stop();
     assert_eq!(report.received, 0, "forwarded after cleanup: {report:?}");
 }
