@@ -134,6 +134,38 @@ impl OvnCentral {
     }
 
     /// Runs `ovn-nbctl` against this NB; panics (with stderr) if it fails.
+    /// The seed's switch `dmz` and router `lr0` on it (`lr0-dmz`, 172.16.255.129/26,
+    /// and its router-type port `dmz-lr0`), as an operator types them; the tests add
+    /// their own ports.
+    pub fn seed_dmz_and_router(&self) {
+        self.nbctl(&["ls-add", "dmz"]);
+        self.nbctl(&["lr-add", "lr0"]);
+        self.nbctl(&[
+            "lrp-add",
+            "lr0",
+            "lr0-dmz",
+            "02:ac:10:ff:01:29",
+            "172.16.255.129/26",
+        ]);
+        self.nbctl(&[
+            "lsp-add",
+            "dmz",
+            "dmz-lr0",
+            "--",
+            "lsp-set-type",
+            "dmz-lr0",
+            "router",
+            "--",
+            "lsp-set-addresses",
+            "dmz-lr0",
+            "router",
+            "--",
+            "lsp-set-options",
+            "dmz-lr0",
+            "router-port=lr0-dmz",
+        ]);
+    }
+
     pub fn nbctl(&self, args: &[&str]) -> String {
         self.try_nbctl(args)
             .unwrap_or_else(|e| panic!("ovn-nbctl {}: {e}", args.join(" ")))

@@ -64,32 +64,7 @@ fn mac(m: [u8; 6]) -> String {
 
 /// The seed's dmz with its ports, northd-compiled.
 fn seed(ovn: &OvnCentral) {
-    ovn.nbctl(&["ls-add", "dmz"]);
-    ovn.nbctl(&["lr-add", "lr0"]);
-    ovn.nbctl(&[
-        "lrp-add",
-        "lr0",
-        "lr0-dmz",
-        "02:ac:10:ff:01:29",
-        "172.16.255.129/26",
-    ]);
-    ovn.nbctl(&[
-        "lsp-add",
-        "dmz",
-        "dmz-lr0",
-        "--",
-        "lsp-set-type",
-        "dmz-lr0",
-        "router",
-        "--",
-        "lsp-set-addresses",
-        "dmz-lr0",
-        "router",
-        "--",
-        "lsp-set-options",
-        "dmz-lr0",
-        "router-port=lr0-dmz",
-    ]);
+    ovn.seed_dmz_and_router();
     for port in lab::PORTS.iter().filter(|p| p.name != "dmz-lr0") {
         let ip = std::net::Ipv4Addr::from(port.ipv4);
         let addresses = format!("{} {ip}", mac(port.mac));

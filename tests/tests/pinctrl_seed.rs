@@ -30,32 +30,7 @@ const TOOLS: &[&str] = &[
 /// The seed: switch dmz, router lr0 on it, vm1/vm2/vm5 and the containers c51/c52 of
 /// vm5 on tags 51/52, the seed's DHCP options on every port.
 fn seed(ovn: &OvnCentral) {
-    ovn.nbctl(&["ls-add", "dmz"]);
-    ovn.nbctl(&["lr-add", "lr0"]);
-    ovn.nbctl(&[
-        "lrp-add",
-        "lr0",
-        "lr0-dmz",
-        "02:ac:10:ff:01:29",
-        "172.16.255.129/26",
-    ]);
-    ovn.nbctl(&[
-        "lsp-add",
-        "dmz",
-        "dmz-lr0",
-        "--",
-        "lsp-set-type",
-        "dmz-lr0",
-        "router",
-        "--",
-        "lsp-set-addresses",
-        "dmz-lr0",
-        "router",
-        "--",
-        "lsp-set-options",
-        "dmz-lr0",
-        "router-port=lr0-dmz",
-    ]);
+    ovn.seed_dmz_and_router();
     let ports = ovnest_lab::LAB_PORTS;
     for p in ports.iter().filter(|p| p.vif_or_child()) {
         let addresses = format!("{} {}", p.mac, p.ip);

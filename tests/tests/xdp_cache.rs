@@ -566,32 +566,7 @@ struct Seed {
 
 fn seed() -> Seed {
     let ovn = ovnest_tests::ovn::OvnCentral::start();
-    ovn.nbctl(&["ls-add", "dmz"]);
-    ovn.nbctl(&["lr-add", "lr0"]);
-    ovn.nbctl(&[
-        "lrp-add",
-        "lr0",
-        "lr0-dmz",
-        "02:ac:10:ff:01:29",
-        "172.16.255.129/26",
-    ]);
-    ovn.nbctl(&[
-        "lsp-add",
-        "dmz",
-        "dmz-lr0",
-        "--",
-        "lsp-set-type",
-        "dmz-lr0",
-        "router",
-        "--",
-        "lsp-set-addresses",
-        "dmz-lr0",
-        "router",
-        "--",
-        "lsp-set-options",
-        "dmz-lr0",
-        "router-port=lr0-dmz",
-    ]);
+    ovn.seed_dmz_and_router();
     let mac = |m: [u8; 6]| {
         m.iter()
             .map(|b| format!("{b:02x}"))
