@@ -115,3 +115,125 @@ fn broadcast_from_c51_is_flooded_by_the_userspace_datapath() {
     }
     drop(fast_path);
 }
+
+/// The poll thread's sockets share one UMEM, and a fill ring only gives chunks back when
+/// its interface receives. A busy interface must keep receiving while the others are idle
+/// (their fill rings must not soak up the UMEM), and a burst larger than one `sendto`'s
+/// transmit budget must leave entirely even when nothing follows it. vm5's socket is the
+/// last one the thread refills, the one that starved before both were bounded.
+#[test]
+fn a_busy_socket_keeps_receiving_and_bursts_leave_whole() {
+    let name = "a_busy_socket_keeps_receiving_and_bursts_leave_whole";
+    if !require_root(name) || !require_tools(name, &["ethtool"]) {
+        return;
+    }
+    // vm2 stays: its interface must exist for its socket to transmit.
+    let (
+        hv,
+        Vms {
+            vm1,
+            vm2: _vm2,
+            vm5,
+        },
+    ) = Hypervisor::with_vms();
+    let wiring = hv.wiring;
+    let cell = Arc::new(SnapshotCell::new(Snapshot::build(
+        1,
+        &lab::logical_ports(&wiring),
+    )));
+    let shared = Arc::new(SharedCounters::new());
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let mut fast_path = hv.fast_path();
+    // A UMEM smaller than the three fill rings together.
+    const FRAMES: u32 = 1024;
+    let threads = {
+        let _inside = hv.ns.enter();
+        let vifs = [wiring.vm1, wiring.vm2, wiring.vm5];
+        for ifindex in vifs {
+            fast_path.attach(ifindex).expect("attach");
+        }
+        let config = AfXdpConfig {
+            cores: 1,
+            frames: FRAMES,
+            ring_size: 1024,
+            ..AfXdpConfig::default()
+        };
+        let afxdp = AfXdp::open(&config, &vifs).expect("AF_XDP sockets");
+        afxdp.register(&mut fast_path).expect("XSKMAP");
+        afxdp
+            .spawn(cell.clone(), shared.clone(), stop.clone(), &|| {
+                Box::new(ovnest_datapath::pipeline::NoController)
+            })
+            .expect("poll thread")
+    };
+    let socket = |ns: &NetNs| {
+        let _inside = ns.enter();
+        PacketSocket::open("eth0").expect("packet socket")
+    };
+    let (s1, s5) = (socket(&vm1), socket(&vm5));
+
+    // ARP requests from c51 for addresses nobody has: each is flooded by userspace (to
+    // vm1, vm2 and vm5's other children), in bursts of more than 32 frames with a pause
+    // until vm1 has seen the whole burst; more frames in all than the UMEM has chunks.
+    const BURST: u16 = 48;
+    const BURSTS: u16 = 30;
+    let target = |n: u16| {
+        let [hi, lo] = n.to_be_bytes();
+        [10, 200, hi, lo]
+    };
+    for burst in 0..BURSTS {
+        let first = burst * BURST;
+        for n in first..first + BURST {
+            let request = Frame::eth(BROADCAST, lab::C51.mac).arp_request(
+                lab::C51.mac,
+                lab::C51.ipv4,
+                target(n),
+            );
+            s5.send(&request.vlan(51).build()).unwrap();
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        while seen.len() < BURST as usize {
+            let got = s1
+                .recv_matching(DEADLINE, |f| {
+                    f.bytes.len() >= 42 && f.bytes[38..40] == [10, 200]
+                })
+                .unwrap();
+            let Some(got) = got else {
+                panic!(
+                    "burst {burst}: vm1 got {} of {BURST} frames; verdicts {:?}, flood {:?}, sockets {:?}",
+                    seen.len(),
+                    Verdict::all()
+                        .map(|v| (v.name(), shared.get(v)))
+                        .filter(|(_, n)| *n > 0)
+                        .collect::<Vec<_>>(),
+                    shared.flood(),
+                    shared.sockets()
+                );
+            };
+            let n = u16::from_be_bytes([got.bytes[40], got.bytes[41]]);
+            if (first..first + BURST).contains(&n) {
+                seen.insert(n);
+            }
+        }
+    }
+    assert!(u32::from(BURST * BURSTS) > FRAMES);
+
+    let flooded = wait::until("floods counted", DEADLINE, || {
+        let n = shared.get(Verdict::Flooded);
+        (n >= u64::from(BURST * BURSTS)).then_some(n)
+    });
+    assert_eq!(flooded, u64::from(BURST * BURSTS));
+    stop.store(true, Ordering::Relaxed);
+    for thread in threads {
+        thread.join().expect("poll thread");
+    }
+    // The kernel's own view of vm5's socket: every redirected frame found a chunk.
+    let vm5_socket = shared
+        .sockets()
+        .into_iter()
+        .find(|s| s.ifindex == wiring.vm5)
+        .expect("vm5's socket statistics published");
+    assert_eq!(vm5_socket.rx_dropped, 0, "{vm5_socket:?}");
+    drop(fast_path);
+}

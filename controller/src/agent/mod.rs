@@ -51,7 +51,7 @@ use self::{
     desired::StatsSlots,
     local_ovs::LocalOvs,
     monitor::{Conditions, MonitorPlan},
-    status::{PortStatus, Status},
+    status::{PortStatus, SocketStatus, Status},
 };
 use crate::{
     ovsdb::{ConnectionState, Operation},
@@ -974,6 +974,23 @@ impl Agent {
                 .collect(),
             counters,
             cache: self.cache_status(),
+            afxdp_sockets: self
+                .userspace
+                .as_ref()
+                .map(|u| u.counters.sockets())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| SocketStatus {
+                    interface: ifname(s.ifindex)
+                        .unwrap_or_else(|| format!("ifindex {}", s.ifindex)),
+                    queue: s.queue,
+                    counters: s
+                        .fields()
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v))
+                        .collect(),
+                })
+                .collect(),
             tunnels: match &self.tunnels {
                 Some(t @ encaps::Tunnels::Terminated { .. }) if !self.tunnel_peers.is_empty() => {
                     format!("{} to {}", t.describe(), self.tunnel_peers.join(", "))

@@ -50,7 +50,20 @@ pub struct Status {
     /// other chassis, and serves its local ports only).
     #[serde(default)]
     pub tunnels: String,
+    /// The kernel's counters of each AF_XDP socket (`--datapath hybrid|afxdp`): frames
+    /// lost before userspace saw them.
+    #[serde(default)]
+    pub afxdp_sockets: Vec<SocketStatus>,
     pub updated_unix_ms: i64,
+}
+
+/// One AF_XDP socket's `XDP_STATISTICS`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketStatus {
+    pub interface: String,
+    pub queue: u32,
+    /// Counter name (`rx_dropped`, `rx_ring_full`, `rx_fill_ring_empty`, ...) → value.
+    pub counters: BTreeMap<String, u64>,
 }
 
 /// The XDP decision cache: frames are counted in packets, the rest in entries.
@@ -204,6 +217,23 @@ impl Status {
                 c.invalidations
             );
         }
+        for socket in &self.afxdp_sockets {
+            let nonzero: Vec<String> = socket
+                .counters
+                .iter()
+                .filter(|(_, v)| **v > 0)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            if !nonzero.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  AF_XDP socket {} queue {}: {}",
+                    socket.interface,
+                    socket.queue,
+                    nonzero.join(" ")
+                );
+            }
+        }
         let counters: Vec<String> = self
             .counters
             .iter()
@@ -262,6 +292,19 @@ impl Status {
                 out,
                 "ovnest_unsupported_action_drops_total{{action=\"{action}\"}} {n}"
             );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP ovnest_afxdp_socket_events_total The kernel's XDP_STATISTICS of each AF_XDP socket.\n# TYPE ovnest_afxdp_socket_events_total counter"
+        );
+        for socket in &self.afxdp_sockets {
+            for (event, value) in &socket.counters {
+                let _ = writeln!(
+                    out,
+                    "ovnest_afxdp_socket_events_total{{interface=\"{}\",queue=\"{}\",event=\"{event}\"}} {value}",
+                    socket.interface, socket.queue
+                );
+            }
         }
         let _ = writeln!(out, "# TYPE ovnest_fastpath_packets_total counter");
         for (name, value) in &self.counters {

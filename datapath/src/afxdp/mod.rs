@@ -17,7 +17,16 @@
 //! hand-rolled rings without a head-to-head measurement: its per-batch work is a few
 //! loads and stores plus one release store per commit, the same as libxdp's inline ring
 //! helpers. One quirk is avoided on purpose: `WriteTx::insert(iter)` may consume one item
-//! past the reservation, so descriptors are inserted one by one up to `capacity()`.
+//! past the reservation, so descriptors are inserted one by one up to `capacity()`. A
+//! second: a reservation is checked against a cached copy of the kernel's consumer that
+//! is refreshed only when it shows no room at all, so TX and fill take a second
+//! reservation when the first offered less than asked (`socket.rs`).
+//!
+//! Two things copy mode (veth) needs that zero-copy drivers do for themselves: the kernel
+//! sends TX descriptors only inside `sendto`, 32 per call, so the poll thread kicks until
+//! the ring is empty and does not sleep while frames wait; and every socket's fill ring
+//! holds at most an equal share of half the UMEM, because a fill ring gives chunks back
+//! only when its interface receives (idle interfaces would otherwise hold them all).
 //! Its licence is EUPL-1.2 (copyleft), to be noted next to the project's Apache-2.0.
 //!
 //! Zero-copy is tried first when configured; drivers without it (veth, generic XDP)

@@ -79,7 +79,12 @@ impl Worker {
         queue: u32,
         mode: BindMode,
     ) -> Result<Worker, AfXdpError> {
-        let frames = config.frames as usize;
+        // Every socket's fill ring gets an equal share of half the UMEM (the rest is for
+        // frames in flight: received, queued to transmit, flood copies), at least two
+        // batches, at most its ring: the UMEM grows with the number of interfaces if needed.
+        let sockets = interfaces.len().max(1);
+        let frames = (config.frames as usize).max(sockets * BATCH * 2 * 2);
+        let fill_target = (frames / 2 / sockets).clamp(BATCH, config.ring_size as usize) as u32;
         let area = Area::new(frames * config.frame_size as usize).map_err(AfXdpError::Memory)?;
         let umem_config = UmemConfig {
             fill_size: config.ring_size,
@@ -100,16 +105,22 @@ impl Worker {
         })?;
         let mut xsks = Vec::with_capacity(interfaces.len());
         for (i, ifindex) in interfaces.iter().enumerate() {
-            xsks.push(Xsk::open(&umem, i == 0, *ifindex, queue, mode, config)?);
+            xsks.push(Xsk::open(
+                &umem,
+                i == 0,
+                *ifindex,
+                queue,
+                mode,
+                config,
+                fill_target,
+            )?);
         }
         let mut pool = FramePool::with_capacity(frames, XDP_PACKET_HEADROOM);
         for chunk in 0..frames as u64 {
             pool.give(chunk * config.frame_size as u64);
         }
-        // Half the chunks primed into fill rings, shared out; the rest is for TX and flood.
-        let per_xsk = (frames / 2 / interfaces.len().max(1)).min(config.ring_size as usize);
         for xsk in &mut xsks {
-            xsk.prime(&mut pool, per_xsk);
+            xsk.prime(&mut pool);
         }
         Ok(Worker {
             queue,
@@ -241,6 +252,7 @@ impl Worker {
                     break;
                 }
                 pipeline.counters.fold_into(shared);
+                read_socket_statistics(xsks, shared);
                 pipeline.conntrack_housekeeping(CT_EXPIRE_BUDGET);
             }
 
@@ -274,21 +286,32 @@ impl Worker {
                 }
             });
 
-            if received == 0 {
+            // Frames a kick left on a TX ring (more than one call's budget, or a busy
+            // device) are kicked again every pass; the thread does not sleep on them.
+            let mut tx_waiting = false;
+            for xsk in xsks.iter_mut() {
+                if xsk.tx_pending() > 0 {
+                    tx_waiting |= xsk.kick();
+                }
+            }
+
+            if received == 0 && !tx_waiting {
                 idle += 1;
                 if idle >= IDLE_PASSES {
                     pipeline.counters.fold_into(shared);
+                    read_socket_statistics(xsks, shared);
                     adopted.store(crate::pipeline::SLEEPING, Ordering::SeqCst);
                     wait_readable(&mut pollfds, stop);
                     // Not adopted until the top of the loop has loaded the snapshot.
                     adopted.store(0, Ordering::SeqCst);
                     idle = 0;
                 }
-            } else {
+            } else if received != 0 {
                 idle = 0;
             }
         }
         pipeline.counters.fold_into(shared);
+        read_socket_statistics(xsks, shared);
         report
     }
 }
@@ -321,6 +344,16 @@ fn prepare<S: Service>(
         },
         |d| pool.give(d.addr & !frame_mask),
     );
+}
+
+/// Publishes the kernel's counters of every socket (one getsockopt each: housekeeping and
+/// before sleeping only).
+fn read_socket_statistics(xsks: &[Xsk], shared: &SharedCounters) {
+    for xsk in xsks {
+        if let Some(stats) = xsk.statistics() {
+            shared.set_socket(stats);
+        }
+    }
 }
 
 /// Sleeps until a socket has something to receive (or 100 ms pass, to see `stop`).

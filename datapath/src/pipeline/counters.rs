@@ -361,8 +361,43 @@ pub struct NamedCounters {
     pub unwritable: std::collections::BTreeMap<&'static str, u64>,
 }
 
+/// The kernel's counters of one AF_XDP socket (`XDP_STATISTICS`), as last read by its poll
+/// thread: what happened to frames before userspace saw them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketStats {
+    pub ifindex: u32,
+    pub queue: u32,
+    /// Frames XDP redirected to the socket that it could not take (no UMEM chunk).
+    pub rx_dropped: u64,
+    /// Frames dropped because the RX ring was full (userspace not keeping up).
+    pub rx_ring_full: u64,
+    /// Times the kernel found the fill ring empty.
+    pub rx_fill_ring_empty: u64,
+    pub rx_invalid_descs: u64,
+    /// TX descriptors the kernel rejected (bad address or length).
+    pub tx_invalid_descs: u64,
+    /// Times the kernel looked for something to send and found the TX ring empty.
+    pub tx_ring_empty: u64,
+}
+
+impl SocketStats {
+    /// `(name, value)` of every counter, for status and metrics.
+    pub fn fields(&self) -> [(&'static str, u64); 6] {
+        [
+            ("rx_dropped", self.rx_dropped),
+            ("rx_ring_full", self.rx_ring_full),
+            ("rx_fill_ring_empty", self.rx_fill_ring_empty),
+            ("rx_invalid_descs", self.rx_invalid_descs),
+            ("tx_invalid_descs", self.tx_invalid_descs),
+            ("tx_ring_empty", self.tx_ring_empty),
+        ]
+    }
+}
+
 /// Totals over all poll threads, readable at any time.
 pub struct SharedCounters {
+    /// Last read per socket; written during housekeeping only.
+    sockets: std::sync::Mutex<Vec<SocketStats>>,
     verdicts: [AtomicU64; Verdict::COUNT],
     ports: Box<[[AtomicU64; 5]]>,
     flood_copies: AtomicU64,
@@ -386,7 +421,29 @@ impl SharedCounters {
             flood_copies: AtomicU64::new(0),
             flood_dropped: AtomicU64::new(0),
             named: std::sync::Mutex::new(NamedCounters::default()),
+            sockets: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// Records a socket's kernel counters (housekeeping: the lock is not on the packet
+    /// path).
+    pub fn set_socket(&self, stats: SocketStats) {
+        let mut sockets = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
+        match sockets
+            .iter_mut()
+            .find(|s| (s.ifindex, s.queue) == (stats.ifindex, stats.queue))
+        {
+            Some(slot) => *slot = stats,
+            None => sockets.push(stats),
+        }
+    }
+
+    /// Every socket's kernel counters as last read.
+    pub fn sockets(&self) -> Vec<SocketStats> {
+        self.sockets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Drops by unsupported action and by unwritable field.

@@ -32,7 +32,7 @@ mod tx;
 mod umem;
 
 pub use counters::{
-    FloodStats, LocalCounters, LogicalOutcome, NamedCounters, SharedCounters, Verdict,
+    FloodStats, LocalCounters, LogicalOutcome, NamedCounters, SharedCounters, SocketStats, Verdict,
 };
 pub use logical::{Controller, LogicalView, NoController, Scratch};
 pub use lookup::FlatMap;
