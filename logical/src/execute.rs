@@ -95,6 +95,8 @@ pub struct Decision {
     /// Actions the interpreter met and cannot carry out (fail closed: a frame whose
     /// decision holds one is dropped and counted by the caller).
     pub unsupported: Vec<&'static str>,
+    /// The flow whose action was the first of `unsupported` (for `ovnest status`).
+    pub unsupported_flow: Option<FlowId>,
     /// Set when a loop or a depth limit stopped the walk.
     pub aborted: bool,
     /// Logical flows matched, in order.
@@ -112,6 +114,7 @@ impl Decision {
         self.tunnels.clear();
         self.controller.clear();
         self.unsupported.clear();
+        self.unsupported_flow = None;
         self.aborted = false;
         self.flows.clear();
         self.conntrack = false;
@@ -288,6 +291,9 @@ impl<'p, S: Sink> Interpreter<'p, S> {
 
     fn unsupported(&mut self, name: &'static str) {
         if self.sem == Semantics::Chassis && !self.decision.unsupported.contains(&name) {
+            if self.decision.unsupported.is_empty() {
+                self.decision.unsupported_flow = self.decision.flows.last().copied();
+            }
             self.decision.unsupported.push(name);
         }
     }

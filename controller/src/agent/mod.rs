@@ -972,6 +972,16 @@ impl Agent {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), *v))
                 .collect(),
+            unsupported_flows: named
+                .unsupported_flows
+                .iter()
+                .map(|((action, flow), n)| {
+                    (
+                        format!("{action} in flow {}", ovnest_logical::db::Uuid(*flow)),
+                        *n,
+                    )
+                })
+                .collect(),
             counters,
             cache: self.cache_status(),
             afxdp_sockets: self

@@ -41,6 +41,9 @@ pub struct Status {
     /// Frames dropped because their decision needs an action not supported yet, by action.
     #[serde(default)]
     pub unsupported_actions: BTreeMap<String, u64>,
+    /// The logical flows those actions are in: `ACTION in flow UUID` → frames dropped.
+    #[serde(default)]
+    pub unsupported_flows: BTreeMap<String, u64>,
     /// Fast-path verdict and drop counters.
     pub counters: BTreeMap<String, u64>,
     /// The XDP decision cache (`--datapath hybrid`).
@@ -198,6 +201,9 @@ impl Status {
         }
         for (action, n) in &self.unsupported_actions {
             let _ = writeln!(out, "  unsupported action {action}: {n} frames dropped");
+        }
+        for (flow, n) in &self.unsupported_flows {
+            let _ = writeln!(out, "    {flow}: {n} frames");
         }
         if let Some(c) = &self.cache {
             let _ = writeln!(

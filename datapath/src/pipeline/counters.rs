@@ -177,6 +177,8 @@ pub struct LocalCounters {
     pub flood: FloodStats,
     /// Actions that made a decision unexecutable, by name (rare: a short list).
     unsupported: Vec<(&'static str, u64)>,
+    /// The same by (action, logical flow uuid), for `ovnest status` to name the flows.
+    unsupported_flows: Vec<(&'static str, u128, u64)>,
     /// Header fields a decision changed that could not be written, by name.
     unwritable: Vec<(&'static str, u64)>,
 }
@@ -209,13 +211,26 @@ impl LocalCounters {
             epoch: 1,
             flood: FloodStats::default(),
             unsupported: Vec::new(),
+            unsupported_flows: Vec::new(),
             unwritable: Vec::new(),
         }
     }
 
-    /// Counts a frame dropped because its decision needs action `name`.
-    pub fn unsupported(&mut self, name: &'static str) {
+    /// Counts a frame dropped because its decision needs action `name`, met in the
+    /// logical flow with uuid `flow`.
+    pub fn unsupported(&mut self, name: &'static str, flow: Option<u128>) {
         bump(&mut self.unsupported, name);
+        let Some(flow) = flow else { return };
+        let known = self.unsupported_flows.len();
+        match self
+            .unsupported_flows
+            .iter_mut()
+            .find(|(n, f, _)| *n == name && *f == flow)
+        {
+            Some((_, _, c)) => *c += 1,
+            None if known < MAX_UNSUPPORTED_FLOWS => self.unsupported_flows.push((name, flow, 1)),
+            None => {}
+        }
     }
 
     /// Frames dropped because their decision held something this datapath could not
@@ -319,7 +334,10 @@ impl LocalCounters {
         let flood = core::mem::take(&mut self.flood);
         shared.flood_copies.fetch_add(flood.copies, Relaxed);
         shared.flood_dropped.fetch_add(flood.dropped, Relaxed);
-        if !self.unsupported.is_empty() || !self.unwritable.is_empty() {
+        if !self.unsupported.is_empty()
+            || !self.unwritable.is_empty()
+            || !self.unsupported_flows.is_empty()
+        {
             // Housekeeping only, and only after slow-path drops: the lock is not on the
             // packet path.
             let mut named = shared.named.lock().unwrap_or_else(|e| e.into_inner());
@@ -328,6 +346,16 @@ impl LocalCounters {
             }
             for (name, n) in self.unwritable.drain(..) {
                 *named.unwritable.entry(name).or_default() += n;
+            }
+            for (name, flow, n) in self.unsupported_flows.drain(..) {
+                let known = named.unsupported_flows.len();
+                match named.unsupported_flows.get_mut(&(name, flow)) {
+                    Some(c) => *c += n,
+                    None if known < MAX_UNSUPPORTED_FLOWS => {
+                        named.unsupported_flows.insert((name, flow), n);
+                    }
+                    None => {}
+                }
             }
         }
     }
@@ -354,10 +382,17 @@ fn field_name(f: ovnest_logical::flow::Field) -> &'static str {
     }
 }
 
+/// Distinct (action, flow) pairs named per thread and in total: a bound, so that a
+/// database full of unsupported flows cannot grow the counters without limit.
+pub const MAX_UNSUPPORTED_FLOWS: usize = 256;
+
 /// Counters keyed by name: actions that are not supported, fields not writable.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct NamedCounters {
     pub unsupported: std::collections::BTreeMap<&'static str, u64>,
+    /// Frames dropped by (unsupported action, uuid of the logical flow holding it); at
+    /// most [`MAX_UNSUPPORTED_FLOWS`] pairs are named, the rest count only by action.
+    pub unsupported_flows: std::collections::BTreeMap<(&'static str, u128), u64>,
     pub unwritable: std::collections::BTreeMap<&'static str, u64>,
 }
 

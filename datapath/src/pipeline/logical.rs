@@ -180,7 +180,8 @@ impl<S: Service> Pipeline<'_, S> {
         let verdict = if decision.aborted {
             LogicalOutcome::Aborted
         } else if let Some(name) = decision.unsupported.first() {
-            self.counters.unsupported(name);
+            let flow = decision.unsupported_flow.map(|f| pipeline.flow(f).uuid.0);
+            self.counters.unsupported(name, flow);
             LogicalOutcome::Unsupported
         } else {
             if !decision.controller.is_empty() {
