@@ -1,7 +1,9 @@
 //! Full sync at production scale: 4095 containers on one parent VIF (every tag) and
-//! 20,000 logical ports in all, created through real ovn-nbctl and northd. Measures, for
-//! ovnest and for ovn-controller, the time from the agent's start until every container is
-//! up in the SB and `ovn-nbctl --wait=hv sync` returns, and the agent's memory then.
+//! 20,000 logical ports in all, plus 1,000 ACLs on 50 port groups of those containers,
+//! created through real ovn-nbctl and northd. Measures, for ovnest (`hybrid`: the logical
+//! pipeline compiled) and for ovn-controller, the time from the agent's start until every
+//! container is up in the SB and `ovn-nbctl --wait=hv sync` returns, and the agent's
+//! memory then.
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,9 @@ pub const CHILDREN: usize = 4095;
 pub const BINDABLE: usize = 4094;
 /// Logical ports in the NB, the lab's own included.
 pub const PORTS: usize = 20_000;
+/// Port groups of containers, and ACLs on each (1,000 in all).
+pub const PORT_GROUPS: usize = 50;
+pub const ACLS_PER_GROUP: usize = 20;
 /// Commands per ovn-nbctl invocation.
 const BATCH: usize = 500;
 
@@ -91,6 +96,44 @@ fn populate(lab: &Lab) -> anyhow::Result<()> {
         ]);
     }
     nbctl_batch(lab, &commands)?;
+    // Security groups as an operator writes them: a port group per 80 containers, and
+    // on each, stateless ACLs both ways (drops of addresses, allows of ports).
+    let tags: Vec<u32> = (1..=CHILDREN as u32)
+        .filter(|t| *t != 51 && *t != 52)
+        .collect();
+    let mut commands = Vec::new();
+    for (g, members) in tags.chunks(tags.len().div_ceil(PORT_GROUPS)).enumerate() {
+        let mut add = vec!["pg-add".to_owned(), format!("pg{g}")];
+        add.extend(members.iter().map(|t| format!("dmz-k{t}")));
+        commands.push(add);
+        for a in 0..ACLS_PER_GROUP {
+            let (direction, port) = if a % 2 == 0 {
+                ("to-lport", "outport")
+            } else {
+                ("from-lport", "inport")
+            };
+            let (matched, verdict) = if a < ACLS_PER_GROUP / 2 {
+                (
+                    format!("{port} == @pg{g} && ip4.src == 10.99.{g}.{a}"),
+                    "drop",
+                )
+            } else {
+                (
+                    format!("{port} == @pg{g} && tcp.dst == {}", 8000 + a),
+                    "allow",
+                )
+            };
+            commands.push(vec![
+                "acl-add".into(),
+                format!("pg{g}"),
+                direction.into(),
+                (1000 + a).to_string(),
+                matched,
+                verdict.into(),
+            ]);
+        }
+    }
+    nbctl_batch(lab, &commands)?;
     lab.nbctl(&["--wait=sb", "sync"])?;
     Ok(())
 }
@@ -118,7 +161,7 @@ pub fn measure(dir: &std::path::Path) -> anyhow::Result<Vec<ScaleResult>> {
             prefix: format!("o{short}-"),
             ovnest: None,
             agent,
-            datapath: DatapathMode::Xdp,
+            datapath: DatapathMode::Hybrid,
             containers: Default::default(),
             addressing: crate::Addressing::Static,
             hypervisors: 1,
@@ -136,12 +179,13 @@ pub fn measure(dir: &std::path::Path) -> anyhow::Result<Vec<ScaleResult>> {
         };
         process::stop(&pidfile, Duration::from_secs(10));
         info!(
-            "{name}: creating {PORTS} logical ports ({CHILDREN} containers on dmz-vm5) through ovn-nbctl"
+            "{name}: creating {PORTS} logical ports ({CHILDREN} containers on dmz-vm5) and {} ACLs through ovn-nbctl",
+            PORT_GROUPS * ACLS_PER_GROUP
         );
         populate(&lab).context("populating the NB")?;
         let start = Instant::now();
         match agent {
-            AgentKind::Ovnest => lab.start_agent(None, DatapathMode::Xdp)?,
+            AgentKind::Ovnest => lab.start_agent(None, DatapathMode::Hybrid)?,
             _ => crate::start_ovn_controller(&lab)?,
         }
         process::wait_for(
