@@ -34,8 +34,8 @@ pub struct CacheStats {
     pub replaced: AtomicU64,
     /// Writes the kernel refused.
     pub failed: AtomicU64,
-    /// Frames XDP keyed whose decision went through conntrack and so was not
-    /// installed (it holds for that frame only).
+    /// Frames XDP keyed whose decision went through conntrack and held for that frame
+    /// only (a new or changing connection, an ICMP error...), so was not installed.
     pub conntrack: AtomicU64,
 }
 
@@ -64,6 +64,8 @@ impl CacheStats {
 pub struct CacheMaps {
     pub(crate) v4: OwnedFd,
     pub(crate) v6: OwnedFd,
+    /// The `CT` array established connections are mirrored into (`crate::conntrack`).
+    pub(crate) ct: Option<OwnedFd>,
     pub stats: Arc<CacheStats>,
 }
 
@@ -84,6 +86,15 @@ impl CacheMaps {
             v6: HashMap::try_from(Map::from_map_data(open(&self.v6)?)?)?,
             pending: Vec::with_capacity(PENDING),
             stats: self.stats.clone(),
+            ct: match &self.ct {
+                Some(fd) => Some(fd.as_fd().try_clone_to_owned().map_err(|io_error| {
+                    MapError::SyscallError(aya::sys::SyscallError {
+                        call: "dup",
+                        io_error,
+                    })
+                })?),
+                None => None,
+            },
         })
     }
 }
@@ -94,6 +105,7 @@ pub struct CacheWriter {
     v6: HashMap<MapData, CacheKey6, CacheAction>,
     pending: Vec<(Key, CacheAction)>,
     stats: Arc<CacheStats>,
+    ct: Option<OwnedFd>,
 }
 
 impl core::fmt::Debug for CacheWriter {
@@ -105,6 +117,15 @@ impl core::fmt::Debug for CacheWriter {
 }
 
 impl CacheWriter {
+    /// A mirror of the connection table into the program's `CT` array, for the
+    /// datapath's [`Shared`](crate::conntrack::Shared) table (`None` without one).
+    pub fn ct_mirror(&self) -> Option<crate::conntrack::BpfMirror> {
+        let fd = self.ct.as_ref()?;
+        crate::conntrack::BpfMirror::open(fd)
+            .inspect_err(|e| tracing::warn!("conntrack mirror: {e}"))
+            .ok()
+    }
+
     /// Counts a keyed frame whose decision is not installed because it went through
     /// conntrack.
     #[inline]

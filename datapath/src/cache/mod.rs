@@ -83,6 +83,6 @@ pub mod action;
 pub mod install;
 pub mod key;
 
-pub use action::decide;
+pub use action::{decide, decide_tracked};
 pub use install::{CacheMaps, CacheStats, CacheWriter, InstallCounts};
 pub use key::{FromFlow, Key};

@@ -82,10 +82,12 @@
 //!
 //! [`Decision::conntrack`]: ovnest_logical::Decision
 
+mod mirror;
 mod shared;
 mod table;
 mod tuple;
 
+pub use mirror::{BpfMirror, Mirror};
 pub use shared::{Shared, Tracker};
 pub use table::{Met, Stats, Table};
 pub use tuple::{Tuple, quoted};
