@@ -37,6 +37,13 @@ pub struct CacheStats {
     /// Frames XDP keyed whose decision went through conntrack and held for that frame
     /// only (a new or changing connection, an ICMP error...), so was not installed.
     pub conntrack: AtomicU64,
+    /// The connection table as of the last frame that went through it: connections
+    /// held, committed so far, commits refused by a full table, connections mirrored
+    /// into XDP so far (`crate::conntrack::Stats`).
+    pub ct_entries: AtomicU64,
+    pub ct_commits: AtomicU64,
+    pub ct_full: AtomicU64,
+    pub ct_mirrored: AtomicU64,
 }
 
 /// What [`CacheStats`] held at one moment.
@@ -46,6 +53,10 @@ pub struct InstallCounts {
     pub replaced: u64,
     pub failed: u64,
     pub conntrack: u64,
+    pub ct_entries: u64,
+    pub ct_commits: u64,
+    pub ct_full: u64,
+    pub ct_mirrored: u64,
 }
 
 impl CacheStats {
@@ -55,6 +66,10 @@ impl CacheStats {
             replaced: self.replaced.load(Relaxed),
             failed: self.failed.load(Relaxed),
             conntrack: self.conntrack.load(Relaxed),
+            ct_entries: self.ct_entries.load(Relaxed),
+            ct_commits: self.ct_commits.load(Relaxed),
+            ct_full: self.ct_full.load(Relaxed),
+            ct_mirrored: self.ct_mirrored.load(Relaxed),
         }
     }
 }
@@ -131,6 +146,16 @@ impl CacheWriter {
     #[inline]
     pub fn count_conntrack(&self) {
         self.stats.conntrack.fetch_add(1, Relaxed);
+    }
+
+    /// Publishes the connection table's figures for `ovnest status`.
+    #[inline]
+    pub fn publish_conntrack(&self, entries: usize, stats: &crate::conntrack::Stats) {
+        let s = &self.stats;
+        s.ct_entries.store(entries as u64, Relaxed);
+        s.ct_commits.store(stats.committed, Relaxed);
+        s.ct_full.store(stats.full, Relaxed);
+        s.ct_mirrored.store(stats.mirrored, Relaxed);
     }
 
     /// Queues an entry (once per key per batch; dropped when the queue is full).

@@ -93,6 +93,11 @@ pub struct Tracker<'a> {
 }
 
 impl Tracker<'_> {
+    /// Connections held and the table's counters, when the frame went through it.
+    pub fn table_stats(&self) -> Option<(usize, super::Stats)> {
+        self.guard.as_ref().map(|t| (t.len(), t.stats))
+    }
+
     /// Releases the table; returns the mirrored connections the frame's decision
     /// depends on, `None` when it holds for this frame only ([`Met::deps`]).
     pub fn finish(self) -> Option<([CtDep; ovnest_common::ct::CT_DEPS], usize)> {

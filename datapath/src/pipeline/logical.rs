@@ -164,6 +164,9 @@ impl<S: Service> Pipeline<'_, S> {
         .with_conntrack(&mut tracker);
         it.run(dp, &mut flow);
         let mut decision = it.into_decision();
+        if let (Some(cache), Some((len, stats))) = (self.cache.as_ref(), tracker.table_stats()) {
+            cache.publish_conntrack(len, &stats);
+        }
         let ct = tracker.finish();
         // A frame XDP keyed and missed: the entry its next frames will hit. A decision
         // that went through conntrack is cached with the established connections it
