@@ -266,6 +266,10 @@ pub struct CacheFigures {
     pub stale: u64,
     pub installs: u64,
     pub upcalls: u64,
+    /// Hits on established connections (decisions validated against the `CT` mirror),
+    /// and connections mirrored.
+    pub ct_est_hits: u64,
+    pub ct_mirrored: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -472,6 +472,8 @@ fn cache_figures(bed: &Bed, after: std::time::SystemTime) -> Option<super::Cache
                 stale: c.stale,
                 installs: c.installs,
                 upcalls: c.upcalls,
+                ct_est_hits: c.ct_est_hits,
+                ct_mirrored: c.ct_mirrored,
             });
         }
         std::thread::park_timeout(Duration::from_millis(50));
@@ -1027,8 +1029,8 @@ fn table(report: &Report, plot: &std::path::Path) -> String {
     if let Some(c) = &report.cache {
         let _ = writeln!(
             out,
-            "ovnest hybrid decision cache over the rate cases: {} hits, {} misses ({} stale), {} installs, {} upcalls (warm-up: every flow of every case decided once, then cached)",
-            c.hits, c.misses, c.stale, c.installs, c.upcalls
+            "ovnest hybrid decision cache over the rate cases: {} hits, {} misses ({} stale), {} installs, {} upcalls (warm-up: every flow of every case decided once, then cached); {} of the hits on established connections ({} mirrored)",
+            c.hits, c.misses, c.stale, c.installs, c.upcalls, c.ct_est_hits, c.ct_mirrored
         );
     }
     for m in &report.miss_path {
