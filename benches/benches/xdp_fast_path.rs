@@ -13,10 +13,12 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ovnest_common::{
     CacheAction, Counter,
     cache::{ACTION_OUTPUT, FAMILY_IPV4, rewrite},
+    ct::CtDep,
 };
 use ovnest_datapath::{
     FastPath, TableSet,
     cache::{CacheStats, key},
+    conntrack::Mirror as _,
     fastpath::{Decisions, bench::BenchKit},
 };
 use ovnest_tests::{
@@ -66,6 +68,11 @@ fn cached_fast_path(
         writer.push(key, *action);
     }
     writer.flush();
+    // Established connections in slots 0..4 (serial 1), for entries that depend on them.
+    let mut mirror = writer.ct_mirror().expect("the CT array");
+    for slot in 0..4 {
+        assert!(mirror.set(slot, 1, 0), "CT slot {slot}");
+    }
     fast_path
 }
 
@@ -119,6 +126,22 @@ fn bench(c: &mut Criterion) {
         ip_csum_delta: 0xfeff,
         ..output(&lab::VM2)
     };
+    // The same flow on a connection through c51's security group: its decision depends
+    // on the connection in c51's zone and in vm1's (a switch's two port zones).
+    let c51_to_vm1_est = Frame::eth(lab::VM1.mac, lab::C51.mac)
+        .udp(lab::C51.ipv4, lab::VM1.ipv4, 4001, 5001, 18)
+        .vlan(51)
+        .build();
+    let est = CacheAction {
+        ct_n: 2,
+        ct: [
+            CtDep { slot: 0, serial: 1 },
+            CtDep { slot: 1, serial: 1 },
+            CtDep::default(),
+            CtDep::default(),
+        ],
+        ..output(&lab::VM1)
+    };
     let cached = cached_fast_path(
         &hv,
         &[
@@ -130,6 +153,7 @@ fn bench(c: &mut Criterion) {
             ),
             (vm2_to_vm1.clone(), 0, lab::VM2, output(&lab::VM1)),
             (routed.clone(), 51, lab::C51, to_vm2),
+            (c51_to_vm1_est.clone(), 51, lab::C51, est),
         ],
     );
     let paths = [
@@ -178,6 +202,13 @@ fn bench(c: &mut Criterion) {
             entry: Entry::Cached,
             ingress: wiring.vm5,
             frame: c51_to_vm1.clone().vlan(51).build(),
+            counter: Some(Counter::Redirected),
+        },
+        Path {
+            name: "cache hit established c51 -> vm1: key, lookup, 2 CT slots, strip + redirect",
+            entry: Entry::Cached,
+            ingress: wiring.vm5,
+            frame: c51_to_vm1_est,
             counter: Some(Counter::Redirected),
         },
         Path {

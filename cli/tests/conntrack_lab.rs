@@ -18,6 +18,7 @@ use ovnest_lab::{Addressing, AgentKind, Lab, LabArgs};
 use ovnest_tests::{
     netns,
     privilege::{require_root, require_tools},
+    wait,
 };
 
 const TOOLS: &[&str] = &[
@@ -189,4 +190,81 @@ fn allow_related_with_real_tcp_as_ovn_controller_does() {
     assert_eq!(from_peer, want, "ovn-controller's lab");
     let from_ovnest = run(&ovnest.lab);
     assert_eq!(from_ovnest, want, "ovnest's lab");
+}
+
+/// Round trips on the long-lived connection before the ACL changes: its frames after
+/// the first of each kind are carried by XDP from the decision cache.
+const ROUND_TRIPS: usize = 50;
+
+/// Established connections in XDP, end to end: c51's connection to vm1 carries data
+/// through the decision cache on its mirrored connection (ovnest status counts the XDP
+/// hits), then the security group is replaced by a drop with `--wait=hv`: once that
+/// returns, nothing more of the connection gets through.
+#[test]
+fn established_connection_in_xdp_stops_once_the_acl_change_is_acknowledged() {
+    if !require_root("conntrack_xdp_lab")
+        || !require_tools(
+            "conntrack_xdp_lab",
+            &["ovsdb-server", "ovn-northd", "ovn-nbctl", "ethtool"],
+        )
+    {
+        return;
+    }
+    let side = SideLab::up("cte", AgentKind::Ovnest);
+    let lab = &side.lab;
+    let allow = "inport == \"dmz-c51\" && ip4";
+    lab.nbctl(&[
+        "acl-add",
+        "dmz",
+        "from-lport",
+        "1002",
+        allow,
+        "allow-related",
+    ])
+    .expect("acl-add");
+    lab.nbctl(&["--wait=hv", "sync"])
+        .expect("wait for the chassis");
+    let vm1: SocketAddr = (VM1, 8081).into();
+    let _server = echo_server(lab, "vm1", vm1, 1);
+    let mut s = connect(lab, "c51", vm1, OPEN).expect("c51's connection to vm1");
+    s.set_read_timeout(Some(OPEN)).expect("timeout");
+    for i in 0..ROUND_TRIPS {
+        let msg = format!("round trip {i:03}");
+        s.write_all(msg.as_bytes()).expect("send");
+        let mut back = vec![0u8; msg.len()];
+        s.read_exact(&mut back).expect("echo");
+        assert_eq!(back, msg.as_bytes());
+    }
+    let status = || ovnest::agent::status::Status::read(&lab.state_dir()).ok();
+    let hits = wait::until(
+        "the connection's frames carried in XDP (ovnest status)",
+        Duration::from_secs(15),
+        || {
+            let c = status()?.cache?;
+            (c.ct_est_hits > 0 && c.ct_mirrored > 0).then_some(c.ct_est_hits)
+        },
+    );
+    assert!(hits > 0);
+
+    // The security group changes under the connection.
+    lab.nbctl(&["acl-del", "dmz", "from-lport", "1002", allow])
+        .expect("acl-del");
+    lab.nbctl(&[
+        "--wait=hv",
+        "acl-add",
+        "dmz",
+        "from-lport",
+        "1002",
+        allow,
+        "drop",
+    ])
+    .expect("drop ACL");
+    s.set_read_timeout(Some(REFUSED)).expect("timeout");
+    s.write_all(b"after the change").expect("send (buffered)");
+    let mut back = [0u8; 16];
+    let echoed = s.read_exact(&mut back);
+    assert!(
+        echoed.is_err(),
+        "the connection still carries data after --wait=hv returned"
+    );
 }

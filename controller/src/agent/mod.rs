@@ -817,6 +817,7 @@ impl Agent {
             return None;
         }
         let lookups = fast_path.cache_counters().unwrap_or_default();
+        let ct = fast_path.ct_counters().unwrap_or_default();
         let installs = self
             .userspace
             .as_ref()
@@ -842,6 +843,12 @@ impl Agent {
             // entries present, both as of the last count.
             evictions: installs_then.saturating_sub(entries),
             invalidations: self.cache_invalidations,
+            ct_entries: installs.ct_entries,
+            ct_commits: installs.ct_commits,
+            ct_table_full: installs.ct_full,
+            ct_mirrored: installs.ct_mirrored,
+            ct_est_hits: ct[ovnest_common::ct::CtCounter::EstHit as usize],
+            ct_gone: ct[ovnest_common::ct::CtCounter::Gone as usize],
         })
     }
 

@@ -97,6 +97,24 @@ pub struct CacheStatus {
     pub evictions: u64,
     /// Generation switches: each makes every entry stale.
     pub invalidations: u64,
+    /// Conntrack: connections held (as of the last tracked frame decided in userspace).
+    #[serde(default)]
+    pub ct_entries: u64,
+    /// Connections committed.
+    #[serde(default)]
+    pub ct_commits: u64,
+    /// Commits refused by a full table (the frame dropped).
+    #[serde(default)]
+    pub ct_table_full: u64,
+    /// Connections mirrored into XDP once established.
+    #[serde(default)]
+    pub ct_mirrored: u64,
+    /// Frames carried out in XDP on established connections.
+    #[serde(default)]
+    pub ct_est_hits: u64,
+    /// Cached decisions whose connection had changed or gone (handed up).
+    #[serde(default)]
+    pub ct_gone: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -221,6 +239,16 @@ impl Status {
                 c.replaced,
                 c.evictions,
                 c.invalidations
+            );
+            let _ = writeln!(
+                out,
+                "  conntrack: entries {} commits={} ct_table_full={} mirrored={} est_hits_xdp={} gone={}",
+                c.ct_entries,
+                c.ct_commits,
+                c.ct_table_full,
+                c.ct_mirrored,
+                c.ct_est_hits,
+                c.ct_gone
             );
         }
         for socket in &self.afxdp_sockets {
@@ -388,6 +416,42 @@ impl Status {
                     c.entries,
                 ),
                 (
+                    "ovnest_conntrack_entries",
+                    "gauge",
+                    "Connections in the table.",
+                    c.ct_entries,
+                ),
+                (
+                    "ovnest_conntrack_commits_total",
+                    "counter",
+                    "Connections committed.",
+                    c.ct_commits,
+                ),
+                (
+                    "ovnest_conntrack_table_full_total",
+                    "counter",
+                    "Commits refused by a full table (frames dropped).",
+                    c.ct_table_full,
+                ),
+                (
+                    "ovnest_conntrack_mirrored_total",
+                    "counter",
+                    "Established connections mirrored into XDP.",
+                    c.ct_mirrored,
+                ),
+                (
+                    "ovnest_conntrack_est_hits_packets_total",
+                    "counter",
+                    "Frames carried out in XDP on established connections.",
+                    c.ct_est_hits,
+                ),
+                (
+                    "ovnest_conntrack_gone_packets_total",
+                    "counter",
+                    "Cached decisions whose connection changed or went (handed up).",
+                    c.ct_gone,
+                ),
+                (
                     "ovnest_cache_capacity_entries",
                     "gauge",
                     "Entries the cache holds at most.",
@@ -449,6 +513,12 @@ mod tests {
                 install_failures: 0,
                 evictions: 2,
                 invalidations: 6,
+                ct_entries: 9,
+                ct_commits: 12,
+                ct_table_full: 1,
+                ct_mirrored: 8,
+                ct_est_hits: 500,
+                ct_gone: 3,
             }),
             ..Status::default()
         };
@@ -458,6 +528,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("evictions=2 invalidations=6"), "{text}");
+        assert!(
+            text.contains(
+                "conntrack: entries 9 commits=12 ct_table_full=1 mirrored=8 est_hits_xdp=500 gone=3"
+            ),
+            "{text}"
+        );
         let metrics = status.render_prometheus();
         for line in [
             "ovnest_cache_hits_packets_total 100",
@@ -467,6 +543,9 @@ mod tests {
             "ovnest_cache_evictions_entries_total 2",
             "ovnest_cache_invalidations_total 6",
             "ovnest_cache_entries 3",
+            "ovnest_conntrack_entries 9",
+            "ovnest_conntrack_table_full_total 1",
+            "ovnest_conntrack_est_hits_packets_total 500",
             "# TYPE ovnest_cache_hits_packets_total counter",
             "# TYPE ovnest_cache_entries gauge",
         ] {

@@ -7,6 +7,7 @@ use ovnest_common::{
         ACTION_DROP, ACTION_OUTPUT, CacheAction, FAMILY_ARP, FAMILY_IPV4, FAMILY_IPV6,
         FAMILY_OTHER, rewrite as rw,
     },
+    ct::{CT_DEPS, CtDep},
 };
 use ovnest_logical::{
     Decision,
@@ -28,11 +29,27 @@ pub fn decide(
     start: &Flow,
     generation: u64,
 ) -> Option<CacheAction> {
+    decide_tracked(snap, view, decision, start, generation, None)
+}
+
+/// [`decide`] for a decision that went through conntrack: `ct` lists the mirrored
+/// connections it met (`crate::conntrack::Tracker::finish`), all established and
+/// stable, so the decision holds for the key's frames while each keeps its serial;
+/// `None` when it holds for this frame only.
+pub fn decide_tracked(
+    snap: &Snapshot,
+    view: &LogicalView,
+    decision: &Decision,
+    start: &Flow,
+    generation: u64,
+    ct: Option<&[CtDep]>,
+) -> Option<CacheAction> {
     // Tunnel copies are made in userspace: such a decision is not cached (yet). A
-    // decision that went through conntrack depends on the connection's state, which the
-    // cache cannot see: fail closed, never cache it.
+    // decision that went through conntrack depends on the connections' state: cached
+    // only with the connections XDP must find unchanged.
     if decision.aborted
-        || decision.conntrack
+        || (decision.conntrack && ct.is_none())
+        || ct.is_some_and(|c| c.len() > CT_DEPS)
         || !decision.unsupported.is_empty()
         || !decision.controller.is_empty()
         || !decision.tunnels.is_empty()
@@ -43,6 +60,10 @@ pub fn decide(
         generation,
         ..CacheAction::default()
     };
+    if let Some(ct) = ct {
+        action.ct_n = ct.len() as u32;
+        action.ct[..ct.len()].copy_from_slice(ct);
+    }
     let local = |port| {
         let index = view.port_index(port)?;
         snap.port(index).filter(|p| p.is_local())

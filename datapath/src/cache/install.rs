@@ -34,9 +34,16 @@ pub struct CacheStats {
     pub replaced: AtomicU64,
     /// Writes the kernel refused.
     pub failed: AtomicU64,
-    /// Frames XDP keyed whose decision went through conntrack and so was not
-    /// installed (it holds for that frame only).
+    /// Frames XDP keyed whose decision went through conntrack and held for that frame
+    /// only (a new or changing connection, an ICMP error...), so was not installed.
     pub conntrack: AtomicU64,
+    /// The connection table as of the last frame that went through it: connections
+    /// held, committed so far, commits refused by a full table, connections mirrored
+    /// into XDP so far (`crate::conntrack::Stats`).
+    pub ct_entries: AtomicU64,
+    pub ct_commits: AtomicU64,
+    pub ct_full: AtomicU64,
+    pub ct_mirrored: AtomicU64,
 }
 
 /// What [`CacheStats`] held at one moment.
@@ -46,6 +53,10 @@ pub struct InstallCounts {
     pub replaced: u64,
     pub failed: u64,
     pub conntrack: u64,
+    pub ct_entries: u64,
+    pub ct_commits: u64,
+    pub ct_full: u64,
+    pub ct_mirrored: u64,
 }
 
 impl CacheStats {
@@ -55,6 +66,10 @@ impl CacheStats {
             replaced: self.replaced.load(Relaxed),
             failed: self.failed.load(Relaxed),
             conntrack: self.conntrack.load(Relaxed),
+            ct_entries: self.ct_entries.load(Relaxed),
+            ct_commits: self.ct_commits.load(Relaxed),
+            ct_full: self.ct_full.load(Relaxed),
+            ct_mirrored: self.ct_mirrored.load(Relaxed),
         }
     }
 }
@@ -64,6 +79,8 @@ impl CacheStats {
 pub struct CacheMaps {
     pub(crate) v4: OwnedFd,
     pub(crate) v6: OwnedFd,
+    /// The `CT` array established connections are mirrored into (`crate::conntrack`).
+    pub(crate) ct: Option<OwnedFd>,
     pub stats: Arc<CacheStats>,
 }
 
@@ -84,6 +101,15 @@ impl CacheMaps {
             v6: HashMap::try_from(Map::from_map_data(open(&self.v6)?)?)?,
             pending: Vec::with_capacity(PENDING),
             stats: self.stats.clone(),
+            ct: match &self.ct {
+                Some(fd) => Some(fd.as_fd().try_clone_to_owned().map_err(|io_error| {
+                    MapError::SyscallError(aya::sys::SyscallError {
+                        call: "dup",
+                        io_error,
+                    })
+                })?),
+                None => None,
+            },
         })
     }
 }
@@ -94,6 +120,7 @@ pub struct CacheWriter {
     v6: HashMap<MapData, CacheKey6, CacheAction>,
     pending: Vec<(Key, CacheAction)>,
     stats: Arc<CacheStats>,
+    ct: Option<OwnedFd>,
 }
 
 impl core::fmt::Debug for CacheWriter {
@@ -105,11 +132,30 @@ impl core::fmt::Debug for CacheWriter {
 }
 
 impl CacheWriter {
+    /// A mirror of the connection table into the program's `CT` array, for the
+    /// datapath's [`Shared`](crate::conntrack::Shared) table (`None` without one).
+    pub fn ct_mirror(&self) -> Option<crate::conntrack::BpfMirror> {
+        let fd = self.ct.as_ref()?;
+        crate::conntrack::BpfMirror::open(fd)
+            .inspect_err(|e| tracing::warn!("conntrack mirror: {e}"))
+            .ok()
+    }
+
     /// Counts a keyed frame whose decision is not installed because it went through
     /// conntrack.
     #[inline]
     pub fn count_conntrack(&self) {
         self.stats.conntrack.fetch_add(1, Relaxed);
+    }
+
+    /// Publishes the connection table's figures for `ovnest status`.
+    #[inline]
+    pub fn publish_conntrack(&self, entries: usize, stats: &crate::conntrack::Stats) {
+        let s = &self.stats;
+        s.ct_entries.store(entries as u64, Relaxed);
+        s.ct_commits.store(stats.committed, Relaxed);
+        s.ct_full.store(stats.full, Relaxed);
+        s.ct_mirrored.store(stats.mirrored, Relaxed);
     }
 
     /// Queues an entry (once per key per batch; dropped when the queue is full).

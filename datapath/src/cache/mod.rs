@@ -12,10 +12,12 @@
 //! An entry is a microflow (OVS's EMC, not its megaflow cache): the key
 //! ([`key`]) holds every header field the pipeline's packet model has for a frame of that
 //! type, plus the logical inport and datapath. Why:
-//! - *Correct by construction.* The interpreter is a pure function of the start flow and
-//!   the tables (conntrack, load balancing, `check_pkt_larger`: every stateful or
+//! - *Correct by construction.* The interpreter is a pure function of the start flow,
+//!   the tables and the connections it met (`check_pkt_larger` and every other
 //!   length-dependent action is unsupported and never cached), so two frames with one
-//!   key get one decision. A megaflow is only right if its mask covers every bit the
+//!   key get one decision while those connections stay as they were: an entry that went
+//!   through conntrack lists them, and XDP checks each before using it
+//!   (`crate::conntrack`). A megaflow is only right if its mask covers every bit the
 //!   decision depends on: the classifier reports what its lookups consulted
 //!   (`Interpreter::wc`), but actions read fields too (`eth.dst = eth.src`,
 //!   `arp.tha = arp.sha`, `ip4.dst <-> ip4.src`, `lookup_arp`, `put_dhcp_opts`'s
@@ -83,6 +85,6 @@ pub mod action;
 pub mod install;
 pub mod key;
 
-pub use action::decide;
+pub use action::{decide, decide_tracked};
 pub use install::{CacheMaps, CacheStats, CacheWriter, InstallCounts};
 pub use key::{FromFlow, Key};

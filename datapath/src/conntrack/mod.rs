@@ -20,13 +20,52 @@
 //!   map access.
 //! - A userspace-only table, like OVS's userspace datapath (`lib/conntrack.c`).
 //!
-//! ovnest takes the second, in steps. This module is the engine's semantics: the
-//! [`Table`] below is the userspace side (the reference the XDP side will be checked
-//! against, as the XDP decision cache is against the interpreter). Its keys and entries
-//! are plain data so they can move into a BPF map unchanged. Until XDP reads it, a
-//! decision that consulted conntrack is never cached ([`Decision::conntrack`]; the
-//! cache counts it under the `conntrack` reason): every frame of a tracked flow is
-//! decided in userspace, correct and slower.
+//! ovnest takes the second. The [`Table`] below is the engine's semantics and the only
+//! place connections are created, changed and removed (userspace, under one lock, on
+//! the frames that go up); XDP carries *established* connections.
+//!
+//! # Established connections in XDP ([`Mirror`], `ebpf/xdp/src/ct.rs`)
+//! A connection's first frames change it (SYN, SYN-ACK, the ACK that establishes it,
+//! a commit that sets its mark); after that, until a FIN or RST, a frame changes
+//! nothing but its expiry. So the fast path only needs to answer one question per
+//! frame: is this still the connection the cached decision was made with?
+//! - The table **mirrors** every stable connection (a reply seen; for TCP, ESTABLISHED)
+//!   into the program's `CT` array at its slot in the table: a serial, and a last-seen
+//!   time. Every commit, and every change of what a decision can read (state, mark,
+//!   label), gives the connection a new serial and rewrites or clears its slot, under
+//!   the table's lock, before the frame that changed it is delivered.
+//! - A frame's walk through the pipeline records the connections it met ([`Met`]):
+//!   when every `ct()` found a mirrored connection and changed nothing, the decision
+//!   is a function of the frame's key and those connections, and is installed in the
+//!   decision cache with their (slot, serial) pairs. Anything else — a new connection,
+//!   a commit that changed one, an ICMP error, an invalid packet, a full table — holds
+//!   for that frame only and is not cached (counted as `conntrack`, as before).
+//! - XDP uses such an entry only while each slot holds its serial, and stamps the
+//!   slots' last-seen time (`bpf_ktime_get_coarse_ns`); otherwise the frame goes up
+//!   (`stale`, `ct_gone`) and userspace decides and installs again. NAT needs nothing
+//!   more: a connection's translation is fixed for its serial, so the decision's header
+//!   rewrite (with its checksum deltas) already holds it, for `ct_dnat`, `ct_snat` and
+//!   `ct_lb_mark` alike.
+//! - TCP flags are in the cache key, so a FIN, RST or SYN of an established connection
+//!   has a key of its own whose decision is never installed: it goes up, and the
+//!   table's state machine sees it.
+//! - **Coherence**: a changed ACL is a new snapshot generation, so every cached
+//!   decision is stale once the agent moves `CACHE_GEN`, before it acknowledges
+//!   `--wait=hv`; the next frame of a connection the ACL no longer allows goes up,
+//!   meets northd's `ct_commit { ct_mark.blocked = 1; }` (a new serial), and its drop
+//!   is cached with the blocked connection.
+//! - **Timeouts**: userspace still expires connections, reading the mirror's last-seen
+//!   time for one that looks expired ([`Table::expire`]), so a connection XDP carries
+//!   stays as long as frames flow. Removal clears the slot.
+//! - Why serials and slots, not a second hash keyed by zone and tuple: the cached
+//!   decision already fixes the tuples (its key fixes the frame, and the validated
+//!   connections fix the NAT between zones), so a direct array index is enough, and an
+//!   array lookup is inlined by the verifier: two of them per frame for a switch's two
+//!   port zones, no hashing. Slots beyond the array (`DEFAULT_CT_SLOTS`) stay
+//!   userspace-only.
+//! - Race: userspace rewrites a slot with one syscall while XDP may read it; a frame
+//!   that reads the old serial in that instant is carried out with the decision its
+//!   connection had just before, as if it had arrived a moment earlier.
 //!
 //! # OVN's semantics, as kept here
 //! - **Zones.** ovn-controller gives each local logical switch port a zone (loaded into
@@ -68,24 +107,24 @@
 //!   counted, never silently forwarded.
 //!
 //! # Not yet
-//! - The XDP side: connections live in a userspace `FxHashMap`, so every packet of a
-//!   tracked flow is an upcall. Next: keys and entries into BPF hash maps written on
-//!   commit, XDP looking up established connections and applying their NAT and the
-//!   cached rest of the decision, userspace aging them from the maps' timestamps.
+//! - New connections in XDP: every connection's handshake goes up (three frames for
+//!   TCP), which is what bounds the connections-per-second rate.
+//! - IPv6 decisions carry connections like IPv4 ones, but only IPv4 is tested through
+//!   XDP.
 //! - `ct_snat_to_vip` (load-balancer hairpin), `handle_svc_check`, `commit_lb_aff`:
 //!   still unsupported (fail closed). `ct_lb_mark`'s `hash_fields` are not read: the
 //!   backend is chosen by the 5-tuple's hash, stickiness comes from the connection.
 //! - ICMP errors about NATted connections (their quoted headers would need NAT too),
 //!   helpers (FTP, TFTP), TCP window tracking, SCTP states (SCTP is tracked as "other").
-//! - Counters in `ovnest status` ([`Stats`] and `CacheStats::conntrack` are kept, not
-//!   shown).
 //!
 //! [`Decision::conntrack`]: ovnest_logical::Decision
 
+mod mirror;
 mod shared;
 mod table;
 mod tuple;
 
+pub use mirror::{BpfMirror, Mirror};
 pub use shared::{Shared, Tracker};
 pub use table::{Met, Stats, Table};
 pub use tuple::{Tuple, quoted};

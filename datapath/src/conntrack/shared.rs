@@ -1,24 +1,26 @@
 //! The table as the poll threads share it: both directions of a connection may arrive
 //! on different queues, so there is one table per datapath, not per thread.
 
-use std::{
-    sync::{Mutex, MutexGuard},
-    time::Instant,
+use std::sync::{
+    Mutex, MutexGuard,
+    atomic::{AtomicBool, Ordering::Relaxed},
 };
 
+use ovnest_common::ct::CtDep;
 use ovnest_logical::{
     conntrack::{Conntrack, Error, Request, Zone},
     flow::Flow,
 };
 
-use super::{Met, Table};
+use super::{Met, Mirror, Table};
 
 /// One datapath's connection table, behind a lock that only frames needing conntrack
-/// take, once per frame (the slow path; the XDP side will read the table without it).
+/// take, once per frame (the slow path; XDP reads the mirrored connections without it).
 #[derive(Debug)]
 pub struct Shared {
     table: Mutex<Table>,
-    epoch: Instant,
+    /// Set once a mirror is attached (read per frame without the lock).
+    mirrored: AtomicBool,
 }
 
 impl Default for Shared {
@@ -31,13 +33,20 @@ impl Shared {
     pub fn new(limit: usize) -> Shared {
         Shared {
             table: Mutex::new(Table::new(limit)),
-            epoch: Instant::now(),
+            mirrored: AtomicBool::new(false),
         }
     }
 
-    /// The table's clock, milliseconds since it was made.
+    /// The table's clock: `CLOCK_MONOTONIC` milliseconds, the clock XDP stamps
+    /// mirrored connections with (`bpf_ktime_get_coarse_ns`).
     pub fn now(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid timespec to write; CLOCK_MONOTONIC always exists.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
     }
 
     /// The table, its clock set to `now`. A thread that panicked holding the lock left
@@ -46,6 +55,20 @@ impl Shared {
         let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
         t.set_now(now);
         t
+    }
+
+    /// Whether established connections are mirrored for XDP.
+    pub fn has_mirror(&self) -> bool {
+        self.mirrored.load(Relaxed)
+    }
+
+    /// Mirrors established connections from now on (the first mirror attached stays).
+    pub fn attach_mirror(&self, mirror: Box<dyn Mirror>) {
+        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        if !t.has_mirror() {
+            t.set_mirror(mirror);
+            self.mirrored.store(true, Relaxed);
+        }
     }
 
     /// A tracker for one frame: it takes the lock at its first `ct()` only. `related`:
@@ -69,11 +92,33 @@ pub struct Tracker<'a> {
     met: Met,
 }
 
+impl Tracker<'_> {
+    /// Connections held and the table's counters, when the frame went through it.
+    pub fn table_stats(&self) -> Option<(usize, super::Stats)> {
+        self.guard.as_ref().map(|t| (t.len(), t.stats))
+    }
+
+    /// Releases the table; returns the mirrored connections the frame's decision
+    /// depends on, `None` when it holds for this frame only ([`Met::deps`]).
+    pub fn finish(self) -> Option<([CtDep; ovnest_common::ct::CT_DEPS], usize)> {
+        drop(self.guard);
+        let deps = self.met.deps()?;
+        let mut out = [CtDep::default(); ovnest_common::ct::CT_DEPS];
+        out[..deps.len()].copy_from_slice(deps);
+        Some((out, deps.len()))
+    }
+}
+
 impl Conntrack for Tracker<'_> {
     fn execute(&mut self, zone: Zone, flow: &mut Flow, req: &Request) -> Result<(), Error> {
         let (shared, now) = (self.shared, self.now);
-        self.guard
+        let result = self
+            .guard
             .get_or_insert_with(|| shared.lock(now))
-            .execute_for(zone, flow, req, &mut self.met)
+            .execute_for(zone, flow, req, &mut self.met);
+        if result.is_err() {
+            self.met.refuse();
+        }
+        result
     }
 }

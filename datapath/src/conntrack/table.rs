@@ -1,13 +1,17 @@
 //! The connection table: entries indexed by (zone, tuple) in both directions, TCP
 //! state, timeouts, NAT.
 
+use ovnest_common::ct::{CT_DEPS, CtDep};
 use ovnest_logical::{
     conntrack::{Conntrack, Error, Nat, Request, Zone},
     flow::{Field, Flow, cs},
 };
 use rustc_hash::FxHashMap;
 
-use super::tuple::{Class, ICMP, ICMPV6, TCP, Tuple, UDP};
+use super::{
+    mirror::Mirror,
+    tuple::{Class, ICMP, ICMPV6, TCP, Tuple, UDP},
+};
 
 /// Milliseconds.
 type Ms = u64;
@@ -69,6 +73,13 @@ struct Entry {
     seen_reply: bool,
     tcp: TcpState,
     expires: Ms,
+    /// The timeout of the connection's state (`expires` - last packet).
+    timeout: Ms,
+    /// This incarnation of the connection: new on commit and on every change of what a
+    /// decision can read (state, mark, label).
+    serial: u32,
+    /// The serial the XDP mirror's slot holds for it, if any.
+    mirrored: Option<u32>,
 }
 
 /// Counters, read by `ovnest status` through the datapath's stats.
@@ -80,6 +91,10 @@ pub struct Stats {
     pub expired: u64,
     pub flushed: u64,
     pub full: u64,
+    /// Established connections written into the XDP mirror.
+    pub mirrored: u64,
+    /// Mirror writes the kernel refused (the connection stays userspace-only).
+    pub mirror_failed: u64,
 }
 
 /// The connection table.
@@ -93,6 +108,10 @@ pub struct Table {
     now: Ms,
     /// Where the incremental expiry sweep resumes.
     cursor: usize,
+    /// The last serial given (0 is never one).
+    serial: u32,
+    /// Where established connections are mirrored for XDP, when it caches decisions.
+    mirror: Option<Box<dyn Mirror>>,
     pub stats: Stats,
 }
 
@@ -115,7 +134,76 @@ impl Table {
             limit,
             now: 0,
             cursor: 0,
+            serial: 0,
+            mirror: None,
             stats: Stats::default(),
+        }
+    }
+
+    /// Mirrors established connections into `mirror` from now on.
+    pub fn set_mirror(&mut self, mirror: Box<dyn Mirror>) {
+        self.mirror = Some(mirror);
+    }
+
+    /// Whether established connections are mirrored for XDP.
+    pub fn has_mirror(&self) -> bool {
+        self.mirror.is_some()
+    }
+
+    fn next_serial(&mut self) -> u32 {
+        self.serial = self.serial.wrapping_add(1).max(1);
+        self.serial
+    }
+
+    /// Whether the connection in `idx` is still alive: its own expiry, pushed back by
+    /// the frames XDP carried for it since userspace last saw one.
+    fn alive(&mut self, idx: u32) -> bool {
+        let now = self.now;
+        let Some(e) = self.entries[idx as usize].as_mut() else {
+            return false;
+        };
+        if e.expires > now {
+            return true;
+        }
+        if e.mirrored.is_some()
+            && let Some(seen) = self.mirror.as_ref().and_then(|m| m.last_seen(idx))
+        {
+            e.expires = e.expires.max((seen / 1_000_000).saturating_add(e.timeout));
+        }
+        e.expires > now
+    }
+
+    /// Writes the connection in `idx` into the mirror when it is established and
+    /// stable (its next frames change nothing but its expiry), clears it otherwise.
+    fn sync(&mut self, idx: u32) {
+        let now = self.now;
+        let Some(m) = self.mirror.as_mut() else {
+            return;
+        };
+        let Some(e) = self.entries[idx as usize].as_mut() else {
+            return;
+        };
+        let want = e.stable() && idx < m.capacity();
+        match (want, e.mirrored) {
+            (true, Some(s)) if s == e.serial => {}
+            (true, _) => {
+                if m.set(idx, e.serial, now.saturating_mul(1_000_000)) {
+                    e.mirrored = Some(e.serial);
+                    self.stats.mirrored += 1;
+                } else {
+                    // The slot may still hold the old serial: cleared below on the
+                    // next change, and decisions are only cached for `mirrored`.
+                    e.mirrored = None;
+                    self.stats.mirror_failed += 1;
+                }
+            }
+            (false, Some(_)) => {
+                if !m.clear(idx) {
+                    self.stats.mirror_failed += 1;
+                }
+                e.mirrored = None;
+            }
+            (false, None) => {}
         }
     }
 
@@ -166,8 +254,8 @@ impl Table {
         let mut removed = 0;
         for _ in 0..budget.min(n) {
             self.cursor = (self.cursor + 1) % n;
-            if let Some(e) = self.entries[self.cursor]
-                && e.expires <= self.now
+            if self.entries[self.cursor].is_some_and(|e| e.expires <= self.now)
+                && !self.alive(self.cursor as u32)
             {
                 self.remove(self.cursor as u32);
                 self.stats.expired += 1;
@@ -179,6 +267,12 @@ impl Table {
 
     fn remove(&mut self, idx: u32) {
         if let Some(e) = self.entries[idx as usize].take() {
+            if e.mirrored.is_some()
+                && let Some(m) = self.mirror.as_mut()
+                && !m.clear(idx)
+            {
+                self.stats.mirror_failed += 1;
+            }
             self.index.remove(&(e.zone, e.orig));
             self.index.remove(&(e.zone, e.reply));
             self.free.push(idx);
@@ -211,7 +305,7 @@ impl Table {
             && dir == Dir::Original
             && flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
             && matches!(e.tcp, TcpState::TimeWait | TcpState::Close);
-        if e.expires <= self.now || reopen {
+        if reopen || !self.alive(idx) {
             self.remove(idx);
             self.stats.expired += u64::from(!reopen);
             return None;
@@ -292,6 +386,13 @@ fn valid_new(t: &Tuple, flags: u16) -> bool {
 }
 
 impl Entry {
+    /// Whether a frame of the connection changes nothing but its expiry, unless it
+    /// carries a TCP flag other than ACK, PSH, URG, ECE, CWR (cache keys hold the
+    /// flags, so such frames have keys of their own and go to userspace).
+    fn stable(&self) -> bool {
+        self.seen_reply && (self.orig.proto != TCP || self.tcp == TcpState::Established)
+    }
+
     /// Advances the connection's state for a packet; false when the packet is invalid
     /// for it (its state is then left alone).
     fn update(&mut self, dir: Dir, flags: u16, now: Ms) -> bool {
@@ -336,6 +437,7 @@ impl Entry {
         if dir == Dir::Reply {
             self.seen_reply = true;
         }
+        self.timeout = timeout;
         self.expires = now.saturating_add(timeout);
         true
     }
@@ -346,11 +448,18 @@ impl Entry {
 /// `ct()` in the same zone continues with it, even after NAT changed the packet's
 /// tuple. Without this, `ct_commit` after `ct_lb_mark` would commit the DNATted tuple
 /// as a connection of its own, whose reply tuple is the load-balanced one's.
+///
+/// It also keeps what the packet's decision depends on, for the XDP decision cache: the
+/// established connections it met, or that it met something else (a new connection,
+/// a change, an ICMP error, an invalid packet) and its decision holds for it alone.
 #[derive(Debug, Default, Clone)]
 pub struct Met {
     slots: [Option<(Zone, u32, Dir, Tuple)>; 4],
     /// For an ICMP error: the tuple of the packet it quotes.
     related: Option<Tuple>,
+    deps: [CtDep; CT_DEPS],
+    n_deps: usize,
+    one_off: bool,
 }
 
 impl Met {
@@ -360,6 +469,30 @@ impl Met {
             related,
             ..Met::default()
         }
+    }
+
+    /// The mirrored connections the packet's decision depends on; `None` when the
+    /// decision holds for this packet only (it must not be cached).
+    pub fn deps(&self) -> Option<&[CtDep]> {
+        (!self.one_off).then_some(&self.deps[..self.n_deps])
+    }
+
+    /// The decision holds for this packet only.
+    pub fn refuse(&mut self) {
+        self.one_off = true;
+    }
+
+    fn depend(&mut self, slot: u32, serial: u32) {
+        let dep = CtDep { slot, serial };
+        if self.deps[..self.n_deps].contains(&dep) {
+            return;
+        }
+        if self.n_deps == CT_DEPS {
+            self.one_off = true;
+            return;
+        }
+        self.deps[self.n_deps] = dep;
+        self.n_deps += 1;
     }
 
     fn get(&self, zone: Zone, t: &Tuple) -> Option<(u32, Dir)> {
@@ -399,10 +532,12 @@ impl Table {
         let t = match Tuple::classify(flow) {
             Class::Tuple(t) => t,
             Class::IcmpError => {
+                met.one_off = true;
                 self.related(zone, flow, req, met.related);
                 return Ok(());
             }
             Class::Invalid => {
+                met.one_off = true;
                 self.stats.invalid += 1;
                 set_result(flow, cs::TRACKED | cs::INVALID, 0, 0, None);
                 return Ok(());
@@ -421,13 +556,27 @@ impl Table {
         if let Some((idx, dir)) = cached.or_else(|| self.find(zone, &t, flags)) {
             let now = self.now;
             let e = self.entries[idx as usize].as_mut().expect("indexed entry");
+            let before = (e.seen_reply, e.tcp, e.mark, e.label);
             if !e.update(dir, flags, now) {
+                met.one_off = true;
                 self.stats.invalid += 1;
                 set_result(flow, cs::TRACKED | cs::INVALID, 0, 0, None);
                 return Ok(());
             }
             if req.commit {
                 apply(&mut e.mark, &mut e.label, req);
+            }
+            // What a decision reads changed: decisions made before are void.
+            let changed = before != (e.seen_reply, e.tcp, e.mark, e.label);
+            if changed {
+                self.serial = self.serial.wrapping_add(1).max(1);
+                e.serial = self.serial;
+            }
+            self.sync(idx);
+            let e = self.entries[idx as usize].as_mut().expect("indexed entry");
+            match e.mirrored {
+                Some(serial) if !changed && serial == e.serial => met.depend(idx, serial),
+                _ => met.one_off = true,
             }
             let mut state = cs::TRACKED;
             state |= if e.seen_reply {
@@ -461,6 +610,9 @@ impl Table {
             }
             return Ok(());
         }
+        // No connection: what the decision did depends on there being none, and a
+        // commit creates one.
+        met.one_off = true;
         if !valid_new(&t, flags) {
             self.stats.invalid += 1;
             set_result(flow, cs::TRACKED | cs::INVALID, 0, 0, None);
@@ -484,6 +636,9 @@ impl Table {
                 seen_reply: false,
                 tcp: TcpState::SynSent,
                 expires: 0,
+                timeout: 0,
+                serial: self.next_serial(),
+                mirrored: None,
             };
             if t.proto == TCP && flags & tcp_flags::SYN == 0 {
                 // Picked up mid-stream (a restart, an expired entry): as Linux's
@@ -517,8 +672,8 @@ impl Table {
     fn related(&mut self, zone: Zone, flow: &mut Flow, req: &Request, quoted: Option<Tuple>) {
         let found = quoted.and_then(|q| {
             let (idx, dir) = *self.index.get(&(zone, q))?;
-            let e = self.entries[idx as usize].as_ref()?;
-            (e.expires > self.now).then_some((e, dir))
+            self.alive(idx).then_some(())?;
+            Some((self.entries[idx as usize].as_ref()?, dir))
         });
         match found {
             Some((e, quoted_dir)) if req.nat == Nat::None || e.nat == 0 => {

@@ -420,3 +420,146 @@ fn icmp_errors_are_related_to_the_connection_they_quote() {
     }
     assert!(super::quoted(&l4[..27], false).is_none());
 }
+
+/// A mirror in memory: what XDP's `CT` array would hold.
+#[derive(Debug, Clone, Default)]
+struct Slots(std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<u32, (u32, u64)>>>);
+
+impl super::Mirror for Slots {
+    fn capacity(&self) -> u32 {
+        16
+    }
+    fn set(&mut self, slot: u32, serial: u32, now_ns: u64) -> bool {
+        self.0.lock().unwrap().insert(slot, (serial, now_ns));
+        true
+    }
+    fn clear(&mut self, slot: u32) -> bool {
+        self.0.lock().unwrap().remove(&slot);
+        true
+    }
+    fn last_seen(&self, slot: u32) -> Option<u64> {
+        self.0.lock().unwrap().get(&slot).map(|(_, t)| *t)
+    }
+}
+
+impl Slots {
+    fn get(&self) -> Vec<(u32, u32)> {
+        let m = self.0.lock().unwrap();
+        m.iter().map(|(k, (s, _))| (*k, *s)).collect()
+    }
+    /// XDP carrying a frame of `slot`'s connection at `ms`.
+    fn touch(&self, slot: u32, ms: u64) {
+        if let Some(e) = self.0.lock().unwrap().get_mut(&slot) {
+            e.1 = ms * 1_000_000;
+        }
+    }
+}
+
+/// Runs `f` through the table as one packet; its decision's connections.
+fn deps_of(t: &mut Table, f: &mut Flow, req: Request) -> Option<Vec<(u32, u32)>> {
+    let mut met = super::Met::default();
+    t.execute_for(Z, f, &req, &mut met).expect("ct");
+    met.deps()
+        .map(|d| d.iter().map(|d| (d.slot, d.serial)).collect())
+}
+
+#[test]
+fn established_connections_are_mirrored_and_decisions_depend_on_them() {
+    let mut t = Table::default();
+    let slots = Slots::default();
+    t.set_mirror(Box::new(slots.clone()));
+    t.set_now(1_000);
+    // The handshake: every frame changes the connection, none is cacheable, nothing
+    // is mirrored until it is established.
+    assert_eq!(
+        deps_of(&mut t, &mut tcp(A, B, 40000, 80, SYN), COMMIT),
+        None
+    );
+    assert_eq!(
+        deps_of(&mut t, &mut tcp(B, A, 80, 40000, SYN | ACK), LOOKUP),
+        None
+    );
+    assert!(slots.get().is_empty(), "SYN_RECV is not mirrored");
+    assert_eq!(
+        deps_of(&mut t, &mut tcp(A, B, 40000, 80, ACK), LOOKUP),
+        None
+    );
+    let mirrored = slots.get();
+    let [(slot, serial)] = mirrored[..] else {
+        panic!("one connection mirrored: {mirrored:?}")
+    };
+    // Established frames both ways depend on it.
+    for mut f in [tcp(A, B, 40000, 80, ACK), tcp(B, A, 80, 40000, ACK)] {
+        assert_eq!(deps_of(&mut t, &mut f, LOOKUP), Some(vec![(slot, serial)]));
+    }
+    // A commit that changes nothing keeps it; one that sets the mark makes a new
+    // serial: decisions made with the old one are void.
+    let same = Request {
+        mark: Some((0, 1)),
+        ..COMMIT
+    };
+    assert_eq!(
+        deps_of(&mut t, &mut tcp(A, B, 40000, 80, ACK), same),
+        Some(vec![(slot, serial)])
+    );
+    let blocked = Request {
+        mark: Some((1, 1)),
+        ..COMMIT
+    };
+    assert_eq!(
+        deps_of(&mut t, &mut tcp(A, B, 40000, 80, ACK), blocked),
+        None
+    );
+    let [(_, serial2)] = slots.get()[..] else {
+        panic!("still mirrored")
+    };
+    assert_ne!(serial2, serial);
+    // Idle in userspace but carried by XDP: alive past its userspace expiry.
+    t.set_now(1_000 + 24 * 3600 * 1000 + 1);
+    slots.touch(slot, 1_000 + 24 * 3600 * 1000);
+    assert_eq!(t.expire(16), 0, "XDP saw it a moment ago");
+    // A FIN: closing, cleared from the mirror.
+    assert_eq!(
+        deps_of(&mut t, &mut tcp(A, B, 40000, 80, FIN | ACK), LOOKUP),
+        None
+    );
+    assert!(
+        slots.get().is_empty(),
+        "closing connections are not mirrored"
+    );
+    // An ICMP error, a new packet, an invalid one: one-off decisions.
+    assert_eq!(deps_of(&mut t, &mut icmp(A, B, 8), LOOKUP), None);
+    let mut arp = Flow::default();
+    arp.set(Field::EthType, u128::from(ETH_TYPE_ARP));
+    assert_eq!(deps_of(&mut t, &mut arp, LOOKUP), None);
+}
+
+#[test]
+fn expired_mirrored_connections_leave_the_mirror() {
+    let mut t = Table::default();
+    let slots = Slots::default();
+    t.set_mirror(Box::new(slots.clone()));
+    t.set_now(1_000);
+    // A UDP exchange: established once answered (120 s).
+    let udp = |src, dst, sport, dport| {
+        let mut f = tcp(src, dst, sport, dport, 0);
+        f.set(Field::IpProto, 17);
+        f
+    };
+    deps_of(&mut t, &mut udp(A, B, 5000, 53), COMMIT);
+    deps_of(&mut t, &mut udp(B, A, 53, 5000), LOOKUP);
+    let [(slot, serial)] = slots.get()[..] else {
+        panic!("mirrored")
+    };
+    assert_eq!(
+        deps_of(&mut t, &mut udp(A, B, 5000, 53), LOOKUP),
+        Some(vec![(slot, serial)])
+    );
+    // XDP carries it for a while, then it goes quiet.
+    slots.touch(slot, 100_000);
+    t.set_now(200_000);
+    assert_eq!(t.expire(16), 0, "seen at 100 s, expires at 220 s");
+    t.set_now(220_001);
+    assert_eq!(t.expire(16), 1);
+    assert!(slots.get().is_empty() && t.is_empty());
+}

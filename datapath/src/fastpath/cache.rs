@@ -12,6 +12,7 @@ use aya::{
 use ovnest_common::{
     CacheCounter,
     cache::{CacheAction, CacheKey, CacheKey6},
+    ct::CtCounter,
 };
 
 use super::{FastPath, FastPathError, Options, handle};
@@ -51,7 +52,10 @@ const CACHE_GEN: &str = "CACHE_GEN";
 /// The decision cache's maps belong to one loaded program and are never pinned: a
 /// restarted ovnest starts with an empty cache (a flow's next frame goes up again), so no
 /// decision of an earlier pipeline or generation count outlives the process that made it.
-pub(super) const PER_PROGRAM: [&str; 4] = [CACHE, CACHE6, CACHE_GEN, "CACHE_STATS"];
+/// The conntrack mirror (`CT`) goes with the userspace table, which also starts empty.
+pub(super) const PER_PROGRAM: [&str; 6] = [CACHE, CACHE6, CACHE_GEN, "CACHE_STATS", CT, CT_STATS];
+const CT: &str = "CT";
+const CT_STATS: &str = "CT_STATS";
 
 impl Decisions {
     /// `Cached` with at least one entry per map.
@@ -139,6 +143,22 @@ impl FastPath {
         Ok(out)
     }
 
+    /// Conntrack lookups of cached decisions so far (`CtCounter`), summed over CPUs.
+    pub fn ct_counters(&self) -> Result<[u64; CtCounter::COUNT as usize], FastPathError> {
+        let array: PerCpuArray<&MapData, u64> = handle::map(&self.ebpf, CT_STATS)?;
+        let mut out = [0; CtCounter::COUNT as usize];
+        for counter in CtCounter::ALL {
+            let values = array
+                .get(&(counter as u32), 0)
+                .map_err(|source| FastPathError::Map {
+                    map: CT_STATS,
+                    source,
+                })?;
+            out[counter as usize] = values.iter().sum();
+        }
+        Ok(out)
+    }
+
     /// Entries in both cache maps, whatever their generation (walks the keys: a
     /// syscall per entry, for status output, not for the packet path).
     pub fn cache_entries(&self) -> Result<u64, FastPathError> {
@@ -192,9 +212,24 @@ impl FastPath {
                     }),
                 })
         };
+        let ct = match self.ebpf.map(CT) {
+            Some(Map::Array(data)) => {
+                Some(data.fd().as_fd().try_clone_to_owned().map_err(|io_error| {
+                    FastPathError::Map {
+                        map: CT,
+                        source: aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+                            call: "dup",
+                            io_error,
+                        }),
+                    }
+                })?)
+            }
+            _ => None,
+        };
         Ok(CacheMaps {
             v4: fd(CACHE)?,
             v6: fd(CACHE6)?,
+            ct,
             stats,
         })
     }

@@ -144,6 +144,11 @@ impl<S: Service> Pipeline<'_, S> {
             flush_gone_zones(&self.conntrack, pipeline);
         }
         let shared = &*self.conntrack;
+        if !shared.has_mirror()
+            && let Some(mirror) = self.cache.as_ref().and_then(|c| c.ct_mirror())
+        {
+            shared.attach_mirror(Box::new(mirror));
+        }
         let now = *self.ct_now.get_or_insert_with(|| shared.now());
         let related = quoted_by(&flow, data, &layers);
         let mut tracker = shared.tracker(now, related);
@@ -159,21 +164,32 @@ impl<S: Service> Pipeline<'_, S> {
         .with_conntrack(&mut tracker);
         it.run(dp, &mut flow);
         let mut decision = it.into_decision();
-        drop(tracker);
+        if let (Some(cache), Some((len, stats))) = (self.cache.as_ref(), tracker.table_stats()) {
+            cache.publish_conntrack(len, &stats);
+        }
+        let ct = tracker.finish();
         // A frame XDP keyed and missed: the entry its next frames will hit. A decision
-        // that went through conntrack holds for this frame only: never cached.
+        // that went through conntrack is cached with the established connections it
+        // met, or holds for this frame only.
         if decision.conntrack
+            && ct.is_none()
             && let Some(cache) = self.cache.as_ref()
             && ingress.cacheable
         {
             cache.count_conntrack();
         }
         let entry = match (&self.cache, ingress.cacheable) {
-            (Some(_), true) if !decision.conntrack => {
-                crate::cache::decide(snap, view, &decision, &start, snap.generation()).zip(
-                    <crate::cache::Key as crate::cache::FromFlow>::from_flow(&start),
-                )
-            }
+            (Some(_), true) => crate::cache::decide_tracked(
+                snap,
+                view,
+                &decision,
+                &start,
+                snap.generation(),
+                ct.as_ref().map(|(deps, n)| &deps[..*n]),
+            )
+            .zip(<crate::cache::Key as crate::cache::FromFlow>::from_flow(
+                &start,
+            )),
             _ => None,
         };
 

@@ -226,8 +226,13 @@ pub struct CacheAction {
     pub ip6_src: [u8; 16],
     pub ip6_dst: [u8; 16],
     pub _pad2: u32,
+    /// Connections the decision went through (`crate::ct`): the first `ct_n` of `ct`
+    /// must hold their serials for the entry to be used. 0 for a stateless decision.
+    pub ct_n: u32,
+    pub _pad3: u32,
+    pub ct: [crate::ct::CtDep; crate::ct::CT_DEPS],
 }
-const _: () = assert!(size_of::<CacheAction>() == 120);
+const _: () = assert!(size_of::<CacheAction>() == 160);
 
 /// Index into the `CACHE_STATS` per-CPU array: what a lookup found. Every frame the
 /// program hands to the cache bumps exactly one.
@@ -238,7 +243,8 @@ pub enum CacheCounter {
     Hit = 0,
     /// No entry: up to userspace, which decides and installs.
     Miss = 1,
-    /// An entry of another generation (the tables changed since): a miss.
+    /// An entry of another generation (the tables changed since), or one whose
+    /// connections changed or went (`crate::ct`): a miss.
     Stale = 2,
     /// The key cannot describe the frame (IPv4 options, IPv6 extension headers,
     /// fragments, truncated headers, ND): always decided in userspace, never cached.

@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod counters;
+pub mod ct;
 pub mod flat;
 pub mod layout;
 pub mod maps;

@@ -89,7 +89,7 @@ pub fn decide(ctx: &XdpContext, ingress: &Ingress) -> Result<u32, Counter> {
         return to_userspace(ctx, ingress, META_CACHEABLE);
     };
     let current = CACHE_GEN.get(0).copied().unwrap_or(0);
-    if action.generation != current {
+    if action.generation != current || !crate::ct::holds(action) {
         count(CacheCounter::Stale);
         return to_userspace(ctx, ingress, META_CACHEABLE);
     }

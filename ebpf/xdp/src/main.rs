@@ -16,6 +16,7 @@
 
 mod arp;
 mod cache;
+mod ct;
 mod flat;
 mod frame;
 mod key;

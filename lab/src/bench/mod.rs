@@ -158,18 +158,23 @@ pub enum Direction {
     /// c51 → vm1 once `dmz` holds 100 ACLs (none of them matching the traffic): what a
     /// policy costs the established flow.
     C51ToVm1Acls,
+    /// c51 → vm1 on established connections through c51's security group
+    /// (`from-lport allow-related`, added after the ACL cases): what conntrack costs the
+    /// established flow. Each flow is opened (c51's frame) and answered (vm1's) first.
+    C51ToVm1Stateful,
 }
 
 /// ACLs `dmz` gets for [`Direction::C51ToVm1Acls`], half from-lport, half to-lport.
 pub const ACLS: usize = 100;
 
 impl Direction {
-    pub const ALL: [Direction; 5] = [
+    pub const ALL: [Direction; 6] = [
         Direction::C51ToVm1,
         Direction::Vm1ToC51,
         Direction::Vm2ToVm1,
         Direction::C51ToVm3,
         Direction::C51ToVm1Acls,
+        Direction::C51ToVm1Stateful,
     ];
 
     pub fn label(self) -> &'static str {
@@ -179,6 +184,7 @@ impl Direction {
             Direction::Vm2ToVm1 => "vm2->vm1 (untagged)",
             Direction::C51ToVm3 => "c51->vm3 (routed)",
             Direction::C51ToVm1Acls => "c51->vm1 (100 ACLs)",
+            Direction::C51ToVm1Stateful => "c51->vm1 (allow-related, est.)",
         }
     }
 
@@ -186,16 +192,21 @@ impl Direction {
     /// redirects, and `--datapath xdp` has no logical flows (no router, no ACLs).
     pub fn served_by(self, target: Target) -> bool {
         match self {
-            Direction::C51ToVm3 | Direction::C51ToVm1Acls => {
+            Direction::C51ToVm3 | Direction::C51ToVm1Acls | Direction::C51ToVm1Stateful => {
                 !matches!(target, Target::Baseline | Target::Xdp)
             }
             _ => true,
         }
     }
 
-    /// Needs the ACLs in place (measured after every other direction).
-    pub fn with_acls(self) -> bool {
-        self == Direction::C51ToVm1Acls
+    /// When the direction is measured: 0 first; 1 once the ACLs are in place; 2 once
+    /// c51's security group is too (each stage's ACLs stay).
+    pub fn stage(self) -> u8 {
+        match self {
+            Direction::C51ToVm1Acls => 1,
+            Direction::C51ToVm1Stateful => 2,
+            _ => 0,
+        }
     }
 }
 
@@ -255,6 +266,10 @@ pub struct CacheFigures {
     pub stale: u64,
     pub installs: u64,
     pub upcalls: u64,
+    /// Hits on established connections (decisions validated against the `CT` mirror),
+    /// and connections mirrored.
+    pub ct_est_hits: u64,
+    pub ct_mirrored: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -54,7 +54,9 @@ pub(super) fn ends(
     direction: Direction,
 ) -> ((&'static str, &'static str), (&'static str, &'static str)) {
     match direction {
-        Direction::C51ToVm1 | Direction::C51ToVm1Acls => (("vm5", "brvm5-brint"), ("vm1", "eth0")),
+        Direction::C51ToVm1 | Direction::C51ToVm1Acls | Direction::C51ToVm1Stateful => {
+            (("vm5", "brvm5-brint"), ("vm1", "eth0"))
+        }
         Direction::C51ToVm3 => (("vm5", "brvm5-brint"), ("vm3", "eth0")),
         Direction::Vm1ToC51 => (("vm1", "eth0"), ("vm5", "brvm5-brint")),
         Direction::Vm2ToVm1 => (("vm2", "eth0"), ("vm1", "eth0")),
@@ -68,9 +70,11 @@ pub(super) fn frames(direction: Direction, size: usize, flows: usize) -> Vec<Vec
         .map(|flow| {
             let sport = 10_000 + flow as u16;
             match direction {
-                Direction::C51ToVm1 | Direction::C51ToVm1Acls => Frame::eth(VM1_MAC, C51_MAC)
-                    .udp(C51_IP, VM1_IP, sport, 5001, payload)
-                    .vlan(51),
+                Direction::C51ToVm1 | Direction::C51ToVm1Acls | Direction::C51ToVm1Stateful => {
+                    Frame::eth(VM1_MAC, C51_MAC)
+                        .udp(C51_IP, VM1_IP, sport, 5001, payload)
+                        .vlan(51)
+                }
                 Direction::C51ToVm3 => Frame::eth(LR0_DMZ_MAC, C51_MAC)
                     .udp(C51_IP, VM3_IP, sport, 5001, payload)
                     .vlan(51),
@@ -476,6 +480,8 @@ fn cache_figures(bed: &Bed, after: std::time::SystemTime) -> Option<super::Cache
                 stale: c.stale,
                 installs: c.installs,
                 upcalls: c.upcalls,
+                ct_est_hits: c.ct_est_hits,
+                ct_mirrored: c.ct_mirrored,
             });
         }
         std::thread::park_timeout(Duration::from_millis(50));
@@ -517,6 +523,40 @@ fn add_acls(beds: &[Bed]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Gives c51 a security group (`from-lport allow-related` for what it sends): `dmz`
+/// becomes stateful, every frame of its IP traffic goes through conntrack.
+fn add_security_group(beds: &[Bed]) -> anyhow::Result<()> {
+    for bed in beds.iter().filter(|b| b.target != Target::Baseline) {
+        bed.lab
+            .nbctl(&[
+                "--wait=hv",
+                "acl-add",
+                "dmz",
+                "from-lport",
+                "1002",
+                "inport == \"dmz-c51\" && ip4",
+                "allow-related",
+            ])
+            .with_context(|| format!("security group for {}", bed.target.label()))?;
+    }
+    Ok(())
+}
+
+/// Opens every flow of a stateful case as a connection and establishes it: c51's frames
+/// (committed by the security group), then vm1's answers (the reply direction), each
+/// flow's first frames decided in the slow path.
+fn establish(bed: &mut Bed, frames: &[Vec<u8>]) -> anyhow::Result<()> {
+    warm(bed, Direction::C51ToVm1Stateful, frames)?;
+    let replies: Vec<Vec<u8>> = (0..frames.len())
+        .map(|flow| {
+            Frame::eth(C51_MAC, VM1_MAC)
+                .udp(VM1_IP, C51_IP, 5001, 10_000 + flow as u16, 18)
+                .build()
+        })
+        .collect();
+    warm(bed, Direction::Vm1ToC51, &replies)
+}
+
 /// Measures one case on every bed. Under a search, the targets' trials alternate
 /// (A B A B ...) as the rounds do.
 fn measure_case(
@@ -531,6 +571,11 @@ fn measure_case(
         .filter(|b| direction.served_by(b.target))
         .collect();
     let targets: Vec<Target> = beds.iter().map(|b| b.target).collect();
+    if direction == Direction::C51ToVm1Stateful {
+        for bed in beds.iter_mut() {
+            establish(bed, frames)?;
+        }
+    }
     for bed in beds.iter_mut().filter(|b| b.target == Target::Hybrid) {
         warm(bed, direction, frames)?;
     }
@@ -811,21 +856,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     pin_self(GENERATOR_CPU);
 
     let mut results: BTreeMap<CaseKey, Vec<Measured>> = BTreeMap::new();
-    // The ACL cases come last: their ACLs stay once added.
-    for with_acls in [false, true] {
+    // The ACL cases come last, the security group's after them: ACLs stay once added.
+    for stage in 0..3 {
         let mut cases = Vec::new();
-        for direction in Direction::ALL
-            .into_iter()
-            .filter(|d| d.with_acls() == with_acls)
-        {
+        for direction in Direction::ALL.into_iter().filter(|d| d.stage() == stage) {
             for size in &args.sizes {
                 for flows in &args.flows {
                     cases.push((direction, *size, *flows, frames(direction, *size, *flows)));
                 }
             }
         }
-        if with_acls {
-            add_acls(&beds)?;
+        match stage {
+            1 => add_acls(&beds)?,
+            2 => add_security_group(&beds)?,
+            _ => {}
         }
         for round in 0..args.rounds {
             info!("round {} of {}", round + 1, args.rounds);
@@ -993,8 +1037,8 @@ fn table(report: &Report, plot: &std::path::Path) -> String {
     if let Some(c) = &report.cache {
         let _ = writeln!(
             out,
-            "ovnest hybrid decision cache over the rate cases: {} hits, {} misses ({} stale), {} installs, {} upcalls (warm-up: every flow of every case decided once, then cached)",
-            c.hits, c.misses, c.stale, c.installs, c.upcalls
+            "ovnest hybrid decision cache over the rate cases: {} hits, {} misses ({} stale), {} installs, {} upcalls (warm-up: every flow of every case decided once, then cached); {} of the hits on established connections ({} mirrored)",
+            c.hits, c.misses, c.stale, c.installs, c.upcalls, c.ct_est_hits, c.ct_mirrored
         );
     }
     for m in &report.miss_path {
