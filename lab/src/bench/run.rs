@@ -278,6 +278,7 @@ fn bed(args: &BenchArgs, target: Target) -> anyhow::Result<Bed> {
         containers: Default::default(),
         addressing: crate::Addressing::Static,
         hypervisors: 1,
+        hv2_agent: Default::default(),
     })
     .with_context(|| format!("lab for {}", target.label()))?;
     let mut kit = BenchKit::load()?;
