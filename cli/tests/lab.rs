@@ -1061,6 +1061,63 @@ fn seed_lab_with_ovnest_on_both_hypervisors() {
             .filter(|out| out.contains(&format!("from {VM1}")))
     });
     assert!(reply.contains(VM1));
+    // DHCP's `mtu` option reaches the machine on the other chassis: vm1 renews (its
+    // dhclient restarted on the lease it has) and takes the MTU; a datagram of that size
+    // with DF crosses the tunnel.
+    let dhcp = lab
+        .0
+        .nbctl(&[
+            "--bare",
+            "--columns=_uuid",
+            "find",
+            "DHCP_Options",
+            "cidr=\"172.16.255.128/26\"",
+        ])
+        .unwrap();
+    lab.0
+        .nbctl(&[
+            "--wait=hv",
+            "set",
+            "DHCP_Options",
+            dhcp.trim(),
+            "options:mtu=1442",
+        ])
+        .unwrap();
+    let pidfile = lab.0.dhclient_pidfile("vm1");
+    assert!(
+        ovnest_lab::process::stop(&pidfile, DEADLINE),
+        "vm1's dhclient"
+    );
+    let lease = lab.0.lease_file("vm1");
+    let conf = lab.0.dir.join("dhclient.conf");
+    lab.0
+        .exec(
+            "vm1",
+            "dhclient",
+            &[
+                "-1",
+                "-cf",
+                &conf.to_string_lossy(),
+                "-pf",
+                &pidfile.to_string_lossy(),
+                "-lf",
+                &lease.to_string_lossy(),
+                "eth0",
+            ],
+        )
+        .expect("vm1 renews");
+    let link = lab.0.exec("vm1", "ip", &["link", "show", "eth0"]).unwrap();
+    assert!(link.contains("mtu 1442"), "{link}");
+    let out = lab
+        .0
+        .exec(
+            "vm1",
+            "ping",
+            &["-c1", "-W2", "-M", "do", "-s", "1414", C51],
+        )
+        .expect("a 1442-byte datagram from vm1 to c51");
+    assert!(out.contains("1422 bytes from"), "{out}");
+
     // Both ovnests encapsulated and decapsulated, none malformed.
     for state in [lab.0.state_dir(), hv2_state] {
         let status = wait::until("tunnel copies in both statuses", DEADLINE, || {

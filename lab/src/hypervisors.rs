@@ -146,6 +146,9 @@ pub fn start(lab: &Lab, args: &crate::LabArgs) -> anyhow::Result<()> {
         &format!("external_ids:ovn-encap-ip={HV2_ENCAP}"),
         "external_ids:ovn-bridge-datapath-type=netdev",
     ])?;
+    if args.agent == crate::AgentKind::OvnController {
+        hv1_phy_bridge(lab)?;
+    }
     if args.hv2_agent == Hv2Agent::Ovnest {
         return start_ovnest(lab, args, &db);
     }
@@ -215,6 +218,38 @@ pub fn start(lab: &Lab, args: &crate::LabArgs) -> anyhow::Result<()> {
         ],
     )
     .context("starting ovn-controller on hv2")?;
+    Ok(())
+}
+
+/// With ovn-controller on hv too (`--agent ovn-controller`, the all-OVS pair): its
+/// tunnel address moves from `und` to a `br-phy` owning `und`, as on hv2.
+fn hv1_phy_bridge(lab: &Lab) -> anyhow::Result<()> {
+    lab.hv_vsctl(&[
+        "add-br",
+        "br-phy",
+        "--",
+        "set",
+        "Bridge",
+        "br-phy",
+        "datapath_type=netdev",
+        "--",
+        "add-port",
+        "br-phy",
+        "und",
+    ])?;
+    let hv = lab.ns("hv");
+    let cidr = format!("{HV1_ENCAP}/24");
+    process::run_in(&hv, "ip", &["addr", "del", &cidr, "dev", "und"])?;
+    // ovs-vswitchd creates br-phy's internal port once it reads the row.
+    process::wait_for("br-phy on hv", std::time::Duration::from_secs(10), || {
+        process::run_in(&hv, "ip", &["link", "show", "br-phy"]).is_ok()
+    })?;
+    process::run_in(&hv, "ip", &["addr", "add", &cidr, "dev", "br-phy"])?;
+    process::run_in(
+        &hv,
+        "ip",
+        &["link", "set", "br-phy", "mtu", UNDERLAY_MTU, "up"],
+    )?;
     Ok(())
 }
 

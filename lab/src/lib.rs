@@ -202,8 +202,8 @@ impl Lab {
             vm5_db,
         };
         let addressing = args.effective_addressing();
-        if args.hypervisors > 1 && args.agent != AgentKind::Ovnest {
-            bail!("--hypervisors 2 runs ovnest on the first hypervisor (--agent ovnest)");
+        if args.hypervisors > 1 && args.agent == AgentKind::None {
+            bail!("--hypervisors 2 needs a chassis agent on the first hypervisor");
         }
         if args.hypervisors < 2 && args.hv2_agent != hypervisors::Hv2Agent::default() {
             bail!("--hv2-agent needs --hypervisors 2");
