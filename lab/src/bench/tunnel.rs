@@ -276,10 +276,18 @@ pub fn print(report: &TunnelReport) {
         report.load_before, report.load_after, report.tuning, report.rounds, report.window_ms
     );
     println!(
-        "{:<28} {:>6} {:>10} {:>10} {:>10} {:>10}  {:>9} {:>9}",
-        "c51 -> vm1", "bytes", "Mpps", "min", "max", "overload", "x OVS", "x local"
+        "{:<28} {:>6} {:>8} {:>8} {:>8} {:>9}  {:>6} {:>7}  {:>12}",
+        "c51 -> vm1",
+        "bytes",
+        "Mpps",
+        "min",
+        "max",
+        "overload",
+        "x OVS",
+        "x local",
+        "overload xOVS"
     );
-    let fmt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
+    let fmt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.4}"));
     for row in &report.rows {
         let of = |pair: Pair| {
             report
@@ -292,8 +300,16 @@ pub fn print(report: &TunnelReport) {
             (Some(a), Some(b)) if b > 0.0 && !row.generator_limited => format!("{:.2}", a / b),
             _ => "-".to_owned(),
         };
+        let overload_ratio = report
+            .rows
+            .iter()
+            .find(|r| r.pair == Pair::OvsOvs && r.size == row.size)
+            .filter(|r| r.overload_mpps > 0.0)
+            .map_or("-".to_owned(), |r| {
+                format!("{:.2}", row.overload_mpps / r.overload_mpps)
+            });
         println!(
-            "{:<28} {:>6} {:>10} {:>10} {:>10} {:>10.3}  {:>9} {:>9}{}",
+            "{:<28} {:>6} {:>8} {:>8} {:>8} {:>9.4}  {:>6} {:>7}  {:>12}{}",
             row.pair.label(),
             row.size,
             fmt(row.throughput_mpps),
@@ -302,6 +318,7 @@ pub fn print(report: &TunnelReport) {
             row.overload_mpps,
             ratio(of(Pair::OvsOvs)),
             ratio(of(Pair::OvnestLocal)),
+            overload_ratio,
             if row.generator_limited {
                 "  (generator-limited)"
             } else {
