@@ -494,14 +494,33 @@ impl Lab {
              ovn-nbctl --db={nb} --wait=hv acl-add dmz to-lport 1001 'ip4.src == 172.16.255.131' drop\n  \
              ip netns exec {p}vm2 ping -c3 -W1 172.16.255.133   # no answer now\n  \
              ovn-nbctl --db={nb} --wait=hv acl-del dmz\n  \
-             ip netns exec {p}hv {ovnest} status --state-dir {state}\n\n\
+             ip netns exec {p}hv {ovnest} status --state-dir {state}\n{hv2}\n\
              Drive OVN by hand (`ovnest lab env --dir {dir}` prints this again):\n{env}\n\
              Logs: {dir}/*.log   Tear down: ovnest lab down --dir {dir}\n",
             nb = self.nb,
             state = self.state_dir().display(),
             dir = self.dir.display(),
-            env = self.env()
+            env = self.env(),
+            hv2 = self.hv2_banner(&ovnest),
         )
+    }
+
+    /// With `--hypervisors 2`: where vm1 and vm2 are and what runs there.
+    fn hv2_banner(&self, ovnest: &str) -> String {
+        let p = &self.prefix;
+        if process::alive(&self.dir.join("hv2-ovnest.pid")).is_some() {
+            format!(
+                "  # vm1 and vm2 are on hypervisor {p}hv2 (ovnest, Geneve over und):\n  \
+                 ip netns exec {p}hv2 {ovnest} status --state-dir {}\n",
+                hypervisors::ovnest_state_dir(self).display()
+            )
+        } else if process::alive(&self.dir.join("hv2-ovn-controller.pid")).is_some() {
+            format!(
+                "  # vm1 and vm2 are on hypervisor {p}hv2 (ovn-controller + OVS, Geneve over und)\n"
+            )
+        } else {
+            String::new()
+        }
     }
 
     fn cni_banner(&self) -> String {
