@@ -27,6 +27,7 @@ fn lab(name: &str, agent: AgentKind) -> Lab {
         containers: Default::default(),
         addressing: ovnest_lab::Addressing::Static,
         hypervisors: 1,
+        hv2_agent: Default::default(),
     };
     Lab::up(&args).unwrap_or_else(|e| panic!("{name} lab: {e:#}"))
 }

@@ -35,6 +35,7 @@ fn lab(name: &str, agent: AgentKind) -> Lab {
         datapath: DatapathMode::Hybrid,
         containers: Default::default(),
         hypervisors: 1,
+        hv2_agent: Default::default(),
         addressing: ovnest_lab::Addressing::Static,
     };
     Lab::up(&args).unwrap_or_else(|e| panic!("{name} lab: {e:#}"))

@@ -60,6 +60,7 @@ impl SideLab {
             addressing: Addressing::Static,
             containers: Default::default(),
             hypervisors: 1,
+            hv2_agent: Default::default(),
         };
         let log = match agent {
             AgentKind::OvnController => "ovn-controller.log",

@@ -5,7 +5,10 @@
 use std::{path::PathBuf, time::Duration};
 
 use ovnest::agent::{config::DatapathMode, status::Status};
-use ovnest_lab::Lab;
+use ovnest_lab::{
+    Lab,
+    hypervisors::{self, Hv2Agent},
+};
 use ovnest_tests::{
     netns,
     packet::{PacketSocket, Received},
@@ -37,6 +40,16 @@ impl TestLab {
         hypervisors: u8,
         addressing: ovnest_lab::Addressing,
     ) -> TestLab {
+        TestLab::up_hv2(name, datapath, hypervisors, addressing, Default::default())
+    }
+
+    fn up_hv2(
+        name: &str,
+        datapath: DatapathMode,
+        hypervisors: u8,
+        addressing: ovnest_lab::Addressing,
+        hv2_agent: Hv2Agent,
+    ) -> TestLab {
         let prefix = format!("t{}{name}-", std::process::id() % 10000);
         let dir = std::env::temp_dir().join(format!("ovnest-test-{prefix}"));
         Lab::down(&dir);
@@ -49,6 +62,7 @@ impl TestLab {
             containers: Default::default(),
             addressing,
             hypervisors,
+            hv2_agent,
         };
         TestLab(Lab::up(&args).unwrap_or_else(|e| panic!("lab up: {e:#}")))
     }
@@ -94,6 +108,19 @@ impl TestLab {
     fn counter(&self, name: &str) -> u64 {
         self.status().counters.get(name).copied().unwrap_or(0)
     }
+
+    /// The name of the chassis `port` is bound to.
+    fn chassis_of(&self, port: &str) -> String {
+        let uuid = self.sb_port(port, "chassis");
+        if uuid.is_empty() {
+            return String::new();
+        }
+        self.0
+            .sbctl(&["--bare", "--columns=name", "list", "Chassis", &uuid])
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    }
 }
 
 impl Drop for TestLab {
@@ -102,6 +129,11 @@ impl Drop for TestLab {
             && let Ok(log) = std::fs::read_to_string(self.0.dir.join("ovnest.log"))
         {
             eprintln!("--- ovnest.log ---\n{log}");
+            for other in ["hv2-ovnest.log", "hv2-ovn-controller.log"] {
+                if let Ok(log) = std::fs::read_to_string(self.0.dir.join(other)) {
+                    eprintln!("--- {other} ---\n{log}");
+                }
+            }
         }
         Lab::down(&self.0.dir);
     }
@@ -970,4 +1002,185 @@ fn seed_lab_across_two_hypervisors() {
     wait::until("ovnest's tunnel copies in its status", DEADLINE, || {
         (lab.counter("userspace_tunnel_copies") >= 3).then_some(())
     });
+}
+
+/// `--hypervisors 2 --hv2-agent ovnest`: ovnest on both hypervisors, each encapsulating
+/// toward and decapsulating from the other; the seed's steps across the tunnel.
+#[test]
+fn seed_lab_with_ovnest_on_both_hypervisors() {
+    let test = "seed_lab_with_ovnest_on_both_hypervisors";
+    if !require_root(test) || !require_tools(test, TOOLS) || !require_tools(test, &["dhclient"]) {
+        return;
+    }
+    let lab = TestLab::up_hv2(
+        "2nn",
+        DatapathMode::Hybrid,
+        2,
+        ovnest_lab::Addressing::Dhcp,
+        Hv2Agent::Ovnest,
+    );
+    assert_eq!(lab.chassis_of("dmz-vm1"), "hv2");
+    assert_eq!(lab.chassis_of("dmz-c51"), "hv1");
+    // DHCP answered by ovnest on both chassis (the lab waited for the leases).
+    for vm in ["vm1", "vm2", "c51"] {
+        let lease = std::fs::read_to_string(lab.0.lease_file(vm)).unwrap_or_default();
+        assert!(lease.contains("fixed-address"), "{vm}: {lease}");
+    }
+    let hv2_state = hypervisors::ovnest_state_dir(&lab.0);
+    for (state, peer) in [
+        (lab.0.state_dir(), "hv2 10.99.0.2"),
+        (hv2_state.clone(), "hv1 10.99.0.1"),
+    ] {
+        let status = wait::until("a tunnel to the other ovnest", DEADLINE, || {
+            Status::read(&state)
+                .ok()
+                .filter(|s| s.tunnels.starts_with("geneve on und") && s.tunnels.contains(peer))
+        });
+        assert!(!status.tunnels.contains("unresolved"), "{}", status.tunnels);
+    }
+
+    lab.assert_pings("c51", VM1);
+    lab.assert_pings("vm1", C51);
+    // ARP answered on the sending chassis.
+    let neigh = lab.0.exec("c51", "ip", &["neigh", "show", VM1]).unwrap();
+    assert!(neigh.contains("02:ac:10:ff:01:30"), "{neigh}");
+    // Routed on hv2's side: vm1 -> lr0 -> vm3 on hv1.
+    lab.assert_pings("vm1", "172.16.255.194");
+    // A broadcast from c51 is flooded to hv2 and answered by vm1.
+    lab.0
+        .exec(
+            "vm1",
+            "sysctl",
+            &["-qw", "net.ipv4.icmp_echo_ignore_broadcasts=0"],
+        )
+        .unwrap();
+    let reply = wait::until("a broadcast ping answered by vm1", DEADLINE, || {
+        lab.0
+            .exec("c51", "ping", &["-b", "-c1", "-W1", "172.16.255.191"])
+            .ok()
+            .filter(|out| out.contains(&format!("from {VM1}")))
+    });
+    assert!(reply.contains(VM1));
+    // DHCP's `mtu` option reaches the machine on the other chassis: vm1 renews (its
+    // dhclient restarted on the lease it has) and takes the MTU; a datagram of that size
+    // with DF crosses the tunnel.
+    let dhcp = lab
+        .0
+        .nbctl(&[
+            "--bare",
+            "--columns=_uuid",
+            "find",
+            "DHCP_Options",
+            "cidr=\"172.16.255.128/26\"",
+        ])
+        .unwrap();
+    lab.0
+        .nbctl(&[
+            "--wait=hv",
+            "set",
+            "DHCP_Options",
+            dhcp.trim(),
+            "options:mtu=1442",
+        ])
+        .unwrap();
+    let pidfile = lab.0.dhclient_pidfile("vm1");
+    assert!(
+        ovnest_lab::process::stop(&pidfile, DEADLINE),
+        "vm1's dhclient"
+    );
+    let lease = lab.0.lease_file("vm1");
+    let conf = lab.0.dir.join("dhclient.conf");
+    lab.0
+        .exec(
+            "vm1",
+            "dhclient",
+            &[
+                "-1",
+                "-cf",
+                &conf.to_string_lossy(),
+                "-pf",
+                &pidfile.to_string_lossy(),
+                "-lf",
+                &lease.to_string_lossy(),
+                "eth0",
+            ],
+        )
+        .expect("vm1 renews");
+    let link = lab.0.exec("vm1", "ip", &["link", "show", "eth0"]).unwrap();
+    assert!(link.contains("mtu 1442"), "{link}");
+    let out = lab
+        .0
+        .exec(
+            "vm1",
+            "ping",
+            &["-c1", "-W2", "-M", "do", "-s", "1414", C51],
+        )
+        .expect("a 1442-byte datagram from vm1 to c51");
+    assert!(out.contains("1422 bytes from"), "{out}");
+
+    // Both ovnests encapsulated and decapsulated, none malformed.
+    for state in [lab.0.state_dir(), hv2_state] {
+        let status = wait::until("tunnel copies in both statuses", DEADLINE, || {
+            Status::read(&state).ok().filter(|s| {
+                s.counters
+                    .get("userspace_tunnel_copies")
+                    .is_some_and(|n| *n >= 2)
+            })
+        });
+        let malformed = status.counters.get("userspace_tunnel_malformed");
+        assert_eq!(malformed.copied().unwrap_or(0), 0, "{:?}", status.counters);
+    }
+}
+
+/// A port moved from one chassis to the other (real ovn-controller on hv2): vm1's VIF
+/// leaves hv2's br-int and is plugged on hv1, ovnest claims it, traffic follows; then
+/// back again, and ovn-controller claims it.
+#[test]
+fn a_port_moves_between_ovnest_and_ovn_controller() {
+    let test = "a_port_moves_between_ovnest_and_ovn_controller";
+    if !require_root(test)
+        || !require_tools(test, TOOLS)
+        || !require_tools(test, &["ovn-controller"])
+    {
+        return;
+    }
+    port_moves("2mv", Hv2Agent::OvnController);
+}
+
+/// The same with ovnest on both chassis.
+#[test]
+fn a_port_moves_between_two_ovnests() {
+    let test = "a_port_moves_between_two_ovnests";
+    if !require_root(test) || !require_tools(test, TOOLS) {
+        return;
+    }
+    port_moves("2mn", Hv2Agent::Ovnest);
+}
+
+fn port_moves(name: &str, hv2_agent: Hv2Agent) {
+    let lab = TestLab::up_hv2(
+        name,
+        DatapathMode::Hybrid,
+        2,
+        ovnest_lab::Addressing::Static,
+        hv2_agent,
+    );
+    assert_eq!(lab.chassis_of("dmz-vm1"), "hv2");
+    lab.assert_pings("c51", VM1);
+
+    hypervisors::move_vm(&lab.0, "vm1", "hv").unwrap();
+    wait::until("dmz-vm1 claimed by hv1", DEADLINE, || {
+        (lab.chassis_of("dmz-vm1") == "hv1").then_some(())
+    });
+    // vm1's cable is on hv1 now: an answer can only come through ovnest's local path.
+    lab.assert_pings("c51", VM1);
+    lab.assert_pings("vm1", C51);
+    lab.assert_pings("vm2", VM1);
+
+    hypervisors::move_vm(&lab.0, "vm1", hypervisors::HV2).unwrap();
+    wait::until("dmz-vm1 claimed by hv2 again", DEADLINE, || {
+        (lab.chassis_of("dmz-vm1") == "hv2").then_some(())
+    });
+    lab.assert_pings("c51", VM1);
+    lab.assert_pings("vm1", C51);
 }

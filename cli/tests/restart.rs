@@ -68,6 +68,7 @@ impl TestLab {
             containers: Default::default(),
             addressing: ovnest_lab::Addressing::Static,
             hypervisors: 1,
+            hv2_agent: Default::default(),
         };
         let lab = Lab::up(&args).unwrap_or_else(|e| panic!("lab up: {e:#}"));
         TestLab {

@@ -65,6 +65,7 @@ impl SideLab {
             datapath: DatapathMode::Hybrid,
             addressing: Addressing::Static,
             hypervisors: 1,
+            hv2_agent: Default::default(),
             containers: Default::default(),
         };
         let log = match agent {

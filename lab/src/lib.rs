@@ -81,6 +81,10 @@ pub struct LabArgs {
     /// OVS, reached through Geneve over an underlay veth ([`hypervisors`]).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
     pub hypervisors: u8,
+    /// With `--hypervisors 2`: the second hypervisor's agent (real ovn-controller with
+    /// userspace OVS, or ovnest with the same `--datapath` as the first).
+    #[arg(long, value_enum, default_value = "ovn-controller")]
+    pub hv2_agent: hypervisors::Hv2Agent,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -150,6 +154,16 @@ pub struct Lab {
     pub vm5_db: String,
 }
 
+/// Where and how one `ovnest run` of the lab runs.
+pub(crate) struct AgentRun<'a> {
+    /// The namespace, without the lab's prefix.
+    pub ns: &'a str,
+    pub ovs_db: &'a str,
+    pub state_dir: PathBuf,
+    pub pidfile: PathBuf,
+    pub log: PathBuf,
+}
+
 const STATE_FILE: &str = "lab.env";
 /// Present when the machines got their addresses by DHCP.
 const DHCP_FILE: &str = "addressing-dhcp";
@@ -188,15 +202,18 @@ impl Lab {
             vm5_db,
         };
         let addressing = args.effective_addressing();
-        if args.hypervisors > 1 && args.agent != AgentKind::Ovnest {
-            bail!("--hypervisors 2 runs ovnest on the first hypervisor (--agent ovnest)");
+        if args.hypervisors > 1 && args.agent == AgentKind::None {
+            bail!("--hypervisors 2 needs a chassis agent on the first hypervisor");
+        }
+        if args.hypervisors < 2 && args.hv2_agent != hypervisors::Hv2Agent::default() {
+            bail!("--hv2-agent needs --hypervisors 2");
         }
         network::logical(&lab)?;
         containers::logical(&lab, args.containers)?;
         network::namespaces(&lab, addressing, args.hypervisors)?;
         network::hypervisor_db(&lab, args.agent, args.hypervisors)?;
         if args.hypervisors > 1 {
-            hypervisors::start(&lab)?;
+            hypervisors::start(&lab, args)?;
         }
         let by_hand = args.containers == containers::Containers::Ovs;
         if by_hand {
@@ -313,6 +330,25 @@ impl Lab {
         datapath: ovnest::agent::config::DatapathMode,
         extra: &[&str],
     ) -> anyhow::Result<()> {
+        let agent = AgentRun {
+            ns: "hv",
+            ovs_db: &self.hv_db,
+            state_dir: self.state_dir(),
+            pidfile: self.agent_pidfile(),
+            log: self.dir.join("ovnest.log"),
+        };
+        self.spawn_ovnest(&agent, ovnest, datapath, extra)
+    }
+
+    /// `ovnest run` in namespace `agent.ns`, reading `agent.ovs_db`; its pid in
+    /// `agent.pidfile`.
+    pub(crate) fn spawn_ovnest(
+        &self,
+        agent: &AgentRun<'_>,
+        ovnest: Option<PathBuf>,
+        datapath: ovnest::agent::config::DatapathMode,
+        extra: &[&str],
+    ) -> anyhow::Result<()> {
         use clap::ValueEnum as _;
         let mode = datapath
             .to_possible_value()
@@ -325,21 +361,21 @@ impl Lab {
         let log = std::fs::File::options()
             .create(true)
             .append(true)
-            .open(self.dir.join("ovnest.log"))?;
+            .open(&agent.log)?;
         // nsenter, not `ip netns exec`: that remounts /sys, and the datapath pinned on a
         // bpffs private to it would go with the process.
         let child = std::process::Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", self.ns("hv")))
+            .arg(format!("--net=/run/netns/{}", self.ns(agent.ns)))
             .arg(&binary)
             .args([
                 "run",
                 "--datapath",
                 &mode,
                 "--ovs-db",
-                &self.hv_db,
+                agent.ovs_db,
                 "--state-dir",
             ])
-            .arg(self.state_dir())
+            .arg(&agent.state_dir)
             .arg("--bpffs-root")
             .arg(self.bpffs_root())
             .args(extra)
@@ -348,7 +384,7 @@ impl Lab {
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        std::fs::write(self.agent_pidfile(), child.id().to_string())?;
+        std::fs::write(&agent.pidfile, child.id().to_string())?;
         Ok(())
     }
 
@@ -458,14 +494,33 @@ impl Lab {
              ovn-nbctl --db={nb} --wait=hv acl-add dmz to-lport 1001 'ip4.src == 172.16.255.131' drop\n  \
              ip netns exec {p}vm2 ping -c3 -W1 172.16.255.133   # no answer now\n  \
              ovn-nbctl --db={nb} --wait=hv acl-del dmz\n  \
-             ip netns exec {p}hv {ovnest} status --state-dir {state}\n\n\
+             ip netns exec {p}hv {ovnest} status --state-dir {state}\n{hv2}\n\
              Drive OVN by hand (`ovnest lab env --dir {dir}` prints this again):\n{env}\n\
              Logs: {dir}/*.log   Tear down: ovnest lab down --dir {dir}\n",
             nb = self.nb,
             state = self.state_dir().display(),
             dir = self.dir.display(),
-            env = self.env()
+            env = self.env(),
+            hv2 = self.hv2_banner(&ovnest),
         )
+    }
+
+    /// With `--hypervisors 2`: where vm1 and vm2 are and what runs there.
+    fn hv2_banner(&self, ovnest: &str) -> String {
+        let p = &self.prefix;
+        if process::alive(&self.dir.join("hv2-ovnest.pid")).is_some() {
+            format!(
+                "  # vm1 and vm2 are on hypervisor {p}hv2 (ovnest, Geneve over und):\n  \
+                 ip netns exec {p}hv2 {ovnest} status --state-dir {}\n",
+                hypervisors::ovnest_state_dir(self).display()
+            )
+        } else if process::alive(&self.dir.join("hv2-ovn-controller.pid")).is_some() {
+            format!(
+                "  # vm1 and vm2 are on hypervisor {p}hv2 (ovn-controller + OVS, Geneve over und)\n"
+            )
+        } else {
+            String::new()
+        }
     }
 
     fn cni_banner(&self) -> String {
@@ -504,7 +559,8 @@ impl Lab {
         let prefix = std::fs::read_to_string(dir.join("prefix")).unwrap_or_default();
         dhcp::stop(dir);
         process::stop(&dir.join("ovnest.pid"), Duration::from_secs(10));
-        // The stopped agent's datapath stays pinned until removed.
+        hypervisors::stop_ovnest(dir);
+        // The stopped agents' datapaths stay pinned until removed.
         remove_pins(&bpffs_root(&prefix));
         process::stop(&dir.join("ovn-controller.pid"), Duration::from_secs(10));
         process::stop(&dir.join("hv-vswitchd.pid"), Duration::from_secs(5));

@@ -37,6 +37,7 @@ impl CniLab {
             containers,
             addressing: ovnest_lab::Addressing::Static,
             hypervisors: 1,
+            hv2_agent: Default::default(),
         };
         CniLab {
             lab: Lab::up(&args).unwrap_or_else(|e| panic!("lab up: {e:#}")),

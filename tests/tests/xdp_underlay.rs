@@ -1,10 +1,14 @@
 //! The underlay interface's XDP program through BPF_PROG_TEST_RUN: the golden Geneve
 //! frames real OVS sent go to the userspace datapath (here no socket is bound, so they
 //! are dropped and counted as such), and the host's own traffic on the underlay passes
-//! to the kernel untouched: ARP, other UDP, TCP, IPv4 fragments.
+//! to the kernel untouched: ARP, other UDP, TCP, IPv4 fragments. And its link, pinned,
+//! outlives the agent and is adopted by the next one.
 
 use ovnest_common::Counter;
-use ovnest_datapath::FastPath;
+use ovnest_datapath::{
+    FastPath,
+    fastpath::{Decisions, Options, PinDir},
+};
 use ovnest_tests::{hypervisor::Hypervisor, privilege::require_root};
 
 const XDP_DROP: u32 = 1;
@@ -75,4 +79,62 @@ fn geneve_goes_up_and_the_hosts_traffic_passes() {
         "passing frames count nothing"
     );
     let _ = &mut fast_path;
+}
+
+/// The XDP program id `ip` reports on interface `ifindex` of `hv`, if any.
+fn xdp_program_on(hv: &Hypervisor, ifindex: u32) -> Option<u32> {
+    let out = hv.ns.ip(&["-d", "-o", "link", "show"]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{ifindex}: ")))
+        .expect("the interface");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words.windows(2).position(|w| w == ["prog/xdp", "id"])?;
+    words.get(at + 2)?.parse().ok()
+}
+
+#[test]
+fn the_underlay_link_outlives_the_agent_and_is_adopted() {
+    if !require_root("the_underlay_link_outlives_the_agent_and_is_adopted") {
+        return;
+    }
+    let hv = Hypervisor::alone();
+    let pins = PinDir::at(
+        std::path::PathBuf::from("/sys/fs/bpf/ovnest-test")
+            .join(format!("{}-underlay", std::process::id())),
+    );
+    let options = Options {
+        pins: Some(pins.clone()),
+        decisions: Decisions::Userspace,
+        ..Options::default()
+    };
+    let underlay = hv.wiring.stray;
+    let _inside = hv.ns.enter();
+
+    let mut first = FastPath::open(&options).expect("load with pins");
+    first.attach_underlay(underlay).expect("attach");
+    let pin = first.underlay_pin(underlay).expect("the link is pinned");
+    let first_id = first.underlay_program_id().unwrap();
+    assert_eq!(xdp_program_on(&hv, underlay), Some(first_id));
+    // The agent goes (a stop for restart): the link stays, on its program.
+    drop(first);
+    assert!(pin.exists(), "{}", pin.display());
+    assert_eq!(xdp_program_on(&hv, underlay), Some(first_id));
+
+    // The next agent adopts the link and moves it to its own program.
+    let mut second = FastPath::open(&options).expect("load with pins");
+    assert_eq!(second.underlays().collect::<Vec<_>>(), [underlay]);
+    let second_id = second.underlay_program_id().unwrap();
+    assert_ne!(second_id, first_id);
+    assert_eq!(xdp_program_on(&hv, underlay), Some(second_id));
+    // Attaching again (what the agent does for its underlay) keeps that link.
+    second.attach_underlay(underlay).expect("attach");
+    assert_eq!(second.underlay_pin(underlay), Some(pin.clone()));
+
+    // Detached on purpose (the encap address moved): link and pin go.
+    second.detach_underlay(underlay).expect("detach");
+    assert!(!pin.exists());
+    assert_eq!(xdp_program_on(&hv, underlay), None);
+    drop(second);
+    pins.remove().expect("remove the pins");
 }

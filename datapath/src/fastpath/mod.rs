@@ -145,8 +145,8 @@ pub struct FastPath {
     program_id: u32,
     /// How the program decides (set at load).
     decisions: Decisions,
-    /// The underlay program's links, by ifindex (not pinned: see [`underlay`]).
-    underlay_links: BTreeMap<u32, FdLink>,
+    /// The underlay program's links, by ifindex, and their pins (see [`underlay`]).
+    underlay_links: BTreeMap<u32, (FdLink, Option<PathBuf>)>,
 }
 
 impl FastPath {
@@ -224,6 +224,7 @@ impl FastPath {
         };
         if fast_path.pins.is_some() {
             fast_path.adopt_links()?;
+            fast_path.adopt_underlays()?;
             let behind = fast_path
                 .links
                 .values()

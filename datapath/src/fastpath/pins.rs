@@ -6,6 +6,7 @@
 //! /sys/fs/bpf/ovnest/<chassis>/
 //!   maps/<NAME>-v<version>-<shape>   every map of the object (generic: whatever it has)
 //!   links/xdp-<ifindex>-<mode>       one XDP link per interface (bpf_link)
+//!   links/underlay-<ifindex>-<mode>  the underlay program's link (Geneve)
 //! ```
 //! A map's pin name carries its layout: the semantic version from
 //! `ovnest_common::layout` (bumped when the meaning of its bytes changes) and a hash of
@@ -138,11 +139,30 @@ impl PinDir {
 
     /// The link pins in the directory.
     pub fn link_pins(&self) -> io::Result<Vec<LinkPin>> {
+        self.pins_named("xdp-")
+    }
+
+    /// The pin path for the underlay program's link on `ifindex` (beside the VIFs', under
+    /// a prefix of its own so neither is taken for the other).
+    pub fn underlay_link_path(&self, ifindex: u32, mode: AttachMode) -> PathBuf {
+        let vif = self.link_path(ifindex, mode);
+        let name = vif.file_name().map(|n| n.to_string_lossy().into_owned());
+        let name = name.as_deref().and_then(|n| n.strip_prefix("xdp-"));
+        self.links()
+            .join(format!("underlay-{}", name.unwrap_or_default()))
+    }
+
+    /// The underlay program's link pins in the directory.
+    pub fn underlay_link_pins(&self) -> io::Result<Vec<LinkPin>> {
+        self.pins_named("underlay-")
+    }
+
+    fn pins_named(&self, prefix: &str) -> io::Result<Vec<LinkPin>> {
         let mut pins = Vec::new();
         for path in list(&self.links())? {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
             let parsed = name.as_deref().and_then(|n| {
-                let rest = n.strip_prefix("xdp-")?;
+                let rest = n.strip_prefix(prefix)?;
                 let (ifindex, mode) = rest.split_once('-')?;
                 let mode = match mode {
                     "native" => AttachMode::Native,
@@ -263,6 +283,10 @@ mod tests {
         assert_eq!(
             pins.link_path(7, AttachMode::Generic),
             Path::new("/x/links/xdp-7-generic")
+        );
+        assert_eq!(
+            pins.underlay_link_path(7, AttachMode::Native),
+            Path::new("/x/links/underlay-7-native")
         );
     }
 }

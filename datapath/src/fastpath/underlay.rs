@@ -1,16 +1,26 @@
 //! The underlay interface's XDP program (`underlay_ingress`, in the same object as the
 //! VIFs' so it shares the AF_XDP socket map): Geneve to the userspace datapath, the
-//! host's own traffic to the kernel. Its link is not pinned: across a restart of the
-//! agent, Geneve frames reach the kernel (which has no Geneve and refuses them) until
-//! the new agent attaches again, while the VIFs keep forwarding.
+//! host's own traffic to the kernel.
+//!
+//! With a pin directory its link is pinned beside the VIFs' (`links/underlay-*`), so it
+//! outlives the agent: across a restart Geneve frames never reach the kernel (which has
+//! no Geneve, and would answer the other chassis with ICMP port unreachable); they wait
+//! in no queue either — without an AF_XDP socket they are counted as `drop_no_userspace`
+//! — until the new agent's sockets are in the shared socket map. The new agent adopts
+//! the link and moves it to its own program at once (`bpf_link_update`): the program
+//! holds no state of its own, so unlike the VIFs' links nothing has to be filled first.
 
-use std::os::fd::AsFd as _;
+use std::{os::fd::AsFd as _, path::PathBuf};
 
 use aya::{
     Ebpf,
-    programs::{ProgramError, Xdp, XdpMode, links::FdLink},
+    programs::{
+        ProgramError, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        xdp::XdpLink,
+    },
 };
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::{AttachMode, FastPath, FastPathError, TestRunner};
 
@@ -55,16 +65,94 @@ impl FastPath {
             ifindex,
             why: format!("{e} (a BPF link is needed: kernel 5.9 or later)"),
         })?;
-        self.underlay_links.insert(ifindex, link);
+        let (link, pin) = match &self.pins {
+            Some(pins) => {
+                let path = pins.underlay_link_path(ifindex, mode);
+                // A pin of a link whose interface went away may still sit there.
+                let _ = std::fs::remove_file(&path);
+                let pinned = link.pin(&path).map_err(|e| FastPathError::Link {
+                    ifindex,
+                    why: format!("pinning at {}: {e}", path.display()),
+                })?;
+                (FdLink::from(pinned), Some(path))
+            }
+            None => (link, None),
+        };
+        self.underlay_links.insert(ifindex, (link, pin));
         Ok(mode)
     }
 
-    /// Detaches the underlay program from `ifindex`.
+    /// Detaches the underlay program from `ifindex` (its pin goes too).
     pub fn detach_underlay(&mut self, ifindex: u32) -> Result<(), FastPathError> {
-        self.underlay_links
+        let (link, pin) = self
+            .underlay_links
             .remove(&ifindex)
-            .map(drop)
-            .ok_or(FastPathError::NotAttached(ifindex))
+            .ok_or(FastPathError::NotAttached(ifindex))?;
+        if let Some(pin) = pin {
+            let _ = std::fs::remove_file(pin);
+        }
+        drop(link);
+        Ok(())
+    }
+
+    /// The underlay links an earlier ovnest pinned, still attached to an interface, moved
+    /// to this process's program.
+    pub(super) fn adopt_underlays(&mut self) -> Result<(), FastPathError> {
+        let Some(pins) = self.pins.clone() else {
+            return Ok(());
+        };
+        let found = pins
+            .underlay_link_pins()
+            .map_err(|source| FastPathError::Pins {
+                dir: pins.path().to_owned(),
+                source,
+            })?;
+        for pin in found {
+            let forget = |why: String| {
+                warn!("{}: {why}; removing the pin", pin.path.display());
+                let _ = std::fs::remove_file(&pin.path);
+            };
+            let ifindex = match super::link_target(&pin.path) {
+                // Its interface was deleted: the link no longer attaches anything.
+                Ok((0, _)) => {
+                    let _ = std::fs::remove_file(&pin.path);
+                    continue;
+                }
+                Ok((ifindex, _)) => ifindex,
+                Err(e) => {
+                    forget(e.to_string());
+                    continue;
+                }
+            };
+            let link = match PinnedLink::from_pin(&pin.path) {
+                Ok(link) => FdLink::from(link),
+                Err(e) => {
+                    forget(e.to_string());
+                    continue;
+                }
+            };
+            let link_err = |why: String| FastPathError::Link { ifindex, why };
+            let xdp = XdpLink::try_from(link).map_err(|e| link_err(e.to_string()))?;
+            let program = self.underlay_program()?;
+            let id = program.attach_to_link(xdp)?;
+            let link =
+                FdLink::try_from(program.take_link(id)?).map_err(|e| link_err(e.to_string()))?;
+            info!("underlay ifindex {ifindex}: pinned XDP link adopted, on this ovnest's program");
+            self.underlay_links.insert(ifindex, (link, Some(pin.path)));
+        }
+        Ok(())
+    }
+
+    /// The id of the underlay program (tests: which program an adopted link runs).
+    pub fn underlay_program_id(&mut self) -> Result<u32, FastPathError> {
+        Ok(self.underlay_program()?.info()?.id())
+    }
+
+    /// The pin of the underlay program's link on `ifindex`, when pinned.
+    pub fn underlay_pin(&self, ifindex: u32) -> Option<PathBuf> {
+        self.underlay_links
+            .get(&ifindex)
+            .and_then(|(_, p)| p.clone())
     }
 
     /// Where the underlay program is attached.

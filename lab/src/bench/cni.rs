@@ -201,6 +201,7 @@ pub fn measure(dir: &Path, ovnest: Option<&Path>, n: usize) -> anyhow::Result<Cn
         containers: Containers::Cni,
         addressing: crate::Addressing::Static,
         hypervisors: 1,
+        hv2_agent: Default::default(),
     })?;
     let result = run(&lab, n);
     Lab::down(&dir);

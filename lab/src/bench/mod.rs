@@ -17,6 +17,7 @@ mod plot;
 mod run;
 pub mod scale;
 mod search;
+pub mod tunnel;
 
 use std::path::PathBuf;
 
@@ -81,6 +82,11 @@ pub struct BenchArgs {
     /// and without the port pool.
     #[arg(long)]
     pub cni: bool,
+    /// Instead of the one-hypervisor rate cases: c51 -> vm1 across two hypervisors
+    /// through Geneve, ovnest and ovn-controller + OVS on either end (`--sizes`,
+    /// `--rounds`, `--loss`, `--window-ms`, `--batch` apply; one flow).
+    #[arg(long)]
+    pub tunnel: bool,
     /// Containers per series for --cni.
     #[arg(long, default_value = "100")]
     pub cni_containers: usize,

@@ -27,8 +27,8 @@ const VM1_IP: [u8; 4] = [172, 16, 255, 130];
 const VM2_IP: [u8; 4] = [172, 16, 255, 131];
 const C51_IP: [u8; 4] = [172, 16, 255, 133];
 /// The generator runs here; the datapath (threaded NAPI, agents) on the other core.
-const GENERATOR_CPU: usize = 0;
-const DATAPATH_CPU: usize = 1;
+pub(super) const GENERATOR_CPU: usize = 0;
+pub(super) const DATAPATH_CPU: usize = 1;
 
 /// (direction, frame size, flows, target).
 type CaseKey = (Direction, usize, usize, Target);
@@ -90,7 +90,7 @@ pub(super) fn frames(direction: Direction, size: usize, flows: usize) -> Vec<Vec
         .collect()
 }
 
-fn pin_self(cpu: usize) {
+pub(super) fn pin_self(cpu: usize) {
     // SAFETY: cpu_set_t is plain data (zeroed = empty); sched_setaffinity(0) acts on the
     // calling thread only.
     unsafe {
@@ -176,7 +176,7 @@ extern "C" fn on_interrupt(_signal: libc::c_int) {
     INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
-fn catch_interrupts() {
+pub(super) fn catch_interrupts() {
     for signal in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe { libc::signal(signal, on_interrupt as *const () as libc::sighandler_t) };
@@ -206,7 +206,7 @@ pub(super) fn check_interrupted() -> anyhow::Result<()> {
 ///   ovs-vswitchd lost 24–34 % at any rate, even 14 kpps (`ss -0 -m`: the drops are the
 ///   raw socket's `d` counter, not OVS's). Raised before the labs come up, as an operator
 ///   of OVS's userspace datapath would; it changes nothing for ovnest (no data socket).
-struct HostTuning {
+pub(super) struct HostTuning {
     /// (file, value before the run) for each sysctl-like file changed.
     restore: Vec<(&'static str, String)>,
     dma_latency: Option<std::fs::File>,
@@ -220,7 +220,7 @@ const HELD: [(&str, &str); 3] = [
 ];
 
 impl HostTuning {
-    fn hold() -> HostTuning {
+    pub(super) fn hold() -> HostTuning {
         let restore = HELD
             .iter()
             .filter_map(|(file, value)| {
@@ -244,7 +244,7 @@ impl HostTuning {
         }
     }
 
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         let held = |file: &str| self.restore.iter().any(|(f, _)| *f == file);
         let or_unavailable = |on: bool, what: &str| {
             if on {
@@ -290,6 +290,7 @@ fn bed(args: &BenchArgs, target: Target) -> anyhow::Result<Bed> {
         containers: Default::default(),
         addressing: crate::Addressing::Static,
         hypervisors: 1,
+        hv2_agent: Default::default(),
     })
     .with_context(|| format!("lab for {}", target.label()))?;
     let mut kit = BenchKit::load()?;
@@ -371,10 +372,35 @@ pub(super) fn measure(
     gap_ns: u64,
     batch: u32,
 ) -> anyhow::Result<Sample> {
-    bed.kit.set_frames(frames)?;
-    bed.kit.set_gap_ns(gap_ns)?;
+    let label = bed.target.label();
+    measure_on(
+        &mut bed.kit,
+        &bed.lab,
+        label,
+        direction,
+        frames,
+        window,
+        gap_ns,
+        batch,
+    )
+}
+
+/// [`measure`] with a kit and a lab of any kind (`label` for the log).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn measure_on(
+    kit: &mut BenchKit,
+    lab: &Lab,
+    label: &str,
+    direction: Direction,
+    frames: &[Vec<u8>],
+    window: Duration,
+    gap_ns: u64,
+    batch: u32,
+) -> anyhow::Result<Sample> {
+    kit.set_frames(frames)?;
+    kit.set_gap_ns(gap_ns)?;
     let ((src_ns, src_dev), _) = ends(direction);
-    let _in = process::enter_netns(&bed.lab.ns(src_ns))?;
+    let _in = process::enter_netns(&lab.ns(src_ns))?;
     let src = ifindex(src_dev)?;
     let per_call = match gap_ns {
         0 => BURST,
@@ -389,7 +415,7 @@ pub(super) fn measure(
     check_interrupted()?;
     let warm = Instant::now();
     while warm.elapsed() < window / 4 {
-        burst(&bed.kit)?;
+        burst(kit)?;
     }
     let settle = |kit: &BenchKit| -> anyhow::Result<u64> {
         // In-flight frames land within a few ms; wait until the count stops moving.
@@ -404,18 +430,17 @@ pub(super) fn measure(
         }
         Ok(last)
     };
-    let before = settle(&bed.kit)?;
-    let sent_before = bed.kit.sent()?;
+    let before = settle(kit)?;
+    let sent_before = kit.sent()?;
     let start = Instant::now();
     while start.elapsed() < window {
-        burst(&bed.kit)?;
+        burst(kit)?;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let sent = bed.kit.sent()? - sent_before;
-    let received = settle(&bed.kit)? - before;
+    let sent = kit.sent()? - sent_before;
+    let received = settle(kit)? - before;
     tracing::debug!(
-        "{}: gap {gap_ns} ns, offered {sent}, received {received} in {elapsed:.3} s",
-        bed.target.label()
+        "{label}: gap {gap_ns} ns, offered {sent}, received {received} in {elapsed:.3} s"
     );
     Ok(Sample {
         offered: sent as f64 / elapsed,
@@ -645,7 +670,7 @@ pub(super) fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
-fn loadavg() -> String {
+pub(super) fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
@@ -809,6 +834,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 s.max_ms,
                 s.pool_hits.map_or("-".into(), |h| h.to_string())
             );
+        }
+        return Ok(());
+    }
+    if args.tunnel {
+        let report = super::tunnel::measure(&args)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            super::tunnel::print(&report);
         }
         return Ok(());
     }

@@ -165,6 +165,7 @@ pub fn measure(dir: &std::path::Path) -> anyhow::Result<Vec<ScaleResult>> {
             containers: Default::default(),
             addressing: crate::Addressing::Static,
             hypervisors: 1,
+            hv2_agent: Default::default(),
         })?;
         let name = if agent == AgentKind::Ovnest {
             "ovnest"
