@@ -25,28 +25,31 @@ struct Rule {
 }
 
 impl Rule {
+    #[inline(always)]
     fn beats(&self, other: &Rule) -> bool {
         (self.priority, std::cmp::Reverse(self.order))
             > (other.priority, std::cmp::Reverse(other.order))
     }
 }
 
-/// Rules sharing one mask. Keys live in one flat array (`n` words each); a subtable of a
-/// few entries is scanned, a larger one indexed by a hash table of entry numbers, so a
-/// probe is a hash and a handful of inline word compares, no allocation.
+/// Rules sharing one mask, while the classifier is being filled. Keys live in one flat
+/// array (`n` words each); past a few entries a hash table of entry numbers indexes
+/// them, so an insert finds an equal key without a scan.
 #[derive(Debug, Clone)]
 struct Subtable {
     /// The words this subtable's mask covers, with their masks.
-    words: Box<[(u8, u64)]>,
-    full_mask: [u64; WORDS],
+    words: Vec<(u8, u64)>,
     max_priority: u32,
     keys: Vec<u64>,
     best: Vec<Rule>,
     index: HashTable<u32>,
 }
 
-/// Entries a subtable scans before it builds a hash index.
+/// Entries a subtable scans before it uses a hash index.
 const SCAN_LIMIT: usize = 8;
+
+/// A subtable without a hash index (it is scanned).
+const NO_INDEX: u32 = u32::MAX;
 
 fn hash(words: &[u64]) -> u64 {
     let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -66,17 +69,12 @@ impl Subtable {
         self.words.len()
     }
 
-    fn key(&self, i: usize) -> &[u64] {
-        let n = self.n();
-        &self.keys[i * n..(i + 1) * n]
-    }
-
     fn find(&self, key: &[u64]) -> Option<usize> {
-        if self.best.len() <= SCAN_LIMIT {
-            (0..self.best.len()).find(|&i| same(self.key(i), key))
+        let n = self.n();
+        let keys = &self.keys;
+        if self.index.is_empty() {
+            (0..self.best.len()).find(|&i| same(&keys[i * n..(i + 1) * n], key))
         } else {
-            let n = self.n();
-            let keys = &self.keys;
             self.index
                 .find(hash(key), |&i| {
                     same(&keys[i as usize * n..(i as usize + 1) * n], key)
@@ -97,57 +95,83 @@ impl Subtable {
         self.best.push(rule);
         let n = self.n();
         if i + 1 > SCAN_LIMIT {
+            let keys = &self.keys;
+            let rehash = |&k: &u32| hash(&keys[k as usize * n..(k as usize + 1) * n]);
             if self.index.is_empty() {
                 for j in 0..=i {
-                    let h = hash(&self.keys[j * n..(j + 1) * n]);
-                    let keys = &self.keys;
-                    self.index.insert_unique(h, j as u32, |&k| {
-                        hash(&keys[k as usize * n..(k as usize + 1) * n])
-                    });
+                    let h = hash(&keys[j * n..(j + 1) * n]);
+                    self.index.insert_unique(h, j as u32, rehash);
                 }
             } else {
-                let keys = &self.keys;
-                self.index.insert_unique(hash(key), i as u32, |&k| {
-                    hash(&keys[k as usize * n..(k as usize + 1) * n])
-                });
+                self.index.insert_unique(hash(key), i as u32, rehash);
             }
         }
     }
 }
 
+/// A subtable as lookups see it: a few words inline, its words, keys and rules in
+/// the classifier's flat arrays (lookups walk a handful of contiguous arrays instead
+/// of three heap blocks per subtable).
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    max_priority: u32,
+    /// Words of the mask, at `words[word_off..]`.
+    n_words: u32,
+    word_off: u32,
+    /// Entries: keys at `keys[key_off..]` (`n_words` each), rules at `rules[rule_off..]`.
+    n_entries: u32,
+    key_off: u32,
+    rule_off: u32,
+    /// Hash index in `indexes`, or [`NO_INDEX`] for a scanned subtable.
+    index: u32,
+}
+
 /// Rules of one logical table.
+///
+/// Filled with [`insert`](Self::insert), then [`finish`](Self::finish)ed into the flat
+/// form lookups use; an insert after `finish` reopens it (call `finish` again).
 #[derive(Debug, Clone, Default)]
 pub struct Classifier {
-    subtables: Vec<Subtable>,
+    /// While filling: the subtables by mask.
+    building: Vec<Subtable>,
     by_mask: FxHashMap<[u64; WORDS], usize>,
     n_rules: u32,
+    /// After `finish`: subtables in descending order of their highest priority.
+    probes: Vec<Probe>,
+    words: Vec<(u8, u64)>,
+    keys: Vec<u64>,
+    rules: Vec<Rule>,
+    indexes: Vec<HashTable<u32>>,
 }
 
 impl Classifier {
     /// Adds a rule matching `conj` at `priority`.
     pub fn insert(&mut self, conj: &Conj, priority: u32, id: RuleId) {
+        if !self.probes.is_empty() {
+            self.reopen();
+        }
         let rule = Rule {
             priority,
             order: self.n_rules,
             id,
         };
         self.n_rules += 1;
+        let building = &mut self.building;
         let idx = *self.by_mask.entry(conj.mask).or_insert_with(|| {
             let words = (0..WORDS)
                 .filter(|&i| conj.mask[i] != 0)
                 .map(|i| (i as u8, conj.mask[i]))
                 .collect();
-            self.subtables.push(Subtable {
+            building.push(Subtable {
                 words,
-                full_mask: conj.mask,
                 max_priority: 0,
                 keys: Vec::new(),
                 best: Vec::new(),
                 index: HashTable::new(),
             });
-            self.subtables.len() - 1
+            building.len() - 1
         });
-        let st = &mut self.subtables[idx];
+        let st = &mut self.building[idx];
         let mut key = [0u64; WORDS];
         for (k, &(i, _)) in st.words.iter().enumerate() {
             key[k] = conj.value[i as usize];
@@ -157,16 +181,70 @@ impl Classifier {
         st.insert(&key[..n], rule);
     }
 
-    /// Orders subtables for lookup; call once after the last insert.
+    /// Lays the subtables out for lookup; call after the last insert.
     pub fn finish(&mut self) {
-        self.subtables
-            .sort_by_key(|s| std::cmp::Reverse(s.max_priority));
-        self.by_mask = self
-            .subtables
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.full_mask, i))
+        let mut building = std::mem::take(&mut self.building);
+        building.sort_by_key(|s| std::cmp::Reverse(s.max_priority));
+        self.by_mask.clear();
+        for st in building {
+            let mut mask = [0u64; WORDS];
+            for &(i, m) in &st.words {
+                mask[i as usize] = m;
+            }
+            self.by_mask.insert(mask, self.probes.len());
+            let index = if st.index.is_empty() {
+                NO_INDEX
+            } else {
+                self.indexes.push(st.index);
+                (self.indexes.len() - 1) as u32
+            };
+            self.probes.push(Probe {
+                max_priority: st.max_priority,
+                n_words: st.words.len() as u32,
+                word_off: self.words.len() as u32,
+                n_entries: st.best.len() as u32,
+                key_off: self.keys.len() as u32,
+                rule_off: self.rules.len() as u32,
+                index,
+            });
+            self.words.extend_from_slice(&st.words);
+            self.keys.extend_from_slice(&st.keys);
+            self.rules.extend_from_slice(&st.best);
+        }
+        self.words.shrink_to_fit();
+        self.keys.shrink_to_fit();
+        self.rules.shrink_to_fit();
+    }
+
+    /// Back from the lookup form to the filling form (an insert after `finish`).
+    fn reopen(&mut self) {
+        let mut indexes: Vec<Option<HashTable<u32>>> = std::mem::take(&mut self.indexes)
+            .into_iter()
+            .map(Some)
             .collect();
+        for p in std::mem::take(&mut self.probes) {
+            let (w, n, k) = (
+                p.word_off as usize,
+                p.n_words as usize,
+                p.n_entries as usize,
+            );
+            let key_off = p.key_off as usize;
+            let rule_off = p.rule_off as usize;
+            self.building.push(Subtable {
+                words: self.words[w..w + n].to_vec(),
+                max_priority: p.max_priority,
+                keys: self.keys[key_off..key_off + n * k].to_vec(),
+                best: self.rules[rule_off..rule_off + k].to_vec(),
+                index: if p.index == NO_INDEX {
+                    HashTable::new()
+                } else {
+                    indexes[p.index as usize].take().unwrap_or_default()
+                },
+            });
+        }
+        self.words.clear();
+        self.keys.clear();
+        self.rules.clear();
     }
 
     /// The highest-priority rule matching `flow`. When `wc` is given, the masks of the
@@ -174,24 +252,46 @@ impl Classifier {
     #[inline]
     pub fn lookup(&self, flow: &Flow, mut wc: Option<&mut [u64; WORDS]>) -> Option<RuleId> {
         let mut best: Option<Rule> = None;
-        let mut key = [0u64; WORDS];
-        for st in &self.subtables {
+        for p in &self.probes {
             if let Some(b) = &best
-                && st.max_priority < b.priority
+                && p.max_priority < b.priority
             {
                 break;
             }
+            let n = p.n_words as usize;
+            let words = &self.words[p.word_off as usize..][..n];
             if let Some(wc) = wc.as_deref_mut() {
-                for &(i, m) in st.words.iter() {
+                for &(i, m) in words {
                     wc[i as usize] |= m;
                 }
             }
-            let n = st.words.len();
-            for (k, &(i, m)) in st.words.iter().enumerate() {
-                key[k] = flow.w[i as usize] & m;
-            }
-            if let Some(e) = st.find(&key[..n]) {
-                let r = st.best[e];
+            let found = if p.index == NO_INDEX {
+                // A few entries: compare each against the flow, word by word, so a
+                // miss costs one masked compare per entry.
+                let keys = &self.keys[p.key_off as usize..][..n * p.n_entries as usize];
+                if n == 0 {
+                    (p.n_entries > 0).then_some(0)
+                } else {
+                    keys.chunks_exact(n).position(|k| {
+                        words
+                            .iter()
+                            .zip(k)
+                            .all(|(&(i, m), &v)| flow.w[i as usize] & m == v)
+                    })
+                }
+            } else {
+                let mut key = [0u64; WORDS];
+                for (k, &(i, m)) in key.iter_mut().zip(words) {
+                    *k = flow.w[i as usize] & m;
+                }
+                let key = &key[..n];
+                let keys = &self.keys[p.key_off as usize..];
+                self.indexes[p.index as usize]
+                    .find(hash(key), |&e| same(&keys[e as usize * n..][..n], key))
+                    .map(|&e| e as usize)
+            };
+            if let Some(e) = found {
+                let r = self.rules[p.rule_off as usize + e];
                 if best.as_ref().is_none_or(|b| r.beats(b)) {
                     best = Some(r);
                 }
@@ -202,9 +302,9 @@ impl Classifier {
 
     /// The rule, when the table holds exactly one and it matches every flow.
     pub fn only_catchall(&self) -> Option<RuleId> {
-        match self.subtables.as_slice() {
-            [st] if st.words.is_empty() && st.best.len() == 1 && self.n_rules == 1 => {
-                Some(st.best[0].id)
+        match self.probes.as_slice() {
+            [p] if p.n_words == 0 && p.n_entries == 1 && self.n_rules == 1 => {
+                Some(self.rules[p.rule_off as usize].id)
             }
             _ => None,
         }
@@ -219,7 +319,7 @@ impl Classifier {
     }
 
     pub fn n_subtables(&self) -> usize {
-        self.subtables.len()
+        self.probes.len().max(self.building.len())
     }
 }
 
@@ -249,6 +349,28 @@ mod tests {
         assert_ne!(wc, [0u64; WORDS]);
         f.set(Field::IpTtl, 1);
         assert_eq!(cls.lookup(&f, None), Some(3));
+    }
+
+    #[test]
+    fn insert_after_finish_reopens() {
+        let mut cls = Classifier::default();
+        for v in 0..20u128 {
+            cls.insert(&conj(Field::TcpDst, v, 0xffff), 10, v as u32);
+        }
+        cls.insert(&Conj::ANY, 0, 100);
+        cls.finish();
+        let mut f = Flow::default();
+        f.set(Field::TcpDst, 15);
+        assert_eq!(cls.lookup(&f, None), Some(15));
+        cls.insert(&conj(Field::TcpDst, 15, 0xffff), 20, 200);
+        cls.insert(&conj(Field::TcpDst, 99, 0xffff), 10, 99);
+        cls.finish();
+        assert_eq!(cls.lookup(&f, None), Some(200));
+        f.set(Field::TcpDst, 99);
+        assert_eq!(cls.lookup(&f, None), Some(99));
+        f.set(Field::TcpDst, 1000);
+        assert_eq!(cls.lookup(&f, None), Some(100));
+        assert_eq!(cls.len(), 23);
     }
 
     #[test]
