@@ -109,45 +109,49 @@ impl Subtable {
     }
 }
 
-/// A subtable as lookups see it: a few words inline, its words, keys and rules in
-/// the classifier's flat arrays (lookups walk a handful of contiguous arrays instead
-/// of three heap blocks per subtable).
-#[derive(Debug, Clone, Copy)]
-struct Probe {
-    max_priority: u32,
-    /// Words of the mask, at `words[word_off..]`.
-    n_words: u32,
-    word_off: u32,
-    /// Entries: keys at `keys[key_off..]` (`n_words` each), rules at `rules[rule_off..]`.
-    n_entries: u32,
-    key_off: u32,
-    rule_off: u32,
-    /// Hash index in `indexes`, or [`NO_INDEX`] for a scanned subtable.
-    index: u32,
-}
-
 /// Rules of one logical table.
 ///
-/// Filled with [`insert`](Self::insert), then [`finish`](Self::finish)ed into the flat
-/// form lookups use; an insert after `finish` reopens it (call `finish` again).
+/// Filled with [`insert`](Self::insert), then [`finish`](Self::finish)ed into the form
+/// lookups use: every subtable laid end to end in one array of words (header, word
+/// numbers, masks, keys), so a lookup reads memory in order, one block per table,
+/// instead of three heap blocks per subtable. An insert after `finish` reopens it
+/// (call `finish` again).
 #[derive(Debug, Clone, Default)]
 pub struct Classifier {
-    /// While filling: the subtables by mask.
+    /// After `finish`: the subtables in descending order of their highest priority,
+    /// each as [`Layout`] describes.
+    code: Vec<u64>,
+    /// The best rule of each entry, subtable after subtable.
+    rules: Vec<Rule>,
+    /// Hash indexes of the subtables with more than [`SCAN_LIMIT`] entries.
+    indexes: Vec<HashTable<u32>>,
+    n_subtables: u32,
+    n_rules: u32,
+    /// While filling: the subtables, by mask.
     building: Vec<Subtable>,
     by_mask: FxHashMap<[u64; WORDS], usize>,
-    n_rules: u32,
-    /// After `finish`: subtables in descending order of their highest priority.
-    probes: Vec<Probe>,
-    words: Vec<(u8, u64)>,
-    keys: Vec<u64>,
-    rules: Vec<Rule>,
-    indexes: Vec<HashTable<u32>>,
+}
+
+/// One subtable in [`Classifier::code`]:
+/// - `max_priority` (bits 0-31) | words (32-39) | entries (40-63);
+/// - the first rule's place in `rules` (0-31) | hash index or [`NO_INDEX`] (32-63);
+/// - the word numbers, a byte each, 8 to a word;
+/// - the masks, one per word;
+/// - the keys, entry after entry.
+struct Layout;
+
+impl Layout {
+    const HEADER: usize = 2;
+
+    fn len(n_words: usize, n_entries: usize) -> usize {
+        Self::HEADER + n_words.div_ceil(8) + n_words + n_words * n_entries
+    }
 }
 
 impl Classifier {
     /// Adds a rule matching `conj` at `priority`.
     pub fn insert(&mut self, conj: &Conj, priority: u32, id: RuleId) {
-        if !self.probes.is_empty() {
+        if self.n_subtables != 0 {
             self.reopen();
         }
         let rule = Rule {
@@ -183,68 +187,82 @@ impl Classifier {
 
     /// Lays the subtables out for lookup; call after the last insert.
     pub fn finish(&mut self) {
+        if self.building.is_empty() {
+            return;
+        }
         let mut building = std::mem::take(&mut self.building);
         building.sort_by_key(|s| std::cmp::Reverse(s.max_priority));
         self.by_mask.clear();
-        for st in building {
+        let len: usize = building
+            .iter()
+            .map(|s| Layout::len(s.words.len(), s.best.len()))
+            .sum();
+        self.code = Vec::with_capacity(len);
+        self.rules = Vec::with_capacity(building.iter().map(|s| s.best.len()).sum());
+        for (n, st) in building.into_iter().enumerate() {
             let mut mask = [0u64; WORDS];
             for &(i, m) in &st.words {
                 mask[i as usize] = m;
             }
-            self.by_mask.insert(mask, self.probes.len());
+            self.by_mask.insert(mask, n);
             let index = if st.index.is_empty() {
                 NO_INDEX
             } else {
                 self.indexes.push(st.index);
                 (self.indexes.len() - 1) as u32
             };
-            self.probes.push(Probe {
-                max_priority: st.max_priority,
-                n_words: st.words.len() as u32,
-                word_off: self.words.len() as u32,
-                n_entries: st.best.len() as u32,
-                key_off: self.keys.len() as u32,
-                rule_off: self.rules.len() as u32,
-                index,
-            });
-            self.words.extend_from_slice(&st.words);
-            self.keys.extend_from_slice(&st.keys);
+            self.code.push(
+                u64::from(st.max_priority)
+                    | (st.words.len() as u64) << 32
+                    | (st.best.len() as u64) << 40,
+            );
+            self.code
+                .push(self.rules.len() as u64 | u64::from(index) << 32);
+            for chunk in st.words.chunks(8) {
+                let mut packed = 0u64;
+                for (b, &(i, _)) in chunk.iter().enumerate() {
+                    packed |= u64::from(i) << (8 * b);
+                }
+                self.code.push(packed);
+            }
+            self.code.extend(st.words.iter().map(|&(_, m)| m));
+            self.code.extend_from_slice(&st.keys);
             self.rules.extend_from_slice(&st.best);
         }
-        self.words.shrink_to_fit();
-        self.keys.shrink_to_fit();
-        self.rules.shrink_to_fit();
+        self.n_subtables = self.by_mask.len() as u32;
     }
 
     /// Back from the lookup form to the filling form (an insert after `finish`).
     fn reopen(&mut self) {
-        let mut indexes: Vec<Option<HashTable<u32>>> = std::mem::take(&mut self.indexes)
-            .into_iter()
-            .map(Some)
-            .collect();
-        for p in std::mem::take(&mut self.probes) {
-            let (w, n, k) = (
-                p.word_off as usize,
-                p.n_words as usize,
-                p.n_entries as usize,
-            );
-            let key_off = p.key_off as usize;
-            let rule_off = p.rule_off as usize;
+        let mut indexes: Vec<Option<HashTable<u32>>> =
+            std::mem::take(&mut self.indexes).into_iter().map(Some).collect();
+        let code = std::mem::take(&mut self.code);
+        let rules = std::mem::take(&mut self.rules);
+        let mut pos = 0;
+        while pos < code.len() {
+            let (h, r) = (code[pos], code[pos + 1]);
+            let n = (h >> 32 & 0xff) as usize;
+            let k = (h >> 40) as usize;
+            let (rule_off, index) = (r as u32 as usize, (r >> 32) as u32);
+            let idx = pos + Layout::HEADER;
+            let masks = idx + n.div_ceil(8);
+            let keys = masks + n;
             self.building.push(Subtable {
-                words: self.words[w..w + n].to_vec(),
-                max_priority: p.max_priority,
-                keys: self.keys[key_off..key_off + n * k].to_vec(),
-                best: self.rules[rule_off..rule_off + k].to_vec(),
-                index: if p.index == NO_INDEX {
+                words: (0..n)
+                    .map(|j| ((code[idx + j / 8] >> (8 * (j % 8))) as u8, code[masks + j]))
+                    .collect(),
+                max_priority: h as u32,
+                keys: code[keys..keys + n * k].to_vec(),
+                best: rules[rule_off..rule_off + k].to_vec(),
+                index: if index == NO_INDEX {
                     HashTable::new()
                 } else {
-                    indexes[p.index as usize].take().unwrap_or_default()
+                    indexes[index as usize].take().unwrap_or_default()
                 },
             });
+            pos = keys + n * k;
         }
-        self.words.clear();
-        self.keys.clear();
-        self.rules.clear();
+        self.n_subtables = 0;
     }
 
     /// The highest-priority rule matching `flow`. When `wc` is given, the masks of the
@@ -252,46 +270,53 @@ impl Classifier {
     #[inline]
     pub fn lookup(&self, flow: &Flow, mut wc: Option<&mut [u64; WORDS]>) -> Option<RuleId> {
         let mut best: Option<Rule> = None;
-        for p in &self.probes {
+        let code = self.code.as_slice();
+        let mut pos = 0;
+        while pos < code.len() {
+            let h = code[pos];
+            let max_priority = h as u32;
             if let Some(b) = &best
-                && p.max_priority < b.priority
+                && max_priority < b.priority
             {
                 break;
             }
-            let n = p.n_words as usize;
-            let words = &self.words[p.word_off as usize..][..n];
+            let n = (h >> 32 & 0xff) as usize;
+            let k = (h >> 40) as usize;
+            let r = code[pos + 1];
+            let idx = &code[pos + Layout::HEADER..][..n.div_ceil(8)];
+            let masks = &code[pos + Layout::HEADER + idx.len()..][..n];
+            let keys = &code[pos + Layout::HEADER + idx.len() + n..][..n * k];
+            pos += Layout::HEADER + idx.len() + n + n * k;
+            let word = |j: usize| (idx[j / 8] >> (8 * (j % 8))) as u8 as usize;
             if let Some(wc) = wc.as_deref_mut() {
-                for &(i, m) in words {
-                    wc[i as usize] |= m;
+                for (j, &m) in masks.iter().enumerate() {
+                    wc[word(j)] |= m;
                 }
             }
-            let found = if p.index == NO_INDEX {
-                // A few entries: compare each against the flow, word by word, so a
-                // miss costs one masked compare per entry.
-                let keys = &self.keys[p.key_off as usize..][..n * p.n_entries as usize];
-                if n == 0 {
-                    (p.n_entries > 0).then_some(0)
-                } else {
-                    keys.chunks_exact(n).position(|k| {
-                        words
-                            .iter()
-                            .zip(k)
-                            .all(|(&(i, m), &v)| flow.w[i as usize] & m == v)
-                    })
-                }
+            let index = (r >> 32) as u32;
+            let found = if n == 0 {
+                (k > 0).then_some(0)
+            } else if index == NO_INDEX {
+                // A few entries: each compared with the flow word by word, so a miss
+                // costs about one masked compare per entry.
+                keys.chunks_exact(n).position(|e| {
+                    e.iter()
+                        .zip(masks)
+                        .enumerate()
+                        .all(|(j, (&v, &m))| flow.w[word(j)] & m == v)
+                })
             } else {
                 let mut key = [0u64; WORDS];
-                for (k, &(i, m)) in key.iter_mut().zip(words) {
-                    *k = flow.w[i as usize] & m;
+                for (j, (v, &m)) in key.iter_mut().zip(masks).enumerate() {
+                    *v = flow.w[word(j)] & m;
                 }
                 let key = &key[..n];
-                let keys = &self.keys[p.key_off as usize..];
-                self.indexes[p.index as usize]
+                self.indexes[index as usize]
                     .find(hash(key), |&e| same(&keys[e as usize * n..][..n], key))
                     .map(|&e| e as usize)
             };
             if let Some(e) = found {
-                let r = self.rules[p.rule_off as usize + e];
+                let r = self.rules[r as u32 as usize + e];
                 if best.as_ref().is_none_or(|b| r.beats(b)) {
                     best = Some(r);
                 }
@@ -302,12 +327,8 @@ impl Classifier {
 
     /// The rule, when the table holds exactly one and it matches every flow.
     pub fn only_catchall(&self) -> Option<RuleId> {
-        match self.probes.as_slice() {
-            [p] if p.n_words == 0 && p.n_entries == 1 && self.n_rules == 1 => {
-                Some(self.rules[p.rule_off as usize].id)
-            }
-            _ => None,
-        }
+        (self.n_subtables == 1 && self.n_rules == 1 && self.code.len() == Layout::HEADER)
+            .then(|| self.rules[0].id)
     }
 
     pub fn len(&self) -> u32 {
@@ -319,7 +340,7 @@ impl Classifier {
     }
 
     pub fn n_subtables(&self) -> usize {
-        self.probes.len().max(self.building.len())
+        (self.n_subtables as usize).max(self.building.len())
     }
 }
 
