@@ -135,7 +135,7 @@ pub struct Classifier {
 /// One subtable in [`Classifier::code`]:
 /// - `max_priority` (bits 0-31) | words (32-39) | entries (40-63);
 /// - the first rule's place in `rules` (0-31) | hash index or [`NO_INDEX`] (32-63);
-/// - the word numbers, a byte each, 8 to a word;
+/// - the word numbers, one per word of the flow it covers;
 /// - the masks, one per word;
 /// - the keys, entry after entry.
 struct Layout;
@@ -144,7 +144,7 @@ impl Layout {
     const HEADER: usize = 2;
 
     fn len(n_words: usize, n_entries: usize) -> usize {
-        Self::HEADER + n_words.div_ceil(8) + n_words + n_words * n_entries
+        Self::HEADER + 2 * n_words + n_words * n_entries
     }
 }
 
@@ -218,13 +218,8 @@ impl Classifier {
             );
             self.code
                 .push(self.rules.len() as u64 | u64::from(index) << 32);
-            for chunk in st.words.chunks(8) {
-                let mut packed = 0u64;
-                for (b, &(i, _)) in chunk.iter().enumerate() {
-                    packed |= u64::from(i) << (8 * b);
-                }
-                self.code.push(packed);
-            }
+            self.code
+                .extend(st.words.iter().map(|&(i, _)| u64::from(i)));
             self.code.extend(st.words.iter().map(|&(_, m)| m));
             self.code.extend_from_slice(&st.keys);
             self.rules.extend_from_slice(&st.best);
@@ -234,8 +229,10 @@ impl Classifier {
 
     /// Back from the lookup form to the filling form (an insert after `finish`).
     fn reopen(&mut self) {
-        let mut indexes: Vec<Option<HashTable<u32>>> =
-            std::mem::take(&mut self.indexes).into_iter().map(Some).collect();
+        let mut indexes: Vec<Option<HashTable<u32>>> = std::mem::take(&mut self.indexes)
+            .into_iter()
+            .map(Some)
+            .collect();
         let code = std::mem::take(&mut self.code);
         let rules = std::mem::take(&mut self.rules);
         let mut pos = 0;
@@ -245,11 +242,11 @@ impl Classifier {
             let k = (h >> 40) as usize;
             let (rule_off, index) = (r as u32 as usize, (r >> 32) as u32);
             let idx = pos + Layout::HEADER;
-            let masks = idx + n.div_ceil(8);
+            let masks = idx + n;
             let keys = masks + n;
             self.building.push(Subtable {
                 words: (0..n)
-                    .map(|j| ((code[idx + j / 8] >> (8 * (j % 8))) as u8, code[masks + j]))
+                    .map(|j| (code[idx + j] as u8, code[masks + j]))
                     .collect(),
                 max_priority: h as u32,
                 keys: code[keys..keys + n * k].to_vec(),
@@ -271,50 +268,61 @@ impl Classifier {
     pub fn lookup(&self, flow: &Flow, mut wc: Option<&mut [u64; WORDS]>) -> Option<RuleId> {
         let mut best: Option<Rule> = None;
         let code = self.code.as_slice();
+        let mut key = [0u64; WORDS];
         let mut pos = 0;
         while pos < code.len() {
             let h = code[pos];
-            let max_priority = h as u32;
             if let Some(b) = &best
-                && max_priority < b.priority
+                && (h as u32) < b.priority
             {
                 break;
             }
             let n = (h >> 32 & 0xff) as usize;
             let k = (h >> 40) as usize;
             let r = code[pos + 1];
-            let idx = &code[pos + Layout::HEADER..][..n.div_ceil(8)];
-            let masks = &code[pos + Layout::HEADER + idx.len()..][..n];
-            let keys = &code[pos + Layout::HEADER + idx.len() + n..][..n * k];
-            pos += Layout::HEADER + idx.len() + n + n * k;
-            let word = |j: usize| (idx[j / 8] >> (8 * (j % 8))) as u8 as usize;
-            if let Some(wc) = wc.as_deref_mut() {
-                for (j, &m) in masks.iter().enumerate() {
-                    wc[word(j)] |= m;
+            // SAFETY: only `finish` writes `code`, laying each subtable out as
+            // `Layout` says: its `Layout::len(n, k)` words lie within `code` from `pos`,
+            // and its word numbers come from masks of `WORDS` words (`< WORDS`) and
+            // `n <= WORDS`. So every pointer below stays inside `code`, `key` and
+            // `flow.w`.
+            let found = unsafe {
+                let idx = code.as_ptr().add(pos + Layout::HEADER);
+                let masks = idx.add(n);
+                let keys = masks.add(n);
+                let index = (r >> 32) as u32;
+                if let Some(wc) = wc.as_deref_mut() {
+                    for j in 0..n {
+                        *wc.get_unchecked_mut(*idx.add(j) as usize) |= *masks.add(j);
+                    }
                 }
-            }
-            let index = (r >> 32) as u32;
-            let found = if n == 0 {
-                (k > 0).then_some(0)
-            } else if index == NO_INDEX {
-                // A few entries: each compared with the flow word by word, so a miss
-                // costs about one masked compare per entry.
-                keys.chunks_exact(n).position(|e| {
-                    e.iter()
-                        .zip(masks)
-                        .enumerate()
-                        .all(|(j, (&v, &m))| flow.w[word(j)] & m == v)
-                })
-            } else {
-                let mut key = [0u64; WORDS];
-                for (j, (v, &m)) in key.iter_mut().zip(masks).enumerate() {
-                    *v = flow.w[word(j)] & m;
+                for j in 0..n {
+                    *key.get_unchecked_mut(j) =
+                        *flow.w.get_unchecked(*idx.add(j) as usize) & *masks.add(j);
                 }
-                let key = &key[..n];
-                self.indexes[index as usize]
-                    .find(hash(key), |&e| same(&keys[e as usize * n..][..n], key))
-                    .map(|&e| e as usize)
+                if index == NO_INDEX {
+                    // A few entries compared with the masked flow; a miss usually fails
+                    // on the first word.
+                    let mut found = None;
+                    'entries: for e in 0..k {
+                        let ek = keys.add(e * n);
+                        for j in 0..n {
+                            if *ek.add(j) != *key.get_unchecked(j) {
+                                continue 'entries;
+                            }
+                        }
+                        found = Some(e);
+                        break;
+                    }
+                    found
+                } else {
+                    let key = &key[..n];
+                    let keys = std::slice::from_raw_parts(keys, n * k);
+                    self.indexes[index as usize]
+                        .find(hash(key), |&e| same(&keys[e as usize * n..][..n], key))
+                        .map(|&e| e as usize)
+                }
             };
+            pos += Layout::len(n, k);
             if let Some(e) = found {
                 let r = self.rules[r as u32 as usize + e];
                 if best.as_ref().is_none_or(|b| r.beats(b)) {
