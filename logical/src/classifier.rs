@@ -199,12 +199,9 @@ impl Classifier {
             .sum();
         self.code = Vec::with_capacity(len);
         self.rules = Vec::with_capacity(building.iter().map(|s| s.best.len()).sum());
-        for (n, st) in building.into_iter().enumerate() {
-            let mut mask = [0u64; WORDS];
-            for &(i, m) in &st.words {
-                mask[i as usize] = m;
-            }
-            self.by_mask.insert(mask, n);
+        // `by_mask` is rebuilt only if an insert reopens the classifier.
+        self.n_subtables = building.len() as u32;
+        for st in building {
             let index = if st.index.is_empty() {
                 NO_INDEX
             } else {
@@ -224,7 +221,6 @@ impl Classifier {
             self.code.extend_from_slice(&st.keys);
             self.rules.extend_from_slice(&st.best);
         }
-        self.n_subtables = self.by_mask.len() as u32;
     }
 
     /// Back from the lookup form to the filling form (an insert after `finish`).
@@ -258,6 +254,14 @@ impl Classifier {
                 },
             });
             pos = keys + n * k;
+        }
+        self.by_mask.clear();
+        for (i, st) in self.building.iter().enumerate() {
+            let mut mask = [0u64; WORDS];
+            for &(w, m) in &st.words {
+                mask[w as usize] = m;
+            }
+            self.by_mask.insert(mask, i);
         }
         self.n_subtables = 0;
     }
