@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
@@ -333,9 +334,11 @@ pub enum Action {
         members: Vec<(u16, u16)>,
     },
     CtClear,
+    /// Nested actions shared, not copied, when a decision hands them to the
+    /// controller.
     Nested {
         kind: NestKind,
-        actions: Vec<Action>,
+        actions: Arc<[Action]>,
     },
     Igmp,
     GetMacBind {
@@ -365,7 +368,7 @@ pub enum Action {
     PutOpts {
         kind: OptsKind,
         dst: FieldRef,
-        options: Vec<GenOption>,
+        options: Arc<[GenOption]>,
     },
     SetQueue(u16),
     Result {
@@ -1193,7 +1196,7 @@ impl Ctx<'_, '_, '_> {
             Token::LCurly => self
                 .parse_nested(NestKind::Clone, Some("ip"), WR_CT_COMMIT)
                 .map(|a| match a {
-                    Action::Nested { actions, .. } => Action::CtCommit(actions),
+                    Action::Nested { actions, .. } => Action::CtCommit(actions.to_vec()),
                     a => a,
                 }),
             Token::LParen => {
@@ -1439,7 +1442,7 @@ impl Ctx<'_, '_, '_> {
         }
         Some(Action::Nested {
             kind,
-            actions: actions?,
+            actions: actions?.into(),
         })
     }
 
@@ -1766,7 +1769,11 @@ impl Ctx<'_, '_, '_> {
             }
             _ => {}
         }
-        Some(Action::PutOpts { kind, dst, options })
+        Some(Action::PutOpts {
+            kind,
+            dst,
+            options: options.into(),
+        })
     }
 
     fn validate_nd_ra(&mut self, options: &[GenOption]) -> Option<()> {

@@ -25,28 +25,31 @@ struct Rule {
 }
 
 impl Rule {
+    #[inline(always)]
     fn beats(&self, other: &Rule) -> bool {
         (self.priority, std::cmp::Reverse(self.order))
             > (other.priority, std::cmp::Reverse(other.order))
     }
 }
 
-/// Rules sharing one mask. Keys live in one flat array (`n` words each); a subtable of a
-/// few entries is scanned, a larger one indexed by a hash table of entry numbers, so a
-/// probe is a hash and a handful of inline word compares, no allocation.
+/// Rules sharing one mask, while the classifier is being filled. Keys live in one flat
+/// array (`n` words each); past a few entries a hash table of entry numbers indexes
+/// them, so an insert finds an equal key without a scan.
 #[derive(Debug, Clone)]
 struct Subtable {
     /// The words this subtable's mask covers, with their masks.
-    words: Box<[(u8, u64)]>,
-    full_mask: [u64; WORDS],
+    words: Vec<(u8, u64)>,
     max_priority: u32,
     keys: Vec<u64>,
     best: Vec<Rule>,
     index: HashTable<u32>,
 }
 
-/// Entries a subtable scans before it builds a hash index.
+/// Entries a subtable scans before it uses a hash index.
 const SCAN_LIMIT: usize = 8;
+
+/// A subtable without a hash index (it is scanned).
+const NO_INDEX: u32 = u32::MAX;
 
 fn hash(words: &[u64]) -> u64 {
     let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -66,17 +69,12 @@ impl Subtable {
         self.words.len()
     }
 
-    fn key(&self, i: usize) -> &[u64] {
-        let n = self.n();
-        &self.keys[i * n..(i + 1) * n]
-    }
-
     fn find(&self, key: &[u64]) -> Option<usize> {
-        if self.best.len() <= SCAN_LIMIT {
-            (0..self.best.len()).find(|&i| same(self.key(i), key))
+        let n = self.n();
+        let keys = &self.keys;
+        if self.index.is_empty() {
+            (0..self.best.len()).find(|&i| same(&keys[i * n..(i + 1) * n], key))
         } else {
-            let n = self.n();
-            let keys = &self.keys;
             self.index
                 .find(hash(key), |&i| {
                     same(&keys[i as usize * n..(i as usize + 1) * n], key)
@@ -97,57 +95,87 @@ impl Subtable {
         self.best.push(rule);
         let n = self.n();
         if i + 1 > SCAN_LIMIT {
+            let keys = &self.keys;
+            let rehash = |&k: &u32| hash(&keys[k as usize * n..(k as usize + 1) * n]);
             if self.index.is_empty() {
                 for j in 0..=i {
-                    let h = hash(&self.keys[j * n..(j + 1) * n]);
-                    let keys = &self.keys;
-                    self.index.insert_unique(h, j as u32, |&k| {
-                        hash(&keys[k as usize * n..(k as usize + 1) * n])
-                    });
+                    let h = hash(&keys[j * n..(j + 1) * n]);
+                    self.index.insert_unique(h, j as u32, rehash);
                 }
             } else {
-                let keys = &self.keys;
-                self.index.insert_unique(hash(key), i as u32, |&k| {
-                    hash(&keys[k as usize * n..(k as usize + 1) * n])
-                });
+                self.index.insert_unique(hash(key), i as u32, rehash);
             }
         }
     }
 }
 
 /// Rules of one logical table.
+///
+/// Filled with [`insert`](Self::insert), then [`finish`](Self::finish)ed into the form
+/// lookups use: every subtable laid end to end in one array of words (header, word
+/// numbers, masks, keys), so a lookup reads memory in order, one block per table,
+/// instead of three heap blocks per subtable. An insert after `finish` reopens it
+/// (call `finish` again).
 #[derive(Debug, Clone, Default)]
 pub struct Classifier {
-    subtables: Vec<Subtable>,
-    by_mask: FxHashMap<[u64; WORDS], usize>,
+    /// After `finish`: the subtables in descending order of their highest priority,
+    /// each as [`Layout`] describes.
+    code: Vec<u64>,
+    /// The best rule of each entry, subtable after subtable.
+    rules: Vec<Rule>,
+    /// Hash indexes of the subtables with more than [`SCAN_LIMIT`] entries.
+    indexes: Vec<HashTable<u32>>,
+    n_subtables: u32,
     n_rules: u32,
+    /// While filling: the subtables, by mask.
+    building: Vec<Subtable>,
+    by_mask: FxHashMap<[u64; WORDS], usize>,
+}
+
+/// One subtable in [`Classifier::code`]:
+/// - `max_priority` (bits 0-31) | words (32-39) | entries (40-63);
+/// - the first rule's place in `rules` (0-31) | hash index or [`NO_INDEX`] (32-63);
+/// - the word numbers, one per word of the flow it covers;
+/// - the masks, one per word;
+/// - the keys, entry after entry.
+struct Layout;
+
+impl Layout {
+    const HEADER: usize = 2;
+
+    fn len(n_words: usize, n_entries: usize) -> usize {
+        Self::HEADER + 2 * n_words + n_words * n_entries
+    }
 }
 
 impl Classifier {
     /// Adds a rule matching `conj` at `priority`.
     pub fn insert(&mut self, conj: &Conj, priority: u32, id: RuleId) {
+        if self.n_subtables != 0 {
+            self.reopen();
+        }
         let rule = Rule {
             priority,
             order: self.n_rules,
             id,
         };
         self.n_rules += 1;
+        let building = &mut self.building;
         let idx = *self.by_mask.entry(conj.mask).or_insert_with(|| {
             let words = (0..WORDS)
                 .filter(|&i| conj.mask[i] != 0)
                 .map(|i| (i as u8, conj.mask[i]))
                 .collect();
-            self.subtables.push(Subtable {
+            building.push(Subtable {
                 words,
-                full_mask: conj.mask,
                 max_priority: 0,
                 keys: Vec::new(),
                 best: Vec::new(),
                 index: HashTable::new(),
             });
-            self.subtables.len() - 1
+            building.len() - 1
         });
-        let st = &mut self.subtables[idx];
+        let st = &mut self.building[idx];
         let mut key = [0u64; WORDS];
         for (k, &(i, _)) in st.words.iter().enumerate() {
             key[k] = conj.value[i as usize];
@@ -157,16 +185,85 @@ impl Classifier {
         st.insert(&key[..n], rule);
     }
 
-    /// Orders subtables for lookup; call once after the last insert.
+    /// Lays the subtables out for lookup; call after the last insert.
     pub fn finish(&mut self) {
-        self.subtables
-            .sort_by_key(|s| std::cmp::Reverse(s.max_priority));
-        self.by_mask = self
-            .subtables
+        if self.building.is_empty() {
+            return;
+        }
+        let mut building = std::mem::take(&mut self.building);
+        building.sort_by_key(|s| std::cmp::Reverse(s.max_priority));
+        self.by_mask.clear();
+        let len: usize = building
             .iter()
-            .enumerate()
-            .map(|(i, s)| (s.full_mask, i))
+            .map(|s| Layout::len(s.words.len(), s.best.len()))
+            .sum();
+        self.code = Vec::with_capacity(len);
+        self.rules = Vec::with_capacity(building.iter().map(|s| s.best.len()).sum());
+        // `by_mask` is rebuilt only if an insert reopens the classifier.
+        self.n_subtables = building.len() as u32;
+        for st in building {
+            let index = if st.index.is_empty() {
+                NO_INDEX
+            } else {
+                self.indexes.push(st.index);
+                (self.indexes.len() - 1) as u32
+            };
+            self.code.push(
+                u64::from(st.max_priority)
+                    | (st.words.len() as u64) << 32
+                    | (st.best.len() as u64) << 40,
+            );
+            self.code
+                .push(self.rules.len() as u64 | u64::from(index) << 32);
+            self.code
+                .extend(st.words.iter().map(|&(i, _)| u64::from(i)));
+            self.code.extend(st.words.iter().map(|&(_, m)| m));
+            self.code.extend_from_slice(&st.keys);
+            self.rules.extend_from_slice(&st.best);
+        }
+    }
+
+    /// Back from the lookup form to the filling form (an insert after `finish`).
+    fn reopen(&mut self) {
+        let mut indexes: Vec<Option<HashTable<u32>>> = std::mem::take(&mut self.indexes)
+            .into_iter()
+            .map(Some)
             .collect();
+        let code = std::mem::take(&mut self.code);
+        let rules = std::mem::take(&mut self.rules);
+        let mut pos = 0;
+        while pos < code.len() {
+            let (h, r) = (code[pos], code[pos + 1]);
+            let n = (h >> 32 & 0xff) as usize;
+            let k = (h >> 40) as usize;
+            let (rule_off, index) = (r as u32 as usize, (r >> 32) as u32);
+            let idx = pos + Layout::HEADER;
+            let masks = idx + n;
+            let keys = masks + n;
+            self.building.push(Subtable {
+                words: (0..n)
+                    .map(|j| (code[idx + j] as u8, code[masks + j]))
+                    .collect(),
+                max_priority: h as u32,
+                keys: code[keys..keys + n * k].to_vec(),
+                best: rules[rule_off..rule_off + k].to_vec(),
+                index: if index == NO_INDEX {
+                    HashTable::new()
+                } else {
+                    indexes[index as usize].take().unwrap_or_default()
+                },
+            });
+            pos = keys + n * k;
+        }
+        self.by_mask.clear();
+        for (i, st) in self.building.iter().enumerate() {
+            let mut mask = [0u64; WORDS];
+            for &(w, m) in &st.words {
+                mask[w as usize] = m;
+            }
+            self.by_mask.insert(mask, i);
+        }
+        self.n_subtables = 0;
     }
 
     /// The highest-priority rule matching `flow`. When `wc` is given, the masks of the
@@ -174,24 +271,64 @@ impl Classifier {
     #[inline]
     pub fn lookup(&self, flow: &Flow, mut wc: Option<&mut [u64; WORDS]>) -> Option<RuleId> {
         let mut best: Option<Rule> = None;
+        let code = self.code.as_slice();
         let mut key = [0u64; WORDS];
-        for st in &self.subtables {
+        let mut pos = 0;
+        while pos < code.len() {
+            let h = code[pos];
             if let Some(b) = &best
-                && st.max_priority < b.priority
+                && (h as u32) < b.priority
             {
                 break;
             }
-            if let Some(wc) = wc.as_deref_mut() {
-                for &(i, m) in st.words.iter() {
-                    wc[i as usize] |= m;
+            let n = (h >> 32 & 0xff) as usize;
+            let k = (h >> 40) as usize;
+            let r = code[pos + 1];
+            // SAFETY: only `finish` writes `code`, laying each subtable out as
+            // `Layout` says: its `Layout::len(n, k)` words lie within `code` from `pos`,
+            // and its word numbers come from masks of `WORDS` words (`< WORDS`) and
+            // `n <= WORDS`. So every pointer below stays inside `code`, `key` and
+            // `flow.w`.
+            let found = unsafe {
+                let idx = code.as_ptr().add(pos + Layout::HEADER);
+                let masks = idx.add(n);
+                let keys = masks.add(n);
+                let index = (r >> 32) as u32;
+                if let Some(wc) = wc.as_deref_mut() {
+                    for j in 0..n {
+                        *wc.get_unchecked_mut(*idx.add(j) as usize) |= *masks.add(j);
+                    }
                 }
-            }
-            let n = st.words.len();
-            for (k, &(i, m)) in st.words.iter().enumerate() {
-                key[k] = flow.w[i as usize] & m;
-            }
-            if let Some(e) = st.find(&key[..n]) {
-                let r = st.best[e];
+                for j in 0..n {
+                    *key.get_unchecked_mut(j) =
+                        *flow.w.get_unchecked(*idx.add(j) as usize) & *masks.add(j);
+                }
+                if index == NO_INDEX {
+                    // A few entries compared with the masked flow; a miss usually fails
+                    // on the first word.
+                    let mut found = None;
+                    'entries: for e in 0..k {
+                        let ek = keys.add(e * n);
+                        for j in 0..n {
+                            if *ek.add(j) != *key.get_unchecked(j) {
+                                continue 'entries;
+                            }
+                        }
+                        found = Some(e);
+                        break;
+                    }
+                    found
+                } else {
+                    let key = &key[..n];
+                    let keys = std::slice::from_raw_parts(keys, n * k);
+                    self.indexes[index as usize]
+                        .find(hash(key), |&e| same(&keys[e as usize * n..][..n], key))
+                        .map(|&e| e as usize)
+                }
+            };
+            pos += Layout::len(n, k);
+            if let Some(e) = found {
+                let r = self.rules[r as u32 as usize + e];
                 if best.as_ref().is_none_or(|b| r.beats(b)) {
                     best = Some(r);
                 }
@@ -202,12 +339,8 @@ impl Classifier {
 
     /// The rule, when the table holds exactly one and it matches every flow.
     pub fn only_catchall(&self) -> Option<RuleId> {
-        match self.subtables.as_slice() {
-            [st] if st.words.is_empty() && st.best.len() == 1 && self.n_rules == 1 => {
-                Some(st.best[0].id)
-            }
-            _ => None,
-        }
+        (self.n_subtables == 1 && self.n_rules == 1 && self.code.len() == Layout::HEADER)
+            .then(|| self.rules[0].id)
     }
 
     pub fn len(&self) -> u32 {
@@ -219,7 +352,7 @@ impl Classifier {
     }
 
     pub fn n_subtables(&self) -> usize {
-        self.subtables.len()
+        (self.n_subtables as usize).max(self.building.len())
     }
 }
 
@@ -249,6 +382,28 @@ mod tests {
         assert_ne!(wc, [0u64; WORDS]);
         f.set(Field::IpTtl, 1);
         assert_eq!(cls.lookup(&f, None), Some(3));
+    }
+
+    #[test]
+    fn insert_after_finish_reopens() {
+        let mut cls = Classifier::default();
+        for v in 0..20u128 {
+            cls.insert(&conj(Field::TcpDst, v, 0xffff), 10, v as u32);
+        }
+        cls.insert(&Conj::ANY, 0, 100);
+        cls.finish();
+        let mut f = Flow::default();
+        f.set(Field::TcpDst, 15);
+        assert_eq!(cls.lookup(&f, None), Some(15));
+        cls.insert(&conj(Field::TcpDst, 15, 0xffff), 20, 200);
+        cls.insert(&conj(Field::TcpDst, 99, 0xffff), 10, 99);
+        cls.finish();
+        assert_eq!(cls.lookup(&f, None), Some(200));
+        f.set(Field::TcpDst, 99);
+        assert_eq!(cls.lookup(&f, None), Some(99));
+        f.set(Field::TcpDst, 1000);
+        assert_eq!(cls.lookup(&f, None), Some(100));
+        assert_eq!(cls.len(), 23);
     }
 
     #[test]

@@ -300,7 +300,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
 
     /// ovn-trace's `trace__`: finds the flow for `table`, skipping stages that only
     /// say `next;`, and runs its actions.
-    fn trace_table(&mut self, dp: DpId, flow: &mut Flow, mut table: u8, egress: bool, sup: usize) {
+    fn trace_table(&mut self, dp: DpId, flow: &mut Flow, table: u8, egress: bool, sup: usize) {
         self.steps += 1;
         if self.depth >= MAX_DEPTH || self.steps >= MAX_STEPS {
             self.decision.aborted = true;
@@ -311,16 +311,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         }
         self.depth += 1;
         let p = self.p;
-        // Stages whose one flow is `1` → `next;` need no lookup.
-        table = p.skip_trivial(dp, egress, table);
-        let mut found;
-        loop {
-            found = p.lookup(dp, egress, table, flow, self.wc.as_mut());
-            match found {
-                Some(f) if p.flow(f).omit => table += 1,
-                _ => break,
-            }
-        }
+        let (table, found) = p.lookup_stage(dp, egress, table, flow, self.wc.as_mut());
         let node = self.sink.add(sup, NodeKind::Table, || match found {
             Some(f) => {
                 let f = p.flow(f);
@@ -903,9 +894,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     // physical.c: a patch port clears conntrack, zones, flags and
                     // the logical registers before the peer's ingress, whose datapath
                     // the metadata names from then on.
-                    for r in 0..16u8 {
-                        new.set_reg(r, 0);
-                    }
+                    new.clear_regs(16);
                     new.clear_conntrack();
                     new.set(Field::Metadata, u128::from(p.datapath(peer.dp).key));
                 }
@@ -929,15 +918,11 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         }
 
         let mut egress_flow = *flow;
-        let clear = match self.sem {
-            Semantics::Trace => 16,
+        // Registers other than inport (14) and outport (15).
+        egress_flow.clear_regs(match self.sem {
+            Semantics::Trace => 14,
             Semantics::Chassis => 10,
-        };
-        for r in 0..clear {
-            if r != 14 && r != 15 {
-                egress_flow.set_reg(r, 0);
-            }
-        }
+        });
         let in_key = flow.reg(14);
         let inport_name = self.port_key_name(dp, in_key);
         let allow_loopback = flow.reg(10) & mlf::ALLOW_LOOPBACK != 0;

@@ -427,6 +427,15 @@ impl Flow {
         self.set(Field::Reg(i), u128::from(v));
     }
 
+    /// Zeroes registers `0..n` (whole words at a time: reg(2i) and reg(2i+1) share one).
+    pub fn clear_regs(&mut self, n: u8) {
+        let whole = usize::from(n / 2);
+        self.w[usize::from(W_REGS)..usize::from(W_REGS) + whole].fill(0);
+        if n % 2 == 1 {
+            self.set_reg(n - 1, 0);
+        }
+    }
+
     pub fn dl_type(&self) -> u16 {
         self.get(Field::EthType) as u16
     }
@@ -553,6 +562,17 @@ mod tests {
         assert_eq!(f.get(Field::Xreg(0)), 0x0000_0001_0000_0002);
         f.set_reg(9, 7);
         assert_eq!(f.get(Field::Xreg(4)), 7);
+        for n in [0u8, 1, 9, 10, 14, 16] {
+            let mut g = Flow::default();
+            for r in 0..16 {
+                g.set_reg(r, 0x100 + u32::from(r));
+            }
+            g.clear_regs(n);
+            for r in 0..16 {
+                let want = if r < n { 0 } else { 0x100 + u32::from(r) };
+                assert_eq!(g.reg(r), want, "clear_regs({n}) reg{r}");
+            }
+        }
     }
 
     #[test]

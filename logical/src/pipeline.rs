@@ -109,6 +109,10 @@ struct Topology {
     lb_vips: Vec<(actions::Addr, u16, String)>,
 }
 
+/// Set in a classifier rule's id when its flow is omitted ([`CompiledFlow::omit`]), so
+/// a lookup skips such a stage without reading the flow.
+const OMIT: u32 = 1 << 31;
+
 /// One constrained word of a classifier rule: (word, mask, value).
 type Term = (u8, u64, u64);
 /// Starts a conjunction in a flow's term list: (`CONJ`, number of terms, 0).
@@ -642,7 +646,7 @@ impl<'a> Compiler<'a> {
 
 impl Table {
     fn push(&mut self, flow: CompiledFlow, terms: Arc<[Term]>) {
-        let id = self.flows.len() as u32;
+        let id = self.flows.len() as u32 | if flow.omit { OMIT } else { 0 };
         if self.stage_name.is_none() {
             self.stage_name = flow.stage_name.clone();
         }
@@ -991,7 +995,7 @@ fn skip_of(tables: &[Arc<Table>]) -> Vec<u8> {
         let trivial = t
             .classifier
             .only_catchall()
-            .is_some_and(|id| t.flows[id as usize].omit);
+            .is_some_and(|id| id & OMIT != 0);
         skip[i] = if trivial { next } else { i as u8 };
         next = skip[i];
     }
@@ -1337,12 +1341,48 @@ impl Pipeline {
             .get(table as usize)?
             .classifier
             .lookup(flow, wc)
-            .map(|idx| FlowId {
+            .map(|id| FlowId {
                 dp,
                 egress,
                 table,
-                idx,
+                idx: id & !OMIT,
             })
+    }
+
+    /// The flow a packet meets from stage `table` on: stages whose one flow is `1` →
+    /// `next;` are skipped without a lookup, and a lookup that finds an omitted flow
+    /// (a stage's default `next;`) goes on to the following stage. Returns the stage
+    /// where the walk stopped and the flow found there (none: an implicit drop).
+    #[inline]
+    pub fn lookup_stage(
+        &self,
+        dp: DpId,
+        egress: bool,
+        table: u8,
+        flow: &crate::flow::Flow,
+        mut wc: Option<&mut [u64; crate::flow::WORDS]>,
+    ) -> (u8, Option<FlowId>) {
+        let d = &self.tables[dp as usize];
+        let (tables, skip) = (&d.tables[usize::from(egress)], &d.skip[usize::from(egress)]);
+        let mut table = skip.get(usize::from(table)).copied().unwrap_or(table);
+        loop {
+            let Some(t) = tables.get(usize::from(table)) else {
+                return (table, None);
+            };
+            match t.classifier.lookup(flow, wc.as_deref_mut()) {
+                Some(id) if id & OMIT != 0 => table += 1,
+                Some(id) => {
+                    let fid = FlowId {
+                        dp,
+                        egress,
+                        table,
+                        idx: id,
+                    };
+                    return (table, Some(fid));
+                }
+                None => return (table, None),
+            }
+        }
     }
 
     /// The first table from `table` on that needs a lookup.

@@ -98,6 +98,10 @@ impl FieldRef {
 pub struct SymbolTable {
     syms: Vec<Symbol>,
     by_name: FxHashMap<String, SymId>,
+    /// Each symbol resolved once ([`SymbolTable::resolve`] runs per action executed).
+    /// With it, whether the result is the same whatever the reference's bit range
+    /// (strings, predicates, OVN fields).
+    resolved: Vec<(Subfield, bool)>,
 }
 
 /// A reference to a symbol or a bit range of it (OVN's `struct expr_field`).
@@ -122,6 +126,7 @@ impl SymbolTable {
         let mut t = SymbolTable {
             syms: Vec::with_capacity(160),
             by_name: FxHashMap::default(),
+            resolved: Vec::new(),
         };
         t.add_string("inport", Field::Reg(14));
         t.add_string("outport", Field::Reg(15));
@@ -317,6 +322,23 @@ impl SymbolTable {
 
         t.add_ovn_field("icmp4.frag_mtu", OvnField::Icmp4FragMtu, 16);
         t.add_ovn_field("icmp6.frag_mtu", OvnField::Icmp6FragMtu, 32);
+        t.resolved = (0..t.syms.len())
+            .map(|i| {
+                let r = FieldRef {
+                    sym: i as SymId,
+                    ofs: 0,
+                    n_bits: 0,
+                };
+                // Fixed: the walk ignores the bit range (it ended at no field).
+                let other = FieldRef {
+                    ofs: 1,
+                    n_bits: 1,
+                    ..r
+                };
+                let fixed = t.resolve_walk(r) == t.resolve_walk(other);
+                (t.resolve_walk(r), fixed)
+            })
+            .collect();
         t
     }
 
@@ -333,7 +355,20 @@ impl SymbolTable {
     }
 
     /// The OVS field and bit range a reference reads.
+    #[inline]
     pub fn resolve(&self, r: FieldRef) -> Subfield {
+        match self.resolved.get(r.sym as usize) {
+            Some(&(base, true)) => base,
+            Some(&(base, false)) => Subfield {
+                field: base.field,
+                ofs: base.ofs + r.ofs,
+                n_bits: r.n_bits,
+            },
+            None => self.resolve_walk(r),
+        }
+    }
+
+    fn resolve_walk(&self, r: FieldRef) -> Subfield {
         let mut sym = self.get(r.sym);
         let mut ofs = r.ofs;
         loop {

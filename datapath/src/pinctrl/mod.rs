@@ -253,7 +253,7 @@ impl Pinctrl {
                 // icmp4.frag_mtu / icmp6.frag_mtu: pinctrl writes the MTU into the
                 // ICMP header (its own controller action); no logical field reads it, so
                 // it is written before the other nested actions run.
-                let (mut built, actions) = (built, actions.clone());
+                let (mut built, actions) = (built, actions.to_vec());
                 let mut rest = Vec::with_capacity(actions.len());
                 for a in actions {
                     match a {
