@@ -3,6 +3,7 @@
 //! (with the report of a run's failed cases).
 
 pub mod cni;
+pub mod decide;
 pub mod failures;
 pub mod fixtures;
 pub mod flow;

@@ -24,13 +24,16 @@ use ovnest_tests::{
 
 const DEADLINE: Duration = Duration::from_secs(5);
 
-#[test]
-fn broadcast_from_c51_is_flooded_by_the_userspace_datapath() {
-    let name = "broadcast_from_c51_is_flooded_by_the_userspace_datapath";
-    if !require_root(name) || !require_tools(name, &["ethtool"]) {
-        return;
-    }
-    let (hv, Vms { vm1, vm2, vm5 }) = Hypervisor::with_vms();
+/// The userspace datapath serving vm1, vm2 and vm5's hypervisor ends: XDP attached, one
+/// poll thread with `frames` UMEM chunks and rings of `ring_size`, on the lab's ports.
+struct Served {
+    shared: Arc<SharedCounters>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<ovnest_datapath::afxdp::WorkerReport>>,
+    _fast_path: ovnest_datapath::FastPath,
+}
+
+fn serve(hv: &Hypervisor, frames: u32, ring_size: u32) -> Served {
     let wiring = hv.wiring;
     let cell = Arc::new(SnapshotCell::new(Snapshot::build(
         1,
@@ -38,33 +41,58 @@ fn broadcast_from_c51_is_flooded_by_the_userspace_datapath() {
     )));
     let shared = Arc::new(SharedCounters::new());
     let stop = Arc::new(AtomicBool::new(false));
-
     let mut fast_path = hv.fast_path();
-    let threads = {
-        let _inside = hv.ns.enter();
-        let vifs = [wiring.vm1, wiring.vm2, wiring.vm5];
-        for ifindex in vifs {
-            fast_path.attach(ifindex).expect("attach");
-        }
-        let config = AfXdpConfig {
-            cores: 1,
-            frames: 4096,
-            ring_size: 1024,
-            ..AfXdpConfig::default()
-        };
-        let afxdp = AfXdp::open(&config, &vifs).expect("AF_XDP sockets");
-        afxdp.register(&mut fast_path).expect("XSKMAP");
-        afxdp
-            .spawn(cell.clone(), shared.clone(), stop.clone(), &|| {
-                Box::new(ovnest_datapath::pipeline::NoController)
-            })
-            .expect("poll thread")
+    let _inside = hv.ns.enter();
+    let vifs = [wiring.vm1, wiring.vm2, wiring.vm5];
+    for ifindex in vifs {
+        fast_path.attach(ifindex).expect("attach");
+    }
+    let config = AfXdpConfig {
+        cores: 1,
+        frames,
+        ring_size,
+        ..AfXdpConfig::default()
     };
+    let afxdp = AfXdp::open(&config, &vifs).expect("AF_XDP sockets");
+    afxdp.register(&mut fast_path).expect("XSKMAP");
+    let threads = afxdp
+        .spawn(cell, shared.clone(), stop.clone(), &|| {
+            Box::new(ovnest_datapath::pipeline::NoController)
+        })
+        .expect("poll thread");
+    Served {
+        shared,
+        stop,
+        threads,
+        _fast_path: fast_path,
+    }
+}
 
-    let socket = |ns: &NetNs| {
-        let _inside = ns.enter();
-        PacketSocket::open("eth0").expect("packet socket")
-    };
+impl Served {
+    /// Stops the poll threads and returns their reports.
+    fn stop(self) -> Vec<ovnest_datapath::afxdp::WorkerReport> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.threads
+            .into_iter()
+            .map(|t| t.join().expect("poll thread"))
+            .collect()
+    }
+}
+
+fn socket(ns: &NetNs) -> PacketSocket {
+    let _inside = ns.enter();
+    PacketSocket::open("eth0").expect("packet socket")
+}
+
+#[test]
+fn broadcast_from_c51_is_flooded_by_the_userspace_datapath() {
+    let name = "broadcast_from_c51_is_flooded_by_the_userspace_datapath";
+    if !require_root(name) || !require_tools(name, &["ethtool"]) {
+        return;
+    }
+    let (hv, Vms { vm1, vm2, vm5 }) = Hypervisor::with_vms();
+    let served = serve(&hv, 4096, 1024);
+    let shared = served.shared.clone();
     let (s1, s2, s5) = (socket(&vm1), socket(&vm2), socket(&vm5));
 
     // ARP from c51 for an address nobody has: XDP cannot answer, userspace floods.
@@ -108,12 +136,9 @@ fn broadcast_from_c51_is_flooded_by_the_userspace_datapath() {
     );
     assert_eq!(shared.port_stats(lab::C52.stats_slot()).tx_packets, 1);
 
-    stop.store(true, Ordering::Relaxed);
-    for thread in threads {
-        let report = thread.join().expect("poll thread");
+    for report in served.stop() {
         assert!(report.received >= 1, "{report:?}");
     }
-    drop(fast_path);
 }
 
 /// The poll thread's sockets share one UMEM, and a fill ring only gives chunks back when
@@ -137,40 +162,10 @@ fn a_busy_socket_keeps_receiving_and_bursts_leave_whole() {
         },
     ) = Hypervisor::with_vms();
     let wiring = hv.wiring;
-    let cell = Arc::new(SnapshotCell::new(Snapshot::build(
-        1,
-        &lab::logical_ports(&wiring),
-    )));
-    let shared = Arc::new(SharedCounters::new());
-    let stop = Arc::new(AtomicBool::new(false));
-
-    let mut fast_path = hv.fast_path();
     // A UMEM smaller than the three fill rings together.
     const FRAMES: u32 = 1024;
-    let threads = {
-        let _inside = hv.ns.enter();
-        let vifs = [wiring.vm1, wiring.vm2, wiring.vm5];
-        for ifindex in vifs {
-            fast_path.attach(ifindex).expect("attach");
-        }
-        let config = AfXdpConfig {
-            cores: 1,
-            frames: FRAMES,
-            ring_size: 1024,
-            ..AfXdpConfig::default()
-        };
-        let afxdp = AfXdp::open(&config, &vifs).expect("AF_XDP sockets");
-        afxdp.register(&mut fast_path).expect("XSKMAP");
-        afxdp
-            .spawn(cell.clone(), shared.clone(), stop.clone(), &|| {
-                Box::new(ovnest_datapath::pipeline::NoController)
-            })
-            .expect("poll thread")
-    };
-    let socket = |ns: &NetNs| {
-        let _inside = ns.enter();
-        PacketSocket::open("eth0").expect("packet socket")
-    };
+    let served = serve(&hv, FRAMES, 1024);
+    let shared = served.shared.clone();
     let (s1, s5) = (socket(&vm1), socket(&vm5));
 
     // ARP requests from c51 for addresses nobody has: each is flooded by userspace (to
@@ -224,10 +219,7 @@ fn a_busy_socket_keeps_receiving_and_bursts_leave_whole() {
         (n >= u64::from(BURST * BURSTS)).then_some(n)
     });
     assert_eq!(flooded, u64::from(BURST * BURSTS));
-    stop.store(true, Ordering::Relaxed);
-    for thread in threads {
-        thread.join().expect("poll thread");
-    }
+    served.stop();
     // The kernel's own view of vm5's socket: every redirected frame found a chunk.
     let vm5_socket = shared
         .sockets()
@@ -235,5 +227,4 @@ fn a_busy_socket_keeps_receiving_and_bursts_leave_whole() {
         .find(|s| s.ifindex == wiring.vm5)
         .expect("vm5's socket statistics published");
     assert_eq!(vm5_socket.rx_dropped, 0, "{vm5_socket:?}");
-    drop(fast_path);
 }

@@ -7,11 +7,8 @@
 use ovnest_datapath::pipeline::LocalCounters;
 use ovnest_datapath::pipeline::SharedCounters;
 use ovnest_logical::db::Uuid;
-use ovnest_logical::execute::Decision;
-use ovnest_logical::flow::Field;
 use ovnest_logical::pipeline::{Pipeline, Residency};
-use ovnest_logical::trace::NoTrace;
-use ovnest_logical::{Interpreter, Semantics, TraceOptions};
+use ovnest_tests::decide::decide;
 use ovnest_tests::ovn::OvnCentral;
 use ovnest_tests::privilege;
 
@@ -24,17 +21,6 @@ const TOOLS: &[&str] = &[
 ];
 
 const GROUP_MAC: &str = "02:ac:10:ff:01:99";
-
-/// `frame` from logical port `inport` through the pipeline, as the chassis decides it.
-fn decide(p: &Pipeline, inport: &str, frame: &[u8]) -> Decision {
-    let (mut flow, _) = ovnest_datapath::flow::extract(frame).expect("frame");
-    let port = p.port_by_name(inport).expect("port");
-    flow.set_reg(14, port.key);
-    flow.set(Field::Metadata, u128::from(p.datapath(port.dp).key));
-    let mut it = Interpreter::new(p, NoTrace, Semantics::Chassis, TraceOptions::default());
-    it.run(port.dp, &mut flow);
-    it.decision
-}
 
 #[test]
 fn a_decision_needing_an_unsupported_action_names_its_flow() {

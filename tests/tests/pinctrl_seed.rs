@@ -10,11 +10,8 @@ use std::time::Duration;
 
 use ovnest::ovsdb::{Client, ClientConfig, Remotes};
 use ovnest_datapath::pinctrl::Pinctrl;
-use ovnest_logical::execute::Decision;
-use ovnest_logical::flow::Field;
 use ovnest_logical::pipeline::{Pipeline, Residency};
-use ovnest_logical::trace::NoTrace;
-use ovnest_logical::{Interpreter, Semantics, TraceOptions};
+use ovnest_tests::decide::decide;
 use ovnest_tests::fixtures::golden;
 use ovnest_tests::ovn::OvnCentral;
 use ovnest_tests::{privilege, wait};
@@ -60,17 +57,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
-}
-
-/// `frame` from logical port `inport` through the pipeline, as the chassis decides it.
-fn decide(p: &Pipeline, inport: &str, frame: &[u8]) -> Decision {
-    let (mut flow, _) = ovnest_datapath::flow::extract(frame).expect("frame");
-    let port = p.port_by_name(inport).expect("port");
-    flow.set_reg(14, port.key);
-    flow.set(Field::Metadata, u128::from(p.datapath(port.dp).key));
-    let mut it = Interpreter::new(p, NoTrace, Semantics::Chassis, TraceOptions::default());
-    it.run(port.dp, &mut flow);
-    it.decision
 }
 
 #[test]
