@@ -133,11 +133,16 @@ impl core::fmt::Debug for CacheWriter {
 
 impl CacheWriter {
     /// A mirror of the connection table into the program's `CT` array, for the
-    /// datapath's [`Shared`](crate::conntrack::Shared) table (`None` without one).
-    pub fn ct_mirror(&self) -> Option<crate::conntrack::BpfMirror> {
-        let fd = self.ct.as_ref()?;
-        crate::conntrack::BpfMirror::open(fd)
-            .inspect_err(|e| tracing::warn!("conntrack mirror: {e}"))
+    /// datapath's [`Shared`](crate::conntrack::Shared) table (`None` without one). Tried
+    /// once: after a failure (logged once) established connections stay in userspace.
+    pub fn ct_mirror(&mut self) -> Option<crate::conntrack::BpfMirror> {
+        let fd = self.ct.take()?;
+        crate::conntrack::BpfMirror::open(&fd)
+            .inspect_err(|e| {
+                tracing::warn!(
+                    "conntrack mirror: {e}; established connections are not carried in XDP"
+                )
+            })
             .ok()
     }
 

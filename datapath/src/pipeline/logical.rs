@@ -145,7 +145,7 @@ impl<S: Service> Pipeline<'_, S> {
         }
         let shared = &*self.conntrack;
         if !shared.has_mirror()
-            && let Some(mirror) = self.cache.as_ref().and_then(|c| c.ct_mirror())
+            && let Some(mirror) = self.cache.as_mut().and_then(|c| c.ct_mirror())
         {
             shared.attach_mirror(Box::new(mirror));
         }
