@@ -70,9 +70,8 @@ fuzz_target!(|data: &[u8]| {
 fn has_bare_fwd_group(actions: &[Action]) -> bool {
     actions.iter().any(|a| match a {
         Action::FwdGroup { child_ports, .. } => child_ports.is_empty(),
-        Action::CtCommit(inner) | Action::Nested { actions: inner, .. } => {
-            has_bare_fwd_group(inner)
-        }
+        Action::CtCommit(inner) => has_bare_fwd_group(inner),
+        Action::Nested { actions: inner, .. } => has_bare_fwd_group(inner),
         _ => false,
     })
 }
