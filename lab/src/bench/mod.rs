@@ -74,7 +74,8 @@ pub struct BenchArgs {
     #[arg(long, default_value = "ovnest-bench.svg")]
     pub plot: PathBuf,
     /// Instead of packet rates: full sync time and memory with 4095 containers on one
-    /// parent and 20,000 logical ports, ovnest vs ovn-controller.
+    /// parent, 20,000 logical ports and 1,000 ACLs in port groups, ovnest vs
+    /// ovn-controller.
     #[arg(long)]
     pub scale: bool,
     /// Instead of packet rates: container network set-up time through `ovnest-cni`
