@@ -382,32 +382,9 @@ impl FastPath {
         if let Some(attached) = self.links.get(&ifindex) {
             return Ok(attached.mode);
         }
-        let program = self.program_mut();
-        let (id, mode) = match program.attach(ifindex, XdpMode::Driver) {
-            Ok(id) => (id, AttachMode::Native),
-            Err(native) => {
-                warn!("ifindex {ifindex}: native XDP refused ({native}); using generic mode");
-                let id = program
-                    .attach(ifindex, XdpMode::Skb)
-                    .map_err(|source| FastPathError::Attach { ifindex, source })?;
-                (id, AttachMode::Generic)
-            }
-        };
-        let link = FdLink::try_from(program.take_link(id)?).map_err(|e| FastPathError::Link {
-            ifindex,
-            why: format!("{e} (a BPF link is needed: kernel 5.9 or later)"),
-        })?;
+        let (link, mode) = attach_link(self.program_mut(), ifindex, "ifindex")?;
         let (link, pin) = match &self.pins {
-            Some(pins) => {
-                let path = pins.link_path(ifindex, mode);
-                // A pin of a link whose interface went away may still sit there.
-                let _ = std::fs::remove_file(&path);
-                let pinned = link.pin(&path).map_err(|e| FastPathError::Link {
-                    ifindex,
-                    why: format!("pinning at {}: {e}", path.display()),
-                })?;
-                (FdLink::from(pinned), Some(path))
-            }
+            Some(pins) => pin_link(link, ifindex, pins.link_path(ifindex, mode))?,
             None => (link, None),
         };
         self.links.insert(
@@ -688,4 +665,44 @@ fn link_target(pin: &std::path::Path) -> std::io::Result<(u32, u32)> {
         )));
     }
     Ok((info[4], info[2]))
+}
+
+/// Attaches `program` to `ifindex` natively, else in generic mode (`what` names the
+/// interface in the warning), and takes the attachment as a BPF link, which can be pinned
+/// and moved to another program.
+fn attach_link(
+    program: &mut Xdp,
+    ifindex: u32,
+    what: &str,
+) -> Result<(FdLink, AttachMode), FastPathError> {
+    let (id, mode) = match program.attach(ifindex, XdpMode::Driver) {
+        Ok(id) => (id, AttachMode::Native),
+        Err(native) => {
+            warn!("{what} {ifindex}: native XDP refused ({native}); using generic mode");
+            let id = program
+                .attach(ifindex, XdpMode::Skb)
+                .map_err(|source| FastPathError::Attach { ifindex, source })?;
+            (id, AttachMode::Generic)
+        }
+    };
+    let link = FdLink::try_from(program.take_link(id)?).map_err(|e| FastPathError::Link {
+        ifindex,
+        why: format!("{e} (a BPF link is needed: kernel 5.9 or later)"),
+    })?;
+    Ok((link, mode))
+}
+
+/// Pins `link` at `path`, over the pin of a link whose interface went away, if one is
+/// still there.
+fn pin_link(
+    link: FdLink,
+    ifindex: u32,
+    path: std::path::PathBuf,
+) -> Result<(FdLink, Option<std::path::PathBuf>), FastPathError> {
+    let _ = std::fs::remove_file(&path);
+    let pinned = link.pin(&path).map_err(|e| FastPathError::Link {
+        ifindex,
+        why: format!("pinning at {}: {e}", path.display()),
+    })?;
+    Ok((FdLink::from(pinned), Some(path)))
 }

@@ -15,7 +15,7 @@ use std::{os::fd::AsFd as _, path::PathBuf};
 use aya::{
     Ebpf,
     programs::{
-        ProgramError, Xdp, XdpMode,
+        ProgramError, Xdp,
         links::{FdLink, PinnedLink},
         xdp::XdpLink,
     },
@@ -50,32 +50,10 @@ impl FastPath {
         if self.underlay_links.contains_key(&ifindex) {
             return Ok(AttachMode::Native);
         }
-        let program = self.underlay_program()?;
-        let (id, mode) = match program.attach(ifindex, XdpMode::Driver) {
-            Ok(id) => (id, AttachMode::Native),
-            Err(native) => {
-                warn!("underlay ifindex {ifindex}: native XDP refused ({native}); generic mode");
-                let id = program
-                    .attach(ifindex, XdpMode::Skb)
-                    .map_err(|source| FastPathError::Attach { ifindex, source })?;
-                (id, AttachMode::Generic)
-            }
-        };
-        let link = FdLink::try_from(program.take_link(id)?).map_err(|e| FastPathError::Link {
-            ifindex,
-            why: format!("{e} (a BPF link is needed: kernel 5.9 or later)"),
-        })?;
+        let (link, mode) =
+            super::attach_link(self.underlay_program()?, ifindex, "underlay ifindex")?;
         let (link, pin) = match &self.pins {
-            Some(pins) => {
-                let path = pins.underlay_link_path(ifindex, mode);
-                // A pin of a link whose interface went away may still sit there.
-                let _ = std::fs::remove_file(&path);
-                let pinned = link.pin(&path).map_err(|e| FastPathError::Link {
-                    ifindex,
-                    why: format!("pinning at {}: {e}", path.display()),
-                })?;
-                (FdLink::from(pinned), Some(path))
-            }
+            Some(pins) => super::pin_link(link, ifindex, pins.underlay_link_path(ifindex, mode))?,
             None => (link, None),
         };
         self.underlay_links.insert(ifindex, (link, pin));
