@@ -13,6 +13,7 @@ pub mod ovn;
 pub mod ovsdb_json;
 pub mod packet;
 pub mod privilege;
+pub mod southbound;
 pub mod stall;
 pub mod trace;
 pub mod wait;

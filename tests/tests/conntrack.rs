@@ -9,11 +9,7 @@
 //! - after the ACLs change (the allow ACL replaced by a drop), the established
 //!   connection is blocked both ways (`ct_mark.blocked`, committed by northd's flows).
 
-use std::{
-    collections::{BTreeMap, HashSet},
-    sync::Arc,
-    time::Duration,
-};
+use std::sync::Arc;
 
 use ovnest_common::{
     PortKey, XdpMeta,
@@ -37,7 +33,7 @@ use ovnest_logical::{
 use ovnest_tests::{
     fixtures::lab::{self, Iface, Wiring},
     ovn::OvnCentral,
-    privilege,
+    privilege, southbound,
 };
 
 const TOOLS: &[&str] = &["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovn-nbctl"];
@@ -88,41 +84,9 @@ fn compile(ovn: &OvnCentral, generation: u64) -> Snapshot {
 /// [`compile`], with more ports resident here: `ext1` (bound on the lab's spare
 /// interface) or a chassisredirect port (a gateway port on this chassis).
 fn compile_with(ovn: &OvnCentral, generation: u64, extra: &[&str]) -> Snapshot {
-    ovn.sync();
-    let remotes = ovn.sb_remote().parse().expect("SB remote");
-    let db = tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(ovnest::lflow::fetch(remotes, Duration::from_secs(30)))
-        .expect("fetch the Southbound");
-    let dp_key: BTreeMap<_, _> = db
-        .datapaths
-        .iter()
-        .map(|d| (d.uuid, d.tunnel_key))
-        .collect();
-    let keys: BTreeMap<String, PortKey> = db
-        .ports
-        .iter()
-        .map(|p| {
-            let key = PortKey {
-                datapath: dp_key[&p.datapath],
-                port: p.tunnel_key,
-            };
-            (p.name.clone(), key)
-        })
-        .collect();
-    let resident: HashSet<String> = lab::PORTS
-        .iter()
-        .filter(|p| p.place != lab::Place::Remote)
-        .map(|p| p.name.to_string())
-        .chain(extra.iter().map(|n| n.to_string()))
-        .collect();
-    let residency = ovnest_logical::pipeline::Residency::Ports(resident);
-    let pipeline = Arc::new(ovnest_logical::Pipeline::compile(&db, &residency));
-    assert!(
-        pipeline.errors.is_empty(),
-        "flows not compiled: {:?}",
-        pipeline.errors
-    );
+    let db = southbound::fetch(ovn);
+    let keys = southbound::port_keys(&db);
+    let pipeline = southbound::compile_lab(&db, extra);
     let mut ports: Vec<LogicalPort> = lab::logical_ports(&WIRING);
     // Ports deleted from the NB are gone from the chassis too.
     ports.retain(|p| keys.contains_key(&p.name));

@@ -59,14 +59,7 @@ fn a_decision_needing_an_unsupported_action_names_its_flow() {
         .to_owned();
     assert!(!flow_uuid.is_empty(), "northd emitted the group's flow");
 
-    let remotes = ovn.sb_remote().parse().expect("SB remote");
-    let db = tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(ovnest::lflow::fetch(
-            remotes,
-            std::time::Duration::from_secs(30),
-        ))
-        .expect("fetch the Southbound");
+    let db = ovnest_tests::southbound::fetch(&ovn);
     let p = Pipeline::compile(&db, &Residency::Everywhere);
     assert!(p.errors.is_empty(), "{:?}", p.errors);
 

@@ -12,9 +12,8 @@
 
 use std::{
     cell::{Cell, RefCell},
-    collections::{BTreeMap, HashSet},
+    collections::BTreeMap,
     sync::Arc,
-    time::Duration,
 };
 
 use ovnest_common::{
@@ -31,6 +30,7 @@ use ovnest_tests::{
     fixtures::{self, Iface, frames::hex, lab},
     hypervisor::Hypervisor,
     privilege::{require_root, require_tools},
+    southbound,
 };
 use proptest::prelude::*;
 
@@ -592,40 +592,9 @@ fn seed() -> Seed {
         ovn.nbctl(&["lsp-set-port-security", port.name, &addresses]);
         ovn.nbctl(&["lsp-set-dhcpv4-options", port.name, dhcp.trim()]);
     }
-    ovn.sync();
-    let remotes = ovn.sb_remote().parse().expect("SB remote");
-    let db = tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(ovnest::lflow::fetch(remotes, Duration::from_secs(30)))
-        .expect("fetch the Southbound");
-    let datapath_key: BTreeMap<_, _> = db
-        .datapaths
-        .iter()
-        .map(|d| (d.uuid, d.tunnel_key))
-        .collect();
-    let keys = db
-        .ports
-        .iter()
-        .map(|p| {
-            let key = PortKey {
-                datapath: datapath_key[&p.datapath],
-                port: p.tunnel_key,
-            };
-            (p.name.clone(), key)
-        })
-        .collect();
-    let resident: HashSet<String> = lab::PORTS
-        .iter()
-        .filter(|p| p.place != lab::Place::Remote)
-        .map(|p| p.name.to_string())
-        .collect();
-    let residency = ovnest_logical::pipeline::Residency::Ports(resident);
-    let pipeline = Arc::new(ovnest_logical::Pipeline::compile(&db, &residency));
-    assert!(
-        pipeline.errors.is_empty(),
-        "flows not compiled: {:?}",
-        pipeline.errors
-    );
+    let db = southbound::fetch(&ovn);
+    let keys = southbound::port_keys(&db);
+    let pipeline = southbound::compile_lab(&db, &[]);
     Seed {
         _ovn: ovn,
         keys,

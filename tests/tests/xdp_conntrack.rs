@@ -14,11 +14,7 @@
 //!   connection stops its next frame once the generation moves (what the agent does
 //!   before it acknowledges `--wait=hv`).
 
-use std::{
-    collections::{BTreeMap, HashSet},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::BTreeMap, sync::Arc};
 
 use ovnest_common::{CacheCounter, Counter, PortKey, cache::ACTION_OUTPUT, ct::CtCounter};
 use ovnest_datapath::{
@@ -36,6 +32,7 @@ use ovnest_tests::{
     hypervisor::Hypervisor,
     ovn::OvnCentral,
     privilege::{require_root, require_tools},
+    southbound,
 };
 
 const TOOLS: &[&str] = &["ovsdb-server", "ovn-northd", "ovn-nbctl"];
@@ -78,41 +75,11 @@ fn seed() -> OvnCentral {
 
 /// The Southbound compiled as the agent compiles it: port tunnel keys and the pipeline.
 fn compile(ovn: &OvnCentral) -> (BTreeMap<String, PortKey>, Arc<ovnest_logical::Pipeline>) {
-    ovn.sync();
-    let remotes = ovn.sb_remote().parse().expect("SB remote");
-    let db = tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(ovnest::lflow::fetch(remotes, Duration::from_secs(30)))
-        .expect("fetch the Southbound");
-    let dp_key: BTreeMap<_, _> = db
-        .datapaths
-        .iter()
-        .map(|d| (d.uuid, d.tunnel_key))
-        .collect();
-    let keys = db
-        .ports
-        .iter()
-        .map(|p| {
-            let key = PortKey {
-                datapath: dp_key[&p.datapath],
-                port: p.tunnel_key,
-            };
-            (p.name.clone(), key)
-        })
-        .collect();
-    let resident: HashSet<String> = lab::PORTS
-        .iter()
-        .filter(|p| p.place != lab::Place::Remote)
-        .map(|p| p.name.to_string())
-        .collect();
-    let residency = ovnest_logical::pipeline::Residency::Ports(resident);
-    let pipeline = Arc::new(ovnest_logical::Pipeline::compile(&db, &residency));
-    assert!(
-        pipeline.errors.is_empty(),
-        "flows not compiled: {:?}",
-        pipeline.errors
-    );
-    (keys, pipeline)
+    let db = southbound::fetch(ovn);
+    (
+        southbound::port_keys(&db),
+        southbound::compile_lab(&db, &[]),
+    )
 }
 
 /// The hypervisor's namespace, the program deciding from its cache, and the datapath's
