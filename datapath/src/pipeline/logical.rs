@@ -193,12 +193,8 @@ impl<S: Service> Pipeline<'_, S> {
             _ => None,
         };
 
-        let verdict = if decision.aborted {
-            LogicalOutcome::Aborted
-        } else if let Some(name) = decision.unsupported.first() {
-            let flow = decision.unsupported_flow.map(|f| pipeline.flow(f).uuid.0);
-            self.counters.unsupported(name, flow);
-            LogicalOutcome::Unsupported
+        let verdict = if let Some(refused) = self.refused(pipeline, &decision) {
+            refused
         } else {
             if !decision.controller.is_empty() {
                 self.controller_ops(snap, view, &decision, frame);
@@ -236,6 +232,22 @@ impl<S: Service> Pipeline<'_, S> {
             self.pool.give(frame.chunk);
         }
         Verdict::Logical(verdict)
+    }
+
+    /// A decision this datapath will not carry out (fail closed): the walk was aborted,
+    /// or it needs an unsupported action, counted by name and by the flow holding it.
+    pub(super) fn refused(
+        &mut self,
+        pipeline: &Logical,
+        decision: &Decision,
+    ) -> Option<LogicalOutcome> {
+        if decision.aborted {
+            return Some(LogicalOutcome::Aborted);
+        }
+        let name = decision.unsupported.first()?;
+        let flow = decision.unsupported_flow.map(|f| pipeline.flow(f).uuid.0);
+        self.counters.unsupported(name, flow);
+        Some(LogicalOutcome::Unsupported)
     }
 
     /// Hands controller actions to the controller and sends what it generates.

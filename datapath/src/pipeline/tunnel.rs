@@ -205,12 +205,8 @@ impl<S: Service> Pipeline<'_, S> {
         it.run_from_tunnel(dp, &mut flow);
         let mut decision = it.into_decision();
         drop(tracker);
-        let outcome = if decision.aborted {
-            LogicalOutcome::Aborted
-        } else if let Some(name) = decision.unsupported.first() {
-            let flow = decision.unsupported_flow.map(|f| pipeline.flow(f).uuid.0);
-            self.counters.unsupported(name, flow);
-            LogicalOutcome::Unsupported
+        let outcome = if let Some(refused) = self.refused(pipeline, &decision) {
+            refused
         } else {
             if !decision.controller.is_empty() {
                 self.controller_ops(snap, view, &decision, frame);
