@@ -8,6 +8,8 @@
 # them in); a crash, a hang (-timeout) or an allocation beyond -malloc_limit_mb fails the
 # run and leaves the input in fuzz/artifacts/<target>/. Prints one line per target:
 #   FUZZ| target | seconds | executions | exec/s | corpus | result
+# FUZZ_SEED fixes libFuzzer's seed (CI sets it, so a run there explores the same inputs as
+# the same command did here); unset, each run explores new ground.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-8}"
@@ -30,7 +32,8 @@ for target in "${targets[@]}"; do
   log="$scratch/$target.log"
   if (cd fuzz && cargo +"$nightly" fuzz run "$target" "$scratch/$target" "corpus/$target" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 \
-        -print_final_stats=1 -artifact_prefix="artifacts/$target/") >"$log" 2>&1; then
+        -print_final_stats=1 -artifact_prefix="artifacts/$target/" ${FUZZ_SEED:+-seed="$FUZZ_SEED"}) \
+        >"$log" 2>&1; then
     result=ok
   else
     result=FAILED
