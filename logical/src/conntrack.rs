@@ -80,6 +80,23 @@ impl Error {
     }
 }
 
+/// The reply of a hairpinned load-balancer session, as ovn-controller's
+/// `chk_lb_hairpin` flows `learn` it (lflow.c, `add_lb_vip_hairpin_reply_action`): in
+/// datapath `dp`, a packet from `backend` (and `backend_port`, when the VIP has a port)
+/// to `vip` (the VIP or its `hairpin_snat_ip`) over `proto` is a hairpin reply
+/// (`chk_lb_hairpin_reply()` is true). OVS keeps such a learned flow until the load
+/// balancer goes away, whatever the connection does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HairpinReply {
+    pub dp: u32,
+    /// Addresses are IPv4-mapped IPv6 for IPv4, as in [`Nat`].
+    pub backend: u128,
+    pub vip: u128,
+    pub proto: u8,
+    /// 0: any source port (a VIP without a port).
+    pub backend_port: u16,
+}
+
 /// A connection tracker.
 pub trait Conntrack {
     /// Runs `ct(zone, ...)` on `flow`: looks the packet up in `zone`, commits it when
@@ -87,4 +104,13 @@ pub trait Conntrack {
     /// `ct_mark`, `ct_label`, the original direction's tuple (`ct_nw_*`, `ct_tp_*`)
     /// and, with NAT, the rewritten addresses and ports.
     fn execute(&mut self, zone: Zone, flow: &mut Flow, req: &Request) -> Result<(), Error>;
+
+    /// Records a hairpin session's reply (what `chk_lb_hairpin()` learns when true).
+    /// False when the tracker cannot hold another (the session's replies will not be
+    /// recognised: the caller counts it).
+    fn learn_hairpin_reply(&mut self, reply: HairpinReply) -> bool;
+
+    /// Whether `reply` was learned. A `false` can turn `true` at the next learn, so a
+    /// decision that read it holds for this packet only.
+    fn hairpin_reply_learned(&mut self, reply: &HairpinReply) -> bool;
 }

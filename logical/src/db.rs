@@ -165,6 +165,10 @@ pub struct LoadBalancer {
     pub name: String,
     /// `vips` keys: `IP[:PORT]`.
     pub vips: Vec<String>,
+    /// `options:hairpin_snat_ip` split on spaces: the source a backend reaching its
+    /// own VIP sees instead of the VIP (one address per family).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub hairpin_snat_ip: Vec<String>,
 }
 
 /// Everything the pipeline compiles from.

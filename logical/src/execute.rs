@@ -11,10 +11,10 @@
 //! could not execute.
 
 use crate::actions::{Action, Addr, LbBackend, LbFlag, NatKind, NestKind, OptsKind, ResultKind};
-use crate::conntrack::{Conntrack, Nat, Request, Zone};
+use crate::conntrack::{Conntrack, HairpinReply, Nat, Request, Zone};
 use crate::db::link_local;
 use crate::flow::{ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_IPV6, Field, Flow, WORDS, cs, mlf};
-use crate::pipeline::{DpId, FlowId, Pipeline, PortId, v4_mapped};
+use crate::pipeline::{DpId, FlowId, LbVip, Pipeline, PortId, v4_mapped};
 use crate::symtab::{FieldRef, Subfield};
 use crate::trace::{NodeKind, Sink};
 use crate::value;
@@ -461,7 +461,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 Action::CtNext { table: t } if self.sem == Semantics::Chassis => {
                     let mut ct_flow = *flow;
                     let req = Request::default();
-                    if self.ct(dp, egress, false, &mut ct_flow, &req, "ct_next") {
+                    if self.ct(dp, egress, ZoneOf::Ct, &mut ct_flow, &req, "ct_next") {
                         self.trace_table(dp, &mut ct_flow, *t, egress, sup);
                     }
                     // OVS: the ct_* fields exist only in the recirculation.
@@ -480,7 +480,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                         label: (*label_mask != 0).then_some((*label, *label_mask)),
                     };
                     let mut c = *flow;
-                    self.ct(dp, egress, false, &mut c, &req, "ct_commit");
+                    self.ct(dp, egress, ZoneOf::Ct, &mut c, &req, "ct_commit");
                     flow.clear_conntrack();
                 }
                 Action::CtCommit(nested) if self.sem == Semantics::Chassis => {
@@ -492,7 +492,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                         label,
                     };
                     let mut c = *flow;
-                    self.ct(dp, egress, false, &mut c, &req, "ct_commit");
+                    self.ct(dp, egress, ZoneOf::Ct, &mut c, &req, "ct_commit");
                     flow.clear_conntrack();
                 }
                 Action::CtNat {
@@ -521,9 +521,13 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                         nat,
                         ..Request::default()
                     };
-                    let snat = *kind == NatKind::Snat;
+                    let zone = if *kind == NatKind::Snat {
+                        ZoneOf::Snat
+                    } else {
+                        ZoneOf::Dnat
+                    };
                     let mut ct_flow = *flow;
-                    if self.ct(dp, egress, snat, &mut ct_flow, &req, kind.name()) {
+                    if self.ct(dp, egress, zone, &mut ct_flow, &req, kind.name()) {
                         self.trace_table(dp, &mut ct_flow, *t, egress, sup);
                     }
                     flow.clear_conntrack();
@@ -535,7 +539,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                         ..Request::default()
                     };
                     let mut ct_flow = *flow;
-                    if self.ct(dp, egress, false, &mut ct_flow, &req, "ct_commit_nat") {
+                    if self.ct(dp, egress, ZoneOf::Ct, &mut ct_flow, &req, "ct_commit_nat") {
                         self.trace_table(dp, &mut ct_flow, *t, egress, sup);
                     }
                     flow.clear_conntrack();
@@ -745,6 +749,9 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 Action::FwdGroup { .. } => self.unsupported("fwd_group"),
                 Action::Dhcp6Reply => self.unsupported("handle_dhcpv6_reply"),
                 Action::BfdMsg => self.unsupported("handle_bfd_msg"),
+                Action::CtSnatToVip if self.sem == Semantics::Chassis => {
+                    self.chassis_ct_snat_to_vip(dp, flow, egress);
+                }
                 Action::CtSnatToVip => self.execute_ct_snat_to_vip(flow, sup),
                 Action::PutFdb { .. } => {
                     if self.sem == Semantics::Chassis {
@@ -1036,15 +1043,18 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         }
     }
 
-    /// The zone a `ct()` in `dp` uses: a switch's is its port's (the inport in
-    /// ingress, the outport in egress, as physical.c loads `MFF_LOG_CT_ZONE`), a
-    /// router's its DNAT zone, or SNAT zone for `ct_snat`.
-    fn zone(&self, dp: DpId, flow: &Flow, egress: bool, snat: bool) -> Zone {
+    /// The zone a `ct()` of `kind` in `dp` uses, as actions.c encodes them and
+    /// physical.c loads the zone registers: `ct_next`, `ct_commit`, `ct_lb` and
+    /// `ct_commit_nat` use a switch's port zone (the inport in ingress, the outport in
+    /// egress: `MFF_LOG_CT_ZONE`) or a router's DNAT zone; `ct_dnat` and `ct_snat` use
+    /// the datapath's DNAT and SNAT zones (`MFF_LOG_DNAT_ZONE`, `MFF_LOG_SNAT_ZONE`),
+    /// which ovn-controller gives switches too (`ct_snat` of a load-balancer hairpin).
+    fn zone(&self, dp: DpId, flow: &Flow, egress: bool, kind: ZoneOf) -> Zone {
         let d = self.p.datapath(dp);
-        match (d.is_router, snat) {
-            (true, false) => Zone::Dnat(d.key),
-            (true, true) => Zone::Snat(d.key),
-            (false, _) => Zone::Port {
+        match (d.is_router, kind) {
+            (_, ZoneOf::Snat) => Zone::Snat(d.key),
+            (true, _) | (false, ZoneOf::Dnat) => Zone::Dnat(d.key),
+            (false, ZoneOf::Ct) => Zone::Port {
                 dp: d.key,
                 port: flow.reg(if egress { 15 } else { 14 }),
             },
@@ -1058,12 +1068,12 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         &mut self,
         dp: DpId,
         egress: bool,
-        snat: bool,
+        kind: ZoneOf,
         flow: &mut Flow,
         req: &Request,
         name: &'static str,
     ) -> bool {
-        let zone = self.zone(dp, flow, egress, snat);
+        let zone = self.zone(dp, flow, egress, kind);
         self.decision.conntrack = true;
         let Some(ct) = self.ct.as_deref_mut() else {
             self.unsupported(name);
@@ -1166,7 +1176,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
             }
         };
         let mut lb = *flow;
-        if self.ct(dp, egress, false, &mut lb, &req, name) {
+        if self.ct(dp, egress, ZoneOf::Ct, &mut lb, &req, name) {
             self.trace_table(dp, &mut lb, table, egress, sup);
         }
     }
@@ -1319,15 +1329,15 @@ impl<'p, S: Sink> Interpreter<'p, S> {
     }
 
     /// The load balancer whose VIP is the connection's original destination.
-    fn lb_vip(&self, flow: &Flow) -> Option<(Addr, u16, String)> {
+    fn lb_vip(&self, flow: &Flow) -> Option<(Addr, u16)> {
         self.p
             .lb_vips
             .iter()
-            .find(|(a, _, _)| match a {
-                Addr::V4(v) => *v == flow.ct_nw_dst,
-                Addr::V6(v) => *v == flow.ct_ipv6_dst,
+            .find(|v| match v.addr {
+                Addr::V4(a) => a == flow.ct_nw_dst,
+                Addr::V6(a) => a == flow.ct_ipv6_dst,
             })
-            .cloned()
+            .map(|v| (v.addr, v.port))
     }
 
     fn execute_result(
@@ -1354,10 +1364,20 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 });
                 self.unsupported("dns_lookup");
             }
+            ResultKind::ChkLbHairpin | ResultKind::ChkLbHairpinReply
+                if self.sem == Semantics::Chassis =>
+            {
+                let res = if kind == ResultKind::ChkLbHairpin {
+                    self.chassis_chk_lb_hairpin(dp, flow)
+                } else {
+                    self.chassis_chk_lb_hairpin_reply(dp, flow)
+                };
+                write_ref(flow, dst, u128::from(res));
+            }
             ResultKind::ChkLbHairpin | ResultKind::ChkLbHairpinReply => {
                 let orig = kind == ResultKind::ChkLbHairpin;
                 let mut res = 0u8;
-                if let Some((_, vip_port, _)) = self.lb_vip(flow) {
+                if let Some((_, vip_port)) = self.lb_vip(flow) {
                     let v4 = flow.dl_type() == ETH_TYPE_IP;
                     let v6 = flow.dl_type() == ETH_TYPE_IPV6;
                     if v4 || v6 {
@@ -1383,9 +1403,118 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         }
     }
 
+    /// [`Semantics::Chassis`] `chk_lb_hairpin()`: ovn-controller's
+    /// `OFTABLE_CHK_LB_HAIRPIN` flows, one per VIP and backend: the packet was
+    /// load-balanced (DNAT) to a backend that is its own source, with the VIP as the
+    /// connection's original destination. When true, the flow `learn`s the session's
+    /// reply ([`HairpinReply`]), as OVS does.
+    fn chassis_chk_lb_hairpin(&mut self, dp: DpId, flow: &Flow) -> bool {
+        let Some((src, dst)) = ip_addrs(flow) else {
+            return false;
+        };
+        let need = cs::TRACKED | cs::DST_NAT;
+        if flow.get(Field::CtState) as u32 & need != need || src != dst {
+            return false;
+        }
+        let Some(vip) = self.original_vip(flow) else {
+            return false;
+        };
+        let reply = HairpinReply {
+            dp: self.p.datapath(dp).key,
+            backend: src,
+            vip: addr_u128(vip.hairpin_snat),
+            proto: flow.nw_proto(),
+            backend_port: if vip.port != 0 { flow.tp_dst() } else { 0 },
+        };
+        let Some(ct) = self.ct.as_deref_mut() else {
+            self.unsupported("chk_lb_hairpin");
+            return false;
+        };
+        if !ct.learn_hairpin_reply(reply) {
+            // The session's replies would not be recognised: refuse the session.
+            self.unsupported("lb_hairpin_table_full");
+        }
+        true
+    }
+
+    /// [`Semantics::Chassis`] `chk_lb_hairpin_reply()`: whether a hairpin session
+    /// learned this packet as its reply (`OFTABLE_CHK_LB_HAIRPIN_REPLY`'s learned
+    /// flows). Only a packet to a VIP (or its `hairpin_snat_ip`) can be one.
+    fn chassis_chk_lb_hairpin_reply(&mut self, dp: DpId, flow: &Flow) -> bool {
+        let Some((src, dst)) = ip_addrs(flow) else {
+            return false;
+        };
+        if !self
+            .p
+            .lb_vips
+            .iter()
+            .any(|v| addr_u128(v.hairpin_snat) == dst)
+        {
+            return false;
+        }
+        let reply = HairpinReply {
+            dp: self.p.datapath(dp).key,
+            backend: src,
+            vip: dst,
+            proto: flow.nw_proto(),
+            backend_port: flow.tp_src(),
+        };
+        let Some(ct) = self.ct.as_deref_mut() else {
+            self.unsupported("chk_lb_hairpin_reply");
+            return false;
+        };
+        ct.hairpin_reply_learned(&reply)
+            || ct.hairpin_reply_learned(&HairpinReply {
+                backend_port: 0,
+                ..reply
+            })
+    }
+
+    /// The VIP that is `flow`'s connection's original destination (address, and port
+    /// when the VIP has one), as ovn-controller's hairpin flows match it.
+    fn original_vip(&self, flow: &Flow) -> Option<&LbVip> {
+        let orig_dst = match flow.dl_type() {
+            ETH_TYPE_IP => v4_mapped(flow.ct_nw_dst),
+            ETH_TYPE_IPV6 => flow.ct_ipv6_dst,
+            _ => return None,
+        };
+        self.p
+            .lb_vips
+            .iter()
+            .find(|v| addr_u128(v.addr) == orig_dst && (v.port == 0 || v.port == flow.ct_tp_dst))
+    }
+
+    /// [`Semantics::Chassis`] `ct_snat_to_vip`: ovn-controller's
+    /// `OFTABLE_CT_SNAT_HAIRPIN`, one flow per VIP: a load-balanced connection (DNAT,
+    /// the VIP as its original destination) is committed in the datapath's SNAT zone
+    /// with its source translated to the VIP (or `hairpin_snat_ip`), so the backend that
+    /// reached itself sees the VIP, not itself, and answers through the hairpin. No
+    /// VIP matches: nothing happens. Like OVS's `ct` without recirculation, the
+    /// packet goes on translated and untracked.
+    fn chassis_ct_snat_to_vip(&mut self, dp: DpId, flow: &mut Flow, egress: bool) {
+        let need = cs::TRACKED | cs::DST_NAT;
+        if flow.get(Field::CtState) as u32 & need != need {
+            return;
+        }
+        let Some(vip) = self.original_vip(flow) else {
+            return;
+        };
+        let req = Request {
+            commit: true,
+            nat: Nat::Src {
+                addr: addr_u128(vip.hairpin_snat),
+                lo: 0,
+                hi: 0,
+            },
+            ..Request::default()
+        };
+        self.ct(dp, egress, ZoneOf::Snat, flow, &req, "ct_snat_to_vip");
+        flow.clear_conntrack();
+    }
+
     fn execute_ct_snat_to_vip(&mut self, flow: &Flow, sup: usize) {
         self.unsupported("ct_snat_to_vip");
-        let Some((addr, port, _)) = self.lb_vip(flow) else {
+        let Some((addr, port)) = self.lb_vip(flow) else {
             return;
         };
         let same = match addr {
@@ -1668,6 +1797,27 @@ impl<'p, S: Sink> Interpreter<'p, S> {
 type CommitSets = (Option<(u32, u32)>, Option<(u128, u128)>);
 
 /// An address as the tracker takes it: IPv4 as IPv4-mapped IPv6.
+/// Which of a datapath's zones a `ct()` uses ([`Interpreter::zone`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ZoneOf {
+    /// `MFF_LOG_CT_ZONE` in a switch, the DNAT zone in a router.
+    Ct,
+    Dnat,
+    Snat,
+}
+
+/// An IP packet's source and destination, IPv4-mapped for IPv4.
+fn ip_addrs(flow: &Flow) -> Option<(u128, u128)> {
+    match flow.dl_type() {
+        ETH_TYPE_IP => Some((
+            v4_mapped(flow.get(Field::Ipv4Src) as u32),
+            v4_mapped(flow.get(Field::Ipv4Dst) as u32),
+        )),
+        ETH_TYPE_IPV6 => Some((flow.get(Field::Ipv6Src), flow.get(Field::Ipv6Dst))),
+        _ => None,
+    }
+}
+
 fn addr_u128(a: Addr) -> u128 {
     match a {
         Addr::V4(v) => v4_mapped(v),

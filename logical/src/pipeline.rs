@@ -105,8 +105,20 @@ struct Topology {
     dp_by_uuid: FxHashMap<Uuid, DpId>,
     /// Some port has a friendly name other than its name (matches are then rewritten).
     any_friendly: bool,
-    /// Load-balancer VIPs as (address, port).
-    lb_vips: Vec<(actions::Addr, u16, String)>,
+    lb_vips: Vec<LbVip>,
+}
+
+/// A load-balancer VIP, for the hairpin actions (`chk_lb_hairpin`, `ct_snat_to_vip`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LbVip {
+    pub addr: actions::Addr,
+    /// 0 when the VIP has no port.
+    pub port: u16,
+    /// The `vips` key, `IP[:PORT]`.
+    pub key: String,
+    /// What a hairpinned session's source becomes: `hairpin_snat_ip` of the VIP's
+    /// family, else the VIP.
+    pub hairpin_snat: actions::Addr,
 }
 
 /// Set in a classifier rule's id when its flow is omitted ([`CompiledFlow::omit`]), so
@@ -180,8 +192,8 @@ pub struct Pipeline {
     /// Flows not compiled: those whose actions do not parse (for every datapath), then
     /// table by table those whose match does not.
     pub errors: Vec<FlowError>,
-    /// Load-balancer VIPs as (address, port).
-    pub lb_vips: Vec<(actions::Addr, u16, String)>,
+    /// Load-balancer VIPs.
+    pub lb_vips: Vec<LbVip>,
     pub(crate) sets: Arc<Sets>,
     /// Flow rows whose actions did not parse, by UUID order.
     row_errors: Arc<Vec<FlowError>>,
@@ -743,9 +755,25 @@ impl Topology {
         t.read_mac_bindings(db);
         t.read_fdbs(db);
         for lb in &db.load_balancers {
+            let snat: Vec<actions::Addr> = lb
+                .hairpin_snat_ip
+                .iter()
+                .filter_map(|a| actions::parse_ip_port(a).map(|(a, _)| a))
+                .collect();
             for vip in &lb.vips {
                 if let Some((addr, port)) = actions::parse_ip_port(vip) {
-                    t.lb_vips.push((addr, port, vip.clone()));
+                    let v4 = matches!(addr, actions::Addr::V4(_));
+                    let hairpin_snat = snat
+                        .iter()
+                        .copied()
+                        .find(|a| matches!(a, actions::Addr::V4(_)) == v4)
+                        .unwrap_or(addr);
+                    t.lb_vips.push(LbVip {
+                        addr,
+                        port,
+                        key: vip.clone(),
+                        hairpin_snat,
+                    });
                 }
             }
         }

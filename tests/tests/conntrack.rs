@@ -646,6 +646,87 @@ fn load_balancer_spreads_connections_sticks_and_reverses_nat() {
     }
 }
 
+/// A backend reaching its own VIP (OVN's load-balancer hairpin): northd's
+/// `chk_lb_hairpin()` / `ct_snat_to_vip` / `chk_lb_hairpin_reply()` flows, carried out
+/// as ovn-controller's hairpin tables do. The backend sees its connection come from the
+/// VIP and its replies go back to itself from the VIP; a client elsewhere still sees
+/// plain load balancing (its own address kept).
+#[test]
+fn a_backend_reaching_its_own_vip_talks_to_the_vip_both_ways() {
+    if !privilege::require_tools("conntrack_lb_hairpin", TOOLS) {
+        return;
+    }
+    let ovn = OvnCentral::start();
+    seed(&ovn);
+    let c51 = lab::port("dmz-c51");
+    let backend = format!("{}:8080", std::net::Ipv4Addr::from(c51.ipv4));
+    ovn.nbctl(&["lb-add", "lb0", "172.16.255.140:80", &backend, "tcp"]);
+    ovn.nbctl(&["ls-lb-add", "dmz", "lb0"]);
+    let snap = compile(&ovn, 1);
+    let mut area = vec![0u8; CHUNKS * CHUNK as usize];
+    let mut p = pipeline(&mut area, &snap);
+    let (vm1, vm5) = (WIRING.ifindex(Iface::Vm1), WIRING.ifindex(Iface::Vm5));
+
+    for sport in [33000, 33001] {
+        // c51 -> VIP:80 comes back to c51 on its tag, from the VIP, to its port 8080.
+        let syn = tcp_to("dmz-c51", ROUTER_MAC, VIP, sport, 80, SYN);
+        let (verdict, out) = send_full(&mut p, &snap, "dmz-c51", &syn);
+        assert_eq!(verdict, DELIVERED, "c51's SYN from port {sport}");
+        let [o] = out.as_slice() else {
+            panic!("c51's SYN from port {sport}: {out:?}")
+        };
+        assert_eq!(
+            (o.ifindex, o.tag, o.eth_dst, o.src, o.sport, o.dst, o.dport),
+            (vm5, 51, c51.mac, VIP, sport, c51.ipv4, 8080),
+            "c51's SYN from port {sport} as c51 receives it"
+        );
+        assert!(o.checksums_ok, "checksums of {o:?}");
+        // c51 answers the VIP; it receives its answer from VIP:80.
+        let synack = tcp_to("dmz-c51", ROUTER_MAC, VIP, 8080, sport, SYN | ACK);
+        let (verdict, out) = send_full(&mut p, &snap, "dmz-c51", &synack);
+        assert_eq!(verdict, DELIVERED, "c51's SYN-ACK to port {sport}");
+        let [o] = out.as_slice() else {
+            panic!("c51's SYN-ACK to port {sport}: {out:?}")
+        };
+        assert_eq!(
+            (o.ifindex, o.tag, o.eth_dst, o.src, o.sport, o.dst, o.dport),
+            (vm5, 51, c51.mac, VIP, 80, c51.ipv4, sport),
+            "c51's SYN-ACK to port {sport} as c51 receives it"
+        );
+        assert!(o.checksums_ok, "checksums of {o:?}");
+        let ack = tcp_to("dmz-c51", ROUTER_MAC, VIP, sport, 80, ACK);
+        let (_, out) = send_full(&mut p, &snap, "dmz-c51", &ack);
+        assert_eq!(
+            out.iter()
+                .map(|o| (o.tag, o.src, o.sport, o.dport))
+                .collect::<Vec<_>>(),
+            vec![(51, VIP, sport, 8080)],
+            "c51's ACK from port {sport}"
+        );
+    }
+
+    // Not a hairpin: vm1's connection reaches c51 from vm1's own address.
+    let vm1_ip = lab::port("dmz-vm1").ipv4;
+    let syn = tcp_to("dmz-vm1", ROUTER_MAC, VIP, 40000, 80, SYN);
+    let (_, out) = send_full(&mut p, &snap, "dmz-vm1", &syn);
+    assert_eq!(
+        out.iter()
+            .map(|o| (o.ifindex, o.tag, o.src, o.dst, o.dport))
+            .collect::<Vec<_>>(),
+        vec![(vm5, 51, vm1_ip, c51.ipv4, 8080)],
+        "vm1's SYN to the VIP"
+    );
+    let synack = tcp_to("dmz-c51", ROUTER_MAC, vm1_ip, 8080, 40000, SYN | ACK);
+    let (_, out) = send_full(&mut p, &snap, "dmz-c51", &synack);
+    assert_eq!(
+        out.iter()
+            .map(|o| (o.ifindex, o.tag, o.src, o.sport))
+            .collect::<Vec<_>>(),
+        vec![(vm1, 0, VIP, 80)],
+        "c51's SYN-ACK to vm1"
+    );
+}
+
 /// lr0's port on the outside network, a distributed gateway port on this chassis.
 const OUTSIDE_MAC: [u8; 6] = [0x02, 0x0a, 0, 0, 0, 0x01];
 const FIP: [u8; 4] = [10, 0, 0, 100];

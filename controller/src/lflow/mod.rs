@@ -137,6 +137,11 @@ pub fn database(snap: &Snapshot) -> Database {
         db.load_balancers.push(LLb {
             name: lb.name.clone(),
             vips: lb.vips.keys().cloned().collect(),
+            hairpin_snat_ip: lb
+                .options
+                .get("hairpin_snat_ip")
+                .map(|s| s.split_whitespace().map(str::to_owned).collect())
+                .unwrap_or_default(),
         });
     }
     db.flows.sort_by_key(|f| f.uuid);

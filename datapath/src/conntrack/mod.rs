@@ -106,13 +106,22 @@
 //!   [`Error::Full`](ovnest_logical::conntrack::Error) and the frame is dropped and
 //!   counted, never silently forwarded.
 //!
+//! # Load-balancer hairpin
+//! A backend reaching its own VIP: `chk_lb_hairpin()` learns the session's reply
+//! ([`HairpinReply`], kept in the table as OVS keeps its learned flows: per VIP and
+//! backend, not per connection), `ct_snat_to_vip` commits the connection in the
+//! switch's SNAT zone with the VIP as its source, `chk_lb_hairpin_reply()` reads what
+//! was learned. A decision that read "not learned" is not cached (the next hairpin
+//! session may learn it).
+//!
+//! [`HairpinReply`]: ovnest_logical::conntrack::HairpinReply
+//!
 //! # Not yet
 //! - New connections in XDP: every connection's handshake goes up (three frames for
 //!   TCP), which is what bounds the connections-per-second rate.
 //! - IPv6 decisions carry connections like IPv4 ones, but only IPv4 is tested through
 //!   XDP.
-//! - `ct_snat_to_vip` (load-balancer hairpin), `handle_svc_check`, `commit_lb_aff`:
-//!   still unsupported (fail closed). `ct_lb_mark`'s `hash_fields` are not read: the
+//! - `handle_svc_check`, `commit_lb_aff`: still unsupported (fail closed). `ct_lb_mark`'s `hash_fields` are not read: the
 //!   backend is chosen by the 5-tuple's hash, stickiness comes from the connection.
 //! - ICMP errors about NATted connections (their quoted headers would need NAT too),
 //!   helpers (FTP, TFTP), TCP window tracking, SCTP states (SCTP is tracked as "other").

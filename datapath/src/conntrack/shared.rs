@@ -8,7 +8,7 @@ use std::sync::{
 
 use ovnest_common::ct::CtDep;
 use ovnest_logical::{
-    conntrack::{Conntrack, Error, Request, Zone},
+    conntrack::{Conntrack, Error, HairpinReply, Request, Zone},
     flow::Flow,
 };
 
@@ -120,5 +120,25 @@ impl Conntrack for Tracker<'_> {
             self.met.refuse();
         }
         result
+    }
+
+    fn learn_hairpin_reply(&mut self, reply: HairpinReply) -> bool {
+        let (shared, now) = (self.shared, self.now);
+        self.guard
+            .get_or_insert_with(|| shared.lock(now))
+            .learn_hairpin_reply(reply)
+    }
+
+    fn hairpin_reply_learned(&mut self, reply: &HairpinReply) -> bool {
+        let (shared, now) = (self.shared, self.now);
+        let learned = self
+            .guard
+            .get_or_insert_with(|| shared.lock(now))
+            .hairpin_reply_learned(reply);
+        if !learned {
+            // The next hairpin session may learn it: not a decision to cache.
+            self.met.refuse();
+        }
+        learned
     }
 }

@@ -3,10 +3,10 @@
 
 use ovnest_common::ct::{CT_DEPS, CtDep};
 use ovnest_logical::{
-    conntrack::{Conntrack, Error, Nat, Request, Zone},
+    conntrack::{Conntrack, Error, HairpinReply, Nat, Request, Zone},
     flow::{Field, Flow, cs},
 };
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{
     mirror::Mirror,
@@ -112,6 +112,9 @@ pub struct Table {
     serial: u32,
     /// Where established connections are mirrored for XDP, when it caches decisions.
     mirror: Option<Box<dyn Mirror>>,
+    /// Load-balancer hairpin replies learned (OVS's learned flows: one per datapath,
+    /// backend, VIP and backend port, not per connection; kept like OVS keeps them).
+    hairpins: FxHashSet<HairpinReply>,
     pub stats: Stats,
 }
 
@@ -136,9 +139,14 @@ impl Table {
             cursor: 0,
             serial: 0,
             mirror: None,
+            hairpins: FxHashSet::default(),
             stats: Stats::default(),
         }
     }
+
+    /// Hairpin replies learned at most: a bound on configuration (VIPs × backends ×
+    /// switches), not on traffic.
+    pub const HAIRPIN_LIMIT: usize = 65_536;
 
     /// Mirrors established connections into `mirror` from now on.
     pub fn set_mirror(&mut self, mirror: Box<dyn Mirror>) {
@@ -516,6 +524,15 @@ impl Met {
 impl Conntrack for Table {
     fn execute(&mut self, zone: Zone, flow: &mut Flow, req: &Request) -> Result<(), Error> {
         self.execute_for(zone, flow, req, &mut Met::default())
+    }
+
+    fn learn_hairpin_reply(&mut self, reply: HairpinReply) -> bool {
+        self.hairpins.contains(&reply)
+            || (self.hairpins.len() < Self::HAIRPIN_LIMIT && self.hairpins.insert(reply))
+    }
+
+    fn hairpin_reply_learned(&mut self, reply: &HairpinReply) -> bool {
+        self.hairpins.contains(reply)
     }
 }
 
