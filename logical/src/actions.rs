@@ -263,6 +263,15 @@ pub enum L4Proto {
 }
 
 impl L4Proto {
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            L4Proto::Tcp => 6,
+            L4Proto::Udp => 17,
+            L4Proto::Sctp => 132,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             L4Proto::Tcp => "tcp",

@@ -97,6 +97,20 @@ pub struct HairpinReply {
     pub backend_port: u16,
 }
 
+/// A load balancer's affinity session as `commit_lb_aff` learns it (actions.c,
+/// `encode_COMMIT_LB_AFF`): in datapath `dp`, new connections from `client` to `vip`
+/// (and `vip_port` over `proto`, when the action names a protocol; 0 and 0
+/// otherwise) keep going to the backend first chosen, until `affinity_timeout`
+/// seconds pass without one (the learned flow's idle timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Affinity {
+    pub dp: u32,
+    pub client: u128,
+    pub vip: u128,
+    pub proto: u8,
+    pub vip_port: u16,
+}
+
 /// A connection tracker.
 pub trait Conntrack {
     /// Runs `ct(zone, ...)` on `flow`: looks the packet up in `zone`, commits it when
@@ -113,4 +127,18 @@ pub trait Conntrack {
     /// Whether `reply` was learned. A `false` can turn `true` at the next learn, so a
     /// decision that read it holds for this packet only.
     fn hairpin_reply_learned(&mut self, reply: &HairpinReply) -> bool;
+
+    /// Records (or renews) an affinity session to `backend` (address, port) that
+    /// lasts `timeout_s` idle seconds. False when the tracker cannot hold another.
+    fn commit_lb_affinity(
+        &mut self,
+        session: Affinity,
+        backend: (u128, u16),
+        timeout_s: u16,
+    ) -> bool;
+
+    /// The backend of a live affinity session (a hit renews it, as a learned flow's
+    /// idle timer is). What it answers changes with time, so a decision that read it
+    /// holds for this packet only.
+    fn lb_affinity(&mut self, session: &Affinity) -> Option<(u128, u16)>;
 }

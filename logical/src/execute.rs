@@ -10,8 +10,10 @@
 //! [`Decision`]: the packets delivered, the controller actions to run, and what it
 //! could not execute.
 
-use crate::actions::{Action, Addr, LbBackend, LbFlag, NatKind, NestKind, OptsKind, ResultKind};
-use crate::conntrack::{Conntrack, HairpinReply, Nat, Request, Zone};
+use crate::actions::{
+    Action, Addr, L4Proto, LbBackend, LbFlag, NatKind, NestKind, OptsKind, ResultKind,
+};
+use crate::conntrack::{Affinity, Conntrack, HairpinReply, Nat, Request, Zone};
 use crate::db::link_local;
 use crate::flow::{ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_IPV6, Field, Flow, WORDS, cs, mlf};
 use crate::pipeline::{DpId, FlowId, LbVip, Pipeline, PortId, v4_mapped};
@@ -788,6 +790,32 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     write_ref(flow, *dst, u128::from(found));
                 }
                 Action::CommitEcmpNh { .. } => self.unsupported("commit_ecmp_nh"),
+                Action::CommitLbAff {
+                    vip,
+                    vip_port,
+                    backend,
+                    backend_port,
+                    proto,
+                    timeout,
+                } if self.sem == Semantics::Chassis => {
+                    let session = Affinity {
+                        dp: self.p.datapath(dp).key,
+                        client: ip_addrs(flow).map_or(0, |(src, _)| src),
+                        vip: addr_u128(*vip),
+                        proto: proto.map_or(0, L4Proto::number),
+                        vip_port: if proto.is_some() { *vip_port } else { 0 },
+                    };
+                    let backend = (addr_u128(*backend), *backend_port);
+                    let committed = self
+                        .ct
+                        .as_deref_mut()
+                        .map(|ct| ct.commit_lb_affinity(session, backend, *timeout));
+                    match committed {
+                        Some(true) => {}
+                        Some(false) => self.unsupported("lb_affinity_table_full"),
+                        None => self.unsupported("commit_lb_aff"),
+                    }
+                }
                 Action::CommitLbAff { .. } => self.unsupported("commit_lb_aff"),
                 Action::Sample { .. } => {}
             }
@@ -1396,6 +1424,10 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 self.sink
                     .add(sup, NodeKind::Modify, || format!("{dst} = {res}"));
             }
+            ResultKind::ChkLbAff if self.sem == Semantics::Chassis => {
+                let res = self.chassis_chk_lb_aff(dp, flow);
+                write_ref(flow, dst, u128::from(res));
+            }
             ResultKind::ChkEcmpNhMac | ResultKind::ChkEcmpNh | ResultKind::ChkLbAff => {
                 // ovn-trace leaves these untouched; the datapath cannot run them yet.
                 self.unsupported(kind.name());
@@ -1468,6 +1500,48 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 backend_port: 0,
                 ..reply
             })
+    }
+
+    /// [`Semantics::Chassis`] `chk_lb_aff()`: `OFTABLE_CHK_LB_AFFINITY`'s learned
+    /// flows. A live session loads its backend where northd's `ls_in_lb` /
+    /// `lr_in_dnat` flows look for it (`reg4` or `xxreg0`/`xxreg1`, port in
+    /// `reg8[0..15]`) and sets `MLF_USE_LB_AFF_SESSION`.
+    fn chassis_chk_lb_aff(&mut self, dp: DpId, flow: &mut Flow) -> bool {
+        let Some((client, vip)) = ip_addrs(flow) else {
+            return false;
+        };
+        let router = self.p.datapath(dp).is_router;
+        let session = Affinity {
+            dp: self.p.datapath(dp).key,
+            client,
+            vip,
+            proto: flow.nw_proto(),
+            vip_port: flow.tp_dst(),
+        };
+        let Some(ct) = self.ct.as_deref_mut() else {
+            self.unsupported("chk_lb_aff");
+            return false;
+        };
+        let any_port = Affinity {
+            proto: 0,
+            vip_port: 0,
+            ..session
+        };
+        let Some((backend, port)) = ct
+            .lb_affinity(&session)
+            .or_else(|| ct.lb_affinity(&any_port))
+        else {
+            let flags = flow.reg(10) & !mlf::USE_LB_AFF_SESSION;
+            flow.set_reg(10, flags);
+            return false;
+        };
+        match flow.dl_type() {
+            ETH_TYPE_IP => flow.set_reg(4, backend as u32),
+            _ => flow.set(Field::Xxreg(if router { 1 } else { 0 }), backend),
+        }
+        flow.set_bits(Field::Reg(8), 0, 16, u128::from(port));
+        flow.set_reg(10, flow.reg(10) | mlf::USE_LB_AFF_SESSION);
+        true
     }
 
     /// The VIP that is `flow`'s connection's original destination (address, and port

@@ -70,6 +70,7 @@ pub mod mlf {
     pub const LOOKUP_LB_HAIRPIN_BIT: u32 = 7;
     pub const LOOKUP_FDB_BIT: u32 = 8;
     pub const CHECK_PORT_SEC_BIT: u32 = 12;
+    pub const USE_LB_AFF_SESSION: u32 = 1 << 14;
 }
 
 /// IP fragment bits (`nw_frag`).

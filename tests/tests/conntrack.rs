@@ -727,6 +727,65 @@ fn a_backend_reaching_its_own_vip_talks_to_the_vip_both_ways() {
     );
 }
 
+/// A load balancer with `affinity_timeout`: northd's `chk_lb_aff()` /
+/// `commit_lb_aff()` flows. northd 23.03's learn flow ends the packet that learns
+/// (`commit_lb_aff(...); /* drop */`, no `next;`): the client's first SYN is dropped
+/// once its session is learned, and from then on every new connection from that
+/// client goes to the learned backend (without affinity they spread: the test above).
+#[test]
+fn load_balancer_affinity_keeps_a_client_on_its_backend() {
+    if !privilege::require_tools("conntrack_lb_affinity", TOOLS) {
+        return;
+    }
+    let ovn = OvnCentral::start();
+    seed(&ovn);
+    ovn.nbctl(&[
+        "lb-add",
+        "lb0",
+        "172.16.255.140:80",
+        "172.16.255.133:8080,172.16.255.134:8080",
+        "tcp",
+    ]);
+    ovn.nbctl(&["set", "load_balancer", "lb0", "options:affinity_timeout=60"]);
+    ovn.nbctl(&["ls-lb-add", "dmz", "lb0"]);
+    let snap = compile(&ovn, 1);
+    let mut area = vec![0u8; CHUNKS * CHUNK as usize];
+    let mut p = pipeline(&mut area, &snap);
+    for client in ["dmz-vm1", "dmz-vm2"] {
+        let first = tcp_to(client, ROUTER_MAC, VIP, 40999, 80, SYN);
+        let (verdict, out) = send_full(&mut p, &snap, client, &first);
+        assert_eq!(
+            (verdict, out.len()),
+            (DROPPED, 0),
+            "{client}'s first SYN ends in the learn flow"
+        );
+        let mut tags = Vec::new();
+        for sport in 41000..41050 {
+            let syn = tcp_to(client, ROUTER_MAC, VIP, sport, 80, SYN);
+            let (verdict, out) = send_full(&mut p, &snap, client, &syn);
+            assert_eq!(
+                verdict,
+                DELIVERED,
+                "{client}'s SYN from port {sport} (unsupported: {:?})",
+                p.counters.unsupported_counts()
+            );
+            let [o] = out.as_slice() else {
+                panic!("{client}'s SYN from port {sport}: {out:?}")
+            };
+            assert_eq!(
+                (o.src, o.sport, o.dport),
+                (lab::port(client).ipv4, sport, 8080),
+                "{client}'s SYN from port {sport} as delivered"
+            );
+            tags.push(o.tag);
+        }
+        assert!(
+            tags.iter().all(|t| *t == tags[0]) && [51, 52].contains(&tags[0]),
+            "{client}'s connections all on one backend: {tags:?}"
+        );
+    }
+}
+
 /// lr0's port on the outside network, a distributed gateway port on this chassis.
 const OUTSIDE_MAC: [u8; 6] = [0x02, 0x0a, 0, 0, 0, 0x01];
 const FIP: [u8; 4] = [10, 0, 0, 100];

@@ -114,6 +114,14 @@
 //! was learned. A decision that read "not learned" is not cached (the next hairpin
 //! session may learn it).
 //!
+//! # Load-balancer affinity
+//! `commit_lb_aff` learns a session (client, VIP, port → backend) with the load
+//! balancer's `affinity_timeout` as an idle timeout, `chk_lb_aff()` finds it and loads
+//! the backend where northd's flows look for it; sessions live in the table
+//! ([`Affinity`]), bounded, expired when read after their idle time. Decisions that
+//! read them are never cached (they age).
+//!
+//! [`Affinity`]: ovnest_logical::conntrack::Affinity
 //! [`HairpinReply`]: ovnest_logical::conntrack::HairpinReply
 //!
 //! # Not yet
@@ -121,7 +129,7 @@
 //!   TCP), which is what bounds the connections-per-second rate.
 //! - IPv6 decisions carry connections like IPv4 ones, but only IPv4 is tested through
 //!   XDP.
-//! - `handle_svc_check`, `commit_lb_aff`: still unsupported (fail closed). `ct_lb_mark`'s `hash_fields` are not read: the
+//! - `handle_svc_check` (load-balancer health checks): still unsupported (fail closed). `ct_lb_mark`'s `hash_fields` are not read: the
 //!   backend is chosen by the 5-tuple's hash, stickiness comes from the connection.
 //! - ICMP errors about NATted connections (their quoted headers would need NAT too),
 //!   helpers (FTP, TFTP), TCP window tracking, SCTP states (SCTP is tracked as "other").

@@ -8,7 +8,7 @@ use std::sync::{
 
 use ovnest_common::ct::CtDep;
 use ovnest_logical::{
-    conntrack::{Conntrack, Error, HairpinReply, Request, Zone},
+    conntrack::{Affinity, Conntrack, Error, HairpinReply, Request, Zone},
     flow::Flow,
 };
 
@@ -140,5 +140,27 @@ impl Conntrack for Tracker<'_> {
             self.met.refuse();
         }
         learned
+    }
+
+    fn commit_lb_affinity(
+        &mut self,
+        session: Affinity,
+        backend: (u128, u16),
+        timeout_s: u16,
+    ) -> bool {
+        let (shared, now) = (self.shared, self.now);
+        self.met.refuse();
+        self.guard
+            .get_or_insert_with(|| shared.lock(now))
+            .commit_lb_affinity(session, backend, timeout_s)
+    }
+
+    fn lb_affinity(&mut self, session: &Affinity) -> Option<(u128, u16)> {
+        let (shared, now) = (self.shared, self.now);
+        // Sessions age: what this answers holds for this packet only.
+        self.met.refuse();
+        self.guard
+            .get_or_insert_with(|| shared.lock(now))
+            .lb_affinity(session)
     }
 }

@@ -3,7 +3,7 @@
 
 use ovnest_common::ct::{CT_DEPS, CtDep};
 use ovnest_logical::{
-    conntrack::{Conntrack, Error, HairpinReply, Nat, Request, Zone},
+    conntrack::{Affinity, Conntrack, Error, HairpinReply, Nat, Request, Zone},
     flow::{Field, Flow, cs},
 };
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -115,7 +115,23 @@ pub struct Table {
     /// Load-balancer hairpin replies learned (OVS's learned flows: one per datapath,
     /// backend, VIP and backend port, not per connection; kept like OVS keeps them).
     hairpins: FxHashSet<HairpinReply>,
+    /// Load-balancer affinity sessions (`commit_lb_aff`'s learned flows).
+    affinities: FxHashMap<Affinity, AffinityEntry>,
     pub stats: Stats,
+}
+
+/// An affinity session's backend and idle timer.
+#[derive(Debug, Clone, Copy)]
+struct AffinityEntry {
+    backend: (u128, u16),
+    idle_ms: Ms,
+    last_used: Ms,
+}
+
+impl AffinityEntry {
+    fn live(&self, now: Ms) -> bool {
+        now.saturating_sub(self.last_used) <= self.idle_ms
+    }
 }
 
 impl Default for Table {
@@ -140,6 +156,7 @@ impl Table {
             serial: 0,
             mirror: None,
             hairpins: FxHashSet::default(),
+            affinities: FxHashMap::default(),
             stats: Stats::default(),
         }
     }
@@ -147,6 +164,9 @@ impl Table {
     /// Hairpin replies learned at most: a bound on configuration (VIPs × backends ×
     /// switches), not on traffic.
     pub const HAIRPIN_LIMIT: usize = 65_536;
+
+    /// Affinity sessions held at most (one per client and VIP while it lasts).
+    pub const AFFINITY_LIMIT: usize = 1 << 20;
 
     /// Mirrors established connections into `mirror` from now on.
     pub fn set_mirror(&mut self, mirror: Box<dyn Mirror>) {
@@ -533,6 +553,48 @@ impl Conntrack for Table {
 
     fn hairpin_reply_learned(&mut self, reply: &HairpinReply) -> bool {
         self.hairpins.contains(reply)
+    }
+
+    fn commit_lb_affinity(
+        &mut self,
+        session: Affinity,
+        backend: (u128, u16),
+        timeout_s: u16,
+    ) -> bool {
+        let now = self.now;
+        if self.affinities.len() >= Self::AFFINITY_LIMIT && !self.affinities.contains_key(&session)
+        {
+            self.affinities.retain(|_, e| e.live(now));
+            if self.affinities.len() >= Self::AFFINITY_LIMIT {
+                return false;
+            }
+        }
+        // A learned flow's idle timeout of 0 is none.
+        let idle_ms = match timeout_s {
+            0 => Ms::MAX,
+            s => Ms::from(s) * 1000,
+        };
+        self.affinities.insert(
+            session,
+            AffinityEntry {
+                backend,
+                idle_ms,
+                last_used: now,
+            },
+        );
+        true
+    }
+
+    fn lb_affinity(&mut self, session: &Affinity) -> Option<(u128, u16)> {
+        let now = self.now;
+        let e = self.affinities.get_mut(session)?;
+        if e.live(now) {
+            e.last_used = now;
+            Some(e.backend)
+        } else {
+            self.affinities.remove(session);
+            None
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 use ovnest_logical::{
-    conntrack::{Conntrack, Error, Nat, Request, Zone},
+    conntrack::{Affinity, Conntrack, Error, Nat, Request, Zone},
     flow::{ETH_TYPE_ARP, ETH_TYPE_IP, Field, Flow, cs},
     pipeline::v4_mapped,
 };
@@ -562,4 +562,37 @@ fn expired_mirrored_connections_leave_the_mirror() {
     t.set_now(220_001);
     assert_eq!(t.expire(16), 1);
     assert!(slots.get().is_empty() && t.is_empty());
+}
+
+#[test]
+fn affinity_sessions_last_while_used_and_end_after_their_idle_timeout() {
+    let mut t = Table::default();
+    let session = Affinity {
+        dp: 1,
+        client: v4_mapped(A),
+        vip: v4_mapped(VIP),
+        proto: 6,
+        vip_port: 80,
+    };
+    let backend = (v4_mapped(B), 8080);
+    t.set_now(1_000);
+    assert_eq!(t.lb_affinity(&session), None, "nothing learned yet");
+    assert!(t.commit_lb_affinity(session, backend, 60));
+    // Each hit renews the idle timer, as a learned flow's.
+    for now in [50_000, 100_000, 160_000] {
+        t.set_now(now);
+        assert_eq!(t.lb_affinity(&session), Some(backend), "at {now} ms");
+    }
+    let other = Affinity {
+        client: v4_mapped(0xac10_ff84),
+        ..session
+    };
+    assert_eq!(t.lb_affinity(&other), None, "another client has no session");
+    t.set_now(160_000 + 60_001);
+    assert_eq!(t.lb_affinity(&session), None, "idle for more than 60 s");
+    assert_eq!(t.lb_affinity(&session), None, "and gone");
+    // Timeout 0: the learned flow has no idle timeout.
+    assert!(t.commit_lb_affinity(session, backend, 0));
+    t.set_now(u64::MAX / 2);
+    assert_eq!(t.lb_affinity(&session), Some(backend));
 }
