@@ -551,9 +551,15 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     table: t,
                     backends,
                     flag,
-                    ..
+                    hash_fields,
                 } if self.sem == Semantics::Chassis => {
-                    self.chassis_ct_lb(dp, flow, *mark, *t, backends, *flag, egress, sup);
+                    let lb = ChassisLb {
+                        mark: *mark,
+                        backends,
+                        hash_fields: hash_fields.as_deref(),
+                        flag: *flag,
+                    };
+                    self.chassis_ct_lb(dp, flow, &lb, *t, egress, sup);
                     flow.clear_conntrack();
                 }
                 Action::CtNext { table: t } => {
@@ -1151,19 +1157,28 @@ impl<'p, S: Sink> Interpreter<'p, S> {
     /// is committed with DNAT to the backend its tuple hashes to (OVS's select group
     /// of `ct(commit, nat(dst=...))` buckets) and its `natted` bit set; an existing
     /// one keeps the backend it has. Without backends, the connection's NAT is applied.
-    #[allow(clippy::too_many_arguments)]
     fn chassis_ct_lb(
         &mut self,
         dp: DpId,
         flow: &Flow,
-        mark: bool,
+        lb: &ChassisLb<'_>,
         table: u8,
-        backends: &[LbBackend],
-        flag: LbFlag,
         egress: bool,
         sup: usize,
     ) {
+        let (mark, backends) = (lb.mark, lb.backends);
         let name = if mark { "ct_lb_mark" } else { "ct_lb" };
+        let hash = match lb.hash_fields {
+            None => lb_hash(flow),
+            Some(fields) => match lb_hash_fields(flow, fields) {
+                Some(h) => h,
+                None => {
+                    // OVS refuses the group: the packet goes nowhere.
+                    self.unsupported("ct_lb_hash_fields");
+                    return;
+                }
+            },
+        };
         let req = if backends.is_empty() {
             Request {
                 commit: false,
@@ -1175,12 +1190,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
             let family = |b: &&LbBackend| matches!(b.addr, Addr::V4(_)) == v4;
             let n = backends.iter().filter(family).count();
             let Some(b) = (n > 0)
-                .then(|| {
-                    backends
-                        .iter()
-                        .filter(family)
-                        .nth(lb_hash(flow) as usize % n)
-                })
+                .then(|| backends.iter().filter(family).nth(hash as usize % n))
                 .flatten()
             else {
                 // No bucket of the packet's family: OVS's ct(nat) fails, the packet
@@ -1188,7 +1198,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 self.decision.conntrack = true;
                 return;
             };
-            let bits = 2 | match flag {
+            let bits = 2 | match lb.flag {
                 LbFlag::None => 0,
                 LbFlag::SkipSnat => 4,
                 LbFlag::ForceSnat => 8,
@@ -1203,9 +1213,9 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 label: (!mark).then_some((u128::from(bits), u128::from(bits))),
             }
         };
-        let mut lb = *flow;
-        if self.ct(dp, egress, ZoneOf::Ct, &mut lb, &req, name) {
-            self.trace_table(dp, &mut lb, table, egress, sup);
+        let mut ct_flow = *flow;
+        if self.ct(dp, egress, ZoneOf::Ct, &mut ct_flow, &req, name) {
+            self.trace_table(dp, &mut ct_flow, table, egress, sup);
         }
     }
 
@@ -1901,6 +1911,63 @@ fn addr_u128(a: Addr) -> u128 {
 
 /// The hash that picks a load balancer's backend for a new connection: the 5-tuple,
 /// so a connection's retransmitted first packet picks the same one.
+/// A `ct_lb`'s arguments as [`Semantics::Chassis`] carries them out.
+struct ChassisLb<'a> {
+    mark: bool,
+    backends: &'a [LbBackend],
+    /// `hash_fields`: OVS field names (northd's rendering of `selection_fields`).
+    hash_fields: Option<&'a str>,
+    flag: LbFlag,
+}
+
+/// The bucket hash of OVS's `selection_method=hash,fields(...)`: over the named fields
+/// only (a field the packet lacks counts as zero), so packets equal in them pick one
+/// backend. `None` for a name OVS does not know (it would refuse the group).
+fn lb_hash_fields(flow: &Flow, fields: &str) -> Option<u32> {
+    let l4 = |proto: u8, f: Field| {
+        if flow.nw_proto() == proto {
+            flow.get(f)
+        } else {
+            0
+        }
+    };
+    let ip = |v4: Field, v6: Field| match flow.dl_type() {
+        ETH_TYPE_IP => flow.get(v4),
+        ETH_TYPE_IPV6 => flow.get(v6),
+        _ => 0,
+    };
+    let l4_any = flow.is_ip_any() && matches!(flow.nw_proto(), 6 | 17 | 132);
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for name in fields.split(',').map(str::trim) {
+        let v: u128 = match name {
+            "eth_src" => flow.get(Field::EthSrc),
+            "eth_dst" => flow.get(Field::EthDst),
+            "ip_src" | "nw_src" => ip(Field::Ipv4Src, Field::Ipv6Src),
+            "ip_dst" | "nw_dst" => ip(Field::Ipv4Dst, Field::Ipv6Dst),
+            "ipv6_src" if flow.dl_type() == ETH_TYPE_IPV6 => flow.get(Field::Ipv6Src),
+            "ipv6_dst" if flow.dl_type() == ETH_TYPE_IPV6 => flow.get(Field::Ipv6Dst),
+            "ipv6_src" | "ipv6_dst" => 0,
+            // northd passes `tp_src`/`tp_dst` through when the load balancer names no
+            // protocol.
+            "tp_src" if l4_any => flow.get(Field::TcpSrc),
+            "tp_dst" if l4_any => flow.get(Field::TcpDst),
+            "tp_src" | "tp_dst" => 0,
+            "tcp_src" => l4(6, Field::TcpSrc),
+            "tcp_dst" => l4(6, Field::TcpDst),
+            "udp_src" => l4(17, Field::TcpSrc),
+            "udp_dst" => l4(17, Field::TcpDst),
+            "sctp_src" => l4(132, Field::TcpSrc),
+            "sctp_dst" => l4(132, Field::TcpDst),
+            _ => return None,
+        };
+        for w in [v as u64, (v >> 64) as u64] {
+            h = (h ^ w).wrapping_mul(0x100_0000_01b3);
+            h ^= h >> 29;
+        }
+    }
+    Some((h ^ (h >> 32)) as u32)
+}
+
 fn lb_hash(flow: &Flow) -> u32 {
     let v6 = flow.dl_type() == ETH_TYPE_IPV6;
     let (s, d) = if v6 {

@@ -786,6 +786,44 @@ fn load_balancer_affinity_keeps_a_client_on_its_backend() {
     }
 }
 
+/// A load balancer with `selection_fields=ip_src`: northd's `ct_lb_mark(...;
+/// hash_fields="ip_src")`, OVS's `selection_method=hash,fields(ip_src)`. Connections
+/// from one client all reach one backend, whatever their ports.
+#[test]
+fn load_balancer_selection_fields_pick_the_backend_by_client() {
+    if !privilege::require_tools("conntrack_lb_selection", TOOLS) {
+        return;
+    }
+    let ovn = OvnCentral::start();
+    seed(&ovn);
+    ovn.nbctl(&[
+        "lb-add",
+        "lb0",
+        "172.16.255.140:80",
+        "172.16.255.133:8080,172.16.255.134:8080",
+        "tcp",
+    ]);
+    ovn.nbctl(&["set", "load_balancer", "lb0", "selection_fields=ip_src"]);
+    ovn.nbctl(&["ls-lb-add", "dmz", "lb0"]);
+    let snap = compile(&ovn, 1);
+    let mut area = vec![0u8; CHUNKS * CHUNK as usize];
+    let mut p = pipeline(&mut area, &snap);
+    for client in ["dmz-vm1", "dmz-vm2"] {
+        let tags: Vec<u16> = (42000..42050)
+            .map(|sport| {
+                let syn = tcp_to(client, ROUTER_MAC, VIP, sport, 80, SYN);
+                let (verdict, out) = send_full(&mut p, &snap, client, &syn);
+                assert_eq!(verdict, DELIVERED, "{client}'s SYN from port {sport}");
+                out[0].tag
+            })
+            .collect();
+        assert!(
+            tags.iter().all(|t| *t == tags[0]) && [51, 52].contains(&tags[0]),
+            "{client}'s connections all on one backend: {tags:?}"
+        );
+    }
+}
+
 /// lr0's port on the outside network, a distributed gateway port on this chassis.
 const OUTSIDE_MAC: [u8; 6] = [0x02, 0x0a, 0, 0, 0, 0x01];
 const FIP: [u8; 4] = [10, 0, 0, 100];

@@ -129,8 +129,8 @@
 //!   TCP), which is what bounds the connections-per-second rate.
 //! - IPv6 decisions carry connections like IPv4 ones, but only IPv4 is tested through
 //!   XDP.
-//! - `handle_svc_check` (load-balancer health checks): still unsupported (fail closed). `ct_lb_mark`'s `hash_fields` are not read: the
-//!   backend is chosen by the 5-tuple's hash, stickiness comes from the connection.
+//! - `handle_svc_check` (load-balancer health checks): still unsupported (fail
+//!   closed).
 //! - ICMP errors about NATted connections (their quoted headers would need NAT too),
 //!   helpers (FTP, TFTP), TCP window tracking, SCTP states (SCTP is tracked as "other").
 //!
