@@ -753,7 +753,20 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 }
                 Action::CheckPktLarger { .. } => self.unsupported("check_pkt_larger"),
                 Action::BindVport { .. } => self.unsupported("bind_vport"),
-                Action::HandleSvcCheck { .. } => self.unsupported("handle_svc_check"),
+                // ovn-trace does nothing; a chassis sends the frame to pinctrl (the
+                // health-check reply) and the walk goes on, as OVS's controller action.
+                Action::HandleSvcCheck { .. } => {
+                    if self.sem == Semantics::Chassis {
+                        self.decision.controller.push(ControllerOp {
+                            dp,
+                            egress,
+                            table,
+                            flow: *flow,
+                            action: a.clone(),
+                            resume: None,
+                        });
+                    }
+                }
                 Action::FwdGroup { .. } => self.unsupported("fwd_group"),
                 Action::Dhcp6Reply => self.unsupported("handle_dhcpv6_reply"),
                 Action::BfdMsg => self.unsupported("handle_bfd_msg"),

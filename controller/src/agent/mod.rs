@@ -51,7 +51,7 @@ use self::{
     desired::StatsSlots,
     local_ovs::LocalOvs,
     monitor::{Conditions, MonitorPlan},
-    status::{PortStatus, SocketStatus, Status},
+    status::{PortStatus, SocketStatus, Status, SvcMonitorStatus},
 };
 use crate::{
     ovsdb::{ConnectionState, Operation},
@@ -612,6 +612,13 @@ impl Agent {
         };
         if let Some(userspace) = self.userspace.as_mut() {
             userspace.publish(&ports, logical, tunnel_table.filter(|_| underlay.is_some()));
+            // pinctrl's health checks: the Service_Monitor rows of backends bound here.
+            userspace
+                .pinctrl_queue
+                .sync_svc_monitors(crate::pinctrl::svc_monitor::specs(
+                    &snapshot,
+                    &effective.chassis,
+                ));
             let mut serving: BTreeSet<u32> = self.attached.keys().copied().collect();
             serving.extend(underlay);
             if let Err(e) = userspace.serve(&serving, fast_path) {
@@ -990,6 +997,17 @@ impl Agent {
                 })
                 .collect(),
             counters,
+            svc_monitors: self
+                .userspace
+                .as_ref()
+                .map(|u| {
+                    let (counters, monitors) = u.pinctrl_queue.svc_monitor_counters();
+                    SvcMonitorStatus {
+                        monitors: monitors as u64,
+                        events: counters.iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                    }
+                })
+                .filter(|s| s.monitors > 0 || !s.events.is_empty()),
             cache: self.cache_status(),
             afxdp_sockets: self
                 .userspace

@@ -46,6 +46,9 @@ pub struct Status {
     pub unsupported_flows: BTreeMap<String, u64>,
     /// Fast-path verdict and drop counters.
     pub counters: BTreeMap<String, u64>,
+    /// pinctrl's load-balancer health checks (`--datapath hybrid|afxdp`).
+    #[serde(default)]
+    pub svc_monitors: Option<SvcMonitorStatus>,
     /// The XDP decision cache (`--datapath hybrid`).
     #[serde(default)]
     pub cache: Option<CacheStatus>,
@@ -115,6 +118,14 @@ pub struct CacheStatus {
     /// Cached decisions whose connection had changed or gone (handed up).
     #[serde(default)]
     pub ct_gone: u64,
+}
+
+/// pinctrl's health checks: backends monitored, and events by kind (probes sent,
+/// replies, timeouts, status changes, drops).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SvcMonitorStatus {
+    pub monitors: u64,
+    pub events: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -222,6 +233,19 @@ impl Status {
         }
         for (flow, n) in &self.unsupported_flows {
             let _ = writeln!(out, "    {flow}: {n} frames");
+        }
+        if let Some(svc) = &self.svc_monitors {
+            let events: Vec<String> = svc.events.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let _ = writeln!(
+                out,
+                "  health checks: {} backends monitored, {}",
+                svc.monitors,
+                if events.is_empty() {
+                    "no events".into()
+                } else {
+                    events.join(" ")
+                }
+            );
         }
         if let Some(c) = &self.cache {
             let _ = writeln!(
@@ -338,6 +362,21 @@ impl Status {
                     "ovnest_afxdp_socket_events_total{{interface=\"{}\",queue=\"{}\",event=\"{event}\"}} {value}",
                     socket.interface, socket.queue
                 );
+            }
+        }
+        if let Some(svc) = &self.svc_monitors {
+            let _ = writeln!(
+                out,
+                "# HELP ovnest_pinctrl_svc_monitors Load-balancer backends pinctrl health-checks.\n# TYPE ovnest_pinctrl_svc_monitors gauge\novnest_pinctrl_svc_monitors {}",
+                svc.monitors
+            );
+            let name = ovnest_datapath::pinctrl::SvcCounters::NAME;
+            let _ = writeln!(
+                out,
+                "# HELP {name} Health-check probes sent, replies by kind, timeouts, status changes and drops.\n# TYPE {name} counter"
+            );
+            for (event, n) in &svc.events {
+                let _ = writeln!(out, "{name}{{event=\"{event}\"}} {n}");
             }
         }
         let _ = writeln!(out, "# TYPE ovnest_fastpath_packets_total counter");

@@ -9,6 +9,12 @@
 //! delays), and transacts each on the agent's runtime. A write that fails (the SB
 //! away, a race with another chassis) is logged and counted; pinctrl learns the binding
 //! again from the next packet, as ovn-controller does.
+//!
+//! The load-balancer health checks ([`svc_monitor`]): the agent hands the datapath's
+//! pinctrl the Service_Monitor rows of backends bound here, and the writer updates a
+//! row's `status` when pinctrl's probes change it.
+
+pub mod svc_monitor;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -168,6 +174,7 @@ pub async fn write(client: &Client, req: &SbRequest) -> Result<Written, ovsdb::E
     match req {
         SbRequest::MacBinding(mb) => write_mac_binding(client, mb).await,
         SbRequest::Fdb(f) => write_fdb(client, f).await,
+        SbRequest::ServiceMonitorStatus(s) => svc_monitor::write_status(client, s).await,
     }
 }
 

@@ -254,6 +254,10 @@ impl Worker {
                 pipeline.counters.fold_into(shared);
                 read_socket_statistics(xsks, shared);
                 pipeline.conntrack_housekeeping(CT_EXPIRE_BUDGET);
+                // pinctrl's timers (health-check probes), sent in this pass's flush: a
+                // busy thread gets here every HOUSEKEEPING_EVERY passes, an idle one
+                // within its passes after each wake-up (at most 100 ms apart).
+                pipeline.controller_run(&snapshot, std::time::Instant::now());
             }
 
             let mut received = 0;

@@ -121,6 +121,12 @@
 //! ([`Affinity`]), bounded, expired when read after their idle time. Decisions that
 //! read them are never cached (they age).
 //!
+//! # Load-balancer health checks
+//! Backends with a Service_Monitor row are probed by pinctrl
+//! ([`crate::pinctrl::svc_monitor`]); northd drops an offline backend from the
+//! `ct_lb_mark` backends, so conntrack needs nothing of its own for them. The probes
+//! and their replies skip conntrack (northd's `eth.src/dst == $svc_monitor_mac` flows).
+//!
 //! [`Affinity`]: ovnest_logical::conntrack::Affinity
 //! [`HairpinReply`]: ovnest_logical::conntrack::HairpinReply
 //!
@@ -129,8 +135,6 @@
 //!   TCP), which is what bounds the connections-per-second rate.
 //! - IPv6 decisions carry connections like IPv4 ones, but only IPv4 is tested through
 //!   XDP.
-//! - `handle_svc_check` (load-balancer health checks): still unsupported (fail
-//!   closed).
 //! - ICMP errors about NATted connections (their quoted headers would need NAT too),
 //!   helpers (FTP, TFTP), TCP window tracking, SCTP states (SCTP is tracked as "other").
 //!

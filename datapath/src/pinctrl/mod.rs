@@ -19,6 +19,14 @@
 //! - `put_arp`, `put_nd`, `put_fdb` ([`mac_binding`], [`fdb`]): buffered,
 //!   de-duplicated and bounded as pinctrl does; [`Pinctrl::run`] hands the entries due
 //!   to the agent, which writes the Southbound.
+//! - `handle_svc_check(inport)` and the Service_Monitor health checks
+//!   ([`svc_monitor`]): the agent hands over the rows of backends bound here
+//!   ([`SbQueue::sync_svc_monitors`]); the poll threads' timer ([`Pinctrl::run_timers`],
+//!   through [`Controller::run`](crate::pipeline::Controller::run), at housekeeping and
+//!   before a thread sleeps) sends the TCP SYN / UDP probes that are due straight to the
+//!   backend's port (the physical layer tags a child's); the replies northd's flow sends
+//!   up move each backend's state machine as pinctrl's, and a changed status is queued
+//!   for the agent to write into the row (update only).
 //!
 //! This is the slow path: plain `Vec`s are fine, but no input panics. A frame pinctrl
 //! ignores is a [`Drop`] with a reason; every outcome is counted ([`Counters`]), and
@@ -36,6 +44,7 @@ pub mod nd;
 pub mod nd_ra;
 mod queue;
 pub mod sctp_abort;
+pub mod svc_monitor;
 pub mod tcp_reset;
 
 #[cfg(test)]
@@ -57,6 +66,7 @@ pub use counters::Counters;
 pub use fdb::FdbUpsert;
 pub use mac_binding::MacBindingUpsert;
 pub use queue::SbQueue;
+pub use svc_monitor::{SvcCounters, SvcMonitorSpec, SvcStatusUpdate};
 
 /// Controller actions a frame may chain (a reply whose pipeline reaches another
 /// controller action, ...) before pinctrl gives up.
@@ -124,6 +134,8 @@ impl Drop {
 pub enum SbRequest {
     MacBinding(MacBindingUpsert),
     Fdb(FdbUpsert),
+    /// A backend's health changed: update its Service_Monitor row's `status`.
+    ServiceMonitorStatus(SvcStatusUpdate),
 }
 
 /// pinctrl's state: counters and the buffered Southbound writes.
@@ -294,8 +306,43 @@ impl Pinctrl {
                 self.counters.add(name, outcome);
                 Ok(Vec::new())
             }
+            Action::HandleSvcCheck { port } => {
+                let sf = port.resolve();
+                let port_key = op.flow.get_bits(sf.field, sf.ofs, sf.n_bits) as u32;
+                let dp_key = p.datapath(op.dp).key;
+                let handled =
+                    self.sb
+                        .lock()
+                        .svc
+                        .handle(dp_key, port_key, &pkt, layers, Instant::now());
+                let (outcome, reset) = handled.map_err(Drop::Ignored)?;
+                self.counters.add(name, outcome);
+                self.sb.notify();
+                Ok(reset.and_then(|r| probe_output(p, r)).into_iter().collect())
+            }
             _ => Err(Drop::Unsupported(name)),
         }
+    }
+
+    /// pinctrl's timers: sends the health-check probes due at `now` (pinctrl's
+    /// `svc_monitors_run`). Returns the frames and when to run again.
+    pub fn run_timers(&mut self, p: &Pipeline, now: Instant) -> (Vec<Output>, Option<Instant>) {
+        let mut q = self.sb.lock();
+        let probes = q.svc.run(now);
+        let next = q.svc.next_run();
+        let writes = q.svc.has_writes();
+        drop(q);
+        if writes {
+            self.sb.notify();
+        }
+        let mut out = Vec::with_capacity(probes.len());
+        for probe in probes {
+            match probe_output(p, probe) {
+                Some(o) => out.push(o),
+                None => self.counters.add("svc_monitor", "unknown_port"),
+            }
+        }
+        (out, next)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -368,6 +415,19 @@ impl Pinctrl {
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
+}
+
+/// A frame pinctrl sends to a port by tunnel keys, as a delivery to that port.
+fn probe_output(p: &Pipeline, probe: svc_monitor::Probe) -> Option<Output> {
+    let dp = p.datapath_by_key(probe.dp_key)?;
+    let port = p.port_id_by_key(dp, probe.port_key)?;
+    (!probe.frame.is_empty()).then_some(Output {
+        dp,
+        dp_key: probe.dp_key,
+        port,
+        port_key: probe.port_key,
+        frame: probe.frame,
+    })
 }
 
 /// `reject {}`: pinctrl's `pinctrl_handle_reject` — TCP reset, SCTP abort or ICMP
@@ -465,5 +525,16 @@ impl crate::pipeline::Controller for Pinctrl {
         let outputs = Pinctrl::handle(self, pipeline, frame, op).map_err(|d| d.reason())?;
         out.extend(outputs.into_iter().map(|o| (o.dp, o.port, o.frame)));
         Ok(())
+    }
+
+    fn run(
+        &mut self,
+        pipeline: &Pipeline,
+        now: Instant,
+        out: &mut Vec<(DpId, PortId, Vec<u8>)>,
+    ) -> Option<Instant> {
+        let (outputs, next) = self.run_timers(pipeline, now);
+        out.extend(outputs.into_iter().map(|o| (o.dp, o.port, o.frame)));
+        next
     }
 }

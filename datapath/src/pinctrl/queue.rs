@@ -11,11 +11,14 @@ use std::time::{Duration, Instant};
 use super::SbRequest;
 use super::fdb::PutFdbs;
 use super::mac_binding::PutMacBindings;
+use super::svc_monitor::{Status, SvcCounters, SvcMonitorSpec, SvcMonitors};
 
 #[derive(Debug, Default)]
 pub(crate) struct Queues {
     pub(crate) mac_bindings: PutMacBindings,
     pub(crate) fdbs: PutFdbs,
+    /// Load-balancer health checks (their state machines and status writes).
+    pub(crate) svc: SvcMonitors,
 }
 
 /// A handle on the buffered Southbound writes; clones share them.
@@ -47,13 +50,42 @@ impl SbQueue {
             .map(SbRequest::MacBinding)
             .collect();
         out.extend(q.fdbs.flush().into_iter().map(SbRequest::Fdb));
+        out.extend(
+            q.svc
+                .take_writes()
+                .into_iter()
+                .map(SbRequest::ServiceMonitorStatus),
+        );
         out
+    }
+
+    /// Hands pinctrl the Service_Monitor rows of backends bound here (pinctrl's
+    /// `sync_svc_monitors`, run by the agent on every Southbound change).
+    pub fn sync_svc_monitors(&self, specs: Vec<SvcMonitorSpec>) {
+        let mut q = self.lock();
+        q.svc.sync(specs, Instant::now());
+        let writes = q.svc.has_writes();
+        drop(q);
+        if writes {
+            self.notify();
+        }
+    }
+
+    /// The health checks' counters and how many backends are monitored.
+    pub fn svc_monitor_counters(&self) -> (SvcCounters, usize) {
+        let q = self.lock();
+        (q.svc.counters().clone(), q.svc.len())
+    }
+
+    /// Each monitored row's UUID and the status pinctrl holds for it.
+    pub fn svc_monitor_statuses(&self) -> Vec<(String, Option<Status>)> {
+        self.lock().svc.statuses()
     }
 
     /// When the next buffered write is due, if any is waiting.
     pub fn next_due(&self) -> Option<Instant> {
         let q = self.lock();
-        let fdb = q.fdbs.pending().then(Instant::now);
+        let fdb = (q.fdbs.pending() || q.svc.has_writes()).then(Instant::now);
         match (q.mac_bindings.next_due(), fdb) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

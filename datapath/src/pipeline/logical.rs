@@ -83,6 +83,17 @@ pub trait Controller {
         op: &ControllerOp,
         out: &mut Vec<(DpId, PortId, Vec<u8>)>,
     ) -> Result<(), &'static str>;
+
+    /// The controller's timers (pinctrl's health-check probes): frames due at `now` go
+    /// to `out`; returns when it next has something due, if ever.
+    fn run(
+        &mut self,
+        _pipeline: &Logical,
+        _now: std::time::Instant,
+        _out: &mut Vec<(DpId, PortId, Vec<u8>)>,
+    ) -> Option<std::time::Instant> {
+        None
+    }
 }
 
 /// No controller: controller actions are counted and their frames dropped.
@@ -280,6 +291,28 @@ impl<S: Service> Pipeline<'_, S> {
             self.send_bytes(snap, idx, &bytes);
         }
         self.scratch.generated = generated;
+    }
+
+    /// Runs the controller's timers (health-check probes) and sends what they generate
+    /// to local ports. Called by the poll thread at housekeeping and before it sleeps,
+    /// never per frame. Returns when the controller next has something due.
+    pub fn controller_run(
+        &mut self,
+        snap: &Snapshot,
+        now: std::time::Instant,
+    ) -> Option<std::time::Instant> {
+        let view = snap.logical()?;
+        let mut generated = std::mem::take(&mut self.scratch.generated);
+        let next = self.controller.run(&view.pipeline, now, &mut generated);
+        for (_, port, bytes) in generated.drain(..) {
+            let Some(&idx) = view.egress.get(&port) else {
+                self.counters.logical(LogicalOutcome::NotLocal);
+                continue;
+            };
+            self.send_bytes(snap, idx, &bytes);
+        }
+        self.scratch.generated = generated;
+        next
     }
 
     /// Queues `bytes` (an untagged frame) to the snapshot port `idx`.
