@@ -598,4 +598,37 @@ mod tests {
         assert!(!none.render_prometheus().contains("ovnest_cache"));
         assert!(!none.render_text().contains("decision cache"));
     }
+
+    /// pinctrl's health checks reach both outputs, by event.
+    #[test]
+    fn health_check_counters_in_text_and_metrics() {
+        let status = Status {
+            svc_monitors: Some(SvcMonitorStatus {
+                monitors: 2,
+                events: [("probe_tcp".to_owned(), 3), ("offline".to_owned(), 1)]
+                    .into_iter()
+                    .collect(),
+            }),
+            ..Status::default()
+        };
+        let text = status.render_text();
+        assert!(
+            text.contains("health checks: 2 backends monitored, offline=1 probe_tcp=3"),
+            "{text}"
+        );
+        let metrics = status.render_prometheus();
+        assert!(
+            metrics.contains("ovnest_pinctrl_svc_monitors 2"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("ovnest_pinctrl_svc_monitor_events_total{event=\"probe_tcp\"} 3"),
+            "{metrics}"
+        );
+        assert!(
+            !Status::default()
+                .render_prometheus()
+                .contains("svc_monitor")
+        );
+    }
 }

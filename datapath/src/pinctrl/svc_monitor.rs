@@ -701,3 +701,267 @@ fn udp_frame(m: &Monitor) -> Vec<u8> {
     }
     b
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::extract;
+
+    const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
+    const BACKEND_MAC: [u8; 6] = [0x02, 0xac, 0x10, 0xff, 0x01, 0x33];
+
+    fn spec(protocol: Protocol, options: &[(&str, &str)]) -> SvcMonitorSpec {
+        SvcMonitorSpec {
+            uuid: "row".into(),
+            dp_key: 1,
+            port_key: 5,
+            ip: "172.16.255.133".parse().unwrap(),
+            port: 8080,
+            protocol,
+            mac: BACKEND_MAC,
+            src_mac: SRC_MAC,
+            src_ip: "172.16.255.150".parse().unwrap(),
+            options: options
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+            status: None,
+        }
+    }
+
+    fn monitors(spec: SvcMonitorSpec, now: Instant) -> SvcMonitors {
+        let mut s = SvcMonitors::default();
+        s.sync(vec![spec], now);
+        s
+    }
+
+    fn layers(frame: &[u8]) -> Layers {
+        extract(frame).expect("a frame").1
+    }
+
+    /// The backend's answer to TCP probe `probe` with `flags`.
+    fn tcp_answer(probe: &[u8], flags: u16, ack_delta: u32) -> Vec<u8> {
+        let l4 = ETH_LEN + compose::IPV4_LEN;
+        let seq = u32::from_be_bytes(probe[l4 + 4..l4 + 8].try_into().unwrap());
+        let mut b = compose::ipv4(BACKEND_MAC, SRC_MAC, 0xac10ff85, 0xac10ff96, 6, 64, 20);
+        b[l4..l4 + 2].copy_from_slice(&8080u16.to_be_bytes());
+        b[l4 + 2..l4 + 4].copy_from_slice(&probe[l4..l4 + 2]);
+        b[l4 + 4..l4 + 8].copy_from_slice(&500u32.to_be_bytes());
+        b[l4 + 8..l4 + 12].copy_from_slice(&seq.wrapping_add(ack_delta).to_be_bytes());
+        b[l4 + 12..l4 + 14].copy_from_slice(&((5 << 12) | flags).to_be_bytes());
+        b
+    }
+
+    /// ICMP port unreachable (type, code) quoting `probe`'s first 28 bytes from IP on.
+    fn unreachable(probe: &[u8], ty: u8, code: u8) -> Vec<u8> {
+        let quote = &probe[ETH_LEN..ETH_LEN + 28 + UDP_PAYLOAD];
+        let mut b = compose::ipv4(
+            BACKEND_MAC,
+            SRC_MAC,
+            0xac10ff85,
+            0xac10ff96,
+            1,
+            64,
+            8 + quote.len(),
+        );
+        let l4 = ETH_LEN + compose::IPV4_LEN;
+        b[l4] = ty;
+        b[l4 + 1] = code;
+        b[l4 + 8..].copy_from_slice(quote);
+        b
+    }
+
+    fn handle(
+        s: &mut SvcMonitors,
+        frame: &[u8],
+        now: Instant,
+    ) -> Result<&'static str, &'static str> {
+        s.handle(1, 5, frame, layers(frame), now).map(|(o, _)| o)
+    }
+
+    #[test]
+    fn options_default_as_pinctrl_and_bad_values_fall_back() {
+        let t = Instant::now();
+        let s = monitors(
+            spec(Protocol::Tcp, &[("interval", "x"), ("timeout", "7")]),
+            t,
+        );
+        let m = &s.monitors[0];
+        assert_eq!(m.interval, Duration::from_secs(5));
+        assert_eq!(m.timeout, Duration::from_secs(7));
+        assert_eq!((m.success_count, m.failure_count), (1, 1));
+    }
+
+    #[test]
+    fn tcp_counts_successes_and_failures_before_changing_status() {
+        let t = Instant::now();
+        let opts = [
+            ("interval", "5"),
+            ("timeout", "3"),
+            ("success_count", "2"),
+            ("failure_count", "2"),
+        ];
+        let mut s = monitors(spec(Protocol::Tcp, &opts), t);
+        let probe = s.run(t).pop().expect("a SYN at once").frame;
+        assert_eq!(
+            s.next_run(),
+            Some(t + Duration::from_secs(3) + Duration::from_millis(1))
+        );
+        // An answer not acknowledging our SYN is ignored.
+        assert_eq!(
+            handle(&mut s, &tcp_answer(&probe, 0x12, 7), t),
+            Err("ignored")
+        );
+        assert_eq!(
+            handle(&mut s, &tcp_answer(&probe, 0x12, 1), t),
+            Ok("syn_ack")
+        );
+        assert!(s.take_writes().is_empty(), "one success of two");
+        let t2 = t + Duration::from_secs(5);
+        let probe = s
+            .run(t2)
+            .pop()
+            .expect("next probe after the interval")
+            .frame;
+        assert_eq!(
+            handle(&mut s, &tcp_answer(&probe, 0x12, 1), t2),
+            Ok("syn_ack")
+        );
+        assert_eq!(
+            s.take_writes(),
+            vec![SvcStatusUpdate {
+                uuid: "row".into(),
+                status: Status::Online
+            }]
+        );
+        // Two failures: an RST, then silence past the timeout.
+        let t3 = t2 + Duration::from_secs(5);
+        let probe = s.run(t3).pop().expect("probe").frame;
+        assert_eq!(handle(&mut s, &tcp_answer(&probe, 0x14, 1), t3), Ok("rst"));
+        assert!(s.take_writes().is_empty());
+        let t4 = t3 + Duration::from_secs(5);
+        assert_eq!(s.run(t4).len(), 1);
+        assert!(
+            s.run(t4 + Duration::from_secs(3)).is_empty(),
+            "not past the timeout yet"
+        );
+        assert!(s.run(t4 + Duration::from_secs(4)).is_empty());
+        assert_eq!(s.take_writes()[0].status, Status::Offline);
+        for (event, n) in [
+            ("probe_tcp", 4),
+            ("syn_ack", 2),
+            ("rst", 1),
+            ("timeout", 1),
+            ("ignored", 1),
+            ("online", 1),
+            ("offline", 1),
+        ] {
+            assert_eq!(s.counters().get(event), n, "{event}");
+        }
+    }
+
+    #[test]
+    fn udp_is_online_when_silent_and_offline_on_port_unreachable() {
+        let t = Instant::now();
+        let mut s = monitors(spec(Protocol::Udp, &[("timeout", "1")]), t);
+        let probe = s.run(t).pop().expect("a datagram").frame;
+        let l4 = ETH_LEN + compose::IPV4_LEN;
+        assert_eq!(probe.len(), l4 + UDP_LEN + UDP_PAYLOAD);
+        assert_eq!(probe[ETH_LEN + 9], 17);
+        assert_eq!(&probe[l4 + 2..l4 + 6], &[0x1f, 0x90, 0, 16]);
+        assert!(s.run(t + Duration::from_millis(1500)).is_empty());
+        assert_eq!(s.take_writes()[0].status, Status::Online);
+        // The next datagram keeps its source port; a refusal quoting it is a failure,
+        // one quoting another port or of another code is not.
+        let again = s
+            .run(t + Duration::from_secs(7))
+            .pop()
+            .expect("datagram")
+            .frame;
+        assert_eq!(probe[l4..l4 + 2], again[l4..l4 + 2]);
+        assert_eq!(
+            handle(&mut s, &unreachable(&again, 3, 1), t),
+            Err("ignored")
+        );
+        let mut other = again.clone();
+        other[l4] ^= 1;
+        assert_eq!(
+            handle(&mut s, &unreachable(&other, 3, 3), t),
+            Err("ignored")
+        );
+        assert_eq!(
+            handle(&mut s, &unreachable(&again, 3, 3), t),
+            Ok("port_unreachable")
+        );
+        assert_eq!(s.take_writes()[0].status, Status::Offline);
+    }
+
+    #[test]
+    fn replies_nobody_expects_and_broken_ones_are_counted_drops() {
+        let t = Instant::now();
+        let mut s = monitors(spec(Protocol::Tcp, &[]), t);
+        let probe = s.run(t).pop().unwrap().frame;
+        let answer = tcp_answer(&probe, 0x12, 1);
+        // From another port of the switch.
+        assert_eq!(
+            s.handle(1, 6, &answer, layers(&answer), t).map(|(o, _)| o),
+            Err("unknown_monitor")
+        );
+        // Truncated TCP header.
+        let short = &answer[..ETH_LEN + compose::IPV4_LEN + 10];
+        let l = Layers {
+            l3: ETH_LEN,
+            l4: Some(ETH_LEN + compose::IPV4_LEN),
+        };
+        assert_eq!(
+            s.handle(1, 5, short, l, t).map(|(o, _)| o),
+            Err("malformed")
+        );
+        // UDP is not a reply pinctrl reads.
+        let mut udp = answer.clone();
+        udp[ETH_LEN + 9] = 17;
+        assert_eq!(handle(&mut s, &udp, t), Err("unsupported_protocol"));
+        assert_eq!(s.counters().get("unknown_monitor"), 1);
+        assert_eq!(s.counters().get("malformed"), 1);
+        assert_eq!(s.counters().get("unsupported_protocol"), 1);
+    }
+
+    #[test]
+    fn sync_keeps_state_and_writes_what_the_row_does_not_say() {
+        let t = Instant::now();
+        let mut s = monitors(spec(Protocol::Tcp, &[]), t);
+        let probe = s.run(t).pop().unwrap().frame;
+        assert_eq!(
+            handle(&mut s, &tcp_answer(&probe, 0x12, 1), t),
+            Ok("syn_ack")
+        );
+        s.take_writes();
+        // The row still says nothing (our write not seen yet): written again.
+        s.sync(vec![spec(Protocol::Tcp, &[])], t);
+        assert_eq!(s.take_writes().len(), 1);
+        let mut online = spec(Protocol::Tcp, &[]);
+        online.status = Some("online".into());
+        s.sync(vec![online], t);
+        assert!(s.take_writes().is_empty(), "the row says so");
+        assert_eq!(s.statuses(), vec![("row".into(), Some(Status::Online))]);
+        // A row of another family source is refused; a row gone is forgotten.
+        let mut v6 = spec(Protocol::Tcp, &[]);
+        v6.src_ip = "fe80::1".parse().unwrap();
+        s.sync(vec![v6], t);
+        assert_eq!((s.len(), s.counters().get("bad_source")), (0, 1));
+    }
+
+    #[test]
+    fn ipv6_probe_is_checksummed() {
+        let t = Instant::now();
+        let mut sp = spec(Protocol::Tcp, &[]);
+        sp.ip = "fd00::33".parse().unwrap();
+        sp.src_ip = "fd00::96".parse().unwrap();
+        let mut s = monitors(sp, t);
+        let probe = s.run(t).pop().unwrap().frame;
+        let l4 = ETH_LEN + compose::IPV6_LEN;
+        assert_eq!(probe.len(), l4 + TCP_LEN);
+        assert_eq!(compose::csum6(&probe, ETH_LEN, 6, &probe[l4..]), 0);
+        assert_eq!(probe[ETH_LEN + 7], PROBE_TTL);
+    }
+}
