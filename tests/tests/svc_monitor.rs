@@ -7,22 +7,33 @@
 //! never by sleeping); the agent's pinctrl writer writes the status into the real rows;
 //! and northd then drops the offline backend from `ct_lb_mark`.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use ovnest::{
     pinctrl::{self as agent_pinctrl, svc_monitor},
     sb::{self, ServiceMonitor, Southbound},
 };
 use ovnest_datapath::{
-    LogicalPort,
+    FastPath, LogicalPort, TableSet,
+    afxdp::{AfXdp, AfXdpConfig},
+    fastpath::{Decisions, Options},
     frames::{Frame, checksum, ipv4},
     pinctrl::{Pinctrl, SbQueue, SbRequest, svc_monitor::Status},
     pipeline::{
-        Desc, FramePool, LogicalOutcome, NoServices, Pipeline, Snapshot, TxBatches, Umem, Verdict,
+        Desc, FramePool, LogicalOutcome, NoServices, Pipeline, SharedCounters, Snapshot,
+        SnapshotCell, TxBatches, Umem, Verdict,
     },
 };
 use ovnest_tests::{
     fixtures::lab::{self, Iface, Wiring},
+    hypervisor::Hypervisor,
+    netns::NetNs,
     ovn::OvnCentral,
     privilege, southbound, wait,
 };
@@ -64,8 +75,9 @@ fn mac_text(m: [u8; 6]) -> String {
         .join(":")
 }
 
-/// The seed's dmz with its ports, `lb0` on it, and its health check.
-fn seed(ovn: &OvnCentral) {
+/// The seed's dmz with its ports, `lb0` on it (VIP 172.16.255.140:80, `backends` on
+/// 8080), and its health check probing every `interval` with `timeout` to answer.
+fn seed(ovn: &OvnCentral, backends: [&str; 2], interval: Duration, timeout: Duration) {
     ovn.seed_dmz_and_router();
     for port in lab::PORTS.iter().filter(|p| p.name != "dmz-lr0") {
         let ip = std::net::Ipv4Addr::from(port.ipv4);
@@ -79,17 +91,18 @@ fn seed(ovn: &OvnCentral) {
         ovn.nbctl(&["lsp-set-addresses", port.name, &addresses]);
         ovn.nbctl(&["lsp-set-port-security", port.name, &addresses]);
     }
+    let ips = backends.map(|b| std::net::Ipv4Addr::from(lab::port(b).ipv4));
     ovn.nbctl(&[
         "lb-add",
         "lb0",
         "172.16.255.140:80",
-        "172.16.255.133:8080,172.16.255.134:8080",
+        &format!("{}:8080,{}:8080", ips[0], ips[1]),
         "tcp",
     ]);
     ovn.nbctl(&["ls-lb-add", "dmz", "lb0"]);
     let options = [
-        format!("options:interval={}", INTERVAL.as_secs()),
-        format!("options:timeout={}", TIMEOUT.as_secs()),
+        format!("options:interval={}", interval.as_secs()),
+        format!("options:timeout={}", timeout.as_secs()),
         "options:success_count=1".into(),
         "options:failure_count=1".into(),
     ];
@@ -102,14 +115,15 @@ fn seed(ovn: &OvnCentral) {
     args.extend(options.iter().map(String::as_str));
     args.extend(["--", "add", "Load_Balancer", "lb0", "health_check", "@hc"]);
     ovn.nbctl(&args);
-    ovn.nbctl(&[
-        "set",
-        "Load_Balancer",
-        "lb0",
-        "ip_port_mappings:\"172.16.255.133\"=\"dmz-c51:172.16.255.150\"",
-        "ip_port_mappings:\"172.16.255.134\"=\"dmz-c52:172.16.255.150\"",
-    ]);
-    // This chassis, with c51 and c52 bound to it and up (northd turns the monitor of a
+    let mappings: Vec<String> = backends
+        .iter()
+        .zip(ips)
+        .map(|(b, ip)| format!("ip_port_mappings:\"{ip}\"=\"{b}:172.16.255.150\""))
+        .collect();
+    let mut args = vec!["set", "Load_Balancer", "lb0"];
+    args.extend(mappings.iter().map(String::as_str));
+    ovn.nbctl(&args);
+    // This chassis, with the backends bound to it and up (northd turns the monitor of a
     // port that is not up offline).
     ovn.sbctl(&["chassis-add", "hv1", "geneve", "127.0.0.1"]);
     // The features ovnest registers, as ovn-controller 23.03 does (northd writes
@@ -123,7 +137,7 @@ fn seed(ovn: &OvnCentral) {
         "other_config:mac-binding-timestamp=true",
         "other_config:port-up-notif=true",
     ]);
-    for port in ["dmz-c51", "dmz-c52"] {
+    for port in backends {
         ovn.sbctl(&["lsp-bind", port, "hv1"]);
         ovn.sbctl(&["set", "Port_Binding", port, "up=true"]);
     }
@@ -131,11 +145,11 @@ fn seed(ovn: &OvnCentral) {
 }
 
 /// The datapath's view: the pipeline and the lab's ports with northd's tunnel keys.
-fn compile(ovn: &OvnCentral, generation: u64) -> Snapshot {
+fn compile(ovn: &OvnCentral, wiring: &Wiring, generation: u64) -> Snapshot {
     let db = southbound::fetch(ovn);
     let keys = southbound::port_keys(&db);
     let pipeline = southbound::compile_lab(&db, &[]);
-    let mut ports: Vec<LogicalPort> = lab::logical_ports(&WIRING);
+    let mut ports: Vec<LogicalPort> = lab::logical_ports(wiring);
     ports.retain(|p| keys.contains_key(&p.name));
     for p in &mut ports {
         p.key = keys[&p.name];
@@ -278,6 +292,14 @@ fn send(p: &mut Pipeline<'_>, snap: &Snapshot, frame: &[u8]) -> (Verdict, Vec<Se
     (verdict, drain(p, snap))
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 /// The Service_Monitor rows by backend IP: (uuid, status).
 fn monitor_rows(ovn: &OvnCentral) -> Vec<(String, String)> {
     ovn.sb_rows("Service_Monitor", &["ip", "status"])
@@ -317,12 +339,8 @@ fn health_checks_probe_backends_and_northd_drops_the_offline_one() {
         return;
     }
     let ovn = OvnCentral::start();
-    seed(&ovn);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    seed(&ovn, ["dmz-c51", "dmz-c52"], INTERVAL, TIMEOUT);
+    let rt = runtime();
     let _guard = rt.enter();
     let sb = Southbound::start(sb::config(ovn.sb_remote().parse().expect("SB remote")));
 
@@ -363,7 +381,7 @@ fn health_checks_probe_backends_and_northd_drops_the_offline_one() {
     queue.sync_svc_monitors(specs.clone());
     let writer =
         agent_pinctrl::spawn_writer(queue.clone(), sb.client().clone(), rt.handle().clone());
-    let snap = compile(&ovn, 1);
+    let snap = compile(&ovn, &WIRING, 1);
     let mut area = vec![0u8; CHUNKS * CHUNK as usize];
     let mut p = pipeline(&mut area, &snap, &queue);
     let vm5 = WIRING.ifindex(Iface::Vm5);
@@ -562,4 +580,134 @@ fn health_checks_probe_backends_and_northd_drops_the_offline_one() {
             .iter()
             .all(|(_, s)| *s == Some(Status::Offline))
     );
+}
+
+/// A VM's `eth0` with its lab port's MAC and address.
+fn address(vm: &NetNs, port: &lab::LabPort) {
+    vm.ip(&["link", "set", "eth0", "address", &mac_text(port.mac)]);
+    let ip = std::net::Ipv4Addr::from(port.ipv4);
+    vm.ip(&["addr", "add", &format!("{ip}/26"), "dev", "eth0"]);
+}
+
+/// The whole way on real parts: the poll thread's own timer sends the probes over
+/// AF_XDP to two VMs' real TCP stacks (this kernel has no 802.1Q, so the tagged path is
+/// the pipeline test's). vm1 listens on 8080: its kernel resolves the monitor's source
+/// address through northd's ARP responder and answers the SYN with a SYN-ACK; vm2 does
+/// not listen: its kernel answers with an RST. pinctrl marks vm1 online and vm2
+/// offline, and the agent's writer says so in the Southbound.
+#[test]
+fn the_poll_thread_probes_real_tcp_stacks_over_af_xdp() {
+    let name = "svc_monitor_af_xdp";
+    if !privilege::require_root(name) || !privilege::require_tools(name, TOOLS) {
+        return;
+    }
+    if !privilege::require_tools(name, &["ethtool"]) {
+        return;
+    }
+    let ovn = OvnCentral::start();
+    seed(
+        &ovn,
+        ["dmz-vm1", "dmz-vm2"],
+        Duration::from_secs(1),
+        Duration::from_secs(2),
+    );
+    let rt = runtime();
+    let _guard = rt.enter();
+    let sb = Southbound::start(sb::config(ovn.sb_remote().parse().expect("SB remote")));
+    let specs = wait::until("both Service_Monitor rows replicated", DEADLINE, || {
+        let snap = sb.snapshot();
+        let rows = snap.table::<ServiceMonitor>();
+        let ready = snap.is_synced()
+            && rows.len() == 2
+            && rows
+                .iter()
+                .all(|r| !r.src_mac.is_empty() && !r.src_ip.is_empty());
+        ready.then(|| svc_monitor::specs(&snap, "hv1"))
+    });
+    let (vm1, vm2) = (lab::port("dmz-vm1"), lab::port("dmz-vm2"));
+    let uuids = [
+        monitor_uuid(&ovn, &std::net::Ipv4Addr::from(vm1.ipv4).to_string()),
+        monitor_uuid(&ovn, &std::net::Ipv4Addr::from(vm2.ipv4).to_string()),
+    ];
+
+    let (hv, vms) = Hypervisor::with_vms();
+    address(&vms.vm1, vm1);
+    address(&vms.vm2, vm2);
+    let listener = {
+        let _inside = vms.vm1.enter();
+        std::net::TcpListener::bind((std::net::Ipv4Addr::from(vm1.ipv4), 8080)).expect("listen")
+    };
+
+    let cell = Arc::new(SnapshotCell::new(compile(&ovn, &hv.wiring, 1)));
+    let shared = Arc::new(SharedCounters::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let queue = SbQueue::default();
+    queue.sync_svc_monitors(specs);
+    let writer =
+        agent_pinctrl::spawn_writer(queue.clone(), sb.client().clone(), rt.handle().clone());
+    let vifs = [hv.wiring.vm1, hv.wiring.vm2];
+    let (threads, _fast_path) = {
+        let _inside = hv.ns.enter();
+        let mut fast_path = FastPath::open(&Options {
+            pins: None,
+            decisions: Decisions::Userspace,
+            newer_layout: Vec::new(),
+        })
+        .expect("XDP program");
+        let (tables, conflicts) = TableSet::build(&lab::logical_ports(&hv.wiring));
+        assert!(conflicts.is_empty(), "{conflicts:?}");
+        fast_path.apply(&tables).expect("tables");
+        for ifindex in vifs {
+            fast_path.attach(ifindex).expect("attach");
+        }
+        let config = AfXdpConfig {
+            cores: 1,
+            ..AfXdpConfig::default()
+        };
+        let afxdp = AfXdp::open(&config, &vifs).expect("AF_XDP sockets");
+        afxdp.register(&mut fast_path).expect("XSKMAP");
+        let q = queue.clone();
+        let threads = afxdp
+            .spawn(cell, shared.clone(), stop.clone(), &|| {
+                Box::new(Pinctrl::with_queue(q.clone()))
+            })
+            .expect("poll thread");
+        (threads, fast_path)
+    };
+
+    wait::until("vm1 online and vm2 offline in pinctrl", DEADLINE, || {
+        let s = queue.svc_monitor_statuses();
+        let status = |uuid: &String| s.iter().find(|(u, _)| u == uuid).and_then(|(_, st)| *st);
+        (status(&uuids[0]) == Some(Status::Online) && status(&uuids[1]) == Some(Status::Offline))
+            .then_some(())
+    });
+    wait::until("the statuses in the SB", DEADLINE, || {
+        (status_of(&ovn, "172.16.255.130") == "online"
+            && status_of(&ovn, "172.16.255.131") == "offline")
+            .then_some(())
+    });
+    let (counters, _) = queue.svc_monitor_counters();
+    assert!(counters.get("syn_ack") >= 1, "{counters:?}");
+    assert!(counters.get("rst") >= 1, "{counters:?}");
+    assert!(counters.get("reset_sent") >= 1, "{counters:?}");
+
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("poll thread");
+    }
+    writer.stop();
+    drop(listener);
+}
+
+/// The UUID of the Service_Monitor row for backend `ip`.
+fn monitor_uuid(ovn: &OvnCentral, ip: &str) -> String {
+    ovn.sbctl(&[
+        "--bare",
+        "--columns=_uuid",
+        "find",
+        "Service_Monitor",
+        &format!("ip=\"{ip}\""),
+    ])
+    .trim()
+    .to_owned()
 }
