@@ -8,7 +8,7 @@
 //!   written back.
 //! - [`wire`]: zero-copy views of the headers the datapath reads and writes.
 //! - [`pinctrl`]: the pipeline's controller actions (DHCP, ARP, ICMP, ND replies,
-//!   MAC_Binding learning), as ovn-controller's pinctrl.
+//!   MAC_Binding learning, load-balancer health checks), as ovn-controller's pinctrl.
 //! - [`pipeline`]: the userspace datapath's per-batch processing, same semantics as XDP.
 //! - [`cache`]: the logical pipeline's decisions cached in XDP (keys, actions, installs,
 //!   coherence).

@@ -22,8 +22,8 @@
 //! - `handle_svc_check(inport)` and the Service_Monitor health checks
 //!   ([`svc_monitor`]): the agent hands over the rows of backends bound here
 //!   ([`SbQueue::sync_svc_monitors`]); the poll threads' timer ([`Pinctrl::run_timers`],
-//!   through [`Controller::run`](crate::pipeline::Controller::run), at housekeeping and
-//!   before a thread sleeps) sends the TCP SYN / UDP probes that are due straight to the
+//!   through [`Controller::run`](crate::pipeline::Controller::run) at each poll thread's
+//!   housekeeping, which an idle thread reaches after every wake-up) sends the TCP SYN / UDP probes that are due straight to the
 //!   backend's port (the physical layer tags a child's); the replies northd's flow sends
 //!   up move each backend's state machine as pinctrl's, and a changed status is queued
 //!   for the agent to write into the row (update only).

@@ -294,8 +294,7 @@ impl<S: Service> Pipeline<'_, S> {
     }
 
     /// Runs the controller's timers (health-check probes) and sends what they generate
-    /// to local ports. Called by the poll thread at housekeeping and before it sleeps,
-    /// never per frame. Returns when the controller next has something due.
+    /// to local ports. Called by the poll thread at housekeeping, never per frame. Returns when the controller next has something due.
     pub fn controller_run(
         &mut self,
         snap: &Snapshot,
