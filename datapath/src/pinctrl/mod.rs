@@ -21,12 +21,14 @@
 //!   to the agent, which writes the Southbound.
 //! - `handle_svc_check(inport)` and the Service_Monitor health checks
 //!   ([`svc_monitor`]): the agent hands over the rows of backends bound here
-//!   ([`SbQueue::sync_svc_monitors`]); the poll threads' timer ([`Pinctrl::run_timers`],
-//!   through [`Controller::run`](crate::pipeline::Controller::run) at each poll thread's
-//!   housekeeping, which an idle thread reaches after every wake-up) sends the TCP SYN / UDP probes that are due straight to the
-//!   backend's port (the physical layer tags a child's); the replies northd's flow sends
-//!   up move each backend's state machine as pinctrl's, and a changed status is queued
-//!   for the agent to write into the row (update only).
+//!   ([`SbQueue::sync_svc_monitors`]); the poll threads' timer
+//!   ([`Pinctrl::svc_monitors_run`], through
+//!   [`Controller::run_timers`](crate::pipeline::Controller::run_timers) at each poll
+//!   thread's housekeeping, which an idle thread reaches after every wake-up) sends the
+//!   TCP SYN / UDP probes that are due straight to the backend's port (the physical
+//!   layer tags a child's); the replies northd's flow sends up move each backend's state
+//!   machine as pinctrl's, and a changed status is queued for the agent to write into
+//!   the row (update only).
 //!
 //! This is the slow path: plain `Vec`s are fine, but no input panics. A frame pinctrl
 //! ignores is a [`Drop`] with a reason; every outcome is counted ([`Counters`]), and
@@ -326,7 +328,11 @@ impl Pinctrl {
 
     /// pinctrl's timers: sends the health-check probes due at `now` (pinctrl's
     /// `svc_monitors_run`). Returns the frames and when to run again.
-    pub fn run_timers(&mut self, p: &Pipeline, now: Instant) -> (Vec<Output>, Option<Instant>) {
+    pub fn svc_monitors_run(
+        &mut self,
+        p: &Pipeline,
+        now: Instant,
+    ) -> (Vec<Output>, Option<Instant>) {
         let mut q = self.sb.lock();
         let probes = q.svc.run(now);
         let next = q.svc.next_run();
@@ -527,13 +533,13 @@ impl crate::pipeline::Controller for Pinctrl {
         Ok(())
     }
 
-    fn run(
+    fn run_timers(
         &mut self,
         pipeline: &Pipeline,
         now: Instant,
         out: &mut Vec<(DpId, PortId, Vec<u8>)>,
     ) -> Option<Instant> {
-        let (outputs, next) = self.run_timers(pipeline, now);
+        let (outputs, next) = self.svc_monitors_run(pipeline, now);
         out.extend(outputs.into_iter().map(|o| (o.dp, o.port, o.frame)));
         next
     }

@@ -4,7 +4,7 @@
 //! `pinctrl_handle_svc_check`).
 //!
 //! The agent hands the rows over ([`SvcMonitorSpec`], `sync`); the poll threads' timer
-//! ([`Pinctrl::run_timers`](super::Pinctrl)) sends the probes that are due; the replies
+//! ([`Pinctrl::svc_monitors_run`](super::Pinctrl::svc_monitors_run)) sends the probes that are due; the replies
 //! come back through northd's `handle_svc_check(inport)` flow. Each monitor keeps
 //! pinctrl's state machine:
 //!

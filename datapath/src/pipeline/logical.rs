@@ -86,7 +86,7 @@ pub trait Controller {
 
     /// The controller's timers (pinctrl's health-check probes): frames due at `now` go
     /// to `out`; returns when it next has something due, if ever.
-    fn run(
+    fn run_timers(
         &mut self,
         _pipeline: &Logical,
         _now: std::time::Instant,
@@ -302,7 +302,9 @@ impl<S: Service> Pipeline<'_, S> {
     ) -> Option<std::time::Instant> {
         let view = snap.logical()?;
         let mut generated = std::mem::take(&mut self.scratch.generated);
-        let next = self.controller.run(&view.pipeline, now, &mut generated);
+        let next = self
+            .controller
+            .run_timers(&view.pipeline, now, &mut generated);
         for (_, port, bytes) in generated.drain(..) {
             let Some(&idx) = view.egress.get(&port) else {
                 self.counters.logical(LogicalOutcome::NotLocal);
