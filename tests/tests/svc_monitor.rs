@@ -78,6 +78,19 @@ fn mac_text(m: [u8; 6]) -> String {
 /// The seed's dmz with its ports, `lb0` on it (VIP 172.16.255.140:80, `backends` on
 /// 8080), and its health check probing every `interval` with `timeout` to answer.
 fn seed(ovn: &OvnCentral, backends: [&str; 2], interval: Duration, timeout: Duration) {
+    // This chassis first, with the features ovnest registers as ovn-controller 23.03
+    // does (northd writes `ct_lb_mark` only when every chassis has
+    // `ct-no-masked-label`).
+    ovn.sbctl(&["chassis-add", "hv1", "geneve", "127.0.0.1"]);
+    ovn.sbctl(&[
+        "set",
+        "Chassis",
+        "hv1",
+        "other_config:ct-no-masked-label=true",
+        "other_config:ovn-ct-lb-related=true",
+        "other_config:mac-binding-timestamp=true",
+        "other_config:port-up-notif=true",
+    ]);
     ovn.seed_dmz_and_router();
     for port in lab::PORTS.iter().filter(|p| p.name != "dmz-lr0") {
         let ip = std::net::Ipv4Addr::from(port.ipv4);
@@ -123,20 +136,8 @@ fn seed(ovn: &OvnCentral, backends: [&str; 2], interval: Duration, timeout: Dura
     let mut args = vec!["set", "Load_Balancer", "lb0"];
     args.extend(mappings.iter().map(String::as_str));
     ovn.nbctl(&args);
-    // This chassis, with the backends bound to it and up (northd turns the monitor of a
-    // port that is not up offline).
-    ovn.sbctl(&["chassis-add", "hv1", "geneve", "127.0.0.1"]);
-    // The features ovnest registers, as ovn-controller 23.03 does (northd writes
-    // `ct_lb_mark` only when every chassis has `ct-no-masked-label`).
-    ovn.sbctl(&[
-        "set",
-        "Chassis",
-        "hv1",
-        "other_config:ct-no-masked-label=true",
-        "other_config:ovn-ct-lb-related=true",
-        "other_config:mac-binding-timestamp=true",
-        "other_config:port-up-notif=true",
-    ]);
+    // The backends bound here and up (northd turns the monitor of a port that is not up
+    // offline).
     for port in backends {
         ovn.sbctl(&["lsp-bind", port, "hv1"]);
         ovn.sbctl(&["set", "Port_Binding", port, "up=true"]);
@@ -368,12 +369,17 @@ fn health_checks_probe_backends_and_northd_drops_the_offline_one() {
         sb_global_mac.trim().trim_matches('"'),
         "probes come from northd's svc_monitor_mac"
     );
-    assert_eq!(vip_actions(&ovn).len(), 1, "{:?}", vip_actions(&ovn));
-    assert!(
-        vip_actions(&ovn)[0]
-            .contains("ct_lb_mark(backends=172.16.255.133:8080,172.16.255.134:8080)"),
-        "both backends before any status: {:?}",
-        vip_actions(&ovn)
+    // (northd reads the chassis' features from the SB on its own time: polled.)
+    wait::until(
+        "both backends in ct_lb_mark before any status",
+        DEADLINE,
+        || {
+            let actions = vip_actions(&ovn);
+            (actions.len() == 1
+                && actions[0]
+                    .contains("ct_lb_mark(backends=172.16.255.133:8080,172.16.255.134:8080)"))
+            .then_some(())
+        },
     );
 
     // The datapath's pinctrl, with the agent's writer on the real SB.
