@@ -93,3 +93,99 @@ pub async fn write_status(
         _ => Written::Unchanged,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sb::{Chassis, DatapathBinding, PortBinding};
+
+    fn uuid(n: u8) -> ovsdb::Uuid {
+        format!("00000000-0000-0000-0000-0000000000{n:02x}")
+            .parse()
+            .unwrap()
+    }
+
+    fn port(name: &str, key: u32, mac: &str, chassis: Option<u8>) -> PortBinding {
+        PortBinding {
+            uuid: uuid(key as u8),
+            logical_port: name.into(),
+            mac: vec![mac.parse().unwrap()],
+            tunnel_key: key,
+            datapath: uuid(0xd0),
+            chassis: chassis.map(uuid),
+            ..PortBinding::default()
+        }
+    }
+
+    fn monitor(n: u8, ip: &str, port: &str, protocol: Option<&str>) -> ServiceMonitor {
+        ServiceMonitor {
+            uuid: uuid(n),
+            ip: ip.into(),
+            protocol: protocol.map(Into::into),
+            port: 8080,
+            logical_port: port.into(),
+            src_mac: "0a:00:00:00:00:01".into(),
+            src_ip: "172.16.255.150".into(),
+            ..ServiceMonitor::default()
+        }
+    }
+
+    /// pinctrl's selection: rows of ports bound here, the MAC of the address entry
+    /// holding the backend's IP (or of an entry without addresses), the rest left out.
+    #[test]
+    fn rows_of_ports_bound_here_with_their_mac() {
+        let mut snap = Snapshot::default();
+        snap.insert(Chassis {
+            uuid: uuid(0xc1),
+            name: "hv1".into(),
+            ..Chassis::default()
+        });
+        snap.insert(DatapathBinding {
+            uuid: uuid(0xd0),
+            tunnel_key: 7,
+            ..DatapathBinding::default()
+        });
+        snap.insert(port(
+            "c51",
+            5,
+            "02:ac:10:ff:01:33 172.16.255.133",
+            Some(0xc1),
+        ));
+        snap.insert(port("c52", 6, "02:ac:10:ff:01:34", Some(0xc1)));
+        snap.insert(port(
+            "elsewhere",
+            8,
+            "02:ac:10:ff:01:35 172.16.255.135",
+            Some(0xc2),
+        ));
+        snap.insert(port(
+            "other-ip",
+            9,
+            "02:ac:10:ff:01:36 172.16.255.136",
+            Some(0xc1),
+        ));
+        snap.insert(monitor(1, "172.16.255.133", "c51", None));
+        snap.insert(monitor(2, "172.16.255.134", "c52", Some("udp")));
+        snap.insert(monitor(3, "172.16.255.135", "elsewhere", None));
+        snap.insert(monitor(4, "172.16.255.133", "other-ip", None));
+        snap.insert(monitor(5, "not an address", "c51", None));
+        snap.insert(monitor(6, "172.16.255.133", "no-such-port", None));
+
+        let mut got_specs = specs(&snap, "hv1");
+        got_specs.sort_by_key(|s| s.port_key);
+        let got: Vec<_> = got_specs
+            .iter()
+            .map(|s| (s.dp_key, s.port_key, s.ip.to_string(), s.protocol, s.mac[5]))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (7, 5, "172.16.255.133".into(), Protocol::Tcp, 0x33),
+                (7, 6, "172.16.255.134".into(), Protocol::Udp, 0x34),
+            ]
+        );
+        assert_eq!(got_specs[0].uuid, uuid(1).to_string());
+        assert_eq!(got_specs[0].src_mac, [0x0a, 0, 0, 0, 0, 1]);
+        assert!(specs(&snap, "hv2").is_empty(), "no such chassis");
+    }
+}
