@@ -964,4 +964,34 @@ mod tests {
         assert_eq!(compose::csum6(&probe, ETH_LEN, 6, &probe[l4..]), 0);
         assert_eq!(probe[ETH_LEN + 7], PROBE_TTL);
     }
+
+    proptest::proptest! {
+        /// Any bytes at any offsets handed up by `handle_svc_check` are an outcome or a
+        /// counted drop, never a panic; a frame whose headers were cut short anywhere
+        /// too.
+        #[test]
+        fn no_reply_bytes_panic(
+            frame in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..160),
+            l3 in 0usize..180,
+            l4 in proptest::option::of(0usize..200),
+            cut in 0usize..80,
+        ) {
+            let t = Instant::now();
+            let mut s = monitors(spec(Protocol::Udp, &[]), t);
+            s.sync(vec![spec(Protocol::Udp, &[]), spec(Protocol::Tcp, &[])], t);
+            let probes = s.run(t);
+            let _ = s.handle(1, 5, &frame, Layers { l3, l4 }, t);
+            for p in probes {
+                let answer = if p.frame[ETH_LEN + 9] == 6 {
+                    tcp_answer(&p.frame, 0x12, 1)
+                } else {
+                    unreachable(&p.frame, 3, 3)
+                };
+                let short = &answer[..answer.len().saturating_sub(cut)];
+                let _ = s.handle(1, 5, short, layers(&answer), t);
+            }
+            let n: u64 = s.counters().iter().map(|(_, n)| n).sum();
+            proptest::prop_assert!(n >= 3);
+        }
+    }
 }
