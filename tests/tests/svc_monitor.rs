@@ -75,9 +75,16 @@ fn mac_text(m: [u8; 6]) -> String {
         .join(":")
 }
 
-/// The seed's dmz with its ports, `lb0` on it (VIP 172.16.255.140:80, `backends` on
-/// 8080), and its health check probing every `interval` with `timeout` to answer.
-fn seed(ovn: &OvnCentral, backends: [&str; 2], interval: Duration, timeout: Duration) {
+/// The seed's dmz with its ports, `lb0` on it (VIP 172.16.255.140:80 over `protocol`,
+/// `backends` on 8080), and its health check probing every `interval` with `timeout`
+/// to answer.
+fn seed(
+    ovn: &OvnCentral,
+    backends: [&str; 2],
+    protocol: &str,
+    interval: Duration,
+    timeout: Duration,
+) {
     // This chassis first, with the features ovnest registers as ovn-controller 23.03
     // does (northd writes `ct_lb_mark` only when every chassis has
     // `ct-no-masked-label`).
@@ -110,7 +117,7 @@ fn seed(ovn: &OvnCentral, backends: [&str; 2], interval: Duration, timeout: Dura
         "lb0",
         "172.16.255.140:80",
         &format!("{}:8080,{}:8080", ips[0], ips[1]),
-        "tcp",
+        protocol,
     ]);
     ovn.nbctl(&["ls-lb-add", "dmz", "lb0"]);
     let options = [
@@ -324,12 +331,15 @@ fn status_of(ovn: &OvnCentral, ip: &str) -> String {
 
 /// The VIP's `ct_lb_mark` actions in the switch's logical flows.
 fn vip_actions(ovn: &OvnCentral) -> Vec<String> {
+    vip_actions_over(ovn, "tcp")
+}
+
+/// [`vip_actions`] for a VIP over `protocol`.
+fn vip_actions_over(ovn: &OvnCentral, protocol: &str) -> Vec<String> {
+    let prefix = format!("ct.new && ip4.dst == 172.16.255.140 && {protocol}.dst == 80");
     ovn.sb_rows("Logical_Flow", &["match", "actions"])
         .into_iter()
-        .filter(|r| {
-            let m = r["match"].as_str().unwrap_or_default();
-            m.starts_with("ct.new && ip4.dst == 172.16.255.140 && tcp.dst == 80")
-        })
+        .filter(|r| r["match"].as_str().unwrap_or_default().starts_with(&prefix))
         .map(|r| r["actions"].as_str().unwrap_or_default().to_owned())
         .collect()
 }
@@ -340,7 +350,7 @@ fn health_checks_probe_backends_and_northd_drops_the_offline_one() {
         return;
     }
     let ovn = OvnCentral::start();
-    seed(&ovn, ["dmz-c51", "dmz-c52"], INTERVAL, TIMEOUT);
+    seed(&ovn, ["dmz-c51", "dmz-c52"], "tcp", INTERVAL, TIMEOUT);
     let rt = runtime();
     let _guard = rt.enter();
     let sb = Southbound::start(sb::config(ovn.sb_remote().parse().expect("SB remote")));
@@ -588,6 +598,113 @@ fn health_checks_probe_backends_and_northd_drops_the_offline_one() {
     );
 }
 
+/// What `p` queued for transmission: (ifindex, bytes).
+fn drain_raw(p: &mut Pipeline<'_>, snap: &Snapshot) -> Vec<(u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut chunks = Vec::new();
+    p.tx.drain_all(|device, d| {
+        let bytes = &p.umem.as_mut_slice()[d.addr as usize..(d.addr + d.len as u64) as usize];
+        out.push((snap.devices()[device as usize].ifindex, bytes.to_vec()));
+        chunks.push(d.addr & !(u64::from(CHUNK) - 1));
+    });
+    for c in chunks {
+        p.pool.give(c);
+    }
+    out
+}
+
+/// UDP health checks on real northd's flows: a datagram to each backend; c51's port
+/// unreachable (quoting the datagram, as its kernel would) makes it offline, c52's
+/// silence past the timeout online, and northd keeps only c52 behind the VIP.
+#[test]
+fn udp_health_checks_follow_port_unreachable_and_silence() {
+    if !privilege::require_tools("svc_monitor_udp", TOOLS) {
+        return;
+    }
+    let ovn = OvnCentral::start();
+    seed(&ovn, ["dmz-c51", "dmz-c52"], "udp", INTERVAL, TIMEOUT);
+    let rt = runtime();
+    let _guard = rt.enter();
+    let sb = Southbound::start(sb::config(ovn.sb_remote().parse().expect("SB remote")));
+    let specs = wait::until("both Service_Monitor rows replicated", DEADLINE, || {
+        let snap = sb.snapshot();
+        let rows = snap.table::<ServiceMonitor>();
+        let ready = snap.is_synced()
+            && rows.len() == 2
+            && rows
+                .iter()
+                .all(|r| !r.src_mac.is_empty() && r.protocol.as_deref() == Some("udp"));
+        ready.then(|| svc_monitor::specs(&snap, "hv1"))
+    });
+    let monitor_mac = specs[0].src_mac;
+    let queue = SbQueue::default();
+    queue.sync_svc_monitors(specs);
+    let writer =
+        agent_pinctrl::spawn_writer(queue.clone(), sb.client().clone(), rt.handle().clone());
+    let snap = compile(&ovn, &WIRING, 1);
+    let mut area = vec![0u8; CHUNKS * CHUNK as usize];
+    let mut p = pipeline(&mut area, &snap, &queue);
+    let (c51, c52) = (lab::port("dmz-c51"), lab::port("dmz-c52"));
+
+    let t0 = Instant::now();
+    p.controller_run(&snap, t0);
+    let mut datagrams = drain_raw(&mut p, &snap);
+    datagrams.sort_by_key(|(_, b)| u16::from_be_bytes([b[14], b[15]]) & 0xfff);
+    assert_eq!(datagrams.len(), 2);
+    for ((ifindex, b), port, tag) in [(&datagrams[0], c51, 51u16), (&datagrams[1], c52, 52)] {
+        assert_eq!(*ifindex, WIRING.ifindex(Iface::Vm5));
+        assert_eq!(&b[12..16], &[0x81, 0, 0, tag as u8], "tag {tag}");
+        assert_eq!((&b[0..6], &b[6..12]), (&port.mac[..], &monitor_mac[..]));
+        let ip = &b[18..];
+        assert_eq!(
+            (ip[9], &ip[12..16], &ip[16..20]),
+            (17, &SRC_IP[..], &port.ipv4[..])
+        );
+        assert_eq!(u16::from_be_bytes([ip[2], ip[3]]), 36, "20 + 8 + 8 bytes");
+        assert_eq!(checksum(&ip[..20]), 0);
+        assert_eq!(u16::from_be_bytes([ip[22], ip[23]]), 8080);
+    }
+
+    // c51's kernel refuses: port unreachable quoting the datagram.
+    let quote = &datagrams[0].1[18..18 + 36];
+    let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(quote);
+    let sum = checksum(&icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let refusal = Frame::eth(monitor_mac, c51.mac)
+        .vlan(51)
+        .ethertype(0x0800, &ipv4(1, c51.ipv4, SRC_IP, &icmp))
+        .build();
+    let (verdict, out) = send(&mut p, &snap, &refusal);
+    assert_ne!(verdict, Verdict::Logical(LogicalOutcome::Unsupported));
+    assert!(out.is_empty(), "{out:?}");
+    wait::until("c51 offline in the SB", DEADLINE, || {
+        (status_of(&ovn, "172.16.255.133") == "offline").then_some(())
+    });
+    // c52 says nothing: past the timeout it is online.
+    p.controller_run(&snap, t0 + TIMEOUT + Duration::from_secs(1));
+    assert!(drain_raw(&mut p, &snap).is_empty());
+    wait::until("c52 online in the SB", DEADLINE, || {
+        (status_of(&ovn, "172.16.255.134") == "online").then_some(())
+    });
+    wait::until("northd keeping only c52 behind the VIP", DEADLINE, || {
+        let actions = vip_actions_over(&ovn, "udp");
+        (actions.len() == 1 && actions[0].contains("ct_lb_mark(backends=172.16.255.134:8080)"))
+            .then_some(())
+    });
+    let (counters, _) = queue.svc_monitor_counters();
+    for (event, n) in [
+        ("probe_udp", 2),
+        ("port_unreachable", 1),
+        ("timeout", 1),
+        ("online", 1),
+        ("offline", 1),
+    ] {
+        assert_eq!(counters.get(event), n, "{event}: {counters:?}");
+    }
+    writer.stop();
+}
+
 /// A VM's `eth0` with its lab port's MAC and address.
 fn address(vm: &NetNs, port: &lab::LabPort) {
     vm.ip(&["link", "set", "eth0", "address", &mac_text(port.mac)]);
@@ -614,6 +731,7 @@ fn the_poll_thread_probes_real_tcp_stacks_over_af_xdp() {
     seed(
         &ovn,
         ["dmz-vm1", "dmz-vm2"],
+        "tcp",
         Duration::from_secs(1),
         Duration::from_secs(2),
     );
