@@ -1,12 +1,14 @@
 //! Load-balancer health checks on real OVN: the seed's `dmz` with load balancer `lb0`
-//! (VIP 172.16.255.140:80, backends c51 and c52 on 8080) and a health check typed as an
+//! (VIP 172.16.255.140:80, two backends on 8080) and a health check typed as an
 //! operator types it (`Load_Balancer_Health_Check`, `ip_port_mappings`). Real northd
 //! creates the Service_Monitor rows and the `handle_svc_check(inport)` flow; the agent's
 //! Southbound replica picks the rows of backends bound here; the datapath's pinctrl
-//! probes them through one `Pipeline` and its timer (driven with explicit instants,
-//! never by sleeping); the agent's pinctrl writer writes the status into the real rows;
-//! and northd then drops the offline backend from `ct_lb_mark`.
-
+//! probes them; the agent's pinctrl writer writes the status into the real rows; and
+//! northd then drops the offline backend from `ct_lb_mark`.
+//! - TCP through one `Pipeline`, its timer driven with explicit instants (never by
+//!   sleeping): containers c51/c52 (tags 51/52), SYN-ACK, silence, RST.
+//! - UDP the same way: port unreachable, silence.
+//! - The whole way over AF_XDP with the poll thread's own timer, to real TCP stacks.
 use std::{
     sync::{
         Arc,
