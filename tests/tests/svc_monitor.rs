@@ -9,6 +9,7 @@
 //!   sleeping): containers c51/c52 (tags 51/52), SYN-ACK, silence, RST.
 //! - UDP the same way: port unreachable, silence.
 //! - The whole way over AF_XDP with the poll thread's own timer, to real TCP stacks.
+
 use std::{
     sync::{
         Arc,
