@@ -562,14 +562,7 @@ fn load_balancer_spreads_connections_sticks_and_reverses_nat() {
     }
     let ovn = OvnCentral::start();
     seed(&ovn);
-    ovn.nbctl(&[
-        "lb-add",
-        "lb0",
-        "172.16.255.140:80",
-        "172.16.255.133:8080,172.16.255.134:8080",
-        "tcp",
-    ]);
-    ovn.nbctl(&["ls-lb-add", "dmz", "lb0"]);
+    lb0_on_dmz(&ovn, &[]);
     let snap = compile(&ovn, 1);
     let mut area = vec![0u8; CHUNKS * CHUNK as usize];
     let mut p = pipeline(&mut area, &snap);
@@ -739,15 +732,7 @@ fn load_balancer_affinity_keeps_a_client_on_its_backend() {
     }
     let ovn = OvnCentral::start();
     seed(&ovn);
-    ovn.nbctl(&[
-        "lb-add",
-        "lb0",
-        "172.16.255.140:80",
-        "172.16.255.133:8080,172.16.255.134:8080",
-        "tcp",
-    ]);
-    ovn.nbctl(&["set", "load_balancer", "lb0", "options:affinity_timeout=60"]);
-    ovn.nbctl(&["ls-lb-add", "dmz", "lb0"]);
+    lb0_on_dmz(&ovn, &["options:affinity_timeout=60"]);
     let snap = compile(&ovn, 1);
     let mut area = vec![0u8; CHUNKS * CHUNK as usize];
     let mut p = pipeline(&mut area, &snap);
@@ -759,10 +744,59 @@ fn load_balancer_affinity_keeps_a_client_on_its_backend() {
             (DROPPED, 0),
             "{client}'s first SYN ends in the learn flow"
         );
-        let mut tags = Vec::new();
-        for sport in 41000..41050 {
+        let tags = backends_reached(&mut p, &snap, client, 41000..41050);
+        assert_one_backend(client, &tags);
+    }
+}
+
+/// A load balancer with `selection_fields=ip_src`: northd's `ct_lb_mark(...;
+/// hash_fields="ip_src")`, OVS's `selection_method=hash,fields(ip_src)`. Connections
+/// from one client all reach one backend, whatever their ports.
+#[test]
+fn load_balancer_selection_fields_pick_the_backend_by_client() {
+    if !privilege::require_tools("conntrack_lb_selection", TOOLS) {
+        return;
+    }
+    let ovn = OvnCentral::start();
+    seed(&ovn);
+    lb0_on_dmz(&ovn, &["selection_fields=ip_src"]);
+    let snap = compile(&ovn, 1);
+    let mut area = vec![0u8; CHUNKS * CHUNK as usize];
+    let mut p = pipeline(&mut area, &snap);
+    for client in ["dmz-vm1", "dmz-vm2"] {
+        let tags = backends_reached(&mut p, &snap, client, 42000..42050);
+        assert_one_backend(client, &tags);
+    }
+}
+
+/// lb0 on `dmz`: VIP 172.16.255.140:80 over c51 and c52 (port 8080), with `settings`
+/// (`ovn-nbctl set load_balancer lb0 SETTING`) made before it joins the switch.
+fn lb0_on_dmz(ovn: &OvnCentral, settings: &[&str]) {
+    ovn.nbctl(&[
+        "lb-add",
+        "lb0",
+        "172.16.255.140:80",
+        "172.16.255.133:8080,172.16.255.134:8080",
+        "tcp",
+    ]);
+    for setting in settings {
+        ovn.nbctl(&["set", "load_balancer", "lb0", setting]);
+    }
+    ovn.nbctl(&["ls-lb-add", "dmz", "lb0"]);
+}
+
+/// The backend (its tag) each new connection of `client` from `sports` to the VIP
+/// reaches; each must be delivered, from the client's own address.
+fn backends_reached(
+    p: &mut Pipeline<'_>,
+    snap: &Snapshot,
+    client: &str,
+    sports: std::ops::Range<u16>,
+) -> Vec<u16> {
+    sports
+        .map(|sport| {
             let syn = tcp_to(client, ROUTER_MAC, VIP, sport, 80, SYN);
-            let (verdict, out) = send_full(&mut p, &snap, client, &syn);
+            let (verdict, out) = send_full(p, snap, client, &syn);
             assert_eq!(
                 verdict,
                 DELIVERED,
@@ -777,51 +811,16 @@ fn load_balancer_affinity_keeps_a_client_on_its_backend() {
                 (lab::port(client).ipv4, sport, 8080),
                 "{client}'s SYN from port {sport} as delivered"
             );
-            tags.push(o.tag);
-        }
-        assert!(
-            tags.iter().all(|t| *t == tags[0]) && [51, 52].contains(&tags[0]),
-            "{client}'s connections all on one backend: {tags:?}"
-        );
-    }
+            o.tag
+        })
+        .collect()
 }
 
-/// A load balancer with `selection_fields=ip_src`: northd's `ct_lb_mark(...;
-/// hash_fields="ip_src")`, OVS's `selection_method=hash,fields(ip_src)`. Connections
-/// from one client all reach one backend, whatever their ports.
-#[test]
-fn load_balancer_selection_fields_pick_the_backend_by_client() {
-    if !privilege::require_tools("conntrack_lb_selection", TOOLS) {
-        return;
-    }
-    let ovn = OvnCentral::start();
-    seed(&ovn);
-    ovn.nbctl(&[
-        "lb-add",
-        "lb0",
-        "172.16.255.140:80",
-        "172.16.255.133:8080,172.16.255.134:8080",
-        "tcp",
-    ]);
-    ovn.nbctl(&["set", "load_balancer", "lb0", "selection_fields=ip_src"]);
-    ovn.nbctl(&["ls-lb-add", "dmz", "lb0"]);
-    let snap = compile(&ovn, 1);
-    let mut area = vec![0u8; CHUNKS * CHUNK as usize];
-    let mut p = pipeline(&mut area, &snap);
-    for client in ["dmz-vm1", "dmz-vm2"] {
-        let tags: Vec<u16> = (42000..42050)
-            .map(|sport| {
-                let syn = tcp_to(client, ROUTER_MAC, VIP, sport, 80, SYN);
-                let (verdict, out) = send_full(&mut p, &snap, client, &syn);
-                assert_eq!(verdict, DELIVERED, "{client}'s SYN from port {sport}");
-                out[0].tag
-            })
-            .collect();
-        assert!(
-            tags.iter().all(|t| *t == tags[0]) && [51, 52].contains(&tags[0]),
-            "{client}'s connections all on one backend: {tags:?}"
-        );
-    }
+fn assert_one_backend(client: &str, tags: &[u16]) {
+    assert!(
+        tags.iter().all(|t| *t == tags[0]) && [51, 52].contains(&tags[0]),
+        "{client}'s connections all on one backend: {tags:?}"
+    );
 }
 
 /// lr0's port on the outside network, a distributed gateway port on this chassis.
