@@ -162,6 +162,36 @@ pub fn encapsulate(
     Ok(())
 }
 
+/// The outer headers [`encapsulate`] writes for `underlay`, with the fields that change
+/// per frame zero (IPv4 total length and checksum, UDP source port, length and
+/// checksum, VNI, option data), and the one's-complement sum of the IPv4 header's words
+/// (folded): the XDP program's template (`ovnest_common::tunnel::TunnelPeer`), made by
+/// the same code so the bytes cannot drift.
+pub fn template(underlay: &Underlay) -> ([u8; OVERHEAD], u16) {
+    let mut frame = [0u8; OVERHEAD + 14];
+    let meta = Metadata {
+        vni: 0,
+        ingress: 0,
+        egress: 0,
+    };
+    let plain = Underlay {
+        csum: false,
+        ..*underlay
+    };
+    // A buffer of the minimum length, so it cannot fail.
+    let _ = encapsulate(&mut frame, &plain, &meta, 0);
+    let mut header = [0u8; OVERHEAD];
+    header.copy_from_slice(&frame[..OVERHEAD]);
+    header[IP + 2..IP + 4].fill(0);
+    header[IP + 10..IP + 12].fill(0);
+    header[UDP + 4..UDP + 6].fill(0);
+    let mut sum = csum::add(0, &header[IP..UDP]);
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    (header, sum as u16)
+}
+
 /// Why a received frame was not decapsulated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NotDecapsulated {

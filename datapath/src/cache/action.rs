@@ -1,22 +1,25 @@
 //! A decision as the cache holds it: a drop with its reason, or one output with the
-//! header rewrite `flow::commit` would make, checksum deltas included.
+//! header rewrite `flow::commit` would make, checksum deltas included, or one tunnel
+//! copy (that rewrite, then the Geneve headers `Pipeline::tunnel_out` writes).
 
 use ovnest_common::{
     Counter,
     cache::{
-        ACTION_DROP, ACTION_OUTPUT, CacheAction, FAMILY_ARP, FAMILY_IPV4, FAMILY_IPV6,
+        ACTION_DROP, ACTION_ENCAP, ACTION_OUTPUT, CacheAction, FAMILY_ARP, FAMILY_IPV4, FAMILY_IPV6,
         FAMILY_OTHER, rewrite as rw,
     },
     ct::{CT_DEPS, CtDep},
+    tunnel::TunnelPeer,
 };
 use ovnest_logical::{
     Decision,
+    execute::TunnelOut,
     flow::{ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_IPV6, ETH_TYPE_RARP, Field, Flow},
 };
 
 use crate::{
-    flow,
-    pipeline::{LogicalView, Snapshot},
+    flow, geneve,
+    pipeline::{LogicalView, Snapshot, TunnelTable},
 };
 
 /// The entry for `decision`, made on `start` (the flow at the start of the ingress
@@ -44,15 +47,17 @@ pub fn decide_tracked(
     generation: u64,
     ct: Option<&[CtDep]>,
 ) -> Option<CacheAction> {
-    // Tunnel copies are made in userspace: such a decision is not cached (yet). A
-    // decision that went through conntrack depends on the connections' state: cached
-    // only with the connections XDP must find unchanged.
+    // Of tunnel copies only exactly one, to a port (not a group), with no local
+    // delivery is cached (encapsulated in XDP); floods across chassis stay in
+    // userspace. A decision that went through conntrack depends on the connections'
+    // state: cached only with the connections XDP must find unchanged.
     if decision.aborted
         || (decision.conntrack && ct.is_none())
         || ct.is_some_and(|c| c.len() > CT_DEPS)
         || !decision.unsupported.is_empty()
         || !decision.controller.is_empty()
-        || !decision.tunnels.is_empty()
+        || decision.tunnels.len() > 1
+        || (!decision.tunnels.is_empty() && !decision.deliveries.is_empty())
     {
         return None;
     }
@@ -68,6 +73,10 @@ pub fn decide_tracked(
         let index = view.port_index(port)?;
         snap.port(index).filter(|p| p.is_local())
     };
+    if let [t] = decision.tunnels.as_slice() {
+        encap(snap, view, t, start, &mut action)?;
+        return Some(action);
+    }
     match decision.deliveries.as_slice() {
         [] => {
             action.kind = ACTION_DROP;
@@ -94,6 +103,55 @@ pub fn decide_tracked(
         _ => return None,
     }
     Some(action)
+}
+
+/// Fills `a` as the encapsulation of tunnel copy `t`, as `Pipeline::tunnel_out` makes
+/// it: the inner rewrite, the peer, VNI, option and UDP source port. `None` for a
+/// multicast group's copy or a chassis without a tunnel.
+fn encap(
+    snap: &Snapshot,
+    view: &LogicalView,
+    t: &TunnelOut,
+    start: &Flow,
+    a: &mut CacheAction,
+) -> Option<()> {
+    let outport = u16::try_from(t.outport_key).ok()?;
+    if outport >= geneve::MULTICAST_KEY_MIN {
+        return None;
+    }
+    let table = snap.tunnels()?;
+    let peer = table.peer(t.chassis)?;
+    a.kind = ACTION_ENCAP;
+    a.out_ifindex = table.underlay_ifindex;
+    a.tunnel_peer = u32::from(t.chassis);
+    a.tunnel_vni = view.pipeline.datapath(t.dp).key;
+    a.tunnel_option = geneve::Metadata {
+        vni: a.tunnel_vni,
+        ingress: t.flow.reg(14) as u16,
+        egress: outport,
+    }
+    .option_data();
+    a.tunnel_remote = peer.underlay.remote_ip;
+    a.tunnel_sport = TunnelTable::source_port(start).to_be_bytes();
+    rewrite(start, &t.flow, a)
+}
+
+/// The outer header template of chassis `chassis` in `snap`'s tunnels, as the XDP
+/// program's `TUNNEL_PEERS` holds it for entries of `generation`.
+pub fn peer_template(snap: &Snapshot, chassis: u32, generation: u64) -> Option<TunnelPeer> {
+    let table = snap.tunnels()?;
+    let peer = table.peer(u16::try_from(chassis).ok()?)?;
+    let (header, ip_sum) = geneve::template(&peer.underlay);
+    Some(TunnelPeer {
+        generation,
+        header,
+        csum: u8::from(peer.underlay.csum),
+        valid: 1,
+        ip_sum,
+        _pad: [0; 2],
+        ifindex: table.underlay_ifindex,
+        _pad2: 0,
+    })
 }
 
 /// Big-endian bytes of the low `N` bytes of `v`.

@@ -10,10 +10,14 @@ use std::{
     },
 };
 
-use aya::maps::{HashMap, Map, MapData, MapError};
-use ovnest_common::cache::{CacheAction, CacheKey, CacheKey6};
+use aya::maps::{Array, HashMap, Map, MapData, MapError};
+use ovnest_common::{
+    cache::{ACTION_ENCAP, CacheAction, CacheKey, CacheKey6},
+    tunnel::{MAX_PEERS, TunnelKey, TunnelPeer},
+};
 
 use super::Key;
+use crate::pipeline::Snapshot;
 
 /// `BPF_ANY`: create or replace.
 const BPF_ANY: u64 = 0;
@@ -79,6 +83,10 @@ impl CacheStats {
 pub struct CacheMaps {
     pub(crate) v4: OwnedFd,
     pub(crate) v6: OwnedFd,
+    /// `TUNNEL_CACHE` (decisions for frames from a tunnel) and `TUNNEL_PEERS` (the
+    /// encapsulations' outer header templates).
+    pub(crate) tunnel: OwnedFd,
+    pub(crate) peers: OwnedFd,
     /// The `CT` array established connections are mirrored into (`crate::conntrack`).
     pub(crate) ct: Option<OwnedFd>,
     pub stats: Arc<CacheStats>,
@@ -99,6 +107,8 @@ impl CacheMaps {
         Ok(CacheWriter {
             v4: HashMap::try_from(Map::from_map_data(open(&self.v4)?)?)?,
             v6: HashMap::try_from(Map::from_map_data(open(&self.v6)?)?)?,
+            tunnel: HashMap::try_from(Map::from_map_data(open(&self.tunnel)?)?)?,
+            peers: Array::try_from(Map::from_map_data(open(&self.peers)?)?)?,
             pending: Vec::with_capacity(PENDING),
             stats: self.stats.clone(),
             ct: match &self.ct {
@@ -118,6 +128,8 @@ impl CacheMaps {
 pub struct CacheWriter {
     v4: HashMap<MapData, CacheKey, CacheAction>,
     v6: HashMap<MapData, CacheKey6, CacheAction>,
+    tunnel: HashMap<MapData, TunnelKey, CacheAction>,
+    peers: Array<MapData, TunnelPeer>,
     pending: Vec<(Key, CacheAction)>,
     stats: Arc<CacheStats>,
     ct: Option<OwnedFd>,
@@ -171,6 +183,29 @@ impl CacheWriter {
         }
     }
 
+    /// [`CacheWriter::push`] for a decision made with `snap`: an encapsulation first
+    /// writes its peer's outer header template, tagged with the entry's generation
+    /// (always: another poll thread may have written the slot from other tables; the
+    /// program uses a template only for entries of its generation).
+    pub fn push_decision(&mut self, snap: &Snapshot, key: Key, action: CacheAction) {
+        if action.kind == ACTION_ENCAP {
+            let Some(peer) =
+                super::action::peer_template(snap, action.tunnel_peer, action.generation)
+            else {
+                return;
+            };
+            if action.tunnel_peer >= MAX_PEERS {
+                return;
+            }
+            if let Err(e) = self.peers.set(action.tunnel_peer, &peer, 0) {
+                tracing::debug!("tunnel peer template {}: {e}", action.tunnel_peer);
+                self.stats.failed.fetch_add(1, Relaxed);
+                return;
+            }
+        }
+        self.push(key, action);
+    }
+
     /// Entries queued and not yet written.
     pub fn pending(&self) -> usize {
         self.pending.len()
@@ -182,6 +217,7 @@ impl CacheWriter {
             let result = match &key {
                 Key::V4(k) => write(&mut self.v4, k, &action),
                 Key::V6(k) => write(&mut self.v6, k, &action),
+                Key::Tunnel(k) => write(&mut self.tunnel, k, &action),
             };
             let counter = match result {
                 Ok(true) => &self.stats.installs,

@@ -1,6 +1,9 @@
 //! Cache keys from the flow the pipeline decided with: a projection of its words.
 
-use ovnest_common::cache::{CacheKey, CacheKey6};
+use ovnest_common::{
+    cache::{CacheKey, CacheKey6},
+    tunnel::TunnelKey,
+};
 use ovnest_logical::flow::{ETH_TYPE_IPV6, Flow};
 
 /// A key of either cache map.
@@ -10,6 +13,25 @@ pub enum Key {
     V4(CacheKey),
     /// `CACHE6`: IPv6 frames.
     V6(CacheKey6),
+    /// `TUNNEL_CACHE`: frames received from a tunnel.
+    Tunnel(TunnelKey),
+}
+
+/// The key of a frame received from a tunnel: `start` is the inner frame's flow as the
+/// tunnel path starts it (datapath = VNI, reg14 = the option's ingress key; reg15 = its
+/// egress key, given as `egress`), from `remote_ip`. `None` for what the key cannot
+/// describe (IPv6 inner frames, a flow with other registers).
+pub fn of_tunnel(start: &Flow, egress: u32, remote_ip: [u8; 4]) -> Option<TunnelKey> {
+    let mut flow = *start;
+    flow.set_reg(15, 0);
+    if flow.dl_type() == ETH_TYPE_IPV6 {
+        return None;
+    }
+    Some(TunnelKey {
+        base: CacheKey::from_flow(&flow)?,
+        egress,
+        remote_ip,
+    })
 }
 
 /// Building a key from a flow at the start of the ingress pipeline (metadata and

@@ -13,6 +13,7 @@ use ovnest_common::{
     CacheCounter,
     cache::{CacheAction, CacheKey, CacheKey6},
     ct::CtCounter,
+    tunnel::{TunnelCounter, TunnelKey},
 };
 
 use super::{FastPath, FastPathError, Options, handle};
@@ -53,7 +54,22 @@ const CACHE_GEN: &str = "CACHE_GEN";
 /// restarted ovnest starts with an empty cache (a flow's next frame goes up again), so no
 /// decision of an earlier pipeline or generation count outlives the process that made it.
 /// The conntrack mirror (`CT`) goes with the userspace table, which also starts empty.
-pub(super) const PER_PROGRAM: [&str; 6] = [CACHE, CACHE6, CACHE_GEN, "CACHE_STATS", CT, CT_STATS];
+/// So do the tunnels' (`TUNNEL_*`, `UNDERLAYS`: the underlay is entered again on attach).
+pub(super) const PER_PROGRAM: [&str; 10] = [
+    CACHE,
+    CACHE6,
+    CACHE_GEN,
+    "CACHE_STATS",
+    CT,
+    CT_STATS,
+    TUNNEL_CACHE,
+    TUNNEL_PEERS,
+    TUNNEL_STATS,
+    "UNDERLAYS",
+];
+const TUNNEL_CACHE: &str = "TUNNEL_CACHE";
+const TUNNEL_PEERS: &str = "TUNNEL_PEERS";
+const TUNNEL_STATS: &str = "TUNNEL_STATS";
 const CT: &str = "CT";
 const CT_STATS: &str = "CT_STATS";
 
@@ -82,7 +98,8 @@ pub(super) fn configure(loader: &mut EbpfLoader<'_>, decisions: Decisions) {
     if let Some(entries) = entries {
         loader
             .map_max_entries(CACHE, entries)
-            .map_max_entries(CACHE6, entries);
+            .map_max_entries(CACHE6, entries)
+            .map_max_entries(TUNNEL_CACHE, entries);
     }
 }
 
@@ -159,6 +176,24 @@ impl FastPath {
         Ok(out)
     }
 
+    /// Geneve in XDP so far (`TunnelCounter`), summed over CPUs.
+    pub fn tunnel_counters(
+        &self,
+    ) -> Result<[u64; TunnelCounter::COUNT as usize], FastPathError> {
+        let array: PerCpuArray<&MapData, u64> = handle::map(&self.ebpf, TUNNEL_STATS)?;
+        let mut out = [0; TunnelCounter::COUNT as usize];
+        for counter in TunnelCounter::ALL {
+            let values = array
+                .get(&(counter as u32), 0)
+                .map_err(|source| FastPathError::Map {
+                    map: TUNNEL_STATS,
+                    source,
+                })?;
+            out[counter as usize] = values.iter().sum();
+        }
+        Ok(out)
+    }
+
     /// Entries in both cache maps, whatever their generation (walks the keys: a
     /// syscall per entry, for status output, not for the packet path).
     pub fn cache_entries(&self) -> Result<u64, FastPathError> {
@@ -180,6 +215,11 @@ impl FastPath {
             Key::V6(k) => {
                 let map: HashMap<&MapData, CacheKey6, CacheAction> =
                     handle::map(&self.ebpf, CACHE6)?;
+                map.get(k, 0)
+            }
+            Key::Tunnel(k) => {
+                let map: HashMap<&MapData, TunnelKey, CacheAction> =
+                    handle::map(&self.ebpf, TUNNEL_CACHE)?;
                 map.get(k, 0)
             }
         };
@@ -226,9 +266,26 @@ impl FastPath {
             }
             _ => None,
         };
+        let array_fd = |name: &'static str| -> Result<std::os::fd::OwnedFd, FastPathError> {
+            let Some(Map::Array(data)) = self.ebpf.map(name) else {
+                return Err(FastPathError::MissingMap { map: name });
+            };
+            data.fd()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|io_error| FastPathError::Map {
+                    map: name,
+                    source: aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+                        call: "dup",
+                        io_error,
+                    }),
+                })
+        };
         Ok(CacheMaps {
             v4: fd(CACHE)?,
             v6: fd(CACHE6)?,
+            tunnel: fd(TUNNEL_CACHE)?,
+            peers: array_fd(TUNNEL_PEERS)?,
             ct,
             stats,
         })

@@ -14,17 +14,20 @@ use std::{os::fd::AsFd as _, path::PathBuf};
 
 use aya::{
     Ebpf,
+    maps::{DevMapHash, MapData},
     programs::{
-        ProgramError, Xdp,
+        ProgramError, TestRun, TestRunOptions, TestRunResult, Xdp,
         links::{FdLink, PinnedLink},
         xdp::XdpLink,
     },
 };
 use tracing::{info, warn};
 
-use super::{AttachMode, FastPath, FastPathError, TestRunner};
+use super::{AttachMode, FastPath, FastPathError, TestRunner, handle};
 
 const PROGRAM: &str = "underlay_ingress";
+/// The decision cache's encapsulations leave by these (`ebpf/xdp/src/tunnel.rs`).
+const UNDERLAYS: &str = "UNDERLAYS";
 
 pub(super) fn load(ebpf: &mut Ebpf) -> Result<(), FastPathError> {
     let program: &mut Xdp = ebpf
@@ -44,12 +47,22 @@ impl FastPath {
         Ok(<&mut Xdp>::try_from(program)?)
     }
 
+    /// Makes `ifindex` a target of the decision cache's encapsulations (the
+    /// `UNDERLAYS` devmap). Done on attach; tests of the program alone call it.
+    pub fn add_underlay_device(&mut self, ifindex: u32) -> Result<(), FastPathError> {
+        let mut devices: DevMapHash<&mut MapData> = handle::map_mut(&mut self.ebpf, UNDERLAYS)?;
+        devices
+            .insert(ifindex, ifindex, None, 0)
+            .map_err(|source| FastPathError::Device { ifindex, source })
+    }
+
     /// Attaches the underlay program to `ifindex` (native, else generic mode). A no-op
     /// when it is attached there already.
     pub fn attach_underlay(&mut self, ifindex: u32) -> Result<AttachMode, FastPathError> {
         if self.underlay_links.contains_key(&ifindex) {
             return Ok(AttachMode::Native);
         }
+        self.add_underlay_device(ifindex)?;
         let (link, mode) =
             super::attach_link(self.underlay_program()?, ifindex, "underlay ifindex")?;
         let (link, pin) = match &self.pins {
@@ -66,6 +79,10 @@ impl FastPath {
             .underlay_links
             .remove(&ifindex)
             .ok_or(FastPathError::NotAttached(ifindex))?;
+        if let Ok(mut devices) = handle::map_mut::<DevMapHash<&mut MapData>>(&mut self.ebpf, UNDERLAYS)
+        {
+            let _ = devices.remove(ifindex);
+        }
         if let Some(pin) = pin {
             let _ = std::fs::remove_file(pin);
         }
@@ -115,6 +132,7 @@ impl FastPath {
             let id = program.attach_to_link(xdp)?;
             let link =
                 FdLink::try_from(program.take_link(id)?).map_err(|e| link_err(e.to_string()))?;
+            self.add_underlay_device(ifindex)?;
             info!("underlay ifindex {ifindex}: pinned XDP link adopted, on this ovnest's program");
             self.underlay_links.insert(ifindex, (link, Some(pin.path)));
         }
@@ -136,6 +154,29 @@ impl FastPath {
     /// Where the underlay program is attached.
     pub fn underlays(&self) -> impl Iterator<Item = u32> + '_ {
         self.underlay_links.keys().copied()
+    }
+
+    /// One BPF_PROG_TEST_RUN of the underlay program on `frame` arriving on `ifindex`
+    /// queue 0 (tests): the result, and where the frame starts in `out` (after the XDP
+    /// metadata written for userspace, as [`FastPath::test_run_with_meta`]).
+    pub fn underlay_test_run_with_meta(
+        &mut self,
+        ifindex: u32,
+        frame: &[u8],
+        out: &mut [u8],
+    ) -> Result<(TestRunResult, usize), FastPathError> {
+        let ctx = super::xdp_md(ifindex, frame.len());
+        let mut ctx_out = [0u8; 24];
+        let result = self.underlay_program()?.test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(out),
+            ctx_in: Some(&ctx),
+            ctx_out: Some(&mut ctx_out),
+            ..Default::default()
+        })?;
+        // `struct xdp_md` out: `data` is the offset of the frame from the metadata.
+        let data = u32::from_ne_bytes([ctx_out[0], ctx_out[1], ctx_out[2], ctx_out[3]]);
+        Ok((result, data as usize))
     }
 
     /// BPF_PROG_TEST_RUN of the underlay program (tests).

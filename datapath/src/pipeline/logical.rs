@@ -225,15 +225,19 @@ impl<S: Service> Pipeline<'_, S> {
         decision.clear();
         self.scratch.decision = decision;
         if let (Some((action, key)), Some(cache)) = (entry, self.cache.as_mut())
-            && matches!(
-                verdict,
-                LogicalOutcome::Delivered
-                    | LogicalOutcome::DeliveredTxFull
-                    | LogicalOutcome::Dropped
-                    | LogicalOutcome::NotLocal
-            )
+            && if action.kind == ovnest_common::cache::ACTION_ENCAP {
+                verdict == LogicalOutcome::Tunnelled
+            } else {
+                matches!(
+                    verdict,
+                    LogicalOutcome::Delivered
+                        | LogicalOutcome::DeliveredTxFull
+                        | LogicalOutcome::Dropped
+                        | LogicalOutcome::NotLocal
+                )
+            }
         {
-            cache.push(key, action);
+            cache.push_decision(snap, key, action);
         }
         // A delivered frame's buffer is queued (or was given back by a full queue).
         if !matches!(

@@ -210,9 +210,15 @@ impl<'u, S: Service> Pipeline<'u, S> {
             .tunnels()
             .is_some_and(|t| t.underlay_ifindex == ingress_ifindex)
         {
+            self.ct_now = None;
             for desc in rx {
                 let verdict = self.tunnel_in(snapshot, *desc);
                 self.counters.count(verdict);
+            }
+            if let Some(cache) = self.cache.as_mut()
+                && cache.pending() > 0
+            {
+                cache.flush();
             }
             return;
         }

@@ -47,9 +47,16 @@ impl TunnelTable {
         self.peers.get(usize::from(chassis).checked_sub(1)?)
     }
 
+    /// The outer UDP source port of every copy of a frame that started the ingress
+    /// pipeline as `start` (the decision cache's encapsulations hold it per entry: the
+    /// key fixes `start`).
+    pub fn source_port(start: &Flow) -> u16 {
+        geneve::source_port(flow_hash(start))
+    }
+
     /// Whether `ip` is the Encap.ip of a chassis this one tunnels with: frames from
     /// anyone else are not taken (OVS matches tunnel ports on remote_ip too).
-    fn knows(&self, ip: [u8; 4]) -> bool {
+    pub fn knows(&self, ip: [u8; 4]) -> bool {
         self.peers.iter().any(|p| p.underlay.remote_ip == ip)
     }
 }
@@ -82,7 +89,7 @@ impl<S: Service> Pipeline<'_, S> {
             return 0;
         };
         let headroom = self.pool.headroom() as usize;
-        let src_port = geneve::source_port(flow_hash(start));
+        let src_port = TunnelTable::source_port(start);
         let mut sent = 0;
         for t in tunnels {
             let Some(peer) = table.peer(t.chassis) else {
@@ -150,7 +157,8 @@ impl<S: Service> Pipeline<'_, S> {
         if off + len > bytes.len() {
             return self.drop_frame(chunk, Verdict::Logical(LogicalOutcome::Malformed));
         }
-        let _ = take_meta(bytes, off);
+        let cacheable = take_meta(bytes, off)
+            .is_some_and(|m| m.flags & ovnest_common::meta::META_CACHEABLE != 0);
         let decap = match geneve::decapsulate(&bytes[off..off + len]) {
             Ok(d) => d,
             Err(NotDecapsulated::NotGeneve) => {
@@ -204,7 +212,26 @@ impl<S: Service> Pipeline<'_, S> {
         .with_conntrack(&mut tracker);
         it.run_from_tunnel(dp, &mut flow);
         let mut decision = it.into_decision();
-        drop(tracker);
+        let ct = tracker.finish();
+        // A frame XDP keyed and missed: the entry its next frames will hit, as the VIF
+        // path's (the key adds the option's egress port and the sender).
+        let entry = match (&self.cache, cacheable) {
+            (Some(_), true) => crate::cache::decide_tracked(
+                snap,
+                view,
+                &decision,
+                &start,
+                snap.generation(),
+                ct.as_ref().map(|(deps, n)| &deps[..*n]),
+            )
+            .filter(|a| a.kind != ovnest_common::cache::ACTION_ENCAP)
+            .zip(crate::cache::key::of_tunnel(
+                &start,
+                u32::from(decap.meta.egress),
+                decap.remote_ip,
+            )),
+            _ => None,
+        };
         let outcome = if let Some(refused) = self.refused(pipeline, &decision) {
             refused
         } else {
@@ -215,6 +242,17 @@ impl<S: Service> Pipeline<'_, S> {
         };
         decision.clear();
         self.scratch.decision = decision;
+        if let (Some((action, key)), Some(cache)) = (entry, self.cache.as_mut())
+            && matches!(
+                outcome,
+                LogicalOutcome::Delivered
+                    | LogicalOutcome::DeliveredTxFull
+                    | LogicalOutcome::Dropped
+                    | LogicalOutcome::NotLocal
+            )
+        {
+            cache.push(crate::cache::Key::Tunnel(key), action);
+        }
         if !matches!(
             outcome,
             LogicalOutcome::Delivered | LogicalOutcome::DeliveredTxFull

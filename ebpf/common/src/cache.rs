@@ -136,6 +136,10 @@ impl CacheKey6 {
 pub const ACTION_DROP: u8 = 0;
 /// [`CacheAction::kind`]: one output, to `out_ifindex` with `out_tag`.
 pub const ACTION_OUTPUT: u8 = 1;
+/// [`CacheAction::kind`]: exactly one tunnel copy and no local delivery: the inner
+/// rewrite, then the outer headers of peer `tunnel_peer` (`crate::tunnel`), out of
+/// `out_ifindex` (the underlay interface).
+pub const ACTION_ENCAP: u8 = 2;
 
 /// [`CacheAction::family`]: which header the L3 rewrites address.
 pub const FAMILY_OTHER: u8 = 0;
@@ -225,14 +229,26 @@ pub struct CacheAction {
     pub ip6_vtcfl: [u8; 4],
     pub ip6_src: [u8; 16],
     pub ip6_dst: [u8; 16],
-    pub _pad2: u32,
+    /// [`ACTION_ENCAP`]: index of the peer's outer header template in `TUNNEL_PEERS`.
+    pub tunnel_peer: u32,
     /// Connections the decision went through (`crate::ct`): the first `ct_n` of `ct`
     /// must hold their serials for the entry to be used. 0 for a stateless decision.
     pub ct_n: u32,
-    pub _pad3: u32,
+    /// [`ACTION_ENCAP`]: the VNI (the datapath's tunnel key, 24 bits).
+    pub tunnel_vni: u32,
     pub ct: [crate::ct::CtDep; crate::ct::CT_DEPS],
+    /// [`ACTION_ENCAP`]: OVN's option data (ingress and egress port keys, as
+    /// `geneve::Metadata::option_data` writes them).
+    pub tunnel_option: [u8; 4],
+    /// [`ACTION_ENCAP`]: the peer's Encap.ip the template must still hold (a template
+    /// slot reused for another chassis is a miss, not a misdelivery).
+    pub tunnel_remote: [u8; 4],
+    /// [`ACTION_ENCAP`]: the outer UDP source port userspace derives from the flow's
+    /// hash (network order): constant per entry, the key fixes the flow.
+    pub tunnel_sport: [u8; 2],
+    pub _pad4: [u8; 6],
 }
-const _: () = assert!(size_of::<CacheAction>() == 160);
+const _: () = assert!(size_of::<CacheAction>() == 176);
 
 /// Index into the `CACHE_STATS` per-CPU array: what a lookup found. Every frame the
 /// program hands to the cache bumps exactly one.

@@ -13,6 +13,7 @@ pub mod layout;
 pub mod maps;
 pub mod meta;
 pub mod tagger;
+pub mod tunnel;
 
 pub use cache::{CacheAction, CacheCounter, CacheKey, CacheKey6};
 pub use counters::{Counter, PortStats};

@@ -16,7 +16,7 @@ use aya_ebpf::{
 use ovnest_common::{
     Counter,
     cache::{
-        ACTION_OUTPUT, CacheAction, CacheCounter, CacheKey, CacheKey6, DEFAULT_CACHE_ENTRIES,
+        ACTION_ENCAP, ACTION_OUTPUT, CacheAction, CacheCounter, CacheKey, CacheKey6, DEFAULT_CACHE_ENTRIES,
         FAMILY_ARP, FAMILY_IPV4, FAMILY_IPV6, rewrite as rw,
     },
     meta::META_CACHEABLE,
@@ -60,13 +60,25 @@ fn count(counter: CacheCounter) {
     }
 }
 
+/// Whether the program decides from the cache (`--datapath hybrid`).
+#[inline(always)]
+pub fn enabled() -> bool {
+    // SAFETY: a plain read of a load-time constant; volatile so the compiler cannot fold
+    // the default value in.
+    unsafe { core::ptr::read_volatile(&DECISION_CACHE) != 0 }
+}
+
+/// Whether `action` was decided with the tables of the current generation.
+#[inline(always)]
+pub fn current(action: &CacheAction) -> bool {
+    action.generation == CACHE_GEN.get(0).copied().unwrap_or(0)
+}
+
 /// Every classified frame when the pipeline decides (`hybrid`, `afxdp`): carried out
 /// here on a cache hit, handed up otherwise.
 #[inline(always)]
 pub fn decide(ctx: &XdpContext, ingress: &Ingress) -> Result<u32, Counter> {
-    // SAFETY: a plain read of a load-time constant; volatile so the compiler cannot fold
-    // the default value in.
-    if unsafe { core::ptr::read_volatile(&DECISION_CACHE) } == 0 {
+    if !enabled() {
         return to_userspace(ctx, ingress, 0);
     }
     let mut slot = MaybeUninit::uninit();
@@ -88,8 +100,7 @@ pub fn decide(ctx: &XdpContext, ingress: &Ingress) -> Result<u32, Counter> {
         count(CacheCounter::Miss);
         return to_userspace(ctx, ingress, META_CACHEABLE);
     };
-    let current = CACHE_GEN.get(0).copied().unwrap_or(0);
-    if action.generation != current || !crate::ct::holds(action) {
+    if !current(action) || !crate::ct::holds(action) {
         count(CacheCounter::Stale);
         return to_userspace(ctx, ingress, META_CACHEABLE);
     }
@@ -100,6 +111,9 @@ pub fn decide(ctx: &XdpContext, ingress: &Ingress) -> Result<u32, Counter> {
 /// Carries out a cached decision.
 #[inline(always)]
 fn execute(ctx: &XdpContext, ingress: &Ingress, action: &CacheAction) -> Result<u32, Counter> {
+    if action.kind == ACTION_ENCAP {
+        return crate::tunnel::encap(ctx, ingress, action);
+    }
     if action.kind != ACTION_OUTPUT {
         stats::port_drop(ingress.port);
         if let Some(slot) = COUNTERS.get_ptr_mut(action.drop_reason) {
@@ -125,7 +139,7 @@ fn execute(ctx: &XdpContext, ingress: &Ingress, action: &CacheAction) -> Result<
 
 /// Writes `N` bytes at `off`.
 #[inline(always)]
-fn put<const N: usize>(ctx: &XdpContext, off: usize, bytes: &[u8; N]) -> Option<()> {
+pub fn put<const N: usize>(ctx: &XdpContext, off: usize, bytes: &[u8; N]) -> Option<()> {
     let p: *mut [u8; N] = ptr_at_mut(ctx, off)?;
     // SAFETY: ptr_at_mut checked the N bytes against data_end.
     unsafe { *p = *bytes };
@@ -135,7 +149,7 @@ fn put<const N: usize>(ctx: &XdpContext, off: usize, bytes: &[u8; N]) -> Option<
 /// One checksum update (RFC 1624 eq. 3 with the replaced and written words' sum
 /// precomputed): skipped when `if_set` and the checksum is 0 (UDP without one).
 #[inline(always)]
-fn csum(ctx: &XdpContext, at: usize, delta: u16, if_set: bool) -> Option<()> {
+pub fn csum(ctx: &XdpContext, at: usize, delta: u16, if_set: bool) -> Option<()> {
     let p: *mut [u8; 2] = ptr_at_mut(ctx, at)?;
     // SAFETY: ptr_at_mut checked the two bytes against data_end.
     let old = u16::from_be_bytes(unsafe { *p });
@@ -154,7 +168,7 @@ fn csum(ctx: &XdpContext, at: usize, delta: u16, if_set: bool) -> Option<()> {
 /// change, as userspace writes them before pushing the tag). Out of line: most cached
 /// decisions (switching) rewrite nothing.
 #[inline(never)]
-fn rewrite(ctx: &XdpContext, l3: usize, a: &CacheAction) -> Option<()> {
+pub fn rewrite(ctx: &XdpContext, l3: usize, a: &CacheAction) -> Option<()> {
     let r = a.rewrite;
     if r & rw::ETH_DST != 0 {
         put(ctx, 0, &a.eth_dst)?;

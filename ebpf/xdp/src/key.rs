@@ -124,15 +124,34 @@ pub fn l3_offset(ingress: &Ingress) -> usize {
 /// `None`: the frame has no key.
 #[inline(always)]
 pub fn build(ctx: &XdpContext, ingress: &Ingress, key: &mut CacheKey6) -> Option<bool> {
-    let l3 = l3_offset(ingress);
-    let ty = ingress.ethertype;
+    build_at(
+        ctx,
+        l3_offset(ingress),
+        ingress.ethertype,
+        ingress.dst,
+        ingress.src,
+        key,
+    )
+}
+
+/// [`build`] for an Ethernet frame whose network header is at `l3`, of type `ty`
+/// (after any tag), from `dst` to `src` (`mac48`s): also a tunnel's inner frame.
+#[inline(always)]
+pub fn build_at(
+    ctx: &XdpContext,
+    l3: usize,
+    ty: u16,
+    dst: u64,
+    src: u64,
+    key: &mut CacheKey6,
+) -> Option<bool> {
     // OVS reads values below 0x600 as 802.3 lengths: no ethertype.
     let dl_type = if ty < 0x600 { 0x05ff } else { ty };
     // A mac48 byte-swapped is the address's big-endian value shifted up 16: the flow's
     // `eth.dst << 16 | vlan_tci` with no tag (classification took it off or dropped
     // the frame).
-    key.base.w[slot::DL_DST] = ingress.dst.swap_bytes();
-    key.base.w[slot::DL_SRC] = ingress.src.swap_bytes() | u64::from(dl_type);
+    key.base.w[slot::DL_DST] = dst.swap_bytes();
+    key.base.w[slot::DL_SRC] = src.swap_bytes() | u64::from(dl_type);
     match ty {
         ETH_P_IP => ipv4(ctx, l3, key).map(|()| false),
         ETH_P_IPV6 => ipv6(ctx, l3, key).map(|()| true),

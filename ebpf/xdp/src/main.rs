@@ -22,6 +22,7 @@ mod frame;
 mod key;
 mod maps;
 mod stats;
+mod tunnel;
 mod underlay;
 mod vlan;
 

@@ -1,13 +1,14 @@
 //! The underlay interface (the one holding this chassis's Encap.ip): Geneve frames
-//! (IPv4, UDP to port 6081) go to the userspace datapath, which decapsulates them and
-//! runs the egress pipeline; everything else is the host's own traffic (ARP, routing,
+//! (IPv4, UDP to port 6081) whose decision is cached are decapsulated and carried out
+//! here ([`crate::tunnel`], `--datapath hybrid`); the others go to the userspace
+//! datapath, which decapsulates them and runs the egress pipeline; everything else is the host's own traffic (ARP, routing,
 //! its connections to the Southbound) and passes to the kernel untouched.
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use ovnest_common::Counter;
+use ovnest_common::{Counter, PortKey, XdpMeta, meta::XDP_META_MAGIC};
 
 use crate::{
-    frame::{EthHdr, ptr_at},
+    frame::{self, EthHdr, ptr_at},
     maps::{XSK_SLOTS, XSKS},
     stats,
 };
@@ -20,6 +21,30 @@ const GENEVE_PORT: u16 = 6081;
 pub fn underlay_ingress(ctx: XdpContext) -> u32 {
     if !is_geneve(&ctx) {
         return xdp_action::XDP_PASS;
+    }
+    let mut flags = 0;
+    if crate::cache::enabled() {
+        match crate::tunnel::decap(&ctx) {
+            Ok(Ok(verdict)) => return verdict,
+            Ok(Err(drop)) => {
+                stats::count(drop);
+                return xdp_action::XDP_DROP;
+            }
+            Err(up) => flags = up.flags,
+        }
+    }
+    // Metadata only says whether userspace may install its decision: the frame's
+    // ports are in its Geneve option.
+    if flags != 0 {
+        let _ = frame::write_meta(
+            &ctx,
+            XdpMeta {
+                magic: XDP_META_MAGIC,
+                ingress: PortKey::default(),
+                vid: 0,
+                flags,
+            },
+        );
     }
     // SAFETY: copied out at once.
     let Some(slot) = (unsafe { XSK_SLOTS.get(&(ctx.ingress_ifindex() as u32)) }).copied() else {
