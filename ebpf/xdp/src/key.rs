@@ -55,7 +55,7 @@ pub fn be16(ctx: &XdpContext, off: usize) -> Option<u16> {
 /// # Safety
 /// `p .. p + width` must be inside the packet, checked against `data_end`.
 #[inline(always)]
-unsafe fn load(p: *const u8, width: usize) -> u64 {
+pub unsafe fn load(p: *const u8, width: usize) -> u64 {
     #[cfg(target_arch = "bpf")]
     {
         let v: u64;
@@ -160,9 +160,14 @@ pub fn build_at(
     }
 }
 
+/// The frame's length as an opaque value: compared with header lengths, it must not let
+/// LLVM drop the packet loads' own bounds checks as implied (the verifier cannot follow
+/// a length compare, only pointer compares).
 #[inline(always)]
 fn frame_len(ctx: &XdpContext) -> usize {
-    ctx.data_end() - ctx.data()
+    let len = ctx.data_end() - ctx.data();
+    // SAFETY: a read of a local just written.
+    unsafe { core::ptr::read_volatile(&len) }
 }
 
 /// IPv4 without options, not a fragment, its transport header whole.
@@ -264,9 +269,10 @@ fn transport(
 /// Ethernet/IPv4 ARP whose opcode fits the flow (OVS keeps it in `nw_proto`).
 #[inline(always)]
 fn arp(ctx: &XdpContext, l3: usize, key: &mut CacheKey6) -> Option<()> {
-    if l3 + 28 > frame_len(ctx) {
-        return None;
-    }
+    // A packet bounds check (not a length compare): the verifier must see the 28
+    // bytes are in, or LLVM drops the loads' own checks as implied by a compare it
+    // cannot follow.
+    ptr_at::<[u8; 28]>(ctx, l3)?;
     // [hardware type 1, protocol 0x0800, lengths 6 and 4, opcode]
     let head = load64(ctx, l3)?;
     if head & 0xffff_ffff_ffff != 0x0406_0008_0100 {

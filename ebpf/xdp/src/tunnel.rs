@@ -64,6 +64,15 @@ fn count(counter: TunnelCounter) {
     }
 }
 
+/// The frame's length, as one value: without the volatile read LLVM folds later
+/// arithmetic into `data_end` itself, which the verifier refuses.
+#[inline(always)]
+fn frame_len(ctx: &XdpContext) -> usize {
+    let len = ctx.data_end() - ctx.data();
+    // SAFETY: a read of a local just written.
+    unsafe { core::ptr::read_volatile(&len) }
+}
+
 /// Folds a sum to 16 bits with end-around carry.
 #[inline(always)]
 fn fold(mut sum: u64) -> u16 {
@@ -82,28 +91,38 @@ fn fold(mut sum: u64) -> u16 {
 /// line: its loop is verified once, not once per caller path.
 #[inline(never)]
 fn sum_to_end(ctx: &XdpContext, from: usize) -> Option<u16> {
+    // SAFETY: `ctx.ctx` is the program's context, valid for the run. Volatile: LLVM
+    // would otherwise hoist the loads into the callers and pass `data_end` in as an
+    // argument it zero-extends, pointer arithmetic the verifier refuses.
+    let (start, end) = unsafe {
+        (
+            core::ptr::read_volatile(&(*ctx.ctx).data) as usize,
+            core::ptr::read_volatile(&(*ctx.ctx).data_end) as usize,
+        )
+    };
     let mut sum: u64 = 0;
-    let mut off = from;
+    let mut p = start + from;
     let mut i = 0;
     while i < SUM_WORDS {
-        let Some(word) = key::load32(ctx, off) else {
+        if p + 4 > end {
             break;
-        };
-        sum += word;
-        off += 4;
+        }
+        // SAFETY: the four bytes at `p` were checked against data_end.
+        sum += unsafe { key::load(p as *const u8, 4) };
+        p += 4;
         i += 1;
     }
-    if i == SUM_WORDS && ptr_at::<u8>(ctx, off).is_some() {
+    if i == SUM_WORDS && p < end {
         return None;
     }
     // The 0..3 bytes left: byte k of a little-endian word is worth `b << 8k`.
     let mut k = 0;
     while k < 3 {
-        let Some(b) = ptr_at::<u8>(ctx, off + k) else {
+        if p + k + 1 > end {
             break;
-        };
-        // SAFETY: ptr_at checked the byte is in bounds.
-        sum += u64::from(unsafe { *b }) << (8 * k);
+        }
+        // SAFETY: the byte at `p + k` was checked against data_end.
+        sum += u64::from(unsafe { *((p + k) as *const u8) }) << (8 * k);
         k += 1;
     }
     Some(fold(sum).swap_bytes())
@@ -141,7 +160,7 @@ pub fn encap(ctx: &XdpContext, ingress: &Ingress, a: &CacheAction) -> Result<u32
         return to_userspace(ctx, ingress, META_CACHEABLE);
     }
     let tag = if ingress.vid != 0 { 4 } else { 0 };
-    if peer.csum != 0 && ctx.data_end() - ctx.data() - tag + OVERHEAD - UDP > SUM_WORDS * 4 {
+    if peer.csum != 0 && frame_len(ctx) + OVERHEAD - UDP > SUM_WORDS * 4 + tag {
         // Longer than the program checksums: userspace encapsulates it.
         count(TunnelCounter::EncapUpcall);
         return to_userspace(ctx, ingress, 0);
@@ -150,7 +169,7 @@ pub fn encap(ctx: &XdpContext, ingress: &Ingress, a: &CacheAction) -> Result<u32
         cache::rewrite(ctx, key::l3_offset(ingress), a).ok_or(Counter::DropRewrite)?;
     }
     vlan::retag(ctx, ingress.vid, 0).ok_or(Counter::DropRewrite)?;
-    let inner = ctx.data_end() - ctx.data();
+    let inner = frame_len(ctx);
     // SAFETY: the helper validates the new head (enough headroom) itself.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(OVERHEAD as i32)) } != 0 {
         return Err(Counter::DropRewrite);
@@ -200,7 +219,7 @@ pub fn decap(ctx: &XdpContext) -> Result<Result<u32, Counter>, Upcall> {
         count(c);
         Err(Upcall { flags })
     };
-    let len = ctx.data_end() - ctx.data();
+    let len = frame_len(ctx);
     let Some(ip) = ptr_at::<[u8; 20]>(ctx, IP) else {
         return up(TunnelCounter::DecapHeaders, 0);
     };
