@@ -242,7 +242,11 @@ fn userspace(snap: &Snapshot, ingress: u32, input: &[u8], meta: usize, bed: &Bed
 
 /// p1 (key 1) and p2 (key 2) on `sw` (VNI 1), as in the golden capture: `local` is bound
 /// here on vm1's interface, the other on chassis 1.
-fn golden_ports(hv: &Hypervisor, local: (u32, [u8; 6]), remote: (u32, [u8; 6])) -> Vec<LogicalPort> {
+fn golden_ports(
+    hv: &Hypervisor,
+    local: (u32, [u8; 6]),
+    remote: (u32, [u8; 6]),
+) -> Vec<LogicalPort> {
     let port = |(key, mac): (u32, [u8; 6]), attachment| LogicalPort {
         name: format!("p{key}"),
         key: PortKey {
@@ -331,7 +335,11 @@ fn golden_frames_are_encapsulated_and_decapsulated_to_the_same_bytes() {
         writer.flush();
         let vm1 = bed.hv.wiring.vm1;
         let run = bed.run(false, vm1, &inner);
-        assert_eq!(run.lookup, Some(CacheCounter::Hit), "golden frame {i}: {run:?}");
+        assert_eq!(
+            run.lookup,
+            Some(CacheCounter::Hit),
+            "golden frame {i}: {run:?}"
+        );
         assert_eq!(run.tunnel, [TunnelCounter::EncapHit], "golden frame {i}");
         assert_eq!(run.action, XDP_REDIRECT, "golden frame {i}");
         assert_eq!(
@@ -372,11 +380,18 @@ fn golden_frames_are_encapsulated_and_decapsulated_to_the_same_bytes() {
         writer.flush();
         let underlay_if = bed.underlay;
         let run = bed.run(true, underlay_if, frame);
-        assert_eq!(run.tunnel, [TunnelCounter::DecapHit], "golden frame {i}: {run:?}");
+        assert_eq!(
+            run.tunnel,
+            [TunnelCounter::DecapHit],
+            "golden frame {i}: {run:?}"
+        );
         assert_eq!(run.action, XDP_REDIRECT);
         assert_eq!(run.frame(), &inner[..], "golden frame {i}");
         assert_eq!(
-            bed.fast_path.port_stats(ports[0].stats_slot).unwrap().tx_packets,
+            bed.fast_path
+                .port_stats(ports[0].stats_slot)
+                .unwrap()
+                .tx_packets,
             1
         );
         // A bit flipped in the inner frame: the checksum no longer holds, up to
@@ -505,17 +520,17 @@ fn differential(
             other => return Err(format!("cold decap counted {other:?}; {}", context())),
         }
     } else {
-        matches!(
-            cold.lookup,
-            Some(CacheCounter::Miss | CacheCounter::Stale)
-        )
+        matches!(cold.lookup, Some(CacheCounter::Miss | CacheCounter::Stale))
     };
     if !keyed {
         // Not taken by the program: it went up as it came (or was dropped before the
         // cache, as userspace's classification does), and is never installed.
         seen.not_taken += 1;
         if us.installed || (underlay && cold.upcalled() && cold.frame() != frame) {
-            return Err(format!("not keyed: XDP {cold:?}, userspace {us:?}; {}", context()));
+            return Err(format!(
+                "not keyed: XDP {cold:?}, userspace {us:?}; {}",
+                context()
+            ));
         }
         return Ok(());
     }
@@ -908,35 +923,93 @@ fn tunnelled_decisions_from_the_cache_equal_the_pipelines() {
         (
             "c51 broadcast",
             Iface::Vm5,
-            ipv4_frame([0xff; 6], c51.mac, c51.ipv4, [172, 16, 255, 191], 1, &icmp, 64, 0)
-                .vlan(51)
-                .build(),
+            ipv4_frame(
+                [0xff; 6],
+                c51.mac,
+                c51.ipv4,
+                [172, 16, 255, 191],
+                1,
+                &icmp,
+                64,
+                0,
+            )
+            .vlan(51)
+            .build(),
         ),
     ];
     let reply = ipv4_frame(c51.mac, vm1.mac, vm1.ipv4, c51.ipv4, 1, &icmp, 64, 0).build();
     let from_vm2 = ipv4_frame(c51.mac, vm2.mac, vm2.ipv4, c51.ipv4, 1, &icmp, 64, 0).build();
-    let bcast = ipv4_frame([0xff; 6], vm1.mac, vm1.ipv4, [172, 16, 255, 191], 1, &icmp, 64, 0)
-        .build();
+    let bcast = ipv4_frame(
+        [0xff; 6],
+        vm1.mac,
+        vm1.ipv4,
+        [172, 16, 255, 191],
+        1,
+        &icmp,
+        64,
+        0,
+    )
+    .build();
     let remote: Vec<(&str, Vec<u8>)> = vec![
         (
             "vm1 → c51",
-            geneve_frame(&reply, key("dmz-vm1"), key("dmz-c51"), HV2, true, 50000, Outer::Plain),
+            geneve_frame(
+                &reply,
+                key("dmz-vm1"),
+                key("dmz-c51"),
+                HV2,
+                true,
+                50000,
+                Outer::Plain,
+            ),
         ),
         (
             "vm1 → c51 without checksum",
-            geneve_frame(&reply, key("dmz-vm1"), key("dmz-c51"), HV2, false, 50001, Outer::Plain),
+            geneve_frame(
+                &reply,
+                key("dmz-vm1"),
+                key("dmz-c51"),
+                HV2,
+                false,
+                50001,
+                Outer::Plain,
+            ),
         ),
         (
             "vm2 → c51 (egress ACL)",
-            geneve_frame(&from_vm2, key("dmz-vm2"), key("dmz-c51"), HV3, false, 50002, Outer::Plain),
+            geneve_frame(
+                &from_vm2,
+                key("dmz-vm2"),
+                key("dmz-c51"),
+                HV3,
+                false,
+                50002,
+                Outer::Plain,
+            ),
         ),
         (
             "vm1 flood",
-            geneve_frame(&bcast, key("dmz-vm1"), MC_FLOOD, HV2, true, 50003, Outer::Plain),
+            geneve_frame(
+                &bcast,
+                key("dmz-vm1"),
+                MC_FLOOD,
+                HV2,
+                true,
+                50003,
+                Outer::Plain,
+            ),
         ),
         (
             "from a stranger",
-            geneve_frame(&reply, key("dmz-vm1"), key("dmz-c51"), STRANGER, true, 50004, Outer::Plain),
+            geneve_frame(
+                &reply,
+                key("dmz-vm1"),
+                key("dmz-c51"),
+                STRANGER,
+                true,
+                50004,
+                Outer::Plain,
+            ),
         ),
     ];
     for (name, iface, frame) in &local {

@@ -856,6 +856,13 @@ impl Agent {
             ct_mirrored: installs.ct_mirrored,
             ct_est_hits: ct[ovnest_common::ct::CtCounter::EstHit as usize],
             ct_gone: ct[ovnest_common::ct::CtCounter::Gone as usize],
+            tunnel: {
+                let t = fast_path.tunnel_counters().unwrap_or_default();
+                ovnest_common::tunnel::TunnelCounter::ALL
+                    .iter()
+                    .map(|c| (c.name().to_owned(), t[*c as usize]))
+                    .collect()
+            },
         })
     }
 

@@ -118,6 +118,10 @@ pub struct CacheStatus {
     /// Cached decisions whose connection had changed or gone (handed up).
     #[serde(default)]
     pub ct_gone: u64,
+    /// Geneve in XDP, by `TunnelCounter` name: encapsulations and decapsulations
+    /// carried out from the cache, and Geneve frames handed up by reason.
+    #[serde(default)]
+    pub tunnel: BTreeMap<String, u64>,
 }
 
 /// pinctrl's health checks: backends monitored, and events by kind (probes sent,
@@ -274,6 +278,10 @@ impl Status {
                 c.ct_est_hits,
                 c.ct_gone
             );
+            if c.tunnel.values().any(|v| *v > 0) {
+                let all: Vec<String> = c.tunnel.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let _ = writeln!(out, "  tunnels in XDP: {}", all.join(" "));
+            }
         }
         for socket in &self.afxdp_sockets {
             let nonzero: Vec<String> = socket
@@ -508,6 +516,14 @@ impl Status {
                     "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
                 );
             }
+            let name = "ovnest_cache_tunnel_packets_total";
+            let _ = writeln!(
+                out,
+                "# HELP {name} Geneve frames encapsulated or decapsulated in XDP, or handed up, by reason.\n# TYPE {name} counter"
+            );
+            for (counter, value) in &c.tunnel {
+                let _ = writeln!(out, "{name}{{counter=\"{counter}\"}} {value}");
+            }
         }
         let _ = writeln!(out, "# TYPE ovnest_port_packets_total counter");
         let mut ports: Vec<&PortStatus> = self.ports.iter().collect();
@@ -558,6 +574,11 @@ mod tests {
                 ct_mirrored: 8,
                 ct_est_hits: 500,
                 ct_gone: 3,
+                tunnel: [
+                    ("encap_hits".to_owned(), 40),
+                    ("decap_misses".to_owned(), 2),
+                ]
+                .into(),
             }),
             ..Status::default()
         };
@@ -573,8 +594,14 @@ mod tests {
             ),
             "{text}"
         );
+        assert!(
+            text.contains("tunnels in XDP: decap_misses=2 encap_hits=40"),
+            "{text}"
+        );
         let metrics = status.render_prometheus();
         for line in [
+            "ovnest_cache_tunnel_packets_total{counter=\"encap_hits\"} 40",
+            "# TYPE ovnest_cache_tunnel_packets_total counter",
             "ovnest_cache_hits_packets_total 100",
             "ovnest_cache_misses_packets_total 4",
             "ovnest_cache_upcalls_packets_total 7",

@@ -5,8 +5,8 @@
 use ovnest_common::{
     Counter,
     cache::{
-        ACTION_DROP, ACTION_ENCAP, ACTION_OUTPUT, CacheAction, FAMILY_ARP, FAMILY_IPV4, FAMILY_IPV6,
-        FAMILY_OTHER, rewrite as rw,
+        ACTION_DROP, ACTION_ENCAP, ACTION_OUTPUT, CacheAction, FAMILY_ARP, FAMILY_IPV4,
+        FAMILY_IPV6, FAMILY_OTHER, rewrite as rw,
     },
     ct::{CT_DEPS, CtDep},
     tunnel::TunnelPeer,

@@ -177,9 +177,7 @@ impl FastPath {
     }
 
     /// Geneve in XDP so far (`TunnelCounter`), summed over CPUs.
-    pub fn tunnel_counters(
-        &self,
-    ) -> Result<[u64; TunnelCounter::COUNT as usize], FastPathError> {
+    pub fn tunnel_counters(&self) -> Result<[u64; TunnelCounter::COUNT as usize], FastPathError> {
         let array: PerCpuArray<&MapData, u64> = handle::map(&self.ebpf, TUNNEL_STATS)?;
         let mut out = [0; TunnelCounter::COUNT as usize];
         for counter in TunnelCounter::ALL {

@@ -79,7 +79,8 @@ impl FastPath {
             .underlay_links
             .remove(&ifindex)
             .ok_or(FastPathError::NotAttached(ifindex))?;
-        if let Ok(mut devices) = handle::map_mut::<DevMapHash<&mut MapData>>(&mut self.ebpf, UNDERLAYS)
+        if let Ok(mut devices) =
+            handle::map_mut::<DevMapHash<&mut MapData>>(&mut self.ebpf, UNDERLAYS)
         {
             let _ = devices.remove(ifindex);
         }

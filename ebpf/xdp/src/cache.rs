@@ -16,8 +16,8 @@ use aya_ebpf::{
 use ovnest_common::{
     Counter,
     cache::{
-        ACTION_ENCAP, ACTION_OUTPUT, CacheAction, CacheCounter, CacheKey, CacheKey6, DEFAULT_CACHE_ENTRIES,
-        FAMILY_ARP, FAMILY_IPV4, FAMILY_IPV6, rewrite as rw,
+        ACTION_ENCAP, ACTION_OUTPUT, CacheAction, CacheCounter, CacheKey, CacheKey6,
+        DEFAULT_CACHE_ENTRIES, FAMILY_ARP, FAMILY_IPV4, FAMILY_IPV6, rewrite as rw,
     },
     meta::META_CACHEABLE,
 };

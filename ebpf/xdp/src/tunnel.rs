@@ -20,7 +20,8 @@ use ovnest_common::{
     cache::{ACTION_OUTPUT, CacheAction, DEFAULT_CACHE_ENTRIES},
     meta::META_CACHEABLE,
     tunnel::{
-        GENEVE, IP, MAX_PEERS, MAX_UNDERLAYS, OPTION_DATA, OVERHEAD, TunnelCounter, TunnelKey, TunnelPeer, UDP,
+        GENEVE, IP, MAX_PEERS, MAX_UNDERLAYS, OPTION_DATA, OVERHEAD, TunnelCounter, TunnelKey,
+        TunnelPeer, UDP,
     },
 };
 
@@ -47,8 +48,7 @@ pub static UNDERLAYS: DevMapHash = DevMapHash::with_max_entries(MAX_UNDERLAYS, 0
 
 /// `TunnelCounter`s.
 #[map]
-pub static TUNNEL_STATS: PerCpuArray<u64> =
-    PerCpuArray::with_max_entries(TunnelCounter::COUNT, 0);
+pub static TUNNEL_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(TunnelCounter::COUNT, 0);
 
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
@@ -154,8 +154,7 @@ pub fn encap(ctx: &XdpContext, ingress: &Ingress, a: &CacheAction) -> Result<u32
         count(TunnelCounter::EncapUpcall);
         return to_userspace(ctx, ingress, META_CACHEABLE);
     };
-    if peer.valid == 0 || peer.generation != a.generation || peer.remote_ip() != a.tunnel_remote
-    {
+    if peer.valid == 0 || peer.generation != a.generation || peer.remote_ip() != a.tunnel_remote {
         count(TunnelCounter::EncapUpcall);
         return to_userspace(ctx, ingress, META_CACHEABLE);
     }
@@ -182,8 +181,12 @@ pub fn encap(ctx: &XdpContext, ingress: &Ingress, a: &CacheAction) -> Result<u32
     put(ctx, IP + 10, &ip_csum.to_be_bytes()).ok_or(Counter::DropRewrite)?;
     put(ctx, UDP, &a.tunnel_sport).ok_or(Counter::DropRewrite)?;
     put(ctx, UDP + 4, &udp_len.to_be_bytes()).ok_or(Counter::DropRewrite)?;
-    put(ctx, GENEVE + 4, &((a.tunnel_vni & 0x00ff_ffff) << 8).to_be_bytes())
-        .ok_or(Counter::DropRewrite)?;
+    put(
+        ctx,
+        GENEVE + 4,
+        &((a.tunnel_vni & 0x00ff_ffff) << 8).to_be_bytes(),
+    )
+    .ok_or(Counter::DropRewrite)?;
     put(ctx, OPTION_DATA, &a.tunnel_option).ok_or(Counter::DropRewrite)?;
     if peer.csum != 0 {
         let addrs: *const [u8; 8] = ptr_at(ctx, IP + 12).ok_or(Counter::DropRewrite)?;
