@@ -1061,6 +1061,19 @@ fn seed_lab_with_ovnest_on_both_hypervisors() {
             .filter(|out| out.contains(&format!("from {VM1}")))
     });
     assert!(reply.contains(VM1));
+    // A flow's frames after its first are carried in XDP on both ends: encapsulated
+    // from the sending chassis's decision cache, decapsulated from the receiving one's.
+    lab.0
+        .exec("c51", "ping", &["-c5", "-i0.2", VM1])
+        .expect("c51 pings vm1");
+    for state in [lab.0.state_dir(), hv2_state.clone()] {
+        wait::until("Geneve carried in XDP on both chassis", DEADLINE, || {
+            Status::read(&state).ok().and_then(|s| s.cache).filter(|c| {
+                let hits = |k: &str| c.tunnel.get(k).copied().unwrap_or(0);
+                hits("encap_hits") > 0 && hits("decap_hits") > 0
+            })
+        });
+    }
     // DHCP's `mtu` option reaches the machine on the other chassis: vm1 renews (its
     // dhclient restarted on the lease it has) and takes the MTU; a datagram of that size
     // with DF crosses the tunnel.
