@@ -959,6 +959,22 @@ fn seed_lab_across_two_hypervisors() {
     // Container to VM and back, across the tunnel.
     lab.assert_pings("c51", VM1);
     lab.assert_pings("vm1", C51);
+    // A flow's frames after its first are encapsulated in XDP from ovnest's decision
+    // cache and reach OVS on the other side: every echo answered.
+    let out = lab
+        .0
+        .exec("c51", "ping", &["-c5", "-i0.2", "-W2", VM1])
+        .expect("c51 pings vm1 five times");
+    assert!(out.contains("5 received"), "{out}");
+    wait::until(
+        "encapsulations from the cache in the status",
+        DEADLINE,
+        || {
+            lab.status()
+                .cache
+                .filter(|c| c.tunnel.get("encap_hits").is_some_and(|n| *n > 0))
+        },
+    );
     // ARP for vm1 was answered on the sending chassis: c51 knows vm1's MAC.
     let neigh = lab.0.exec("c51", "ip", &["neigh", "show", VM1]).unwrap();
     assert!(neigh.contains("02:ac:10:ff:01:30"), "{neigh}");

@@ -103,10 +103,15 @@ pub fn underlay(lab: &Lab) -> anyhow::Result<()> {
         ],
     )?;
     for ns in [&hv, &hv2] {
-        // Checksums in software (OVS's AF_PACKET and XDP on both ends); NAPI on the
-        // receiving end of redirected frames.
-        process::run_in(ns, "ethtool", &["-K", "und", "tx", "off", "gro", "on"])?;
+        // Checksums in software (OVS's AF_PACKET and XDP on both ends).
+        process::run_in(ns, "ethtool", &["-K", "und", "tx", "off"])?;
         process::run("ip", &["-n", ns, "link", "set", "und", "up"])?;
+    }
+    for ns in [&hv, &hv2] {
+        // NAPI on the receiving end of redirected frames: GRO turned on while both ends
+        // are up, or the kernel does not make the other end a redirect target (XDP
+        // redirects into it fail with EOPNOTSUPP unless its peer runs XDP itself).
+        process::run_in(ns, "ethtool", &["-K", "und", "gro", "on"])?;
     }
     process::run(
         "ip",

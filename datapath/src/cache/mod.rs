@@ -53,6 +53,21 @@
 //! deliveries), controller actions, unsupported actions and rewrites `commit` refuses are
 //! never cached: those frames are decided in userspace every time.
 //!
+//! # Tunnels
+//! A decision that is exactly one tunnel copy to a port (not a group) and no local
+//! delivery is cached as an encapsulation (`ACTION_ENCAP`): the inner rewrite as above,
+//! then the Geneve headers `Pipeline::tunnel_out` writes, from a per-peer template
+//! (`TUNNEL_PEERS`, made by `geneve::template` from the same code) plus the per-entry
+//! VNI, option and UDP source port (the flow hash of the start flow, which the key fixes)
+//! and the per-frame lengths and checksums. Frames from a tunnel have a map of their own
+//! (`TUNNEL_CACHE`), keyed by the inner frame's key (datapath = VNI, inport = the
+//! option's ingress key), the option's egress key and the sender's address: exactly what
+//! the tunnel path decides on (only the egress pipeline runs); userspace installs them
+//! from `Pipeline::tunnel_in` for frames the underlay program marked `META_CACHEABLE`.
+//! The program takes only OVN's exact shape (IPv4 without options, not a fragment, one
+//! option, lengths matching the frame, a UDP checksum it verifies) and hands anything
+//! else up, counted by reason (`TunnelCounter`). Floods across chassis stay in userspace.
+//!
 //! # Installing ([`install`])
 //! The poll thread that decided a frame queues its entry, tagged with the generation of
 //! the snapshot it decided with, and writes the batch's entries after the batch (a

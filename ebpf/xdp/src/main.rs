@@ -7,7 +7,8 @@
 //! the XSKMAP. With `--datapath xdp` (the physical-layer benchmark mode, no logical
 //! flows) it instead answers ARP for known addresses and forwards known local unicast
 //! (strip / push / rewrite the 802.1Q tag, redirect or hairpin). Drops are counted by
-//! reason. [`underlay`] is the program of the underlay interface (Geneve to userspace).
+//! reason. [`underlay`] is the program of the underlay interface (Geneve decapsulated from
+//! the cache, [`tunnel`], or to userspace).
 // On the host (`cargo test --workspace`, clippy) the crate builds as an empty binary.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
