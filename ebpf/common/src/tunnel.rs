@@ -87,6 +87,14 @@ pub struct TunnelKey {
     pub remote_ip: [u8; 4],
 }
 const _: () = assert!(size_of::<TunnelKey>() == 72);
+// The XDP program builds a key in a `CacheKey6` and reads its first 72 bytes as a
+// `TunnelKey`: `egress` and `remote_ip` are the first IPv6 word's low and high halves.
+const _: () = assert!(
+    core::mem::offset_of!(TunnelKey, egress)
+        == core::mem::offset_of!(crate::cache::CacheKey6, ipv6)
+);
+const _: () = assert!(core::mem::offset_of!(TunnelKey, remote_ip) == 68);
+const _: () = assert!(core::mem::align_of::<TunnelKey>() == 8);
 
 /// Index into the `TUNNEL_STATS` per-CPU array. Every Geneve frame the underlay program
 /// sees bumps exactly one `Decap*`; every encapsulating cache hit `EncapHit` or
