@@ -127,9 +127,164 @@ pub struct Classifier {
     indexes: Vec<HashTable<u32>>,
     n_subtables: u32,
     n_rules: u32,
+    /// After `finish`, when [`selectors`](Self::selectors) is not empty: where each
+    /// subtable starts in `code`, in lookup order (bit `i` of a selection is
+    /// subtable `i`).
+    starts: Vec<u32>,
+    /// Fields whose value rules out subtables before they are probed (OVN's tables
+    /// pin `eth.type`, `ip.proto`, `inport`, `outport`... in most of their flows, so a
+    /// frame's value of one of them excludes the subtables of the other values).
+    selectors: Vec<Selector>,
     /// While filling: the subtables, by mask.
     building: Vec<Subtable>,
     by_mask: FxHashMap<[u64; WORDS], usize>,
+}
+
+/// A field (bits `mask` of word `word`) and, per value some entry pins it to, the
+/// subtables that can match a flow with that value. A subtable whose mask covers the
+/// whole field matches only flows with one of its entries' values there; the others
+/// (`free`) do not depend on it.
+#[derive(Debug, Clone, Default)]
+struct Selector {
+    word: u8,
+    mask: u64,
+    free: u64,
+    /// (value, subtables pinning the field to it), scanned when there are few values.
+    few: Vec<(u64, u64)>,
+    /// The same, hashed, when there are many.
+    many: FxHashMap<u64, u64>,
+}
+
+/// Values a selector scans before it hashes them.
+const SELECTOR_SCAN: usize = 8;
+
+/// Subtables a selection can name (one bit each).
+const MAX_SELECTED: usize = 64;
+
+/// Selectors per classifier at most: each costs a lookup some work.
+const MAX_SELECTORS: usize = 3;
+
+impl Selector {
+    /// The subtables that can match `flow`.
+    #[inline(always)]
+    fn select(&self, flow: &Flow) -> u64 {
+        let v = flow.w[usize::from(self.word)] & self.mask;
+        let pinned = if self.many.is_empty() {
+            self.few
+                .iter()
+                .find(|&&(x, _)| x == v)
+                .map_or(0, |&(_, b)| b)
+        } else {
+            self.many.get(&v).copied().unwrap_or(0)
+        };
+        self.free | pinned
+    }
+
+    /// The selector on `(word, mask)` over `subtables` (in lookup order).
+    fn new(word: u8, mask: u64, subtables: &[Subtable]) -> Selector {
+        let mut sel = Selector {
+            word,
+            mask,
+            ..Default::default()
+        };
+        for (i, st) in subtables.iter().enumerate() {
+            let bit = 1u64 << i;
+            match st.words.iter().position(|&(w, m)| w == word && m & mask == mask) {
+                Some(j) => {
+                    let n = st.n();
+                    for e in 0..st.best.len() {
+                        *sel.many.entry(st.keys[e * n + j] & mask).or_default() |= bit;
+                    }
+                }
+                None => sel.free |= bit,
+            }
+        }
+        if sel.many.len() <= SELECTOR_SCAN {
+            sel.few = sel.many.drain().collect();
+            sel.few.sort_unstable();
+        }
+        sel
+    }
+
+    /// Every selection this selector can make.
+    fn outcomes(&self) -> Vec<u64> {
+        let pinned = self.few.iter().map(|&(_, b)| b).chain(self.many.values().copied());
+        let mut out: Vec<u64> = pinned.chain([0]).map(|b| self.free | b).collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    fn n_outcomes(&self) -> usize {
+        self.few.len().max(self.many.len()) + 1
+    }
+}
+
+/// Picks, greedily, the selectors that most cut the subtables a lookup probes (on
+/// average over the values each selector knows, plus one it does not), as long as each
+/// saves about a probe. `subtables` are in lookup order, at most [`MAX_SELECTED`].
+fn choose_selectors(subtables: &[Subtable]) -> Vec<Selector> {
+    use crate::flow::Field;
+    let n = subtables.len();
+    // Candidates: the masks the subtables have, word by word, and the fields almost
+    // every OVN flow pins (a subtable's mask may cover one of them and more).
+    let mut cands: Vec<(u8, u64)> = subtables.iter().flat_map(|st| st.words.iter().copied()).collect();
+    for f in [Field::EthType, Field::IpProto, Field::Reg(14), Field::Reg(15)] {
+        let (mut v, mut m) = ([0u64; WORDS], [0u64; WORDS]);
+        crate::flow::to_words(f, 0, u128::MAX, &mut v, &mut m);
+        if let Some(w) = m.iter().position(|&x| x != 0) {
+            cands.push((w as u8, m[w]));
+        }
+    }
+    cands.sort_unstable();
+    cands.dedup();
+    let mut cands: Vec<Selector> = cands
+        .into_iter()
+        .map(|(w, m)| Selector::new(w, m, subtables))
+        .filter(|s| s.free.count_ones() as usize != n)
+        .collect();
+    let all = if n == MAX_SELECTED { u64::MAX } else { (1u64 << n) - 1 };
+    // The selections the chosen selectors can make together (each counted once).
+    let mut outcomes = vec![all];
+    let mut cost = n as f64;
+    let mut chosen = Vec::new();
+    while chosen.len() < MAX_SELECTORS && !cands.is_empty() {
+        let mut best: Option<(usize, f64)> = None;
+        for (c, sel) in cands.iter().enumerate() {
+            if outcomes.len() * sel.n_outcomes() > 20_000 {
+                continue;
+            }
+            let (mut total, mut count) = (0u64, 0u64);
+            let sel_outcomes = sel.outcomes();
+            for &o in &outcomes {
+                for &b in &sel_outcomes {
+                    total += u64::from((o & b).count_ones());
+                    count += 1;
+                }
+            }
+            let c_cost = total as f64 / count as f64;
+            if best.is_none_or(|(_, b)| c_cost < b) {
+                best = Some((c, c_cost));
+            }
+        }
+        match best {
+            Some((c, c_cost)) if c_cost <= cost - 1.0 => {
+                let sel = cands.swap_remove(c);
+                let sel_outcomes = sel.outcomes();
+                let mut next: Vec<u64> = outcomes
+                    .iter()
+                    .flat_map(|&o| sel_outcomes.iter().map(move |&b| o & b))
+                    .collect();
+                next.sort_unstable();
+                next.dedup();
+                outcomes = next;
+                cost = c_cost;
+                chosen.push(sel);
+            }
+            _ => break,
+        }
+    }
+    chosen
 }
 
 /// One subtable in [`Classifier::code`]:
@@ -193,6 +348,12 @@ impl Classifier {
         let mut building = std::mem::take(&mut self.building);
         building.sort_by_key(|s| std::cmp::Reverse(s.max_priority));
         self.by_mask.clear();
+        self.selectors = if (2..=MAX_SELECTED).contains(&building.len()) {
+            choose_selectors(&building)
+        } else {
+            Vec::new()
+        };
+        self.starts.clear();
         let len: usize = building
             .iter()
             .map(|s| Layout::len(s.words.len(), s.best.len()))
@@ -202,6 +363,9 @@ impl Classifier {
         // `by_mask` is rebuilt only if an insert reopens the classifier.
         self.n_subtables = building.len() as u32;
         for st in building {
+            if !self.selectors.is_empty() {
+                self.starts.push(self.code.len() as u32);
+            }
             let index = if st.index.is_empty() {
                 NO_INDEX
             } else {
@@ -225,6 +389,8 @@ impl Classifier {
 
     /// Back from the lookup form to the filling form (an insert after `finish`).
     fn reopen(&mut self) {
+        self.selectors.clear();
+        self.starts.clear();
         let mut indexes: Vec<Option<HashTable<u32>>> = std::mem::take(&mut self.indexes)
             .into_iter()
             .map(Some)
@@ -267,50 +433,96 @@ impl Classifier {
     }
 
     /// The highest-priority rule matching `flow`. When `wc` is given, the masks of the
-    /// subtables consulted are OR-ed into it.
+    /// subtables consulted, and of the selectors that chose them, are OR-ed into it.
     #[inline]
     pub fn lookup(&self, flow: &Flow, mut wc: Option<&mut [u64; WORDS]>) -> Option<RuleId> {
         let mut best: Option<Rule> = None;
+        if self.selectors.is_empty() {
+            let mut pos = 0;
+            while pos < self.code.len() {
+                // SAFETY: `pos` starts a subtable: 0, then each subtable's end.
+                match unsafe { self.probe(pos, flow, wc.as_deref_mut(), &mut best) } {
+                    Some(len) => pos += len,
+                    None => break,
+                }
+            }
+        } else {
+            let mut set = u64::MAX;
+            for sel in &self.selectors {
+                set &= sel.select(flow);
+                if let Some(wc) = wc.as_deref_mut() {
+                    wc[usize::from(sel.word)] |= sel.mask;
+                }
+            }
+            // Bits beyond the last subtable are never set by a selector's outcome.
+            while set != 0 {
+                let i = set.trailing_zeros() as usize;
+                set &= set - 1;
+                let pos = self.starts[i] as usize;
+                // SAFETY: `starts` holds where `finish` laid each subtable out.
+                if unsafe { self.probe(pos, flow, wc.as_deref_mut(), &mut best) }.is_none() {
+                    break;
+                }
+            }
+        }
+        best.map(|r| r.id)
+    }
+
+    /// Probes the subtable at `pos` in `code`, keeping in `best` the better of it and
+    /// its match. Returns the subtable's length, or none when neither it nor any
+    /// subtable after it can beat `best`.
+    ///
+    /// # Safety
+    /// `pos` is where `finish` laid a subtable out in `code`.
+    #[inline(always)]
+    unsafe fn probe(
+        &self,
+        pos: usize,
+        flow: &Flow,
+        wc: Option<&mut [u64; WORDS]>,
+        best: &mut Option<Rule>,
+    ) -> Option<usize> {
         let code = self.code.as_slice();
-        let mut key = [0u64; WORDS];
-        let mut pos = 0;
-        while pos < code.len() {
-            let h = code[pos];
-            if let Some(b) = &best
+        // SAFETY: only `finish` writes `code`, laying each subtable out as `Layout`
+        // says, and `pos` starts one (the caller's contract): its `Layout::len(n, k)`
+        // words lie within `code` from `pos`, and its word numbers come from masks of
+        // `WORDS` words (`< WORDS`) and `n <= WORDS`. So every pointer below stays
+        // inside `code`, `key` and `flow.w`.
+        unsafe {
+            let h = *code.get_unchecked(pos);
+            if let Some(b) = best
                 && (h as u32) < b.priority
             {
-                break;
+                return None;
             }
             let n = (h >> 32 & 0xff) as usize;
             let k = (h >> 40) as usize;
-            let r = code[pos + 1];
-            // SAFETY: only `finish` writes `code`, laying each subtable out as
-            // `Layout` says: its `Layout::len(n, k)` words lie within `code` from `pos`,
-            // and its word numbers come from masks of `WORDS` words (`< WORDS`) and
-            // `n <= WORDS`. So every pointer below stays inside `code`, `key` and
-            // `flow.w`.
-            let found = unsafe {
-                let idx = code.as_ptr().add(pos + Layout::HEADER);
-                let masks = idx.add(n);
-                let keys = masks.add(n);
-                let index = (r >> 32) as u32;
-                if let Some(wc) = wc.as_deref_mut() {
-                    for j in 0..n {
-                        *wc.get_unchecked_mut(*idx.add(j) as usize) |= *masks.add(j);
-                    }
-                }
+            let r = *code.get_unchecked(pos + 1);
+            let idx = code.as_ptr().add(pos + Layout::HEADER);
+            let masks = idx.add(n);
+            let keys = masks.add(n);
+            let index = (r >> 32) as u32;
+            if let Some(wc) = wc {
                 for j in 0..n {
-                    *key.get_unchecked_mut(j) =
-                        *flow.w.get_unchecked(*idx.add(j) as usize) & *masks.add(j);
+                    *wc.get_unchecked_mut(*idx.add(j) as usize) |= *masks.add(j);
                 }
-                if index == NO_INDEX {
-                    // A few entries compared with the masked flow; a miss usually fails
-                    // on the first word.
+            }
+            let word = |j: usize| *flow.w.get_unchecked(*idx.add(j) as usize) & *masks.add(j);
+            let found = if index == NO_INDEX {
+                // A few entries compared with the masked flow; a miss usually fails on
+                // the first word, so only that one is masked ahead.
+                if n == 0 {
+                    (k > 0).then_some(0)
+                } else {
+                    let first = word(0);
                     let mut found = None;
                     'entries: for e in 0..k {
                         let ek = keys.add(e * n);
-                        for j in 0..n {
-                            if *ek.add(j) != *key.get_unchecked(j) {
+                        if *ek != first {
+                            continue;
+                        }
+                        for j in 1..n {
+                            if *ek.add(j) != word(j) {
                                 continue 'entries;
                             }
                         }
@@ -318,23 +530,27 @@ impl Classifier {
                         break;
                     }
                     found
-                } else {
-                    let key = &key[..n];
-                    let keys = std::slice::from_raw_parts(keys, n * k);
-                    self.indexes[index as usize]
-                        .find(hash(key), |&e| same(&keys[e as usize * n..][..n], key))
-                        .map(|&e| e as usize)
                 }
+            } else {
+                let mut key = [0u64; WORDS];
+                for j in 0..n {
+                    *key.get_unchecked_mut(j) = word(j);
+                }
+                let key = &key[..n];
+                let keys = std::slice::from_raw_parts(keys, n * k);
+                self.indexes
+                    .get_unchecked(index as usize)
+                    .find(hash(key), |&e| same(&keys[e as usize * n..][..n], key))
+                    .map(|&e| e as usize)
             };
-            pos += Layout::len(n, k);
             if let Some(e) = found {
-                let r = self.rules[r as u32 as usize + e];
+                let r = *self.rules.get_unchecked(r as u32 as usize + e);
                 if best.as_ref().is_none_or(|b| r.beats(b)) {
-                    best = Some(r);
+                    *best = Some(r);
                 }
             }
+            Some(Layout::len(n, k))
         }
-        best.map(|r| r.id)
     }
 
     /// The rule, when the table holds exactly one and it matches every flow.
