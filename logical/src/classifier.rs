@@ -189,7 +189,11 @@ impl Selector {
         };
         for (i, st) in subtables.iter().enumerate() {
             let bit = 1u64 << i;
-            match st.words.iter().position(|&(w, m)| w == word && m & mask == mask) {
+            match st
+                .words
+                .iter()
+                .position(|&(w, m)| w == word && m & mask == mask)
+            {
                 Some(j) => {
                     let n = st.n();
                     for e in 0..st.best.len() {
@@ -208,7 +212,11 @@ impl Selector {
 
     /// Every selection this selector can make.
     fn outcomes(&self) -> Vec<u64> {
-        let pinned = self.few.iter().map(|&(_, b)| b).chain(self.many.values().copied());
+        let pinned = self
+            .few
+            .iter()
+            .map(|&(_, b)| b)
+            .chain(self.many.values().copied());
         let mut out: Vec<u64> = pinned.chain([0]).map(|b| self.free | b).collect();
         out.sort_unstable();
         out.dedup();
@@ -228,8 +236,16 @@ fn choose_selectors(subtables: &[Subtable]) -> Vec<Selector> {
     let n = subtables.len();
     // Candidates: the masks the subtables have, word by word, and the fields almost
     // every OVN flow pins (a subtable's mask may cover one of them and more).
-    let mut cands: Vec<(u8, u64)> = subtables.iter().flat_map(|st| st.words.iter().copied()).collect();
-    for f in [Field::EthType, Field::IpProto, Field::Reg(14), Field::Reg(15)] {
+    let mut cands: Vec<(u8, u64)> = subtables
+        .iter()
+        .flat_map(|st| st.words.iter().copied())
+        .collect();
+    for f in [
+        Field::EthType,
+        Field::IpProto,
+        Field::Reg(14),
+        Field::Reg(15),
+    ] {
         let (mut v, mut m) = ([0u64; WORDS], [0u64; WORDS]);
         crate::flow::to_words(f, 0, u128::MAX, &mut v, &mut m);
         if let Some(w) = m.iter().position(|&x| x != 0) {
@@ -243,7 +259,11 @@ fn choose_selectors(subtables: &[Subtable]) -> Vec<Selector> {
         .map(|(w, m)| Selector::new(w, m, subtables))
         .filter(|s| s.free.count_ones() as usize != n)
         .collect();
-    let all = if n == MAX_SELECTED { u64::MAX } else { (1u64 << n) - 1 };
+    let all = if n == MAX_SELECTED {
+        u64::MAX
+    } else {
+        (1u64 << n) - 1
+    };
     // The selections the chosen selectors can make together (each counted once).
     let mut outcomes = vec![all];
     let mut cost = n as f64;
@@ -629,5 +649,88 @@ mod tests {
         cls.insert(&Conj::ANY, 10, 8);
         cls.finish();
         assert_eq!(cls.lookup(&Flow::default(), None), Some(7));
+    }
+
+    /// Rules over a few fields OVN pins (and masked bits of others), so that selectors
+    /// are chosen: every lookup equals the brute-force answer (highest priority, the
+    /// first inserted among equals), and the wildcards it reports decide it.
+    #[test]
+    fn selected_lookups_equal_a_linear_scan() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let fields = [
+            (Field::EthType, 0xffffu128),
+            (Field::IpProto, 0xff),
+            (Field::Reg(14), 0xffff_ffff),
+            (Field::Reg(15), 0xffff_ffff),
+            (Field::TcpDst, 0xff00),
+            (Field::Reg(0), 0x4),
+        ];
+        // A rule: priority and, per field, none or a value (small, so flows collide).
+        let rule = (
+            0u32..4,
+            prop::collection::vec(prop::option::of(0u128..3), fields.len()),
+        );
+        let rules = prop::collection::vec(rule, 1..40);
+        let flows = prop::collection::vec(prop::collection::vec(0u128..3, fields.len()), 1..20);
+        let spread = |v: u128, m: u128| [0, m & 0x5555_5555_5555_5555, m][v as usize];
+        let selected = std::cell::Cell::new(0);
+        let mut runner = TestRunner::new(Config {
+            cases: 300,
+            ..Config::default()
+        });
+        runner
+            .run(&(rules, flows), |(rules, flows)| {
+                let to_conj = |vals: &Vec<Option<u128>>| {
+                    let mut c = Conj::ANY;
+                    for (&(f, m), v) in fields.iter().zip(vals) {
+                        if let Some(v) = v {
+                            crate::flow::to_words(f, spread(*v, m), m, &mut c.value, &mut c.mask);
+                        }
+                    }
+                    c
+                };
+                let conjs: Vec<Conj> = rules.iter().map(|(_, v)| to_conj(v)).collect();
+                let mut cls = Classifier::default();
+                for (i, ((p, _), c)) in rules.iter().zip(&conjs).enumerate() {
+                    cls.insert(c, *p * 10, i as u32);
+                }
+                cls.finish();
+                for vals in &flows {
+                    let mut f = Flow::default();
+                    for (&(field, m), v) in fields.iter().zip(vals) {
+                        f.set(field, spread(*v, m));
+                    }
+                    let matches =
+                        |c: &Conj, f: &Flow| (0..WORDS).all(|w| f.w[w] & c.mask[w] == c.value[w]);
+                    let want = rules
+                        .iter()
+                        .zip(&conjs)
+                        .enumerate()
+                        .filter(|(_, (_, c))| matches(c, &f))
+                        .max_by_key(|(i, ((p, _), _))| (*p, std::cmp::Reverse(*i)))
+                        .map(|(i, _)| i as u32);
+                    let mut wc = [0u64; WORDS];
+                    let got = cls.lookup(&f, Some(&mut wc));
+                    prop_assert_eq!(got, want);
+                    // Any flow equal to this one on the wildcards gets the same answer.
+                    let mut g = f;
+                    for w in 0..WORDS {
+                        g.w[w] = (f.w[w] & wc[w]) | (!f.w[w] & !wc[w]);
+                    }
+                    prop_assert_eq!(cls.lookup(&g, None), got);
+                }
+                if !cls.selectors.is_empty() {
+                    selected.set(selected.get() + 1);
+                }
+                Ok(())
+            })
+            .unwrap();
+        // The property held with selectors in play, not only without.
+        assert!(
+            selected.get() > 100,
+            "{} cases had selectors",
+            selected.get()
+        );
     }
 }
