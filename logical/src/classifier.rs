@@ -288,7 +288,7 @@ fn choose_selectors(subtables: &[Subtable]) -> Vec<Selector> {
             }
         }
         match best {
-            Some((c, c_cost)) if c_cost <= cost - 1.0 => {
+            Some((c, c_cost)) if c_cost <= cost - 0.5 => {
                 let sel = cands.swap_remove(c);
                 let sel_outcomes = sel.outcomes();
                 let mut next: Vec<u64> = outcomes

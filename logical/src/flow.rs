@@ -226,6 +226,7 @@ impl Field {
 
     /// Where the field is stored. Fields narrower in storage than in width (ARP's
     /// opcode) read their high bits as zero.
+    #[inline]
     pub fn loc(self) -> Loc {
         use Field::*;
         match self {
@@ -280,10 +281,12 @@ impl Field {
         )
     }
 
+    #[inline]
     pub fn is_register(self) -> bool {
         matches!(self, Field::Reg(_) | Field::Xreg(_) | Field::Xxreg(_))
     }
 
+    #[inline]
     pub fn prereq(self) -> Prereq {
         use Field::*;
         match self {
@@ -367,6 +370,7 @@ impl Field {
 }
 
 impl Flow {
+    #[inline]
     pub fn get(&self, f: Field) -> u128 {
         let l = f.loc();
         if l.bits == 128 {
@@ -378,6 +382,7 @@ impl Flow {
 
     /// Sets the bits of `f` under `mask` to those of `v`. Bits beyond the field's
     /// storage are ignored.
+    #[inline]
     pub fn set_masked(&mut self, f: Field, v: u128, mask: u128) {
         let l = f.loc();
         if l.bits == 128 {
@@ -394,6 +399,7 @@ impl Flow {
         }
     }
 
+    #[inline]
     pub fn set(&mut self, f: Field, v: u128) {
         self.set_masked(f, v, u128::MAX);
     }
@@ -420,15 +426,18 @@ impl Flow {
         }
     }
 
+    #[inline]
     pub fn reg(&self, i: u8) -> u32 {
         self.get(Field::Reg(i)) as u32
     }
 
+    #[inline]
     pub fn set_reg(&mut self, i: u8, v: u32) {
         self.set(Field::Reg(i), u128::from(v));
     }
 
     /// Zeroes registers `0..n` (whole words at a time: reg(2i) and reg(2i+1) share one).
+    #[inline]
     pub fn clear_regs(&mut self, n: u8) {
         let whole = usize::from(n / 2);
         self.w[usize::from(W_REGS)..usize::from(W_REGS) + whole].fill(0);
@@ -437,31 +446,38 @@ impl Flow {
         }
     }
 
+    #[inline]
     pub fn dl_type(&self) -> u16 {
         self.get(Field::EthType) as u16
     }
 
+    #[inline]
     pub fn nw_proto(&self) -> u8 {
         self.get(Field::IpProto) as u8
     }
 
+    #[inline]
     pub fn nw_frag(&self) -> u8 {
         self.get(Field::IpFrag) as u8
     }
 
+    #[inline]
     pub fn tp_src(&self) -> u16 {
         self.get(Field::TcpSrc) as u16
     }
 
+    #[inline]
     pub fn tp_dst(&self) -> u16 {
         self.get(Field::TcpDst) as u16
     }
 
+    #[inline]
     pub fn is_ip_any(&self) -> bool {
         matches!(self.dl_type(), ETH_TYPE_IP | ETH_TYPE_IPV6)
     }
 
     /// OVS's `mf_are_prereqs_ok`.
+    #[inline]
     pub fn prereqs_ok(&self, p: Prereq) -> bool {
         let dl = self.dl_type();
         let later = self.nw_frag() & frag::LATER != 0;
@@ -489,17 +505,20 @@ impl Flow {
     }
 
     /// Reads `n_bits` bits of `f` starting at bit `ofs`.
+    #[inline]
     pub fn get_bits(&self, f: Field, ofs: u32, n_bits: u32) -> u128 {
         (self.get(f) >> ofs) & value::ones(n_bits)
     }
 
     /// Writes the low `n_bits` of `v` into `f` at bit `ofs`.
+    #[inline]
     pub fn set_bits(&mut self, f: Field, ofs: u32, n_bits: u32, v: u128) {
         let mask = value::ones(n_bits) << ofs;
         self.set_masked(f, v << ofs, mask);
     }
 }
 
+#[inline]
 fn low_bits(bits: u8) -> u64 {
     if bits >= 64 {
         u64::MAX

@@ -1326,14 +1326,17 @@ impl Pipeline {
         self.topo.dp_by_key.get(&key).copied()
     }
 
+    #[inline]
     pub fn datapath(&self, dp: DpId) -> &DatapathInfo {
         &self.topo.datapaths[dp as usize]
     }
 
+    #[inline]
     pub fn port(&self, id: PortId) -> &PortInfo {
         &self.topo.ports[id as usize]
     }
 
+    #[inline]
     pub fn port_by_key(&self, dp: DpId, key: u32) -> Option<&PortInfo> {
         self.topo.datapaths[dp as usize]
             .ports_by_key
@@ -1341,6 +1344,7 @@ impl Pipeline {
             .map(|&id| &self.topo.ports[id as usize])
     }
 
+    #[inline]
     pub fn port_id_by_key(&self, dp: DpId, key: u32) -> Option<PortId> {
         self.topo.datapaths[dp as usize]
             .ports_by_key
@@ -1348,6 +1352,7 @@ impl Pipeline {
             .copied()
     }
 
+    #[inline]
     pub fn mcgroup_by_key(&self, dp: DpId, key: u32) -> Option<&McGroupInfo> {
         self.topo.datapaths[dp as usize]
             .mcgroups

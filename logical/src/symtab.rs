@@ -84,6 +84,7 @@ impl std::fmt::Display for FieldRef {
 
 impl FieldRef {
     /// The OVS field and bits this reference reads.
+    #[inline]
     pub fn resolve(self) -> Subfield {
         symtab().resolve(self)
     }
