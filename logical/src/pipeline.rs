@@ -1384,8 +1384,9 @@ impl Pipeline {
 
     /// The flow a packet meets from stage `table` on: stages whose one flow is `1` →
     /// `next;` are skipped without a lookup, and a lookup that finds an omitted flow
-    /// (a stage's default `next;`) goes on to the following stage. Returns the stage
-    /// where the walk stopped and the flow found there (none: an implicit drop).
+    /// (a stage's default `next;`) goes on to the following stage (past those too).
+    /// Returns the stage where the walk stopped and the flow found there (none: an
+    /// implicit drop).
     #[inline]
     pub fn lookup_stage(
         &self,
@@ -1403,7 +1404,11 @@ impl Pipeline {
                 return (table, None);
             };
             match t.classifier.lookup(flow, wc.as_deref_mut()) {
-                Some(id) if id & OMIT != 0 => table += 1,
+                // On to the next stage that is not trivial, as on entry.
+                Some(id) if id & OMIT != 0 => {
+                    table += 1;
+                    table = skip.get(usize::from(table)).copied().unwrap_or(table);
+                }
                 Some(id) => {
                     let fid = FlowId {
                         dp,
