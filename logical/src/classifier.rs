@@ -455,13 +455,27 @@ impl Classifier {
     /// The highest-priority rule matching `flow`. When `wc` is given, the masks of the
     /// subtables consulted, and of the selectors that chose them, are OR-ed into it.
     #[inline]
-    pub fn lookup(&self, flow: &Flow, mut wc: Option<&mut [u64; WORDS]>) -> Option<RuleId> {
+    pub fn lookup(&self, flow: &Flow, wc: Option<&mut [u64; WORDS]>) -> Option<RuleId> {
+        // Two copies of the loop: without wildcards (the datapath's traversals) no
+        // probe tests for them.
+        match wc {
+            Some(wc) => self.lookup_in::<true>(flow, Some(wc)),
+            None => self.lookup_in::<false>(flow, None),
+        }
+    }
+
+    #[inline(always)]
+    fn lookup_in<const WC: bool>(
+        &self,
+        flow: &Flow,
+        mut wc: Option<&mut [u64; WORDS]>,
+    ) -> Option<RuleId> {
         let mut best: Option<Rule> = None;
         if self.selectors.is_empty() {
             let mut pos = 0;
             while pos < self.code.len() {
                 // SAFETY: `pos` starts a subtable: 0, then each subtable's end.
-                match unsafe { self.probe(pos, flow, wc.as_deref_mut(), &mut best) } {
+                match unsafe { self.probe::<WC>(pos, flow, wc.as_deref_mut(), &mut best) } {
                     Some(len) => pos += len,
                     None => break,
                 }
@@ -470,7 +484,7 @@ impl Classifier {
             let mut set = u64::MAX;
             for sel in &self.selectors {
                 set &= sel.select(flow);
-                if let Some(wc) = wc.as_deref_mut() {
+                if WC && let Some(wc) = wc.as_deref_mut() {
                     wc[usize::from(sel.word)] |= sel.mask;
                 }
             }
@@ -480,7 +494,7 @@ impl Classifier {
                 set &= set - 1;
                 let pos = self.starts[i] as usize;
                 // SAFETY: `starts` holds where `finish` laid each subtable out.
-                if unsafe { self.probe(pos, flow, wc.as_deref_mut(), &mut best) }.is_none() {
+                if unsafe { self.probe::<WC>(pos, flow, wc.as_deref_mut(), &mut best) }.is_none() {
                     break;
                 }
             }
@@ -495,7 +509,7 @@ impl Classifier {
     /// # Safety
     /// `pos` is where `finish` laid a subtable out in `code`.
     #[inline(always)]
-    unsafe fn probe(
+    unsafe fn probe<const WC: bool>(
         &self,
         pos: usize,
         flow: &Flow,
@@ -522,7 +536,7 @@ impl Classifier {
             let masks = idx.add(n);
             let keys = masks.add(n);
             let index = (r >> 32) as u32;
-            if let Some(wc) = wc {
+            if WC && let Some(wc) = wc {
                 for j in 0..n {
                     *wc.get_unchecked_mut(*idx.add(j) as usize) |= *masks.add(j);
                 }
@@ -715,8 +729,8 @@ mod tests {
                     prop_assert_eq!(got, want);
                     // Any flow equal to this one on the wildcards gets the same answer.
                     let mut g = f;
-                    for w in 0..WORDS {
-                        g.w[w] = (f.w[w] & wc[w]) | (!f.w[w] & !wc[w]);
+                    for (gw, &m) in g.w.iter_mut().zip(&wc) {
+                        *gw ^= !m;
                     }
                     prop_assert_eq!(cls.lookup(&g, None), got);
                 }

@@ -153,6 +153,19 @@ pub struct Interpreter<'p, S: Sink> {
 
 impl<'p, S: Sink> Interpreter<'p, S> {
     pub fn new(p: &'p Pipeline, sink: S, sem: Semantics, opts: TraceOptions) -> Self {
+        Self::with_cleared(p, sink, sem, opts, Decision::default())
+    }
+
+    /// Built in place around `decision` (a frame's traversal starts here: no default
+    /// decision made and dropped, no second move of the interpreter).
+    #[inline]
+    fn with_cleared(
+        p: &'p Pipeline,
+        sink: S,
+        sem: Semantics,
+        opts: TraceOptions,
+        decision: Decision,
+    ) -> Self {
         Interpreter {
             p,
             sink,
@@ -162,7 +175,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
             lb_dst_used: false,
             depth: 0,
             steps: 0,
-            decision: Decision::default(),
+            decision,
             wc: None,
             remote: &[],
             from_tunnel: false,
@@ -209,9 +222,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         mut decision: Decision,
     ) -> Self {
         decision.clear();
-        let mut it = Self::new(p, sink, sem, opts);
-        it.decision = decision;
-        it
+        Self::with_cleared(p, sink, sem, opts, decision)
     }
 
     pub fn into_decision(self) -> Decision {
