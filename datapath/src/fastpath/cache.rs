@@ -7,7 +7,7 @@ use std::{os::fd::AsFd, sync::Arc};
 use aya::{
     EbpfLoader,
     maps::{Array, HashMap, Map, MapData, PerCpuArray},
-    programs::{TestRun, TestRunOptions, TestRunResult},
+    programs::TestRunResult,
 };
 use ovnest_common::{
     CacheCounter,
@@ -148,46 +148,29 @@ impl FastPath {
 
     /// Lookup outcomes so far.
     pub fn cache_counters(&self) -> Result<CacheCounters, FastPathError> {
-        let map = "CACHE_STATS";
-        let array: PerCpuArray<&MapData, u64> = handle::map(&self.ebpf, map)?;
-        let mut out = CacheCounters::default();
-        for counter in CacheCounter::ALL {
-            let values = array
-                .get(&(counter as u32), 0)
-                .map_err(|source| FastPathError::Map { map, source })?;
-            out.0[counter as usize] = values.iter().sum();
-        }
-        Ok(out)
+        Ok(CacheCounters(self.per_cpu_sums("CACHE_STATS")?))
     }
 
     /// Conntrack lookups of cached decisions so far (`CtCounter`), summed over CPUs.
     pub fn ct_counters(&self) -> Result<[u64; CtCounter::COUNT as usize], FastPathError> {
-        let array: PerCpuArray<&MapData, u64> = handle::map(&self.ebpf, CT_STATS)?;
-        let mut out = [0; CtCounter::COUNT as usize];
-        for counter in CtCounter::ALL {
-            let values = array
-                .get(&(counter as u32), 0)
-                .map_err(|source| FastPathError::Map {
-                    map: CT_STATS,
-                    source,
-                })?;
-            out[counter as usize] = values.iter().sum();
-        }
-        Ok(out)
+        self.per_cpu_sums(CT_STATS)
     }
 
     /// Geneve in XDP so far (`TunnelCounter`), summed over CPUs.
     pub fn tunnel_counters(&self) -> Result<[u64; TunnelCounter::COUNT as usize], FastPathError> {
-        let array: PerCpuArray<&MapData, u64> = handle::map(&self.ebpf, TUNNEL_STATS)?;
-        let mut out = [0; TunnelCounter::COUNT as usize];
-        for counter in TunnelCounter::ALL {
+        self.per_cpu_sums(TUNNEL_STATS)
+    }
+
+    /// The `N` counters of the per-CPU array `map` (a counter enum's values are its
+    /// indices, `0..N`), each summed over CPUs.
+    fn per_cpu_sums<const N: usize>(&self, map: &'static str) -> Result<[u64; N], FastPathError> {
+        let array: PerCpuArray<&MapData, u64> = handle::map(&self.ebpf, map)?;
+        let mut out = [0; N];
+        for (index, sum) in (0u32..).zip(out.iter_mut()) {
             let values = array
-                .get(&(counter as u32), 0)
-                .map_err(|source| FastPathError::Map {
-                    map: TUNNEL_STATS,
-                    source,
-                })?;
-            out[counter as usize] = values.iter().sum();
+                .get(&index, 0)
+                .map_err(|source| FastPathError::Map { map, source })?;
+            *sum = values.iter().sum();
         }
         Ok(out)
     }
@@ -298,17 +281,6 @@ impl FastPath {
         frame: &[u8],
         out: &mut [u8],
     ) -> Result<(TestRunResult, usize), FastPathError> {
-        let ctx = super::xdp_md(ifindex, frame.len());
-        let mut ctx_out = [0u8; 24];
-        let result = self.program()?.test_run(TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(out),
-            ctx_in: Some(&ctx),
-            ctx_out: Some(&mut ctx_out),
-            ..Default::default()
-        })?;
-        // `struct xdp_md` out: `data` is the offset of the frame from the metadata.
-        let data = u32::from_ne_bytes([ctx_out[0], ctx_out[1], ctx_out[2], ctx_out[3]]);
-        Ok((result, data as usize))
+        super::test_run_with_meta(self.program()?, ifindex, frame, out)
     }
 }

@@ -573,6 +573,29 @@ fn test_run_live(
     Ok(program.test_run(opts)?)
 }
 
+/// One BPF_PROG_TEST_RUN of `program` on `frame` arriving on `ifindex` queue 0: the
+/// result, and where the frame starts in `out` (after the XDP metadata the program
+/// wrote for userspace: `out` holds `metadata ++ frame`).
+fn test_run_with_meta(
+    program: &Xdp,
+    ifindex: u32,
+    frame: &[u8],
+    out: &mut [u8],
+) -> Result<(TestRunResult, usize), FastPathError> {
+    let ctx = xdp_md(ifindex, frame.len());
+    let mut ctx_out = [0u8; 24];
+    let result = program.test_run(TestRunOptions {
+        data_in: Some(frame),
+        data_out: Some(out),
+        ctx_in: Some(&ctx),
+        ctx_out: Some(&mut ctx_out),
+        ..Default::default()
+    })?;
+    // `struct xdp_md` out: `data` is the offset of the frame from the metadata.
+    let data = u32::from_ne_bytes([ctx_out[0], ctx_out[1], ctx_out[2], ctx_out[3]]);
+    Ok((result, data as usize))
+}
+
 /// A `struct xdp_md` for BPF_PROG_TEST_RUN: no metadata, the frame's length, the ingress
 /// interface (it must exist in the caller's network namespace), queue 0.
 fn xdp_md(ifindex: u32, len: usize) -> [u8; 24] {

@@ -16,7 +16,7 @@ use aya::{
     Ebpf,
     maps::{DevMapHash, MapData},
     programs::{
-        ProgramError, TestRun, TestRunOptions, TestRunResult, Xdp,
+        ProgramError, TestRunResult, Xdp,
         links::{FdLink, PinnedLink},
         xdp::XdpLink,
     },
@@ -166,18 +166,7 @@ impl FastPath {
         frame: &[u8],
         out: &mut [u8],
     ) -> Result<(TestRunResult, usize), FastPathError> {
-        let ctx = super::xdp_md(ifindex, frame.len());
-        let mut ctx_out = [0u8; 24];
-        let result = self.underlay_program()?.test_run(TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(out),
-            ctx_in: Some(&ctx),
-            ctx_out: Some(&mut ctx_out),
-            ..Default::default()
-        })?;
-        // `struct xdp_md` out: `data` is the offset of the frame from the metadata.
-        let data = u32::from_ne_bytes([ctx_out[0], ctx_out[1], ctx_out[2], ctx_out[3]]);
-        Ok((result, data as usize))
+        super::test_run_with_meta(self.underlay_program()?, ifindex, frame, out)
     }
 
     /// BPF_PROG_TEST_RUN of the underlay program (tests).
