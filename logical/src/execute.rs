@@ -661,7 +661,12 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                         format!("eth.dst = {}", value::mac_string(m))
                     });
                 }
-                Action::PutMacBind { .. } => {
+                // pinctrl learns (MAC_Binding, FDB) or takes a health-check reply and
+                // the walk goes on, as after OVS's controller action without a pause;
+                // ovn-trace does nothing.
+                Action::PutMacBind { .. }
+                | Action::PutFdb { .. }
+                | Action::HandleSvcCheck { .. } => {
                     if self.sem == Semantics::Chassis {
                         self.decision.controller.push(ControllerOp {
                             dp,
@@ -764,20 +769,6 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 }
                 Action::CheckPktLarger { .. } => self.unsupported("check_pkt_larger"),
                 Action::BindVport { .. } => self.unsupported("bind_vport"),
-                // ovn-trace does nothing; a chassis sends the frame to pinctrl (the
-                // health-check reply) and the walk goes on, as OVS's controller action.
-                Action::HandleSvcCheck { .. } => {
-                    if self.sem == Semantics::Chassis {
-                        self.decision.controller.push(ControllerOp {
-                            dp,
-                            egress,
-                            table,
-                            flow: *flow,
-                            action: a.clone(),
-                            resume: None,
-                        });
-                    }
-                }
                 Action::FwdGroup { .. } => self.unsupported("fwd_group"),
                 Action::Dhcp6Reply => self.unsupported("handle_dhcpv6_reply"),
                 Action::BfdMsg => self.unsupported("handle_bfd_msg"),
@@ -785,18 +776,6 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     self.chassis_ct_snat_to_vip(dp, flow, egress);
                 }
                 Action::CtSnatToVip => self.execute_ct_snat_to_vip(flow, sup),
-                Action::PutFdb { .. } => {
-                    if self.sem == Semantics::Chassis {
-                        self.decision.controller.push(ControllerOp {
-                            dp,
-                            egress,
-                            table,
-                            flow: *flow,
-                            action: a.clone(),
-                            resume: None,
-                        });
-                    }
-                }
                 Action::GetFdb { dst, mac } => {
                     let m = flow_read(flow, mac.resolve()) as u64;
                     let key = p.fdb(dp, m).unwrap_or(0);
@@ -1392,14 +1371,12 @@ impl<'p, S: Sink> Interpreter<'p, S> {
 
     /// The load balancer whose VIP is the connection's original destination.
     fn lb_vip(&self, flow: &Flow) -> Option<(Addr, u16)> {
-        self.p
-            .lb_vips
-            .iter()
-            .find(|v| match v.addr {
-                Addr::V4(a) => a == flow.ct_nw_dst,
-                Addr::V6(a) => a == flow.ct_ipv6_dst,
-            })
-            .map(|v| (v.addr, v.port))
+        let orig_dst = match flow.dl_type() {
+            ETH_TYPE_IPV6 => flow.ct_ipv6_dst,
+            _ => v4_mapped(flow.ct_nw_dst),
+        };
+        let v = self.p.lb_vips().at(orig_dst).next()?;
+        Some((v.addr, v.port))
     }
 
     fn execute_result(
@@ -1510,12 +1487,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         let Some((src, dst)) = ip_addrs(flow) else {
             return false;
         };
-        if !self
-            .p
-            .lb_vips
-            .iter()
-            .any(|v| addr_u128(v.hairpin_snat) == dst)
-        {
+        if !self.p.lb_vips().is_hairpin_source(dst) {
             return false;
         }
         let reply = HairpinReply {
@@ -1587,9 +1559,9 @@ impl<'p, S: Sink> Interpreter<'p, S> {
             _ => return None,
         };
         self.p
-            .lb_vips
-            .iter()
-            .find(|v| addr_u128(v.addr) == orig_dst && (v.port == 0 || v.port == flow.ct_tp_dst))
+            .lb_vips()
+            .at(orig_dst)
+            .find(|v| v.port == 0 || v.port == flow.ct_tp_dst)
     }
 
     /// [`Semantics::Chassis`] `ct_snat_to_vip`: ovn-controller's

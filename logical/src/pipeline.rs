@@ -105,7 +105,52 @@ struct Topology {
     dp_by_uuid: FxHashMap<Uuid, DpId>,
     /// Some port has a friendly name other than its name (matches are then rewritten).
     any_friendly: bool,
-    lb_vips: Vec<LbVip>,
+    lb_vips: LbVips,
+}
+
+/// The load-balancer VIPs, indexed by address: the hairpin actions look one up for
+/// every IP packet of a switch with load balancers.
+#[derive(Debug, Clone, Default)]
+pub struct LbVips {
+    vips: Vec<LbVip>,
+    /// VIP address (IPv4-mapped for IPv4) → its entries in `vips`, in row order.
+    by_addr: FxHashMap<u128, Vec<usize>>,
+    /// Every VIP's `hairpin_snat` address (IPv4-mapped for IPv4).
+    hairpin_sources: FxHashSet<u128>,
+}
+
+impl LbVips {
+    fn push(&mut self, vip: LbVip) {
+        self.by_addr
+            .entry(mapped(vip.addr))
+            .or_default()
+            .push(self.vips.len());
+        self.hairpin_sources.insert(mapped(vip.hairpin_snat));
+        self.vips.push(vip);
+    }
+
+    /// The VIPs at `addr` (IPv4-mapped for IPv4), in the Southbound's row order.
+    pub fn at(&self, addr: u128) -> impl Iterator<Item = &LbVip> {
+        self.by_addr
+            .get(&addr)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.vips[i])
+    }
+
+    /// Whether a hairpinned session's source can be `addr` (a VIP, or its
+    /// `hairpin_snat_ip`).
+    pub fn is_hairpin_source(&self, addr: u128) -> bool {
+        self.hairpin_sources.contains(&addr)
+    }
+}
+
+/// An address as a `u128`, IPv4 as IPv4-mapped IPv6.
+fn mapped(a: actions::Addr) -> u128 {
+    match a {
+        actions::Addr::V4(v) => v4_mapped(v),
+        actions::Addr::V6(v) => v,
+    }
 }
 
 /// A load-balancer VIP, for the hairpin actions (`chk_lb_hairpin`, `ct_snat_to_vip`).
@@ -192,8 +237,6 @@ pub struct Pipeline {
     /// Flows not compiled: those whose actions do not parse (for every datapath), then
     /// table by table those whose match does not.
     pub errors: Vec<FlowError>,
-    /// Load-balancer VIPs.
-    pub lb_vips: Vec<LbVip>,
     pub(crate) sets: Arc<Sets>,
     /// Flow rows whose actions did not parse, by UUID order.
     row_errors: Arc<Vec<FlowError>>,
@@ -1254,7 +1297,6 @@ impl Pipeline {
             }
         }
         Pipeline {
-            lb_vips: topo.lb_vips.clone(),
             topo,
             tables,
             errors,
@@ -1324,6 +1366,11 @@ impl Pipeline {
 
     pub fn datapath_by_key(&self, key: u32) -> Option<DpId> {
         self.topo.dp_by_key.get(&key).copied()
+    }
+
+    /// The load-balancer VIPs.
+    pub fn lb_vips(&self) -> &LbVips {
+        &self.topo.lb_vips
     }
 
     #[inline]
