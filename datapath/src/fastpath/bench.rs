@@ -1,6 +1,7 @@
 //! Packet-rate tooling for `ovnest bench`: a generator (BPF_PROG_TEST_RUN in live-frames
 //! mode with a program that transmits each frame out of the interface it is "received"
-//! on), a sink (counts and drops), and the baseline program (strip + redirect). They are
+//! on), a sink (counts and drops), a capture (a sink that keeps the last frame), and the
+//! baseline program (strip + redirect). They are
 //! an object of their own (`ovnest-xdp-bench`), so the fast path's object never carries
 //! their maps; a kit is one instance of it, with counters and a device map of its own.
 
@@ -8,8 +9,10 @@ use std::time::Duration;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{DevMapHash, MapData, PerCpuArray},
-    programs::{TestRun, TestRunAttrs, TestRunOptions, TestRunResult, Xdp, XdpMode},
+    maps::{Array, DevMapHash, MapData, PerCpuArray},
+    programs::{
+        TestRun, TestRunAttrs, TestRunOptions, TestRunResult, Xdp, XdpMode, xdp::XdpLinkId,
+    },
 };
 
 use ovnest_common::maps::{BENCH_TEMPLATE_BYTES, BenchTemplate, capacity};
@@ -18,6 +21,7 @@ use super::{FastPathError, handle, maps, object, xdp_md};
 
 const GENERATOR: &str = "bench_tx";
 const SINK: &str = "bench_sink";
+const CAPTURE: &str = "bench_capture";
 const BASELINE: &str = "baseline_strip_redirect";
 /// The kernel's largest live-frames batch.
 pub const MAX_BATCH: u32 = 256;
@@ -29,7 +33,7 @@ pub struct BenchKit {
 impl BenchKit {
     pub fn load() -> Result<BenchKit, FastPathError> {
         let mut ebpf = EbpfLoader::new().load(object::BENCH_OBJECT)?;
-        for name in [GENERATOR, SINK, BASELINE] {
+        for name in [GENERATOR, SINK, CAPTURE, BASELINE] {
             let program: &mut Xdp = ebpf
                 .program_mut(name)
                 .ok_or(FastPathError::MissingMap { map: name })?
@@ -39,22 +43,47 @@ impl BenchKit {
         Ok(BenchKit { ebpf })
     }
 
-    fn attach(&mut self, name: &'static str, ifindex: u32) -> Result<(), FastPathError> {
-        let program: &mut Xdp = self
+    fn xdp_mut(&mut self, name: &'static str) -> Result<&mut Xdp, FastPathError> {
+        Ok(self
             .ebpf
             .program_mut(name)
             .ok_or(FastPathError::MissingMap { map: name })?
-            .try_into()?;
+            .try_into()?)
+    }
+
+    fn attach(&mut self, name: &'static str, ifindex: u32) -> Result<XdpLinkId, FastPathError> {
+        let program = self.xdp_mut(name)?;
         program
             .attach(ifindex, XdpMode::Driver)
             .or_else(|_| program.attach(ifindex, XdpMode::Skb))
-            .map_err(|source| FastPathError::Attach { ifindex, source })?;
-        Ok(())
+            .map_err(|source| FastPathError::Attach { ifindex, source })
     }
 
     /// Counts (and drops) every frame arriving on `ifindex` (calling thread's namespace).
     pub fn attach_sink(&mut self, ifindex: u32) -> Result<(), FastPathError> {
-        self.attach(SINK, ifindex)
+        self.attach(SINK, ifindex).map(|_| ())
+    }
+
+    /// Counts and drops every frame arriving on `ifindex` as the sink does, keeping a
+    /// copy of the last one ([`BenchKit::captured`]) until [`BenchKit::detach_capture`].
+    pub fn attach_capture(&mut self, ifindex: u32) -> Result<XdpLinkId, FastPathError> {
+        self.attach(CAPTURE, ifindex)
+    }
+
+    pub fn detach_capture(&mut self, link: XdpLinkId) -> Result<(), FastPathError> {
+        self.xdp_mut(CAPTURE)?.detach(link)?;
+        Ok(())
+    }
+
+    /// The last frame the capture kept, if any.
+    pub fn captured(&self) -> Result<Option<Vec<u8>>, FastPathError> {
+        let map = "BENCH_CAPTURED";
+        let array: Array<&MapData, BenchTemplate> = handle::map(&self.ebpf, map)?;
+        let template = array
+            .get(&0, 0)
+            .map_err(|source| FastPathError::Map { map, source })?;
+        let len = (template.len as usize).min(BENCH_TEMPLATE_BYTES);
+        Ok((len > 0).then(|| template.bytes[..len].to_vec()))
     }
 
     /// Makes the generator transmit one frame every `gap_ns` nanoseconds (0: as fast as
@@ -96,7 +125,7 @@ impl BenchKit {
     /// Attaches the baseline on `ifindex`, redirecting to `egress` (same namespace).
     pub fn attach_baseline(&mut self, ifindex: u32, egress: u32) -> Result<(), FastPathError> {
         self.set_baseline_egress(egress)?;
-        self.attach(BASELINE, ifindex)
+        self.attach(BASELINE, ifindex).map(|_| ())
     }
 
     fn baseline(&self) -> Result<&Xdp, FastPathError> {

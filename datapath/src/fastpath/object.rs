@@ -41,12 +41,18 @@ mod tests {
     #[test]
     fn the_bench_object_holds_generator_sink_and_baseline() {
         let bench = parse(BENCH_OBJECT);
-        for program in ["bench_tx", "bench_sink", "baseline_strip_redirect"] {
+        for program in [
+            "bench_tx",
+            "bench_sink",
+            "bench_capture",
+            "baseline_strip_redirect",
+        ] {
             assert!(bench.programs.contains_key(program), "{program}");
         }
         for map in [
             "BENCH_TEMPLATES",
             "BENCH_SENT",
+            "BENCH_CAPTURED",
             "BASELINE_EGRESS",
             "DEVICES",
         ] {

@@ -397,9 +397,25 @@ pub(super) fn measure_on(
     gap_ns: u64,
     batch: u32,
 ) -> anyhow::Result<Sample> {
+    let (source, _) = ends(direction);
+    measure_from(kit, lab, label, source, frames, window, gap_ns, batch)
+}
+
+/// [`measure_on`] with the generator on any interface `source` = (namespace, device) of
+/// the lab: its frames arrive on that interface's peer.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn measure_from(
+    kit: &mut BenchKit,
+    lab: &Lab,
+    label: &str,
+    (src_ns, src_dev): (&str, &str),
+    frames: &[Vec<u8>],
+    window: Duration,
+    gap_ns: u64,
+    batch: u32,
+) -> anyhow::Result<Sample> {
     kit.set_frames(frames)?;
     kit.set_gap_ns(gap_ns)?;
-    let ((src_ns, src_dev), _) = ends(direction);
     let _in = process::enter_netns(&lab.ns(src_ns))?;
     let src = ifindex(src_dev)?;
     let per_call = match gap_ns {

@@ -3,18 +3,21 @@
 //! - `bench_tx`: run by BPF_PROG_TEST_RUN in live-frames mode on a VM's interface, it
 //!   transmits each injected frame out of that interface (the generator);
 //! - `bench_sink`: on the destination VM's interface, counts frames and drops them (the
-//!   receiver, cheaper than any socket so it never limits the figure).
+//!   receiver, cheaper than any socket so it never limits the figure);
+//! - `bench_capture`: counts and drops like the sink, and keeps a copy of the last frame
+//!   (`ovnest bench --tunnel` reads the Geneve frames a hypervisor sends; never attached
+//!   while a rate is measured).
 
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::generated::{bpf_ktime_get_ns, bpf_xdp_store_bytes},
+    helpers::generated::{bpf_ktime_get_ns, bpf_xdp_load_bytes, bpf_xdp_store_bytes},
     macros::xdp,
     programs::XdpContext,
 };
 use ovnest_common::maps::{BENCH_TEMPLATE_BYTES, BenchTemplate};
 
 use crate::maps::{
-    BENCH_DUE_NS, BENCH_FLOWS, BENCH_GAP_NS, BENCH_NEXT, BENCH_RECEIVED, BENCH_SENT, BENCH_SEQ,
+    BENCH_CAPTURED, BENCH_DUE_NS, BENCH_FLOWS, BENCH_GAP_NS, BENCH_NEXT, BENCH_RECEIVED, BENCH_SENT, BENCH_SEQ,
     BENCH_SEQ_AT, BENCH_TEMPLATES,
 };
 
@@ -132,6 +135,33 @@ pub fn bench_sink(_ctx: XdpContext) -> u32 {
     if let Some(count) = BENCH_RECEIVED.get_ptr_mut(0) {
         // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
         unsafe { *count += 1 };
+    }
+    xdp_action::XDP_DROP
+}
+
+#[xdp]
+pub fn bench_capture(ctx: XdpContext) -> u32 {
+    if let Some(count) = BENCH_RECEIVED.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
+        unsafe { *count += 1 };
+    }
+    let Some(slot) = BENCH_CAPTURED.get_ptr_mut(0) else {
+        return xdp_action::XDP_DROP;
+    };
+    let len = ctx.data_end() - ctx.data();
+    // SAFETY: a read of a local just written; volatile so LLVM keeps the bounds checks
+    // below on this value, not on `data_end` arithmetic the verifier refuses.
+    let len = unsafe { core::ptr::read_volatile(&len) } as u32;
+    if len == 0 || len as usize > BENCH_TEMPLATE_BYTES {
+        return xdp_action::XDP_DROP;
+    }
+    // SAFETY: `slot` is the map value (one capture at a time: the bench sends slowly
+    // while it captures); the helper bounds-checks 0..len against the packet, and the
+    // destination holds BENCH_TEMPLATE_BYTES >= len bytes.
+    unsafe {
+        if bpf_xdp_load_bytes(ctx.ctx, 0, (*slot).bytes.as_mut_ptr() as *mut _, len) == 0 {
+            (*slot).len = len;
+        }
     }
     xdp_action::XDP_DROP
 }

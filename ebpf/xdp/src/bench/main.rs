@@ -1,6 +1,7 @@
 //! `ovnest bench`'s XDP programs, an object of their own so that the product's object
 //! (`ovnest run`) carries none of their maps (the generator's frames alone are 1.5 MB):
-//! - `bench_tx` and `bench_sink` ([`generator`]): the traffic generator and the receiver;
+//! - `bench_tx`, `bench_sink` and `bench_capture` ([`generator`]): the traffic generator,
+//!   the receiver, and a receiver that keeps the last frame;
 //! - `baseline_strip_redirect` ([`baseline`]): what ovnest's fast path is measured against.
 //!
 //! The baseline strips tags with the product's own `vlan` code (same file), so the two

@@ -19,6 +19,10 @@ pub static BASELINE_EGRESS: Array<u32> = Array::with_max_entries(1, 0);
 #[map]
 pub static BENCH_RECEIVED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
+/// The last frame `bench_capture` saw.
+#[map]
+pub static BENCH_CAPTURED: Array<BenchTemplate> = Array::with_max_entries(1, 0);
+
 /// The generator's frames, one per flow.
 #[map]
 pub static BENCH_TEMPLATES: Array<BenchTemplate> =
