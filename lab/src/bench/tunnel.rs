@@ -21,6 +21,7 @@
 //!   pair's addresses and keys) transmitted by the generator out of hv's end of `und` of
 //!   the ovnest pair's lab, so that hv2's XDP decapsulates them and delivers to vm1,
 //!   counted as ever at vm1's NIC.
+//!
 //! Both tunnels' XDP counters (`ovnest status` on each hypervisor) are read before and
 //! after: the frames must be served by encapsulation and decapsulation hits, not upcalls.
 
@@ -211,18 +212,22 @@ pub struct TunnelReport {
 }
 
 fn bed(args: &BenchArgs, pair: Pair, short: &str) -> anyhow::Result<Bed> {
+    // Loaded first: a kit that fails to load leaves no lab behind.
+    let kit = BenchKit::load()?;
     let lab_args = pair.lab_args(&args.dir, short);
     Lab::down(&lab_args.dir);
     let lab = Lab::up(&lab_args).with_context(|| format!("lab for {}", pair.label()))?;
-    let mut kit = BenchKit::load()?;
+    // From here on the lab is torn down on any error (Bed's drop).
+    let mut bed = Bed { pair, lab, kit };
     // Frames the generator transmits out of vm5's uplink arrive as XDP frames on the
     // hypervisor's end: with no program of ovnest's there (OVS), NAPI must take them.
-    lab.exec("hv", "ethtool", &["-K", "brint-brvm5", "gro", "on"])?;
+    bed.lab
+        .exec("hv", "ethtool", &["-K", "brint-brvm5", "gro", "on"])?;
     {
-        let _in = process::enter_netns(&lab.ns("vm1"))?;
-        kit.attach_sink(ifindex("eth0")?)?;
+        let _in = process::enter_netns(&bed.lab.ns("vm1"))?;
+        bed.kit.attach_sink(ifindex("eth0")?)?;
     }
-    Ok(Bed { pair, lab, kit })
+    Ok(bed)
 }
 
 /// The pids of every agent and vswitchd of a bed's lab (both hypervisors).
@@ -285,7 +290,15 @@ fn hold_neighbour(lab: &Lab) -> anyhow::Result<()> {
         "hv",
         "ip",
         &[
-            "neigh", "replace", HV2_ENCAP, "lladdr", &mac, "dev", "und", "nud", "permanent",
+            "neigh",
+            "replace",
+            HV2_ENCAP,
+            "lladdr",
+            &mac,
+            "dev",
+            "und",
+            "nud",
+            "permanent",
         ],
     )?;
     Ok(())
@@ -349,9 +362,7 @@ fn und_mac(lab: &Lab, ns: &str) -> anyhow::Result<[u8; 6]> {
 /// Encap checksum option and Southbound keys, with the source port hv chose. Every byte
 /// after the outer MACs must equal the captured frame's: the labs differ only in MACs.
 fn decap_frames(lab: &Lab, captured: &[u8]) -> anyhow::Result<Vec<Vec<u8>>> {
-    let ip = |s: &str| -> anyhow::Result<[u8; 4]> {
-        Ok(s.parse::<std::net::Ipv4Addr>()?.octets())
-    };
+    let ip = |s: &str| -> anyhow::Result<[u8; 4]> { Ok(s.parse::<std::net::Ipv4Addr>()?.octets()) };
     let (local_ip, remote_ip) = (ip(HV1_ENCAP)?, ip(HV2_ENCAP)?);
     if captured.len() < geneve::OVERHEAD + 14
         || captured[12..14] != [0x08, 0x00]
@@ -457,7 +468,9 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<TunnelReport> {
     // The sides alone. Both labs must encapsulate alike: the same checksum option.
     let csum = hv2_csum(&beds[pair_bed].lab)?;
     if hv2_csum(&beds[encap_bed].lab)? != csum {
-        bail!("hv2's Encap options:csum differs between the ovnest pair's lab and the encapsulation lab");
+        bail!(
+            "hv2's Encap options:csum differs between the ovnest pair's lab and the encapsulation lab"
+        );
     }
     let mut frames_of: BTreeMap<(Pair, usize), Vec<Vec<u8>>> = BTreeMap::new();
     for size in &args.sizes {
@@ -500,10 +513,14 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<TunnelReport> {
         // The end-to-end rows first: decapsulation alone needs hv2's cache warm.
         for pair in Pair::ALL {
             let ping = !matches!(pair, Pair::EncapOnly | Pair::DecapOnly);
-            wait_through(&mut beds[bed_of(pair)], pair, &frames_of[&(pair, *size)], ping)?;
+            wait_through(
+                &mut beds[bed_of(pair)],
+                pair,
+                &frames_of[&(pair, *size)],
+                ping,
+            )?;
         }
-        let mut found: Vec<Vec<(Option<Sample>, Sample, bool)>> =
-            vec![Vec::new(); Pair::ALL.len()];
+        let mut found: Vec<Vec<(Option<Sample>, Sample, bool)>> = vec![Vec::new(); Pair::ALL.len()];
         let mut totals = vec![(0u64, 0u64); Pair::ALL.len()];
         for round in 0..args.rounds {
             info!("{size} bytes, round {} of {}", round + 1, args.rounds);
@@ -572,7 +589,12 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<TunnelReport> {
             hypervisor,
             counters: after
                 .iter()
-                .map(|(k, v)| (k.clone(), v.saturating_sub(before.get(k).copied().unwrap_or(0))))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.saturating_sub(before.get(k).copied().unwrap_or(0)),
+                    )
+                })
                 .collect(),
         });
     }
@@ -690,10 +712,7 @@ pub fn print(report: &TunnelReport) {
             fmt(row.throughput_max_mpps),
             row.overload_mpps,
             ratio(find(Pair::OvsOvs, row.size).and_then(|r| r.throughput_mpps)),
-            marked(
-                row.throughput_mpps,
-                local.and_then(|l| l.throughput_mpps)
-            ),
+            marked(row.throughput_mpps, local.and_then(|l| l.throughput_mpps)),
             marked(Some(row.overload_mpps), local.map(|l| l.overload_mpps)),
             overload_ratio,
             if row.generator_limited {
@@ -718,10 +737,11 @@ pub fn print(report: &TunnelReport) {
                     "{r:.2}{}",
                     if t.generator_limited { "*" } else { "" }
                 )),
-                t.overload_ratio_to_local.map_or("-".to_owned(), |r| format!(
-                    "{r:.2}{}",
-                    if t.generator_limited { "*" } else { "" }
-                )),
+                t.overload_ratio_to_local
+                    .map_or("-".to_owned(), |r| format!(
+                        "{r:.2}{}",
+                        if t.generator_limited { "*" } else { "" }
+                    )),
                 "",
                 match t.slower_side {
                     Pair::DecapOnly => "decap",

@@ -17,8 +17,8 @@ use aya_ebpf::{
 use ovnest_common::maps::{BENCH_TEMPLATE_BYTES, BenchTemplate};
 
 use crate::maps::{
-    BENCH_CAPTURED, BENCH_DUE_NS, BENCH_FLOWS, BENCH_GAP_NS, BENCH_NEXT, BENCH_RECEIVED, BENCH_SENT, BENCH_SEQ,
-    BENCH_SEQ_AT, BENCH_TEMPLATES,
+    BENCH_CAPTURED, BENCH_DUE_NS, BENCH_FLOWS, BENCH_GAP_NS, BENCH_NEXT, BENCH_RECEIVED,
+    BENCH_SENT, BENCH_SEQ, BENCH_SEQ_AT, BENCH_TEMPLATES,
 };
 
 /// How far behind its schedule the generator may fall and still catch up (back to back);
@@ -151,16 +151,18 @@ pub fn bench_capture(ctx: XdpContext) -> u32 {
     let len = ctx.data_end() - ctx.data();
     // SAFETY: a read of a local just written; volatile so LLVM keeps the bounds checks
     // below on this value, not on `data_end` arithmetic the verifier refuses.
-    let len = unsafe { core::ptr::read_volatile(&len) } as u32;
-    if len == 0 || len as usize > BENCH_TEMPLATE_BYTES {
+    let len: usize = unsafe { core::ptr::read_volatile(&len) };
+    // Checked at full width: the helper is given this register, and the verifier must
+    // know its bounds (a check on a 32-bit copy leaves the original unbounded).
+    if len == 0 || len > BENCH_TEMPLATE_BYTES {
         return xdp_action::XDP_DROP;
     }
     // SAFETY: `slot` is the map value (one capture at a time: the bench sends slowly
     // while it captures); the helper bounds-checks 0..len against the packet, and the
     // destination holds BENCH_TEMPLATE_BYTES >= len bytes.
     unsafe {
-        if bpf_xdp_load_bytes(ctx.ctx, 0, (*slot).bytes.as_mut_ptr() as *mut _, len) == 0 {
-            (*slot).len = len;
+        if bpf_xdp_load_bytes(ctx.ctx, 0, (*slot).bytes.as_mut_ptr() as *mut _, len as u32) == 0 {
+            (*slot).len = len as u32;
         }
     }
     xdp_action::XDP_DROP
