@@ -84,8 +84,9 @@ pub struct BenchArgs {
     #[arg(long)]
     pub cni: bool,
     /// Instead of the one-hypervisor rate cases: c51 -> vm1 across two hypervisors
-    /// through Geneve, ovnest and ovn-controller + OVS on either end (`--sizes`,
-    /// `--rounds`, `--loss`, `--window-ms`, `--batch` apply; one flow).
+    /// through Geneve, ovnest and ovn-controller + OVS on either end, each side of the
+    /// ovnest pair alone (encapsulation, decapsulation) and ovnest on one chassis
+    /// (`--sizes`, `--rounds`, `--loss`, `--window-ms`, `--batch` apply; one flow).
     #[arg(long)]
     pub tunnel: bool,
     /// Containers per series for --cni.

@@ -22,6 +22,12 @@
 //!   the ovnest pair's lab, so that hv2's XDP decapsulates them and delivers to vm1,
 //!   counted as ever at vm1's NIC.
 //!
+//! The harness's own cost is measured too (**floor**: the generator's frames straight
+//! into the sink over a bare veth pair, no datapath): every other row's time per frame
+//! on the generator's core, less the floor's, is what its datapath costs (its XDP passes
+//! and the extra veth hop), the part a host of a real pair would pay without the
+//! generator beside it.
+//!
 //! Both tunnels' XDP counters (`ovnest status` on each hypervisor) are read before and
 //! after: the frames must be served by encapsulation and decapsulation hits, not upcalls.
 
@@ -70,11 +76,14 @@ pub enum Pair {
     OvsOvs,
     /// ovnest, vm1 on the same chassis as c51 (no tunnel): the reference for the ratio.
     OvnestLocal,
+    /// No datapath: the generator's frames straight into the sink over a veth pair of
+    /// their own (in the same-chassis lab's vm4): the harness's cost per frame.
+    Floor,
 }
 
 impl Pair {
     /// The rows, in the order they are measured and printed.
-    pub const ALL: [Pair; 7] = [
+    pub const ALL: [Pair; 8] = [
         Pair::OvnestOvnest,
         Pair::EncapOnly,
         Pair::DecapOnly,
@@ -82,6 +91,7 @@ impl Pair {
         Pair::OvsOvnest,
         Pair::OvsOvs,
         Pair::OvnestLocal,
+        Pair::Floor,
     ];
 
     pub fn label(self) -> &'static str {
@@ -93,6 +103,7 @@ impl Pair {
             Pair::OvsOvnest => "OVS -> ovnest (Geneve)",
             Pair::OvsOvs => "OVS -> OVS (Geneve)",
             Pair::OvnestLocal => "ovnest, same chassis",
+            Pair::Floor => "floor: generator -> sink, no datapath",
         }
     }
 
@@ -101,6 +112,7 @@ impl Pair {
     fn lab(self) -> Pair {
         match self {
             Pair::DecapOnly => Pair::OvnestOvnest,
+            Pair::Floor => Pair::OvnestLocal,
             other => other,
         }
     }
@@ -110,6 +122,7 @@ impl Pair {
     fn source(self) -> (&'static str, &'static str) {
         match self {
             Pair::DecapOnly => ("hv", "und"),
+            Pair::Floor => ("vm4", FLOOR_TX),
             _ => ("vm5", "brvm5-brint"),
         }
     }
@@ -124,7 +137,7 @@ impl Pair {
             // hv2 binds vm1 (so hv's cache sends c51's frames there); its own datapath is
             // never reached once the sink sits on its end of the underlay.
             Pair::EncapOnly => (AgentKind::Ovnest, Hv2Agent::OvnController, 2),
-            Pair::DecapOnly => unreachable!("measured on ovnest -> ovnest's lab"),
+            Pair::DecapOnly | Pair::Floor => unreachable!("measured on another row's lab"),
         };
         LabArgs {
             dir: dir.join(short),
@@ -139,6 +152,10 @@ impl Pair {
         }
     }
 }
+
+/// The floor's veth pair, both ends in the same-chassis lab's vm4 (gone with it).
+const FLOOR_TX: &str = "floor-tx";
+const FLOOR_RX: &str = "floor-rx";
 
 /// One pair's lab, torn down on drop.
 struct Bed {
@@ -185,6 +202,14 @@ pub struct TwoHosts {
     pub overload_ratio_to_local: Option<f64>,
     /// One of the figures it is made of was generator-limited.
     pub generator_limited: bool,
+    /// Datapath cost per frame (ns): 1/throughput − 1/floor's throughput, on the
+    /// generator's core; `None` without a floor below the row.
+    pub local_ns: Option<f64>,
+    pub encap_ns: Option<f64>,
+    pub decap_ns: Option<f64>,
+    /// local_ns / the larger of encap_ns and decap_ns: the two-host ratio with the
+    /// harness's own cost taken out (derived).
+    pub cost_ratio_to_local: Option<f64>,
 }
 
 /// One hypervisor's XDP tunnel counters over the run (after − before), by
@@ -328,6 +353,26 @@ fn capture(bed: &mut Bed, frames: &[Vec<u8>]) -> anyhow::Result<Vec<u8>> {
         .filter(|_| sample.received > 0.0)
         .context("no frame captured on hv2's end of the underlay")?;
     Ok(frame)
+}
+
+/// The floor's veth pair in the same-chassis lab's vm4, the sink on its receiving end
+/// (GRO on, as on the hypervisors' ends of the lab's veths).
+fn floor(bed: &mut Bed) -> anyhow::Result<()> {
+    let ns = bed.lab.ns("vm4");
+    process::run_in(
+        &ns,
+        "ip",
+        &[
+            "link", "add", FLOOR_TX, "type", "veth", "peer", "name", FLOOR_RX,
+        ],
+    )?;
+    for dev in [FLOOR_TX, FLOOR_RX] {
+        process::run_in(&ns, "ip", &["link", "set", dev, "up"])?;
+    }
+    process::run_in(&ns, "ethtool", &["-K", FLOOR_RX, "gro", "on"])?;
+    let _in = process::enter_netns(&ns)?;
+    bed.kit.attach_sink(ifindex(FLOOR_RX)?)?;
+    Ok(())
 }
 
 /// A Southbound row's `tunnel_key`.
@@ -499,6 +544,7 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<TunnelReport> {
         let _in = process::enter_netns(&bed.lab.ns(HV2))?;
         bed.kit.attach_sink(ifindex("und")?)?;
     }
+    floor(&mut beds[bed_of(Pair::Floor)])?;
 
     let counted = counted(&beds);
     let before_at = SystemTime::now();
@@ -512,7 +558,7 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<TunnelReport> {
     for size in &args.sizes {
         // The end-to-end rows first: decapsulation alone needs hv2's cache warm.
         for pair in Pair::ALL {
-            let ping = !matches!(pair, Pair::EncapOnly | Pair::DecapOnly);
+            let ping = !matches!(pair, Pair::EncapOnly | Pair::DecapOnly | Pair::Floor);
             wait_through(
                 &mut beds[bed_of(pair)],
                 pair,
@@ -630,6 +676,13 @@ fn two_hosts(rows: &[TunnelRow], size: usize) -> Option<TwoHosts> {
         _ => return None,
     };
     let throughput = slower.throughput_mpps?;
+    // The datapath's share of a frame's time on the generator's core.
+    let floor = row(Pair::Floor).and_then(|f| f.throughput_mpps);
+    let cost = |r: &TunnelRow| match (r.throughput_mpps, floor) {
+        (Some(t), Some(f)) if t > 0.0 && f > t => Some(1e3 / t - 1e3 / f),
+        _ => None,
+    };
+    let (local_ns, encap_ns, decap_ns) = (cost(local), cost(encap), cost(decap));
     Some(TwoHosts {
         size,
         slower_side: slower.pair,
@@ -644,6 +697,13 @@ fn two_hosts(rows: &[TunnelRow], size: usize) -> Option<TwoHosts> {
         generator_limited: encap.generator_limited
             || decap.generator_limited
             || local.generator_limited,
+        local_ns,
+        encap_ns,
+        decap_ns,
+        cost_ratio_to_local: match (local_ns, encap_ns, decap_ns) {
+            (Some(l), Some(e), Some(d)) if e.max(d) > 0.0 => Some(l / e.max(d)),
+            _ => None,
+        },
     })
 }
 
@@ -747,6 +807,15 @@ pub fn print(report: &TunnelReport) {
                     Pair::DecapOnly => "decap",
                     _ => "encap",
                 }
+            );
+            let ns = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0} ns"));
+            println!(
+                "  datapath per frame above the floor (derived): same chassis {}, encap {}, decap {}; two hosts x local {}",
+                ns(t.local_ns),
+                ns(t.encap_ns),
+                ns(t.decap_ns),
+                t.cost_ratio_to_local
+                    .map_or("-".to_owned(), |r| format!("{r:.2}"))
             );
         }
     }
