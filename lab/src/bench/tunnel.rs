@@ -850,3 +850,64 @@ pub fn print(report: &TunnelReport) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(pair: Pair, mpps: f64, generator_limited: bool) -> TunnelRow {
+        TunnelRow {
+            pair,
+            size: 64,
+            throughput_mpps: Some(mpps),
+            throughput_min_mpps: Some(mpps),
+            throughput_max_mpps: Some(mpps),
+            overload_mpps: mpps,
+            generator_limited,
+            frames_sent: 0,
+            frames_received: 0,
+        }
+    }
+
+    #[test]
+    fn two_hosts_is_the_slower_side_and_its_cost_above_the_floor() {
+        // 4 Mpps floor = 250 ns; same chassis 2 Mpps = 500 ns (250 above the floor);
+        // encap 1.6 Mpps = 625 ns (375 above); decap 2.5 Mpps = 400 ns (150 above).
+        let rows = [
+            row(Pair::EncapOnly, 1.6, true),
+            row(Pair::DecapOnly, 2.5, false),
+            row(Pair::OvnestLocal, 2.0, false),
+            row(Pair::Floor, 4.0, false),
+        ];
+        let t = two_hosts(&rows, 64).unwrap();
+        assert_eq!(t.slower_side, Pair::EncapOnly);
+        assert_eq!(t.throughput_mpps, 1.6);
+        assert!((t.ratio_to_local.unwrap() - 0.8).abs() < 1e-9);
+        assert!(t.generator_limited, "encap's figure was generator-limited");
+        assert!((t.local_ns.unwrap() - 250.0).abs() < 1e-6);
+        assert!((t.encap_ns.unwrap() - 375.0).abs() < 1e-6);
+        assert!((t.decap_ns.unwrap() - 150.0).abs() < 1e-6);
+        assert!((t.cost_ratio_to_local.unwrap() - 250.0 / 375.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn no_two_host_figure_without_both_sides() {
+        let mut decap = row(Pair::DecapOnly, 2.5, false);
+        decap.throughput_mpps = None;
+        let rows = [
+            row(Pair::EncapOnly, 1.6, false),
+            decap,
+            row(Pair::OvnestLocal, 2.0, false),
+        ];
+        assert!(two_hosts(&rows, 64).is_none());
+        // Without a floor the ratio stands, the costs do not.
+        let rows = [
+            row(Pair::EncapOnly, 1.6, false),
+            row(Pair::DecapOnly, 1.2, false),
+            row(Pair::OvnestLocal, 2.0, false),
+        ];
+        let t = two_hosts(&rows, 64).unwrap();
+        assert_eq!(t.slower_side, Pair::DecapOnly);
+        assert!(t.local_ns.is_none() && t.cost_ratio_to_local.is_none());
+    }
+}
