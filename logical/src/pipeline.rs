@@ -21,7 +21,7 @@ use crate::classifier::Classifier;
 use crate::db::{Database, LogicalFlow, LportAddresses, Uuid};
 use crate::expr::{self, Annotator, Conj, Match, Sets};
 use crate::flow::WORDS;
-use crate::idl_order;
+use crate::idl_order::IdlOrder;
 use crate::lex::{self, JsonStr, Token};
 use crate::symtab::symtab;
 
@@ -241,10 +241,53 @@ pub struct Pipeline {
     /// Flow rows whose actions did not parse, by UUID order.
     row_errors: Arc<Vec<FlowError>>,
     /// The IDL's iteration order of the Logical_Flow rows (ties between equal
-    /// priorities).
-    ranks: Arc<FxHashMap<Uuid, usize>>,
+    /// priorities), each row with its [`place`].
+    order: IdlOrder,
     residency: Residency,
     n_flows: usize,
+}
+
+/// The rows one Southbound update touched (inserted, modified or deleted), as an OVSDB
+/// monitor update names them: what [`Changes::from_rows`] reads instead of comparing
+/// two whole databases. A row listed that did not change costs nothing but a compare.
+#[derive(Debug, Clone, Default)]
+pub struct TouchedRows {
+    /// Logical_Flow rows: (index in the old database's `flows`, index in the new
+    /// one's), none where the row is absent. Each row once.
+    pub flows: Vec<(Option<usize>, Option<usize>)>,
+    /// Port_Binding rows, the same in `ports`.
+    pub ports: Vec<(Option<usize>, Option<usize>)>,
+    /// Port_Group rows, by name.
+    pub port_groups: Vec<String>,
+    /// Address_Set rows, by name.
+    pub address_sets: Vec<String>,
+    /// Some Datapath_Binding row changed.
+    pub datapaths: bool,
+    /// Some Multicast_Group row changed.
+    pub mcgroups: bool,
+    /// Some MAC_Binding row changed.
+    pub mac_bindings: bool,
+    /// Some FDB row changed.
+    pub fdbs: bool,
+    /// Some DHCP_Options or DHCPv6_Options row changed.
+    pub dhcp_options: bool,
+    /// Some Load_Balancer row changed.
+    pub load_balancers: bool,
+}
+
+impl TouchedRows {
+    /// Adds Logical_Flow row `uuid`, found by a scan of both databases (for tests and
+    /// fixtures: an OVSDB client knows where it put the rows).
+    pub fn flow(&mut self, old: &Database, new: &Database, uuid: Uuid) {
+        let at = |db: &Database| db.flows.iter().position(|f| f.uuid == uuid);
+        self.flows.push((at(old), at(new)));
+    }
+
+    /// Adds Port_Binding row `uuid`, found by a scan of both databases.
+    pub fn port(&mut self, old: &Database, new: &Database, uuid: Uuid) {
+        let at = |db: &Database| db.ports.iter().position(|p| p.uuid == uuid);
+        self.ports.push((at(old), at(new)));
+    }
 }
 
 /// What changed between two databases, as far as the compiled pipeline cares
@@ -283,26 +326,19 @@ impl Changes {
             && self.names.is_empty()
     }
 
-    /// The differences between `old` compiled for `old_res` and `new` for `new_res`.
+    /// The differences between `old` compiled for `old_res` and `new` for `new_res`,
+    /// found by comparing the two databases whole (O(rows): the oracle of
+    /// [`Changes::from_rows`], which an OVSDB client's change list drives).
     pub fn between(
         old: &Database,
         new: &Database,
         old_res: &Residency,
         new_res: &Residency,
     ) -> Changes {
-        let mut c = Changes {
-            full: old.datapaths != new.datapaths
-                || old.dhcp_options != new.dhcp_options
-                || old.dhcpv6_options != new.dhcpv6_options,
-            ..Default::default()
-        };
-        match (old_res, new_res) {
-            (Residency::Everywhere, Residency::Everywhere) => {}
-            (Residency::Ports(a), Residency::Ports(b)) => {
-                c.names.extend(a.symmetric_difference(b).cloned());
-            }
-            _ => c.full = true,
-        }
+        let mut c = Changes::residency(old_res, new_res);
+        c.full |= old.datapaths != new.datapaths
+            || old.dhcp_options != new.dhcp_options
+            || old.dhcpv6_options != new.dhcpv6_options;
         if c.full {
             return c;
         }
@@ -316,39 +352,20 @@ impl Changes {
                     .collect()
             };
             let (a, b) = (by_name(old), by_name(new));
-            let mut ports: FxHashSet<&str> = FxHashSet::default();
+            let mut ports: FxHashSet<String> = FxHashSet::default();
             for (name, v) in &a {
                 if b.get(name) != Some(v) {
-                    ports.insert(name);
+                    ports.insert(name.clone());
                 }
             }
             for name in b.keys() {
                 if !a.contains_key(name) {
-                    ports.insert(name);
+                    ports.insert(name.clone());
                 }
             }
-            // A port in `@pg` is resolved through the group.
-            for db in [old, new] {
-                for (pg, members) in &db.port_groups {
-                    if members.iter().any(|m| ports.contains(m.as_str())) {
-                        c.add_set_name(pg);
-                    }
-                }
-            }
-            c.names.extend(ports.into_iter().map(str::to_owned));
+            c.add_ports(old, new, ports);
         }
-        if old.mcgroups != new.mcgroups {
-            c.topology = true;
-            let keys = |db: &Database| -> FxHashSet<(Uuid, String, u32)> {
-                db.mcgroups
-                    .iter()
-                    .map(|m| (m.datapath, m.name.clone(), m.tunnel_key))
-                    .collect()
-            };
-            let (a, b) = (keys(old), keys(new));
-            c.names
-                .extend(a.symmetric_difference(&b).map(|(_, n, _)| n.clone()));
-        }
+        c.diff_mcgroups(old, new);
         c.topology |= old.mac_bindings != new.mac_bindings
             || old.fdbs != new.fdbs
             || old.load_balancers != new.load_balancers;
@@ -377,6 +394,142 @@ impl Changes {
         c
     }
 
+    /// The same as [`Changes::between`]`(old, new, old_res, new_res)` when `rows` names
+    /// every row the update from `old` to `new` touched (as an OVSDB monitor update
+    /// names them), in time proportional to those rows rather than to the databases
+    /// (a port whose name or key changed also walks the port groups).
+    pub fn from_rows(
+        old: &Database,
+        new: &Database,
+        rows: &TouchedRows,
+        old_res: &Residency,
+        new_res: &Residency,
+    ) -> Changes {
+        let mut c = Changes::residency(old_res, new_res);
+        c.full |= rows.datapaths && old.datapaths != new.datapaths
+            || rows.dhcp_options
+                && (old.dhcp_options != new.dhcp_options
+                    || old.dhcpv6_options != new.dhcpv6_options);
+        if c.full {
+            return c;
+        }
+        for &(o, n) in &rows.flows {
+            let x = o.and_then(|i| old.flows.get(i));
+            let y = n.and_then(|i| new.flows.get(i));
+            match (x, y) {
+                (Some(x), Some(y)) => {
+                    if x != y {
+                        c.gone.insert(x.uuid);
+                        c.added.extend(n);
+                        c.touch(x);
+                        c.touch(y);
+                    }
+                }
+                (Some(x), None) => {
+                    c.gone.insert(x.uuid);
+                    c.flow_set = true;
+                    c.touch(x);
+                }
+                (None, Some(y)) => {
+                    c.added.extend(n);
+                    c.flow_set = true;
+                    c.touch(y);
+                }
+                (None, None) => {}
+            }
+        }
+        let mut ports: FxHashSet<String> = FxHashSet::default();
+        for &(o, n) in &rows.ports {
+            let x = o.and_then(|i| old.ports.get(i));
+            let y = n.and_then(|i| new.ports.get(i));
+            if x == y {
+                continue;
+            }
+            c.topology = true;
+            let key = |p: &crate::db::Port| (p.datapath, p.tunnel_key, p.name2.clone());
+            match (x, y) {
+                (Some(x), Some(y)) if x.name == y.name => {
+                    if key(x) != key(y) {
+                        ports.insert(x.name.clone());
+                    }
+                }
+                _ => ports.extend(x.into_iter().chain(y).map(|p| p.name.clone())),
+            }
+        }
+        if !ports.is_empty() {
+            c.add_ports(old, new, ports);
+        }
+        if rows.mcgroups {
+            c.diff_mcgroups(old, new);
+        }
+        c.topology |= rows.mac_bindings && old.mac_bindings != new.mac_bindings
+            || rows.fdbs && old.fdbs != new.fdbs
+            || rows.load_balancers && old.load_balancers != new.load_balancers;
+        for (names, a, b) in [
+            (&rows.address_sets, &old.address_sets, &new.address_sets),
+            (&rows.port_groups, &old.port_groups, &new.port_groups),
+        ] {
+            for name in names {
+                let find = |v: &Vec<(String, Vec<String>)>| {
+                    v.iter().find(|(n, _)| n == name).map(|(_, m)| m.clone())
+                };
+                if find(a) != find(b) {
+                    c.sets = true;
+                    c.add_set_name(name);
+                }
+            }
+        }
+        c
+    }
+
+    /// What a change of residency alone changes.
+    fn residency(old_res: &Residency, new_res: &Residency) -> Changes {
+        let mut c = Changes::default();
+        match (old_res, new_res) {
+            (Residency::Everywhere, Residency::Everywhere) => {}
+            (Residency::Ports(a), Residency::Ports(b)) => {
+                c.names.extend(a.symmetric_difference(b).cloned());
+            }
+            _ => c.full = true,
+        }
+        c
+    }
+
+    /// Ports whose existence, datapath, key or friendly name changed: their names, and
+    /// the groups holding them (a port in `@pg` is resolved through the group).
+    fn add_ports(&mut self, old: &Database, new: &Database, ports: FxHashSet<String>) {
+        for db in [old, new] {
+            for (pg, members) in &db.port_groups {
+                if members.iter().any(|m| ports.contains(m.as_str())) {
+                    self.add_set_name(pg);
+                }
+            }
+        }
+        self.names.extend(ports);
+    }
+
+    fn diff_mcgroups(&mut self, old: &Database, new: &Database) {
+        if old.mcgroups != new.mcgroups {
+            self.topology = true;
+            let keys = |db: &Database| -> FxHashSet<(Uuid, String, u32)> {
+                db.mcgroups
+                    .iter()
+                    .map(|m| (m.datapath, m.name.clone(), m.tunnel_key))
+                    .collect()
+            };
+            let (a, b) = (keys(old), keys(new));
+            self.names
+                .extend(a.symmetric_difference(&b).map(|(_, n, _)| n.clone()));
+        }
+    }
+
+    /// The tables `f` is in.
+    fn touch(&mut self, f: &LogicalFlow) {
+        for dp in &f.datapaths {
+            self.tables.insert((*dp, f.egress, f.table_id));
+        }
+    }
+
     /// A set's name, and for a port group also the name `@pg` has in a match (the SB
     /// names a datapath's share of group `pg` `<key>_pg`).
     fn add_set_name(&mut self, name: &str) {
@@ -399,11 +552,6 @@ impl Changes {
         };
         let (a, b) = (order(old), order(new));
         let (mut i, mut j) = (0, 0);
-        let touch = |c: &mut Changes, f: &LogicalFlow| {
-            for dp in &f.datapaths {
-                c.tables.insert((*dp, f.egress, f.table_id));
-            }
-        };
         while i < a.len() || j < b.len() {
             let fa = a.get(i).map(|&k| &old.flows[k]);
             let fb = b.get(j).map(|&k| &new.flows[k]);
@@ -412,8 +560,8 @@ impl Changes {
                     if x != y {
                         self.gone.insert(x.uuid);
                         self.added.push(b[j]);
-                        touch(self, x);
-                        touch(self, y);
+                        self.touch(x);
+                        self.touch(y);
                     }
                     i += 1;
                     j += 1;
@@ -421,13 +569,13 @@ impl Changes {
                 (Some(x), y) if y.is_none_or(|y| x.uuid < y.uuid) => {
                     self.gone.insert(x.uuid);
                     self.flow_set = true;
-                    touch(self, x);
+                    self.touch(x);
                     i += 1;
                 }
                 (_, Some(y)) => {
                     self.added.push(b[j]);
                     self.flow_set = true;
-                    touch(self, y);
+                    self.touch(y);
                     j += 1;
                 }
                 _ => unreachable!("one side has a row"),
@@ -644,7 +792,7 @@ impl<'a> Compiler<'a> {
     }
 
     /// Builds one table from its flows.
-    fn table(&self, dp: DpId, mut bucket: Bucket, ranks: &FxHashMap<Uuid, usize>) -> Table {
+    fn table(&self, dp: DpId, mut bucket: Bucket, order: &IdlOrder) -> Table {
         // ovn-trace sorts by pipeline, table and descending priority with a stable
         // sort, so flows of equal priority keep the order its IDL iterates rows in
         // (`idl_order`). northd does emit overlapping flows of equal priority
@@ -652,9 +800,9 @@ impl<'a> Compiler<'a> {
         // ties the same way makes the first one win here as it does there. (OVS's own
         // classifier leaves such ties undefined, so the datapath loses nothing by
         // following ovn-trace.)
-        bucket.pending.sort_by_key(|p| {
+        bucket.pending.sort_by_cached_key(|p| {
             let f = p.flow();
-            (std::cmp::Reverse(f.priority), ranks.get(&f.uuid).copied())
+            (std::cmp::Reverse(f.priority), order.key(f.uuid))
         });
         let d = &self.topo.datapaths[dp as usize];
         // The names the reused flows refer to are among the old table's (a superset
@@ -724,11 +872,31 @@ impl Table {
         names.iter().any(|h| self.refs.binary_search(h).is_ok())
     }
 
-    /// True when the flows are no longer in the order `ranks` gives ties.
-    fn out_of_order(&self, ranks: &FxHashMap<Uuid, usize>) -> bool {
+    /// True when the flows are no longer in the order `order` gives ties.
+    fn out_of_order(&self, order: &IdlOrder) -> bool {
         self.flows.windows(2).any(|w| {
-            w[0].priority == w[1].priority && ranks.get(&w[0].uuid) > ranks.get(&w[1].uuid)
+            w[0].priority == w[1].priority && order.key(w[0].uuid) > order.key(w[1].uuid)
         })
+    }
+
+    /// True when row `uuid` of priority `priority`, whose key alone changed from `old`
+    /// to `new`, is no longer in its place among its ties. The flows are in `old`'s
+    /// order, so the row is found by a binary search, and only its neighbours can now
+    /// be out of order with it.
+    fn misplaced(&self, uuid: Uuid, priority: u16, old: &IdlOrder, new: &IdlOrder) -> bool {
+        let want = (std::cmp::Reverse(priority), old.key(uuid));
+        let Ok(i) = self
+            .flows
+            .binary_search_by(|f| (std::cmp::Reverse(f.priority), old.key(f.uuid)).cmp(&want))
+        else {
+            return false;
+        };
+        let key = new.key(uuid);
+        let tie = |j: usize| self.flows.get(j).filter(|f| f.priority == priority);
+        i.checked_sub(1)
+            .and_then(tie)
+            .is_some_and(|f| new.key(f.uuid) > key)
+            || tie(i + 1).is_some_and(|f| new.key(f.uuid) < key)
     }
 }
 
@@ -1052,9 +1220,19 @@ fn read_sets(db: &Database) -> Sets {
     sets
 }
 
-fn read_ranks(db: &Database) -> FxHashMap<Uuid, usize> {
-    let uuids: Vec<Uuid> = db.flows.iter().map(|f| f.uuid).collect();
-    idl_order::ranks(&uuids)
+fn read_order(db: &Database, topo: &Topology) -> IdlOrder {
+    IdlOrder::new(db.flows.iter().map(|f| (f.uuid, place(f, topo))))
+}
+
+/// Where row `f` is compiled, kept with it in the IDL order so that a row whose tie
+/// order moved is found in its tables: priority (bits 0-15), table (16-23), egress
+/// (24), its datapath + 1 when it has exactly one (32-63; 0: look in all).
+fn place(f: &LogicalFlow, topo: &Topology) -> u64 {
+    let dp = match f.datapaths.as_slice() {
+        [d] => topo.dp_by_uuid.get(d).map_or(0, |&d| u64::from(d) + 1),
+        _ => 0,
+    };
+    u64::from(f.priority) | u64::from(f.table_id) << 16 | u64::from(f.egress) << 24 | dp << 32
 }
 
 fn skip_of(tables: &[Arc<Table>]) -> Vec<u8> {
@@ -1078,7 +1256,7 @@ impl Pipeline {
     pub fn compile(db: &Database, residency: &Residency) -> Pipeline {
         let topo = Arc::new(Topology::read(db));
         let sets = Arc::new(read_sets(db));
-        let ranks = Arc::new(read_ranks(db));
+        let order = read_order(db, &topo);
         let mut c = Compiler::new(db, &topo, &sets, residency);
         let mut buckets: FxHashMap<TableKey, Bucket> = FxHashMap::default();
         let mut row_errors = Vec::new();
@@ -1094,9 +1272,9 @@ impl Pipeline {
             };
             topo.datapaths.len()
         ];
-        Self::build(&c, buckets, &ranks, &mut tables, &mut row_errors);
+        Self::build(&c, buckets, &order, &mut tables, &mut row_errors);
         drop(c);
-        Self::assemble(topo, sets, ranks, residency, tables, row_errors)
+        Self::assemble(topo, sets, order, residency, tables, row_errors)
     }
 
     /// The pipeline for `db`, which differs from the database this one was compiled
@@ -1129,10 +1307,19 @@ impl Pipeline {
         } else {
             self.sets.clone()
         };
-        let ranks = if changes.flow_set {
-            Arc::new(read_ranks(db))
+        // The IDL order, kept: the rows whose tie order moved come back (none: all may
+        // have).
+        let (order, moved) = if changes.flow_set || !changes.added.is_empty() {
+            let removed: Vec<Uuid> = changes.gone.iter().copied().collect();
+            let added: Vec<(Uuid, u64)> = changes
+                .added
+                .iter()
+                .filter_map(|&i| db.flows.get(i))
+                .map(|f| (f.uuid, place(f, &topo)))
+                .collect();
+            self.order.update(&removed, &added)
         } else {
-            self.ranks.clone()
+            (self.order.clone(), Some(Vec::new()))
         };
         let mut c = Compiler::new(db, &topo, &sets, residency);
         let mut buckets: FxHashMap<TableKey, Bucket> = FxHashMap::default();
@@ -1221,27 +1408,56 @@ impl Pipeline {
             }
         }
         let mut tables = self.tables.clone();
-        // Tables left alone keep their order of ties unless the IDL order moved it.
-        if changes.flow_set {
-            for (dp, d) in self.tables.iter().enumerate() {
-                for (e, ts) in d.tables.iter().enumerate() {
-                    for (t, table) in ts.iter().enumerate() {
-                        let key = (dp as DpId, e == 1, t as u8);
-                        if !buckets.contains_key(&key) && table.out_of_order(&ranks) {
-                            let b = buckets.entry(key).or_default();
-                            b.refs.extend_from_slice(&table.refs);
-                            for (f, terms) in table.flows.iter().zip(&table.terms) {
-                                b.pending.push(Pending::Reused(f.clone(), terms.clone()));
+        // Tables left alone keep their order of ties unless the IDL order moved it:
+        // those holding a row that moved (all of them when the mask changed) are
+        // checked, and rebuilt if their ties are out of order.
+        let reorder = |key: TableKey, table: &Table, buckets: &mut FxHashMap<TableKey, Bucket>| {
+            let b = buckets.entry(key).or_default();
+            b.refs.extend_from_slice(&table.refs);
+            for (f, terms) in table.flows.iter().zip(&table.terms) {
+                b.pending.push(Pending::Reused(f.clone(), terms.clone()));
+            }
+            b.failed.extend(table.failed.iter().cloned());
+        };
+        match &moved {
+            None => {
+                for (dp, d) in self.tables.iter().enumerate() {
+                    for (e, ts) in d.tables.iter().enumerate() {
+                        for (t, table) in ts.iter().enumerate() {
+                            let key = (dp as DpId, e == 1, t as u8);
+                            if !buckets.contains_key(&key) && table.out_of_order(&order) {
+                                reorder(key, table, &mut buckets);
                             }
-                            b.failed.extend(table.failed.iter().cloned());
+                        }
+                    }
+                }
+            }
+            Some(moved) => {
+                for &m in moved {
+                    let Some(v) = order.value(m) else { continue };
+                    let (priority, t, e) = (v as u16, (v >> 16) as u8, v >> 24 & 1 == 1);
+                    let dps = match v >> 32 {
+                        0 => 0..self.tables.len(),
+                        d => (d - 1) as usize..d as usize,
+                    };
+                    for dp in dps {
+                        let key = (dp as DpId, e, t);
+                        let Some(table) = self.tables[dp].tables[usize::from(e)].get(usize::from(t))
+                        else {
+                            continue;
+                        };
+                        if !buckets.contains_key(&key)
+                            && table.misplaced(m, priority, &self.order, &order)
+                        {
+                            reorder(key, table, &mut buckets);
                         }
                     }
                 }
             }
         }
-        Self::build(&c, buckets, &ranks, &mut tables, &mut row_errors);
+        Self::build(&c, buckets, &order, &mut tables, &mut row_errors);
         drop(c);
-        Self::assemble(topo, sets, ranks, residency, tables, row_errors)
+        Self::assemble(topo, sets, order, residency, tables, row_errors)
     }
 
     /// Compiles `old`'s successor from the two databases ([`Changes::between`], then
@@ -1255,7 +1471,7 @@ impl Pipeline {
     fn build(
         c: &Compiler<'_>,
         buckets: FxHashMap<TableKey, Bucket>,
-        ranks: &FxHashMap<Uuid, usize>,
+        order: &IdlOrder,
         tables: &mut [DpTables],
         row_errors: &mut Vec<FlowError>,
     ) {
@@ -1271,14 +1487,14 @@ impl Pipeline {
                 }
                 continue;
             };
-            *slot = Arc::new(c.table(dp, bucket, ranks));
+            *slot = Arc::new(c.table(dp, bucket, order));
         }
     }
 
     fn assemble(
         topo: Arc<Topology>,
         sets: Arc<Sets>,
-        ranks: Arc<FxHashMap<Uuid, usize>>,
+        order: IdlOrder,
         residency: &Residency,
         mut tables: Vec<DpTables>,
         mut row_errors: Vec<FlowError>,
@@ -1302,7 +1518,7 @@ impl Pipeline {
             errors,
             sets,
             row_errors: Arc::new(row_errors),
-            ranks,
+            order,
             residency: residency.clone(),
             n_flows,
         }
