@@ -83,6 +83,31 @@ impl Subtable {
         }
     }
 
+    /// Takes entry `e` out: the last entry takes its place.
+    fn swap_remove(&mut self, e: usize) {
+        let n = self.n();
+        let last = self.best.len() - 1;
+        if !self.index.is_empty() {
+            let h = hash(&self.keys[e * n..(e + 1) * n]);
+            if let Ok(slot) = self.index.find_entry(h, |&i| i as usize == e) {
+                slot.remove();
+            }
+            if last != e {
+                let h = hash(&self.keys[last * n..(last + 1) * n]);
+                if let Some(i) = self.index.find_mut(h, |&i| i as usize == last) {
+                    *i = e as u32;
+                }
+            }
+        }
+        if last != e {
+            self.keys.copy_within(last * n..(last + 1) * n, e * n);
+            self.best[e] = self.best[last];
+        }
+        self.keys.truncate(last * n);
+        self.best.truncate(last);
+        self.max_priority = self.best.iter().map(|r| r.priority).max().unwrap_or(0);
+    }
+
     fn insert(&mut self, key: &[u64], rule: Rule) {
         if let Some(i) = self.find(key) {
             if rule.beats(&self.best[i]) {
@@ -94,7 +119,9 @@ impl Subtable {
         self.keys.extend_from_slice(key);
         self.best.push(rule);
         let n = self.n();
-        if i + 1 > SCAN_LIMIT {
+        // Indexed past a few entries (and, once indexed, for good: removals may bring
+        // it back under).
+        if i + 1 > SCAN_LIMIT || !self.index.is_empty() {
             let keys = &self.keys;
             let rehash = |&k: &u32| hash(&keys[k as usize * n..(k as usize + 1) * n]);
             if self.index.is_empty() {
@@ -324,17 +351,64 @@ impl Layout {
 }
 
 impl Classifier {
-    /// Adds a rule matching `conj` at `priority`.
+    /// Adds a rule matching `conj` at `priority`; among rules of equal priority that
+    /// match a flow, the first inserted wins.
     pub fn insert(&mut self, conj: &Conj, priority: u32, id: RuleId) {
+        self.insert_ordered(conj, priority, self.n_rules, id);
+    }
+
+    /// Adds a rule matching `conj` at `priority`; among rules of equal priority that
+    /// match a flow, the lowest `order` wins (rules of equal priority and order: the
+    /// first inserted).
+    pub fn insert_ordered(&mut self, conj: &Conj, priority: u32, order: u32, id: RuleId) {
+        self.n_rules += 1;
+        self.place(conj, Rule {
+            priority,
+            order,
+            id,
+        });
+    }
+
+    /// Puts back a rule that is in the classifier but was shadowed by one with the
+    /// same match that [`remove`](Self::remove) took out (it is not counted again).
+    pub fn reinstate(&mut self, conj: &Conj, priority: u32, order: u32, id: RuleId) {
+        self.place(conj, Rule {
+            priority,
+            order,
+            id,
+        });
+    }
+
+    /// Removes rule `id` matching `conj`. Returns true when it was the one rule kept
+    /// for its match (other rules with the same match, which it shadowed, must then be
+    /// [`reinstate`](Self::reinstate)d); false when it was shadowed.
+    pub fn remove(&mut self, conj: &Conj, id: RuleId) -> bool {
         if self.n_subtables != 0 {
             self.reopen();
         }
-        let rule = Rule {
-            priority,
-            order: self.n_rules,
-            id,
+        self.n_rules = self.n_rules.saturating_sub(1);
+        let Some(&idx) = self.by_mask.get(&conj.mask) else {
+            return false;
         };
-        self.n_rules += 1;
+        let st = &mut self.building[idx];
+        let mut key = [0u64; WORDS];
+        for (k, &(i, _)) in st.words.iter().enumerate() {
+            key[k] = conj.value[i as usize];
+        }
+        let n = st.words.len();
+        match st.find(&key[..n]) {
+            Some(e) if st.best[e].id == id => {
+                st.swap_remove(e);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn place(&mut self, conj: &Conj, rule: Rule) {
+        if self.n_subtables != 0 {
+            self.reopen();
+        }
         let building = &mut self.building;
         let idx = *self.by_mask.entry(conj.mask).or_insert_with(|| {
             let words = (0..WORDS)
@@ -355,7 +429,7 @@ impl Classifier {
         for (k, &(i, _)) in st.words.iter().enumerate() {
             key[k] = conj.value[i as usize];
         }
-        st.max_priority = st.max_priority.max(priority);
+        st.max_priority = st.max_priority.max(rule.priority);
         let n = st.words.len();
         st.insert(&key[..n], rule);
     }
@@ -366,6 +440,8 @@ impl Classifier {
             return;
         }
         let mut building = std::mem::take(&mut self.building);
+        // Subtables whose rules were all removed.
+        building.retain(|s| !s.best.is_empty());
         building.sort_by_key(|s| std::cmp::Reverse(s.max_priority));
         self.by_mask.clear();
         self.selectors = if (2..=MAX_SELECTED).contains(&building.len()) {
@@ -663,6 +739,105 @@ mod tests {
         cls.insert(&Conj::ANY, 10, 8);
         cls.finish();
         assert_eq!(cls.lookup(&Flow::default(), None), Some(7));
+    }
+
+    /// Rules inserted, some removed again (the shadowed ones with the same match put
+    /// back, as the caller does) and others added, on a finished classifier: every
+    /// lookup equals the brute-force answer over the rules left (highest priority, the
+    /// lowest order among equals), and the rule count and the catch-all test agree.
+    #[test]
+    fn removals_and_inserts_in_place_equal_a_linear_scan() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let fields = [
+            (Field::EthType, 0xffffu128),
+            (Field::IpProto, 0xff),
+            (Field::Reg(15), 0xffff_ffff),
+            (Field::TcpDst, 0xffff),
+        ];
+        // (priority, order, values per field); few values so matches collide.
+        let rule = (
+            0u32..3,
+            0u32..50,
+            prop::collection::vec(prop::option::weighted(0.85, 0u128..3), fields.len()),
+        );
+        let mut runner = TestRunner::new(Config {
+            cases: 300,
+            ..Config::default()
+        });
+        runner
+            .run(
+                &(
+                    prop::collection::vec(rule.clone(), 1..80),
+                    prop::collection::vec(any::<bool>(), 80),
+                    prop::collection::vec(rule, 0..10),
+                ),
+                |(rules, removed, more)| {
+                    let to_conj = |vals: &Vec<Option<u128>>| {
+                        let mut c = Conj::ANY;
+                        for (&(f, m), v) in fields.iter().zip(vals) {
+                            if let Some(v) = v {
+                                crate::flow::to_words(f, *v * 0x11, m, &mut c.value, &mut c.mask);
+                            }
+                        }
+                        c
+                    };
+                    let mut cls = Classifier::default();
+                    let mut live: Vec<(u32, u32, Conj, u32)> = Vec::new();
+                    for (i, (p, o, v)) in rules.iter().enumerate() {
+                        let c = to_conj(v);
+                        cls.insert_ordered(&c, *p, *o, i as u32);
+                        live.push((*p, *o, c, i as u32));
+                    }
+                    cls.finish();
+                    for (i, _) in rules.iter().enumerate().filter(|(i, _)| removed[*i]) {
+                        let at = live.iter().position(|r| r.3 == i as u32).unwrap();
+                        let (_, _, c, id) = live.remove(at);
+                        if cls.remove(&c, id) {
+                            for r in live.iter().filter(|r| r.2 == c) {
+                                cls.reinstate(&r.2, r.0, r.1, r.3);
+                            }
+                        }
+                    }
+                    for (j, (p, o, v)) in more.iter().enumerate() {
+                        let c = to_conj(v);
+                        let id = 100 + j as u32;
+                        cls.insert_ordered(&c, *p, *o, id);
+                        live.push((*p, *o, c, id));
+                    }
+                    cls.finish();
+                    prop_assert_eq!(cls.len() as usize, live.len());
+                    let catchall = live.len() == 1 && live[0].2 == Conj::ANY;
+                    prop_assert_eq!(cls.only_catchall().is_some(), catchall);
+                    for a in 0..3u128 {
+                        for b in 0..3u128 {
+                            let mut f = Flow::default();
+                            for (k, &(field, m)) in fields.iter().enumerate() {
+                                f.set(field, [a, b, (a + b) % 3, a][k] * 0x11 & m);
+                            }
+                            let matches = |c: &Conj| {
+                                (0..WORDS).all(|w| f.w[w] & c.mask[w] == c.value[w])
+                            };
+                            // Equal priority and order: the first inserted (in `live`).
+                            let want = live
+                                .iter()
+                                .enumerate()
+                                .filter(|(_, r)| matches(&r.2))
+                                .max_by_key(|(i, r)| {
+                                    (r.0, std::cmp::Reverse(r.1), std::cmp::Reverse(*i))
+                                })
+                                .map(|(_, r)| (r.0, r.1));
+                            let got = cls.lookup(&f, None).map(|id| {
+                                let r = live.iter().find(|r| r.3 == id).expect("a live rule");
+                                (r.0, r.1)
+                            });
+                            prop_assert_eq!(got, want);
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap();
     }
 
     /// Rules over a few fields OVN pins (and masked bits of others), so that selectors

@@ -50,8 +50,10 @@ pub enum Residency {
     /// As ovn-trace: every port that exists is resident.
     #[default]
     Everywhere,
-    /// As ovn-controller on one chassis: only these ports.
-    Ports(std::collections::HashSet<String>),
+    /// As ovn-controller on one chassis: only these ports (shared, so that a pipeline
+    /// keeps its caller's set without copying it and compares it in O(1) while the
+    /// caller passes the same one).
+    Ports(Arc<std::collections::HashSet<String>>),
 }
 
 #[derive(Debug, Clone)]
@@ -488,7 +490,9 @@ impl Changes {
         match (old_res, new_res) {
             (Residency::Everywhere, Residency::Everywhere) => {}
             (Residency::Ports(a), Residency::Ports(b)) => {
-                c.names.extend(a.symmetric_difference(b).cloned());
+                if a != b {
+                    c.names.extend(a.symmetric_difference(b).cloned());
+                }
             }
             _ => c.full = true,
         }

@@ -263,7 +263,7 @@ fn check(updates: &[Vec<Step>], everywhere: bool) -> Result<(), TestCaseError> {
         if everywhere {
             Residency::Everywhere
         } else {
-            Residency::Ports(w.resident.clone())
+            Residency::Ports(w.resident.clone().into())
         }
     };
     let flows = microflows();
@@ -415,7 +415,8 @@ fn scaled_topology_updates_equal_full_compiles() {
             .iter()
             .filter(|p| p.name.starts_with("dmz-"))
             .map(|p| p.name.clone())
-            .collect(),
+            .collect::<HashSet<String>>()
+            .into(),
     );
     let p = Pipeline::compile(&db, &res);
     assert!(
