@@ -177,18 +177,36 @@ type Term = (u8, u64, u64);
 /// Starts a conjunction in a flow's term list: (`CONJ`, number of terms, 0).
 const CONJ: u8 = u8::MAX;
 
+/// Flow slots per chunk of a table ([`Table::slots`]).
+const CHUNK: usize = 64;
+
+/// The tie order of a table's `n`-th flow when it is built is `n * GAP`: an update puts
+/// a flow between two others without renumbering them.
+const GAP: u32 = 1 << 10;
+
+/// One flow of a table.
+#[derive(Debug, Clone)]
+struct Slot {
+    flow: CompiledFlow,
+    /// Its conjunctions, so an update edits or rebuilds the classifier without
+    /// compiling the flows that did not change.
+    terms: Arc<[Term]>,
+    /// Its rules' tie order in the classifier (increasing in lookup order).
+    order: u32,
+}
+
 /// One (datapath, pipeline, table): its classifier and the flows it points at. Shared
 /// between pipeline versions until a flow in it, or a name it refers to, changes.
 #[derive(Debug, Clone, Default)]
 struct Table {
     classifier: Classifier,
     stage_name: Option<Arc<str>>,
-    /// In lookup order (descending priority, then the IDL's order); a rule's id is the
-    /// index here.
-    flows: Vec<CompiledFlow>,
-    /// Each flow's conjunctions, so an update rebuilds the classifier without compiling
-    /// the flows that did not change.
-    terms: Vec<Arc<[Term]>>,
+    /// The flows by rule id, in chunks of [`CHUNK`] shared between versions of the
+    /// table (an update copies only the chunks it writes). A removed flow's slot keeps
+    /// it, unreferenced, until the table is rebuilt.
+    slots: Vec<Arc<Vec<Slot>>>,
+    /// The live slots in lookup order (descending priority, then the IDL's order).
+    order: Vec<u32>,
     /// Flows of this table that did not compile here, with the match they had.
     failed: Vec<(FlowError, Arc<str>)>,
     /// Hashes of the names (ports, groups, sets) the matches refer to, sorted.
@@ -795,6 +813,60 @@ impl<'a> Compiler<'a> {
         }
     }
 
+    /// Resolves a flow compiled for datapath `d` into its classifier terms.
+    fn resolve_one(
+        &self,
+        d: &DatapathInfo,
+        f: CompiledFlow,
+        m: Match,
+    ) -> Result<(CompiledFlow, Arc<[Term]>), (FlowError, Arc<str>)> {
+        let lookup = |name: &str| self.topo.lookup_port_in(d, name);
+        let m = m.resolve_ports(&lookup).simplify();
+        match expr::to_conjs(&m, MAX_CONJS_PER_FLOW) {
+            Ok(c) => Ok((f, to_terms(&c))),
+            Err(e) => Err((
+                FlowError {
+                    uuid: f.uuid,
+                    datapath: Some(d.uuid),
+                    reason: e.to_string(),
+                },
+                f.match_raw,
+            )),
+        }
+    }
+
+    /// The flows of `bucket` resolved for datapath `dp`, those that failed, and the
+    /// names they refer to.
+    #[allow(clippy::type_complexity)]
+    fn resolve(
+        &self,
+        dp: DpId,
+        bucket: Bucket,
+    ) -> (
+        Vec<(CompiledFlow, Arc<[Term]>)>,
+        Vec<(FlowError, Arc<str>)>,
+        Vec<u64>,
+    ) {
+        let d = &self.topo.datapaths[dp as usize];
+        let mut refs: Vec<u64> = bucket.refs;
+        refs.extend(bucket.failed.iter().flat_map(|(_, m)| names_in(m)));
+        let mut failed = bucket.failed;
+        let mut added = Vec::new();
+        for p in bucket.pending {
+            match p {
+                Pending::Reused(f, terms) => added.push((f, terms)),
+                Pending::Compiled(f, m) => {
+                    refs.extend(names_in(&f.match_raw));
+                    match self.resolve_one(d, f, m) {
+                        Ok(x) => added.push(x),
+                        Err(x) => failed.push(x),
+                    }
+                }
+            }
+        }
+        (added, failed, refs)
+    }
+
     /// Builds one table from its flows.
     fn table(&self, dp: DpId, mut bucket: Bucket, order: &IdlOrder) -> Table {
         // ovn-trace sorts by pipeline, table and descending priority with a stable
@@ -822,19 +894,10 @@ impl<'a> Compiler<'a> {
                 Pending::Reused(f, terms) => (f, terms),
                 Pending::Compiled(f, m) => {
                     refs.extend(names_in(&f.match_raw));
-                    let lookup = |name: &str| self.topo.lookup_port_in(d, name);
-                    let m = m.resolve_ports(&lookup).simplify();
-                    match expr::to_conjs(&m, MAX_CONJS_PER_FLOW) {
-                        Ok(c) => (f, to_terms(&c)),
-                        Err(e) => {
-                            t.failed.push((
-                                FlowError {
-                                    uuid: f.uuid,
-                                    datapath: Some(d.uuid),
-                                    reason: e.to_string(),
-                                },
-                                f.match_raw,
-                            ));
+                    match self.resolve_one(d, f, m) {
+                        Ok(x) => x,
+                        Err(x) => {
+                            t.failed.push(x);
                             continue;
                         }
                     }
@@ -852,24 +915,155 @@ impl<'a> Compiler<'a> {
 }
 
 impl Table {
+    #[inline]
+    fn slot(&self, i: u32) -> &Slot {
+        &self.slots[i as usize / CHUNK][i as usize % CHUNK]
+    }
+
+    fn n_slots(&self) -> usize {
+        self.slots
+            .last()
+            .map_or(0, |c| (self.slots.len() - 1) * CHUNK + c.len())
+    }
+
+    /// The live flows in lookup order, with their slots.
+    fn live(&self) -> impl Iterator<Item = (u32, &Slot)> {
+        self.order.iter().map(|&i| (i, self.slot(i)))
+    }
+
+    fn n_flows(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Stores `slot`; returns its number (its flow's rule id, without the omit bit).
+    fn add_slot(&mut self, slot: Slot) -> u32 {
+        let i = self.n_slots() as u32;
+        if self.slots.last().is_none_or(|c| c.len() == CHUNK) {
+            self.slots.push(Arc::new(Vec::with_capacity(CHUNK)));
+        }
+        if let Some(c) = self.slots.last_mut() {
+            Arc::make_mut(c).push(slot);
+        }
+        i
+    }
+
+    /// Appends a flow in lookup order (a table being built).
     fn push(&mut self, flow: CompiledFlow, terms: Arc<[Term]>) {
-        let id = self.flows.len() as u32 | if flow.omit { OMIT } else { 0 };
+        let order = (self.order.len() as u32 + 1).saturating_mul(GAP);
         if self.stage_name.is_none() {
             self.stage_name = flow.stage_name.clone();
         }
-        let mut i = 0;
-        while i < terms.len() {
-            let n = terms[i].1 as usize;
-            let mut c = Conj::ANY;
-            for &(w, m, v) in &terms[i + 1..i + 1 + n] {
-                c.mask[w as usize] = m;
-                c.value[w as usize] = v;
+        let (priority, omit) = (u32::from(flow.priority), flow.omit);
+        let i = self.add_slot(Slot {
+            flow,
+            terms: terms.clone(),
+            order,
+        });
+        let id = i | if omit { OMIT } else { 0 };
+        for_conjs(&terms, |c| {
+            self.classifier.insert_ordered(c, priority, order, id)
+        });
+        self.order.push(i);
+    }
+
+    /// This table with the flows of rows in `gone` taken out and `added` put in, its
+    /// classifier changed in place; none when it is better built anew (no room left in
+    /// the tie order, or many slots dead). Its ties must be in `order`'s order.
+    fn edit(
+        &self,
+        gone: &FxHashSet<Uuid>,
+        added: &[(CompiledFlow, Arc<[Term]>)],
+        failed: &[(FlowError, Arc<str>)],
+        refs: &[u64],
+        order: &IdlOrder,
+    ) -> Option<Table> {
+        let mut t = self.clone();
+        if !gone.is_empty() {
+            t.failed.retain(|(e, _)| !gone.contains(&e.uuid));
+            let removed: Vec<u32> = t
+                .live()
+                .filter(|(_, s)| gone.contains(&s.flow.uuid))
+                .map(|(i, _)| i)
+                .collect();
+            if !removed.is_empty() {
+                let set: FxHashSet<u32> = removed.iter().copied().collect();
+                t.order.retain(|i| !set.contains(i));
+                for i in removed {
+                    let s = self.slot(i);
+                    let id = i | if s.flow.omit { OMIT } else { 0 };
+                    let mut shadowed = Vec::new();
+                    for_conjs(&s.terms, |c| {
+                        if t.classifier.remove(c, id) {
+                            shadowed.push(*c);
+                        }
+                    });
+                    // The rules it shadowed with the same match take its place.
+                    if !shadowed.is_empty() {
+                        let mut back = Vec::new();
+                        for (j, o) in t.live() {
+                            let oid = j | if o.flow.omit { OMIT } else { 0 };
+                            for_conjs(&o.terms, |c| {
+                                if shadowed.contains(c) {
+                                    back.push((*c, u32::from(o.flow.priority), o.order, oid));
+                                }
+                            });
+                        }
+                        for (c, p, o, id) in back {
+                            t.classifier.reinstate(&c, p, o, id);
+                        }
+                    }
+                }
             }
-            self.classifier.insert(&c, u32::from(flow.priority), id);
-            i += 1 + n;
         }
-        self.flows.push(flow);
-        self.terms.push(terms);
+        if t.n_slots() - t.order.len() > t.order.len() / 2 + CHUNK {
+            return None;
+        }
+        let key = |f: &CompiledFlow| (std::cmp::Reverse(f.priority), order.key(f.uuid));
+        for (flow, terms) in added {
+            let k = key(flow);
+            let pos = t.order.partition_point(|&i| key(&t.slot(i).flow) < k);
+            let prev = pos.checked_sub(1).map(|p| t.slot(t.order[p]).order);
+            let next = t.order.get(pos).map(|&i| t.slot(i).order);
+            let o = match (prev, next) {
+                (None, None) => GAP,
+                (Some(p), None) => p.checked_add(GAP)?,
+                (None, Some(n)) => {
+                    if n < 2 {
+                        return None;
+                    }
+                    n / 2
+                }
+                (Some(p), Some(n)) => {
+                    if n - p < 2 {
+                        return None;
+                    }
+                    p + (n - p) / 2
+                }
+            };
+            let i = t.add_slot(Slot {
+                flow: flow.clone(),
+                terms: terms.clone(),
+                order: o,
+            });
+            let id = i | if flow.omit { OMIT } else { 0 };
+            let priority = u32::from(flow.priority);
+            for_conjs(terms, |c| t.classifier.insert_ordered(c, priority, o, id));
+            t.order.insert(pos, i);
+        }
+        // As a build names it: after the first flow (in lookup order) that names it.
+        let stage_name = t.live().find_map(|(_, s)| s.flow.stage_name.clone());
+        t.stage_name = stage_name;
+        if !failed.is_empty() {
+            t.failed.extend(failed.iter().cloned());
+            t.failed.sort_by_key(|(e, _)| e.uuid);
+        }
+        if !refs.is_empty() {
+            t.refs.extend_from_slice(refs);
+            t.refs.sort_unstable();
+            t.refs.dedup();
+        }
+        t.classifier.finish();
+        Some(t)
     }
 
     fn refers_to_any(&self, names: &[u64]) -> bool {
@@ -878,8 +1072,9 @@ impl Table {
 
     /// True when the flows are no longer in the order `order` gives ties.
     fn out_of_order(&self, order: &IdlOrder) -> bool {
-        self.flows.windows(2).any(|w| {
-            w[0].priority == w[1].priority && order.key(w[0].uuid) > order.key(w[1].uuid)
+        self.order.windows(2).any(|w| {
+            let (a, b) = (&self.slot(w[0]).flow, &self.slot(w[1]).flow);
+            a.priority == b.priority && order.key(a.uuid) > order.key(b.uuid)
         })
     }
 
@@ -889,18 +1084,38 @@ impl Table {
     /// be out of order with it.
     fn misplaced(&self, uuid: Uuid, priority: u16, old: &IdlOrder, new: &IdlOrder) -> bool {
         let want = (std::cmp::Reverse(priority), old.key(uuid));
-        let Ok(i) = self
-            .flows
-            .binary_search_by(|f| (std::cmp::Reverse(f.priority), old.key(f.uuid)).cmp(&want))
-        else {
+        let Ok(i) = self.order.binary_search_by(|&s| {
+            let f = &self.slot(s).flow;
+            (std::cmp::Reverse(f.priority), old.key(f.uuid)).cmp(&want)
+        }) else {
             return false;
         };
         let key = new.key(uuid);
-        let tie = |j: usize| self.flows.get(j).filter(|f| f.priority == priority);
+        let tie = |j: usize| {
+            self.order
+                .get(j)
+                .map(|&s| &self.slot(s).flow)
+                .filter(|f| f.priority == priority)
+        };
         i.checked_sub(1)
             .and_then(tie)
             .is_some_and(|f| new.key(f.uuid) > key)
             || tie(i + 1).is_some_and(|f| new.key(f.uuid) < key)
+    }
+}
+
+/// Calls `f` with each conjunction of `terms`.
+fn for_conjs(terms: &[Term], mut f: impl FnMut(&Conj)) {
+    let mut i = 0;
+    while i < terms.len() {
+        let n = terms[i].1 as usize;
+        let mut c = Conj::ANY;
+        for &(w, m, v) in &terms[i + 1..i + 1 + n] {
+            c.mask[w as usize] = m;
+            c.value[w as usize] = v;
+        }
+        f(&c);
+        i += 1 + n;
     }
 }
 
@@ -1356,23 +1571,69 @@ impl Pipeline {
                 }
             }
         }
-        // Affected tables keep the compiled form of their flows that did not change
-        // and recompile those that refer to a changed name.
+        // Tables whose ties the IDL order moved: those holding a row that moved and is
+        // now out of place among its ties (every table when the mask changed).
+        let mut resort: FxHashSet<TableKey> = FxHashSet::default();
+        match &moved {
+            None => {
+                for (dp, d) in self.tables.iter().enumerate() {
+                    for (e, ts) in d.tables.iter().enumerate() {
+                        for (t, table) in ts.iter().enumerate() {
+                            if table.out_of_order(&order) {
+                                resort.insert((dp as DpId, e == 1, t as u8));
+                            }
+                        }
+                    }
+                }
+            }
+            Some(moved) => {
+                for &m in moved {
+                    let Some(v) = order.value(m) else { continue };
+                    let (priority, t, e) = (v as u16, (v >> 16) as u8, v >> 24 & 1 == 1);
+                    let dps = match v >> 32 {
+                        0 => 0..self.tables.len(),
+                        d => (d - 1) as usize..d as usize,
+                    };
+                    for dp in dps {
+                        let Some(table) = self.tables[dp].tables[usize::from(e)].get(usize::from(t))
+                        else {
+                            continue;
+                        };
+                        if table.misplaced(m, priority, &self.order, &order) {
+                            resort.insert((dp as DpId, e, t));
+                        }
+                    }
+                }
+            }
+        }
+        // Affected tables are edited in place: the flows of changed rows taken out, the
+        // new ones put in. Those with a flow that refers to a changed name, or whose ties
+        // moved, are rebuilt instead, keeping the compiled form of their flows that did
+        // not change and recompiling those that refer to the name.
         let mut again: Vec<(Uuid, DpId)> = Vec::new();
+        let mut edits: Vec<TableKey> = Vec::new();
         let hit = |m: &str| !names.is_empty() && names_in(m).any(|h| names.contains(&h));
         for &key in &affected {
             let (dp, e, t) = key;
             let old = &self.tables[dp as usize].tables[usize::from(e)][usize::from(t)];
+            let hits = !names.is_empty()
+                && (old.live().any(|(_, s)| hit(&s.flow.match_raw))
+                    || old.failed.iter().any(|(_, m)| hit(m)));
+            if !hits && !resort.contains(&key) {
+                edits.push(key);
+                continue;
+            }
             let bucket = buckets.entry(key).or_default();
             bucket.refs.extend_from_slice(&old.refs);
-            for (f, terms) in old.flows.iter().zip(&old.terms) {
+            for (_, s) in old.live() {
+                let f = &s.flow;
                 if changes.gone.contains(&f.uuid) {
                 } else if hit(&f.match_raw) {
                     again.push((f.uuid, dp));
                 } else {
                     bucket
                         .pending
-                        .push(Pending::Reused(f.clone(), terms.clone()));
+                        .push(Pending::Reused(f.clone(), s.terms.clone()));
                 }
             }
             for (err, m) in &old.failed {
@@ -1412,50 +1673,50 @@ impl Pipeline {
             }
         }
         let mut tables = self.tables.clone();
-        // Tables left alone keep their order of ties unless the IDL order moved it:
-        // those holding a row that moved (all of them when the mask changed) are
-        // checked, and rebuilt if their ties are out of order.
-        let reorder = |key: TableKey, table: &Table, buckets: &mut FxHashMap<TableKey, Bucket>| {
+        // Tables left alone whose ties moved are rebuilt from their flows.
+        for &key in &resort {
+            if affected.contains(&key) {
+                continue;
+            }
+            let (dp, e, t) = key;
+            let table = &self.tables[dp as usize].tables[usize::from(e)][usize::from(t)];
             let b = buckets.entry(key).or_default();
             b.refs.extend_from_slice(&table.refs);
-            for (f, terms) in table.flows.iter().zip(&table.terms) {
-                b.pending.push(Pending::Reused(f.clone(), terms.clone()));
+            for (_, s) in table.live() {
+                b.pending
+                    .push(Pending::Reused(s.flow.clone(), s.terms.clone()));
             }
             b.failed.extend(table.failed.iter().cloned());
-        };
-        match &moved {
-            None => {
-                for (dp, d) in self.tables.iter().enumerate() {
-                    for (e, ts) in d.tables.iter().enumerate() {
-                        for (t, table) in ts.iter().enumerate() {
-                            let key = (dp as DpId, e == 1, t as u8);
-                            if !buckets.contains_key(&key) && table.out_of_order(&order) {
-                                reorder(key, table, &mut buckets);
-                            }
-                        }
-                    }
+        }
+        for key in edits {
+            let (dp, e, t) = key;
+            let old = &self.tables[dp as usize].tables[usize::from(e)][usize::from(t)];
+            let bucket = buckets.remove(&key).unwrap_or_default();
+            let (added, failed, refs) = c.resolve(dp, bucket);
+            match old.edit(&changes.gone, &added, &failed, &refs, &order) {
+                Some(table) => {
+                    tables[dp as usize].tables[usize::from(e)][usize::from(t)] = Arc::new(table);
                 }
-            }
-            Some(moved) => {
-                for &m in moved {
-                    let Some(v) = order.value(m) else { continue };
-                    let (priority, t, e) = (v as u16, (v >> 16) as u8, v >> 24 & 1 == 1);
-                    let dps = match v >> 32 {
-                        0 => 0..self.tables.len(),
-                        d => (d - 1) as usize..d as usize,
-                    };
-                    for dp in dps {
-                        let key = (dp as DpId, e, t);
-                        let Some(table) = self.tables[dp].tables[usize::from(e)].get(usize::from(t))
-                        else {
-                            continue;
-                        };
-                        if !buckets.contains_key(&key)
-                            && table.misplaced(m, priority, &self.order, &order)
-                        {
-                            reorder(key, table, &mut buckets);
+                None => {
+                    // No room in the tie order, or too many dead slots: built anew.
+                    let b = buckets.entry(key).or_default();
+                    b.refs.extend_from_slice(&old.refs);
+                    b.refs.extend(refs);
+                    for (_, s) in old.live() {
+                        if !changes.gone.contains(&s.flow.uuid) {
+                            b.pending
+                                .push(Pending::Reused(s.flow.clone(), s.terms.clone()));
                         }
                     }
+                    b.pending
+                        .extend(added.into_iter().map(|(f, t)| Pending::Reused(f, t)));
+                    b.failed.extend(
+                        old.failed
+                            .iter()
+                            .filter(|(e, _)| !changes.gone.contains(&e.uuid))
+                            .cloned(),
+                    );
+                    b.failed.extend(failed);
                 }
             }
         }
@@ -1511,7 +1772,7 @@ impl Pipeline {
             for e in 0..2 {
                 d.skip[e] = skip_of(&d.tables[e]);
                 for t in &d.tables[e] {
-                    n_flows += t.flows.len();
+                    n_flows += t.n_flows();
                     errors.extend(t.failed.iter().map(|(e, _)| e.clone()));
                 }
             }
@@ -1708,8 +1969,9 @@ impl Pipeline {
 
     #[inline]
     pub fn flow(&self, id: FlowId) -> &CompiledFlow {
-        &self.tables[id.dp as usize].tables[usize::from(id.egress)][usize::from(id.table)].flows
-            [id.idx as usize]
+        let t = &self.tables[id.dp as usize].tables[usize::from(id.egress)][usize::from(id.table)];
+        let i = id.idx as usize;
+        &t.slots[i / CHUNK][i % CHUNK].flow
     }
 
     /// Every compiled flow, table by table.
@@ -1717,15 +1979,15 @@ impl Pipeline {
         self.tables.iter().enumerate().flat_map(|(dp, d)| {
             d.tables.iter().enumerate().flat_map(move |(e, ts)| {
                 ts.iter().enumerate().flat_map(move |(t, table)| {
-                    table.flows.iter().enumerate().map(move |(i, f)| {
+                    table.live().map(move |(i, s)| {
                         (
                             FlowId {
                                 dp: dp as DpId,
                                 egress: e == 1,
                                 table: t as u8,
-                                idx: i as u32,
+                                idx: i,
                             },
-                            f,
+                            &s.flow,
                         )
                     })
                 })
@@ -1779,11 +2041,12 @@ impl Pipeline {
             for e in 0..2 {
                 let _ = writeln!(s, " pipeline {e} skip {:?}", d.skip[e]);
                 for (t, table) in d.tables[e].iter().enumerate() {
-                    if table.flows.is_empty() && table.failed.is_empty() {
+                    if table.order.is_empty() && table.failed.is_empty() {
                         continue;
                     }
                     let _ = writeln!(s, "  table {t} {:?}", table.stage_name);
-                    for (f, terms) in table.flows.iter().zip(&table.terms) {
+                    for (_, slot) in table.live() {
+                        let (f, terms) = (&slot.flow, &slot.terms);
                         let _ = writeln!(
                             s,
                             "   {} {} omit={} {} | {:?}",

@@ -438,3 +438,68 @@ fn scaled_topology_updates_equal_full_compiles() {
     let r = q.recompile(&acl, &pg, &res);
     assert_eq!(r.describe(), Pipeline::compile(&pg, &res).describe());
 }
+
+/// Hundreds of flows added to one table at its top priority, one update each, then
+/// removed again: tables are edited in place until the room between two flows' tie
+/// orders runs out or removed flows' slots pile up, and then rebuilt. Every step equals
+/// a full compile. Some flows share a match (one shadows the other in the classifier).
+#[test]
+fn many_edits_of_one_table_equal_full_compiles() {
+    let base = lflows::seed_acl();
+    let mut w = World {
+        db: base.clone(),
+        base,
+        removed_ports: Vec::new(),
+        resident: HashSet::new(),
+        next_uuid: 0,
+    };
+    w.apply(&Step::SetPortGroup(1, 0b1111));
+    let dmz = w
+        .db
+        .datapaths
+        .iter()
+        .find(|d| d.name.as_deref() == Some("dmz"))
+        .expect("dmz")
+        .uuid;
+    let res = Residency::Everywhere;
+    let mut p = Pipeline::compile(&w.db, &res);
+    let flows = microflows();
+    let mut added = Vec::new();
+    let step = |p: &Pipeline, old: &Database, new: &Database, touched: Uuid, check: bool| {
+        let mut rows = TouchedRows::default();
+        rows.flow(old, new, touched);
+        let q = p.update(new, &res, &Changes::from_rows(old, new, &rows, &res, &res));
+        if check {
+            let full = Pipeline::compile(new, &res);
+            assert_eq!(q.describe(), full.describe(), "{} flows", new.flows.len());
+            assert_eq!(traces(&q, &flows), traces(&full, &flows));
+        }
+        q
+    };
+    for i in 0..300u128 {
+        let old = w.db.clone();
+        let uuid = Uuid(0x5eed_0000_0000_4000_8000_0000_0000_0000 ^ (i * 0x9e37_79b9_7f4a_7c15));
+        w.db.flows.push(LogicalFlow {
+            uuid,
+            datapaths: vec![dmz],
+            egress: true,
+            table_id: 4,
+            priority: 65535,
+            match_: format!("outport == @pg1 && ip4 && ip4.src == 10.0.{}.{}", i % 7, i % 5),
+            actions: if i % 2 == 0 { "/* drop */" } else { "next;" }.into(),
+            stage_name: Some("ls_out_acl".into()),
+            source: None,
+        });
+        added.push(uuid);
+        p = step(&p, &old, &w.db, uuid, i % 10 == 9 || i < 20);
+    }
+    for (i, uuid) in added.into_iter().enumerate() {
+        let old = w.db.clone();
+        w.db.flows.retain(|f| f.uuid != uuid);
+        p = step(&p, &old, &w.db, uuid, i % 10 == 9 || i > 280);
+    }
+    assert_eq!(
+        p.describe(),
+        Pipeline::compile(&w.db, &res).describe()
+    );
+}
