@@ -237,6 +237,20 @@ impl Selector {
         sel
     }
 
+    /// Subtables `bits` can match a flow whose field is `v`.
+    fn add(&mut self, v: u64, bits: u64) {
+        if !self.many.is_empty() {
+            *self.many.entry(v).or_default() |= bits;
+        } else if let Some(x) = self.few.iter_mut().find(|x| x.0 == v) {
+            x.1 |= bits;
+        } else {
+            self.few.push((v, bits));
+            if self.few.len() > SELECTOR_SCAN {
+                self.many = self.few.drain(..).collect();
+            }
+        }
+    }
+
     /// Every selection this selector can make.
     fn outcomes(&self) -> Vec<u64> {
         let pinned = self
@@ -362,31 +376,40 @@ impl Classifier {
     /// first inserted).
     pub fn insert_ordered(&mut self, conj: &Conj, priority: u32, order: u32, id: RuleId) {
         self.n_rules += 1;
-        self.place(conj, Rule {
+        let rule = Rule {
             priority,
             order,
             id,
-        });
+        };
+        if !self.place_laid_out(conj, rule) {
+            self.place(conj, rule);
+        }
     }
 
     /// Puts back a rule that is in the classifier but was shadowed by one with the
     /// same match that [`remove`](Self::remove) took out (it is not counted again).
     pub fn reinstate(&mut self, conj: &Conj, priority: u32, order: u32, id: RuleId) {
-        self.place(conj, Rule {
+        let rule = Rule {
             priority,
             order,
             id,
-        });
+        };
+        if !self.place_laid_out(conj, rule) {
+            self.place(conj, rule);
+        }
     }
 
     /// Removes rule `id` matching `conj`. Returns true when it was the one rule kept
     /// for its match (other rules with the same match, which it shadowed, must then be
     /// [`reinstate`](Self::reinstate)d); false when it was shadowed.
     pub fn remove(&mut self, conj: &Conj, id: RuleId) -> bool {
+        self.n_rules = self.n_rules.saturating_sub(1);
+        if let Some(removed) = self.remove_laid_out(conj, id) {
+            return removed;
+        }
         if self.n_subtables != 0 {
             self.reopen();
         }
-        self.n_rules = self.n_rules.saturating_sub(1);
         let Some(&idx) = self.by_mask.get(&conj.mask) else {
             return false;
         };
@@ -403,6 +426,183 @@ impl Classifier {
             }
             _ => false,
         }
+    }
+
+    /// The subtable laid out for `mask`: its number in lookup order, where it starts
+    /// in `code`, and the highest priority of the subtable before it.
+    fn laid_out(&self, mask: &[u64; WORDS]) -> Option<(usize, usize, u32)> {
+        let code = &self.code;
+        let n_words = mask.iter().filter(|&&m| m != 0).count();
+        let (mut pos, mut si, mut prev) = (0, 0, u32::MAX);
+        while pos < code.len() {
+            let h = code[pos];
+            let n = (h >> 32 & 0xff) as usize;
+            let k = (h >> 40) as usize;
+            let idx = pos + Layout::HEADER;
+            if n == n_words
+                && (0..n).all(|j| {
+                    let w = code[idx + j] as usize;
+                    w < WORDS && mask[w] == code[idx + n + j]
+                })
+            {
+                return Some((si, pos, prev));
+            }
+            prev = h as u32;
+            pos += Layout::len(n, k);
+            si += 1;
+        }
+        None
+    }
+
+    /// Inserts `rule` into the laid-out form, when a subtable with its mask is there
+    /// and keeps its place in the order of highest priorities; false otherwise (the
+    /// classifier must be reopened).
+    fn place_laid_out(&mut self, conj: &Conj, rule: Rule) -> bool {
+        if self.n_subtables == 0 {
+            return false;
+        }
+        let Some((si, pos, prev)) = self.laid_out(&conj.mask) else {
+            return false;
+        };
+        let h = self.code[pos];
+        let (max, n, k) = (h as u32, (h >> 32 & 0xff) as usize, (h >> 40) as usize);
+        if rule.priority > prev {
+            return false;
+        }
+        let r = self.code[pos + 1];
+        let (off, index) = (r as u32 as usize, (r >> 32) as u32);
+        let idx = pos + Layout::HEADER;
+        let keys = idx + 2 * n;
+        let mut key = [0u64; WORDS];
+        for (j, kw) in key.iter_mut().enumerate().take(n) {
+            *kw = conj.value[self.code[idx + j] as usize];
+        }
+        let key = &key[..n];
+        let found = if index == NO_INDEX {
+            (0..k).find(|&e| self.code[keys + e * n..keys + (e + 1) * n] == *key)
+        } else {
+            let code = &self.code;
+            self.indexes[index as usize]
+                .find(hash(key), |&e| code[keys + e as usize * n..][..n] == *key)
+                .map(|&e| e as usize)
+        };
+        let header = |k: usize| {
+            u64::from(max.max(rule.priority)) | (n as u64) << 32 | (k as u64) << 40
+        };
+        if let Some(e) = found {
+            if rule.beats(&self.rules[off + e]) {
+                self.rules[off + e] = rule;
+            }
+            self.code[pos] = header(k);
+            return true;
+        }
+        // A new entry at the end of the subtable: the subtables after it move.
+        let at = keys + k * n;
+        self.code.splice(at..at, key.iter().copied());
+        self.rules.insert(off + k, rule);
+        self.code[pos] = header(k + 1);
+        let mut p = at + n;
+        while p < self.code.len() {
+            let h = self.code[p];
+            self.code[p + 1] += 1;
+            p += Layout::len((h >> 32 & 0xff) as usize, (h >> 40) as usize);
+        }
+        for s in self.starts.iter_mut().skip(si + 1) {
+            *s += n as u32;
+        }
+        let code = &self.code;
+        let rehash = |&e: &u32| hash(&code[keys + e as usize * n..][..n]);
+        if index != NO_INDEX {
+            self.indexes[index as usize].insert_unique(hash(key), k as u32, rehash);
+        } else if k + 1 > SCAN_LIMIT {
+            let mut t = HashTable::new();
+            for e in 0..=k {
+                t.insert_unique(hash(&code[keys + e * n..][..n]), e as u32, rehash);
+            }
+            self.indexes.push(t);
+            self.code[pos + 1] = off as u64 | ((self.indexes.len() - 1) as u64) << 32;
+        }
+        // Selectors learn the entry's values of the fields this subtable pins.
+        for sel in &mut self.selectors {
+            if let Some(j) = (0..n).find(|&j| {
+                self.code[idx + j] == u64::from(sel.word)
+                    && self.code[idx + n + j] & sel.mask == sel.mask
+            }) {
+                sel.add(key[j] & sel.mask, 1u64 << si);
+            }
+        }
+        true
+    }
+
+    /// Removes rule `id` from the laid-out form: `Some(true)` when it was the rule kept
+    /// for its match, `Some(false)` when it was not there (shadowed); none when the
+    /// classifier must be reopened (not laid out, or the subtable would be empty).
+    fn remove_laid_out(&mut self, conj: &Conj, id: RuleId) -> Option<bool> {
+        if self.n_subtables == 0 {
+            return None;
+        }
+        let Some((si, pos, _)) = self.laid_out(&conj.mask) else {
+            return Some(false);
+        };
+        let h = self.code[pos];
+        let (n, k) = ((h >> 32 & 0xff) as usize, (h >> 40) as usize);
+        let r = self.code[pos + 1];
+        let (off, index) = (r as u32 as usize, (r >> 32) as u32);
+        let idx = pos + Layout::HEADER;
+        let keys = idx + 2 * n;
+        let mut key = [0u64; WORDS];
+        for (j, kw) in key.iter_mut().enumerate().take(n) {
+            *kw = conj.value[self.code[idx + j] as usize];
+        }
+        let key = &key[..n];
+        let code = &self.code;
+        let found = if index == NO_INDEX {
+            (0..k).find(|&e| code[keys + e * n..keys + (e + 1) * n] == *key)
+        } else {
+            self.indexes[index as usize]
+                .find(hash(key), |&e| code[keys + e as usize * n..][..n] == *key)
+                .map(|&e| e as usize)
+        };
+        let e = match found {
+            Some(e) if self.rules[off + e].id == id => e,
+            _ => return Some(false),
+        };
+        if k == 1 {
+            return None;
+        }
+        // The last entry takes its place; the subtable's highest priority stays (an
+        // upper bound is all a lookup needs).
+        let last = k - 1;
+        if index != NO_INDEX {
+            let t = &mut self.indexes[index as usize];
+            if let Ok(entry) = t.find_entry(hash(key), |&x| x as usize == e) {
+                entry.remove();
+            }
+            if last != e {
+                let lk = &code[keys + last * n..][..n];
+                if let Some(x) = t.find_mut(hash(lk), |&x| x as usize == last) {
+                    *x = e as u32;
+                }
+            }
+        }
+        if last != e {
+            self.code
+                .copy_within(keys + last * n..keys + k * n, keys + e * n);
+            self.rules[off + e] = self.rules[off + last];
+        }
+        self.code.drain(keys + last * n..keys + k * n);
+        self.rules.remove(off + last);
+        self.code[pos] = u64::from(h as u32) | (n as u64) << 32 | (last as u64) << 40;
+        let mut p = keys + last * n;
+        while p < self.code.len() {
+            let h = self.code[p];
+            self.code[p + 1] -= 1;
+            p += Layout::len((h >> 32 & 0xff) as usize, (h >> 40) as usize);
+        }
+        for s in self.starts.iter_mut().skip(si + 1) {
+            *s -= n as u32;
+        }
+        Some(true)
     }
 
     fn place(&mut self, conj: &Conj, rule: Rule) {
@@ -593,8 +793,9 @@ impl Classifier {
         best: &mut Option<Rule>,
     ) -> Option<usize> {
         let code = self.code.as_slice();
-        // SAFETY: only `finish` writes `code`, laying each subtable out as `Layout`
-        // says, and `pos` starts one (the caller's contract): its `Layout::len(n, k)`
+        // SAFETY: only `finish` and the in-place edits (`place_laid_out`,
+        // `remove_laid_out`, which move the subtables after the one they change and
+        // `starts` with them) write `code`, laying each subtable out as `Layout` says, and `pos` starts one (the caller's contract): its `Layout::len(n, k)`
         // words lie within `code` from `pos`, and its word numbers come from masks of
         // `WORDS` words (`< WORDS`) and `n <= WORDS`. So every pointer below stays
         // inside `code`, `key` and `flow.w`.
@@ -827,11 +1028,19 @@ mod tests {
                                     (r.0, std::cmp::Reverse(r.1), std::cmp::Reverse(*i))
                                 })
                                 .map(|(_, r)| (r.0, r.1));
-                            let got = cls.lookup(&f, None).map(|id| {
+                            let mut wc = [0u64; WORDS];
+                            let id = cls.lookup(&f, Some(&mut wc));
+                            let got = id.map(|id| {
                                 let r = live.iter().find(|r| r.3 == id).expect("a live rule");
                                 (r.0, r.1)
                             });
                             prop_assert_eq!(got, want);
+                            // Any flow equal to this one on the wildcards: the same rule.
+                            let mut g = f;
+                            for (gw, &m) in g.w.iter_mut().zip(&wc) {
+                                *gw ^= !m;
+                            }
+                            prop_assert_eq!(cls.lookup(&g, None), id);
                         }
                     }
                     Ok(())
