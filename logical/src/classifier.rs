@@ -458,80 +458,130 @@ impl Classifier {
     /// and keeps its place in the order of highest priorities; false otherwise (the
     /// classifier must be reopened).
     fn place_laid_out(&mut self, conj: &Conj, rule: Rule) -> bool {
+        self.place_laid_out_all(&conj.mask, &[(*conj, rule)])
+    }
+
+    /// Inserts `rules`, all with mask `mask`, into the laid-out form as
+    /// [`place_laid_out`](Self::place_laid_out) does, the subtables after theirs moved
+    /// once for all of them; false (nothing inserted) when it cannot.
+    fn place_laid_out_all(&mut self, mask: &[u64; WORDS], rules: &[(Conj, Rule)]) -> bool {
         if self.n_subtables == 0 {
             return false;
         }
-        let Some((si, pos, prev)) = self.laid_out(&conj.mask) else {
+        let Some((si, pos, prev)) = self.laid_out(mask) else {
             return false;
         };
-        let h = self.code[pos];
-        let (max, n, k) = (h as u32, (h >> 32 & 0xff) as usize, (h >> 40) as usize);
-        if rule.priority > prev {
+        if rules.iter().any(|(_, r)| r.priority > prev) {
             return false;
         }
+        let h = self.code[pos];
+        let (mut max, n, k) = (h as u32, (h >> 32 & 0xff) as usize, (h >> 40) as usize);
         let r = self.code[pos + 1];
         let (off, index) = (r as u32 as usize, (r >> 32) as u32);
         let idx = pos + Layout::HEADER;
         let keys = idx + 2 * n;
-        let mut key = [0u64; WORDS];
-        for (j, kw) in key.iter_mut().enumerate().take(n) {
-            *kw = conj.value[self.code[idx + j] as usize];
-        }
-        let key = &key[..n];
-        let found = if index == NO_INDEX {
-            (0..k).find(|&e| self.code[keys + e * n..keys + (e + 1) * n] == *key)
-        } else {
-            let code = &self.code;
-            self.indexes[index as usize]
-                .find(hash(key), |&e| code[keys + e as usize * n..][..n] == *key)
-                .map(|&e| e as usize)
-        };
-        let header = |k: usize| {
-            u64::from(max.max(rule.priority)) | (n as u64) << 32 | (k as u64) << 40
-        };
-        if let Some(e) = found {
-            if rule.beats(&self.rules[off + e]) {
-                self.rules[off + e] = rule;
+        // Keys of the new entries, and their best rules.
+        let mut new_keys: Vec<u64> = Vec::new();
+        let mut new_rules: Vec<Rule> = Vec::new();
+        for (conj, rule) in rules {
+            max = max.max(rule.priority);
+            let mut key = [0u64; WORDS];
+            for (j, kw) in key.iter_mut().enumerate().take(n) {
+                *kw = conj.value[self.code[idx + j] as usize];
             }
-            self.code[pos] = header(k);
+            let key = &key[..n];
+            let code = &self.code;
+            let found = if index == NO_INDEX {
+                (0..k).find(|&e| code[keys + e * n..keys + (e + 1) * n] == *key)
+            } else {
+                self.indexes[index as usize]
+                    .find(hash(key), |&e| code[keys + e as usize * n..][..n] == *key)
+                    .map(|&e| e as usize)
+            };
+            if let Some(e) = found {
+                if rule.beats(&self.rules[off + e]) {
+                    self.rules[off + e] = *rule;
+                }
+            } else if let Some(e) = (0..new_rules.len()).find(|&e| new_keys[e * n..][..n] == *key)
+            {
+                if rule.beats(&new_rules[e]) {
+                    new_rules[e] = *rule;
+                }
+            } else {
+                new_keys.extend_from_slice(key);
+                new_rules.push(*rule);
+            }
+        }
+        let m = new_rules.len();
+        self.code[pos] = u64::from(max) | (n as u64) << 32 | ((k + m) as u64) << 40;
+        if m == 0 {
             return true;
         }
-        // A new entry at the end of the subtable: the subtables after it move.
+        // The new entries at the end of the subtable: the subtables after it move.
         let at = keys + k * n;
-        self.code.splice(at..at, key.iter().copied());
-        self.rules.insert(off + k, rule);
-        self.code[pos] = header(k + 1);
-        let mut p = at + n;
+        self.code.splice(at..at, new_keys.iter().copied());
+        self.rules.splice(off + k..off + k, new_rules.iter().copied());
+        let mut p = at + m * n;
         while p < self.code.len() {
             let h = self.code[p];
-            self.code[p + 1] += 1;
+            self.code[p + 1] += m as u64;
             p += Layout::len((h >> 32 & 0xff) as usize, (h >> 40) as usize);
         }
         for s in self.starts.iter_mut().skip(si + 1) {
-            *s += n as u32;
+            *s += (m * n) as u32;
         }
         let code = &self.code;
         let rehash = |&e: &u32| hash(&code[keys + e as usize * n..][..n]);
         if index != NO_INDEX {
-            self.indexes[index as usize].insert_unique(hash(key), k as u32, rehash);
-        } else if k + 1 > SCAN_LIMIT {
+            let t = &mut self.indexes[index as usize];
+            for e in k..k + m {
+                t.insert_unique(hash(&code[keys + e * n..][..n]), e as u32, rehash);
+            }
+        } else if k + m > SCAN_LIMIT {
             let mut t = HashTable::new();
-            for e in 0..=k {
+            for e in 0..k + m {
                 t.insert_unique(hash(&code[keys + e * n..][..n]), e as u32, rehash);
             }
             self.indexes.push(t);
             self.code[pos + 1] = off as u64 | ((self.indexes.len() - 1) as u64) << 32;
         }
-        // Selectors learn the entry's values of the fields this subtable pins.
+        // Selectors learn the new entries' values of the fields this subtable pins.
         for sel in &mut self.selectors {
             if let Some(j) = (0..n).find(|&j| {
                 self.code[idx + j] == u64::from(sel.word)
                     && self.code[idx + n + j] & sel.mask == sel.mask
             }) {
-                sel.add(key[j] & sel.mask, 1u64 << si);
+                for e in 0..m {
+                    sel.add(new_keys[e * n + j] & sel.mask, 1u64 << si);
+                }
             }
         }
         true
+    }
+
+    /// Adds rules as [`insert_ordered`](Self::insert_ordered) does, each as
+    /// (match, priority, order, id), moving the laid-out subtables once per mask.
+    pub fn insert_all(&mut self, rules: &[(Conj, u32, u32, RuleId)]) {
+        let mut groups: Vec<([u64; WORDS], Vec<(Conj, Rule)>)> = Vec::new();
+        for &(conj, priority, order, id) in rules {
+            let rule = Rule {
+                priority,
+                order,
+                id,
+            };
+            match groups.iter_mut().find(|(m, _)| *m == conj.mask) {
+                Some((_, g)) => g.push((conj, rule)),
+                None => groups.push((conj.mask, vec![(conj, rule)])),
+            }
+        }
+        for (mask, group) in groups {
+            self.n_rules += group.len() as u32;
+            if !self.place_laid_out_all(&mask, &group) {
+                for (conj, rule) in group {
+                    self.place(&conj, rule);
+                }
+            }
+        }
     }
 
     /// Removes rule `id` from the laid-out form: `Some(true)` when it was the rule kept
@@ -971,7 +1021,7 @@ mod tests {
                 &(
                     prop::collection::vec(rule.clone(), 1..80),
                     prop::collection::vec(any::<bool>(), 80),
-                    prop::collection::vec(rule, 0..10),
+                    prop::collection::vec(rule, 0..20),
                 ),
                 |(rules, removed, more)| {
                     let to_conj = |vals: &Vec<Option<u128>>| {
@@ -1000,12 +1050,15 @@ mod tests {
                             }
                         }
                     }
+                    // Added all at once (several per subtable), as an update does.
+                    let mut batch = Vec::new();
                     for (j, (p, o, v)) in more.iter().enumerate() {
                         let c = to_conj(v);
                         let id = 100 + j as u32;
-                        cls.insert_ordered(&c, *p, *o, id);
+                        batch.push((c, *p, *o, id));
                         live.push((*p, *o, c, id));
                     }
+                    cls.insert_all(&batch);
                     cls.finish();
                     prop_assert_eq!(cls.len() as usize, live.len());
                     let catchall = live.len() == 1 && live[0].2 == Conj::ANY;

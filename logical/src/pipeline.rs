@@ -1019,6 +1019,7 @@ impl Table {
             return None;
         }
         let key = |f: &CompiledFlow| (std::cmp::Reverse(f.priority), order.key(f.uuid));
+        let mut rules = Vec::new();
         for (flow, terms) in added {
             let k = key(flow);
             let pos = t.order.partition_point(|&i| key(&t.slot(i).flow) < k);
@@ -1047,9 +1048,10 @@ impl Table {
             });
             let id = i | if flow.omit { OMIT } else { 0 };
             let priority = u32::from(flow.priority);
-            for_conjs(terms, |c| t.classifier.insert_ordered(c, priority, o, id));
+            for_conjs(terms, |c| rules.push((*c, priority, o, id)));
             t.order.insert(pos, i);
         }
+        t.classifier.insert_all(&rules);
         // As a build names it: after the first flow (in lookup order) that names it.
         let stage_name = t.live().find_map(|(_, s)| s.flow.stage_name.clone());
         t.stage_name = stage_name;
