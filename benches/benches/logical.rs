@@ -99,7 +99,15 @@ fn scale_fixture() -> &'static Scale {
         let mut acl = db.clone();
         lflows::add_acl(&mut acl, 1);
         let mut acl_rows = TouchedRows::default();
-        acl_rows.flow(&db, &acl, acl.flows.iter().find(|f| db.flows.binary_search_by_key(&f.uuid, |g| g.uuid).is_err()).expect("the new ACL").uuid);
+        acl_rows.flow(
+            &db,
+            &acl,
+            acl.flows
+                .iter()
+                .find(|f| db.flows.binary_search_by_key(&f.uuid, |g| g.uuid).is_err())
+                .expect("the new ACL")
+                .uuid,
+        );
         let acl_changes = Changes::from_rows(&db, &acl, &acl_rows, &res, &res);
         let q = p.update(&acl, &res, &acl_changes);
         assert_eq!(q.describe(), p.recompile(&db, &acl, &res).describe());
@@ -133,7 +141,11 @@ fn scale_fixture() -> &'static Scale {
         );
         // A container's Port_Binding row is modified (its tag).
         let mut tag_rows = TouchedRows::default();
-        let child = db.ports.iter().find(|p| p.name.starts_with("dmz-k")).expect("a container");
+        let child = db
+            .ports
+            .iter()
+            .find(|p| p.name.starts_with("dmz-k"))
+            .expect("a container");
         tag_rows.port(&db, &db, child.uuid);
         Scale {
             acl_rows,
@@ -170,12 +182,26 @@ fn scale(c: &mut Criterion) {
     g.bench_function("rows_acl_added", |b| {
         let s = scale_fixture();
         b.iter(|| {
-            Changes::from_rows(&s.db, std::hint::black_box(&s.acl), &s.acl_rows, &s.res, &s.res)
+            Changes::from_rows(
+                &s.db,
+                std::hint::black_box(&s.acl),
+                &s.acl_rows,
+                &s.res,
+                &s.res,
+            )
         })
     });
     g.bench_function("rows_port_group", |b| {
         let s = scale_fixture();
-        b.iter(|| Changes::from_rows(&s.db, std::hint::black_box(&s.pg), &s.pg_rows, &s.res, &s.res))
+        b.iter(|| {
+            Changes::from_rows(
+                &s.db,
+                std::hint::black_box(&s.pg),
+                &s.pg_rows,
+                &s.res,
+                &s.res,
+            )
+        })
     });
     g.bench_function("update_acl_added", |b| {
         let s = scale_fixture();
@@ -201,7 +227,13 @@ fn scale(c: &mut Criterion) {
     g.bench_function("update_tag_changed", |b| {
         let s = scale_fixture();
         b.iter(|| {
-            let c = Changes::from_rows(&s.db, std::hint::black_box(&s.same), &s.tag_rows, &s.res, &s.res);
+            let c = Changes::from_rows(
+                &s.db,
+                std::hint::black_box(&s.same),
+                &s.tag_rows,
+                &s.res,
+                &s.res,
+            );
             s.p.update(&s.same, &s.res, &c)
         })
     });

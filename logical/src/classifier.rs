@@ -502,8 +502,7 @@ impl Classifier {
                 if rule.beats(&self.rules[off + e]) {
                     self.rules[off + e] = *rule;
                 }
-            } else if let Some(e) = (0..new_rules.len()).find(|&e| new_keys[e * n..][..n] == *key)
-            {
+            } else if let Some(e) = (0..new_rules.len()).find(|&e| new_keys[e * n..][..n] == *key) {
                 if rule.beats(&new_rules[e]) {
                     new_rules[e] = *rule;
                 }
@@ -520,7 +519,8 @@ impl Classifier {
         // The new entries at the end of the subtable: the subtables after it move.
         let at = keys + k * n;
         self.code.splice(at..at, new_keys.iter().copied());
-        self.rules.splice(off + k..off + k, new_rules.iter().copied());
+        self.rules
+            .splice(off + k..off + k, new_rules.iter().copied());
         let mut p = at + m * n;
         while p < self.code.len() {
             let h = self.code[p];
@@ -562,7 +562,9 @@ impl Classifier {
     /// Adds rules as [`insert_ordered`](Self::insert_ordered) does, each as
     /// (match, priority, order, id), moving the laid-out subtables once per mask.
     pub fn insert_all(&mut self, rules: &[(Conj, u32, u32, RuleId)]) {
-        let mut groups: Vec<([u64; WORDS], Vec<(Conj, Rule)>)> = Vec::new();
+        // Rules by mask, masks in the order first met.
+        type Group = ([u64; WORDS], Vec<(Conj, Rule)>);
+        let mut groups: Vec<Group> = Vec::new();
         for &(conj, priority, order, id) in rules {
             let rule = Rule {
                 priority,
@@ -1067,11 +1069,10 @@ mod tests {
                         for b in 0..3u128 {
                             let mut f = Flow::default();
                             for (k, &(field, m)) in fields.iter().enumerate() {
-                                f.set(field, [a, b, (a + b) % 3, a][k] * 0x11 & m);
+                                f.set(field, ([a, b, (a + b) % 3, a][k] * 0x11) & m);
                             }
-                            let matches = |c: &Conj| {
-                                (0..WORDS).all(|w| f.w[w] & c.mask[w] == c.value[w])
-                            };
+                            let matches =
+                                |c: &Conj| (0..WORDS).all(|w| f.w[w] & c.mask[w] == c.value[w]);
                             // Equal priority and order: the first inserted (in `live`).
                             let want = live
                                 .iter()

@@ -217,11 +217,7 @@ impl IdlOrder {
     /// The order once `removed` rows have left and `added` ones (UUID and value) come
     /// in (a row in both is kept, with its new value), and the rows present before and
     /// after whose keys changed (none: the mask changed, every row may have moved).
-    pub fn update(
-        &self,
-        removed: &[Uuid],
-        added: &[(Uuid, u64)],
-    ) -> (IdlOrder, Option<Vec<Uuid>>) {
+    pub fn update(&self, removed: &[Uuid], added: &[(Uuid, u64)]) -> (IdlOrder, Option<Vec<Uuid>>) {
         let mut o = self.clone();
         let added_uuids: rustc_hash::FxHashSet<Uuid> = added.iter().map(|a| a.0).collect();
         let mut removed: Vec<Uuid> = removed
@@ -506,7 +502,9 @@ mod tests {
                 let mut x: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834;
                 let mut rows: Vec<Uuid> = (0..start)
                     .map(|_| {
-                        x = x.wrapping_mul(0x2545_f491_4f6c_dd1d).wrapping_add(1442695040888963407);
+                        x = x
+                            .wrapping_mul(0x2545_f491_4f6c_dd1d)
+                            .wrapping_add(1442695040888963407);
                         Uuid(x ^ (x >> 67))
                     })
                     .collect();
@@ -517,8 +515,7 @@ mod tests {
                     } else {
                         removals.iter().map(|i| rows[i.index(rows.len())]).collect()
                     };
-                    let added: Vec<(Uuid, u64)> =
-                        additions.iter().map(|&a| (Uuid(a), 7)).collect();
+                    let added: Vec<(Uuid, u64)> = additions.iter().map(|&a| (Uuid(a), 7)).collect();
                     let before = ranks(&rows);
                     rows.retain(|u| !removed.contains(u));
                     rows.extend(added.iter().map(|a| a.0));

@@ -6,11 +6,14 @@
 //! parse, or whose match is too large to index, is left out and reported
 //! ([`Pipeline::errors`]) with its UUID, never skipped silently.
 //!
-//! When the Southbound changes, [`Pipeline::update`] rebuilds only the tables a
-//! changed row, or a changed name their matches refer to, touches (ovn-controller's
-//! incremental processing of lflows, per table rather than per flow): the others are
-//! shared with the previous pipeline, and within a rebuilt table the flows that did
-//! not change keep their compiled rules.
+//! When the Southbound changes ([`Changes::from_rows`] from the rows an update touched,
+//! or [`Changes::between`] two databases), [`Pipeline::update`] touches only the tables
+//! a changed row, or a changed name their matches refer to, is in (ovn-controller's
+//! incremental processing of lflows): the others are shared with the previous
+//! pipeline. A table whose rows changed is edited in place (the old rows' rules taken
+//! out of its classifier, the new ones put in, ties placed by the IDL order kept in
+//! [`IdlOrder`]); one whose flows refer to a changed name is rebuilt, the flows that
+//! did not change keeping their compiled rules.
 
 use std::sync::Arc;
 
@@ -176,6 +179,10 @@ const OMIT: u32 = 1 << 31;
 type Term = (u8, u64, u64);
 /// Starts a conjunction in a flow's term list: (`CONJ`, number of terms, 0).
 const CONJ: u8 = u8::MAX;
+/// A flow and its classifier terms.
+type Resolved = (CompiledFlow, Arc<[Term]>);
+/// A flow that did not compile for a table, with its match.
+type Failed = (FlowError, Arc<str>);
 
 /// Flow slots per chunk of a table ([`Table::slots`]).
 const CHUNK: usize = 64;
@@ -814,12 +821,7 @@ impl<'a> Compiler<'a> {
     }
 
     /// Resolves a flow compiled for datapath `d` into its classifier terms.
-    fn resolve_one(
-        &self,
-        d: &DatapathInfo,
-        f: CompiledFlow,
-        m: Match,
-    ) -> Result<(CompiledFlow, Arc<[Term]>), (FlowError, Arc<str>)> {
+    fn resolve_one(&self, d: &DatapathInfo, f: CompiledFlow, m: Match) -> Result<Resolved, Failed> {
         let lookup = |name: &str| self.topo.lookup_port_in(d, name);
         let m = m.resolve_ports(&lookup).simplify();
         match expr::to_conjs(&m, MAX_CONJS_PER_FLOW) {
@@ -837,16 +839,7 @@ impl<'a> Compiler<'a> {
 
     /// The flows of `bucket` resolved for datapath `dp`, those that failed, and the
     /// names they refer to.
-    #[allow(clippy::type_complexity)]
-    fn resolve(
-        &self,
-        dp: DpId,
-        bucket: Bucket,
-    ) -> (
-        Vec<(CompiledFlow, Arc<[Term]>)>,
-        Vec<(FlowError, Arc<str>)>,
-        Vec<u64>,
-    ) {
+    fn resolve(&self, dp: DpId, bucket: Bucket) -> (Vec<Resolved>, Vec<Failed>, Vec<u64>) {
         let d = &self.topo.datapaths[dp as usize];
         let mut refs: Vec<u64> = bucket.refs;
         refs.extend(bucket.failed.iter().flat_map(|(_, m)| names_in(m)));
@@ -972,8 +965,8 @@ impl Table {
     fn edit(
         &self,
         gone: &FxHashSet<Uuid>,
-        added: &[(CompiledFlow, Arc<[Term]>)],
-        failed: &[(FlowError, Arc<str>)],
+        added: &[Resolved],
+        failed: &[Failed],
         refs: &[u64],
         order: &IdlOrder,
     ) -> Option<Table> {
@@ -1597,7 +1590,8 @@ impl Pipeline {
                         d => (d - 1) as usize..d as usize,
                     };
                     for dp in dps {
-                        let Some(table) = self.tables[dp].tables[usize::from(e)].get(usize::from(t))
+                        let Some(table) =
+                            self.tables[dp].tables[usize::from(e)].get(usize::from(t))
                         else {
                             continue;
                         };

@@ -454,13 +454,12 @@ fn many_edits_of_one_table_equal_full_compiles() {
         next_uuid: 0,
     };
     w.apply(&Step::SetPortGroup(1, 0b1111));
-    let dmz = w
-        .db
-        .datapaths
-        .iter()
-        .find(|d| d.name.as_deref() == Some("dmz"))
-        .expect("dmz")
-        .uuid;
+    let dmz =
+        w.db.datapaths
+            .iter()
+            .find(|d| d.name.as_deref() == Some("dmz"))
+            .expect("dmz")
+            .uuid;
     let res = Residency::Everywhere;
     let mut p = Pipeline::compile(&w.db, &res);
     let flows = microflows();
@@ -485,7 +484,11 @@ fn many_edits_of_one_table_equal_full_compiles() {
             egress: true,
             table_id: 4,
             priority: 65535,
-            match_: format!("outport == @pg1 && ip4 && ip4.src == 10.0.{}.{}", i % 7, i % 5),
+            match_: format!(
+                "outport == @pg1 && ip4 && ip4.src == 10.0.{}.{}",
+                i % 7,
+                i % 5
+            ),
             actions: if i % 2 == 0 { "/* drop */" } else { "next;" }.into(),
             stage_name: Some("ls_out_acl".into()),
             source: None,
@@ -498,8 +501,5 @@ fn many_edits_of_one_table_equal_full_compiles() {
         w.db.flows.retain(|f| f.uuid != uuid);
         p = step(&p, &old, &w.db, uuid, i % 10 == 9 || i > 280);
     }
-    assert_eq!(
-        p.describe(),
-        Pipeline::compile(&w.db, &res).describe()
-    );
+    assert_eq!(p.describe(), Pipeline::compile(&w.db, &res).describe());
 }
