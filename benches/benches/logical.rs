@@ -9,7 +9,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ovnest_logical::{
     Decision, Interpreter, Pipeline, Semantics, TraceOptions, microflow,
-    pipeline::{Changes, Residency},
+    pipeline::{Changes, Residency, TouchedRows},
     trace::NoTrace,
 };
 use ovnest_tests::fixtures::lflows;
@@ -69,6 +69,10 @@ struct Scale {
     pg_changes: Changes,
     /// A copy of `db` (a container's tag changed: the logical flows do not change).
     same: ovnest_logical::db::Database,
+    /// The rows each change touched, as the Southbound monitor names them.
+    acl_rows: TouchedRows,
+    pg_rows: TouchedRows,
+    tag_rows: TouchedRows,
 }
 
 fn scale_fixture() -> &'static Scale {
@@ -81,7 +85,7 @@ fn scale_fixture() -> &'static Scale {
             .filter(|p| p.name.starts_with("dmz-"))
             .map(|p| p.name.clone())
             .collect();
-        let res = Residency::Ports(resident);
+        let res = Residency::Ports(resident.into());
         let started = std::time::Instant::now();
         let p = Pipeline::compile(&db, &res);
         eprintln!(
@@ -94,8 +98,19 @@ fn scale_fixture() -> &'static Scale {
         );
         let mut acl = db.clone();
         lflows::add_acl(&mut acl, 1);
-        let acl_changes = Changes::between(&db, &acl, &res, &res);
+        let mut acl_rows = TouchedRows::default();
+        acl_rows.flow(
+            &db,
+            &acl,
+            acl.flows
+                .iter()
+                .find(|f| db.flows.binary_search_by_key(&f.uuid, |g| g.uuid).is_err())
+                .expect("the new ACL")
+                .uuid,
+        );
+        let acl_changes = Changes::from_rows(&db, &acl, &acl_rows, &res, &res);
         let q = p.update(&acl, &res, &acl_changes);
+        assert_eq!(q.describe(), p.recompile(&db, &acl, &res).describe());
         eprintln!(
             "scale: one ACL added: {} tables rebuilt",
             q.tables_rebuilt_since(&p)
@@ -113,13 +128,29 @@ fn scale_fixture() -> &'static Scale {
                 ports.push(joining.clone());
             }
         }
-        let pg_changes = Changes::between(&db, &pg, &res, &res);
+        let pg_rows = TouchedRows {
+            port_groups: vec!["pg0".into(), "1_pg0".into()],
+            ..Default::default()
+        };
+        let pg_changes = Changes::from_rows(&db, &pg, &pg_rows, &res, &res);
         let q = p.update(&pg, &res, &pg_changes);
+        assert_eq!(q.describe(), p.recompile(&db, &pg, &res).describe());
         eprintln!(
             "scale: one port joins pg0: {} tables rebuilt",
             q.tables_rebuilt_since(&p)
         );
+        // A container's Port_Binding row is modified (its tag).
+        let mut tag_rows = TouchedRows::default();
+        let child = db
+            .ports
+            .iter()
+            .find(|p| p.name.starts_with("dmz-k"))
+            .expect("a container");
+        tag_rows.port(&db, &db, child.uuid);
         Scale {
+            acl_rows,
+            pg_rows,
+            tag_rows,
             same: db.clone(),
             db,
             res,
@@ -148,6 +179,30 @@ fn scale(c: &mut Criterion) {
         let s = scale_fixture();
         b.iter(|| Changes::between(&s.db, std::hint::black_box(&s.acl), &s.res, &s.res))
     });
+    g.bench_function("rows_acl_added", |b| {
+        let s = scale_fixture();
+        b.iter(|| {
+            Changes::from_rows(
+                &s.db,
+                std::hint::black_box(&s.acl),
+                &s.acl_rows,
+                &s.res,
+                &s.res,
+            )
+        })
+    });
+    g.bench_function("rows_port_group", |b| {
+        let s = scale_fixture();
+        b.iter(|| {
+            Changes::from_rows(
+                &s.db,
+                std::hint::black_box(&s.pg),
+                &s.pg_rows,
+                &s.res,
+                &s.res,
+            )
+        })
+    });
     g.bench_function("update_acl_added", |b| {
         let s = scale_fixture();
         b.iter(|| {
@@ -166,6 +221,21 @@ fn scale(c: &mut Criterion) {
     g.bench_function("diff_tag_changed", |b| {
         let s = scale_fixture();
         b.iter(|| Changes::between(&s.db, std::hint::black_box(&s.same), &s.res, &s.res).is_empty())
+    });
+    // The same from the change list (the container's Port_Binding row), then the
+    // update it drives (nothing to recompile: the previous pipeline, shared).
+    g.bench_function("update_tag_changed", |b| {
+        let s = scale_fixture();
+        b.iter(|| {
+            let c = Changes::from_rows(
+                &s.db,
+                std::hint::black_box(&s.same),
+                &s.tag_rows,
+                &s.res,
+                &s.res,
+            );
+            s.p.update(&s.same, &s.res, &c)
+        })
     });
     g.finish();
 }

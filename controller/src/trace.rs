@@ -95,7 +95,9 @@ pub fn run(args: TraceArgs) -> anyhow::Result<()> {
     let residency = if args.chassis_ports.is_empty() {
         Residency::Everywhere
     } else {
-        Residency::Ports(args.chassis_ports.iter().cloned().collect())
+        Residency::Ports(std::sync::Arc::new(
+            args.chassis_ports.iter().cloned().collect(),
+        ))
     };
     let pipeline = Pipeline::compile(&db, &residency);
     for e in &pipeline.errors {

@@ -83,6 +83,31 @@ impl Subtable {
         }
     }
 
+    /// Takes entry `e` out: the last entry takes its place.
+    fn swap_remove(&mut self, e: usize) {
+        let n = self.n();
+        let last = self.best.len() - 1;
+        if !self.index.is_empty() {
+            let h = hash(&self.keys[e * n..(e + 1) * n]);
+            if let Ok(slot) = self.index.find_entry(h, |&i| i as usize == e) {
+                slot.remove();
+            }
+            if last != e {
+                let h = hash(&self.keys[last * n..(last + 1) * n]);
+                if let Some(i) = self.index.find_mut(h, |&i| i as usize == last) {
+                    *i = e as u32;
+                }
+            }
+        }
+        if last != e {
+            self.keys.copy_within(last * n..(last + 1) * n, e * n);
+            self.best[e] = self.best[last];
+        }
+        self.keys.truncate(last * n);
+        self.best.truncate(last);
+        self.max_priority = self.best.iter().map(|r| r.priority).max().unwrap_or(0);
+    }
+
     fn insert(&mut self, key: &[u64], rule: Rule) {
         if let Some(i) = self.find(key) {
             if rule.beats(&self.best[i]) {
@@ -94,7 +119,9 @@ impl Subtable {
         self.keys.extend_from_slice(key);
         self.best.push(rule);
         let n = self.n();
-        if i + 1 > SCAN_LIMIT {
+        // Indexed past a few entries (and, once indexed, for good: removals may bring
+        // it back under).
+        if i + 1 > SCAN_LIMIT || !self.index.is_empty() {
             let keys = &self.keys;
             let rehash = |&k: &u32| hash(&keys[k as usize * n..(k as usize + 1) * n]);
             if self.index.is_empty() {
@@ -208,6 +235,20 @@ impl Selector {
             sel.few.sort_unstable();
         }
         sel
+    }
+
+    /// Subtables `bits` can match a flow whose field is `v`.
+    fn add(&mut self, v: u64, bits: u64) {
+        if !self.many.is_empty() {
+            *self.many.entry(v).or_default() |= bits;
+        } else if let Some(x) = self.few.iter_mut().find(|x| x.0 == v) {
+            x.1 |= bits;
+        } else {
+            self.few.push((v, bits));
+            if self.few.len() > SELECTOR_SCAN {
+                self.many = self.few.drain(..).collect();
+            }
+        }
     }
 
     /// Every selection this selector can make.
@@ -324,17 +365,302 @@ impl Layout {
 }
 
 impl Classifier {
-    /// Adds a rule matching `conj` at `priority`.
+    /// Adds a rule matching `conj` at `priority`; among rules of equal priority that
+    /// match a flow, the first inserted wins.
     pub fn insert(&mut self, conj: &Conj, priority: u32, id: RuleId) {
+        self.insert_ordered(conj, priority, self.n_rules, id);
+    }
+
+    /// Adds a rule matching `conj` at `priority`; among rules of equal priority that
+    /// match a flow, the lowest `order` wins (rules of equal priority and order: the
+    /// first inserted).
+    pub fn insert_ordered(&mut self, conj: &Conj, priority: u32, order: u32, id: RuleId) {
+        self.n_rules += 1;
+        let rule = Rule {
+            priority,
+            order,
+            id,
+        };
+        if !self.place_laid_out(conj, rule) {
+            self.place(conj, rule);
+        }
+    }
+
+    /// Puts back a rule that is in the classifier but was shadowed by one with the
+    /// same match that [`remove`](Self::remove) took out (it is not counted again).
+    pub fn reinstate(&mut self, conj: &Conj, priority: u32, order: u32, id: RuleId) {
+        let rule = Rule {
+            priority,
+            order,
+            id,
+        };
+        if !self.place_laid_out(conj, rule) {
+            self.place(conj, rule);
+        }
+    }
+
+    /// Removes rule `id` matching `conj`. Returns true when it was the one rule kept
+    /// for its match (other rules with the same match, which it shadowed, must then be
+    /// [`reinstate`](Self::reinstate)d); false when it was shadowed.
+    pub fn remove(&mut self, conj: &Conj, id: RuleId) -> bool {
+        self.n_rules = self.n_rules.saturating_sub(1);
+        if let Some(removed) = self.remove_laid_out(conj, id) {
+            return removed;
+        }
         if self.n_subtables != 0 {
             self.reopen();
         }
-        let rule = Rule {
-            priority,
-            order: self.n_rules,
-            id,
+        let Some(&idx) = self.by_mask.get(&conj.mask) else {
+            return false;
         };
-        self.n_rules += 1;
+        let st = &mut self.building[idx];
+        let mut key = [0u64; WORDS];
+        for (k, &(i, _)) in st.words.iter().enumerate() {
+            key[k] = conj.value[i as usize];
+        }
+        let n = st.words.len();
+        match st.find(&key[..n]) {
+            Some(e) if st.best[e].id == id => {
+                st.swap_remove(e);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The subtable laid out for `mask`: its number in lookup order, where it starts
+    /// in `code`, and the highest priority of the subtable before it.
+    fn laid_out(&self, mask: &[u64; WORDS]) -> Option<(usize, usize, u32)> {
+        let code = &self.code;
+        let n_words = mask.iter().filter(|&&m| m != 0).count();
+        let (mut pos, mut si, mut prev) = (0, 0, u32::MAX);
+        while pos < code.len() {
+            let h = code[pos];
+            let n = (h >> 32 & 0xff) as usize;
+            let k = (h >> 40) as usize;
+            let idx = pos + Layout::HEADER;
+            if n == n_words
+                && (0..n).all(|j| {
+                    let w = code[idx + j] as usize;
+                    w < WORDS && mask[w] == code[idx + n + j]
+                })
+            {
+                return Some((si, pos, prev));
+            }
+            prev = h as u32;
+            pos += Layout::len(n, k);
+            si += 1;
+        }
+        None
+    }
+
+    /// Inserts `rule` into the laid-out form, when a subtable with its mask is there
+    /// and keeps its place in the order of highest priorities; false otherwise (the
+    /// classifier must be reopened).
+    fn place_laid_out(&mut self, conj: &Conj, rule: Rule) -> bool {
+        self.place_laid_out_all(&conj.mask, &[(*conj, rule)])
+    }
+
+    /// Inserts `rules`, all with mask `mask`, into the laid-out form as
+    /// [`place_laid_out`](Self::place_laid_out) does, the subtables after theirs moved
+    /// once for all of them; false (nothing inserted) when it cannot.
+    fn place_laid_out_all(&mut self, mask: &[u64; WORDS], rules: &[(Conj, Rule)]) -> bool {
+        if self.n_subtables == 0 {
+            return false;
+        }
+        let Some((si, pos, prev)) = self.laid_out(mask) else {
+            return false;
+        };
+        if rules.iter().any(|(_, r)| r.priority > prev) {
+            return false;
+        }
+        let h = self.code[pos];
+        let (mut max, n, k) = (h as u32, (h >> 32 & 0xff) as usize, (h >> 40) as usize);
+        let r = self.code[pos + 1];
+        let (off, index) = (r as u32 as usize, (r >> 32) as u32);
+        let idx = pos + Layout::HEADER;
+        let keys = idx + 2 * n;
+        // Keys of the new entries, and their best rules.
+        let mut new_keys: Vec<u64> = Vec::new();
+        let mut new_rules: Vec<Rule> = Vec::new();
+        for (conj, rule) in rules {
+            max = max.max(rule.priority);
+            let mut key = [0u64; WORDS];
+            for (j, kw) in key.iter_mut().enumerate().take(n) {
+                *kw = conj.value[self.code[idx + j] as usize];
+            }
+            let key = &key[..n];
+            let code = &self.code;
+            let found = if index == NO_INDEX {
+                (0..k).find(|&e| code[keys + e * n..keys + (e + 1) * n] == *key)
+            } else {
+                self.indexes[index as usize]
+                    .find(hash(key), |&e| code[keys + e as usize * n..][..n] == *key)
+                    .map(|&e| e as usize)
+            };
+            if let Some(e) = found {
+                if rule.beats(&self.rules[off + e]) {
+                    self.rules[off + e] = *rule;
+                }
+            } else if let Some(e) = (0..new_rules.len()).find(|&e| new_keys[e * n..][..n] == *key) {
+                if rule.beats(&new_rules[e]) {
+                    new_rules[e] = *rule;
+                }
+            } else {
+                new_keys.extend_from_slice(key);
+                new_rules.push(*rule);
+            }
+        }
+        let m = new_rules.len();
+        self.code[pos] = u64::from(max) | (n as u64) << 32 | ((k + m) as u64) << 40;
+        if m == 0 {
+            return true;
+        }
+        // The new entries at the end of the subtable: the subtables after it move.
+        let at = keys + k * n;
+        self.code.splice(at..at, new_keys.iter().copied());
+        self.rules
+            .splice(off + k..off + k, new_rules.iter().copied());
+        let mut p = at + m * n;
+        while p < self.code.len() {
+            let h = self.code[p];
+            self.code[p + 1] += m as u64;
+            p += Layout::len((h >> 32 & 0xff) as usize, (h >> 40) as usize);
+        }
+        for s in self.starts.iter_mut().skip(si + 1) {
+            *s += (m * n) as u32;
+        }
+        let code = &self.code;
+        let rehash = |&e: &u32| hash(&code[keys + e as usize * n..][..n]);
+        if index != NO_INDEX {
+            let t = &mut self.indexes[index as usize];
+            for e in k..k + m {
+                t.insert_unique(hash(&code[keys + e * n..][..n]), e as u32, rehash);
+            }
+        } else if k + m > SCAN_LIMIT {
+            let mut t = HashTable::new();
+            for e in 0..k + m {
+                t.insert_unique(hash(&code[keys + e * n..][..n]), e as u32, rehash);
+            }
+            self.indexes.push(t);
+            self.code[pos + 1] = off as u64 | ((self.indexes.len() - 1) as u64) << 32;
+        }
+        // Selectors learn the new entries' values of the fields this subtable pins.
+        for sel in &mut self.selectors {
+            if let Some(j) = (0..n).find(|&j| {
+                self.code[idx + j] == u64::from(sel.word)
+                    && self.code[idx + n + j] & sel.mask == sel.mask
+            }) {
+                for e in 0..m {
+                    sel.add(new_keys[e * n + j] & sel.mask, 1u64 << si);
+                }
+            }
+        }
+        true
+    }
+
+    /// Adds rules as [`insert_ordered`](Self::insert_ordered) does, each as
+    /// (match, priority, order, id), moving the laid-out subtables once per mask.
+    pub fn insert_all(&mut self, rules: &[(Conj, u32, u32, RuleId)]) {
+        // Rules by mask, masks in the order first met.
+        type Group = ([u64; WORDS], Vec<(Conj, Rule)>);
+        let mut groups: Vec<Group> = Vec::new();
+        for &(conj, priority, order, id) in rules {
+            let rule = Rule {
+                priority,
+                order,
+                id,
+            };
+            match groups.iter_mut().find(|(m, _)| *m == conj.mask) {
+                Some((_, g)) => g.push((conj, rule)),
+                None => groups.push((conj.mask, vec![(conj, rule)])),
+            }
+        }
+        for (mask, group) in groups {
+            self.n_rules += group.len() as u32;
+            if !self.place_laid_out_all(&mask, &group) {
+                for (conj, rule) in group {
+                    self.place(&conj, rule);
+                }
+            }
+        }
+    }
+
+    /// Removes rule `id` from the laid-out form: `Some(true)` when it was the rule kept
+    /// for its match, `Some(false)` when it was not there (shadowed); none when the
+    /// classifier must be reopened (not laid out, or the subtable would be empty).
+    fn remove_laid_out(&mut self, conj: &Conj, id: RuleId) -> Option<bool> {
+        if self.n_subtables == 0 {
+            return None;
+        }
+        let Some((si, pos, _)) = self.laid_out(&conj.mask) else {
+            return Some(false);
+        };
+        let h = self.code[pos];
+        let (n, k) = ((h >> 32 & 0xff) as usize, (h >> 40) as usize);
+        let r = self.code[pos + 1];
+        let (off, index) = (r as u32 as usize, (r >> 32) as u32);
+        let idx = pos + Layout::HEADER;
+        let keys = idx + 2 * n;
+        let mut key = [0u64; WORDS];
+        for (j, kw) in key.iter_mut().enumerate().take(n) {
+            *kw = conj.value[self.code[idx + j] as usize];
+        }
+        let key = &key[..n];
+        let code = &self.code;
+        let found = if index == NO_INDEX {
+            (0..k).find(|&e| code[keys + e * n..keys + (e + 1) * n] == *key)
+        } else {
+            self.indexes[index as usize]
+                .find(hash(key), |&e| code[keys + e as usize * n..][..n] == *key)
+                .map(|&e| e as usize)
+        };
+        let e = match found {
+            Some(e) if self.rules[off + e].id == id => e,
+            _ => return Some(false),
+        };
+        if k == 1 {
+            return None;
+        }
+        // The last entry takes its place; the subtable's highest priority stays (an
+        // upper bound is all a lookup needs).
+        let last = k - 1;
+        if index != NO_INDEX {
+            let t = &mut self.indexes[index as usize];
+            if let Ok(entry) = t.find_entry(hash(key), |&x| x as usize == e) {
+                entry.remove();
+            }
+            if last != e {
+                let lk = &code[keys + last * n..][..n];
+                if let Some(x) = t.find_mut(hash(lk), |&x| x as usize == last) {
+                    *x = e as u32;
+                }
+            }
+        }
+        if last != e {
+            self.code
+                .copy_within(keys + last * n..keys + k * n, keys + e * n);
+            self.rules[off + e] = self.rules[off + last];
+        }
+        self.code.drain(keys + last * n..keys + k * n);
+        self.rules.remove(off + last);
+        self.code[pos] = u64::from(h as u32) | (n as u64) << 32 | (last as u64) << 40;
+        let mut p = keys + last * n;
+        while p < self.code.len() {
+            let h = self.code[p];
+            self.code[p + 1] -= 1;
+            p += Layout::len((h >> 32 & 0xff) as usize, (h >> 40) as usize);
+        }
+        for s in self.starts.iter_mut().skip(si + 1) {
+            *s -= n as u32;
+        }
+        Some(true)
+    }
+
+    fn place(&mut self, conj: &Conj, rule: Rule) {
+        if self.n_subtables != 0 {
+            self.reopen();
+        }
         let building = &mut self.building;
         let idx = *self.by_mask.entry(conj.mask).or_insert_with(|| {
             let words = (0..WORDS)
@@ -355,7 +681,7 @@ impl Classifier {
         for (k, &(i, _)) in st.words.iter().enumerate() {
             key[k] = conj.value[i as usize];
         }
-        st.max_priority = st.max_priority.max(priority);
+        st.max_priority = st.max_priority.max(rule.priority);
         let n = st.words.len();
         st.insert(&key[..n], rule);
     }
@@ -366,6 +692,8 @@ impl Classifier {
             return;
         }
         let mut building = std::mem::take(&mut self.building);
+        // Subtables whose rules were all removed.
+        building.retain(|s| !s.best.is_empty());
         building.sort_by_key(|s| std::cmp::Reverse(s.max_priority));
         self.by_mask.clear();
         self.selectors = if (2..=MAX_SELECTED).contains(&building.len()) {
@@ -517,8 +845,9 @@ impl Classifier {
         best: &mut Option<Rule>,
     ) -> Option<usize> {
         let code = self.code.as_slice();
-        // SAFETY: only `finish` writes `code`, laying each subtable out as `Layout`
-        // says, and `pos` starts one (the caller's contract): its `Layout::len(n, k)`
+        // SAFETY: only `finish` and the in-place edits (`place_laid_out`,
+        // `remove_laid_out`, which move the subtables after the one they change and
+        // `starts` with them) write `code`, laying each subtable out as `Layout` says, and `pos` starts one (the caller's contract): its `Layout::len(n, k)`
         // words lie within `code` from `pos`, and its word numbers come from masks of
         // `WORDS` words (`< WORDS`) and `n <= WORDS`. So every pointer below stays
         // inside `code`, `key` and `flow.w`.
@@ -663,6 +992,115 @@ mod tests {
         cls.insert(&Conj::ANY, 10, 8);
         cls.finish();
         assert_eq!(cls.lookup(&Flow::default(), None), Some(7));
+    }
+
+    /// Rules inserted, some removed again (the shadowed ones with the same match put
+    /// back, as the caller does) and others added, on a finished classifier: every
+    /// lookup equals the brute-force answer over the rules left (highest priority, the
+    /// lowest order among equals), and the rule count and the catch-all test agree.
+    #[test]
+    fn removals_and_inserts_in_place_equal_a_linear_scan() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let fields = [
+            (Field::EthType, 0xffffu128),
+            (Field::IpProto, 0xff),
+            (Field::Reg(15), 0xffff_ffff),
+            (Field::TcpDst, 0xffff),
+        ];
+        // (priority, order, values per field); few values so matches collide.
+        let rule = (
+            0u32..3,
+            0u32..50,
+            prop::collection::vec(prop::option::weighted(0.85, 0u128..3), fields.len()),
+        );
+        let mut runner = TestRunner::new(Config {
+            cases: 300,
+            ..Config::default()
+        });
+        runner
+            .run(
+                &(
+                    prop::collection::vec(rule.clone(), 1..80),
+                    prop::collection::vec(any::<bool>(), 80),
+                    prop::collection::vec(rule, 0..20),
+                ),
+                |(rules, removed, more)| {
+                    let to_conj = |vals: &Vec<Option<u128>>| {
+                        let mut c = Conj::ANY;
+                        for (&(f, m), v) in fields.iter().zip(vals) {
+                            if let Some(v) = v {
+                                crate::flow::to_words(f, *v * 0x11, m, &mut c.value, &mut c.mask);
+                            }
+                        }
+                        c
+                    };
+                    let mut cls = Classifier::default();
+                    let mut live: Vec<(u32, u32, Conj, u32)> = Vec::new();
+                    for (i, (p, o, v)) in rules.iter().enumerate() {
+                        let c = to_conj(v);
+                        cls.insert_ordered(&c, *p, *o, i as u32);
+                        live.push((*p, *o, c, i as u32));
+                    }
+                    cls.finish();
+                    for (i, _) in rules.iter().enumerate().filter(|(i, _)| removed[*i]) {
+                        let at = live.iter().position(|r| r.3 == i as u32).unwrap();
+                        let (_, _, c, id) = live.remove(at);
+                        if cls.remove(&c, id) {
+                            for r in live.iter().filter(|r| r.2 == c) {
+                                cls.reinstate(&r.2, r.0, r.1, r.3);
+                            }
+                        }
+                    }
+                    // Added all at once (several per subtable), as an update does.
+                    let mut batch = Vec::new();
+                    for (j, (p, o, v)) in more.iter().enumerate() {
+                        let c = to_conj(v);
+                        let id = 100 + j as u32;
+                        batch.push((c, *p, *o, id));
+                        live.push((*p, *o, c, id));
+                    }
+                    cls.insert_all(&batch);
+                    cls.finish();
+                    prop_assert_eq!(cls.len() as usize, live.len());
+                    let catchall = live.len() == 1 && live[0].2 == Conj::ANY;
+                    prop_assert_eq!(cls.only_catchall().is_some(), catchall);
+                    for a in 0..3u128 {
+                        for b in 0..3u128 {
+                            let mut f = Flow::default();
+                            for (k, &(field, m)) in fields.iter().enumerate() {
+                                f.set(field, ([a, b, (a + b) % 3, a][k] * 0x11) & m);
+                            }
+                            let matches =
+                                |c: &Conj| (0..WORDS).all(|w| f.w[w] & c.mask[w] == c.value[w]);
+                            // Equal priority and order: the first inserted (in `live`).
+                            let want = live
+                                .iter()
+                                .enumerate()
+                                .filter(|(_, r)| matches(&r.2))
+                                .max_by_key(|(i, r)| {
+                                    (r.0, std::cmp::Reverse(r.1), std::cmp::Reverse(*i))
+                                })
+                                .map(|(_, r)| (r.0, r.1));
+                            let mut wc = [0u64; WORDS];
+                            let id = cls.lookup(&f, Some(&mut wc));
+                            let got = id.map(|id| {
+                                let r = live.iter().find(|r| r.3 == id).expect("a live rule");
+                                (r.0, r.1)
+                            });
+                            prop_assert_eq!(got, want);
+                            // Any flow equal to this one on the wildcards: the same rule.
+                            let mut g = f;
+                            for (gw, &m) in g.w.iter_mut().zip(&wc) {
+                                *gw ^= !m;
+                            }
+                            prop_assert_eq!(cls.lookup(&g, None), id);
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap();
     }
 
     /// Rules over a few fields OVN pins (and masked bits of others), so that selectors

@@ -6,11 +6,14 @@
 //! parse, or whose match is too large to index, is left out and reported
 //! ([`Pipeline::errors`]) with its UUID, never skipped silently.
 //!
-//! When the Southbound changes, [`Pipeline::update`] rebuilds only the tables a
-//! changed row, or a changed name their matches refer to, touches (ovn-controller's
-//! incremental processing of lflows, per table rather than per flow): the others are
-//! shared with the previous pipeline, and within a rebuilt table the flows that did
-//! not change keep their compiled rules.
+//! When the Southbound changes ([`Changes::from_rows`] from the rows an update touched,
+//! or [`Changes::between`] two databases), [`Pipeline::update`] touches only the tables
+//! a changed row, or a changed name their matches refer to, is in (ovn-controller's
+//! incremental processing of lflows): the others are shared with the previous
+//! pipeline. A table whose rows changed is edited in place (the old rows' rules taken
+//! out of its classifier, the new ones put in, ties placed by the IDL order kept in
+//! [`IdlOrder`]); one whose flows refer to a changed name is rebuilt, the flows that
+//! did not change keeping their compiled rules.
 
 use std::sync::Arc;
 
@@ -21,7 +24,7 @@ use crate::classifier::Classifier;
 use crate::db::{Database, LogicalFlow, LportAddresses, Uuid};
 use crate::expr::{self, Annotator, Conj, Match, Sets};
 use crate::flow::WORDS;
-use crate::idl_order;
+use crate::idl_order::IdlOrder;
 use crate::lex::{self, JsonStr, Token};
 use crate::symtab::symtab;
 
@@ -50,8 +53,10 @@ pub enum Residency {
     /// As ovn-trace: every port that exists is resident.
     #[default]
     Everywhere,
-    /// As ovn-controller on one chassis: only these ports.
-    Ports(std::collections::HashSet<String>),
+    /// As ovn-controller on one chassis: only these ports (shared, so that a pipeline
+    /// keeps its caller's set without copying it and compares it in O(1) while the
+    /// caller passes the same one).
+    Ports(Arc<std::collections::HashSet<String>>),
 }
 
 #[derive(Debug, Clone)]
@@ -174,6 +179,28 @@ const OMIT: u32 = 1 << 31;
 type Term = (u8, u64, u64);
 /// Starts a conjunction in a flow's term list: (`CONJ`, number of terms, 0).
 const CONJ: u8 = u8::MAX;
+/// A flow and its classifier terms.
+type Resolved = (CompiledFlow, Arc<[Term]>);
+/// A flow that did not compile for a table, with its match.
+type Failed = (FlowError, Arc<str>);
+
+/// Flow slots per chunk of a table ([`Table::slots`]).
+const CHUNK: usize = 64;
+
+/// The tie order of a table's `n`-th flow when it is built is `n * GAP`: an update puts
+/// a flow between two others without renumbering them.
+const GAP: u32 = 1 << 10;
+
+/// One flow of a table.
+#[derive(Debug, Clone)]
+struct Slot {
+    flow: CompiledFlow,
+    /// Its conjunctions, so an update edits or rebuilds the classifier without
+    /// compiling the flows that did not change.
+    terms: Arc<[Term]>,
+    /// Its rules' tie order in the classifier (increasing in lookup order).
+    order: u32,
+}
 
 /// One (datapath, pipeline, table): its classifier and the flows it points at. Shared
 /// between pipeline versions until a flow in it, or a name it refers to, changes.
@@ -181,12 +208,12 @@ const CONJ: u8 = u8::MAX;
 struct Table {
     classifier: Classifier,
     stage_name: Option<Arc<str>>,
-    /// In lookup order (descending priority, then the IDL's order); a rule's id is the
-    /// index here.
-    flows: Vec<CompiledFlow>,
-    /// Each flow's conjunctions, so an update rebuilds the classifier without compiling
-    /// the flows that did not change.
-    terms: Vec<Arc<[Term]>>,
+    /// The flows by rule id, in chunks of [`CHUNK`] shared between versions of the
+    /// table (an update copies only the chunks it writes). A removed flow's slot keeps
+    /// it, unreferenced, until the table is rebuilt.
+    slots: Vec<Arc<Vec<Slot>>>,
+    /// The live slots in lookup order (descending priority, then the IDL's order).
+    order: Vec<u32>,
     /// Flows of this table that did not compile here, with the match they had.
     failed: Vec<(FlowError, Arc<str>)>,
     /// Hashes of the names (ports, groups, sets) the matches refer to, sorted.
@@ -241,10 +268,53 @@ pub struct Pipeline {
     /// Flow rows whose actions did not parse, by UUID order.
     row_errors: Arc<Vec<FlowError>>,
     /// The IDL's iteration order of the Logical_Flow rows (ties between equal
-    /// priorities).
-    ranks: Arc<FxHashMap<Uuid, usize>>,
+    /// priorities), each row with its [`place`].
+    order: IdlOrder,
     residency: Residency,
     n_flows: usize,
+}
+
+/// The rows one Southbound update touched (inserted, modified or deleted), as an OVSDB
+/// monitor update names them: what [`Changes::from_rows`] reads instead of comparing
+/// two whole databases. A row listed that did not change costs nothing but a compare.
+#[derive(Debug, Clone, Default)]
+pub struct TouchedRows {
+    /// Logical_Flow rows: (index in the old database's `flows`, index in the new
+    /// one's), none where the row is absent. Each row once.
+    pub flows: Vec<(Option<usize>, Option<usize>)>,
+    /// Port_Binding rows, the same in `ports`.
+    pub ports: Vec<(Option<usize>, Option<usize>)>,
+    /// Port_Group rows, by name.
+    pub port_groups: Vec<String>,
+    /// Address_Set rows, by name.
+    pub address_sets: Vec<String>,
+    /// Some Datapath_Binding row changed.
+    pub datapaths: bool,
+    /// Some Multicast_Group row changed.
+    pub mcgroups: bool,
+    /// Some MAC_Binding row changed.
+    pub mac_bindings: bool,
+    /// Some FDB row changed.
+    pub fdbs: bool,
+    /// Some DHCP_Options or DHCPv6_Options row changed.
+    pub dhcp_options: bool,
+    /// Some Load_Balancer row changed.
+    pub load_balancers: bool,
+}
+
+impl TouchedRows {
+    /// Adds Logical_Flow row `uuid`, found by a scan of both databases (for tests and
+    /// fixtures: an OVSDB client knows where it put the rows).
+    pub fn flow(&mut self, old: &Database, new: &Database, uuid: Uuid) {
+        let at = |db: &Database| db.flows.iter().position(|f| f.uuid == uuid);
+        self.flows.push((at(old), at(new)));
+    }
+
+    /// Adds Port_Binding row `uuid`, found by a scan of both databases.
+    pub fn port(&mut self, old: &Database, new: &Database, uuid: Uuid) {
+        let at = |db: &Database| db.ports.iter().position(|p| p.uuid == uuid);
+        self.ports.push((at(old), at(new)));
+    }
 }
 
 /// What changed between two databases, as far as the compiled pipeline cares
@@ -283,26 +353,19 @@ impl Changes {
             && self.names.is_empty()
     }
 
-    /// The differences between `old` compiled for `old_res` and `new` for `new_res`.
+    /// The differences between `old` compiled for `old_res` and `new` for `new_res`,
+    /// found by comparing the two databases whole (O(rows): the oracle of
+    /// [`Changes::from_rows`], which an OVSDB client's change list drives).
     pub fn between(
         old: &Database,
         new: &Database,
         old_res: &Residency,
         new_res: &Residency,
     ) -> Changes {
-        let mut c = Changes {
-            full: old.datapaths != new.datapaths
-                || old.dhcp_options != new.dhcp_options
-                || old.dhcpv6_options != new.dhcpv6_options,
-            ..Default::default()
-        };
-        match (old_res, new_res) {
-            (Residency::Everywhere, Residency::Everywhere) => {}
-            (Residency::Ports(a), Residency::Ports(b)) => {
-                c.names.extend(a.symmetric_difference(b).cloned());
-            }
-            _ => c.full = true,
-        }
+        let mut c = Changes::residency(old_res, new_res);
+        c.full |= old.datapaths != new.datapaths
+            || old.dhcp_options != new.dhcp_options
+            || old.dhcpv6_options != new.dhcpv6_options;
         if c.full {
             return c;
         }
@@ -316,39 +379,20 @@ impl Changes {
                     .collect()
             };
             let (a, b) = (by_name(old), by_name(new));
-            let mut ports: FxHashSet<&str> = FxHashSet::default();
+            let mut ports: FxHashSet<String> = FxHashSet::default();
             for (name, v) in &a {
                 if b.get(name) != Some(v) {
-                    ports.insert(name);
+                    ports.insert(name.clone());
                 }
             }
             for name in b.keys() {
                 if !a.contains_key(name) {
-                    ports.insert(name);
+                    ports.insert(name.clone());
                 }
             }
-            // A port in `@pg` is resolved through the group.
-            for db in [old, new] {
-                for (pg, members) in &db.port_groups {
-                    if members.iter().any(|m| ports.contains(m.as_str())) {
-                        c.add_set_name(pg);
-                    }
-                }
-            }
-            c.names.extend(ports.into_iter().map(str::to_owned));
+            c.add_ports(old, new, ports);
         }
-        if old.mcgroups != new.mcgroups {
-            c.topology = true;
-            let keys = |db: &Database| -> FxHashSet<(Uuid, String, u32)> {
-                db.mcgroups
-                    .iter()
-                    .map(|m| (m.datapath, m.name.clone(), m.tunnel_key))
-                    .collect()
-            };
-            let (a, b) = (keys(old), keys(new));
-            c.names
-                .extend(a.symmetric_difference(&b).map(|(_, n, _)| n.clone()));
-        }
+        c.diff_mcgroups(old, new);
         c.topology |= old.mac_bindings != new.mac_bindings
             || old.fdbs != new.fdbs
             || old.load_balancers != new.load_balancers;
@@ -377,6 +421,144 @@ impl Changes {
         c
     }
 
+    /// The same as [`Changes::between`]`(old, new, old_res, new_res)` when `rows` names
+    /// every row the update from `old` to `new` touched (as an OVSDB monitor update
+    /// names them), in time proportional to those rows rather than to the databases
+    /// (a port whose name or key changed also walks the port groups).
+    pub fn from_rows(
+        old: &Database,
+        new: &Database,
+        rows: &TouchedRows,
+        old_res: &Residency,
+        new_res: &Residency,
+    ) -> Changes {
+        let mut c = Changes::residency(old_res, new_res);
+        c.full |= rows.datapaths && old.datapaths != new.datapaths
+            || rows.dhcp_options
+                && (old.dhcp_options != new.dhcp_options
+                    || old.dhcpv6_options != new.dhcpv6_options);
+        if c.full {
+            return c;
+        }
+        for &(o, n) in &rows.flows {
+            let x = o.and_then(|i| old.flows.get(i));
+            let y = n.and_then(|i| new.flows.get(i));
+            match (x, y) {
+                (Some(x), Some(y)) => {
+                    if x != y {
+                        c.gone.insert(x.uuid);
+                        c.added.extend(n);
+                        c.touch(x);
+                        c.touch(y);
+                    }
+                }
+                (Some(x), None) => {
+                    c.gone.insert(x.uuid);
+                    c.flow_set = true;
+                    c.touch(x);
+                }
+                (None, Some(y)) => {
+                    c.added.extend(n);
+                    c.flow_set = true;
+                    c.touch(y);
+                }
+                (None, None) => {}
+            }
+        }
+        let mut ports: FxHashSet<String> = FxHashSet::default();
+        for &(o, n) in &rows.ports {
+            let x = o.and_then(|i| old.ports.get(i));
+            let y = n.and_then(|i| new.ports.get(i));
+            if x == y {
+                continue;
+            }
+            c.topology = true;
+            let key = |p: &crate::db::Port| (p.datapath, p.tunnel_key, p.name2.clone());
+            match (x, y) {
+                (Some(x), Some(y)) if x.name == y.name => {
+                    if key(x) != key(y) {
+                        ports.insert(x.name.clone());
+                    }
+                }
+                _ => ports.extend(x.into_iter().chain(y).map(|p| p.name.clone())),
+            }
+        }
+        if !ports.is_empty() {
+            c.add_ports(old, new, ports);
+        }
+        if rows.mcgroups {
+            c.diff_mcgroups(old, new);
+        }
+        c.topology |= rows.mac_bindings && old.mac_bindings != new.mac_bindings
+            || rows.fdbs && old.fdbs != new.fdbs
+            || rows.load_balancers && old.load_balancers != new.load_balancers;
+        for (names, a, b) in [
+            (&rows.address_sets, &old.address_sets, &new.address_sets),
+            (&rows.port_groups, &old.port_groups, &new.port_groups),
+        ] {
+            for name in names {
+                let find = |v: &Vec<(String, Vec<String>)>| {
+                    v.iter().find(|(n, _)| n == name).map(|(_, m)| m.clone())
+                };
+                if find(a) != find(b) {
+                    c.sets = true;
+                    c.add_set_name(name);
+                }
+            }
+        }
+        c
+    }
+
+    /// What a change of residency alone changes.
+    fn residency(old_res: &Residency, new_res: &Residency) -> Changes {
+        let mut c = Changes::default();
+        match (old_res, new_res) {
+            (Residency::Everywhere, Residency::Everywhere) => {}
+            (Residency::Ports(a), Residency::Ports(b)) => {
+                if a != b {
+                    c.names.extend(a.symmetric_difference(b).cloned());
+                }
+            }
+            _ => c.full = true,
+        }
+        c
+    }
+
+    /// Ports whose existence, datapath, key or friendly name changed: their names, and
+    /// the groups holding them (a port in `@pg` is resolved through the group).
+    fn add_ports(&mut self, old: &Database, new: &Database, ports: FxHashSet<String>) {
+        for db in [old, new] {
+            for (pg, members) in &db.port_groups {
+                if members.iter().any(|m| ports.contains(m.as_str())) {
+                    self.add_set_name(pg);
+                }
+            }
+        }
+        self.names.extend(ports);
+    }
+
+    fn diff_mcgroups(&mut self, old: &Database, new: &Database) {
+        if old.mcgroups != new.mcgroups {
+            self.topology = true;
+            let keys = |db: &Database| -> FxHashSet<(Uuid, String, u32)> {
+                db.mcgroups
+                    .iter()
+                    .map(|m| (m.datapath, m.name.clone(), m.tunnel_key))
+                    .collect()
+            };
+            let (a, b) = (keys(old), keys(new));
+            self.names
+                .extend(a.symmetric_difference(&b).map(|(_, n, _)| n.clone()));
+        }
+    }
+
+    /// The tables `f` is in.
+    fn touch(&mut self, f: &LogicalFlow) {
+        for dp in &f.datapaths {
+            self.tables.insert((*dp, f.egress, f.table_id));
+        }
+    }
+
     /// A set's name, and for a port group also the name `@pg` has in a match (the SB
     /// names a datapath's share of group `pg` `<key>_pg`).
     fn add_set_name(&mut self, name: &str) {
@@ -399,11 +581,6 @@ impl Changes {
         };
         let (a, b) = (order(old), order(new));
         let (mut i, mut j) = (0, 0);
-        let touch = |c: &mut Changes, f: &LogicalFlow| {
-            for dp in &f.datapaths {
-                c.tables.insert((*dp, f.egress, f.table_id));
-            }
-        };
         while i < a.len() || j < b.len() {
             let fa = a.get(i).map(|&k| &old.flows[k]);
             let fb = b.get(j).map(|&k| &new.flows[k]);
@@ -412,8 +589,8 @@ impl Changes {
                     if x != y {
                         self.gone.insert(x.uuid);
                         self.added.push(b[j]);
-                        touch(self, x);
-                        touch(self, y);
+                        self.touch(x);
+                        self.touch(y);
                     }
                     i += 1;
                     j += 1;
@@ -421,13 +598,13 @@ impl Changes {
                 (Some(x), y) if y.is_none_or(|y| x.uuid < y.uuid) => {
                     self.gone.insert(x.uuid);
                     self.flow_set = true;
-                    touch(self, x);
+                    self.touch(x);
                     i += 1;
                 }
                 (_, Some(y)) => {
                     self.added.push(b[j]);
                     self.flow_set = true;
-                    touch(self, y);
+                    self.touch(y);
                     j += 1;
                 }
                 _ => unreachable!("one side has a row"),
@@ -643,8 +820,48 @@ impl<'a> Compiler<'a> {
         }
     }
 
+    /// Resolves a flow compiled for datapath `d` into its classifier terms.
+    fn resolve_one(&self, d: &DatapathInfo, f: CompiledFlow, m: Match) -> Result<Resolved, Failed> {
+        let lookup = |name: &str| self.topo.lookup_port_in(d, name);
+        let m = m.resolve_ports(&lookup).simplify();
+        match expr::to_conjs(&m, MAX_CONJS_PER_FLOW) {
+            Ok(c) => Ok((f, to_terms(&c))),
+            Err(e) => Err((
+                FlowError {
+                    uuid: f.uuid,
+                    datapath: Some(d.uuid),
+                    reason: e.to_string(),
+                },
+                f.match_raw,
+            )),
+        }
+    }
+
+    /// The flows of `bucket` resolved for datapath `dp`, those that failed, and the
+    /// names they refer to.
+    fn resolve(&self, dp: DpId, bucket: Bucket) -> (Vec<Resolved>, Vec<Failed>, Vec<u64>) {
+        let d = &self.topo.datapaths[dp as usize];
+        let mut refs: Vec<u64> = bucket.refs;
+        refs.extend(bucket.failed.iter().flat_map(|(_, m)| names_in(m)));
+        let mut failed = bucket.failed;
+        let mut added = Vec::new();
+        for p in bucket.pending {
+            match p {
+                Pending::Reused(f, terms) => added.push((f, terms)),
+                Pending::Compiled(f, m) => {
+                    refs.extend(names_in(&f.match_raw));
+                    match self.resolve_one(d, f, m) {
+                        Ok(x) => added.push(x),
+                        Err(x) => failed.push(x),
+                    }
+                }
+            }
+        }
+        (added, failed, refs)
+    }
+
     /// Builds one table from its flows.
-    fn table(&self, dp: DpId, mut bucket: Bucket, ranks: &FxHashMap<Uuid, usize>) -> Table {
+    fn table(&self, dp: DpId, mut bucket: Bucket, order: &IdlOrder) -> Table {
         // ovn-trace sorts by pipeline, table and descending priority with a stable
         // sort, so flows of equal priority keep the order its IDL iterates rows in
         // (`idl_order`). northd does emit overlapping flows of equal priority
@@ -652,9 +869,9 @@ impl<'a> Compiler<'a> {
         // ties the same way makes the first one win here as it does there. (OVS's own
         // classifier leaves such ties undefined, so the datapath loses nothing by
         // following ovn-trace.)
-        bucket.pending.sort_by_key(|p| {
+        bucket.pending.sort_by_cached_key(|p| {
             let f = p.flow();
-            (std::cmp::Reverse(f.priority), ranks.get(&f.uuid).copied())
+            (std::cmp::Reverse(f.priority), order.key(f.uuid))
         });
         let d = &self.topo.datapaths[dp as usize];
         // The names the reused flows refer to are among the old table's (a superset
@@ -670,19 +887,10 @@ impl<'a> Compiler<'a> {
                 Pending::Reused(f, terms) => (f, terms),
                 Pending::Compiled(f, m) => {
                     refs.extend(names_in(&f.match_raw));
-                    let lookup = |name: &str| self.topo.lookup_port_in(d, name);
-                    let m = m.resolve_ports(&lookup).simplify();
-                    match expr::to_conjs(&m, MAX_CONJS_PER_FLOW) {
-                        Ok(c) => (f, to_terms(&c)),
-                        Err(e) => {
-                            t.failed.push((
-                                FlowError {
-                                    uuid: f.uuid,
-                                    datapath: Some(d.uuid),
-                                    reason: e.to_string(),
-                                },
-                                f.match_raw,
-                            ));
+                    match self.resolve_one(d, f, m) {
+                        Ok(x) => x,
+                        Err(x) => {
+                            t.failed.push(x);
                             continue;
                         }
                     }
@@ -700,35 +908,209 @@ impl<'a> Compiler<'a> {
 }
 
 impl Table {
+    #[inline]
+    fn slot(&self, i: u32) -> &Slot {
+        &self.slots[i as usize / CHUNK][i as usize % CHUNK]
+    }
+
+    fn n_slots(&self) -> usize {
+        self.slots
+            .last()
+            .map_or(0, |c| (self.slots.len() - 1) * CHUNK + c.len())
+    }
+
+    /// The live flows in lookup order, with their slots.
+    fn live(&self) -> impl Iterator<Item = (u32, &Slot)> {
+        self.order.iter().map(|&i| (i, self.slot(i)))
+    }
+
+    fn n_flows(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Stores `slot`; returns its number (its flow's rule id, without the omit bit).
+    fn add_slot(&mut self, slot: Slot) -> u32 {
+        let i = self.n_slots() as u32;
+        if self.slots.last().is_none_or(|c| c.len() == CHUNK) {
+            self.slots.push(Arc::new(Vec::with_capacity(CHUNK)));
+        }
+        if let Some(c) = self.slots.last_mut() {
+            Arc::make_mut(c).push(slot);
+        }
+        i
+    }
+
+    /// Appends a flow in lookup order (a table being built).
     fn push(&mut self, flow: CompiledFlow, terms: Arc<[Term]>) {
-        let id = self.flows.len() as u32 | if flow.omit { OMIT } else { 0 };
+        let order = (self.order.len() as u32 + 1).saturating_mul(GAP);
         if self.stage_name.is_none() {
             self.stage_name = flow.stage_name.clone();
         }
-        let mut i = 0;
-        while i < terms.len() {
-            let n = terms[i].1 as usize;
-            let mut c = Conj::ANY;
-            for &(w, m, v) in &terms[i + 1..i + 1 + n] {
-                c.mask[w as usize] = m;
-                c.value[w as usize] = v;
+        let (priority, omit) = (u32::from(flow.priority), flow.omit);
+        let i = self.add_slot(Slot {
+            flow,
+            terms: terms.clone(),
+            order,
+        });
+        let id = i | if omit { OMIT } else { 0 };
+        for_conjs(&terms, |c| {
+            self.classifier.insert_ordered(c, priority, order, id)
+        });
+        self.order.push(i);
+    }
+
+    /// This table with the flows of rows in `gone` taken out and `added` put in, its
+    /// classifier changed in place; none when it is better built anew (no room left in
+    /// the tie order, or many slots dead). Its ties must be in `order`'s order.
+    fn edit(
+        &self,
+        gone: &FxHashSet<Uuid>,
+        added: &[Resolved],
+        failed: &[Failed],
+        refs: &[u64],
+        order: &IdlOrder,
+    ) -> Option<Table> {
+        let mut t = self.clone();
+        if !gone.is_empty() {
+            t.failed.retain(|(e, _)| !gone.contains(&e.uuid));
+            let removed: Vec<u32> = t
+                .live()
+                .filter(|(_, s)| gone.contains(&s.flow.uuid))
+                .map(|(i, _)| i)
+                .collect();
+            if !removed.is_empty() {
+                let set: FxHashSet<u32> = removed.iter().copied().collect();
+                t.order.retain(|i| !set.contains(i));
+                for i in removed {
+                    let s = self.slot(i);
+                    let id = i | if s.flow.omit { OMIT } else { 0 };
+                    let mut shadowed = Vec::new();
+                    for_conjs(&s.terms, |c| {
+                        if t.classifier.remove(c, id) {
+                            shadowed.push(*c);
+                        }
+                    });
+                    // The rules it shadowed with the same match take its place.
+                    if !shadowed.is_empty() {
+                        let mut back = Vec::new();
+                        for (j, o) in t.live() {
+                            let oid = j | if o.flow.omit { OMIT } else { 0 };
+                            for_conjs(&o.terms, |c| {
+                                if shadowed.contains(c) {
+                                    back.push((*c, u32::from(o.flow.priority), o.order, oid));
+                                }
+                            });
+                        }
+                        for (c, p, o, id) in back {
+                            t.classifier.reinstate(&c, p, o, id);
+                        }
+                    }
+                }
             }
-            self.classifier.insert(&c, u32::from(flow.priority), id);
-            i += 1 + n;
         }
-        self.flows.push(flow);
-        self.terms.push(terms);
+        if t.n_slots() - t.order.len() > t.order.len() / 2 + CHUNK {
+            return None;
+        }
+        let key = |f: &CompiledFlow| (std::cmp::Reverse(f.priority), order.key(f.uuid));
+        let mut rules = Vec::new();
+        for (flow, terms) in added {
+            let k = key(flow);
+            let pos = t.order.partition_point(|&i| key(&t.slot(i).flow) < k);
+            let prev = pos.checked_sub(1).map(|p| t.slot(t.order[p]).order);
+            let next = t.order.get(pos).map(|&i| t.slot(i).order);
+            let o = match (prev, next) {
+                (None, None) => GAP,
+                (Some(p), None) => p.checked_add(GAP)?,
+                (None, Some(n)) => {
+                    if n < 2 {
+                        return None;
+                    }
+                    n / 2
+                }
+                (Some(p), Some(n)) => {
+                    if n - p < 2 {
+                        return None;
+                    }
+                    p + (n - p) / 2
+                }
+            };
+            let i = t.add_slot(Slot {
+                flow: flow.clone(),
+                terms: terms.clone(),
+                order: o,
+            });
+            let id = i | if flow.omit { OMIT } else { 0 };
+            let priority = u32::from(flow.priority);
+            for_conjs(terms, |c| rules.push((*c, priority, o, id)));
+            t.order.insert(pos, i);
+        }
+        t.classifier.insert_all(&rules);
+        // As a build names it: after the first flow (in lookup order) that names it.
+        let stage_name = t.live().find_map(|(_, s)| s.flow.stage_name.clone());
+        t.stage_name = stage_name;
+        if !failed.is_empty() {
+            t.failed.extend(failed.iter().cloned());
+            t.failed.sort_by_key(|(e, _)| e.uuid);
+        }
+        if !refs.is_empty() {
+            t.refs.extend_from_slice(refs);
+            t.refs.sort_unstable();
+            t.refs.dedup();
+        }
+        t.classifier.finish();
+        Some(t)
     }
 
     fn refers_to_any(&self, names: &[u64]) -> bool {
         names.iter().any(|h| self.refs.binary_search(h).is_ok())
     }
 
-    /// True when the flows are no longer in the order `ranks` gives ties.
-    fn out_of_order(&self, ranks: &FxHashMap<Uuid, usize>) -> bool {
-        self.flows.windows(2).any(|w| {
-            w[0].priority == w[1].priority && ranks.get(&w[0].uuid) > ranks.get(&w[1].uuid)
+    /// True when the flows are no longer in the order `order` gives ties.
+    fn out_of_order(&self, order: &IdlOrder) -> bool {
+        self.order.windows(2).any(|w| {
+            let (a, b) = (&self.slot(w[0]).flow, &self.slot(w[1]).flow);
+            a.priority == b.priority && order.key(a.uuid) > order.key(b.uuid)
         })
+    }
+
+    /// True when row `uuid` of priority `priority`, whose key alone changed from `old`
+    /// to `new`, is no longer in its place among its ties. The flows are in `old`'s
+    /// order, so the row is found by a binary search, and only its neighbours can now
+    /// be out of order with it.
+    fn misplaced(&self, uuid: Uuid, priority: u16, old: &IdlOrder, new: &IdlOrder) -> bool {
+        let want = (std::cmp::Reverse(priority), old.key(uuid));
+        let Ok(i) = self.order.binary_search_by(|&s| {
+            let f = &self.slot(s).flow;
+            (std::cmp::Reverse(f.priority), old.key(f.uuid)).cmp(&want)
+        }) else {
+            return false;
+        };
+        let key = new.key(uuid);
+        let tie = |j: usize| {
+            self.order
+                .get(j)
+                .map(|&s| &self.slot(s).flow)
+                .filter(|f| f.priority == priority)
+        };
+        i.checked_sub(1)
+            .and_then(tie)
+            .is_some_and(|f| new.key(f.uuid) > key)
+            || tie(i + 1).is_some_and(|f| new.key(f.uuid) < key)
+    }
+}
+
+/// Calls `f` with each conjunction of `terms`.
+fn for_conjs(terms: &[Term], mut f: impl FnMut(&Conj)) {
+    let mut i = 0;
+    while i < terms.len() {
+        let n = terms[i].1 as usize;
+        let mut c = Conj::ANY;
+        for &(w, m, v) in &terms[i + 1..i + 1 + n] {
+            c.mask[w as usize] = m;
+            c.value[w as usize] = v;
+        }
+        f(&c);
+        i += 1 + n;
     }
 }
 
@@ -1052,9 +1434,19 @@ fn read_sets(db: &Database) -> Sets {
     sets
 }
 
-fn read_ranks(db: &Database) -> FxHashMap<Uuid, usize> {
-    let uuids: Vec<Uuid> = db.flows.iter().map(|f| f.uuid).collect();
-    idl_order::ranks(&uuids)
+fn read_order(db: &Database, topo: &Topology) -> IdlOrder {
+    IdlOrder::new(db.flows.iter().map(|f| (f.uuid, place(f, topo))))
+}
+
+/// Where row `f` is compiled, kept with it in the IDL order so that a row whose tie
+/// order moved is found in its tables: priority (bits 0-15), table (16-23), egress
+/// (24), its datapath + 1 when it has exactly one (32-63; 0: look in all).
+fn place(f: &LogicalFlow, topo: &Topology) -> u64 {
+    let dp = match f.datapaths.as_slice() {
+        [d] => topo.dp_by_uuid.get(d).map_or(0, |&d| u64::from(d) + 1),
+        _ => 0,
+    };
+    u64::from(f.priority) | u64::from(f.table_id) << 16 | u64::from(f.egress) << 24 | dp << 32
 }
 
 fn skip_of(tables: &[Arc<Table>]) -> Vec<u8> {
@@ -1078,7 +1470,7 @@ impl Pipeline {
     pub fn compile(db: &Database, residency: &Residency) -> Pipeline {
         let topo = Arc::new(Topology::read(db));
         let sets = Arc::new(read_sets(db));
-        let ranks = Arc::new(read_ranks(db));
+        let order = read_order(db, &topo);
         let mut c = Compiler::new(db, &topo, &sets, residency);
         let mut buckets: FxHashMap<TableKey, Bucket> = FxHashMap::default();
         let mut row_errors = Vec::new();
@@ -1094,9 +1486,9 @@ impl Pipeline {
             };
             topo.datapaths.len()
         ];
-        Self::build(&c, buckets, &ranks, &mut tables, &mut row_errors);
+        Self::build(&c, buckets, &order, &mut tables, &mut row_errors);
         drop(c);
-        Self::assemble(topo, sets, ranks, residency, tables, row_errors)
+        Self::assemble(topo, sets, order, residency, tables, row_errors)
     }
 
     /// The pipeline for `db`, which differs from the database this one was compiled
@@ -1129,10 +1521,19 @@ impl Pipeline {
         } else {
             self.sets.clone()
         };
-        let ranks = if changes.flow_set {
-            Arc::new(read_ranks(db))
+        // The IDL order, kept: the rows whose tie order moved come back (none: all may
+        // have).
+        let (order, moved) = if changes.flow_set || !changes.added.is_empty() {
+            let removed: Vec<Uuid> = changes.gone.iter().copied().collect();
+            let added: Vec<(Uuid, u64)> = changes
+                .added
+                .iter()
+                .filter_map(|&i| db.flows.get(i))
+                .map(|f| (f.uuid, place(f, &topo)))
+                .collect();
+            self.order.update(&removed, &added)
         } else {
-            self.ranks.clone()
+            (self.order.clone(), Some(Vec::new()))
         };
         let mut c = Compiler::new(db, &topo, &sets, residency);
         let mut buckets: FxHashMap<TableKey, Bucket> = FxHashMap::default();
@@ -1165,23 +1566,70 @@ impl Pipeline {
                 }
             }
         }
-        // Affected tables keep the compiled form of their flows that did not change
-        // and recompile those that refer to a changed name.
+        // Tables whose ties the IDL order moved: those holding a row that moved and is
+        // now out of place among its ties (every table when the mask changed).
+        let mut resort: FxHashSet<TableKey> = FxHashSet::default();
+        match &moved {
+            None => {
+                for (dp, d) in self.tables.iter().enumerate() {
+                    for (e, ts) in d.tables.iter().enumerate() {
+                        for (t, table) in ts.iter().enumerate() {
+                            if table.out_of_order(&order) {
+                                resort.insert((dp as DpId, e == 1, t as u8));
+                            }
+                        }
+                    }
+                }
+            }
+            Some(moved) => {
+                for &m in moved {
+                    let Some(v) = order.value(m) else { continue };
+                    let (priority, t, e) = (v as u16, (v >> 16) as u8, v >> 24 & 1 == 1);
+                    let dps = match v >> 32 {
+                        0 => 0..self.tables.len(),
+                        d => (d - 1) as usize..d as usize,
+                    };
+                    for dp in dps {
+                        let Some(table) =
+                            self.tables[dp].tables[usize::from(e)].get(usize::from(t))
+                        else {
+                            continue;
+                        };
+                        if table.misplaced(m, priority, &self.order, &order) {
+                            resort.insert((dp as DpId, e, t));
+                        }
+                    }
+                }
+            }
+        }
+        // Affected tables are edited in place: the flows of changed rows taken out, the
+        // new ones put in. Those with a flow that refers to a changed name, or whose ties
+        // moved, are rebuilt instead, keeping the compiled form of their flows that did
+        // not change and recompiling those that refer to the name.
         let mut again: Vec<(Uuid, DpId)> = Vec::new();
+        let mut edits: Vec<TableKey> = Vec::new();
         let hit = |m: &str| !names.is_empty() && names_in(m).any(|h| names.contains(&h));
         for &key in &affected {
             let (dp, e, t) = key;
             let old = &self.tables[dp as usize].tables[usize::from(e)][usize::from(t)];
+            let hits = !names.is_empty()
+                && (old.live().any(|(_, s)| hit(&s.flow.match_raw))
+                    || old.failed.iter().any(|(_, m)| hit(m)));
+            if !hits && !resort.contains(&key) {
+                edits.push(key);
+                continue;
+            }
             let bucket = buckets.entry(key).or_default();
             bucket.refs.extend_from_slice(&old.refs);
-            for (f, terms) in old.flows.iter().zip(&old.terms) {
+            for (_, s) in old.live() {
+                let f = &s.flow;
                 if changes.gone.contains(&f.uuid) {
                 } else if hit(&f.match_raw) {
                     again.push((f.uuid, dp));
                 } else {
                     bucket
                         .pending
-                        .push(Pending::Reused(f.clone(), terms.clone()));
+                        .push(Pending::Reused(f.clone(), s.terms.clone()));
                 }
             }
             for (err, m) in &old.failed {
@@ -1221,27 +1669,56 @@ impl Pipeline {
             }
         }
         let mut tables = self.tables.clone();
-        // Tables left alone keep their order of ties unless the IDL order moved it.
-        if changes.flow_set {
-            for (dp, d) in self.tables.iter().enumerate() {
-                for (e, ts) in d.tables.iter().enumerate() {
-                    for (t, table) in ts.iter().enumerate() {
-                        let key = (dp as DpId, e == 1, t as u8);
-                        if !buckets.contains_key(&key) && table.out_of_order(&ranks) {
-                            let b = buckets.entry(key).or_default();
-                            b.refs.extend_from_slice(&table.refs);
-                            for (f, terms) in table.flows.iter().zip(&table.terms) {
-                                b.pending.push(Pending::Reused(f.clone(), terms.clone()));
-                            }
-                            b.failed.extend(table.failed.iter().cloned());
+        // Tables left alone whose ties moved are rebuilt from their flows.
+        for &key in &resort {
+            if affected.contains(&key) {
+                continue;
+            }
+            let (dp, e, t) = key;
+            let table = &self.tables[dp as usize].tables[usize::from(e)][usize::from(t)];
+            let b = buckets.entry(key).or_default();
+            b.refs.extend_from_slice(&table.refs);
+            for (_, s) in table.live() {
+                b.pending
+                    .push(Pending::Reused(s.flow.clone(), s.terms.clone()));
+            }
+            b.failed.extend(table.failed.iter().cloned());
+        }
+        for key in edits {
+            let (dp, e, t) = key;
+            let old = &self.tables[dp as usize].tables[usize::from(e)][usize::from(t)];
+            let bucket = buckets.remove(&key).unwrap_or_default();
+            let (added, failed, refs) = c.resolve(dp, bucket);
+            match old.edit(&changes.gone, &added, &failed, &refs, &order) {
+                Some(table) => {
+                    tables[dp as usize].tables[usize::from(e)][usize::from(t)] = Arc::new(table);
+                }
+                None => {
+                    // No room in the tie order, or too many dead slots: built anew.
+                    let b = buckets.entry(key).or_default();
+                    b.refs.extend_from_slice(&old.refs);
+                    b.refs.extend(refs);
+                    for (_, s) in old.live() {
+                        if !changes.gone.contains(&s.flow.uuid) {
+                            b.pending
+                                .push(Pending::Reused(s.flow.clone(), s.terms.clone()));
                         }
                     }
+                    b.pending
+                        .extend(added.into_iter().map(|(f, t)| Pending::Reused(f, t)));
+                    b.failed.extend(
+                        old.failed
+                            .iter()
+                            .filter(|(e, _)| !changes.gone.contains(&e.uuid))
+                            .cloned(),
+                    );
+                    b.failed.extend(failed);
                 }
             }
         }
-        Self::build(&c, buckets, &ranks, &mut tables, &mut row_errors);
+        Self::build(&c, buckets, &order, &mut tables, &mut row_errors);
         drop(c);
-        Self::assemble(topo, sets, ranks, residency, tables, row_errors)
+        Self::assemble(topo, sets, order, residency, tables, row_errors)
     }
 
     /// Compiles `old`'s successor from the two databases ([`Changes::between`], then
@@ -1255,7 +1732,7 @@ impl Pipeline {
     fn build(
         c: &Compiler<'_>,
         buckets: FxHashMap<TableKey, Bucket>,
-        ranks: &FxHashMap<Uuid, usize>,
+        order: &IdlOrder,
         tables: &mut [DpTables],
         row_errors: &mut Vec<FlowError>,
     ) {
@@ -1271,14 +1748,14 @@ impl Pipeline {
                 }
                 continue;
             };
-            *slot = Arc::new(c.table(dp, bucket, ranks));
+            *slot = Arc::new(c.table(dp, bucket, order));
         }
     }
 
     fn assemble(
         topo: Arc<Topology>,
         sets: Arc<Sets>,
-        ranks: Arc<FxHashMap<Uuid, usize>>,
+        order: IdlOrder,
         residency: &Residency,
         mut tables: Vec<DpTables>,
         mut row_errors: Vec<FlowError>,
@@ -1291,7 +1768,7 @@ impl Pipeline {
             for e in 0..2 {
                 d.skip[e] = skip_of(&d.tables[e]);
                 for t in &d.tables[e] {
-                    n_flows += t.flows.len();
+                    n_flows += t.n_flows();
                     errors.extend(t.failed.iter().map(|(e, _)| e.clone()));
                 }
             }
@@ -1302,7 +1779,7 @@ impl Pipeline {
             errors,
             sets,
             row_errors: Arc::new(row_errors),
-            ranks,
+            order,
             residency: residency.clone(),
             n_flows,
         }
@@ -1488,8 +1965,9 @@ impl Pipeline {
 
     #[inline]
     pub fn flow(&self, id: FlowId) -> &CompiledFlow {
-        &self.tables[id.dp as usize].tables[usize::from(id.egress)][usize::from(id.table)].flows
-            [id.idx as usize]
+        let t = &self.tables[id.dp as usize].tables[usize::from(id.egress)][usize::from(id.table)];
+        let i = id.idx as usize;
+        &t.slots[i / CHUNK][i % CHUNK].flow
     }
 
     /// Every compiled flow, table by table.
@@ -1497,15 +1975,15 @@ impl Pipeline {
         self.tables.iter().enumerate().flat_map(|(dp, d)| {
             d.tables.iter().enumerate().flat_map(move |(e, ts)| {
                 ts.iter().enumerate().flat_map(move |(t, table)| {
-                    table.flows.iter().enumerate().map(move |(i, f)| {
+                    table.live().map(move |(i, s)| {
                         (
                             FlowId {
                                 dp: dp as DpId,
                                 egress: e == 1,
                                 table: t as u8,
-                                idx: i as u32,
+                                idx: i,
                             },
-                            f,
+                            &s.flow,
                         )
                     })
                 })
@@ -1559,11 +2037,12 @@ impl Pipeline {
             for e in 0..2 {
                 let _ = writeln!(s, " pipeline {e} skip {:?}", d.skip[e]);
                 for (t, table) in d.tables[e].iter().enumerate() {
-                    if table.flows.is_empty() && table.failed.is_empty() {
+                    if table.order.is_empty() && table.failed.is_empty() {
                         continue;
                     }
                     let _ = writeln!(s, "  table {t} {:?}", table.stage_name);
-                    for (f, terms) in table.flows.iter().zip(&table.terms) {
+                    for (_, slot) in table.live() {
+                        let (f, terms) = (&slot.flow, &slot.terms);
                         let _ = writeln!(
                             s,
                             "   {} {} omit={} {} | {:?}",

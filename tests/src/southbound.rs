@@ -48,7 +48,7 @@ pub fn compile_lab(db: &Database, extra: &[&str]) -> Arc<Pipeline> {
         .map(|p| p.name.to_string())
         .chain(extra.iter().map(|n| n.to_string()))
         .collect();
-    let pipeline = Arc::new(Pipeline::compile(db, &Residency::Ports(resident)));
+    let pipeline = Arc::new(Pipeline::compile(db, &Residency::Ports(resident.into())));
     assert!(
         pipeline.errors.is_empty(),
         "flows not compiled: {:?}",

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use ovnest_logical::{
     Pipeline, TraceOptions,
     db::{Database, LogicalFlow, Uuid},
-    pipeline::{Changes, Residency},
+    pipeline::{Changes, Residency, TouchedRows},
     trace::Formats,
 };
 use ovnest_tests::fixtures::lflows;
@@ -70,8 +70,45 @@ struct World {
     next_uuid: u128,
 }
 
+/// The rows a step touched, as an OVSDB monitor update names them.
+#[derive(Default)]
+struct Touched {
+    flows: Vec<Uuid>,
+    ports: Vec<Uuid>,
+    port_groups: Vec<String>,
+    address_sets: Vec<String>,
+}
+
+impl Touched {
+    /// The change list between `old` and `new` (each row once).
+    fn rows(mut self, old: &Database, new: &Database) -> TouchedRows {
+        let mut t = TouchedRows::default();
+        for v in [&mut self.flows, &mut self.ports] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        for &u in &self.flows {
+            t.flow(old, new, u);
+        }
+        for &u in &self.ports {
+            t.port(old, new, u);
+        }
+        for v in [&mut self.port_groups, &mut self.address_sets] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        t.port_groups = self.port_groups;
+        t.address_sets = self.address_sets;
+        t
+    }
+}
+
 impl World {
     fn apply(&mut self, s: &Step) {
+        self.apply_touching(s, &mut Touched::default());
+    }
+
+    fn apply_touching(&mut self, s: &Step, touched: &mut Touched) {
         let dmz = self
             .base
             .datapaths
@@ -82,7 +119,7 @@ impl World {
             Step::RemoveFlow(i) => {
                 if !self.db.flows.is_empty() {
                     let i = i % self.db.flows.len();
-                    self.db.flows.remove(i);
+                    touched.flows.push(self.db.flows.remove(i).uuid);
                 }
             }
             Step::RestoreFlow(i) => {
@@ -94,6 +131,7 @@ impl World {
                     .collect();
                 if !missing.is_empty() {
                     let f = missing[i % missing.len()].clone();
+                    touched.flows.push(f.uuid);
                     self.db.flows.push(f);
                 }
             }
@@ -101,6 +139,7 @@ impl World {
                 if !self.db.flows.is_empty() {
                     let n = self.db.flows.len();
                     self.db.flows[i % n].priority = p;
+                    touched.flows.push(self.db.flows[i % n].uuid);
                 }
             }
             Step::AddAcl(egress, priority, pg, set, drop) => {
@@ -108,6 +147,7 @@ impl World {
                 self.next_uuid += 1;
                 let uuid =
                     Uuid((0x9e37_79b9_7f4a_7c15u128 * self.next_uuid) ^ (self.next_uuid << 64));
+                touched.flows.push(uuid);
                 let port = if egress { "outport" } else { "inport" };
                 let src = if set < 3 {
                     format!("$as{set}")
@@ -132,6 +172,7 @@ impl World {
             }
             Step::SetPortGroup(g, mask) => {
                 let name = format!("pg{g}");
+                touched.port_groups.push(name.clone());
                 self.db.port_groups.retain(|(n, _)| *n != name);
                 let ports: Vec<String> = (0..PORTS.len())
                     .filter(|i| mask & (1 << i) != 0)
@@ -143,6 +184,7 @@ impl World {
             }
             Step::SetAddressSet(g, mask) => {
                 let name = format!("as{g}");
+                touched.address_sets.push(name.clone());
                 self.db.address_sets.retain(|(n, _)| *n != name);
                 let hosts = (0..8)
                     .filter(|i| mask & (1 << i) != 0)
@@ -159,9 +201,13 @@ impl World {
             Step::TogglePort(i) => {
                 let name = PORTS[i];
                 if let Some(at) = self.db.ports.iter().position(|p| p.name == name) {
-                    self.removed_ports.push(self.db.ports.remove(at));
+                    let p = self.db.ports.remove(at);
+                    touched.ports.push(p.uuid);
+                    self.removed_ports.push(p);
                 } else if let Some(at) = self.removed_ports.iter().position(|p| p.name == name) {
-                    self.db.ports.push(self.removed_ports.remove(at));
+                    let p = self.removed_ports.remove(at);
+                    touched.ports.push(p.uuid);
+                    self.db.ports.push(p);
                 }
             }
         }
@@ -201,7 +247,10 @@ fn traces(p: &Pipeline, flows: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn check(steps: &[Step], everywhere: bool) -> Result<(), TestCaseError> {
+/// Applies `updates` (each a few steps the Southbound makes in one update) and compares,
+/// after each, the pipeline updated from the diff of the databases, the one updated from
+/// the change list, and a full compile.
+fn check(updates: &[Vec<Step>], everywhere: bool) -> Result<(), TestCaseError> {
     let base = lflows::seed_acl();
     let mut w = World {
         db: base.clone(),
@@ -214,29 +263,42 @@ fn check(steps: &[Step], everywhere: bool) -> Result<(), TestCaseError> {
         if everywhere {
             Residency::Everywhere
         } else {
-            Residency::Ports(w.resident.clone())
+            Residency::Ports(w.resident.clone().into())
         }
     };
     let flows = microflows();
     let mut old_db = w.db.clone();
     let mut p = Pipeline::compile(&w.db, &residency(&w));
-    for s in steps {
+    let mut p_rows = p.clone();
+    for steps in updates {
         let old_res = residency(&w);
-        w.apply(s);
+        let mut touched = Touched::default();
+        for s in steps {
+            w.apply_touching(s, &mut touched);
+        }
         let res = residency(&w);
         let changes = Changes::between(&old_db, &w.db, &old_res, &res);
         let updated = p.update(&w.db, &res, &changes);
+        let rows = touched.rows(&old_db, &w.db);
+        let from_rows = Changes::from_rows(&old_db, &w.db, &rows, &old_res, &res);
+        let updated_rows = p_rows.update(&w.db, &res, &from_rows);
         let full = Pipeline::compile(&w.db, &res);
-        prop_assert_eq!(updated.describe(), full.describe(), "after {:?}", s);
+        let want = full.describe();
+        prop_assert_eq!(updated.describe(), want.clone(), "after {:?}", steps);
         prop_assert_eq!(
-            traces(&updated, &flows),
-            traces(&full, &flows),
-            "after {:?}",
-            s
+            updated_rows.describe(),
+            want,
+            "from the change list, after {:?}",
+            steps
         );
+        let want = traces(&full, &flows);
+        prop_assert_eq!(traces(&updated, &flows), want.clone(), "after {:?}", steps);
+        prop_assert_eq!(traces(&updated_rows, &flows), want, "after {:?}", steps);
         prop_assert_eq!(updated.n_flows(), full.n_flows());
+        prop_assert_eq!(updated_rows.n_flows(), full.n_flows());
         old_db = w.db.clone();
         p = updated;
+        p_rows = updated_rows;
     }
     Ok(())
 }
@@ -246,10 +308,9 @@ fn run(everywhere: bool) {
         cases: 24,
         ..Config::default()
     });
+    let updates = prop::collection::vec(prop::collection::vec(step(), 1..4), 1..10);
     runner
-        .run(&prop::collection::vec(step(), 1..12), |steps| {
-            check(&steps, everywhere)
-        })
+        .run(&updates, |updates| check(&updates, everywhere))
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
@@ -354,7 +415,8 @@ fn scaled_topology_updates_equal_full_compiles() {
             .iter()
             .filter(|p| p.name.starts_with("dmz-"))
             .map(|p| p.name.clone())
-            .collect(),
+            .collect::<HashSet<String>>()
+            .into(),
     );
     let p = Pipeline::compile(&db, &res);
     assert!(
@@ -375,4 +437,69 @@ fn scaled_topology_updates_equal_full_compiles() {
     }
     let r = q.recompile(&acl, &pg, &res);
     assert_eq!(r.describe(), Pipeline::compile(&pg, &res).describe());
+}
+
+/// Hundreds of flows added to one table at its top priority, one update each, then
+/// removed again: tables are edited in place until the room between two flows' tie
+/// orders runs out or removed flows' slots pile up, and then rebuilt. Every step equals
+/// a full compile. Some flows share a match (one shadows the other in the classifier).
+#[test]
+fn many_edits_of_one_table_equal_full_compiles() {
+    let base = lflows::seed_acl();
+    let mut w = World {
+        db: base.clone(),
+        base,
+        removed_ports: Vec::new(),
+        resident: HashSet::new(),
+        next_uuid: 0,
+    };
+    w.apply(&Step::SetPortGroup(1, 0b1111));
+    let dmz =
+        w.db.datapaths
+            .iter()
+            .find(|d| d.name.as_deref() == Some("dmz"))
+            .expect("dmz")
+            .uuid;
+    let res = Residency::Everywhere;
+    let mut p = Pipeline::compile(&w.db, &res);
+    let flows = microflows();
+    let mut added = Vec::new();
+    let step = |p: &Pipeline, old: &Database, new: &Database, touched: Uuid, check: bool| {
+        let mut rows = TouchedRows::default();
+        rows.flow(old, new, touched);
+        let q = p.update(new, &res, &Changes::from_rows(old, new, &rows, &res, &res));
+        if check {
+            let full = Pipeline::compile(new, &res);
+            assert_eq!(q.describe(), full.describe(), "{} flows", new.flows.len());
+            assert_eq!(traces(&q, &flows), traces(&full, &flows));
+        }
+        q
+    };
+    for i in 0..300u128 {
+        let old = w.db.clone();
+        let uuid = Uuid(0x5eed_0000_0000_4000_8000_0000_0000_0000 ^ (i * 0x9e37_79b9_7f4a_7c15));
+        w.db.flows.push(LogicalFlow {
+            uuid,
+            datapaths: vec![dmz],
+            egress: true,
+            table_id: 4,
+            priority: 65535,
+            match_: format!(
+                "outport == @pg1 && ip4 && ip4.src == 10.0.{}.{}",
+                i % 7,
+                i % 5
+            ),
+            actions: if i % 2 == 0 { "/* drop */" } else { "next;" }.into(),
+            stage_name: Some("ls_out_acl".into()),
+            source: None,
+        });
+        added.push(uuid);
+        p = step(&p, &old, &w.db, uuid, i % 10 == 9 || i < 20);
+    }
+    for (i, uuid) in added.into_iter().enumerate() {
+        let old = w.db.clone();
+        w.db.flows.retain(|f| f.uuid != uuid);
+        p = step(&p, &old, &w.db, uuid, i % 10 == 9 || i > 280);
+    }
+    assert_eq!(p.describe(), Pipeline::compile(&w.db, &res).describe());
 }

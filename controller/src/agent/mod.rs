@@ -720,7 +720,7 @@ impl Agent {
             .iter()
             .map(|b| b.port.logical_port.clone())
             .collect();
-        let residency = Residency::Ports(resident);
+        let residency = Residency::Ports(resident.into());
         let db = crate::lflow::database(&self.plan_snapshot);
         let started = std::time::Instant::now();
         // Only the tables a changed row or name touches are rebuilt (lflow's
