@@ -190,10 +190,21 @@ fn bench(c: &mut Criterion) {
     let ports = lab::logical_ports(&wiring);
     let snap = Snapshot::build(1, &ports).with_tunnels(TunnelTable {
         underlay_ifindex: wiring.stray,
-        peers: vec![TunnelPeer {
-            chassis: "hv2".into(),
-            underlay: to_hv2,
-        }],
+        peers: vec![
+            TunnelPeer {
+                chassis: "hv2".into(),
+                underlay: to_hv2,
+            },
+            // The same without checksums: what the checksum costs.
+            TunnelPeer {
+                chassis: "hv3".into(),
+                underlay: Underlay {
+                    remote_ip: [10, 99, 0, 3],
+                    csum: false,
+                    ..to_hv2
+                },
+            },
+        ],
         remote_ports: vec![],
     });
     let meta = Metadata {
@@ -210,6 +221,7 @@ fn bench(c: &mut Criterion) {
     };
     let (encap_64, encap_512) = (sized(18, 4010), sized(466, 4011));
     let local_512 = sized(466, 4000);
+    let (plain_64, plain_512) = (sized(18, 4020), sized(466, 4021));
     assert_eq!(
         (encap_64.len(), encap_512.len(), local_512.len()),
         (64, 512, 512)
@@ -222,6 +234,12 @@ fn bench(c: &mut Criterion) {
         f
     };
     let (decap_64, decap_512) = (geneve_of(&encap_64), geneve_of(&encap_512));
+    // The same frames without the outer checksum (the decapsulation skips it).
+    let no_csum = |mut f: Vec<u8>| {
+        f[40..42].fill(0);
+        f
+    };
+    let (plain_decap_64, plain_decap_512) = (no_csum(decap_64.clone()), no_csum(decap_512.clone()));
     {
         let maps = cached
             .cache_maps(std::sync::Arc::new(CacheStats::default()))
@@ -259,6 +277,22 @@ fn bench(c: &mut Criterion) {
                 remote_ip: d.remote_ip,
             };
             writer.push(Key::Tunnel(tkey), output(&lab::VM1));
+        }
+        for frame in [&plain_64, &plain_512] {
+            let untagged = [&frame[..12], &frame[16..]].concat();
+            let key = key::of_frame(&untagged, lab::C51.key()).expect("a key");
+            let encap = CacheAction {
+                generation: 1,
+                kind: ACTION_ENCAP,
+                out_ifindex: wiring.stray,
+                tunnel_peer: 2,
+                tunnel_vni: meta.vni,
+                tunnel_option: meta.option_data(),
+                tunnel_remote: [10, 99, 0, 3],
+                tunnel_sport: 50000u16.to_be_bytes(),
+                ..CacheAction::default()
+            };
+            writer.push_decision(&snap, key, encap);
         }
         writer.flush();
     }
@@ -353,6 +387,20 @@ fn bench(c: &mut Criterion) {
             counter: Some(Counter::Redirected),
         },
         Path {
+            name: "cache hit c51 -> hv3 (csum=false), 64 B: key, lookup, strip, Geneve, redirect",
+            entry: Entry::Cached,
+            ingress: wiring.vm5,
+            frame: plain_64,
+            counter: Some(Counter::Redirected),
+        },
+        Path {
+            name: "cache hit c51 -> hv3 (csum=false), 512 B: key, lookup, strip, Geneve, redirect",
+            entry: Entry::Cached,
+            ingress: wiring.vm5,
+            frame: plain_512,
+            counter: Some(Counter::Redirected),
+        },
+        Path {
             name: "underlay: Geneve c51 -> vm1 from hv2, 64 B inner: UDP checksum, key, lookup, decap + redirect",
             entry: Entry::Underlay,
             ingress: wiring.stray,
@@ -364,6 +412,20 @@ fn bench(c: &mut Criterion) {
             entry: Entry::Underlay,
             ingress: wiring.stray,
             frame: decap_512,
+            counter: Some(Counter::Redirected),
+        },
+        Path {
+            name: "underlay: Geneve c51 -> vm1 from hv2 without checksum, 64 B inner: key, lookup, decap + redirect",
+            entry: Entry::Underlay,
+            ingress: wiring.stray,
+            frame: plain_decap_64,
+            counter: Some(Counter::Redirected),
+        },
+        Path {
+            name: "underlay: Geneve c51 -> vm1 from hv2 without checksum, 512 B inner: key, lookup, decap + redirect",
+            entry: Entry::Underlay,
+            ingress: wiring.stray,
+            frame: plain_decap_512,
             counter: Some(Counter::Redirected),
         },
     ];
