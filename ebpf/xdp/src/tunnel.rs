@@ -84,12 +84,13 @@ fn fold(mut sum: u64) -> u16 {
     sum as u16
 }
 
-/// Longest span one `bpf_csum_diff` call sums (the kernel's scratch buffer, before 6.13).
+/// Longest span one `bpf_csum_diff` call sums (older kernels copy it into a 512-byte
+/// scratch buffer and refuse more).
 const SUM_CHUNK: usize = 512;
 
 /// The kernel's `csum_partial` over the `N` bytes at `p` (checked by the caller to lie
 /// within the frame), as a 32-bit sum of little-endian 16-bit words (x86 and arm64
-/// load natively; kernels since 6.13 fold it to 16 bits, the same sum once folded).
+/// load natively; a kernel that folds it to 16 bits gives the same sum once folded).
 /// `None` if the helper refused (it never does for a constant multiple of 4 ≤ 512).
 #[inline(always)]
 fn csum_chunk<const N: usize>(p: usize) -> Option<u64> {
@@ -133,7 +134,8 @@ fn sum_to_end(ctx: &XdpContext, from: usize) -> Option<u16> {
         return None;
     }
     // Under 512 bytes left: 256, 128 and 64 at most once each; under 64, 4-byte words
-    // here (a helper call costs more than the 15 loads it would save).
+    // here (for a 64 or 512 B frame's span, one helper call where chunks down to 4
+    // bytes made three).
     macro_rules! chunk {
         ($n:literal) => {
             if p + $n <= end {
