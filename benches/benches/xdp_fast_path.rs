@@ -11,15 +11,18 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ovnest_common::{
-    CacheAction, Counter,
-    cache::{ACTION_OUTPUT, FAMILY_IPV4, rewrite},
+    CacheAction, Counter, PortKey,
+    cache::{ACTION_ENCAP, ACTION_OUTPUT, FAMILY_IPV4, rewrite},
     ct::CtDep,
+    tunnel::TunnelKey,
 };
 use ovnest_datapath::{
     FastPath, TableSet,
-    cache::{CacheStats, key},
+    cache::{CacheStats, Key, key},
     conntrack::Mirror as _,
     fastpath::{Decisions, bench::BenchKit},
+    geneve::{self, Metadata, Underlay},
+    pipeline::{Snapshot, TunnelPeer, TunnelTable},
 };
 use ovnest_tests::{
     fixtures::{Frame, frames::BROADCAST, lab},
@@ -40,6 +43,8 @@ enum Entry {
     Baseline,
     VifIngress,
     Cached,
+    /// The decision cache's underlay program (`underlay_ingress`), program-only.
+    Underlay,
 }
 
 /// The fast path loaded as `--datapath hybrid` loads it, with the lab's tables and the
@@ -142,7 +147,7 @@ fn bench(c: &mut Criterion) {
         ],
         ..output(&lab::VM1)
     };
-    let cached = cached_fast_path(
+    let mut cached = cached_fast_path(
         &hv,
         &[
             (
@@ -156,6 +161,141 @@ fn bench(c: &mut Criterion) {
             (c51_to_vm1_est.clone(), 51, lab::C51, est),
         ],
     );
+    // Geneve (`ebpf/xdp/src/tunnel.rs`): c51 -> vm1 with vm1 on hv2 (Encap csum=true, as
+    // OVN's lab sets it), encapsulated from the cache; and the same flow received from hv2
+    // with vm1 here, decapsulated from the cache. 64 B and 512 B as sent by c51 (tagged);
+    // the Geneve frame carries it untagged, 58 bytes more.
+    let (hv1_ip, hv2_ip) = ([10, 99, 0, 1], [10, 99, 0, 2]);
+    let (hv1_mac, hv2_mac) = (
+        [0x2a, 0xee, 0x99, 0x2d, 0xb6, 0x49],
+        [0x86, 0xfa, 0x26, 0x32, 0x5c, 0x42],
+    );
+    let to_hv2 = Underlay {
+        local_mac: hv1_mac,
+        next_hop_mac: hv2_mac,
+        local_ip: hv1_ip,
+        remote_ip: hv2_ip,
+        csum: true,
+    };
+    let from_hv2 = Underlay {
+        local_mac: hv2_mac,
+        next_hop_mac: hv1_mac,
+        local_ip: hv2_ip,
+        remote_ip: hv1_ip,
+        csum: true,
+    };
+    cached
+        .add_underlay_device(wiring.stray)
+        .expect("the underlay as a redirect target");
+    let ports = lab::logical_ports(&wiring);
+    let snap = Snapshot::build(1, &ports).with_tunnels(TunnelTable {
+        underlay_ifindex: wiring.stray,
+        peers: vec![
+            TunnelPeer {
+                chassis: "hv2".into(),
+                underlay: to_hv2,
+            },
+            // The same without checksums: what the checksum costs.
+            TunnelPeer {
+                chassis: "hv3".into(),
+                underlay: Underlay {
+                    remote_ip: [10, 99, 0, 3],
+                    csum: false,
+                    ..to_hv2
+                },
+            },
+        ],
+        remote_ports: vec![],
+    });
+    let meta = Metadata {
+        vni: lab::DMZ,
+        ingress: lab::C51.tunnel_key as u16,
+        egress: lab::VM1.tunnel_key as u16,
+    };
+    // (payload, sport): 64 B and 512 B tagged frames, a flow of their own each.
+    let sized = |payload: usize, sport: u16| {
+        Frame::eth(lab::VM1.mac, lab::C51.mac)
+            .udp(lab::C51.ipv4, lab::VM1.ipv4, sport, 5001, payload)
+            .vlan(51)
+            .build()
+    };
+    let (encap_64, encap_512) = (sized(18, 4010), sized(466, 4011));
+    let local_512 = sized(466, 4000);
+    let (plain_64, plain_512) = (sized(18, 4020), sized(466, 4021));
+    assert_eq!(
+        (encap_64.len(), encap_512.len(), local_512.len()),
+        (64, 512, 512)
+    );
+    let geneve_of = |tagged: &[u8]| -> Vec<u8> {
+        let mut f = vec![0u8; geneve::OVERHEAD];
+        f.extend_from_slice(&tagged[..12]);
+        f.extend_from_slice(&tagged[16..]);
+        geneve::encapsulate(&mut f, &from_hv2, &meta, 50000).expect("encapsulate");
+        f
+    };
+    let (decap_64, decap_512) = (geneve_of(&encap_64), geneve_of(&encap_512));
+    // The same frames without the outer checksum (the decapsulation skips it).
+    let no_csum = |mut f: Vec<u8>| {
+        f[40..42].fill(0);
+        f
+    };
+    let (plain_decap_64, plain_decap_512) = (no_csum(decap_64.clone()), no_csum(decap_512.clone()));
+    {
+        let maps = cached
+            .cache_maps(std::sync::Arc::new(CacheStats::default()))
+            .expect("cache maps");
+        let mut writer = maps.writer().expect("writer");
+        for (tagged, outer) in [(&encap_64, &decap_64), (&encap_512, &decap_512)] {
+            let untagged = [&tagged[..12], &tagged[16..]].concat();
+            let key = key::of_frame(&untagged, lab::C51.key()).expect("a key");
+            let encap = CacheAction {
+                generation: 1,
+                kind: ACTION_ENCAP,
+                out_ifindex: wiring.stray,
+                tunnel_peer: 1,
+                tunnel_vni: meta.vni,
+                tunnel_option: meta.option_data(),
+                tunnel_remote: hv2_ip,
+                tunnel_sport: 50000u16.to_be_bytes(),
+                ..CacheAction::default()
+            };
+            writer.push_decision(&snap, key, encap);
+            let d = geneve::decapsulate(outer).expect("our Geneve");
+            let inner = &outer[d.inner.clone()];
+            let Some(Key::V4(base)) = key::of_frame(
+                inner,
+                PortKey {
+                    datapath: meta.vni,
+                    port: u32::from(meta.ingress),
+                },
+            ) else {
+                panic!("no key for the inner frame");
+            };
+            let tkey = TunnelKey {
+                base,
+                egress: u32::from(meta.egress),
+                remote_ip: d.remote_ip,
+            };
+            writer.push(Key::Tunnel(tkey), output(&lab::VM1));
+        }
+        for frame in [&plain_64, &plain_512] {
+            let untagged = [&frame[..12], &frame[16..]].concat();
+            let key = key::of_frame(&untagged, lab::C51.key()).expect("a key");
+            let encap = CacheAction {
+                generation: 1,
+                kind: ACTION_ENCAP,
+                out_ifindex: wiring.stray,
+                tunnel_peer: 2,
+                tunnel_vni: meta.vni,
+                tunnel_option: meta.option_data(),
+                tunnel_remote: [10, 99, 0, 3],
+                tunnel_sport: 50000u16.to_be_bytes(),
+                ..CacheAction::default()
+            };
+            writer.push_decision(&snap, key, encap);
+        }
+        writer.flush();
+    }
     let paths = [
         Path {
             name: "baseline: strip + redirect",
@@ -225,6 +365,69 @@ fn bench(c: &mut Criterion) {
             frame: routed,
             counter: Some(Counter::Redirected),
         },
+        Path {
+            name: "cache hit tagged c51 -> vm1, 512 B: key, lookup, strip + redirect",
+            entry: Entry::Cached,
+            ingress: wiring.vm5,
+            frame: local_512,
+            counter: Some(Counter::Redirected),
+        },
+        Path {
+            name: "cache hit c51 -> vm1 on hv2, 64 B: key, lookup, strip, Geneve + UDP checksum, redirect",
+            entry: Entry::Cached,
+            ingress: wiring.vm5,
+            frame: encap_64,
+            counter: Some(Counter::Redirected),
+        },
+        Path {
+            name: "cache hit c51 -> vm1 on hv2, 512 B: key, lookup, strip, Geneve + UDP checksum, redirect",
+            entry: Entry::Cached,
+            ingress: wiring.vm5,
+            frame: encap_512,
+            counter: Some(Counter::Redirected),
+        },
+        Path {
+            name: "cache hit c51 -> hv3 (csum=false), 64 B: key, lookup, strip, Geneve, redirect",
+            entry: Entry::Cached,
+            ingress: wiring.vm5,
+            frame: plain_64,
+            counter: Some(Counter::Redirected),
+        },
+        Path {
+            name: "cache hit c51 -> hv3 (csum=false), 512 B: key, lookup, strip, Geneve, redirect",
+            entry: Entry::Cached,
+            ingress: wiring.vm5,
+            frame: plain_512,
+            counter: Some(Counter::Redirected),
+        },
+        Path {
+            name: "underlay: Geneve c51 -> vm1 from hv2, 64 B inner: UDP checksum, key, lookup, decap + redirect",
+            entry: Entry::Underlay,
+            ingress: wiring.stray,
+            frame: decap_64,
+            counter: Some(Counter::Redirected),
+        },
+        Path {
+            name: "underlay: Geneve c51 -> vm1 from hv2, 512 B inner: UDP checksum, key, lookup, decap + redirect",
+            entry: Entry::Underlay,
+            ingress: wiring.stray,
+            frame: decap_512,
+            counter: Some(Counter::Redirected),
+        },
+        Path {
+            name: "underlay: Geneve c51 -> vm1 from hv2 without checksum, 64 B inner: key, lookup, decap + redirect",
+            entry: Entry::Underlay,
+            ingress: wiring.stray,
+            frame: plain_decap_64,
+            counter: Some(Counter::Redirected),
+        },
+        Path {
+            name: "underlay: Geneve c51 -> vm1 from hv2 without checksum, 512 B inner: key, lookup, decap + redirect",
+            entry: Entry::Underlay,
+            ingress: wiring.stray,
+            frame: plain_decap_512,
+            counter: Some(Counter::Redirected),
+        },
     ];
 
     let mut group = c.benchmark_group("xdp_fast_path");
@@ -233,7 +436,8 @@ fn bench(c: &mut Criterion) {
         .sample_size(20)
         .measurement_time(Duration::from_secs(4))
         .warm_up_time(Duration::from_secs(1));
-    for path in &paths {
+    // The underlay program has no live-frames runner: program-only below.
+    for path in paths.iter().filter(|p| p.entry != Entry::Underlay) {
         group.bench_function(path.name, |b| {
             b.iter_custom(|iters| {
                 let program = if path.entry == Entry::Cached {
@@ -253,6 +457,7 @@ fn bench(c: &mut Criterion) {
                         Entry::VifIngress | Entry::Cached => {
                             program.test_run_live(path.ingress, &path.frame, n, BATCH)
                         }
+                        Entry::Underlay => unreachable!("filtered out"),
                     }
                     .expect("test_run");
                     // The kernel reports the mean time of one repetition.
@@ -288,18 +493,24 @@ fn bench(c: &mut Criterion) {
     for path in &paths {
         group.bench_function(path.name, |b| {
             b.iter_custom(|iters| {
-                let program = if path.entry == Entry::Cached {
-                    &cached
-                } else {
-                    &fast_path
+                let counters = |cached: &FastPath| {
+                    if path.entry == Entry::VifIngress {
+                        &fast_path
+                    } else {
+                        cached
+                    }
+                    .counters()
+                    .expect("counters")
                 };
-                let before = program.counters().expect("counters");
+                let before = counters(&cached);
                 let mut kernel_time = Duration::ZERO;
                 for _ in 0..iters {
                     kernel_time += match path.entry {
                         Entry::Baseline => kit.test_run_baseline(path.ingress, &path.frame),
-                        Entry::VifIngress | Entry::Cached => {
-                            program.test_run_timed(path.ingress, &path.frame)
+                        Entry::VifIngress => fast_path.test_run_timed(path.ingress, &path.frame),
+                        Entry::Cached => cached.test_run_timed(path.ingress, &path.frame),
+                        Entry::Underlay => {
+                            cached.underlay_test_run_timed(path.ingress, &path.frame)
                         }
                     }
                     .expect("test_run")
@@ -307,11 +518,7 @@ fn bench(c: &mut Criterion) {
                 }
                 if let Some(counter) = path.counter {
                     assert_eq!(
-                        program
-                            .counters()
-                            .expect("counters")
-                            .since(&before)
-                            .get(counter),
+                        counters(&cached).since(&before).get(counter),
                         iters,
                         "{}",
                         path.name

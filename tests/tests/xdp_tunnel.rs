@@ -190,7 +190,8 @@ struct UserspaceRun {
     installed: bool,
 }
 
-const CHUNK: u32 = 2048;
+/// 4 KiB: room for the frames longer than XDP checksums (`checksum_spans`).
+const CHUNK: u32 = 4096;
 const CHUNKS: usize = 32;
 const HEADROOM: usize = 256;
 
@@ -1049,6 +1050,8 @@ fn tunnelled_decisions_from_the_cache_equal_the_pipelines() {
     assert_eq!((fixed.decaps, fixed.decap_drops), (2, 1), "{fixed:?}");
     assert_eq!(fixed.not_cached, 3, "{fixed:?}");
 
+    checksum_boundaries(&mut bed.borrow_mut(), &lab, ifindex(Iface::Vm5), &key);
+
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 600,
         failure_persistence: None,
@@ -1117,4 +1120,115 @@ fn tunnelled_decisions_from_the_cache_equal_the_pipelines() {
     ] {
         assert!(counters[c as usize] > 0, "{} never counted", c.name());
     }
+}
+
+/// Lengths of the span XDP checksums (outer UDP header to the frame's end) around each
+/// size it hands the kernel's checksum helper (512 bytes while they fit, then 256, ...,
+/// 4 once each, then 0..3 bytes) and around its bound (2,048 bytes).
+fn checksum_spans() -> Vec<usize> {
+    let mut spans: Vec<usize> = (66..=84).collect();
+    for n in [128, 256, 512, 1024, 1536, 2044, 2048] {
+        spans.extend(n - 3..=n + 3);
+    }
+    // 2,044 = 1,536 + 256 + 128 + 64 + 32 + 16 + 8 + 4: every chunk once.
+    spans.extend([1791, 1792, 2100]);
+    spans.sort_unstable();
+    spans.dedup();
+    spans
+}
+
+/// c51 → vm1 (encapsulated with a checksum for hv2) and vm1 → c51 (from hv2, checksum
+/// good and bad) at every `checksum_spans` length: within the bound, XDP's bytes and
+/// verdicts equal userspace's (`differential`); beyond it, XDP sends the frame up
+/// untouched (`EncapUpcall`, `DecapChecksum`) for userspace to checksum.
+fn checksum_boundaries(bed: &mut Bed, lab: &Lab, vm5: u32, key: &dyn Fn(&str) -> u16) {
+    let (c51, vm1) = (lab::C51, lab::VM1);
+    let bound = 2048;
+    let mut seen = Seen::default();
+    let mut failures = Vec::new();
+    let spans = checksum_spans();
+    // span = 8 (UDP) + 16 (Geneve, option) + 14 + 20 + 8 + payload.
+    let frames = |span: usize| {
+        let payload: Vec<u8> = (0..span - 66).map(|i| (i * 7 + span) as u8).collect();
+        let mut l4 = Vec::new();
+        l4.extend_from_slice(&4789u16.to_be_bytes());
+        l4.extend_from_slice(&5001u16.to_be_bytes());
+        l4.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        l4.extend_from_slice(&[0, 0]);
+        l4.extend_from_slice(&payload);
+        let out = ipv4_frame(vm1.mac, c51.mac, c51.ipv4, vm1.ipv4, 17, &l4, 64, 0)
+            .vlan(51)
+            .build();
+        let back = ipv4_frame(c51.mac, vm1.mac, vm1.ipv4, c51.ipv4, 17, &l4, 64, 0).build();
+        let tunnelled = |outer| {
+            geneve_frame(
+                &back,
+                key("dmz-vm1"),
+                key("dmz-c51"),
+                HV2,
+                true,
+                50000,
+                outer,
+            )
+        };
+        (out, tunnelled(Outer::Plain), tunnelled(Outer::BadChecksum))
+    };
+    let (short_out, short_good, _) = frames(66);
+    for &span in &spans {
+        let (out, good, bad) = frames(span);
+        assert_eq!(good.len() - 34, span);
+        if span <= bound {
+            for (what, underlay, ingress, frame) in [
+                ("encap", false, vm5, &out),
+                ("decap", true, bed.underlay, &good),
+                ("decap, bad checksum", true, bed.underlay, &bad),
+            ] {
+                if let Err(e) = differential(bed, lab, underlay, ingress, frame, &mut seen) {
+                    failures.push(format!("{what}, span {span}: {e}"));
+                }
+            }
+        } else {
+            // The entry is a short frame's of the same flow, installed just before (in
+            // the current generation).
+            let mut ignored = Seen::default();
+            differential(bed, lab, false, vm5, &short_out, &mut ignored).unwrap();
+            let encap = bed.run(false, vm5, &out);
+            // Up untagged, the port in the metadata (`to_userspace`).
+            let mut untagged = out.clone();
+            untagged.drain(12..16);
+            if encap.lookup != Some(CacheCounter::Hit)
+                || encap.tunnel != [TunnelCounter::EncapUpcall]
+                || !encap.upcalled()
+                || encap.frame() != untagged.as_slice()
+            {
+                failures.push(format!(
+                    "encap, span {span}: {:?} {:?} {:?}",
+                    encap.lookup, encap.tunnel, encap.counters
+                ));
+            }
+            differential(bed, lab, true, bed.underlay, &short_good, &mut ignored).unwrap();
+            let decap = bed.run(true, bed.underlay, &good);
+            if decap.tunnel != [TunnelCounter::DecapChecksum]
+                || !decap.upcalled()
+                || decap.frame() != good.as_slice()
+            {
+                failures.push(format!(
+                    "decap, span {span}: {:?} {:?}, {} bytes up",
+                    decap.tunnel,
+                    decap.counters,
+                    decap.frame().len()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let within = spans.iter().filter(|s| **s <= bound).count() as u32;
+    assert!(within > 60 && within < spans.len() as u32);
+    // Every good frame within the bound was taken from the cache both ways; every bad
+    // checksum went up (not taken).
+    assert_eq!(
+        (seen.encaps, seen.encaps_csum, seen.decaps, seen.not_taken),
+        (within, within, within, within),
+        "{seen:?}"
+    );
 }

@@ -169,6 +169,16 @@ impl FastPath {
         super::test_run_with_meta(self.underlay_program()?, ifindex, frame, out)
     }
 
+    /// One BPF_PROG_TEST_RUN of the underlay program without the output frame, when
+    /// only the verdict and the kernel's timing matter (benches). Nothing is transmitted.
+    pub fn underlay_test_run_timed(
+        &mut self,
+        ifindex: u32,
+        frame: &[u8],
+    ) -> Result<TestRunResult, FastPathError> {
+        super::test_run(self.underlay_program()?, ifindex, frame, None)
+    }
+
     /// BPF_PROG_TEST_RUN of the underlay program (tests).
     pub fn underlay_test_runner(&mut self) -> Result<TestRunner, FastPathError> {
         let fd = self.underlay_program()?.fd()?.as_fd().try_clone_to_owned();

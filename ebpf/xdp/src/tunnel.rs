@@ -10,7 +10,7 @@ use core::mem::MaybeUninit;
 
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::generated::bpf_xdp_adjust_head,
+    helpers::generated::{bpf_csum_diff, bpf_xdp_adjust_head},
     macros::map,
     maps::{Array, DevMapHash, LruHashMap, PerCpuArray},
     programs::XdpContext,
@@ -84,11 +84,30 @@ fn fold(mut sum: u64) -> u16 {
     sum as u16
 }
 
+/// Longest span one `bpf_csum_diff` call sums (older kernels copy it into a 512-byte
+/// scratch buffer and refuse more).
+const SUM_CHUNK: usize = 512;
+
+/// The kernel's `csum_partial` over the `N` bytes at `p` (checked by the caller to lie
+/// within the frame), as a 32-bit sum of little-endian 16-bit words (x86 and arm64
+/// load natively; a kernel that folds it to 16 bits gives the same sum once folded).
+/// `None` if the helper refused (it never does for a constant multiple of 4 ≤ 512).
+#[inline(always)]
+fn csum_chunk<const N: usize>(p: usize) -> Option<u64> {
+    // SAFETY: `from` is null with size 0 (nothing read from it); `to` spans N bytes the
+    // caller checked against data_end, which the verifier proves again; the helper only
+    // reads them.
+    let s = unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, p as *mut u32, N as u32, 0) };
+    if s < 0 { None } else { Some(s as u64) }
+}
+
 /// The one's-complement sum of the big-endian 16-bit words from `from` to the frame's
 /// end (an odd last byte padded with zero, as RFC 768 says), folded; `None` when the
-/// span is longer than the program sums. Words are added as little-endian 32-bit
-/// loads and the folded sum byte-swapped (RFC 1071's byte-order independence). Out of
-/// line: its loop is verified once, not once per caller path.
+/// span is longer than `SUM_WORDS` words. The kernel's checksum helper sums constant
+/// sized chunks (512 bytes while they fit, then 256, 128, 64 once each: the verifier
+/// checks each against the frame's end), the rest is summed here; all natively, as
+/// little-endian words, so the folded sum is byte-swapped (RFC 1071's byte-order
+/// independence). Out of line: its checks are verified once, not once per caller path.
 #[inline(never)]
 fn sum_to_end(ctx: &XdpContext, from: usize) -> Option<u16> {
     // SAFETY: `ctx.ctx` is the program's context, valid for the run. Volatile: LLVM
@@ -103,17 +122,40 @@ fn sum_to_end(ctx: &XdpContext, from: usize) -> Option<u16> {
     let mut sum: u64 = 0;
     let mut p = start + from;
     let mut i = 0;
-    while i < SUM_WORDS {
+    while i < SUM_WORDS * 4 / SUM_CHUNK {
+        if p + SUM_CHUNK > end {
+            break;
+        }
+        sum += csum_chunk::<SUM_CHUNK>(p)?;
+        p += SUM_CHUNK;
+        i += 1;
+    }
+    if i == SUM_WORDS * 4 / SUM_CHUNK && p < end {
+        return None;
+    }
+    // Under 512 bytes left: 256, 128 and 64 at most once each; under 64, 4-byte words
+    // here (for a 64 or 512 B frame's span, one helper call where chunks down to 4
+    // bytes made three).
+    macro_rules! chunk {
+        ($n:literal) => {
+            if p + $n <= end {
+                sum += csum_chunk::<$n>(p)?;
+                p += $n;
+            }
+        };
+    }
+    chunk!(256);
+    chunk!(128);
+    chunk!(64);
+    let mut w = 0;
+    while w < 15 {
         if p + 4 > end {
             break;
         }
         // SAFETY: the four bytes at `p` were checked against data_end.
         sum += unsafe { key::load(p as *const u8, 4) };
         p += 4;
-        i += 1;
-    }
-    if i == SUM_WORDS && p < end {
-        return None;
+        w += 1;
     }
     // The 0..3 bytes left: byte k of a little-endian word is worth `b << 8k`.
     let mut k = 0;
