@@ -240,25 +240,30 @@ fn bench(c: &mut Criterion) {
         f
     };
     let (plain_decap_64, plain_decap_512) = (no_csum(decap_64.clone()), no_csum(decap_512.clone()));
+    // c51's tagged frame's key, and the cached decision that encapsulates it to `peer`.
+    let encap_decision = |tagged: &[u8], peer, remote| {
+        let untagged = [&tagged[..12], &tagged[16..]].concat();
+        let key = key::of_frame(&untagged, lab::C51.key()).expect("a key");
+        let encap = CacheAction {
+            generation: 1,
+            kind: ACTION_ENCAP,
+            out_ifindex: wiring.stray,
+            tunnel_peer: peer,
+            tunnel_vni: meta.vni,
+            tunnel_option: meta.option_data(),
+            tunnel_remote: remote,
+            tunnel_sport: 50000u16.to_be_bytes(),
+            ..CacheAction::default()
+        };
+        (key, encap)
+    };
     {
         let maps = cached
             .cache_maps(std::sync::Arc::new(CacheStats::default()))
             .expect("cache maps");
         let mut writer = maps.writer().expect("writer");
         for (tagged, outer) in [(&encap_64, &decap_64), (&encap_512, &decap_512)] {
-            let untagged = [&tagged[..12], &tagged[16..]].concat();
-            let key = key::of_frame(&untagged, lab::C51.key()).expect("a key");
-            let encap = CacheAction {
-                generation: 1,
-                kind: ACTION_ENCAP,
-                out_ifindex: wiring.stray,
-                tunnel_peer: 1,
-                tunnel_vni: meta.vni,
-                tunnel_option: meta.option_data(),
-                tunnel_remote: hv2_ip,
-                tunnel_sport: 50000u16.to_be_bytes(),
-                ..CacheAction::default()
-            };
+            let (key, encap) = encap_decision(tagged, 1, hv2_ip);
             writer.push_decision(&snap, key, encap);
             let d = geneve::decapsulate(outer).expect("our Geneve");
             let inner = &outer[d.inner.clone()];
@@ -279,19 +284,7 @@ fn bench(c: &mut Criterion) {
             writer.push(Key::Tunnel(tkey), output(&lab::VM1));
         }
         for frame in [&plain_64, &plain_512] {
-            let untagged = [&frame[..12], &frame[16..]].concat();
-            let key = key::of_frame(&untagged, lab::C51.key()).expect("a key");
-            let encap = CacheAction {
-                generation: 1,
-                kind: ACTION_ENCAP,
-                out_ifindex: wiring.stray,
-                tunnel_peer: 2,
-                tunnel_vni: meta.vni,
-                tunnel_option: meta.option_data(),
-                tunnel_remote: [10, 99, 0, 3],
-                tunnel_sport: 50000u16.to_be_bytes(),
-                ..CacheAction::default()
-            };
+            let (key, encap) = encap_decision(frame, 2, [10, 99, 0, 3]);
             writer.push_decision(&snap, key, encap);
         }
         writer.flush();

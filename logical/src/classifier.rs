@@ -356,6 +356,16 @@ fn choose_selectors(subtables: &[Subtable]) -> Vec<Selector> {
 /// - the keys, entry after entry.
 struct Layout;
 
+/// A laid-out subtable's header, read: `n` words, `k` entries, its rules from `off`, its
+/// hash index (or `NO_INDEX`), its keys from `keys` in `code`.
+struct LaidOut {
+    n: usize,
+    k: usize,
+    off: usize,
+    index: u32,
+    keys: usize,
+}
+
 impl Layout {
     const HEADER: usize = 2;
 
@@ -454,6 +464,41 @@ impl Classifier {
         None
     }
 
+    /// The header of the laid-out subtable at `pos`.
+    fn laid_out_at(&self, pos: usize) -> LaidOut {
+        let (h, r) = (self.code[pos], self.code[pos + 1]);
+        let n = (h >> 32 & 0xff) as usize;
+        LaidOut {
+            n,
+            k: (h >> 40) as usize,
+            off: r as u32 as usize,
+            index: (r >> 32) as u32,
+            keys: pos + Layout::HEADER + 2 * n,
+        }
+    }
+
+    /// `conj`'s key in the laid-out subtable at `pos` (its first `n` words), and the
+    /// entry holding that key, if one does.
+    fn entry_of(&self, pos: usize, conj: &Conj) -> ([u64; WORDS], Option<usize>) {
+        let LaidOut {
+            n, k, index, keys, ..
+        } = self.laid_out_at(pos);
+        let idx = pos + Layout::HEADER;
+        let mut key = [0u64; WORDS];
+        for (j, kw) in key.iter_mut().enumerate().take(n) {
+            *kw = conj.value[self.code[idx + j] as usize];
+        }
+        let (code, kn) = (&self.code, &key[..n]);
+        let found = if index == NO_INDEX {
+            (0..k).find(|&e| code[keys + e * n..keys + (e + 1) * n] == *kn)
+        } else {
+            self.indexes[index as usize]
+                .find(hash(kn), |&e| code[keys + e as usize * n..][..n] == *kn)
+                .map(|&e| e as usize)
+        };
+        (key, found)
+    }
+
     /// Inserts `rule` into the laid-out form, when a subtable with its mask is there
     /// and keeps its place in the order of highest priorities; false otherwise (the
     /// classifier must be reopened).
@@ -474,30 +519,22 @@ impl Classifier {
         if rules.iter().any(|(_, r)| r.priority > prev) {
             return false;
         }
-        let h = self.code[pos];
-        let (mut max, n, k) = (h as u32, (h >> 32 & 0xff) as usize, (h >> 40) as usize);
-        let r = self.code[pos + 1];
-        let (off, index) = (r as u32 as usize, (r >> 32) as u32);
+        let mut max = self.code[pos] as u32;
+        let LaidOut {
+            n,
+            k,
+            off,
+            index,
+            keys,
+        } = self.laid_out_at(pos);
         let idx = pos + Layout::HEADER;
-        let keys = idx + 2 * n;
         // Keys of the new entries, and their best rules.
         let mut new_keys: Vec<u64> = Vec::new();
         let mut new_rules: Vec<Rule> = Vec::new();
         for (conj, rule) in rules {
             max = max.max(rule.priority);
-            let mut key = [0u64; WORDS];
-            for (j, kw) in key.iter_mut().enumerate().take(n) {
-                *kw = conj.value[self.code[idx + j] as usize];
-            }
+            let (key, found) = self.entry_of(pos, conj);
             let key = &key[..n];
-            let code = &self.code;
-            let found = if index == NO_INDEX {
-                (0..k).find(|&e| code[keys + e * n..keys + (e + 1) * n] == *key)
-            } else {
-                self.indexes[index as usize]
-                    .find(hash(key), |&e| code[keys + e as usize * n..][..n] == *key)
-                    .map(|&e| e as usize)
-            };
             if let Some(e) = found {
                 if rule.beats(&self.rules[off + e]) {
                     self.rules[off + e] = *rule;
@@ -597,24 +634,16 @@ impl Classifier {
             return Some(false);
         };
         let h = self.code[pos];
-        let (n, k) = ((h >> 32 & 0xff) as usize, (h >> 40) as usize);
-        let r = self.code[pos + 1];
-        let (off, index) = (r as u32 as usize, (r >> 32) as u32);
-        let idx = pos + Layout::HEADER;
-        let keys = idx + 2 * n;
-        let mut key = [0u64; WORDS];
-        for (j, kw) in key.iter_mut().enumerate().take(n) {
-            *kw = conj.value[self.code[idx + j] as usize];
-        }
+        let LaidOut {
+            n,
+            k,
+            off,
+            index,
+            keys,
+        } = self.laid_out_at(pos);
+        let (key, found) = self.entry_of(pos, conj);
         let key = &key[..n];
         let code = &self.code;
-        let found = if index == NO_INDEX {
-            (0..k).find(|&e| code[keys + e * n..keys + (e + 1) * n] == *key)
-        } else {
-            self.indexes[index as usize]
-                .find(hash(key), |&e| code[keys + e as usize * n..][..n] == *key)
-                .map(|&e| e as usize)
-        };
         let e = match found {
             Some(e) if self.rules[off + e].id == id => e,
             _ => return Some(false),

@@ -104,6 +104,17 @@ impl Touched {
 }
 
 impl World {
+    /// The seed database `base` as it is, with `resident` ports on this chassis.
+    fn new(base: Database, resident: HashSet<String>) -> World {
+        World {
+            db: base.clone(),
+            base,
+            removed_ports: Vec::new(),
+            resident,
+            next_uuid: 0,
+        }
+    }
+
     fn apply(&mut self, s: &Step) {
         self.apply_touching(s, &mut Touched::default());
     }
@@ -252,13 +263,10 @@ fn traces(p: &Pipeline, flows: &[String]) -> Vec<String> {
 /// the change list, and a full compile.
 fn check(updates: &[Vec<Step>], everywhere: bool) -> Result<(), TestCaseError> {
     let base = lflows::seed_acl();
-    let mut w = World {
-        db: base.clone(),
+    let mut w = World::new(
         base,
-        removed_ports: Vec::new(),
-        resident: PORTS.iter().take(3).map(|s| (*s).to_owned()).collect(),
-        next_uuid: 0,
-    };
+        PORTS.iter().take(3).map(|s| (*s).to_owned()).collect(),
+    );
     let residency = |w: &World| {
         if everywhere {
             Residency::Everywhere
@@ -330,13 +338,7 @@ fn updates_equal_full_compiles_as_ovn_trace() {
 fn an_acl_added_rebuilds_one_table() {
     let base = lflows::seed_acl();
     let p = Pipeline::compile(&base, &Residency::Everywhere);
-    let mut w = World {
-        db: base.clone(),
-        base,
-        removed_ports: Vec::new(),
-        resident: HashSet::new(),
-        next_uuid: 0,
-    };
+    let mut w = World::new(base, HashSet::new());
     w.apply(&Step::SetAddressSet(0, 0b10));
     w.apply(&Step::SetPortGroup(0, 0b1));
     let p = p.recompile(&lflows::seed_acl(), &w.db, &Residency::Everywhere);
@@ -370,13 +372,7 @@ fn an_acl_added_rebuilds_one_table() {
 #[test]
 fn the_idl_order_moving_reorders_untouched_tables() {
     let base = lflows::seed_acl();
-    let mut w = World {
-        db: base.clone(),
-        base,
-        removed_ports: Vec::new(),
-        resident: HashSet::new(),
-        next_uuid: 0,
-    };
+    let mut w = World::new(base, HashSet::new());
     w.apply(&Step::SetPortGroup(1, 0b11));
     for set in 0..3 {
         w.apply(&Step::SetAddressSet(set, 0b101 << set));
@@ -446,13 +442,7 @@ fn scaled_topology_updates_equal_full_compiles() {
 #[test]
 fn many_edits_of_one_table_equal_full_compiles() {
     let base = lflows::seed_acl();
-    let mut w = World {
-        db: base.clone(),
-        base,
-        removed_ports: Vec::new(),
-        resident: HashSet::new(),
-        next_uuid: 0,
-    };
+    let mut w = World::new(base, HashSet::new());
     w.apply(&Step::SetPortGroup(1, 0b1111));
     let dmz =
         w.db.datapaths
