@@ -975,6 +975,36 @@ mod tests {
         c
     }
 
+    /// A rule's match over `fields`: none or a value per field, `value(v, mask)` giving
+    /// the bits it pins.
+    fn conj_over(
+        fields: &[(Field, u128)],
+        vals: &[Option<u128>],
+        value: impl Fn(u128, u128) -> u128,
+    ) -> Conj {
+        let mut c = Conj::ANY;
+        for (&(f, m), v) in fields.iter().zip(vals) {
+            if let Some(v) = v {
+                crate::flow::to_words(f, value(*v, m), m, &mut c.value, &mut c.mask);
+            }
+        }
+        c
+    }
+
+    fn matches(c: &Conj, f: &Flow) -> bool {
+        (0..WORDS).all(|w| f.w[w] & c.mask[w] == c.value[w])
+    }
+
+    /// The lookup of `f` with every bit outside the reported wildcards `wc` flipped:
+    /// bits a lookup did not read cannot change its answer.
+    fn lookup_off_wildcards(cls: &Classifier, f: &Flow, wc: &[u64; WORDS]) -> Option<RuleId> {
+        let mut g = *f;
+        for (gw, &m) in g.w.iter_mut().zip(wc) {
+            *gw ^= !m;
+        }
+        cls.lookup(&g, None)
+    }
+
     #[test]
     fn priorities_win_and_masks_accumulate() {
         let mut cls = Classifier::default();
@@ -1055,15 +1085,8 @@ mod tests {
                     prop::collection::vec(rule, 0..20),
                 ),
                 |(rules, removed, more)| {
-                    let to_conj = |vals: &Vec<Option<u128>>| {
-                        let mut c = Conj::ANY;
-                        for (&(f, m), v) in fields.iter().zip(vals) {
-                            if let Some(v) = v {
-                                crate::flow::to_words(f, *v * 0x11, m, &mut c.value, &mut c.mask);
-                            }
-                        }
-                        c
-                    };
+                    let to_conj =
+                        |vals: &Vec<Option<u128>>| conj_over(&fields, vals, |v, _| v * 0x11);
                     let mut cls = Classifier::default();
                     let mut live: Vec<(u32, u32, Conj, u32)> = Vec::new();
                     for (i, (p, o, v)) in rules.iter().enumerate() {
@@ -1100,13 +1123,11 @@ mod tests {
                             for (k, &(field, m)) in fields.iter().enumerate() {
                                 f.set(field, ([a, b, (a + b) % 3, a][k] * 0x11) & m);
                             }
-                            let matches =
-                                |c: &Conj| (0..WORDS).all(|w| f.w[w] & c.mask[w] == c.value[w]);
                             // Equal priority and order: the first inserted (in `live`).
                             let want = live
                                 .iter()
                                 .enumerate()
-                                .filter(|(_, r)| matches(&r.2))
+                                .filter(|(_, r)| matches(&r.2, &f))
                                 .max_by_key(|(i, r)| {
                                     (r.0, std::cmp::Reverse(r.1), std::cmp::Reverse(*i))
                                 })
@@ -1119,11 +1140,7 @@ mod tests {
                             });
                             prop_assert_eq!(got, want);
                             // Any flow equal to this one on the wildcards: the same rule.
-                            let mut g = f;
-                            for (gw, &m) in g.w.iter_mut().zip(&wc) {
-                                *gw ^= !m;
-                            }
-                            prop_assert_eq!(cls.lookup(&g, None), id);
+                            prop_assert_eq!(lookup_off_wildcards(&cls, &f, &wc), id);
                         }
                     }
                     Ok(())
@@ -1162,15 +1179,7 @@ mod tests {
         });
         runner
             .run(&(rules, flows), |(rules, flows)| {
-                let to_conj = |vals: &Vec<Option<u128>>| {
-                    let mut c = Conj::ANY;
-                    for (&(f, m), v) in fields.iter().zip(vals) {
-                        if let Some(v) = v {
-                            crate::flow::to_words(f, spread(*v, m), m, &mut c.value, &mut c.mask);
-                        }
-                    }
-                    c
-                };
+                let to_conj = |vals: &Vec<Option<u128>>| conj_over(&fields, vals, spread);
                 let conjs: Vec<Conj> = rules.iter().map(|(_, v)| to_conj(v)).collect();
                 let mut cls = Classifier::default();
                 for (i, ((p, _), c)) in rules.iter().zip(&conjs).enumerate() {
@@ -1182,8 +1191,6 @@ mod tests {
                     for (&(field, m), v) in fields.iter().zip(vals) {
                         f.set(field, spread(*v, m));
                     }
-                    let matches =
-                        |c: &Conj, f: &Flow| (0..WORDS).all(|w| f.w[w] & c.mask[w] == c.value[w]);
                     let want = rules
                         .iter()
                         .zip(&conjs)
@@ -1195,11 +1202,7 @@ mod tests {
                     let got = cls.lookup(&f, Some(&mut wc));
                     prop_assert_eq!(got, want);
                     // Any flow equal to this one on the wildcards gets the same answer.
-                    let mut g = f;
-                    for (gw, &m) in g.w.iter_mut().zip(&wc) {
-                        *gw ^= !m;
-                    }
-                    prop_assert_eq!(cls.lookup(&g, None), got);
+                    prop_assert_eq!(lookup_off_wildcards(&cls, &f, &wc), got);
                 }
                 if !cls.selectors.is_empty() {
                     selected.set(selected.get() + 1);
