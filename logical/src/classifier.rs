@@ -7,6 +7,8 @@
 //! the subtables probed are what the decision depended on (OVS's megaflow wildcards),
 //! which is what a cache of decisions must key on.
 
+use std::sync::Arc;
+
 use hashbrown::HashTable;
 use rustc_hash::FxHashMap;
 
@@ -47,9 +49,6 @@ struct Subtable {
 
 /// Entries a subtable scans before it uses a hash index.
 const SCAN_LIMIT: usize = 8;
-
-/// A subtable without a hash index (it is scanned).
-const NO_INDEX: u32 = u32::MAX;
 
 fn hash(words: &[u64]) -> u64 {
     let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -139,32 +138,262 @@ impl Subtable {
 /// Rules of one logical table.
 ///
 /// Filled with [`insert`](Self::insert), then [`finish`](Self::finish)ed into the form
-/// lookups use: every subtable laid end to end in one array of words (header, word
-/// numbers, masks, keys), so a lookup reads memory in order, one block per table,
-/// instead of three heap blocks per subtable. An insert after `finish` reopens it
-/// (call `finish` again).
+/// lookups use: the subtables in lookup order, each one block of words (word numbers,
+/// masks and, for a few entries, the keys) and, past [`SCAN_LIMIT`] entries, shards of
+/// keys under hash indexes. Subtables and shards are shared between copies of a
+/// classifier, so an edit of a copy (an update of one logical table) copies only the
+/// subtable and the shard it changes, not the table. An insert that does not fit the
+/// laid-out form reopens it (call `finish` again).
 #[derive(Debug, Clone, Default)]
 pub struct Classifier {
-    /// After `finish`: the subtables in descending order of their highest priority,
-    /// each as [`Layout`] describes.
-    code: Vec<u64>,
-    /// The best rule of each entry, subtable after subtable.
-    rules: Vec<Rule>,
-    /// Hash indexes of the subtables with more than [`SCAN_LIMIT`] entries.
-    indexes: Vec<HashTable<u32>>,
-    n_subtables: u32,
+    /// After `finish`: the subtables in descending order of their highest priority
+    /// (bit `i` of a selection is subtable `i`).
+    subs: Vec<Arc<Sub>>,
     n_rules: u32,
-    /// After `finish`, when [`selectors`](Self::selectors) is not empty: where each
-    /// subtable starts in `code`, in lookup order (bit `i` of a selection is
-    /// subtable `i`).
-    starts: Vec<u32>,
     /// Fields whose value rules out subtables before they are probed (OVN's tables
     /// pin `eth.type`, `ip.proto`, `inport`, `outport`... in most of their flows, so a
     /// frame's value of one of them excludes the subtables of the other values).
-    selectors: Vec<Selector>,
+    selectors: Arc<Vec<Selector>>,
     /// While filling: the subtables, by mask.
     building: Vec<Subtable>,
     by_mask: FxHashMap<[u64; WORDS], usize>,
+}
+
+/// A laid-out subtable.
+#[derive(Debug, Clone)]
+struct Sub {
+    max_priority: u32,
+    /// Words of the flow its mask covers.
+    n: u32,
+    /// Entries (keys).
+    k: u32,
+    /// Shards minus one (a power of two minus one); unused when scanned.
+    shard_mask: u32,
+    /// The word numbers, then their masks, then, when the subtable is scanned, the
+    /// keys entry after entry.
+    code: Vec<u64>,
+    /// Scanned: the best rule of each entry.
+    rules: Vec<Rule>,
+    /// Hashed (more than [`SCAN_LIMIT`] entries): the entries, by bits 32.. of their
+    /// key's hash.
+    shards: Vec<Arc<Shard>>,
+}
+
+/// Some of a hashed subtable's entries: their keys, best rules and hash index.
+#[derive(Debug, Clone, Default)]
+struct Shard {
+    keys: Vec<u64>,
+    rules: Vec<Rule>,
+    index: HashTable<u32>,
+}
+
+/// Entries per shard when a subtable is laid out (an edit copies one shard).
+const SHARD_ENTRIES: usize = if cfg!(test) { 4 } else { 256 };
+
+impl Shard {
+    fn find(&self, n: usize, h: u64, key: &[u64]) -> Option<usize> {
+        let keys = &self.keys;
+        self.index
+            .find(h, |&e| same(&keys[e as usize * n..][..n], key))
+            .map(|&e| e as usize)
+    }
+
+    fn push(&mut self, n: usize, h: u64, key: &[u64], rule: Rule) {
+        let e = self.rules.len() as u32;
+        self.keys.extend_from_slice(key);
+        self.rules.push(rule);
+        let keys = &self.keys;
+        self.index
+            .insert_unique(h, e, |&x| hash(&keys[x as usize * n..][..n]));
+    }
+
+    /// Takes entry `e` (whose key hashes to `h`) out: the last entry takes its place.
+    fn swap_remove(&mut self, n: usize, h: u64, e: usize) {
+        let last = self.rules.len() - 1;
+        if let Ok(slot) = self.index.find_entry(h, |&i| i as usize == e) {
+            slot.remove();
+        }
+        if last != e {
+            let lh = hash(&self.keys[last * n..][..n]);
+            if let Some(i) = self.index.find_mut(lh, |&i| i as usize == last) {
+                *i = e as u32;
+            }
+            self.keys.copy_within(last * n..(last + 1) * n, e * n);
+            self.rules[e] = self.rules[last];
+        }
+        self.keys.truncate(last * n);
+        self.rules.truncate(last);
+    }
+}
+
+impl Sub {
+    /// Lays out `keys` (`n` words each) and their `rules`.
+    fn new(max_priority: u32, words: &[(u8, u64)], keys: &[u64], rules: &[Rule]) -> Sub {
+        let n = words.len();
+        let k = rules.len();
+        let mut code: Vec<u64> = words.iter().map(|&(i, _)| u64::from(i)).collect();
+        code.extend(words.iter().map(|&(_, m)| m));
+        let mut sub = Sub {
+            max_priority,
+            n: n as u32,
+            k: k as u32,
+            shard_mask: 0,
+            code,
+            rules: Vec::new(),
+            shards: Vec::new(),
+        };
+        if k <= SCAN_LIMIT {
+            sub.code.extend_from_slice(keys);
+            sub.rules = rules.to_vec();
+        } else {
+            sub.shard(keys, rules);
+        }
+        sub
+    }
+
+    /// Spreads the entries over shards (the subtable becomes hashed).
+    fn shard(&mut self, keys: &[u64], rules: &[Rule]) {
+        let n = self.n as usize;
+        let count = rules.len().div_ceil(SHARD_ENTRIES).next_power_of_two();
+        self.shard_mask = (count - 1) as u32;
+        let mut shards = vec![Shard::default(); count];
+        for (e, rule) in rules.iter().enumerate() {
+            let key = &keys[e * n..][..n];
+            let h = hash(key);
+            shards[self.shard_of(h)].push(n, h, key, *rule);
+        }
+        self.shards = shards.into_iter().map(Arc::new).collect();
+    }
+
+    #[inline(always)]
+    fn shard_of(&self, h: u64) -> usize {
+        ((h >> 32) as u32 & self.shard_mask) as usize
+    }
+
+    fn words(&self) -> impl Iterator<Item = (u8, u64)> + '_ {
+        let n = self.n as usize;
+        (0..n).map(move |j| (self.code[j] as u8, self.code[n + j]))
+    }
+
+    fn has_mask(&self, mask: &[u64; WORDS]) -> bool {
+        let n = self.n as usize;
+        n == mask.iter().filter(|&&m| m != 0).count()
+            && self
+                .words()
+                .all(|(w, m)| usize::from(w) < WORDS && mask[usize::from(w)] == m)
+    }
+
+    /// `conj`'s key here (its first `n` words).
+    fn key_of(&self, conj: &Conj) -> [u64; WORDS] {
+        let mut key = [0u64; WORDS];
+        for (kw, (w, _)) in key.iter_mut().zip(self.words()) {
+            *kw = conj.value[usize::from(w)];
+        }
+        key
+    }
+
+    /// The best rule of the entry with `key`, if one has it.
+    fn rule_of(&self, key: &[u64]) -> Option<Rule> {
+        let n = self.n as usize;
+        if self.shards.is_empty() {
+            let keys = &self.code[2 * n..];
+            (0..self.k as usize)
+                .find(|&e| keys[e * n..(e + 1) * n] == *key)
+                .map(|e| self.rules[e])
+        } else {
+            let h = hash(key);
+            let s = &self.shards[self.shard_of(h)];
+            s.find(n, h, key).map(|e| s.rules[e])
+        }
+    }
+
+    /// Keeps `rule` for `key`: an entry's best rule when it beats it, else a new entry.
+    /// Returns true when it made a new entry.
+    fn put(&mut self, key: &[u64], rule: Rule) -> bool {
+        let n = self.n as usize;
+        self.max_priority = self.max_priority.max(rule.priority);
+        if self.shards.is_empty() {
+            let k = self.k as usize;
+            let keys = &self.code[2 * n..];
+            if let Some(e) = (0..k).find(|&e| keys[e * n..(e + 1) * n] == *key) {
+                if rule.beats(&self.rules[e]) {
+                    self.rules[e] = rule;
+                }
+                return false;
+            }
+            self.k += 1;
+            if k < SCAN_LIMIT {
+                self.code.extend_from_slice(key);
+                self.rules.push(rule);
+            } else {
+                let mut keys = self.code.split_off(2 * n);
+                keys.extend_from_slice(key);
+                let mut rules = std::mem::take(&mut self.rules);
+                rules.push(rule);
+                self.shard(&keys, &rules);
+            }
+            return true;
+        }
+        let h = hash(key);
+        let i = self.shard_of(h);
+        let s = Arc::make_mut(&mut self.shards[i]);
+        if let Some(e) = s.find(n, h, key) {
+            if rule.beats(&s.rules[e]) {
+                s.rules[e] = rule;
+            }
+            return false;
+        }
+        s.push(n, h, key, rule);
+        self.k += 1;
+        true
+    }
+
+    /// Takes out the entry with `key` when its best rule is `id`: true when it did.
+    fn take(&mut self, key: &[u64], id: RuleId) -> bool {
+        let n = self.n as usize;
+        if self.shards.is_empty() {
+            let k = self.k as usize;
+            let keys = &self.code[2 * n..];
+            let Some(e) = (0..k).find(|&e| keys[e * n..(e + 1) * n] == *key) else {
+                return false;
+            };
+            if self.rules[e].id != id {
+                return false;
+            }
+            let (keys, last) = (2 * n, k - 1);
+            self.code
+                .copy_within(keys + last * n..keys + k * n, keys + e * n);
+            self.code.truncate(keys + last * n);
+            self.rules.swap_remove(e);
+        } else {
+            let h = hash(key);
+            let i = self.shard_of(h);
+            match self.shards[i].find(n, h, key) {
+                Some(e) if self.shards[i].rules[e].id == id => {
+                    Arc::make_mut(&mut self.shards[i]).swap_remove(n, h, e);
+                }
+                _ => return false,
+            }
+        }
+        self.k -= 1;
+        true
+    }
+
+    /// Every entry: the keys, then the rules, in one order.
+    fn entries(&self) -> (Vec<u64>, Vec<Rule>) {
+        let n = self.n as usize;
+        if self.shards.is_empty() {
+            (self.code[2 * n..].to_vec(), self.rules.clone())
+        } else {
+            let mut keys = Vec::with_capacity(self.k as usize * n);
+            let mut rules = Vec::with_capacity(self.k as usize);
+            for s in &self.shards {
+                keys.extend_from_slice(&s.keys);
+                rules.extend_from_slice(&s.rules);
+            }
+            (keys, rules)
+        }
+    }
 }
 
 /// A field (bits `mask` of word `word`) and, per value some entry pins it to, the
@@ -195,7 +424,12 @@ impl Selector {
     /// The subtables that can match `flow`.
     #[inline(always)]
     fn select(&self, flow: &Flow) -> u64 {
-        let v = flow.w[usize::from(self.word)] & self.mask;
+        self.select_value(flow.w[usize::from(self.word)] & self.mask)
+    }
+
+    /// The subtables that can match a flow whose field is `v`.
+    #[inline(always)]
+    fn select_value(&self, v: u64) -> u64 {
         let pinned = if self.many.is_empty() {
             self.few
                 .iter()
@@ -348,32 +582,6 @@ fn choose_selectors(subtables: &[Subtable]) -> Vec<Selector> {
     chosen
 }
 
-/// One subtable in [`Classifier::code`]:
-/// - `max_priority` (bits 0-31) | words (32-39) | entries (40-63);
-/// - the first rule's place in `rules` (0-31) | hash index or [`NO_INDEX`] (32-63);
-/// - the word numbers, one per word of the flow it covers;
-/// - the masks, one per word;
-/// - the keys, entry after entry.
-struct Layout;
-
-/// A laid-out subtable's header, read: `n` words, `k` entries, its rules from `off`, its
-/// hash index (or `NO_INDEX`), its keys from `keys` in `code`.
-struct LaidOut {
-    n: usize,
-    k: usize,
-    off: usize,
-    index: u32,
-    keys: usize,
-}
-
-impl Layout {
-    const HEADER: usize = 2;
-
-    fn len(n_words: usize, n_entries: usize) -> usize {
-        Self::HEADER + 2 * n_words + n_words * n_entries
-    }
-}
-
 impl Classifier {
     /// Adds a rule matching `conj` at `priority`; among rules of equal priority that
     /// match a flow, the first inserted wins.
@@ -391,7 +599,7 @@ impl Classifier {
             order,
             id,
         };
-        if !self.place_laid_out(conj, rule) {
+        if !self.place_laid_out(&conj.mask, &[(*conj, rule)]) {
             self.place(conj, rule);
         }
     }
@@ -404,7 +612,7 @@ impl Classifier {
             order,
             id,
         };
-        if !self.place_laid_out(conj, rule) {
+        if !self.place_laid_out(&conj.mask, &[(*conj, rule)]) {
             self.place(conj, rule);
         }
     }
@@ -417,7 +625,7 @@ impl Classifier {
         if let Some(removed) = self.remove_laid_out(conj, id) {
             return removed;
         }
-        if self.n_subtables != 0 {
+        if !self.subs.is_empty() {
             self.reopen();
         }
         let Some(&idx) = self.by_mask.get(&conj.mask) else {
@@ -438,166 +646,57 @@ impl Classifier {
         }
     }
 
-    /// The subtable laid out for `mask`: its number in lookup order, where it starts
-    /// in `code`, and the highest priority of the subtable before it.
-    fn laid_out(&self, mask: &[u64; WORDS]) -> Option<(usize, usize, u32)> {
-        let code = &self.code;
-        let n_words = mask.iter().filter(|&&m| m != 0).count();
-        let (mut pos, mut si, mut prev) = (0, 0, u32::MAX);
-        while pos < code.len() {
-            let h = code[pos];
-            let n = (h >> 32 & 0xff) as usize;
-            let k = (h >> 40) as usize;
-            let idx = pos + Layout::HEADER;
-            if n == n_words
-                && (0..n).all(|j| {
-                    let w = code[idx + j] as usize;
-                    w < WORDS && mask[w] == code[idx + n + j]
-                })
-            {
-                return Some((si, pos, prev));
-            }
-            prev = h as u32;
-            pos += Layout::len(n, k);
-            si += 1;
-        }
-        None
+    /// The laid-out subtable with `mask`: its number in lookup order.
+    fn laid_out(&self, mask: &[u64; WORDS]) -> Option<usize> {
+        self.subs.iter().position(|s| s.has_mask(mask))
     }
 
-    /// The header of the laid-out subtable at `pos`.
-    fn laid_out_at(&self, pos: usize) -> LaidOut {
-        let (h, r) = (self.code[pos], self.code[pos + 1]);
-        let n = (h >> 32 & 0xff) as usize;
-        LaidOut {
-            n,
-            k: (h >> 40) as usize,
-            off: r as u32 as usize,
-            index: (r >> 32) as u32,
-            keys: pos + Layout::HEADER + 2 * n,
-        }
-    }
-
-    /// `conj`'s key in the laid-out subtable at `pos` (its first `n` words), and the
-    /// entry holding that key, if one does.
-    fn entry_of(&self, pos: usize, conj: &Conj) -> ([u64; WORDS], Option<usize>) {
-        let LaidOut {
-            n, k, index, keys, ..
-        } = self.laid_out_at(pos);
-        let idx = pos + Layout::HEADER;
-        let mut key = [0u64; WORDS];
-        for (j, kw) in key.iter_mut().enumerate().take(n) {
-            *kw = conj.value[self.code[idx + j] as usize];
-        }
-        let (code, kn) = (&self.code, &key[..n]);
-        let found = if index == NO_INDEX {
-            (0..k).find(|&e| code[keys + e * n..keys + (e + 1) * n] == *kn)
-        } else {
-            self.indexes[index as usize]
-                .find(hash(kn), |&e| code[keys + e as usize * n..][..n] == *kn)
-                .map(|&e| e as usize)
-        };
-        (key, found)
-    }
-
-    /// Inserts `rule` into the laid-out form, when a subtable with its mask is there
-    /// and keeps its place in the order of highest priorities; false otherwise (the
-    /// classifier must be reopened).
-    fn place_laid_out(&mut self, conj: &Conj, rule: Rule) -> bool {
-        self.place_laid_out_all(&conj.mask, &[(*conj, rule)])
-    }
-
-    /// Inserts `rules`, all with mask `mask`, into the laid-out form as
-    /// [`place_laid_out`](Self::place_laid_out) does, the subtables after theirs moved
-    /// once for all of them; false (nothing inserted) when it cannot.
-    fn place_laid_out_all(&mut self, mask: &[u64; WORDS], rules: &[(Conj, Rule)]) -> bool {
-        if self.n_subtables == 0 {
-            return false;
-        }
-        let Some((si, pos, prev)) = self.laid_out(mask) else {
+    /// Inserts `rules`, all with mask `mask`, into the laid-out form, copying only the
+    /// subtable (and shard) they go to; false (nothing inserted) when there is no
+    /// subtable with that mask or they would move it in the order of highest
+    /// priorities (the classifier must be reopened).
+    fn place_laid_out(&mut self, mask: &[u64; WORDS], rules: &[(Conj, Rule)]) -> bool {
+        let Some(si) = self.laid_out(mask) else {
             return false;
         };
+        let prev = si
+            .checked_sub(1)
+            .map_or(u32::MAX, |p| self.subs[p].max_priority);
         if rules.iter().any(|(_, r)| r.priority > prev) {
             return false;
         }
-        let mut max = self.code[pos] as u32;
-        let LaidOut {
-            n,
-            k,
-            off,
-            index,
-            keys,
-        } = self.laid_out_at(pos);
-        let idx = pos + Layout::HEADER;
-        // Keys of the new entries, and their best rules.
-        let mut new_keys: Vec<u64> = Vec::new();
-        let mut new_rules: Vec<Rule> = Vec::new();
+        let sub = Arc::make_mut(&mut self.subs[si]);
+        let n = sub.n as usize;
+        let mut learnt: Vec<(usize, u64)> = Vec::new();
         for (conj, rule) in rules {
-            max = max.max(rule.priority);
-            let (key, found) = self.entry_of(pos, conj);
-            let key = &key[..n];
-            if let Some(e) = found {
-                if rule.beats(&self.rules[off + e]) {
-                    self.rules[off + e] = *rule;
+            let key = sub.key_of(conj);
+            if sub.put(&key[..n], *rule) {
+                // Selectors learn the new entries' values of the fields this subtable
+                // pins.
+                for (s, sel) in self.selectors.iter().enumerate() {
+                    if let Some(j) = sub
+                        .words()
+                        .position(|(w, m)| w == sel.word && m & sel.mask == sel.mask)
+                    {
+                        let v = key[j] & sel.mask;
+                        if sel.select_value(v) & 1u64 << si == 0 {
+                            learnt.push((s, v));
+                        }
+                    }
                 }
-            } else if let Some(e) = (0..new_rules.len()).find(|&e| new_keys[e * n..][..n] == *key) {
-                if rule.beats(&new_rules[e]) {
-                    new_rules[e] = *rule;
-                }
-            } else {
-                new_keys.extend_from_slice(key);
-                new_rules.push(*rule);
             }
         }
-        let m = new_rules.len();
-        self.code[pos] = u64::from(max) | (n as u64) << 32 | ((k + m) as u64) << 40;
-        if m == 0 {
-            return true;
-        }
-        // The new entries at the end of the subtable: the subtables after it move.
-        let at = keys + k * n;
-        self.code.splice(at..at, new_keys.iter().copied());
-        self.rules
-            .splice(off + k..off + k, new_rules.iter().copied());
-        let mut p = at + m * n;
-        while p < self.code.len() {
-            let h = self.code[p];
-            self.code[p + 1] += m as u64;
-            p += Layout::len((h >> 32 & 0xff) as usize, (h >> 40) as usize);
-        }
-        for s in self.starts.iter_mut().skip(si + 1) {
-            *s += (m * n) as u32;
-        }
-        let code = &self.code;
-        let rehash = |&e: &u32| hash(&code[keys + e as usize * n..][..n]);
-        if index != NO_INDEX {
-            let t = &mut self.indexes[index as usize];
-            for e in k..k + m {
-                t.insert_unique(hash(&code[keys + e * n..][..n]), e as u32, rehash);
-            }
-        } else if k + m > SCAN_LIMIT {
-            let mut t = HashTable::new();
-            for e in 0..k + m {
-                t.insert_unique(hash(&code[keys + e * n..][..n]), e as u32, rehash);
-            }
-            self.indexes.push(t);
-            self.code[pos + 1] = off as u64 | ((self.indexes.len() - 1) as u64) << 32;
-        }
-        // Selectors learn the new entries' values of the fields this subtable pins.
-        for sel in &mut self.selectors {
-            if let Some(j) = (0..n).find(|&j| {
-                self.code[idx + j] == u64::from(sel.word)
-                    && self.code[idx + n + j] & sel.mask == sel.mask
-            }) {
-                for e in 0..m {
-                    sel.add(new_keys[e * n + j] & sel.mask, 1u64 << si);
-                }
+        if !learnt.is_empty() {
+            let sels = Arc::make_mut(&mut self.selectors);
+            for (s, v) in learnt {
+                sels[s].add(v, 1u64 << si);
             }
         }
         true
     }
 
     /// Adds rules as [`insert_ordered`](Self::insert_ordered) does, each as
-    /// (match, priority, order, id), moving the laid-out subtables once per mask.
+    /// (match, priority, order, id).
     pub fn insert_all(&mut self, rules: &[(Conj, u32, u32, RuleId)]) {
         // Rules by mask, masks in the order first met.
         type Group = ([u64; WORDS], Vec<(Conj, Rule)>);
@@ -615,7 +714,7 @@ impl Classifier {
         }
         for (mask, group) in groups {
             self.n_rules += group.len() as u32;
-            if !self.place_laid_out_all(&mask, &group) {
+            if !self.place_laid_out(&mask, &group) {
                 for (conj, rule) in group {
                     self.place(&conj, rule);
                 }
@@ -627,67 +726,28 @@ impl Classifier {
     /// for its match, `Some(false)` when it was not there (shadowed); none when the
     /// classifier must be reopened (not laid out, or the subtable would be empty).
     fn remove_laid_out(&mut self, conj: &Conj, id: RuleId) -> Option<bool> {
-        if self.n_subtables == 0 {
+        if self.subs.is_empty() {
             return None;
         }
-        let Some((si, pos, _)) = self.laid_out(&conj.mask) else {
+        let Some(si) = self.laid_out(&conj.mask) else {
             return Some(false);
         };
-        let h = self.code[pos];
-        let LaidOut {
-            n,
-            k,
-            off,
-            index,
-            keys,
-        } = self.laid_out_at(pos);
-        let (key, found) = self.entry_of(pos, conj);
-        let key = &key[..n];
-        let code = &self.code;
-        let e = match found {
-            Some(e) if self.rules[off + e].id == id => e,
-            _ => return Some(false),
-        };
-        if k == 1 {
+        let sub = &self.subs[si];
+        let n = sub.n as usize;
+        let key = sub.key_of(conj);
+        if sub.rule_of(&key[..n]).is_none_or(|r| r.id != id) {
+            return Some(false);
+        }
+        if sub.k == 1 {
             return None;
         }
-        // The last entry takes its place; the subtable's highest priority stays (an
-        // upper bound is all a lookup needs).
-        let last = k - 1;
-        if index != NO_INDEX {
-            let t = &mut self.indexes[index as usize];
-            if let Ok(entry) = t.find_entry(hash(key), |&x| x as usize == e) {
-                entry.remove();
-            }
-            if last != e {
-                let lk = &code[keys + last * n..][..n];
-                if let Some(x) = t.find_mut(hash(lk), |&x| x as usize == last) {
-                    *x = e as u32;
-                }
-            }
-        }
-        if last != e {
-            self.code
-                .copy_within(keys + last * n..keys + k * n, keys + e * n);
-            self.rules[off + e] = self.rules[off + last];
-        }
-        self.code.drain(keys + last * n..keys + k * n);
-        self.rules.remove(off + last);
-        self.code[pos] = u64::from(h as u32) | (n as u64) << 32 | (last as u64) << 40;
-        let mut p = keys + last * n;
-        while p < self.code.len() {
-            let h = self.code[p];
-            self.code[p + 1] -= 1;
-            p += Layout::len((h >> 32 & 0xff) as usize, (h >> 40) as usize);
-        }
-        for s in self.starts.iter_mut().skip(si + 1) {
-            *s -= n as u32;
-        }
-        Some(true)
+        // The subtable's highest priority stays (an upper bound is all a lookup needs),
+        // and so do the selectors' values (a superset of the subtables to probe).
+        Some(Arc::make_mut(&mut self.subs[si]).take(&key[..n], id))
     }
 
     fn place(&mut self, conj: &Conj, rule: Rule) {
-        if self.n_subtables != 0 {
+        if !self.subs.is_empty() {
             self.reopen();
         }
         let building = &mut self.building;
@@ -725,78 +785,35 @@ impl Classifier {
         building.retain(|s| !s.best.is_empty());
         building.sort_by_key(|s| std::cmp::Reverse(s.max_priority));
         self.by_mask.clear();
-        self.selectors = if (2..=MAX_SELECTED).contains(&building.len()) {
+        self.selectors = Arc::new(if (2..=MAX_SELECTED).contains(&building.len()) {
             choose_selectors(&building)
         } else {
             Vec::new()
-        };
-        self.starts.clear();
-        let len: usize = building
-            .iter()
-            .map(|s| Layout::len(s.words.len(), s.best.len()))
-            .sum();
-        self.code = Vec::with_capacity(len);
-        self.rules = Vec::with_capacity(building.iter().map(|s| s.best.len()).sum());
+        });
         // `by_mask` is rebuilt only if an insert reopens the classifier.
-        self.n_subtables = building.len() as u32;
-        for st in building {
-            if !self.selectors.is_empty() {
-                self.starts.push(self.code.len() as u32);
-            }
-            let index = if st.index.is_empty() {
-                NO_INDEX
-            } else {
-                self.indexes.push(st.index);
-                (self.indexes.len() - 1) as u32
-            };
-            self.code.push(
-                u64::from(st.max_priority)
-                    | (st.words.len() as u64) << 32
-                    | (st.best.len() as u64) << 40,
-            );
-            self.code
-                .push(self.rules.len() as u64 | u64::from(index) << 32);
-            self.code
-                .extend(st.words.iter().map(|&(i, _)| u64::from(i)));
-            self.code.extend(st.words.iter().map(|&(_, m)| m));
-            self.code.extend_from_slice(&st.keys);
-            self.rules.extend_from_slice(&st.best);
-        }
+        self.subs = building
+            .iter()
+            .map(|st| Arc::new(Sub::new(st.max_priority, &st.words, &st.keys, &st.best)))
+            .collect();
     }
 
     /// Back from the lookup form to the filling form (an insert after `finish`).
     fn reopen(&mut self) {
-        self.selectors.clear();
-        self.starts.clear();
-        let mut indexes: Vec<Option<HashTable<u32>>> = std::mem::take(&mut self.indexes)
-            .into_iter()
-            .map(Some)
-            .collect();
-        let code = std::mem::take(&mut self.code);
-        let rules = std::mem::take(&mut self.rules);
-        let mut pos = 0;
-        while pos < code.len() {
-            let (h, r) = (code[pos], code[pos + 1]);
-            let n = (h >> 32 & 0xff) as usize;
-            let k = (h >> 40) as usize;
-            let (rule_off, index) = (r as u32 as usize, (r >> 32) as u32);
-            let idx = pos + Layout::HEADER;
-            let masks = idx + n;
-            let keys = masks + n;
-            self.building.push(Subtable {
-                words: (0..n)
-                    .map(|j| (code[idx + j] as u8, code[masks + j]))
-                    .collect(),
-                max_priority: h as u32,
-                keys: code[keys..keys + n * k].to_vec(),
-                best: rules[rule_off..rule_off + k].to_vec(),
-                index: if index == NO_INDEX {
-                    HashTable::new()
-                } else {
-                    indexes[index as usize].take().unwrap_or_default()
-                },
-            });
-            pos = keys + n * k;
+        self.selectors = Arc::default();
+        for sub in std::mem::take(&mut self.subs) {
+            let (keys, best) = sub.entries();
+            let mut st = Subtable {
+                words: sub.words().collect(),
+                max_priority: sub.max_priority,
+                keys: Vec::with_capacity(keys.len()),
+                best: Vec::with_capacity(best.len()),
+                index: HashTable::new(),
+            };
+            let n = st.words.len();
+            for (e, rule) in best.into_iter().enumerate() {
+                st.insert(&keys[e * n..][..n], rule);
+            }
+            self.building.push(st);
         }
         self.by_mask.clear();
         for (i, st) in self.building.iter().enumerate() {
@@ -806,7 +823,6 @@ impl Classifier {
             }
             self.by_mask.insert(mask, i);
         }
-        self.n_subtables = 0;
     }
 
     /// The highest-priority rule matching `flow`. When `wc` is given, the masks of the
@@ -828,18 +844,16 @@ impl Classifier {
         mut wc: Option<&mut [u64; WORDS]>,
     ) -> Option<RuleId> {
         let mut best: Option<Rule> = None;
-        if self.selectors.is_empty() {
-            let mut pos = 0;
-            while pos < self.code.len() {
-                // SAFETY: `pos` starts a subtable: 0, then each subtable's end.
-                match unsafe { self.probe::<WC>(pos, flow, wc.as_deref_mut(), &mut best) } {
-                    Some(len) => pos += len,
-                    None => break,
+        let selectors = self.selectors.as_slice();
+        if selectors.is_empty() {
+            for sub in &self.subs {
+                if !Self::probe::<WC>(sub, flow, wc.as_deref_mut(), &mut best) {
+                    break;
                 }
             }
         } else {
             let mut set = u64::MAX;
-            for sel in &self.selectors {
+            for sel in selectors {
                 set &= sel.select(flow);
                 if WC && let Some(wc) = wc.as_deref_mut() {
                     wc[usize::from(sel.word)] |= sel.mask;
@@ -849,9 +863,11 @@ impl Classifier {
             while set != 0 {
                 let i = set.trailing_zeros() as usize;
                 set &= set - 1;
-                let pos = self.starts[i] as usize;
-                // SAFETY: `starts` holds where `finish` laid each subtable out.
-                if unsafe { self.probe::<WC>(pos, flow, wc.as_deref_mut(), &mut best) }.is_none() {
+                // SAFETY: a selector names only subtables `finish` chose it over, and
+                // edits keep the number and order of the subtables (an edit that would
+                // change them reopens the classifier, which drops the selectors).
+                let sub = unsafe { self.subs.get_unchecked(i) };
+                if !Self::probe::<WC>(sub, flow, wc.as_deref_mut(), &mut best) {
                     break;
                 }
             }
@@ -859,51 +875,43 @@ impl Classifier {
         best.map(|r| r.id)
     }
 
-    /// Probes the subtable at `pos` in `code`, keeping in `best` the better of it and
-    /// its match. Returns the subtable's length, or none when neither it nor any
-    /// subtable after it can beat `best`.
-    ///
-    /// # Safety
-    /// `pos` is where `finish` laid a subtable out in `code`.
+    /// Probes `sub`, keeping in `best` the better of it and its match. Returns false
+    /// when neither it nor any subtable after it can beat `best`.
     #[inline(always)]
-    unsafe fn probe<const WC: bool>(
-        &self,
-        pos: usize,
+    fn probe<const WC: bool>(
+        sub: &Sub,
         flow: &Flow,
         wc: Option<&mut [u64; WORDS]>,
         best: &mut Option<Rule>,
-    ) -> Option<usize> {
-        let code = self.code.as_slice();
-        // SAFETY: only `finish` and the in-place edits (`place_laid_out`,
-        // `remove_laid_out`, which move the subtables after the one they change and
-        // `starts` with them) write `code`, laying each subtable out as `Layout` says, and `pos` starts one (the caller's contract): its `Layout::len(n, k)`
-        // words lie within `code` from `pos`, and its word numbers come from masks of
-        // `WORDS` words (`< WORDS`) and `n <= WORDS`. So every pointer below stays
-        // inside `code`, `key` and `flow.w`.
+    ) -> bool {
+        if let Some(b) = best
+            && sub.max_priority < b.priority
+        {
+            return false;
+        }
+        let n = sub.n as usize;
+        let k = sub.k as usize;
+        let code = sub.code.as_slice();
+        // SAFETY: `Sub::new` and its edits keep `code` as `Sub` says: `n` word numbers,
+        // `n` masks and, when `shards` is empty, `k` keys of `n` words (`rules` holding
+        // `k` rules); the word numbers come from masks of `WORDS` words (`< WORDS`) and
+        // `n <= WORDS`. A shard's `index` holds only entry numbers below its `rules`'
+        // length, with keys of `n` words each. So every read below stays inside
+        // `code`, `flow.w`, `key` and the shard's vectors.
         unsafe {
-            let h = *code.get_unchecked(pos);
-            if let Some(b) = best
-                && (h as u32) < b.priority
-            {
-                return None;
-            }
-            let n = (h >> 32 & 0xff) as usize;
-            let k = (h >> 40) as usize;
-            let r = *code.get_unchecked(pos + 1);
-            let idx = code.as_ptr().add(pos + Layout::HEADER);
+            let idx = code.as_ptr();
             let masks = idx.add(n);
-            let keys = masks.add(n);
-            let index = (r >> 32) as u32;
             if WC && let Some(wc) = wc {
                 for j in 0..n {
                     *wc.get_unchecked_mut(*idx.add(j) as usize) |= *masks.add(j);
                 }
             }
             let word = |j: usize| *flow.w.get_unchecked(*idx.add(j) as usize) & *masks.add(j);
-            let found = if index == NO_INDEX {
+            let found = if sub.shards.is_empty() {
                 // A few entries compared with the masked flow; a miss usually fails on
                 // the first word, so only that one is masked ahead.
-                if n == 0 {
+                let keys = masks.add(n);
+                let e = if n == 0 {
                     (k > 0).then_some(0)
                 } else {
                     let first = word(0);
@@ -922,33 +930,38 @@ impl Classifier {
                         break;
                     }
                     found
-                }
+                };
+                e.map(|e| *sub.rules.get_unchecked(e))
             } else {
                 let mut key = [0u64; WORDS];
                 for j in 0..n {
                     *key.get_unchecked_mut(j) = word(j);
                 }
                 let key = &key[..n];
-                let keys = std::slice::from_raw_parts(keys, n * k);
-                self.indexes
-                    .get_unchecked(index as usize)
-                    .find(hash(key), |&e| same(&keys[e as usize * n..][..n], key))
-                    .map(|&e| e as usize)
+                let h = hash(key);
+                let s = sub.shards.get_unchecked(sub.shard_of(h));
+                let keys = s.keys.as_slice();
+                s.index
+                    .find(h, |&e| {
+                        same(keys.get_unchecked(e as usize * n..e as usize * n + n), key)
+                    })
+                    .map(|&e| *s.rules.get_unchecked(e as usize))
             };
-            if let Some(e) = found {
-                let r = *self.rules.get_unchecked(r as u32 as usize + e);
-                if best.as_ref().is_none_or(|b| r.beats(b)) {
-                    *best = Some(r);
-                }
+            if let Some(r) = found
+                && best.as_ref().is_none_or(|b| r.beats(b))
+            {
+                *best = Some(r);
             }
-            Some(Layout::len(n, k))
+            true
         }
     }
 
     /// The rule, when the table holds exactly one and it matches every flow.
     pub fn only_catchall(&self) -> Option<RuleId> {
-        (self.n_subtables == 1 && self.n_rules == 1 && self.code.len() == Layout::HEADER)
-            .then(|| self.rules[0].id)
+        match self.subs.as_slice() {
+            [s] if self.n_rules == 1 && s.n == 0 => Some(s.rules[0].id),
+            _ => None,
+        }
     }
 
     pub fn len(&self) -> u32 {
@@ -960,7 +973,7 @@ impl Classifier {
     }
 
     pub fn n_subtables(&self) -> usize {
-        (self.n_subtables as usize).max(self.building.len())
+        self.subs.len().max(self.building.len())
     }
 }
 
