@@ -180,7 +180,7 @@ struct Sub {
 }
 
 /// Some of a hashed subtable's entries: their keys, best rules and hash index.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 struct Shard {
     keys: Vec<u64>,
     rules: Vec<Rule>,
@@ -188,7 +188,24 @@ struct Shard {
 }
 
 /// Entries per shard when a subtable is laid out (an edit copies one shard).
-const SHARD_ENTRIES: usize = if cfg!(test) { 4 } else { 256 };
+const SHARD_ENTRIES: usize = if cfg!(test) { 4 } else { 64 };
+
+/// Entries a copied shard has room for without growing (a copy is made to be edited).
+const SHARD_ROOM: usize = 4;
+
+impl Clone for Shard {
+    fn clone(&self) -> Shard {
+        let k = self.rules.len();
+        let n = if k == 0 { 0 } else { self.keys.len() / k };
+        let mut keys = Vec::with_capacity(self.keys.len() + SHARD_ROOM * n);
+        keys.extend_from_slice(&self.keys);
+        let mut rules = Vec::with_capacity(k + SHARD_ROOM);
+        rules.extend_from_slice(&self.rules);
+        let mut index = self.index.clone();
+        index.reserve(SHARD_ROOM, |&e| hash(&keys[e as usize * n..][..n]));
+        Shard { keys, rules, index }
+    }
+}
 
 impl Shard {
     fn find(&self, n: usize, h: u64, key: &[u64]) -> Option<usize> {

@@ -216,8 +216,9 @@ struct Table {
     order: Vec<u32>,
     /// Flows of this table that did not compile here, with the match they had.
     failed: Vec<(FlowError, Arc<str>)>,
-    /// Hashes of the names (ports, groups, sets) the matches refer to, sorted.
-    refs: Vec<u64>,
+    /// Hashes of the names (ports, groups, sets) the matches refer to, sorted (shared
+    /// between versions of the table until a flow brings a new one).
+    refs: Arc<Vec<u64>>,
 }
 
 /// One logical flow compiled for one datapath.
@@ -900,7 +901,7 @@ impl<'a> Compiler<'a> {
         }
         refs.sort_unstable();
         refs.dedup();
-        t.refs = refs;
+        t.refs = Arc::new(refs);
         t.classifier.finish();
         t.failed.sort_by_key(|(e, _)| e.uuid);
         t
@@ -1052,10 +1053,15 @@ impl Table {
             t.failed.extend(failed.iter().cloned());
             t.failed.sort_by_key(|(e, _)| e.uuid);
         }
-        if !refs.is_empty() {
-            t.refs.extend_from_slice(refs);
-            t.refs.sort_unstable();
-            t.refs.dedup();
+        let mut new_refs: Vec<u64> = refs
+            .iter()
+            .copied()
+            .filter(|h| t.refs.binary_search(h).is_err())
+            .collect();
+        if !new_refs.is_empty() {
+            new_refs.sort_unstable();
+            new_refs.dedup();
+            t.refs = Arc::new(merged(&t.refs, &new_refs));
         }
         t.classifier.finish();
         Some(t)
@@ -1097,6 +1103,32 @@ impl Table {
             .is_some_and(|f| new.key(f.uuid) > key)
             || tie(i + 1).is_some_and(|f| new.key(f.uuid) < key)
     }
+}
+
+/// Two sorted lists, without duplicates, as one.
+fn merged(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 /// Calls `f` with each conjunction of `terms`.
@@ -1488,7 +1520,7 @@ impl Pipeline {
         ];
         Self::build(&c, buckets, &order, &mut tables, &mut row_errors);
         drop(c);
-        Self::assemble(topo, sets, order, residency, tables, row_errors)
+        Self::assemble(topo, sets, order, residency, tables, row_errors, None)
     }
 
     /// The pipeline for `db`, which differs from the database this one was compiled
@@ -1718,7 +1750,7 @@ impl Pipeline {
         }
         Self::build(&c, buckets, &order, &mut tables, &mut row_errors);
         drop(c);
-        Self::assemble(topo, sets, order, residency, tables, row_errors)
+        Self::assemble(topo, sets, order, residency, tables, row_errors, Some(self))
     }
 
     /// Compiles `old`'s successor from the two databases ([`Changes::between`], then
@@ -1752,6 +1784,9 @@ impl Pipeline {
         }
     }
 
+    /// The pipeline of `tables`. Those shared with `prev` (the pipeline an update
+    /// started from, whose tables `tables` began as a copy of) are not looked at again:
+    /// their flows, errors and skips are `prev`'s.
     fn assemble(
         topo: Arc<Topology>,
         sets: Arc<Sets>,
@@ -1759,20 +1794,59 @@ impl Pipeline {
         residency: &Residency,
         mut tables: Vec<DpTables>,
         mut row_errors: Vec<FlowError>,
+        prev: Option<&Pipeline>,
     ) -> Pipeline {
         row_errors.sort_by_key(|e| e.uuid);
         row_errors.dedup();
-        let mut errors = row_errors.clone();
-        let mut n_flows = 0;
-        for d in &mut tables {
+        let prev = prev.filter(|p| p.tables.len() == tables.len());
+        let mut n_flows = prev.map_or(0, |p| p.n_flows);
+        // The errors are `prev`'s when its row errors are and no table with errors
+        // changed.
+        let mut same_errors = prev.is_some_and(|p| *p.row_errors == row_errors);
+        for (dp, d) in tables.iter_mut().enumerate() {
             for e in 0..2 {
-                d.skip[e] = skip_of(&d.tables[e]);
-                for t in &d.tables[e] {
-                    n_flows += t.n_flows();
-                    errors.extend(t.failed.iter().map(|(e, _)| e.clone()));
+                let old = prev
+                    .map(|p| &p.tables[dp].tables[e])
+                    .filter(|o| o.len() == d.tables[e].len());
+                let Some(old) = old else {
+                    if let Some(p) = prev {
+                        n_flows -= p.tables[dp].tables[e]
+                            .iter()
+                            .map(|t| t.n_flows())
+                            .sum::<usize>();
+                    }
+                    same_errors = false;
+                    n_flows += d.tables[e].iter().map(|t| t.n_flows()).sum::<usize>();
+                    d.skip[e] = skip_of(&d.tables[e]);
+                    continue;
+                };
+                let mut changed = false;
+                for (t, o) in d.tables[e].iter().zip(old) {
+                    if !Arc::ptr_eq(t, o) {
+                        changed = true;
+                        n_flows = n_flows - o.n_flows() + t.n_flows();
+                        same_errors &= t.failed.is_empty() && o.failed.is_empty();
+                    }
+                }
+                if changed {
+                    d.skip[e] = skip_of(&d.tables[e]);
                 }
             }
         }
+        let errors = match prev {
+            Some(p) if same_errors => p.errors.clone(),
+            _ => {
+                let mut errors = row_errors.clone();
+                for d in &tables {
+                    for ts in &d.tables {
+                        for t in ts {
+                            errors.extend(t.failed.iter().map(|(e, _)| e.clone()));
+                        }
+                    }
+                }
+                errors
+            }
+        };
         Pipeline {
             topo,
             tables,
