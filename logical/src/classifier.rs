@@ -174,9 +174,10 @@ struct Sub {
     code: Vec<u64>,
     /// Scanned: the best rule of each entry.
     rules: Vec<Rule>,
-    /// Hashed (more than [`SCAN_LIMIT`] entries): the entries, by bits 32.. of their
-    /// key's hash.
-    shards: Vec<Arc<Shard>>,
+    /// Hashed (more than [`SCAN_LIMIT`] entries): the entries, in shards by bits 32..
+    /// of their key's hash, the shards in groups of [`GROUP`] (an edit copies the
+    /// list of groups, one group and one shard).
+    shards: Vec<Arc<[Arc<Shard>]>>,
 }
 
 /// Some of a hashed subtable's entries: their keys, best rules and hash index.
@@ -189,6 +190,9 @@ struct Shard {
 
 /// Entries per shard when a subtable is laid out (an edit copies one shard).
 const SHARD_ENTRIES: usize = if cfg!(test) { 4 } else { 64 };
+
+/// Shards per group of a subtable's shards (a power of two).
+const GROUP: usize = if cfg!(test) { 2 } else { 16 };
 
 /// Entries a copied shard has room for without growing (a copy is made to be edited).
 const SHARD_ROOM: usize = 4;
@@ -279,12 +283,26 @@ impl Sub {
             let h = hash(key);
             shards[self.shard_of(h)].push(n, h, key, *rule);
         }
-        self.shards = shards.into_iter().map(Arc::new).collect();
+        let shards: Vec<Arc<Shard>> = shards.into_iter().map(Arc::new).collect();
+        self.shards = shards.chunks(GROUP).map(Arc::from).collect();
     }
 
     #[inline(always)]
     fn shard_of(&self, h: u64) -> usize {
         ((h >> 32) as u32 & self.shard_mask) as usize
+    }
+
+    /// The shard of the entries whose key hashes to `h`.
+    #[inline(always)]
+    fn shard_at(&self, h: u64) -> &Shard {
+        let i = self.shard_of(h);
+        &self.shards[i / GROUP][i % GROUP]
+    }
+
+    /// The same, to edit: copied (and its group) when shared.
+    fn shard_at_mut(&mut self, h: u64) -> &mut Shard {
+        let i = self.shard_of(h);
+        Arc::make_mut(&mut Arc::make_mut(&mut self.shards[i / GROUP])[i % GROUP])
     }
 
     fn words(&self) -> impl Iterator<Item = (u8, u64)> + '_ {
@@ -319,7 +337,7 @@ impl Sub {
                 .map(|e| self.rules[e])
         } else {
             let h = hash(key);
-            let s = &self.shards[self.shard_of(h)];
+            let s = self.shard_at(h);
             s.find(n, h, key).map(|e| s.rules[e])
         }
     }
@@ -352,15 +370,14 @@ impl Sub {
             return true;
         }
         let h = hash(key);
-        let i = self.shard_of(h);
-        let s = Arc::make_mut(&mut self.shards[i]);
-        if let Some(e) = s.find(n, h, key) {
+        if let Some(e) = self.shard_at(h).find(n, h, key) {
+            let s = self.shard_at(h);
             if rule.beats(&s.rules[e]) {
-                s.rules[e] = rule;
+                self.shard_at_mut(h).rules[e] = rule;
             }
             return false;
         }
-        s.push(n, h, key, rule);
+        self.shard_at_mut(h).push(n, h, key, rule);
         self.k += 1;
         true
     }
@@ -384,11 +401,9 @@ impl Sub {
             self.rules.swap_remove(e);
         } else {
             let h = hash(key);
-            let i = self.shard_of(h);
-            match self.shards[i].find(n, h, key) {
-                Some(e) if self.shards[i].rules[e].id == id => {
-                    Arc::make_mut(&mut self.shards[i]).swap_remove(n, h, e);
-                }
+            let s = self.shard_at(h);
+            match s.find(n, h, key) {
+                Some(e) if s.rules[e].id == id => self.shard_at_mut(h).swap_remove(n, h, e),
                 _ => return false,
             }
         }
@@ -404,7 +419,7 @@ impl Sub {
         } else {
             let mut keys = Vec::with_capacity(self.k as usize * n);
             let mut rules = Vec::with_capacity(self.k as usize);
-            for s in &self.shards {
+            for s in self.shards.iter().flat_map(|g| g.iter()) {
                 keys.extend_from_slice(&s.keys);
                 rules.extend_from_slice(&s.rules);
             }
@@ -912,7 +927,8 @@ impl Classifier {
         // SAFETY: `Sub::new` and its edits keep `code` as `Sub` says: `n` word numbers,
         // `n` masks and, when `shards` is empty, `k` keys of `n` words (`rules` holding
         // `k` rules); the word numbers come from masks of `WORDS` words (`< WORDS`) and
-        // `n <= WORDS`. A shard's `index` holds only entry numbers below its `rules`'
+        // `n <= WORDS`. `shard` makes `shard_mask + 1` shards (`shard_of` is below
+        // that) in groups of `GROUP`, and edits keep them. A shard's `index` holds only entry numbers below its `rules`'
         // length, with keys of `n` words each. So every read below stays inside
         // `code`, `flow.w`, `key` and the shard's vectors.
         unsafe {
@@ -956,7 +972,8 @@ impl Classifier {
                 }
                 let key = &key[..n];
                 let h = hash(key);
-                let s = sub.shards.get_unchecked(sub.shard_of(h));
+                let i = sub.shard_of(h);
+                let s = sub.shards.get_unchecked(i / GROUP).get_unchecked(i % GROUP);
                 let keys = s.keys.as_slice();
                 s.index
                     .find(h, |&e| {

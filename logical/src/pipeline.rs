@@ -273,6 +273,7 @@ pub struct Pipeline {
     order: IdlOrder,
     residency: Residency,
     n_flows: usize,
+    options: Arc<Options>,
 }
 
 /// The rows one Southbound update touched (inserted, modified or deleted), as an OVSDB
@@ -624,15 +625,42 @@ struct RowParts {
     match_raw: Arc<str>,
 }
 
+/// The option tables actions are parsed against. They change only with the
+/// DHCP_Options rows, which an update does not follow (it compiles anew), so a pipeline
+/// keeps them for its updates.
+#[derive(Debug, Default)]
+struct Options {
+    dhcp: OptionTable,
+    dhcp6: OptionTable,
+    nd_ra: OptionTable,
+    events: OptionTable,
+}
+
+impl Options {
+    fn read(db: &Database) -> Options {
+        let mut dhcp = OptionTable::default();
+        for o in &db.dhcp_options {
+            dhcp.add(&o.name, o.code, &o.ty);
+        }
+        let mut dhcp6 = OptionTable::default();
+        for o in &db.dhcpv6_options {
+            dhcp6.add(&o.name, o.code, &o.ty);
+        }
+        Options {
+            dhcp,
+            dhcp6,
+            nd_ra: OptionTable::nd_ra(),
+            events: OptionTable::lb_event(),
+        }
+    }
+}
+
 /// What compiles rows: the option tables, the sets, caches shared across rows.
 struct Compiler<'a> {
     topo: &'a Topology,
     sets: &'a Sets,
     residency: &'a Residency,
-    dhcp: OptionTable,
-    dhcp6: OptionTable,
-    nd_ra: OptionTable,
-    events: OptionTable,
+    options: &'a Options,
     annotator: Annotator,
     /// Annotated matches by (match text, datapath key when `@pg` makes it matter).
     match_cache: FxHashMap<(Arc<str>, u32), Result<Match, String>>,
@@ -665,23 +693,17 @@ struct Bucket {
 type TableKey = (DpId, bool, u8);
 
 impl<'a> Compiler<'a> {
-    fn new(db: &Database, topo: &'a Topology, sets: &'a Sets, residency: &'a Residency) -> Self {
-        let mut dhcp = OptionTable::default();
-        for o in &db.dhcp_options {
-            dhcp.add(&o.name, o.code, &o.ty);
-        }
-        let mut dhcp6 = OptionTable::default();
-        for o in &db.dhcpv6_options {
-            dhcp6.add(&o.name, o.code, &o.ty);
-        }
+    fn new(
+        options: &'a Options,
+        topo: &'a Topology,
+        sets: &'a Sets,
+        residency: &'a Residency,
+    ) -> Self {
         Compiler {
             topo,
             sets,
             residency,
-            dhcp,
-            dhcp6,
-            nd_ra: OptionTable::nd_ra(),
-            events: OptionTable::lb_event(),
+            options,
             annotator: Annotator::default(),
             match_cache: FxHashMap::default(),
             prereq_cache: FxHashMap::default(),
@@ -692,10 +714,10 @@ impl<'a> Compiler<'a> {
     fn row(&mut self, lf: &LogicalFlow) -> Result<RowParts, FlowError> {
         let dir = if lf.egress { Dir::Egress } else { Dir::Ingress };
         let pp = ParseParams {
-            dhcp_opts: &self.dhcp,
-            dhcpv6_opts: &self.dhcp6,
-            nd_ra_opts: &self.nd_ra,
-            event_opts: &self.events,
+            dhcp_opts: &self.options.dhcp,
+            dhcpv6_opts: &self.options.dhcp6,
+            nd_ra_opts: &self.options.nd_ra,
+            event_opts: &self.options.events,
             pipeline: dir,
             table: lf.table_id,
             n_tables: actions::LOG_PIPELINE_LEN,
@@ -1503,7 +1525,8 @@ impl Pipeline {
         let topo = Arc::new(Topology::read(db));
         let sets = Arc::new(read_sets(db));
         let order = read_order(db, &topo);
-        let mut c = Compiler::new(db, &topo, &sets, residency);
+        let options = Arc::new(Options::read(db));
+        let mut c = Compiler::new(&options, &topo, &sets, residency);
         let mut buckets: FxHashMap<TableKey, Bucket> = FxHashMap::default();
         let mut row_errors = Vec::new();
         for lf in &db.flows {
@@ -1520,7 +1543,9 @@ impl Pipeline {
         ];
         Self::build(&c, buckets, &order, &mut tables, &mut row_errors);
         drop(c);
-        Self::assemble(topo, sets, order, residency, tables, row_errors, None)
+        Self::assemble(
+            topo, sets, options, order, residency, tables, row_errors, None,
+        )
     }
 
     /// The pipeline for `db`, which differs from the database this one was compiled
@@ -1567,7 +1592,8 @@ impl Pipeline {
         } else {
             (self.order.clone(), Some(Vec::new()))
         };
-        let mut c = Compiler::new(db, &topo, &sets, residency);
+        let options = self.options.clone();
+        let mut c = Compiler::new(&options, &topo, &sets, residency);
         let mut buckets: FxHashMap<TableKey, Bucket> = FxHashMap::default();
         let mut row_errors: Vec<FlowError> = self
             .row_errors
@@ -1750,7 +1776,16 @@ impl Pipeline {
         }
         Self::build(&c, buckets, &order, &mut tables, &mut row_errors);
         drop(c);
-        Self::assemble(topo, sets, order, residency, tables, row_errors, Some(self))
+        Self::assemble(
+            topo,
+            sets,
+            options,
+            order,
+            residency,
+            tables,
+            row_errors,
+            Some(self),
+        )
     }
 
     /// Compiles `old`'s successor from the two databases ([`Changes::between`], then
@@ -1790,6 +1825,7 @@ impl Pipeline {
     fn assemble(
         topo: Arc<Topology>,
         sets: Arc<Sets>,
+        options: Arc<Options>,
         order: IdlOrder,
         residency: &Residency,
         mut tables: Vec<DpTables>,
@@ -1856,6 +1892,7 @@ impl Pipeline {
             order,
             residency: residency.clone(),
             n_flows,
+            options,
         }
     }
 
