@@ -816,7 +816,8 @@ impl Classifier {
         // Subtables whose rules were all removed.
         building.retain(|s| !s.best.is_empty());
         building.sort_by_key(|s| std::cmp::Reverse(s.max_priority));
-        self.by_mask.clear();
+        // Dropped, not cleared: a copy of the classifier would copy its buckets.
+        self.by_mask = FxHashMap::default();
         self.selectors = Arc::new(if (2..=MAX_SELECTED).contains(&building.len()) {
             choose_selectors(&building)
         } else {

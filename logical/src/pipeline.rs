@@ -1034,11 +1034,18 @@ impl Table {
         if t.n_slots() - t.order.len() > t.order.len() / 2 + CHUNK {
             return None;
         }
-        let key = |f: &CompiledFlow| (std::cmp::Reverse(f.priority), order.key(f.uuid));
         let mut rules = Vec::new();
         for (flow, terms) in added {
-            let k = key(flow);
-            let pos = t.order.partition_point(|&i| key(&t.slot(i).flow) < k);
+            // Its place among the flows of its priority, found first, by its IDL order
+            // (which costs more to read than a priority).
+            let p = std::cmp::Reverse(flow.priority);
+            let prio = |i: u32| std::cmp::Reverse(t.slot(i).flow.priority);
+            let (lo, hi) = (
+                t.order.partition_point(|&i| prio(i) < p),
+                t.order.partition_point(|&i| prio(i) <= p),
+            );
+            let k = order.key(flow.uuid);
+            let pos = lo + t.order[lo..hi].partition_point(|&i| order.key(t.slot(i).flow.uuid) < k);
             let prev = pos.checked_sub(1).map(|p| t.slot(t.order[p]).order);
             let next = t.order.get(pos).map(|&i| t.slot(i).order);
             let o = match (prev, next) {
