@@ -189,7 +189,7 @@ struct Shard {
 }
 
 /// Entries per shard when a subtable is laid out (an edit copies one shard).
-const SHARD_ENTRIES: usize = if cfg!(test) { 4 } else { 64 };
+const SHARD_ENTRIES: usize = if cfg!(test) { 4 } else { 32 };
 
 /// Shards per group of a subtable's shards (a power of two).
 const GROUP: usize = if cfg!(test) { 2 } else { 16 };
@@ -205,8 +205,18 @@ impl Clone for Shard {
         keys.extend_from_slice(&self.keys);
         let mut rules = Vec::with_capacity(k + SHARD_ROOM);
         rules.extend_from_slice(&self.rules);
-        let mut index = self.index.clone();
-        index.reserve(SHARD_ROOM, |&e| hash(&keys[e as usize * n..][..n]));
+        let rehash = |&e: &u32| hash(&keys[e as usize * n..][..n]);
+        // Copied as it is when it has the room (a shard is laid out with it), else
+        // hashed anew into a bigger table (rather than copied, then grown).
+        let index = if self.index.capacity() >= k + SHARD_ROOM {
+            self.index.clone()
+        } else {
+            let mut t = HashTable::with_capacity(k + SHARD_ROOM);
+            for &e in self.index.iter() {
+                t.insert_unique(rehash(&e), e, rehash);
+            }
+            t
+        };
         Shard { keys, rules, index }
     }
 }
@@ -277,11 +287,24 @@ impl Sub {
         let n = self.n as usize;
         let count = rules.len().div_ceil(SHARD_ENTRIES).next_power_of_two();
         self.shard_mask = (count - 1) as u32;
-        let mut shards = vec![Shard::default(); count];
-        for (e, rule) in rules.iter().enumerate() {
-            let key = &keys[e * n..][..n];
-            let h = hash(key);
-            shards[self.shard_of(h)].push(n, h, key, *rule);
+        // Each shard sized once: its entries counted first.
+        let hashes: Vec<u64> = (0..rules.len())
+            .map(|e| hash(&keys[e * n..][..n]))
+            .collect();
+        let mut sizes = vec![0usize; count];
+        for &h in &hashes {
+            sizes[self.shard_of(h)] += 1;
+        }
+        let mut shards: Vec<Shard> = sizes
+            .iter()
+            .map(|&m| Shard {
+                keys: Vec::with_capacity(m * n),
+                rules: Vec::with_capacity(m),
+                index: HashTable::with_capacity(m + SHARD_ROOM),
+            })
+            .collect();
+        for (e, (rule, &h)) in rules.iter().zip(&hashes).enumerate() {
+            shards[self.shard_of(h)].push(n, h, &keys[e * n..][..n], *rule);
         }
         let shards: Vec<Arc<Shard>> = shards.into_iter().map(Arc::new).collect();
         self.shards = shards.chunks(GROUP).map(Arc::from).collect();
