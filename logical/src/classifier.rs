@@ -200,7 +200,7 @@ const SHARD_ROOM: usize = 4;
 impl Clone for Shard {
     fn clone(&self) -> Shard {
         let k = self.rules.len();
-        let n = if k == 0 { 0 } else { self.keys.len() / k };
+        let n = self.keys.len().checked_div(k).unwrap_or(0);
         let mut keys = Vec::with_capacity(self.keys.len() + SHARD_ROOM * n);
         keys.extend_from_slice(&self.keys);
         let mut rules = Vec::with_capacity(k + SHARD_ROOM);

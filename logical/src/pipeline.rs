@@ -1551,7 +1551,12 @@ impl Pipeline {
         Self::build(&c, buckets, &order, &mut tables, &mut row_errors);
         drop(c);
         Self::assemble(
-            topo, sets, options, order, residency, tables, row_errors, None,
+            (topo, sets, options),
+            order,
+            residency,
+            tables,
+            row_errors,
+            None,
         )
     }
 
@@ -1784,9 +1789,7 @@ impl Pipeline {
         Self::build(&c, buckets, &order, &mut tables, &mut row_errors);
         drop(c);
         Self::assemble(
-            topo,
-            sets,
-            options,
+            (topo, sets, options),
             order,
             residency,
             tables,
@@ -1830,9 +1833,7 @@ impl Pipeline {
     /// started from, whose tables `tables` began as a copy of) are not looked at again:
     /// their flows, errors and skips are `prev`'s.
     fn assemble(
-        topo: Arc<Topology>,
-        sets: Arc<Sets>,
-        options: Arc<Options>,
+        (topo, sets, options): (Arc<Topology>, Arc<Sets>, Arc<Options>),
         order: IdlOrder,
         residency: &Residency,
         mut tables: Vec<DpTables>,
