@@ -55,6 +55,9 @@ pub enum BindMode {
     Copy,
 }
 
+/// [`AfXdpConfig::busy_poll`]'s default.
+pub const DEFAULT_BUSY_POLL: std::time::Duration = std::time::Duration::from_micros(500);
+
 /// AF_XDP settings (from the agent's `cores` and datapath options).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AfXdpConfig {
@@ -68,6 +71,10 @@ pub struct AfXdpConfig {
     pub ring_size: u32,
     /// Try zero-copy before copy mode.
     pub zero_copy: bool,
+    /// How long a poll thread keeps polling its rings after its last frame before it
+    /// sleeps in poll(2) (busy-poll, as OVS's PMD threads and Linux's `busy_poll` do):
+    /// a reply arriving meanwhile is picked up at once instead of after a wake-up.
+    pub busy_poll: std::time::Duration,
 }
 
 impl Default for AfXdpConfig {
@@ -78,6 +85,7 @@ impl Default for AfXdpConfig {
             frames: 8192,
             ring_size: 2048,
             zero_copy: true,
+            busy_poll: DEFAULT_BUSY_POLL,
         }
     }
 }
