@@ -228,9 +228,10 @@ fn datapath_pids(lab: &Lab) -> Vec<i32> {
 }
 
 /// CPU time the processes' threads have run, in ns (`/proc/PID/task/TID/schedstat`), and
-/// the voluntary context switches (sleeps) of ovnest's poll threads (`ovnest-xsk*`).
-fn cpu_and_sleeps(pids: &[i32]) -> (u64, u64) {
-    let (mut ns, mut sleeps) = (0, 0);
+/// the context switches of ovnest's poll threads (`ovnest-xsk*`): voluntary (sleeps in
+/// poll(2)) and involuntary (preempted, e.g. by a task its transmit woke).
+fn cpu_and_switches(pids: &[i32]) -> (u64, u64, u64) {
+    let (mut ns, mut sleeps, mut preempted) = (0, 0, 0);
     for pid in pids {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
             continue;
@@ -244,15 +245,20 @@ fn cpu_and_sleeps(pids: &[i32]) -> (u64, u64) {
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
             if read("comm").starts_with("ovnest-xsk") {
-                sleeps += read("status")
-                    .lines()
-                    .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .unwrap_or(0);
+                let status = read("status");
+                let field = |name: &str| {
+                    status
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                sleeps += field("voluntary_ctxt_switches:");
+                preempted += field("nonvoluntary_ctxt_switches:");
             }
         }
     }
-    (ns, sleeps)
+    (ns, sleeps, preempted)
 }
 
 /// What a round runs against: a lab's client and server machines, or the ceiling's.
@@ -297,7 +303,7 @@ fn main() {
         "TCP connect/request/response/close from {CLIENT} to vm1, {n} per round, {clients} client(s) at once, {ROUNDS} rounds, targets interleaved, fresh labs per case; ceiling: one veth pair, no agent"
     );
     println!(
-        "{:<16} {:<10} {:>12} {:>12} {:>12} {:>8} {:>7} {:>11} {:>11}",
+        "{:<16} {:<10} {:>12} {:>12} {:>12} {:>8} {:>7} {:>11} {:>11} {:>14}",
         "agent",
         "case",
         "conn/s p50",
@@ -306,7 +312,8 @@ fn main() {
         "failed",
         "rounds",
         "cpu µs/conn",
-        "sleeps/conn"
+        "sleeps/conn",
+        "preempted/conn"
     );
     let ceiling = Ceiling::new();
     serve(ceiling.server.name(), PORT, clients);
@@ -374,21 +381,23 @@ fn main() {
         }
         let mut rates: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
         let mut failures = vec![0; targets.len()];
-        // Per round: the datapath's CPU µs and its poll threads' sleeps, per connection.
-        let mut costs: Vec<Vec<(f64, f64)>> = vec![Vec::new(); targets.len()];
+        // Per round: the datapath's CPU µs, its poll threads' sleeps and preemptions, per
+        // connection.
+        let mut costs: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); targets.len()];
         let mut dead = vec![false; targets.len()];
         for _ in 0..ROUNDS {
             for (i, t) in targets.iter().enumerate() {
                 if dead[i] {
                     continue;
                 }
-                let before = cpu_and_sleeps(&t.pids);
+                let before = cpu_and_switches(&t.pids);
                 match crr(&t.client, to(t), n, clients) {
                     Some((took, failed)) => {
-                        let after = cpu_and_sleeps(&t.pids);
+                        let after = cpu_and_switches(&t.pids);
                         costs[i].push((
                             (after.0 - before.0) as f64 / 1e3 / n as f64,
                             (after.1 - before.1) as f64 / n as f64,
+                            (after.2 - before.2) as f64 / n as f64,
                         ));
                         rates[i].push(n as f64 / took.as_secs_f64());
                         failures[i] += failed;
@@ -411,12 +420,16 @@ fn main() {
                 // The datapath's cost in its median round (by CPU), for the agents.
                 let c = &mut costs[i];
                 c.sort_by(|a, b| a.0.total_cmp(&b.0));
-                let (cpu, sleeps) = match (t.pids.is_empty(), c.get(c.len() / 2)) {
-                    (false, Some((cpu, sleeps))) => (format!("{cpu:.1}"), format!("{sleeps:.2}")),
-                    _ => ("-".into(), "-".into()),
+                let (cpu, sleeps, preempted) = match (t.pids.is_empty(), c.get(c.len() / 2)) {
+                    (false, Some((cpu, sleeps, preempted))) => (
+                        format!("{cpu:.1}"),
+                        format!("{sleeps:.2}"),
+                        format!("{preempted:.2}"),
+                    ),
+                    _ => ("-".into(), "-".into(), "-".into()),
                 };
                 println!(
-                    "{name:<16} {mode:<10} {:>12.0} {:>12.0} {:>12.0} {failed:>8} {:>7} {cpu:>11} {sleeps:>11}",
+                    "{name:<16} {mode:<10} {:>12.0} {:>12.0} {:>12.0} {failed:>8} {:>7} {cpu:>11} {sleeps:>11} {preempted:>14}",
                     r[r.len() / 2],
                     r[0],
                     r[r.len() - 1],
