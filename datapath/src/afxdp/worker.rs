@@ -26,7 +26,7 @@ const HOUSEKEEPING_PERIOD: std::time::Duration = std::time::Duration::from_milli
 /// lock is held).
 const CT_EXPIRE_BUDGET: usize = 4096;
 /// Empty passes between two looks at the clock while the thread spins (a vDSO read, no
-/// syscall; the first empty pass after a busy one reads it too).
+/// syscall; the first empty pass after a busy one reads it too, unless it does not spin).
 const SPIN_CHECK_EVERY: u32 = 64;
 
 /// What a poll thread did, returned when it stops.
@@ -319,11 +319,11 @@ impl Worker {
             // finds the thread awake instead of waiting for its wake-up.
             if received == 0 && !tx_waiting {
                 idle += 1;
-                if idle == 1 {
+                if idle == 1 && !busy_poll.is_zero() {
                     idle_since = std::time::Instant::now();
                 }
-                if (idle == 1 || idle.is_multiple_of(SPIN_CHECK_EVERY))
-                    && idle_since.elapsed() >= busy_poll
+                if busy_poll.is_zero()
+                    || (idle.is_multiple_of(SPIN_CHECK_EVERY) && idle_since.elapsed() >= busy_poll)
                 {
                     pipeline.counters.fold_into(shared);
                     read_socket_statistics(xsks, shared);
