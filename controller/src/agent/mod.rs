@@ -75,6 +75,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let userspace = (flags.datapath != DatapathMode::Xdp).then(|| {
         userspace::Userspace::new(ovnest_datapath::afxdp::AfXdpConfig {
             cores: flags.cores,
+            busy_poll: flags.busy_poll,
             ..Default::default()
         })
     });

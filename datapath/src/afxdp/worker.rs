@@ -18,11 +18,16 @@ use crate::pipeline::{
 const XDP_PACKET_HEADROOM: u32 = 256;
 /// Iterations between housekeeping (snapshot refresh, stop flag, counter fold).
 const HOUSEKEEPING_EVERY: u32 = 1024;
+/// A thread that sleeps between frames makes few passes: after a wake-up it does its
+/// housekeeping anyway once this long has gone by since the last (pinctrl's timers,
+/// conntrack expiry), as the 100 ms poll(2) timeout of an idle thread guarantees.
+const HOUSEKEEPING_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
 /// Connections the housekeeping pass may expire at once (bounds the time the table's
 /// lock is held).
 const CT_EXPIRE_BUDGET: usize = 4096;
-/// Empty passes before the thread sleeps in poll(2) instead of spinning.
-const IDLE_PASSES: u32 = 4096;
+/// Empty passes between two looks at the clock while the thread spins (a vDSO read, no
+/// syscall; the first empty pass after a busy one reads it too, unless it does not spin).
+const SPIN_CHECK_EVERY: u32 = 64;
 
 /// What a poll thread did, returned when it stops.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,6 +48,8 @@ pub struct Worker {
     pub(super) _umem: XskUmem,
     pub(super) pool: FramePool,
     frame_size: u32,
+    /// How long the thread spins after its last frame before it sleeps.
+    busy_poll: std::time::Duration,
     area: Area,
     /// The connection table shared with the other poll threads of the datapath.
     pub(super) conntrack: Option<std::sync::Arc<crate::conntrack::Shared>>,
@@ -129,6 +136,7 @@ impl Worker {
             _umem: umem,
             pool,
             frame_size: config.frame_size,
+            busy_poll: config.busy_poll,
             area,
             conntrack: None,
         })
@@ -171,6 +179,7 @@ impl Worker {
         cache: Option<crate::cache::CacheWriter>,
     ) -> WorkerReport {
         let frame_mask = self.frame_size as u64 - 1;
+        let busy_poll = self.busy_poll;
         let reserve = BATCH * 4;
         let Worker {
             xsks,
@@ -225,6 +234,9 @@ impl Worker {
         let mut rx = [Desc::default(); BATCH];
         let mut iteration: u32 = 0;
         let mut idle: u32 = 0;
+        let mut idle_since = std::time::Instant::now();
+        let mut last_housekeeping = std::time::Instant::now();
+        let mut housekeeping_due = false;
         loop {
             iteration = iteration.wrapping_add(1);
             // Every pass: a new snapshot is adopted before the next batch (one atomic
@@ -247,7 +259,9 @@ impl Worker {
                 );
             }
             adopted.store(snapshot.generation(), Ordering::SeqCst);
-            if iteration.is_multiple_of(HOUSEKEEPING_EVERY) {
+            if iteration.is_multiple_of(HOUSEKEEPING_EVERY) || housekeeping_due {
+                housekeeping_due = false;
+                last_housekeeping = std::time::Instant::now();
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
@@ -255,8 +269,9 @@ impl Worker {
                 read_socket_statistics(xsks, shared);
                 pipeline.conntrack_housekeeping(CT_EXPIRE_BUDGET);
                 // pinctrl's timers (health-check probes), sent in this pass's flush: a
-                // busy thread gets here every HOUSEKEEPING_EVERY passes, an idle one
-                // within its passes after each wake-up (at most 100 ms apart).
+                // busy thread gets here every HOUSEKEEPING_EVERY passes, a sleeping one
+                // after a wake-up once HOUSEKEEPING_PERIOD has gone by (an idle one
+                // wakes at least every 100 ms).
                 pipeline.controller_run(&snapshot, std::time::Instant::now());
             }
 
@@ -299,13 +314,23 @@ impl Worker {
                 }
             }
 
+            // Busy-poll: after the last frame, spin `busy_poll` before sleeping, so the
+            // next frame of a conversation (a TCP handshake's reply, a request's answer)
+            // finds the thread awake instead of waiting for its wake-up.
             if received == 0 && !tx_waiting {
                 idle += 1;
-                if idle >= IDLE_PASSES {
+                if idle == 1 && !busy_poll.is_zero() {
+                    idle_since = std::time::Instant::now();
+                }
+                if busy_poll.is_zero()
+                    || (idle.is_multiple_of(SPIN_CHECK_EVERY) && idle_since.elapsed() >= busy_poll)
+                {
                     pipeline.counters.fold_into(shared);
                     read_socket_statistics(xsks, shared);
                     adopted.store(crate::pipeline::SLEEPING, Ordering::SeqCst);
                     wait_readable(&mut pollfds, stop);
+                    housekeeping_due = stop.load(Ordering::Relaxed)
+                        || last_housekeeping.elapsed() >= HOUSEKEEPING_PERIOD;
                     // Not adopted until the top of the loop has loaded the snapshot.
                     adopted.store(0, Ordering::SeqCst);
                     idle = 0;
