@@ -83,60 +83,49 @@ impl Incremental {
         self.drain();
         let generation = snap.generation();
         let db = database(snap);
-        let touched = match (current, self.base) {
-            (true, Some(base)) if !self.lagged => self.touched(base, generation),
-            _ => None,
+        let base = self.base.filter(|_| current && !self.lagged);
+        let update = match &self.last {
+            None => Update {
+                pipeline: Arc::new(Pipeline::compile(&db, &residency)),
+                path: Path::Compiled,
+                unchanged: false,
+                rebuilt: None,
+            },
+            Some((old_db, old_res, old)) => {
+                let from_sets = base.and_then(|base| {
+                    let sets = self.pending.iter().map(|s| &**s);
+                    changes_from_sets(sets, base, generation, old_db, &db, old_res, &residency)
+                });
+                let (changes, path) = match from_sets {
+                    Some(changes) => (changes, Path::Rows),
+                    None => (
+                        Changes::between(old_db, &db, old_res, &residency),
+                        Path::Between,
+                    ),
+                };
+                if changes.is_empty() && *old_res == residency {
+                    Update {
+                        pipeline: old.clone(),
+                        path,
+                        unchanged: true,
+                        rebuilt: Some(0),
+                    }
+                } else {
+                    let new = old.update(&db, &residency, &changes);
+                    Update {
+                        rebuilt: Some(new.tables_rebuilt_since(old)),
+                        pipeline: Arc::new(new),
+                        path,
+                        unchanged: false,
+                    }
+                }
+            }
         };
         self.lagged = false;
         self.pending.retain(|s| s.generation > generation);
         self.base = current.then_some(generation);
-
-        let Some((old_db, old_res, old)) = &self.last else {
-            let pipeline = Arc::new(Pipeline::compile(&db, &residency));
-            self.last = Some((db, residency, pipeline.clone()));
-            return Update {
-                pipeline,
-                path: Path::Compiled,
-                unchanged: false,
-                rebuilt: None,
-            };
-        };
-        let (changes, path) = match touched {
-            Some(t) => match rows(old_db, &db, &t) {
-                Some(rows) => (
-                    Changes::from_rows(old_db, &db, &rows, old_res, &residency),
-                    Path::Rows,
-                ),
-                None => (
-                    Changes::between(old_db, &db, old_res, &residency),
-                    Path::Between,
-                ),
-            },
-            None => (
-                Changes::between(old_db, &db, old_res, &residency),
-                Path::Between,
-            ),
-        };
-        if changes.is_empty() && *old_res == residency {
-            let pipeline = old.clone();
-            self.last = Some((db, residency, pipeline.clone()));
-            return Update {
-                pipeline,
-                path,
-                unchanged: true,
-                rebuilt: Some(0),
-            };
-        }
-        let new = old.update(&db, &residency, &changes);
-        let rebuilt = new.tables_rebuilt_since(old);
-        let pipeline = Arc::new(new);
-        self.last = Some((db, residency, pipeline.clone()));
-        Update {
-            pipeline,
-            path,
-            unchanged: false,
-            rebuilt: Some(rebuilt),
-        }
+        self.last = Some((db, residency, update.pipeline.clone()));
+        update
     }
 
     /// Takes every change set waiting in the receiver.
@@ -158,29 +147,44 @@ impl Incremental {
             }
         }
     }
+}
 
-    /// The rows touched by the updates `base + 1 ..= generation`, when the change sets
-    /// received are exactly those (none missing, none a resync).
-    fn touched(&self, base: u64, generation: u64) -> Option<Touched> {
-        if generation < base {
+/// What changed from `old` (built at `base`) to `new` (at `generation`) as the change
+/// sets `sets` (in generation order, others ignored) say, in time proportional to the
+/// rows they name; `None` when they do not provably cover exactly the updates
+/// `base + 1 ..= generation` (one missing, a resync) or say something they cannot
+/// express. What a pass of the agent runs instead of [`Changes::between`].
+pub fn changes_from_sets<'a>(
+    sets: impl IntoIterator<Item = &'a ChangeSet>,
+    base: u64,
+    generation: u64,
+    old: &Database,
+    new: &Database,
+    old_res: &Residency,
+    new_res: &Residency,
+) -> Option<Changes> {
+    if generation < base {
+        return None;
+    }
+    let mut t = Touched::default();
+    let mut next = base + 1;
+    for set in sets.into_iter().filter(|s| s.generation > base) {
+        if set.generation > generation {
+            break;
+        }
+        // An update with no typed change publishes no set: a gap is not provably
+        // empty, so it falls back.
+        if set.generation != next || set.resync {
             return None;
         }
-        let mut t = Touched::default();
-        let mut next = base + 1;
-        for set in self.pending.iter().filter(|s| s.generation > base) {
-            if set.generation > generation {
-                break;
-            }
-            // An update with no typed change publishes no set: a gap is not provably
-            // empty, so it falls back.
-            if set.generation != next || set.resync {
-                return None;
-            }
-            next += 1;
-            t.add(set)?;
-        }
-        (next == generation + 1).then_some(t)
+        next += 1;
+        t.add(set)?;
     }
+    if next != generation + 1 {
+        return None;
+    }
+    let rows = rows(old, new, &t)?;
+    Some(Changes::from_rows(old, new, &rows, old_res, new_res))
 }
 
 /// The rows the change sets of several updates touched, by key, with whether each
