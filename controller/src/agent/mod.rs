@@ -135,9 +135,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                     );
                     let sb = Southbound::start_with(sb::config(remotes), &plan.conditions());
                     agent.conditions = Conditions::started_with(plan);
-                    // Before the first snapshot is read: the pipeline follows the
-                    // change sets from here.
-                    agent.logical.subscribe(sb.subscribe());
+                    // Before the first snapshot is read: the pipeline (userspace
+                    // datapaths run it) follows the change sets from here.
+                    if agent.userspace.is_some() {
+                        agent.logical.subscribe(sb.subscribe());
+                    }
                     let watch = sb.watch();
                     if let Some(userspace) = &agent.userspace {
                         if let Some(w) = pinctrl_writer.take() {
