@@ -136,6 +136,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                     );
                     let sb = Southbound::start_with(sb::config(remotes), &plan.conditions());
                     agent.conditions = Conditions::started_with(plan);
+                    // Before the first snapshot is read: the pipeline (userspace
+                    // datapaths run it) follows the change sets from here.
+                    if agent.userspace.is_some() {
+                        agent.logical.subscribe(sb.subscribe());
+                    }
                     let watch = sb.watch();
                     if let Some(userspace) = &agent.userspace {
                         if let Some(w) = pinctrl_writer.take() {
@@ -205,12 +210,9 @@ struct Agent {
     /// Entries counted last, when, and the installs made by then (counting walks the
     /// maps).
     cache_entries: Option<(std::time::Instant, u64, u64)>,
-    /// The compiled logical pipeline and the input and residency it came from.
-    logical: Option<(
-        ovnest_logical::db::Database,
-        ovnest_logical::pipeline::Residency,
-        Arc<ovnest_logical::Pipeline>,
-    )>,
+    /// The compiled logical pipeline, the input and residency it came from, and the
+    /// Southbound's change sets since.
+    logical: crate::lflow::incremental::Incremental,
     /// The SB monitor's conditions (local datapaths).
     conditions: Conditions,
     /// What the current reconcile pass changed.
@@ -708,11 +710,13 @@ impl Agent {
         }
     }
 
-    /// The logical pipeline for `snapshot`, compiled again only when the SB or the set of
-    /// ports resident here changed. `None` until the first full snapshot.
+    /// The logical pipeline for `snapshot`, updated from the Southbound's change sets
+    /// since the last pass (the tables their rows touch), compared whole only when they
+    /// cannot say (see [`crate::lflow::incremental`]). `None` until the first full snapshot.
     fn logical_pipeline(&mut self, snapshot: &Snapshot) -> Option<Arc<ovnest_logical::Pipeline>> {
+        use crate::lflow::incremental::Path;
         use ovnest_logical::pipeline::Residency;
-        if !snapshot.is_synced() && self.logical.is_none() {
+        if !snapshot.is_synced() && self.logical.pipeline().is_none() {
             return None;
         }
         let resident: std::collections::HashSet<String> = self
@@ -722,32 +726,24 @@ impl Agent {
             .map(|b| b.port.logical_port.clone())
             .collect();
         let residency = Residency::Ports(resident.into());
-        let db = crate::lflow::database(&self.plan_snapshot);
         let started = std::time::Instant::now();
-        // Only the tables a changed row or name touches are rebuilt (lflow's
-        // incremental processing); the first pipeline is compiled whole.
-        let (pipeline, rebuilt) = match &self.logical {
-            Some((old_db, old_res, old)) => {
-                let changes =
-                    ovnest_logical::pipeline::Changes::between(old_db, &db, old_res, &residency);
-                if changes.is_empty() && *old_res == residency {
-                    return Some(old.clone());
-                }
-                let new = old.update(&db, &residency, &changes);
-                let rebuilt = new.tables_rebuilt_since(old);
-                (Arc::new(new), Some(rebuilt))
-            }
-            None => (
-                Arc::new(ovnest_logical::Pipeline::compile(&db, &residency)),
-                None,
-            ),
-        };
+        // plan_snapshot is this Southbound's while it is synced, else one kept from before.
+        let update = self
+            .logical
+            .update(&self.plan_snapshot, snapshot.is_synced(), residency);
+        if update.unchanged {
+            return Some(update.pipeline);
+        }
+        let pipeline = update.pipeline;
         self.pass.pipeline = true;
         info!(
             "logical pipeline {}: {} flows, {} classifier rules, {} not compiled, in {:?}",
-            rebuilt.map_or("compiled".to_owned(), |n| format!(
-                "updated ({n} tables rebuilt)"
-            )),
+            match (update.path, update.rebuilt) {
+                (Path::Compiled, _) | (_, None) => "compiled".to_owned(),
+                (Path::Rows, Some(n)) =>
+                    format!("updated from the SB changes ({n} tables rebuilt)"),
+                (Path::Between, Some(n)) => format!("updated ({n} tables rebuilt)"),
+            },
             pipeline.n_flows(),
             pipeline.n_rules(),
             pipeline.errors.len(),
@@ -759,7 +755,6 @@ impl Agent {
                 e.uuid, e.reason
             ));
         }
-        self.logical = Some((db, residency, pipeline.clone()));
         Some(pipeline)
     }
 
@@ -950,7 +945,7 @@ impl Agent {
             }
             ConnectionState::Disconnected => "disconnected (forwarding with the last state)".into(),
         };
-        let pipeline = self.logical.as_ref().map(|(_, _, p)| p.clone());
+        let pipeline = self.logical.pipeline().cloned();
         let named = self
             .userspace
             .as_ref()

@@ -2,6 +2,8 @@
 //! replica's rows turned into the plain rows [`ovnest_logical::db::Database`] compiles
 //! from, and the compile itself, redone when the tables it reads change.
 
+pub mod incremental;
+
 use std::sync::Arc;
 use std::time::Duration;
 
