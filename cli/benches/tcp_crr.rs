@@ -372,11 +372,9 @@ fn main() {
         // Warm up: ARP, the first upcalls; a restarted agent has bound its ports again
         // (polled, 30 s at most).
         for t in &targets {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while !matches!(crr(&t.client, to(t), 1, 1), Some((_, 0))) && Instant::now() < deadline
-            {
-                thread::sleep(Duration::from_millis(10));
-            }
+            ovnest_tests::wait::poll(Duration::from_secs(30), || {
+                matches!(crr(&t.client, to(t), 1, 1), Some((_, 0)))
+            });
             crr(&t.client, to(t), 10, 1);
         }
         let mut rates: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];

@@ -177,4 +177,4 @@ impl Southbound {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -23,7 +23,7 @@ pub(crate) fn sb_schema() -> Schema {
 }
 
 /// The `msg` of every line of a capture.
-fn msgs(name: &str) -> Vec<Value> {
+pub(crate) fn msgs(name: &str) -> Vec<Value> {
     wire(name)
         .lines()
         .filter(|l| !l.trim().is_empty())

@@ -7,23 +7,12 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::ovsdb::{
-    Counters, Database as RawDb, DbChange, Schema, TableUpdates, UpdateFormat, layout,
-};
+use crate::ovsdb::{Counters, Database as RawDb, DbChange, TableUpdates, UpdateFormat, layout};
+use crate::sb::tests::{msgs, sb_schema};
 use crate::sb::{CHANGE_BUFFER, Replica, monitor_tables};
 
-const WIRE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/ovsdb-wire/");
 const DMZ: &str = "31f08edb-c664-4990-9370-c6e10f844b2d";
 const LR0: &str = "c88e3705-5813-432c-ab50-a2638a20a220";
-
-fn msgs(name: &str) -> Vec<Value> {
-    std::fs::read_to_string(format!("{WIRE}{name}"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["msg"].clone())
-        .collect()
-}
 
 /// A replica fed updates as the client task feeds it, with the agent's subscriber.
 struct Sb {
@@ -34,11 +23,7 @@ struct Sb {
 
 impl Sb {
     fn new() -> Sb {
-        let v: Value = serde_json::from_str(
-            &std::fs::read_to_string(format!("{WIRE}get_schema-OVN_Southbound.json")).unwrap(),
-        )
-        .unwrap();
-        let schema = Schema::from_json(&v["result"]).unwrap();
+        let schema = sb_schema();
         Sb {
             db: RawDb::new(layout(&monitor_tables(&[]), &schema)),
             replica: Replica::new(),
