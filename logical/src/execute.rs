@@ -312,19 +312,48 @@ impl<'p, S: Sink> Interpreter<'p, S> {
     }
 
     /// ovn-trace's `trace__`: finds the flow for `table`, skipping stages that only
-    /// say `next;`, and runs its actions.
+    /// say `next;`, and runs its actions. A flow whose last action is `next;` within
+    /// the same pipeline continues here rather than one call deeper (each stage still
+    /// counts as one level for the depth limit, as in ovn-trace).
     fn trace_table(&mut self, dp: DpId, flow: &mut Flow, table: u8, egress: bool, sup: usize) {
-        self.steps += 1;
-        if self.depth >= MAX_DEPTH || self.steps >= MAX_STEPS {
-            self.decision.aborted = true;
-            self.sink.add(sup, NodeKind::Error, || {
-                "*** too many nested pipeline steps".into()
-            });
-            return;
+        let (mut table, mut sup) = (table, sup);
+        let depth = self.depth;
+        loop {
+            self.steps += 1;
+            if self.depth >= MAX_DEPTH || self.steps >= MAX_STEPS {
+                self.decision.aborted = true;
+                self.sink.add(sup, NodeKind::Error, || {
+                    "*** too many nested pipeline steps".into()
+                });
+                break;
+            }
+            self.depth += 1;
+            let Some((fid, node)) = self.stage(dp, flow, table, egress, sup) else {
+                break;
+            };
+            let p = self.p;
+            let actions: &'p [Action] = &p.flow(fid).actions;
+            match self.stage_actions(actions, dp, flow, fid.table, egress, node, Some(fid)) {
+                Some(next) => (table, sup) = (next, node),
+                None => break,
+            }
         }
-        self.depth += 1;
+        self.depth = depth;
+    }
+
+    /// The lookup of one stage: the flow found (recorded in the decision) and its
+    /// node in the trace.
+    #[inline]
+    fn stage(
+        &mut self,
+        dp: DpId,
+        flow: &Flow,
+        table: u8,
+        egress: bool,
+        sup: usize,
+    ) -> Option<(FlowId, usize)> {
         let p = self.p;
-        let (table, found) = p.lookup_stage(dp, egress, table, flow, self.wc.as_mut());
+        let (table, found) = p.lookup_stage(dp, egress, table, !S::ON, flow, self.wc.as_mut());
         let node = self.sink.add(sup, NodeKind::Table, || match found {
             Some(f) => {
                 let f = p.flow(f);
@@ -352,12 +381,9 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 )
             }
         });
-        if let Some(fid) = found {
-            self.decision.flows.push(fid);
-            let actions: &'p [Action] = &p.flow(fid).actions;
-            self.trace_actions(actions, dp, flow, table, egress, node, Some(fid));
-        }
-        self.depth -= 1;
+        let fid = found?;
+        self.decision.flows.push(fid);
+        Some((fid, node))
     }
 
     /// ovn-trace's `trace_actions`.
@@ -372,9 +398,27 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         sup: usize,
         fid: Option<FlowId>,
     ) {
+        if let Some(next) = self.stage_actions(actions, dp, flow, table, egress, sup, fid) {
+            self.trace_table(dp, flow, next, egress, sup);
+        }
+    }
+
+    /// [`trace_actions`](Self::trace_actions), except that a last action `next;` to
+    /// a table of the same pipeline is returned (the table) instead of followed.
+    #[allow(clippy::too_many_arguments)]
+    fn stage_actions(
+        &mut self,
+        actions: &[Action],
+        dp: DpId,
+        flow: &mut Flow,
+        table: u8,
+        egress: bool,
+        sup: usize,
+        fid: Option<FlowId>,
+    ) -> Option<u8> {
         if actions.is_empty() {
             self.sink.add(sup, NodeKind::Action, || "drop;".into());
-            return;
+            return None;
         }
         let p = self.p;
         let mut stack: Vec<(u128, u32)> = Vec::new();
@@ -388,6 +432,9 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     pipeline, table: t, ..
                 } => {
                     let to_egress = *pipeline == crate::actions::Pipeline::Egress;
+                    if to_egress == egress && idx + 1 == actions.len() {
+                        return Some(*t);
+                    }
                     let mut sup = sup;
                     if to_egress != egress {
                         let key = if to_egress {
@@ -734,7 +781,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                         });
                         // The controller answers and resumes the pipeline; this walk
                         // stops here.
-                        return;
+                        return None;
                     }
                     write_ref(flow, *dst, 1);
                 }
@@ -829,6 +876,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 Action::Sample { .. } => {}
             }
         }
+        None
     }
 
     fn port_key_name(&self, dp: DpId, key: u32) -> &'p str {

@@ -28,6 +28,8 @@ use crate::idl_order::IdlOrder;
 use crate::lex::{self, JsonStr, Token};
 use crate::symtab::symtab;
 
+mod classes;
+
 /// Index of a datapath in the pipeline's datapaths.
 pub type DpId = u32;
 /// Index of a port in the pipeline's ports.
@@ -200,6 +202,8 @@ struct Slot {
     terms: Arc<[Term]>,
     /// Its rules' tie order in the classifier (increasing in lookup order).
     order: u32,
+    /// The packet classes its match can match, and matches whole.
+    classes: classes::FlowClasses,
 }
 
 /// One (datapath, pipeline, table): its classifier and the flows it points at. Shared
@@ -207,6 +211,8 @@ struct Slot {
 #[derive(Debug, Clone, Default)]
 struct Table {
     classifier: Classifier,
+    /// Per packet class, the flow every frame of the class gets, if one does.
+    classes: classes::Outcomes,
     stage_name: Option<Arc<str>>,
     /// The flows by rule id, in chunks of [`CHUNK`] shared between versions of the
     /// table (an update copies only the chunks it writes). A removed flow's slot keeps
@@ -238,6 +244,19 @@ pub struct CompiledFlow {
     pub omit: bool,
     /// The match as the SB has it.
     match_raw: Arc<str>,
+}
+
+impl CompiledFlow {
+    /// Its only action is `next;` to the following table.
+    fn next_only(&self) -> bool {
+        let dir = if self.egress {
+            Dir::Egress
+        } else {
+            Dir::Ingress
+        };
+        matches!(&*self.actions, [Action::Next { pipeline, table, .. }]
+            if *pipeline == dir && *table == self.table + 1)
+    }
 }
 
 /// A flow the pipeline could not compile.
@@ -924,13 +943,25 @@ impl<'a> Compiler<'a> {
         refs.sort_unstable();
         refs.dedup();
         t.refs = Arc::new(refs);
-        t.classifier.finish();
+        t.finish();
         t.failed.sort_by_key(|(e, _)| e.uuid);
         t
     }
 }
 
 impl Table {
+    /// Lays out the classifier and finds what each packet class gets.
+    fn finish(&mut self) {
+        self.classifier.finish();
+        self.classes = classes::Outcomes::new(
+            self.live().map(|(i, s)| {
+                let id = i | if s.flow.omit { OMIT } else { 0 };
+                (id, s.classes, s.flow.next_only())
+            }),
+            OMIT,
+        );
+    }
+
     #[inline]
     fn slot(&self, i: u32) -> &Slot {
         &self.slots[i as usize / CHUNK][i as usize % CHUNK]
@@ -972,6 +1003,7 @@ impl Table {
         let (priority, omit) = (u32::from(flow.priority), flow.omit);
         let i = self.add_slot(Slot {
             flow,
+            classes: classes::FlowClasses::of_terms(&terms),
             terms: terms.clone(),
             order,
         });
@@ -1066,6 +1098,7 @@ impl Table {
             };
             let i = t.add_slot(Slot {
                 flow: flow.clone(),
+                classes: classes::FlowClasses::of_terms(terms),
                 terms: terms.clone(),
                 order: o,
             });
@@ -1092,7 +1125,7 @@ impl Table {
             new_refs.dedup();
             t.refs = Arc::new(merged(&t.refs, &new_refs));
         }
-        t.classifier.finish();
+        t.finish();
         Some(t)
     }
 
@@ -2029,24 +2062,43 @@ impl Pipeline {
     /// `next;` are skipped without a lookup, and a lookup that finds an omitted flow
     /// (a stage's default `next;`) goes on to the following stage (past those too).
     /// Returns the stage where the walk stopped and the flow found there (none: an
-    /// implicit drop).
+    /// implicit drop). Most stages need no lookup: the frame's ethertype and IP
+    /// protocol decide them (see `classes`); a `quiet` walk (one that records no
+    /// trace) also passes over stages where they leave only `next;` flows.
     #[inline]
     pub fn lookup_stage(
         &self,
         dp: DpId,
         egress: bool,
         table: u8,
+        quiet: bool,
         flow: &crate::flow::Flow,
         mut wc: Option<&mut [u64; crate::flow::WORDS]>,
     ) -> (u8, Option<FlowId>) {
         let d = &self.tables[dp as usize];
         let (tables, skip) = (&d.tables[usize::from(egress)], &d.skip[usize::from(egress)]);
         let mut table = skip.get(usize::from(table)).copied().unwrap_or(table);
+        // The class decides most tables (not when the lookup must report wildcards,
+        // which a class does not track).
+        let class = if wc.is_none() {
+            classes::of(flow)
+        } else {
+            classes::N
+        };
         loop {
             let Some(t) = tables.get(usize::from(table)) else {
                 return (table, None);
             };
-            match t.classifier.lookup(flow, wc.as_deref_mut()) {
+            let outcomes = if quiet {
+                &t.classes.quiet
+            } else {
+                &t.classes.exact
+            };
+            let found = match outcomes.get(class) {
+                Some(&id) if id != classes::LOOKUP => Some(id),
+                _ => t.classifier.lookup(flow, wc.as_deref_mut()),
+            };
+            match found {
                 // On to the next stage that is not trivial, as on entry.
                 Some(id) if id & OMIT != 0 => {
                     table += 1;
