@@ -108,6 +108,9 @@ struct Topology {
     datapaths: Vec<DatapathInfo>,
     ports: Vec<PortInfo>,
     ports_by_name: FxHashMap<String, PortId>,
+    /// By `external_ids:name` (none: two ports have it). Actions name multicast groups
+    /// per packet, and a group is looked for only after the ports' names.
+    ports_by_name2: FxHashMap<String, Option<PortId>>,
     dp_by_key: FxHashMap<u32, DpId>,
     dp_by_uuid: FxHashMap<Uuid, DpId>,
     /// Some port has a friendly name other than its name (matches are then rewritten).
@@ -1334,6 +1337,12 @@ impl Topology {
             }
             let id = self.ports.len() as PortId;
             self.ports_by_name.insert(pb.name.clone(), id);
+            if let Some(n) = &pb.name2 {
+                self.ports_by_name2
+                    .entry(n.clone())
+                    .and_modify(|p| *p = None)
+                    .or_insert(Some(id));
+            }
             self.datapaths[dp as usize]
                 .ports_by_key
                 .entry(pb.tunnel_key)
@@ -1491,26 +1500,19 @@ impl Topology {
 
     /// A port by `external_ids:name` or UUID prefix, as ovn-trace accepts.
     fn port_by_other_name(&self, name: &str) -> Option<&PortInfo> {
+        if let Some(id) = self.ports_by_name2.get(name) {
+            return id.map(|id| &self.ports[id as usize]);
+        }
+        if name.len() < 4 || !name.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return None;
+        }
         let mut found = None;
         for p in &self.ports {
-            if p.name2.as_deref() == Some(name) {
+            if p.uuid.to_string().starts_with(name) {
                 if found.is_some() {
                     return None;
                 }
                 found = Some(p);
-            }
-        }
-        if found.is_none()
-            && name.len() >= 4
-            && name.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
-        {
-            for p in &self.ports {
-                if p.uuid.to_string().starts_with(name) {
-                    if found.is_some() {
-                        return None;
-                    }
-                    found = Some(p);
-                }
             }
         }
         found
