@@ -312,6 +312,36 @@ fn every_table_patched_as_rebuilt() {
     sb.update(json!({"Address_Set": {"0c000000-0000-4000-8000-000000000002": {"modify": {"addresses": ["set", ["10.1.0.2", "10.1.0.3"]]}}}}));
     pass(&mut agent, &sb, Path::Rows);
 
+    // Many flows in one pass (the database's rows merged rather than moved one by one),
+    // then half of them removed and the rest changed.
+    let many: Vec<String> = (0..40)
+        .map(|i| format!("0a000000-0000-4000-8000-0000000001{i:02x}"))
+        .collect();
+    let rows: serde_json::Map<String, Value> = many
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let m = format!("ip4.src == 10.9.0.{i}");
+            (u.clone(), flow("ingress", 2, 10 + i as u16, &m, "next;"))
+        })
+        .collect();
+    sb.update(json!({"Logical_Flow": rows}));
+    pass(&mut agent, &sb, Path::Rows);
+    let rows: serde_json::Map<String, Value> = many
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let row = if i % 2 == 0 {
+                json!({"delete": null})
+            } else {
+                json!({"modify": {"actions": "drop;"}})
+            };
+            (u.clone(), row)
+        })
+        .collect();
+    sb.update(json!({"Logical_Flow": rows}));
+    pass(&mut agent, &sb, Path::Rows);
+
     // A datapath's friendly name (a full compile of the pipeline, the database patched).
     sb.update(json!({"Datapath_Binding": {DMZ: {"modify": {"external_ids": ["map", [["logical-switch", "397037fb-3f6f-4b20-a998-00aa99063185"], ["name", "dmz"], ["name2", "DMZ"]]]}}}}));
     pass(&mut agent, &sb, Path::Rows);
