@@ -15,6 +15,7 @@
 //! [`database`]: super::super::database
 
 use std::borrow::Borrow;
+use std::collections::BTreeSet;
 
 use ovnest_logical::{
     db::{Database, Uuid as LUuid},
@@ -69,22 +70,12 @@ pub fn patch<'a>(
         }
         ports.push((name.clone(), new.map(|p| port(p))));
     }
-    let address_sets: Vec<(String, Option<(String, Vec<String>)>)> = t
-        .address_sets
-        .iter()
-        .map(|n| {
-            let row = snap.table::<AddressSet>().get(n.as_str());
-            (n.clone(), row.map(|a| address_set(a)))
-        })
-        .collect();
-    let port_groups: Vec<(String, Option<(String, Vec<String>)>)> = t
-        .port_groups
-        .iter()
-        .map(|n| {
-            let row = snap.table::<PortGroup>().get(n.as_str());
-            (n.clone(), row.map(|g| port_group(g)))
-        })
-        .collect();
+    let address_sets = by_name(&t.address_sets, |n| {
+        snap.table::<AddressSet>().get(n).map(|a| address_set(a))
+    });
+    let port_groups = by_name(&t.port_groups, |n| {
+        snap.table::<PortGroup>().get(n).map(|g| port_group(g))
+    });
 
     let mut old = Database::default();
     let mut rows = TouchedRows::default();
@@ -154,6 +145,17 @@ pub fn patch<'a>(
     rows.load_balancers = t.load_balancers;
 
     Some(Changes::from_rows(&old, db, &rows, old_res, new_res))
+}
+
+/// An Address_Set or Port_Group as the database holds it: name, members.
+type Named = (String, Vec<String>);
+
+/// The rows named `names` now (`None`: gone), by name.
+fn by_name(
+    names: &BTreeSet<String>,
+    row: impl Fn(&str) -> Option<Named>,
+) -> Vec<(String, Option<Named>)> {
+    names.iter().map(|n| (n.clone(), row(n))).collect()
 }
 
 /// The position of the row with `key` in `v`, sorted by `key_of`.
