@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::ovsdb::{Counters, Database as RawDb, DbChange, TableUpdates, UpdateFormat, layout};
 use crate::sb::tests::{msgs, sb_schema};
-use crate::sb::{CHANGE_BUFFER, Replica, monitor_tables};
+use crate::sb::{CHANGE_BUFFER, ChangeSet, Replica, monitor_tables};
 
 const DMZ: &str = "31f08edb-c664-4990-9370-c6e10f844b2d";
 const LR0: &str = "c88e3705-5813-432c-ab50-a2638a20a220";
@@ -568,4 +568,64 @@ fn assert_same(a: &Changes, b: &Changes, what: &str) {
     assert_eq!(sorted(&a.added), sorted(&b.added), "{what}");
     assert_eq!(a.tables, b.tables, "{what}");
     assert_eq!(a.names, b.names, "{what}");
+}
+
+/// A database that is not where the change sets say it was is left untouched, so the
+/// agent can rebuild it instead.
+#[test]
+fn a_row_not_where_its_change_says_leaves_the_database_untouched() {
+    let (mut sb, _agent) = subscribed();
+    let mut rx = sb.replica.change_sender().subscribe();
+    let snap0 = sb.replica.snapshot();
+    let c51 = snap0.port_binding("dmz-c51").unwrap().uuid.to_string();
+    sb.update(json!({"Logical_Flow": {"0a000000-0000-4000-8000-000000000010": {"modify": {"actions": "drop;"}}}}));
+    sb.update(json!({"Port_Binding": {c51.as_str(): {"modify": {"tunnel_key": 77}}}}));
+    let snap = sb.replica.snapshot();
+    let sets: Vec<Arc<ChangeSet>> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    assert_eq!(sets.len(), 2);
+    let patch_of = |db: &mut Database| {
+        let sets = sets.iter().map(|s| &**s);
+        patch(
+            db,
+            sets,
+            snap0.generation(),
+            &snap,
+            &residency(),
+            &residency(),
+        )
+    };
+
+    // As it should be: patched.
+    let mut db = database(&snap0);
+    assert!(patch_of(&mut db).is_some());
+    assert!(db == database(&snap));
+
+    // A flow the sets modify is missing.
+    let mut db = database(&snap0);
+    db.flows
+        .retain(|f| f.uuid.to_string() != "0a000000-0000-4000-8000-000000000010");
+    let before = db.clone();
+    assert!(patch_of(&mut db).is_none());
+    assert!(db == before);
+
+    // A port under another row's uuid.
+    let mut db = database(&snap0);
+    let p = db.ports.iter_mut().find(|p| p.name == "dmz-c51").unwrap();
+    p.uuid = LUuid(7);
+    let before = db.clone();
+    assert!(patch_of(&mut db).is_none());
+    assert!(db == before);
+
+    // Sets that skip a generation, or start after the base.
+    let mut db = database(&snap0);
+    let later = patch(
+        &mut db,
+        sets[1..].iter().map(|s| &**s),
+        snap0.generation(),
+        &snap,
+        &residency(),
+        &residency(),
+    );
+    assert!(later.is_none());
+    assert!(db == database(&snap0));
 }
