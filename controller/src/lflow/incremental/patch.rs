@@ -163,8 +163,8 @@ fn at<T, K: Ord + ?Sized>(v: &[T], key: &K, key_of: impl Fn(&T) -> &K) -> Option
     v.binary_search_by(|x| key_of(x).cmp(key)).ok()
 }
 
-/// Up to this many rows inserted or removed one by one (a move of the rows after each);
-/// more, and the vector is rebuilt in one merge.
+/// Up to this many edits are applied one by one (an insert or removal moves the rows
+/// after it); more, and the vector is rebuilt in one merge.
 const IN_PLACE: usize = 16;
 
 /// Puts `edits` (sorted by key, each key once; `None` removes) into `v` (sorted by key),
