@@ -1,18 +1,23 @@
 //! What the agent pays per pass for one ACL added at the `--scale` topology (20,000
 //! ports, 4,095 containers on one switch, 1,000 ACLs in port groups), from the typed
-//! Southbound snapshot to the updated pipeline: the pass before (the `Database` rebuilt
-//! from the snapshot, compared whole with the previous one, `Pipeline::update`) against
-//! the pass fed from the replica's change set (the same rebuild, the changes from the
-//! rows the set names, the same update), and the rebuild alone.
+//! Southbound snapshot to the updated pipeline: the pass with the `Database` rebuilt from
+//! the snapshot and compared whole with the previous one (`between`), the same rebuild
+//! with the changes from the rows the set names (`change_set`), the agent's pass (the
+//! previous `Database` patched from the change set, `patched`), the patch alone, and the
+//! rebuild alone.
 //!
 //! `cargo bench -p ovnest-benches --bench lflow_incremental`. The fixture is
 //! `lflows::scaled` written as Southbound rows into a real replica (the typed tables the
 //! agent reads), one ACL added as one update.
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ovnest::lflow::{database, incremental::changes_from_sets};
+use ovnest::lflow::{
+    database,
+    incremental::{changes_from_sets, patch},
+};
 use ovnest::sb::{Replica, monitor_tables};
 use ovnest_logical::db::{Database as LDb, Uuid as LUuid};
 use ovnest_logical::{
@@ -177,6 +182,9 @@ struct Fixture {
     base: u64,
     snap: std::sync::Arc<ovnest::sb::Snapshot>,
     set: std::sync::Arc<ovnest::sb::ChangeSet>,
+    /// The ACL removed again (what puts a patched database back between iterations).
+    snap_del: std::sync::Arc<ovnest::sb::Snapshot>,
+    set_del: std::sync::Arc<ovnest::sb::ChangeSet>,
 }
 
 fn fixture() -> Fixture {
@@ -245,13 +253,27 @@ fn fixture() -> Fixture {
         .update(&raw, DbChange::Rows(&touched), &counters)
         .expect("one row added");
     assert_eq!(set.len(), 1, "the ACL's datapath group exists already");
+    let snap = replica.snapshot();
+    let touched = raw.apply(
+        TableUpdates::from_json(
+            json!({"Logical_Flow": {uuid(f.uuid): {"delete": null}}}),
+            UpdateFormat::V2,
+        )
+        .unwrap(),
+        &counters,
+    );
+    let set_del = replica
+        .update(&raw, DbChange::Rows(&touched), &counters)
+        .expect("one row removed");
     Fixture {
         res,
         old_db,
         old,
         base: snap0.generation(),
-        snap: replica.snapshot(),
+        snap,
         set,
+        snap_del: replica.snapshot(),
+        set_del,
     }
 }
 
@@ -276,6 +298,21 @@ fn bench(c: &mut Criterion) {
     assert_eq!(s.old.update(&new_db, &s.res, &between).describe(), full);
     let q = s.old.update(&new_db, &s.res, &from_sets);
     assert_eq!(q.describe(), full);
+    let mut patched = s.old_db.clone();
+    let changes = patch(&mut patched, [&*s.set], s.base, &s.snap, &s.res, &s.res)
+        .expect("the change set covers the update");
+    assert!(patched == new_db, "the patched database is the rebuilt one");
+    assert_eq!(s.old.update(&patched, &s.res, &changes).describe(), full);
+    patch(
+        &mut patched,
+        [&*s.set_del],
+        s.snap.generation(),
+        &s.snap_del,
+        &s.res,
+        &s.res,
+    )
+    .expect("the change set covers the update");
+    assert!(patched == s.old_db, "the ACL removed again");
     eprintln!(
         "scale: {} flow rows, one ACL added: {} tables rebuilt",
         new_db.flows.len(),
@@ -306,6 +343,31 @@ fn bench(c: &mut Criterion) {
             black_box(s.old.update(&db, &s.res, &changes))
         })
     });
+    // The agent's pass: the previous database patched from the change set, then the
+    // pipeline updated (both timed, drops included); the ACL's removal, patched back
+    // untimed, restores the database for the next iteration.
+    let mut db = s.old_db.clone();
+    let mut timed = |b: &mut criterion::Bencher, with_update: bool| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let t = Instant::now();
+                let changes =
+                    patch(&mut db, [&*s.set], s.base, &s.snap, &s.res, &s.res).expect("covered");
+                if with_update {
+                    drop(black_box(s.old.update(&db, &s.res, &changes)));
+                } else {
+                    drop(black_box(changes));
+                }
+                total += t.elapsed();
+                let back = s.snap.generation();
+                patch(&mut db, [&*s.set_del], back, &s.snap_del, &s.res, &s.res).expect("covered");
+            }
+            total
+        })
+    };
+    g.bench_function("pass_one_acl_patched", |b| timed(b, true));
+    g.bench_function("patch_one_acl", |b| timed(b, false));
     g.bench_function("database_from_snapshot", |b| {
         b.iter(|| database(black_box(&s.snap)))
     });

@@ -1,13 +1,14 @@
 //! The logical pipeline kept current from the Southbound's change sets (ovn-controller's
-//! incremental processing of lflow): the rows each update touched become
-//! [`TouchedRows`], and [`Changes::from_rows`] finds what to recompile in time
-//! proportional to them rather than comparing two whole databases.
+//! incremental processing of lflow): the rows each update touched are converted and
+//! patched into the pipeline's [`Database`] ([`patch`]), become [`TouchedRows`], and
+//! [`Changes::from_rows`] finds what to recompile, all in time proportional to them
+//! rather than rebuilding the database and comparing two whole ones.
 //!
 //! Fail safe: whenever the change sets received do not provably cover exactly the
 //! updates between the database compiled last and the one compiled now (a resync, a
 //! lagged or new subscription, a generation missing, a row not where its change says,
 //! a Logical_DP_Group changed under unchanged flows), the databases are compared whole
-//! ([`Changes::between`]) instead.
+//! ([`Changes::between`]) instead, the database rebuilt from the snapshot.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -18,11 +19,14 @@ use ovnest_logical::{
 };
 use tokio::sync::broadcast::{self, error::TryRecvError};
 
+use crate::ovsdb::Uuid;
 use crate::sb::{
     AddressSet, ChangeSet, DatapathBinding, DhcpOptions, Dhcpv6Options, Fdb, LoadBalancer,
     LogicalDpGroup, LogicalFlow, MacBinding, MulticastGroup, PortBinding, PortGroup, RowChange,
     Snapshot, StaticMacBinding,
 };
+
+pub use patch::patch;
 
 use super::{database, luuid};
 
@@ -82,30 +86,36 @@ impl Incremental {
     pub fn update(&mut self, snap: &Snapshot, current: bool, residency: Residency) -> Update {
         self.drain();
         let generation = snap.generation();
-        let db = database(snap);
         let base = self.base.filter(|_| current && !self.lagged);
-        let update = match &self.last {
-            None => Update {
-                pipeline: Arc::new(Pipeline::compile(&db, &residency)),
-                path: Path::Compiled,
-                unchanged: false,
-                rebuilt: None,
-            },
-            Some((old_db, old_res, old)) => {
-                let from_sets = base.and_then(|base| {
-                    let sets = self.pending.iter().map(|s| &**s);
-                    changes_from_sets(sets, base, generation, old_db, &db, old_res, &residency)
-                });
-                let (changes, path) = match from_sets {
-                    Some(changes) => (changes, Path::Rows),
-                    None => (
-                        Changes::between(old_db, &db, old_res, &residency),
-                        Path::Between,
-                    ),
+        // Taken: a panic below leaves the next pass a full compile.
+        let (db, update) = match self.last.take() {
+            None => {
+                let db = database(snap);
+                let update = Update {
+                    pipeline: Arc::new(Pipeline::compile(&db, &residency)),
+                    path: Path::Compiled,
+                    unchanged: false,
+                    rebuilt: None,
                 };
-                if changes.is_empty() && *old_res == residency {
+                (db, update)
+            }
+            Some((mut db, old_res, old)) => {
+                let patched = base.and_then(|base| {
+                    let sets = self.pending.iter().map(|s| &**s);
+                    patch(&mut db, sets, base, snap, &old_res, &residency)
+                });
+                let (changes, path) = match patched {
+                    Some(changes) => (changes, Path::Rows),
+                    None => {
+                        let new = database(snap);
+                        let changes = Changes::between(&db, &new, &old_res, &residency);
+                        db = new;
+                        (changes, Path::Between)
+                    }
+                };
+                let update = if changes.is_empty() && old_res == residency {
                     Update {
-                        pipeline: old.clone(),
+                        pipeline: old,
                         path,
                         unchanged: true,
                         rebuilt: Some(0),
@@ -113,12 +123,13 @@ impl Incremental {
                 } else {
                     let new = old.update(&db, &residency, &changes);
                     Update {
-                        rebuilt: Some(new.tables_rebuilt_since(old)),
+                        rebuilt: Some(new.tables_rebuilt_since(&old)),
                         pipeline: Arc::new(new),
                         path,
                         unchanged: false,
                     }
-                }
+                };
+                (db, update)
             }
         };
         self.lagged = false;
@@ -126,6 +137,12 @@ impl Incremental {
         self.base = current.then_some(generation);
         self.last = Some((db, residency, update.pipeline.clone()));
         update
+    }
+
+    /// The database the pipeline was compiled (or updated) from last: what
+    /// [`database`] builds from the snapshot of that pass.
+    pub fn database(&self) -> Option<&Database> {
+        self.last.as_ref().map(|(db, _, _)| db)
     }
 
     /// Takes every change set waiting in the receiver.
@@ -163,26 +180,7 @@ pub fn changes_from_sets<'a>(
     old_res: &Residency,
     new_res: &Residency,
 ) -> Option<Changes> {
-    if generation < base {
-        return None;
-    }
-    let mut t = Touched::default();
-    let mut next = base + 1;
-    for set in sets.into_iter().filter(|s| s.generation > base) {
-        if set.generation > generation {
-            break;
-        }
-        // An update with no typed change publishes no set: a gap is not provably
-        // empty, so it falls back.
-        if set.generation != next || set.resync {
-            return None;
-        }
-        next += 1;
-        t.add(set)?;
-    }
-    if next != generation + 1 {
-        return None;
-    }
+    let t = Touched::from_sets(sets, base, generation)?;
     let rows = rows(old, new, &t)?;
     Some(Changes::from_rows(old, new, &rows, old_res, new_res))
 }
@@ -192,7 +190,7 @@ pub fn changes_from_sets<'a>(
 #[derive(Default)]
 struct Touched {
     /// Logical_Flow uuid → (existed before, exists after).
-    flows: std::collections::BTreeMap<LUuid, (bool, bool)>,
+    flows: std::collections::BTreeMap<Uuid, (bool, bool)>,
     /// Port_Binding logical_port → (uuid before, uuid after).
     ports: std::collections::BTreeMap<String, (Option<LUuid>, Option<LUuid>)>,
     port_groups: BTreeSet<String>,
@@ -206,6 +204,34 @@ struct Touched {
 }
 
 impl Touched {
+    /// The rows the sets `base + 1 ..= generation` touched (in generation order, others
+    /// ignored); `None` when the sets do not provably cover exactly those updates (one
+    /// missing, a resync) or say something they cannot express.
+    fn from_sets<'a>(
+        sets: impl IntoIterator<Item = &'a ChangeSet>,
+        base: u64,
+        generation: u64,
+    ) -> Option<Touched> {
+        if generation < base {
+            return None;
+        }
+        let mut t = Touched::default();
+        let mut next = base + 1;
+        for set in sets.into_iter().filter(|s| s.generation > base) {
+            if set.generation > generation {
+                break;
+            }
+            // An update with no typed change publishes no set: a gap is not provably
+            // empty, so it falls back.
+            if set.generation != next || set.resync {
+                return None;
+            }
+            next += 1;
+            t.add(set)?;
+        }
+        (next == generation + 1).then_some(t)
+    }
+
     /// Adds one update's changes; `None` for what the change list cannot express.
     fn add(&mut self, set: &ChangeSet) -> Option<()> {
         // A group's datapaths are those of every flow naming it, unchanged rows
@@ -214,7 +240,7 @@ impl Touched {
             return None;
         }
         for c in set.of::<LogicalFlow>() {
-            let uuid = luuid(&c.before().or(c.after())?.uuid);
+            let uuid = c.before().or(c.after())?.uuid;
             let e = self
                 .flows
                 .entry(uuid)
@@ -272,7 +298,8 @@ fn rows(old: &Database, new: &Database, t: &Touched) -> Option<TouchedRows> {
         }
     };
     let mut rows = TouchedRows::default();
-    for (&uuid, &(before, after)) in &t.flows {
+    for (uuid, &(before, after)) in &t.flows {
+        let uuid = luuid(uuid);
         let (o, n) = (flow_at(old, uuid).ok(), flow_at(new, uuid).ok());
         if o.is_some() != before || n.is_some() != after {
             return None;
@@ -294,5 +321,6 @@ fn rows(old: &Database, new: &Database, t: &Touched) -> Option<TouchedRows> {
     Some(rows)
 }
 
+mod patch;
 #[cfg(test)]
 mod tests;

@@ -41,113 +41,185 @@ fn addresses(a: &PortAddresses) -> Option<String> {
     }
 }
 
-/// The pipeline's input from a typed Southbound snapshot.
+/// The pipeline's input from a typed Southbound snapshot: every table converted row by
+/// row with the functions below, which [`incremental`] also uses for the rows a change
+/// set names (one conversion, so a patched database equals this one).
 pub fn database(snap: &Snapshot) -> Database {
-    let mut db = Database::default();
-    for d in snap.table::<DatapathBinding>().iter() {
+    let mut db = Database {
+        datapaths: datapaths(snap),
+        ports: snap
+            .table::<PortBinding>()
+            .iter()
+            .map(|p| port(p))
+            .collect(),
+        mcgroups: mcgroups(snap),
+        flows: snap
+            .table::<LogicalFlow>()
+            .iter()
+            .map(|f| flow(snap, f))
+            .collect(),
+        mac_bindings: mac_bindings(snap),
+        fdbs: fdbs(snap),
+        dhcp_options: dhcp_options::<DhcpOptions>(snap),
+        dhcpv6_options: dhcp_options::<Dhcpv6Options>(snap),
+        address_sets: snap
+            .table::<AddressSet>()
+            .iter()
+            .map(|a| address_set(a))
+            .collect(),
+        port_groups: snap
+            .table::<PortGroup>()
+            .iter()
+            .map(|g| port_group(g))
+            .collect(),
+        load_balancers: load_balancers(snap),
+    };
+    // The replica keys Logical_Flow by uuid, so this only checks.
+    db.flows.sort_by_key(|f| f.uuid);
+    db
+}
+
+pub(crate) fn datapaths(snap: &Snapshot) -> Vec<Datapath> {
+    let dp = |d: &DatapathBinding| {
         let ids = &d.external_ids;
         let nb = ids
             .get("logical-switch")
             .or_else(|| ids.get("logical-router"));
-        db.datapaths.push(Datapath {
+        Datapath {
             uuid: luuid(&d.uuid),
             tunnel_key: d.tunnel_key,
             name: ids.get("name").cloned(),
             name2: ids.get("name2").cloned(),
             nb_uuid: nb.and_then(|n| n.parse().ok()),
             is_router: ids.contains_key("logical-router"),
-        });
+        }
+    };
+    snap.table::<DatapathBinding>()
+        .iter()
+        .map(|d| dp(d))
+        .collect()
+}
+
+/// One Port_Binding (`database` keeps them in the replica's key order: by name).
+pub(crate) fn port(pb: &PortBinding) -> Port {
+    Port {
+        uuid: luuid(&pb.uuid),
+        name: pb.logical_port.clone(),
+        datapath: luuid(&pb.datapath),
+        tunnel_key: pb.tunnel_key,
+        ty: pb.port_type.clone(),
+        peer: pb.options.get("peer").cloned(),
+        distributed_port: pb.options.get("distributed-port").cloned(),
+        name2: pb.external_ids.get("name").cloned(),
+        port_security: pb.port_security.iter().filter_map(addresses).collect(),
     }
-    for pb in snap.table::<PortBinding>().iter() {
-        db.ports.push(Port {
-            uuid: luuid(&pb.uuid),
-            name: pb.logical_port.clone(),
-            datapath: luuid(&pb.datapath),
-            tunnel_key: pb.tunnel_key,
-            ty: pb.port_type.clone(),
-            peer: pb.options.get("peer").cloned(),
-            distributed_port: pb.options.get("distributed-port").cloned(),
-            name2: pb.external_ids.get("name").cloned(),
-            port_security: pb.port_security.iter().filter_map(addresses).collect(),
-        });
+}
+
+pub(crate) fn mcgroups(snap: &Snapshot) -> Vec<McGroup> {
+    let mg = |mg: &MulticastGroup| McGroup {
+        datapath: luuid(&mg.datapath),
+        name: mg.name.clone(),
+        tunnel_key: u32::from(mg.tunnel_key),
+        ports: mg.ports.iter().map(luuid).collect(),
+    };
+    snap.table::<MulticastGroup>()
+        .iter()
+        .map(|m| mg(m))
+        .collect()
+}
+
+/// One Logical_Flow, its datapath group (read from `snap`) expanded.
+pub(crate) fn flow(snap: &Snapshot, f: &LogicalFlow) -> LFlow {
+    LFlow {
+        uuid: luuid(&f.uuid),
+        datapaths: snap.flow_datapaths(f).map(|d| luuid(&d)).collect(),
+        egress: f.pipeline == sb::Pipeline::Egress,
+        table_id: f.table_id,
+        priority: f.priority,
+        match_: f.match_expr.clone(),
+        actions: f.actions.clone(),
+        stage_name: f.stage_name().map(str::to_owned),
+        source: f.external_ids.get("source").cloned(),
     }
-    for mg in snap.table::<MulticastGroup>().iter() {
-        db.mcgroups.push(McGroup {
-            datapath: luuid(&mg.datapath),
-            name: mg.name.clone(),
-            tunnel_key: u32::from(mg.tunnel_key),
-            ports: mg.ports.iter().map(luuid).collect(),
-        });
+}
+
+/// MAC_Binding then Static_MAC_Binding.
+pub(crate) fn mac_bindings(snap: &Snapshot) -> Vec<LMac> {
+    let dynamic = snap.table::<MacBinding>().iter().map(|m| LMac {
+        logical_port: m.logical_port.clone(),
+        ip: m.ip.to_string(),
+        mac: m.mac.to_string(),
+        datapath: luuid(&m.datapath),
+    });
+    let fixed = snap.table::<StaticMacBinding>().iter().map(|m| LMac {
+        logical_port: m.logical_port.clone(),
+        ip: m.ip.to_string(),
+        mac: m.mac.to_string(),
+        datapath: luuid(&m.datapath),
+    });
+    dynamic.chain(fixed).collect()
+}
+
+pub(crate) fn fdbs(snap: &Snapshot) -> Vec<LFdb> {
+    let f = |f: &Fdb| LFdb {
+        mac: f.mac.to_string(),
+        dp_key: f.dp_key,
+        port_key: f.port_key,
+    };
+    snap.table::<Fdb>().iter().map(|r| f(r)).collect()
+}
+
+/// DHCP_Options or DHCPv6_Options.
+pub(crate) fn dhcp_options<T: DhcpOptionRow>(snap: &Snapshot) -> Vec<DhcpOption> {
+    snap.table::<T>()
+        .iter()
+        .map(|o| {
+            let (name, code, ty) = o.option();
+            DhcpOption {
+                name: name.to_owned(),
+                code,
+                ty: ty.to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// The two DHCP option tables, read alike.
+pub(crate) trait DhcpOptionRow: sb::SbRow {
+    fn option(&self) -> (&str, u32, &str);
+}
+
+impl DhcpOptionRow for DhcpOptions {
+    fn option(&self) -> (&str, u32, &str) {
+        (&self.name, u32::from(self.code), self.option_type.as_str())
     }
-    for f in snap.table::<LogicalFlow>().iter() {
-        db.flows.push(LFlow {
-            uuid: luuid(&f.uuid),
-            datapaths: snap.flow_datapaths(f).map(|d| luuid(&d)).collect(),
-            egress: f.pipeline == sb::Pipeline::Egress,
-            table_id: f.table_id,
-            priority: f.priority,
-            match_: f.match_expr.clone(),
-            actions: f.actions.clone(),
-            stage_name: f.stage_name().map(str::to_owned),
-            source: f.external_ids.get("source").cloned(),
-        });
+}
+
+impl DhcpOptionRow for Dhcpv6Options {
+    fn option(&self) -> (&str, u32, &str) {
+        (&self.name, u32::from(self.code), self.option_type.as_str())
     }
-    for m in snap.table::<MacBinding>().iter() {
-        db.mac_bindings.push(LMac {
-            logical_port: m.logical_port.clone(),
-            ip: m.ip.to_string(),
-            mac: m.mac.to_string(),
-            datapath: luuid(&m.datapath),
-        });
-    }
-    for m in snap.table::<StaticMacBinding>().iter() {
-        db.mac_bindings.push(LMac {
-            logical_port: m.logical_port.clone(),
-            ip: m.ip.to_string(),
-            mac: m.mac.to_string(),
-            datapath: luuid(&m.datapath),
-        });
-    }
-    for f in snap.table::<Fdb>().iter() {
-        db.fdbs.push(LFdb {
-            mac: f.mac.to_string(),
-            dp_key: f.dp_key,
-            port_key: f.port_key,
-        });
-    }
-    for o in snap.table::<DhcpOptions>().iter() {
-        db.dhcp_options.push(DhcpOption {
-            name: o.name.clone(),
-            code: u32::from(o.code),
-            ty: o.option_type.as_str().to_owned(),
-        });
-    }
-    for o in snap.table::<Dhcpv6Options>().iter() {
-        db.dhcpv6_options.push(DhcpOption {
-            name: o.name.clone(),
-            code: u32::from(o.code),
-            ty: o.option_type.as_str().to_owned(),
-        });
-    }
-    for a in snap.table::<AddressSet>().iter() {
-        db.address_sets.push((a.name.clone(), a.addresses.clone()));
-    }
-    for g in snap.table::<PortGroup>().iter() {
-        db.port_groups.push((g.name.clone(), g.ports.clone()));
-    }
-    for lb in snap.table::<LoadBalancer>().iter() {
-        db.load_balancers.push(LLb {
-            name: lb.name.clone(),
-            vips: lb.vips.keys().cloned().collect(),
-            hairpin_snat_ip: lb
-                .options
-                .get("hairpin_snat_ip")
-                .map(|s| s.split_whitespace().map(str::to_owned).collect())
-                .unwrap_or_default(),
-        });
-    }
-    db.flows.sort_by_key(|f| f.uuid);
-    db
+}
+
+pub(crate) fn address_set(a: &AddressSet) -> (String, Vec<String>) {
+    (a.name.clone(), a.addresses.clone())
+}
+
+pub(crate) fn port_group(g: &PortGroup) -> (String, Vec<String>) {
+    (g.name.clone(), g.ports.clone())
+}
+
+pub(crate) fn load_balancers(snap: &Snapshot) -> Vec<LLb> {
+    let lb = |lb: &LoadBalancer| LLb {
+        name: lb.name.clone(),
+        vips: lb.vips.keys().cloned().collect(),
+        hairpin_snat_ip: lb
+            .options
+            .get("hairpin_snat_ip")
+            .map(|s| s.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default(),
+    };
+    snap.table::<LoadBalancer>().iter().map(|l| lb(l)).collect()
 }
 
 /// Compiles `snap`'s logical flows for a chassis on which `resident` ports are bound.
