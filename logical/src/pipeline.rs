@@ -959,7 +959,7 @@ impl Table {
         self.classes = classes::Outcomes::new(
             self.live().map(|(i, s)| {
                 let id = i | if s.flow.omit { OMIT } else { 0 };
-                (id, s.classes, s.flow.next_only())
+                (id, s.classes, s.flow.next_only(), &s.terms[..])
             }),
             OMIT,
         );
@@ -2091,14 +2091,19 @@ impl Pipeline {
             let Some(t) = tables.get(usize::from(table)) else {
                 return (table, None);
             };
-            let outcomes = if quiet {
-                &t.classes.quiet
-            } else {
-                &t.classes.exact
+            let c = &t.classes;
+            let quietly = match c.quiet.get(class) {
+                Some(&id) if quiet => id,
+                _ => classes::LOOKUP,
             };
-            let found = match outcomes.get(class) {
-                Some(&id) if id != classes::LOOKUP => Some(id),
-                _ => t.classifier.lookup(flow, wc.as_deref_mut()),
+            let found = if quietly != classes::LOOKUP {
+                Some(quietly)
+            } else {
+                match c.exact.get(class) {
+                    Some(&classes::LIST) => c.list(class, flow),
+                    Some(&id) if id != classes::LOOKUP => Some(id),
+                    _ => t.classifier.lookup(flow, wc.as_deref_mut()),
+                }
             };
             match found {
                 // On to the next stage that is not trivial, as on entry.

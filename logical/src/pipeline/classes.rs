@@ -54,15 +54,44 @@ pub(super) fn of(flow: &Flow) -> usize {
     e * N_PROTO + p
 }
 
-/// Per class, the rule id (as the classifier returns it) every frame of the class gets
-/// from a table, or [`LOOKUP`]: `exact` as the classifier would answer; `quiet` for
-/// walks that record nothing (no trace), where a table whose every flow the class
-/// can reach says only `next;` is passed over (with the `skip` bit) even when a
-/// lookup would have found one of them.
+/// The exact outcome of a class whose few candidate flows are checked in order
+/// ([`Outcomes::list`]).
+pub(super) const LIST: u32 = u32::MAX - 1;
+
+/// A class's list holds at most this many conjunctions...
+const MAX_ENTRIES: usize = 6;
+/// ... of at most this many terms each (beyond the class's own).
+const MAX_TERMS: usize = 3;
+
+/// One conjunction of a list: its flow's rule id and its terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    id: u32,
+    n: u8,
+    terms: [Term; MAX_TERMS],
+}
+
+impl Entry {
+    #[inline(always)]
+    fn matches(&self, flow: &Flow) -> bool {
+        self.terms[..usize::from(self.n)]
+            .iter()
+            .all(|&(w, m, v)| flow.w[usize::from(w)] & m == v)
+    }
+}
+
+/// Per class, what a table gives every frame of the class. `exact`, as the classifier
+/// would answer: a rule id (as the classifier returns it), [`LIST`] (the few flows the
+/// class can match, checked in lookup order: `spans` into `entries`), or [`LOOKUP`].
+/// `quiet`, for walks that record nothing (no trace): a table whose every flow the
+/// class can reach says only `next;` is passed over (with the `skip` bit) even when a
+/// lookup would have found one of them; [`LOOKUP`] defers to `exact`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Outcomes {
     pub(super) exact: [u32; N],
     pub(super) quiet: [u32; N],
+    spans: [(u16, u16); N],
+    entries: Vec<Entry>,
 }
 
 impl Default for Outcomes {
@@ -70,30 +99,48 @@ impl Default for Outcomes {
         Outcomes {
             exact: [LOOKUP; N],
             quiet: [LOOKUP; N],
+            spans: [(0, 0); N],
+            entries: Vec::new(),
         }
     }
 }
 
 impl Outcomes {
     /// From a table's flows in lookup order: (rule id, its classes, whether its only
-    /// action is `next;`). `skip` is the bit that tells the walk to go on to the next
-    /// table. Reads flows only until every class is decided.
-    pub(super) fn new(
-        flows: impl IntoIterator<Item = (u32, FlowClasses, bool)>,
+    /// action is `next;`, its terms). `skip` is the bit that tells the walk to go on to
+    /// the next table. Reads flows only until every class is decided.
+    pub(super) fn new<'a>(
+        flows: impl IntoIterator<Item = (u32, FlowClasses, bool, &'a [Term])>,
         skip: u32,
     ) -> Outcomes {
         let mut out = Outcomes::default();
         let (mut exact, mut quiet) = (ALL, ALL);
         // Classes that passed a `next;` flow they might match.
         let mut passed: Set = 0;
-        for (id, c, next_only) in flows {
+        // The lists being gathered, for classes in `exact`.
+        let mut lists: [Vec<Entry>; N] = std::array::from_fn(|_| Vec::new());
+        for (id, c, next_only, terms) in flows {
             let mut met = c.can & exact;
-            exact &= !met;
             while met != 0 {
                 let i = met.trailing_zeros() as usize;
                 met &= met - 1;
+                let list = &mut lists[i];
                 if c.all & (1 << i) != 0 {
-                    out.exact[i] = id;
+                    // Every frame of the class matches it: nothing after it counts.
+                    exact &= !(1 << i);
+                    if list.is_empty() {
+                        out.exact[i] = id;
+                    } else {
+                        list.push(Entry {
+                            id,
+                            n: 0,
+                            terms: [(0, 0, 0); MAX_TERMS],
+                        });
+                        out.exact[i] = LIST;
+                    }
+                } else if !add_conjs(list, id, terms, i) {
+                    exact &= !(1 << i);
+                    list.clear();
                 }
             }
             let mut met = c.can & quiet;
@@ -118,8 +165,88 @@ impl Outcomes {
                 break;
             }
         }
+        // Classes no flow matches whole: their list is all they can match (possibly
+        // nothing: an implicit drop).
+        let mut open = exact;
+        while open != 0 {
+            let i = open.trailing_zeros() as usize;
+            open &= open - 1;
+            out.exact[i] = LIST;
+        }
+        for (i, list) in lists.iter().enumerate() {
+            if out.exact[i] != LIST {
+                continue;
+            }
+            // Classes often share a list (a register test, then the catch-all).
+            let same = (0..i).find(|&j| {
+                out.exact[j] == LIST && {
+                    let (s, n) = out.spans[j];
+                    out.entries[usize::from(s)..usize::from(s + n)] == list[..]
+                }
+            });
+            out.spans[i] = match same {
+                Some(j) => out.spans[j],
+                None => {
+                    let s = out.entries.len() as u16;
+                    out.entries.extend_from_slice(list);
+                    (s, list.len() as u16)
+                }
+            };
+        }
         out
     }
+
+    /// The rule the list of `class` gives `flow`: the first entry it matches.
+    #[inline(always)]
+    pub(super) fn list(&self, class: usize, flow: &Flow) -> Option<u32> {
+        let (s, n) = self.spans[class];
+        self.entries[usize::from(s)..usize::from(s + n)]
+            .iter()
+            .find(|e| e.matches(flow))
+            .map(|e| e.id)
+    }
+}
+
+/// Adds the conjunctions of flow `id` that class `class` can match to its list, without
+/// the terms the class implies; false when the list would grow too long.
+fn add_conjs(list: &mut Vec<Entry>, id: u32, terms: &[Term], class: usize) -> bool {
+    let (eth, proto) = (Field::EthType.loc(), Field::IpProto.loc());
+    let mut i = 0;
+    while i < terms.len() {
+        let n = terms[i].1 as usize;
+        let conj_terms = &terms[i + 1..i + 1 + n];
+        i += 1 + n;
+        if conj(conj_terms).0 & (1 << class) == 0 {
+            continue;
+        }
+        let mut e = Entry {
+            id,
+            n: 0,
+            terms: [(0, 0, 0); MAX_TERMS],
+        };
+        for &(w, m, v) in conj_terms {
+            // A term on the class's own fields alone, which the class can match, is
+            // implied when the class knows that field's value.
+            let implied = (w == eth.word && m == 0xffff && class / N_PROTO < ETH.len())
+                || (w == proto.word
+                    && m == 0xff
+                    && class / N_PROTO < 2
+                    && class % N_PROTO < PROTO.len());
+            if implied {
+                continue;
+            }
+            if usize::from(e.n) == MAX_TERMS {
+                return false;
+            }
+            e.terms[usize::from(e.n)] = (w, m, v);
+            e.n += 1;
+        }
+        if list.len() == MAX_ENTRIES {
+            return false;
+        }
+        list.push(e);
+    }
+    true
 }
 
 /// Which classes a flow's match can match, and which it matches whole.
@@ -301,25 +428,53 @@ mod tests {
 
     #[test]
     fn first_flow_a_class_can_match_decides_it() {
-        let arp = FlowClasses::of_terms(&terms(&[(Field::EthType, 0xffff, 0x806)]));
-        let ttl = FlowClasses::of_terms(&terms(&[(Field::IpTtl, 0xff, 1)]));
-        let any = FlowClasses::of_terms(&terms(&[]));
         const SKIP: u32 = 1 << 31;
-        let o = Outcomes::new([(7, arp, false), (8, any, false)], SKIP);
-        assert_eq!(o.exact[of(&flow(0x806, 1))], 7);
-        assert_eq!(o.exact[of(&flow(0x800, 1))], 8);
-        let o = Outcomes::new([(7, arp, false), (9, ttl, false), (8, any, false)], SKIP);
-        assert_eq!(o.exact[of(&flow(0x806, 1))], 7);
-        assert_eq!(o.exact[of(&flow(0x800, 1))], LOOKUP);
-        assert_eq!(o.quiet, o.exact);
+        let arp = terms(&[(Field::EthType, 0xffff, 0x806)]);
+        let ttl = terms(&[(Field::IpTtl, 0xff, 1)]);
+        let any = terms(&[]);
+        let outcomes = |flows: &[(u32, &Vec<Term>, bool)]| {
+            Outcomes::new(
+                flows
+                    .iter()
+                    .map(|&(id, t, next)| (id, FlowClasses::of_terms(t), next, &t[..])),
+                SKIP,
+            )
+        };
+        let (arp_f, ip4_f) = (flow(0x806, 1), flow(0x800, 1));
+        let o = outcomes(&[(7, &arp, false), (8, &any, false)]);
+        assert_eq!(o.exact[of(&arp_f)], 7);
+        assert_eq!(o.exact[of(&ip4_f)], 8);
+        // A flow the class may or may not match, then the catch-all: a list.
+        let o = outcomes(&[(7, &arp, false), (9, &ttl, false), (8, &any, false)]);
+        assert_eq!(o.exact[of(&arp_f)], 7);
+        assert_eq!(o.exact[of(&ip4_f)], LIST);
+        assert_eq!(o.list(of(&ip4_f), &ip4_f), Some(8));
+        let mut ttl1 = ip4_f;
+        ttl1.set(Field::IpTtl, 1);
+        assert_eq!(o.list(of(&ttl1), &ttl1), Some(9));
+        // No catch-all: a frame no listed flow matches gets none.
+        let o = outcomes(&[(7, &arp, false), (9, &ttl, false)]);
+        assert_eq!(o.exact[of(&ip4_f)], LIST);
+        assert_eq!(o.list(of(&ip4_f), &ip4_f), None);
         // A `next;` flow the class might match, then a catch-all `next;`: passed over
-        // quietly, looked up exactly.
-        let o = Outcomes::new([(7, arp, false), (9, ttl, true), (8, any, true)], SKIP);
-        assert_eq!(o.exact[of(&flow(0x800, 1))], LOOKUP);
-        assert_eq!(o.quiet[of(&flow(0x800, 1))], 8 | SKIP);
-        assert_eq!(o.quiet[of(&flow(0x806, 1))], 7);
+        // quietly.
+        let o = outcomes(&[(7, &arp, false), (9, &ttl, true), (8, &any, true)]);
+        assert_eq!(o.exact[of(&ip4_f)], LIST);
+        assert_eq!(o.quiet[of(&ip4_f)], 8 | SKIP);
+        assert_eq!(o.quiet[of(&arp_f)], 7);
         // ... unless the flow after it does something.
-        let o = Outcomes::new([(9, ttl, true), (8, any, false)], SKIP);
-        assert_eq!(o.quiet[of(&flow(0x800, 1))], LOOKUP);
+        let o = outcomes(&[(9, &ttl, true), (8, &any, false)]);
+        assert_eq!(o.quiet[of(&ip4_f)], LOOKUP);
+        // Too many candidates: a lookup.
+        let many: Vec<Vec<Term>> = (0..=MAX_ENTRIES as u64)
+            .map(|t| terms(&[(Field::IpTtl, 0xff, t)]))
+            .collect();
+        let mut flows: Vec<(u32, &Vec<Term>, bool)> = many
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i as u32, t, false))
+            .collect();
+        flows.push((99, &any, false));
+        assert_eq!(outcomes(&flows).exact[of(&ip4_f)], LOOKUP);
     }
 }
