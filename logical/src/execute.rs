@@ -101,7 +101,8 @@ pub struct Decision {
     pub unsupported_flow: Option<FlowId>,
     /// Set when a loop or a depth limit stopped the walk.
     pub aborted: bool,
-    /// Logical flows matched, in order.
+    /// Logical flows matched, in order (without a trace, a stage its packet class
+    /// passes over because every flow it could meet there says only `next;` adds none).
     pub flows: Vec<FlowId>,
     /// Set when the decision consulted or changed connection tracking: it holds for
     /// this frame only (the next frame of the flow may see another `ct_state`), so no

@@ -204,6 +204,16 @@ struct Touched {
 }
 
 impl Touched {
+    /// Marks in `rows` the tables [`Changes::from_rows`] compares whole.
+    fn flag_tables(&self, rows: &mut TouchedRows) {
+        rows.datapaths = self.datapaths;
+        rows.mcgroups = self.mcgroups;
+        rows.mac_bindings = self.mac_bindings;
+        rows.fdbs = self.fdbs;
+        rows.dhcp_options = self.dhcp_options;
+        rows.load_balancers = self.load_balancers;
+    }
+
     /// The rows the sets `base + 1 ..= generation` touched (in generation order, others
     /// ignored); `None` when the sets do not provably cover exactly those updates (one
     /// missing, a resync) or say something they cannot express.
@@ -312,12 +322,7 @@ fn rows(old: &Database, new: &Database, t: &Touched) -> Option<TouchedRows> {
     }
     rows.port_groups = t.port_groups.iter().cloned().collect();
     rows.address_sets = t.address_sets.iter().cloned().collect();
-    rows.datapaths = t.datapaths;
-    rows.mcgroups = t.mcgroups;
-    rows.mac_bindings = t.mac_bindings;
-    rows.fdbs = t.fdbs;
-    rows.dhcp_options = t.dhcp_options;
-    rows.load_balancers = t.load_balancers;
+    t.flag_tables(&mut rows);
     Some(rows)
 }
 

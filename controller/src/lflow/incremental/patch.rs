@@ -79,6 +79,7 @@ pub fn patch<'a>(
 
     let mut old = Database::default();
     let mut rows = TouchedRows::default();
+    t.flag_tables(&mut rows);
     let present: Vec<(LUuid, bool)> = flows.iter().map(|(k, n)| (*k, n.is_some())).collect();
     let taken = edit(&mut db.flows, flows, |f| &f.uuid);
     for ((key, now), before) in present.into_iter().zip(taken) {
@@ -137,12 +138,6 @@ pub fn patch<'a>(
     if t.load_balancers {
         old.load_balancers = std::mem::replace(&mut db.load_balancers, load_balancers(snap));
     }
-    rows.datapaths = t.datapaths;
-    rows.dhcp_options = t.dhcp_options;
-    rows.mcgroups = t.mcgroups;
-    rows.mac_bindings = t.mac_bindings;
-    rows.fdbs = t.fdbs;
-    rows.load_balancers = t.load_balancers;
 
     Some(Changes::from_rows(&old, db, &rows, old_res, new_res))
 }
