@@ -212,13 +212,7 @@ fn fixture() -> Fixture {
     let old_db = database(&snap0);
     assert_eq!(old_db.flows.len(), fixture.flows.len());
     assert_eq!(old_db.ports.len(), fixture.ports.len());
-    let resident: std::collections::HashSet<String> = old_db
-        .ports
-        .iter()
-        .filter(|p| p.name.starts_with("dmz-"))
-        .map(|p| p.name.clone())
-        .collect();
-    let res = Residency::Ports(resident.into());
+    let res = lflows::dmz_resident(&old_db);
     let old = Pipeline::compile(&old_db, &res);
     assert_eq!(
         old.n_flows(),

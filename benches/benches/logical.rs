@@ -79,13 +79,7 @@ fn scale_fixture() -> &'static Scale {
     static SCALE: std::sync::OnceLock<Scale> = std::sync::OnceLock::new();
     SCALE.get_or_init(|| {
         let db = lflows::scaled(20_000, 4_095, 1_000);
-        let resident: std::collections::HashSet<String> = db
-            .ports
-            .iter()
-            .filter(|p| p.name.starts_with("dmz-"))
-            .map(|p| p.name.clone())
-            .collect();
-        let res = Residency::Ports(resident.into());
+        let res = lflows::dmz_resident(&db);
         let started = std::time::Instant::now();
         let p = Pipeline::compile(&db, &res);
         eprintln!(

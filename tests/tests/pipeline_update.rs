@@ -406,14 +406,7 @@ fn the_idl_order_moving_reorders_untouched_tables() {
 #[test]
 fn scaled_topology_updates_equal_full_compiles() {
     let db = lflows::scaled(600, 100, 100);
-    let res = Residency::Ports(
-        db.ports
-            .iter()
-            .filter(|p| p.name.starts_with("dmz-"))
-            .map(|p| p.name.clone())
-            .collect::<HashSet<String>>()
-            .into(),
-    );
+    let res = lflows::dmz_resident(&db);
     let p = Pipeline::compile(&db, &res);
     assert!(
         p.errors.is_empty(),

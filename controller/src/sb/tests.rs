@@ -31,10 +31,11 @@ pub(crate) fn msgs(name: &str) -> Vec<Value> {
         .collect()
 }
 
-struct Harness {
-    db: Database,
-    replica: Replica,
-    counters: Counters,
+/// A replica fed updates as the client task feeds it (also the lflow tests').
+pub(crate) struct Harness {
+    pub(crate) db: Database,
+    pub(crate) replica: Replica,
+    pub(crate) counters: Counters,
 }
 
 impl Harness {
@@ -42,11 +43,21 @@ impl Harness {
         Harness::with_tables(TABLES)
     }
 
+    /// Every table the agent monitors.
+    pub(crate) fn all_tables() -> Harness {
+        Harness::with_specs(monitor_tables(&[]))
+    }
+
     fn with_tables(tables: &[&str]) -> Harness {
-        let spec: Vec<_> = monitor_tables(&[])
-            .into_iter()
-            .filter(|t| tables.contains(&t.table.as_str()))
-            .collect();
+        Harness::with_specs(
+            monitor_tables(&[])
+                .into_iter()
+                .filter(|t| tables.contains(&t.table.as_str()))
+                .collect(),
+        )
+    }
+
+    fn with_specs(spec: Vec<TableMonitor>) -> Harness {
         Harness {
             db: Database::new(layout(&spec, &sb_schema())),
             replica: Replica::new(),
@@ -55,7 +66,7 @@ impl Harness {
     }
 
     /// Loads a full snapshot (table-updates2 of "initial" rows), as after a (re)connect.
-    fn reset(&mut self, body: Value) -> Option<Arc<ChangeSet>> {
+    pub(crate) fn reset(&mut self, body: Value) -> Option<Arc<ChangeSet>> {
         let mut db = self.db.empty_like();
         db.apply(
             TableUpdates::from_json(body, UpdateFormat::V2).unwrap(),
@@ -66,7 +77,7 @@ impl Harness {
             .update(&self.db, DbChange::Reset, &self.counters)
     }
 
-    fn update(&mut self, body: Value) -> Option<Arc<ChangeSet>> {
+    pub(crate) fn update(&mut self, body: Value) -> Option<Arc<ChangeSet>> {
         let touched = self.db.apply(
             TableUpdates::from_json(body, UpdateFormat::V2).unwrap(),
             &self.counters,
@@ -80,11 +91,11 @@ impl Harness {
     }
 }
 
-const DMZ: &str = "31f08edb-c664-4990-9370-c6e10f844b2d";
-const LR0: &str = "c88e3705-5813-432c-ab50-a2638a20a220";
+pub(crate) const DMZ: &str = "31f08edb-c664-4990-9370-c6e10f844b2d";
+pub(crate) const LR0: &str = "c88e3705-5813-432c-ab50-a2638a20a220";
 
 /// sb-nb-dumps/sb-Datapath_Binding.txt as the server sends it.
-fn datapaths() -> Value {
+pub(crate) fn datapaths() -> Value {
     json!({
         DMZ: {"initial": {"tunnel_key": 1, "external_ids": ["map", [["logical-switch", "397037fb-3f6f-4b20-a998-00aa99063185"], ["name", "dmz"]]]}},
         LR0: {"initial": {"tunnel_key": 2, "external_ids": ["map", [["logical-router", "9fb8bdca-7234-4a8e-aa8e-e714167fc3ab"], ["name", "lr0"]]]}}

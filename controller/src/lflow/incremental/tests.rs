@@ -7,40 +7,26 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::ovsdb::{Counters, Database as RawDb, DbChange, TableUpdates, UpdateFormat, layout};
-use crate::sb::tests::{msgs, sb_schema};
-use crate::sb::{CHANGE_BUFFER, ChangeSet, Replica, monitor_tables};
+use crate::sb::tests::{DMZ, Harness, LR0, datapaths, msgs};
+use crate::sb::{CHANGE_BUFFER, ChangeSet};
 
-const DMZ: &str = "31f08edb-c664-4990-9370-c6e10f844b2d";
-const LR0: &str = "c88e3705-5813-432c-ab50-a2638a20a220";
+/// The SB tests' replica harness, every update checked to leave no invalid row.
+struct Sb(Harness);
 
-/// A replica fed updates as the client task feeds it, with the agent's subscriber.
-struct Sb {
-    db: RawDb,
-    replica: Replica,
-    counters: Counters,
+impl std::ops::Deref for Sb {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.0
+    }
 }
 
 impl Sb {
     fn new() -> Sb {
-        let schema = sb_schema();
-        Sb {
-            db: RawDb::new(layout(&monitor_tables(&[]), &schema)),
-            replica: Replica::new(),
-            counters: Counters::default(),
-        }
+        Sb(Harness::all_tables())
     }
 
     fn reset(&mut self, body: Value) {
-        let mut db = self.db.empty_like();
-        db.apply(
-            TableUpdates::from_json(body, UpdateFormat::V2).unwrap(),
-            &self.counters,
-        );
-        self.db = db;
-        self.replica
-            .update(&self.db, DbChange::Reset, &self.counters)
-            .unwrap();
+        self.0.reset(body).unwrap();
     }
 
     fn update(&mut self, body: Value) {
@@ -49,14 +35,7 @@ impl Sb {
 
     /// Applies an update; false when it changed no typed row.
     fn apply(&mut self, body: Value) -> bool {
-        let touched = self.db.apply(
-            TableUpdates::from_json(body, UpdateFormat::V2).unwrap(),
-            &self.counters,
-        );
-        let changed = self
-            .replica
-            .update(&self.db, DbChange::Rows(&touched), &self.counters)
-            .is_some();
+        let changed = self.0.update(body).is_some();
         let snap = self.replica.snapshot();
         let invalid: Vec<_> = snap.invalid_rows().collect();
         assert!(invalid.is_empty(), "{invalid:?}");
@@ -79,10 +58,7 @@ const ACL: &str = "0a000000-0000-4000-8000-000000000001";
 /// The lab's datapaths and ports, a port group, an address set and a few flows.
 fn initial() -> Value {
     let mut body = msgs("monitor_cond_since-all.json")[1]["result"][2].clone();
-    body["Datapath_Binding"] = json!({
-        DMZ: {"initial": {"tunnel_key": 1, "external_ids": ["map", [["logical-switch", "397037fb-3f6f-4b20-a998-00aa99063185"], ["name", "dmz"]]]}},
-        LR0: {"initial": {"tunnel_key": 2, "external_ids": ["map", [["logical-router", "9fb8bdca-7234-4a8e-aa8e-e714167fc3ab"], ["name", "lr0"]]]}}
-    });
+    body["Datapath_Binding"] = datapaths();
     body["Port_Group"] = json!({
         "0b000000-0000-4000-8000-000000000001": {"initial": {"name": "pg_web", "ports": ["set", ["dmz-c51", "dmz-vm1"]]}}
     });
