@@ -10,6 +10,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::expr::{self, Const, ConstSet};
+use crate::flow::{Prereq, WordSet};
 use crate::lex::{JsonStr, Lexer, Token};
 use crate::symtab::{FieldRef, OvnField, SymbolKind, WR_CT_COMMIT, WR_DEFAULT, symtab};
 use crate::value::{self, Format};
@@ -294,6 +295,9 @@ pub enum Action {
     Load {
         dst: FieldRef,
         value: Const,
+        /// The load as one word's bits, for an integer without a mask (found when
+        /// parsed: the datapath runs it without resolving `dst`).
+        set: Option<WordSet>,
     },
     OvnFieldLoad {
         field: OvnField,
@@ -383,6 +387,8 @@ pub enum Action {
     Result {
         kind: ResultKind,
         dst: FieldRef,
+        /// `dst = 1` as one word's bits (the result is written with it, or cleared).
+        set: Option<WordSet>,
     },
     Log {
         name: Option<String>,
@@ -568,7 +574,7 @@ impl fmt::Display for Action {
                     f.write_str("next;")
                 }
             }
-            Action::Load { dst, value } => write!(f, "{dst} = {value};"),
+            Action::Load { dst, value, .. } => write!(f, "{dst} = {value};"),
             Action::OvnFieldLoad { field, value } => {
                 write!(f, "{} = {};", field.name(), value)
             }
@@ -713,7 +719,7 @@ impl fmt::Display for Action {
                 f.write_str(");")
             }
             Action::SetQueue(q) => write!(f, "set_queue({q});"),
-            Action::Result { kind, dst } => write!(f, "{dst} = {}();", kind.name()),
+            Action::Result { kind, dst, .. } => write!(f, "{dst} = {}();", kind.name()),
             Action::Log {
                 name,
                 verdict,
@@ -1486,7 +1492,11 @@ impl Ctx<'_, '_, '_> {
             if let Some(p) = prereq {
                 this.prereq(p);
             }
-            Some(Action::Result { kind, dst: lhs })
+            Some(Action::Result {
+                kind,
+                dst: lhs,
+                set: result_bit(lhs),
+            })
         };
         match fname.as_str() {
             "select" => self.parse_select(lhs),
@@ -1624,7 +1634,18 @@ impl Ctx<'_, '_, '_> {
                 value: k.value,
             });
         }
-        Some(Action::Load { dst: lhs, value: c })
+        let set = match &c {
+            Const::Int(k) if k.mask.is_none() => {
+                let sf = lhs.resolve();
+                WordSet::new(sf.field, sf.ofs, sf.n_bits, k.value, sf.field.prereq())
+            }
+            _ => None,
+        };
+        Some(Action::Load {
+            dst: lhs,
+            value: c,
+            set,
+        })
     }
 
     fn parse_assignment(&mut self, exchange: bool, lhs: FieldRef) -> Option<Action> {
@@ -2216,6 +2237,13 @@ pub fn parse_ip_port(s: &str) -> Option<(Addr, u16)> {
 /// The string form of a JSON-escaped port name (used in friendly names).
 pub fn quoted(s: &str) -> String {
     JsonStr(s).to_string()
+}
+
+/// `dst = 1` as one word's bits, as a result action writes its boolean (no
+/// prerequisites: the result is stored whatever the packet).
+fn result_bit(dst: FieldRef) -> Option<WordSet> {
+    let sf = dst.resolve();
+    WordSet::new(sf.field, sf.ofs, sf.n_bits, 1, Prereq::None)
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@ use crate::actions::{
 };
 use crate::conntrack::{Affinity, Conntrack, HairpinReply, Nat, Request, Zone};
 use crate::db::link_local;
-use crate::flow::{ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_IPV6, Field, Flow, WORDS, cs, mlf};
-use crate::pipeline::{DpId, FlowId, LbVip, Pipeline, PortId, v4_mapped};
+use crate::flow::{ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_IPV6, Field, Flow, WORDS, WordSet, cs, mlf};
+use crate::pipeline::{CompiledFlow, DpId, FlowId, LbVip, NO_CLASS, Pipeline, PortId, v4_mapped};
 use crate::symtab::{FieldRef, Subfield};
 use crate::trace::{NodeKind, Sink};
 use crate::value;
@@ -319,6 +319,12 @@ impl<'p, S: Sink> Interpreter<'p, S> {
     fn trace_table(&mut self, dp: DpId, flow: &mut Flow, table: u8, egress: bool, sup: usize) {
         let (mut table, mut sup) = (table, sup);
         let depth = self.depth;
+        // No action in a pipeline rewrites the ethertype or IP protocol.
+        let class = if self.wc.is_some() {
+            NO_CLASS
+        } else {
+            Pipeline::packet_class(flow)
+        };
         loop {
             self.steps += 1;
             if self.depth >= MAX_DEPTH || self.steps >= MAX_STEPS {
@@ -329,12 +335,10 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 break;
             }
             self.depth += 1;
-            let Some((fid, node)) = self.stage(dp, flow, table, egress, sup) else {
+            let Some((fid, f, node)) = self.stage(dp, flow, table, egress, class, sup) else {
                 break;
             };
-            let p = self.p;
-            let actions: &'p [Action] = &p.flow(fid).actions;
-            match self.stage_actions(actions, dp, flow, fid.table, egress, node, Some(fid)) {
+            match self.stage_actions(&f.actions, dp, flow, fid.table, egress, node, Some(fid)) {
                 Some(next) => (table, sup) = (next, node),
                 None => break,
             }
@@ -351,13 +355,13 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         flow: &Flow,
         table: u8,
         egress: bool,
+        class: usize,
         sup: usize,
-    ) -> Option<(FlowId, usize)> {
+    ) -> Option<(FlowId, &'p CompiledFlow, usize)> {
         let p = self.p;
-        let (table, found) = p.lookup_stage(dp, egress, table, !S::ON, flow, self.wc.as_mut());
+        let (table, found) = p.stage_flow(dp, egress, table, !S::ON, class, flow, self.wc.as_mut());
         let node = self.sink.add(sup, NodeKind::Table, || match found {
-            Some(f) => {
-                let f = p.flow(f);
+            Some((_, f)) => {
                 let mut s = format!("{table:2}. ");
                 match (&f.stage_name, &f.source) {
                     (Some(st), Some(src)) => s.push_str(&format!("{st} ({src}): ")),
@@ -382,9 +386,9 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 )
             }
         });
-        let fid = found?;
+        let (fid, f) = found?;
         self.decision.flows.push(fid);
-        Some((fid, node))
+        Some((fid, f, node))
     }
 
     /// ovn-trace's `trace_actions`.
@@ -455,7 +459,9 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     }
                     self.trace_table(dp, flow, *t, to_egress, sup);
                 }
-                Action::Load { dst, value } => self.execute_load(dp, flow, *dst, value, a, sup),
+                Action::Load { dst, value, set } => {
+                    self.execute_load(dp, flow, *dst, value, *set, a, sup)
+                }
                 Action::Move { dst, src } => {
                     let (d, s) = (dst.resolve(), src.resolve());
                     self.summarize_move(s, *dst, d, flow, sup);
@@ -790,7 +796,9 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 | Action::SetMeter { .. }
                 | Action::Igmp
                 | Action::TriggerEvent { .. } => {}
-                Action::Result { kind, dst } => self.execute_result(*kind, *dst, dp, flow, sup),
+                Action::Result { kind, dst, set } => {
+                    self.execute_result(*kind, (*dst, *set), dp, flow, sup)
+                }
                 Action::Log {
                     name,
                     verdict,
@@ -888,22 +896,28 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn execute_load(
         &mut self,
         dp: DpId,
         flow: &mut Flow,
         dst: FieldRef,
         v: &crate::expr::Const,
+        set: Option<WordSet>,
         a: &Action,
         sup: usize,
     ) {
-        let sf = dst.resolve();
-        if S::ON && !sf.field.is_register() {
+        if S::ON && !dst.resolve().field.is_register() {
             self.sink.add(sup, NodeKind::Modify, || {
                 let s = a.to_string();
                 s.strip_suffix(';').unwrap_or(&s).to_owned()
             });
         }
+        if let Some(set) = set {
+            set.apply(flow, true);
+            return;
+        }
+        let sf = dst.resolve();
         if !flow.prereqs_ok(sf.field.prereq()) {
             return;
         }
@@ -1431,7 +1445,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
     fn execute_result(
         &mut self,
         kind: ResultKind,
-        dst: FieldRef,
+        (dst, set): (FieldRef, Option<WordSet>),
         dp: DpId,
         flow: &mut Flow,
         sup: usize,
@@ -1439,14 +1453,14 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         match kind {
             ResultKind::CheckInPortSec => {
                 let v = !self.in_port_sec_ok(dp, flow);
-                write_ref(flow, dst, u128::from(v));
+                write_result(flow, dst, set, v);
             }
             ResultKind::CheckOutPortSec => {
                 let v = !self.out_port_sec_ok(dp, flow);
-                write_ref(flow, dst, u128::from(v));
+                write_result(flow, dst, set, v);
             }
             ResultKind::DnsLookup => {
-                write_ref(flow, dst, 0);
+                write_result(flow, dst, set, false);
                 self.sink.add(sup, NodeKind::Error, || {
                     "*** dns_lookup action not implemented".into()
                 });
@@ -1460,7 +1474,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 } else {
                     self.chassis_chk_lb_hairpin_reply(dp, flow)
                 };
-                write_ref(flow, dst, u128::from(res));
+                write_result(flow, dst, set, res);
             }
             ResultKind::ChkLbHairpin | ResultKind::ChkLbHairpinReply => {
                 let orig = kind == ResultKind::ChkLbHairpin;
@@ -1480,13 +1494,13 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                         res &= u8::from(vip_port == port);
                     }
                 }
-                write_ref(flow, dst, u128::from(res));
+                write_result(flow, dst, set, res != 0);
                 self.sink
                     .add(sup, NodeKind::Modify, || format!("{dst} = {res}"));
             }
             ResultKind::ChkLbAff if self.sem == Semantics::Chassis => {
                 let res = self.chassis_chk_lb_aff(dp, flow);
-                write_ref(flow, dst, u128::from(res));
+                write_result(flow, dst, set, res);
             }
             ResultKind::ChkEcmpNhMac | ResultKind::ChkEcmpNh | ResultKind::ChkLbAff => {
                 // ovn-trace leaves these untouched; the datapath cannot run them yet.
@@ -2046,6 +2060,15 @@ fn read_ip(flow: &Flow, sf: Subfield) -> u128 {
         v4_mapped(v as u32)
     } else {
         v
+    }
+}
+
+/// A result action's boolean into `dst` (through `set`, its bits found when parsed).
+#[inline]
+fn write_result(flow: &mut Flow, dst: FieldRef, set: Option<WordSet>, v: bool) {
+    match set {
+        Some(set) => set.apply(flow, v),
+        None => write_ref(flow, dst, u128::from(v)),
     }
 }
 

@@ -114,7 +114,7 @@ const fn loc(word: u8, shift: u8, bits: u8) -> Loc {
 
 /// When a field may be written (OVS's `mf_are_prereqs_ok`): a set of a field whose
 /// prerequisites the packet does not meet does nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Prereq {
     None,
     Ipv4,
@@ -518,6 +518,67 @@ impl Flow {
     }
 }
 
+/// Constant bits written into one word of a flow, found once (when an action is
+/// parsed) so that running the action reads no symbol table: what
+/// [`Flow::set_masked`] does for a write whose bits lie in one word, when the packet
+/// meets the field's prerequisites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WordSet {
+    word: u8,
+    shift: u8,
+    bits: u8,
+    prereq: Prereq,
+    /// In place in the word.
+    value: u64,
+}
+
+impl WordSet {
+    /// Bits `ofs..ofs + n_bits` of `f` set to `v` (as [`Flow::set_bits`] sets them)
+    /// when the packet meets `prereq`; none when the bits span two words.
+    pub fn new(f: Field, ofs: u32, n_bits: u32, v: u128, prereq: Prereq) -> Option<WordSet> {
+        if n_bits == 0 || ofs >= 128 {
+            return None;
+        }
+        let l = f.loc();
+        let width = if l.bits == 128 {
+            u128::MAX
+        } else {
+            u128::from(low_bits(l.bits))
+        };
+        let mask = (value::ones(n_bits) << ofs) & width;
+        let val = ((v & value::ones(n_bits)) << ofs) & mask;
+        let (word, mask, val) = if l.bits < 128 {
+            (l.word, (mask as u64) << l.shift, (val as u64) << l.shift)
+        } else if mask >> 64 == 0 {
+            // The low half is the second word.
+            (l.word + 1, mask as u64, val as u64)
+        } else if mask as u64 == 0 {
+            (l.word, (mask >> 64) as u64, (val >> 64) as u64)
+        } else {
+            return None;
+        };
+        let (shift, bits) = (mask.trailing_zeros(), mask.count_ones());
+        // The bits of a field's subfield are contiguous.
+        (mask != 0 && low_bits(bits as u8) << shift == mask).then_some(WordSet {
+            word,
+            shift: shift as u8,
+            bits: bits as u8,
+            prereq,
+            value: val,
+        })
+    }
+
+    /// Writes the bits (all of the value when `on`, zero otherwise).
+    #[inline(always)]
+    pub fn apply(self, flow: &mut Flow, on: bool) {
+        if self.prereq == Prereq::None || flow.prereqs_ok(self.prereq) {
+            let m = low_bits(self.bits) << self.shift;
+            let w = &mut flow.w[usize::from(self.word)];
+            *w = (*w & !m) | if on { self.value } else { 0 };
+        }
+    }
+}
+
 #[inline]
 fn low_bits(bits: u8) -> u64 {
     if bits >= 64 {
@@ -570,6 +631,68 @@ pub fn shown(v: u128, format: Format) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every field but the registers (each of those is listed apart).
+    const FIELDS: [Field; 38] = {
+        use Field::*;
+        [
+            Metadata, PktMark, CtState, CtMark, CtLabel, EthSrc, EthDst, EthType, VlanTci, Ipv4Src,
+            Ipv4Dst, Ipv6Src, Ipv6Dst, Ipv6Label, IpProto, IpDscp, IpEcn, IpTtl, IpFrag, ArpOp,
+            ArpSpa, ArpTpa, ArpSha, ArpTha, TcpSrc, TcpDst, TcpFlags, UdpSrc, UdpDst, SctpSrc,
+            SctpDst, Icmpv4Type, Icmpv4Code, Icmpv6Type, Icmpv6Code, NdTarget, NdSll, NdTll,
+        ]
+    };
+
+    proptest::proptest! {
+        /// A load run as one word's bits writes what `set_masked` writes, or is
+        /// refused: any field (registers too), any bit range, any packet.
+        #[test]
+        fn word_sets_write_what_set_masked_writes(
+            which in 0usize..(FIELDS.len() + 16 + 5 + 2),
+            ofs in 0u32..128,
+            n_bits in 1u32..=128,
+            v: u128,
+            words in proptest::array::uniform25(proptest::prelude::any::<u64>()),
+            eth in proptest::sample::select(vec![0x0800u64, 0x86dd, 0x0806, 0x1234]),
+        ) {
+            let f = match which {
+                i if i < FIELDS.len() => FIELDS[i],
+                i if i < FIELDS.len() + 16 => Field::Reg((i - FIELDS.len()) as u8),
+                i if i < FIELDS.len() + 21 => Field::Xreg((i - FIELDS.len() - 16) as u8),
+                i => Field::Xxreg((i - FIELDS.len() - 21) as u8),
+            };
+            let width = f.width();
+            proptest::prop_assume!(ofs < width);
+            let n_bits = n_bits.min(width - ofs);
+            let mut base = Flow { w: words, ..Flow::default() };
+            base.set(Field::EthType, u128::from(eth));
+            let mut want = base;
+            if want.prereqs_ok(f.prereq()) {
+                want.set_bits(f, ofs, n_bits, v);
+            }
+            if let Some(set) = WordSet::new(f, ofs, n_bits, v, f.prereq()) {
+                let mut got = base;
+                set.apply(&mut got, true);
+                proptest::prop_assert_eq!(got, want);
+                // Off: the same bits cleared.
+                let mut cleared = base;
+                set.apply(&mut cleared, false);
+                let mut want_cleared = base;
+                if want_cleared.prereqs_ok(f.prereq()) {
+                    want_cleared.set_bits(f, ofs, n_bits, 0);
+                }
+                proptest::prop_assert_eq!(cleared, want_cleared);
+            } else {
+                // Refused only when the bits span two words, or lie beyond what the
+                // flow stores of the field (ARP's opcode in `nw_proto`'s 8 bits).
+                let l = f.loc();
+                proptest::prop_assert!(
+                    (width == 128 && ofs < 64 && ofs + n_bits > 64)
+                        || (l.bits < 128 && ofs >= u32::from(l.bits))
+                );
+            }
+        }
+    }
 
     #[test]
     fn registers_overlay_as_ovs_lays_them_out() {

@@ -176,6 +176,9 @@ pub struct LbVip {
     pub hairpin_snat: actions::Addr,
 }
 
+/// The class of a walk that uses none (one that tracks wildcards).
+pub const NO_CLASS: usize = classes::N;
+
 /// Set in a classifier rule's id when its flow is omitted ([`CompiledFlow::omit`]), so
 /// a lookup skips such a stage without reading the flow.
 const OMIT: u32 = 1 << 31;
@@ -277,6 +280,10 @@ struct DpTables {
     /// matches everything and says `next;`): the interpreter jumps there without
     /// lookups.
     skip: [Vec<u8>; 2],
+    /// Per table and packet class, the first table from it on that a walk recording
+    /// nothing must look at: `skip` without the tables whose flows the class can reach
+    /// all say only `next;` (see `classes`).
+    quiet: [Vec<[u8; classes::N]>; 2],
 }
 
 /// A compiled logical pipeline.
@@ -1545,6 +1552,23 @@ fn place(f: &LogicalFlow, topo: &Topology) -> u64 {
     u64::from(f.priority) | u64::from(f.table_id) << 16 | u64::from(f.egress) << 24 | dp << 32
 }
 
+/// [`DpTables::quiet`] of `tables`, whose trivial stages `skip` (from [`skip_of`]) says.
+fn quiet_skip_of(tables: &[Arc<Table>], skip: &[u8]) -> Vec<[u8; classes::N]> {
+    let n = tables.len();
+    let mut quiet = vec![[0u8; classes::N]; n];
+    let mut next = [n as u8; classes::N];
+    for i in (0..n).rev() {
+        let passed = &tables[i].classes.quiet;
+        for (c, q) in quiet[i].iter_mut().enumerate() {
+            let over =
+                skip[i] != i as u8 || (passed[c] != classes::LOOKUP && passed[c] & OMIT != 0);
+            *q = if over { next[c] } else { i as u8 };
+            next[c] = *q;
+        }
+    }
+    quiet
+}
+
 fn skip_of(tables: &[Arc<Table>]) -> Vec<u8> {
     let n = tables.len();
     let mut skip = vec![0u8; n];
@@ -1580,6 +1604,7 @@ impl Pipeline {
             DpTables {
                 tables: [vec![empty.clone(); n], vec![empty.clone(); n]],
                 skip: Default::default(),
+                quiet: Default::default(),
             };
             topo.datapaths.len()
         ];
@@ -1897,6 +1922,7 @@ impl Pipeline {
                     same_errors = false;
                     n_flows += d.tables[e].iter().map(|t| t.n_flows()).sum::<usize>();
                     d.skip[e] = skip_of(&d.tables[e]);
+                    d.quiet[e] = quiet_skip_of(&d.tables[e], &d.skip[e]);
                     continue;
                 };
                 let mut changed = false;
@@ -1909,6 +1935,7 @@ impl Pipeline {
                 }
                 if changed {
                     d.skip[e] = skip_of(&d.tables[e]);
+                    d.quiet[e] = quiet_skip_of(&d.tables[e], &d.skip[e]);
                 }
             }
         }
@@ -2075,29 +2102,63 @@ impl Pipeline {
         table: u8,
         quiet: bool,
         flow: &crate::flow::Flow,
-        mut wc: Option<&mut [u64; crate::flow::WORDS]>,
+        wc: Option<&mut [u64; crate::flow::WORDS]>,
     ) -> (u8, Option<FlowId>) {
-        let d = &self.tables[dp as usize];
-        let (tables, skip) = (&d.tables[usize::from(egress)], &d.skip[usize::from(egress)]);
-        let mut table = skip.get(usize::from(table)).copied().unwrap_or(table);
-        // The class decides most tables (not when the lookup must report wildcards,
-        // which a class does not track).
         let class = if wc.is_none() {
             classes::of(flow)
         } else {
             classes::N
         };
+        let (table, found) = self.stage_flow(dp, egress, table, quiet, class, flow, wc);
+        (table, found.map(|(id, _)| id))
+    }
+
+    /// The class of `flow` for [`stage_flow`](Self::stage_flow): its ethertype and IP
+    /// protocol, which no logical action rewrites (a walk finds it once per packet).
+    #[inline]
+    pub fn packet_class(flow: &crate::flow::Flow) -> usize {
+        classes::of(flow)
+    }
+
+    /// [`lookup_stage`](Self::lookup_stage) for a packet of `class`
+    /// ([`packet_class`](Self::packet_class); [`NO_CLASS`] when `wc` tracks the
+    /// wildcards, which classes do not), with the flow found.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub fn stage_flow(
+        &self,
+        dp: DpId,
+        egress: bool,
+        table: u8,
+        quiet: bool,
+        class: usize,
+        flow: &crate::flow::Flow,
+        mut wc: Option<&mut [u64; crate::flow::WORDS]>,
+    ) -> (u8, Option<(FlowId, &CompiledFlow)>) {
+        let d = &self.tables[dp as usize];
+        let e = usize::from(egress);
+        let (tables, skip) = (&d.tables[e], &d.skip[e]);
+        // Quietly, the class's own skips (they include the trivial stages).
+        let quiet = quiet && class < classes::N;
+        let next = |t: u8| -> u8 {
+            if quiet {
+                d.quiet[e].get(usize::from(t)).map_or(t, |q| q[class])
+            } else {
+                skip.get(usize::from(t)).copied().unwrap_or(t)
+            }
+        };
+        let mut table = next(table);
         loop {
             let Some(t) = tables.get(usize::from(table)) else {
                 return (table, None);
             };
             let c = &t.classes;
-            let quietly = match c.quiet.get(class) {
+            let decided = match c.quiet.get(class) {
                 Some(&id) if quiet => id,
                 _ => classes::LOOKUP,
             };
-            let found = if quietly != classes::LOOKUP {
-                Some(quietly)
+            let found = if decided != classes::LOOKUP {
+                Some(decided)
             } else {
                 match c.exact.get(class) {
                     Some(&classes::LIST) => c.list(class, flow),
@@ -2107,10 +2168,7 @@ impl Pipeline {
             };
             match found {
                 // On to the next stage that is not trivial, as on entry.
-                Some(id) if id & OMIT != 0 => {
-                    table += 1;
-                    table = skip.get(usize::from(table)).copied().unwrap_or(table);
-                }
+                Some(id) if id & OMIT != 0 => table = next(table + 1),
                 Some(id) => {
                     let fid = FlowId {
                         dp,
@@ -2118,7 +2176,7 @@ impl Pipeline {
                         table,
                         idx: id,
                     };
-                    return (table, Some(fid));
+                    return (table, Some((fid, &t.slot(id).flow)));
                 }
                 None => return (table, None),
             }
@@ -2214,6 +2272,7 @@ impl Pipeline {
             let _ = writeln!(s, "datapath {}", self.topo.datapaths[dp].uuid);
             for e in 0..2 {
                 let _ = writeln!(s, " pipeline {e} skip {:?}", d.skip[e]);
+                let _ = writeln!(s, " pipeline {e} quiet {:?}", d.quiet[e]);
                 for (t, table) in d.tables[e].iter().enumerate() {
                     if table.order.is_empty() && table.failed.is_empty() {
                         continue;
