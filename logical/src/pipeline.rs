@@ -2114,7 +2114,8 @@ impl Pipeline {
     }
 
     /// The class of `flow` for [`stage_flow`](Self::stage_flow): its ethertype and IP
-    /// protocol, which no logical action rewrites (a walk finds it once per packet).
+    /// protocol, which no logical action rewrites (the interpreter finds it once per
+    /// pipeline it walks).
     #[inline]
     pub fn packet_class(flow: &crate::flow::Flow) -> usize {
         classes::of(flow)
