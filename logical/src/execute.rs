@@ -101,7 +101,8 @@ pub struct Decision {
     pub unsupported_flow: Option<FlowId>,
     /// Set when a loop or a depth limit stopped the walk.
     pub aborted: bool,
-    /// Logical flows matched, in order (without a trace, a stage its packet class
+    /// Logical flows matched, in order, when the interpreter was asked to record them
+    /// ([`Interpreter::recording_flows`]; without a trace, a stage its packet class
     /// passes over because every flow it could meet there says only `next;` adds none).
     pub flows: Vec<FlowId>,
     /// Set when the decision consulted or changed connection tracking: it holds for
@@ -150,6 +151,10 @@ pub struct Interpreter<'p, S: Sink> {
     /// The connection tracker ([`Semantics::Chassis`]); without one, `ct` actions
     /// are unsupported (fail closed).
     ct: Option<&'p mut dyn Conntrack>,
+    /// The logical flow matched last (the one an unsupported action belongs to).
+    last_flow: Option<FlowId>,
+    /// Every flow matched goes into [`Decision::flows`].
+    record_flows: bool,
 }
 
 impl<'p, S: Sink> Interpreter<'p, S> {
@@ -181,6 +186,8 @@ impl<'p, S: Sink> Interpreter<'p, S> {
             remote: &[],
             from_tunnel: false,
             ct: None,
+            last_flow: None,
+            record_flows: false,
         }
     }
 
@@ -206,6 +213,13 @@ impl<'p, S: Sink> Interpreter<'p, S> {
             format!("tunnel input(dp=\"{dpname}\")")
         });
         self.execute_output(dp, flow, false, node);
+    }
+
+    /// Records every logical flow matched in [`Decision::flows`] (a walk that does
+    /// not need them, the datapath's, leaves them out).
+    pub fn recording_flows(mut self) -> Self {
+        self.record_flows = true;
+        self
     }
 
     /// Gives the interpreter a connection tracker (used in [`Semantics::Chassis`]).
@@ -306,7 +320,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
     fn unsupported(&mut self, name: &'static str) {
         if self.sem == Semantics::Chassis && !self.decision.unsupported.contains(&name) {
             if self.decision.unsupported.is_empty() {
-                self.decision.unsupported_flow = self.decision.flows.last().copied();
+                self.decision.unsupported_flow = self.last_flow;
             }
             self.decision.unsupported.push(name);
         }
@@ -387,7 +401,10 @@ impl<'p, S: Sink> Interpreter<'p, S> {
             }
         });
         let (fid, f) = found?;
-        self.decision.flows.push(fid);
+        self.last_flow = Some(fid);
+        if self.record_flows {
+            self.decision.flows.push(fid);
+        }
         Some((fid, f, node))
     }
 

@@ -47,7 +47,8 @@ fn flow_of(p: &Pipeline, microflow: &str) -> (u32, ovnest_logical::flow::Flow) {
 fn decide(p: &Pipeline, remote: &[u16], microflow: &str) -> Decision {
     let (dp, mut flow) = flow_of(p, microflow);
     let mut it = Interpreter::new(p, NoTrace, Semantics::Chassis, TraceOptions::default())
-        .with_remote_ports(remote);
+        .with_remote_ports(remote)
+        .recording_flows();
     it.run(dp, &mut flow);
     it.into_decision()
 }
