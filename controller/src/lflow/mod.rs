@@ -4,6 +4,7 @@
 
 pub mod incremental;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,11 +54,13 @@ pub fn database(snap: &Snapshot) -> Database {
             .map(|p| port(p))
             .collect(),
         mcgroups: mcgroups(snap),
-        flows: snap
-            .table::<LogicalFlow>()
-            .iter()
-            .map(|f| flow(snap, f))
-            .collect(),
+        flows: {
+            let mut names = Names::default();
+            snap.table::<LogicalFlow>()
+                .iter()
+                .map(|f| flow(snap, f, &mut names))
+                .collect()
+        },
         mac_bindings: mac_bindings(snap),
         fdbs: fdbs(snap),
         dhcp_options: dhcp_options::<DhcpOptions>(snap),
@@ -128,8 +131,25 @@ pub(crate) fn mcgroups(snap: &Snapshot) -> Vec<McGroup> {
         .collect()
 }
 
-/// One Logical_Flow, its datapath group (read from `snap`) expanded.
-pub(crate) fn flow(snap: &Snapshot, f: &LogicalFlow) -> LFlow {
+/// One copy of each stage name and source for the flows converted together (a few
+/// hundred distinct among 100,000s of rows).
+#[derive(Default)]
+pub(crate) struct Names(HashSet<Arc<str>>);
+
+impl Names {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(n) = self.0.get(s) {
+            return n.clone();
+        }
+        let n: Arc<str> = s.into();
+        self.0.insert(n.clone());
+        n
+    }
+}
+
+/// One Logical_Flow, its datapath group (read from `snap`) expanded; its match and
+/// actions are the replica's strings.
+pub(crate) fn flow(snap: &Snapshot, f: &LogicalFlow, names: &mut Names) -> LFlow {
     LFlow {
         uuid: luuid(&f.uuid),
         datapaths: snap.flow_datapaths(f).map(|d| luuid(&d)).collect(),
@@ -138,8 +158,8 @@ pub(crate) fn flow(snap: &Snapshot, f: &LogicalFlow) -> LFlow {
         priority: f.priority,
         match_: f.match_expr.clone(),
         actions: f.actions.clone(),
-        stage_name: f.stage_name().map(str::to_owned),
-        source: f.external_ids.get("source").cloned(),
+        stage_name: f.stage_name().map(|s| names.get(s)),
+        source: f.source().map(|s| names.get(s)),
     }
 }
 
