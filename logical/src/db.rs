@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// An OVSDB row UUID.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -112,7 +113,9 @@ pub struct McGroup {
     pub ports: Vec<Uuid>,
 }
 
-/// Logical_Flow, with its datapath group expanded.
+/// Logical_Flow, with its datapath group expanded. The strings are shared: with the
+/// agent's Southbound replica (match, actions), across rows (stage names and sources, when
+/// the caller interns them) and with the compiled pipeline.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LogicalFlow {
@@ -122,12 +125,12 @@ pub struct LogicalFlow {
     pub egress: bool,
     pub table_id: u8,
     pub priority: u16,
-    pub match_: String,
-    pub actions: String,
+    pub match_: Arc<str>,
+    pub actions: Arc<str>,
     /// `external_ids:stage-name`.
-    pub stage_name: Option<String>,
+    pub stage_name: Option<Arc<str>>,
     /// `external_ids:source`.
-    pub source: Option<String>,
+    pub source: Option<Arc<str>>,
 }
 
 /// MAC_Binding (and Static_MAC_Binding).

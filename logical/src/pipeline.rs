@@ -774,13 +774,20 @@ impl<'a> Compiler<'a> {
                 datapath: None,
                 reason: format!("match annotation failed ({e})"),
             })?;
+        let friendly = self.topo.make_names_friendly(&lf.match_);
         Ok(RowParts {
             actions: parsed.actions.into(),
             prereqs,
-            stage_name: lf.stage_name.as_deref().map(Into::into),
-            source: lf.source.as_deref().map(Into::into),
-            match_s: self.topo.make_names_friendly(&lf.match_).into(),
-            match_raw: lf.match_.as_str().into(),
+            // The row's strings, not copies.
+            stage_name: lf.stage_name.clone(),
+            source: lf.source.clone(),
+            // One string when no port name was made friendly.
+            match_s: if *friendly == *lf.match_ {
+                lf.match_.clone()
+            } else {
+                friendly.into()
+            },
+            match_raw: lf.match_.clone(),
         })
     }
 

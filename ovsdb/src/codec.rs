@@ -23,6 +23,9 @@ pub enum CodecError {
     Json(String),
 }
 
+/// The largest buffer [`FrameDecoder`] keeps once it holds nothing unconsumed.
+const RETAINED_BUFFER: usize = 1 << 20;
+
 /// Incremental splitter and parser of concatenated JSON values.
 #[derive(Debug)]
 pub struct FrameDecoder {
@@ -90,13 +93,25 @@ impl FrameDecoder {
             .inspect_err(|e| self.failed = Some(e.clone()))?;
         match frame {
             None => Ok(None),
-            Some((from, to)) => serde_json::from_slice(&self.buf[from..to])
-                .map(Some)
-                .map_err(|e| {
+            Some((from, to)) => {
+                let value = serde_json::from_slice(&self.buf[from..to]).map_err(|e| {
                     let e = CodecError::Json(e.to_string());
                     self.failed = Some(e.clone());
                     e
-                }),
+                })?;
+                self.release();
+                Ok(Some(value))
+            }
+        }
+    }
+
+    /// Once every buffered byte is consumed, lets go of a buffer a large message grew
+    /// (a full snapshot's reply is tens of MB; the updates after it are small).
+    fn release(&mut self) {
+        if self.start == self.buf.len() && self.buf.capacity() > RETAINED_BUFFER {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.scan = 0;
         }
     }
 
@@ -176,6 +191,27 @@ mod tests {
         d.push(br#"{"id":0,"result":["a"],"error":null}{"id":null,"method":"update2","params":["x",{}]} [1]"#);
         assert_eq!(drain(&mut d).len(), 3);
         assert!(!d.has_partial());
+    }
+
+    #[test]
+    fn a_large_message_buffer_is_released_once_consumed() {
+        let big = json!({"id": 1, "result": ["x".repeat(4 * RETAINED_BUFFER)], "error": null});
+        let mut bytes = serde_json::to_vec(&big).unwrap();
+        let small = br#"{"id":2,"result":[],"error":null}"#;
+        bytes.extend_from_slice(&small[..10]);
+        let mut d = FrameDecoder::new(DEFAULT_MAX_MESSAGE);
+        d.push(&bytes);
+        // Part of the next message is still buffered: kept.
+        assert_eq!(d.next_value().unwrap(), Some(big.clone()));
+        assert_eq!(d.next_value().unwrap(), None);
+        assert!(d.buf.capacity() > RETAINED_BUFFER);
+        d.push(&small[10..]);
+        assert_eq!(d.next_value().unwrap().unwrap()["id"], 2);
+        assert!(d.buf.capacity() <= RETAINED_BUFFER, "{}", d.buf.capacity());
+        assert!(!d.has_partial());
+        // And the decoder goes on.
+        d.push(small);
+        assert_eq!(drain(&mut d).len(), 1);
     }
 
     #[test]

@@ -160,8 +160,115 @@ impl From<Uuid> for Atom {
 /// A column value (RFC 7047 §5.1 `<value>`): a sorted, duplicate-free set or map.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Datum {
-    Set(Vec<Atom>),
+    Set(Atoms),
     Map(Vec<(Atom, Atom)>),
+}
+
+/// The atoms of a set, sorted, duplicate-free; read them as a slice. One atom (a scalar
+/// column's value, most of a replica) is kept inline instead of in a vector of its own.
+#[derive(Clone)]
+pub struct Atoms(AtomsRepr);
+
+#[derive(Clone)]
+enum AtomsRepr {
+    One(Atom),
+    /// Never exactly one.
+    Many(Vec<Atom>),
+}
+
+impl Atoms {
+    pub const fn new() -> Atoms {
+        Atoms(AtomsRepr::Many(Vec::new()))
+    }
+
+    pub fn one(atom: Atom) -> Atoms {
+        Atoms(AtomsRepr::One(atom))
+    }
+
+    pub fn as_slice(&self) -> &[Atom] {
+        match &self.0 {
+            AtomsRepr::One(a) => std::slice::from_ref(a),
+            AtomsRepr::Many(v) => v,
+        }
+    }
+
+    /// Inserts `atom` at `index` (where a binary search put it).
+    pub fn insert(&mut self, index: usize, atom: Atom) {
+        let mut v = self.take();
+        v.insert(index, atom);
+        *self = v.into();
+    }
+
+    pub fn remove(&mut self, index: usize) -> Atom {
+        let mut v = self.take();
+        let atom = v.remove(index);
+        *self = v.into();
+        atom
+    }
+
+    fn take(&mut self) -> Vec<Atom> {
+        match std::mem::replace(&mut self.0, AtomsRepr::Many(Vec::new())) {
+            AtomsRepr::One(a) => vec![a],
+            AtomsRepr::Many(v) => v,
+        }
+    }
+}
+
+impl Default for Atoms {
+    fn default() -> Atoms {
+        Atoms::new()
+    }
+}
+
+impl From<Vec<Atom>> for Atoms {
+    fn from(mut v: Vec<Atom>) -> Atoms {
+        match v.len() {
+            1 => Atoms(AtomsRepr::One(v.remove(0))),
+            _ => Atoms(AtomsRepr::Many(v)),
+        }
+    }
+}
+
+impl std::ops::Deref for Atoms {
+    type Target = [Atom];
+    fn deref(&self) -> &[Atom] {
+        self.as_slice()
+    }
+}
+
+impl<'a> IntoIterator for &'a Atoms {
+    type Item = &'a Atom;
+    type IntoIter = std::slice::Iter<'a, Atom>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
+impl PartialEq for Atoms {
+    fn eq(&self, other: &Atoms) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Atoms {}
+
+impl PartialOrd for Atoms {
+    fn partial_cmp(&self, other: &Atoms) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Atoms {
+    fn cmp(&self, other: &Atoms) -> Ordering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+/// As the vector it stands for: `[String("a")]`.
+impl std::fmt::Debug for Atoms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_slice().fmt(f)
+    }
 }
 
 /// A JSON value that is not an OVSDB datum of the expected shape.
@@ -196,7 +303,7 @@ impl Default for Datum {
 
 impl Datum {
     pub const fn empty_set() -> Datum {
-        Datum::Set(Vec::new())
+        Datum::Set(Atoms::new())
     }
 
     pub const fn empty_map() -> Datum {
@@ -205,7 +312,7 @@ impl Datum {
 
     /// A set holding one atom: how scalar columns are stored.
     pub fn atom(atom: impl Into<Atom>) -> Datum {
-        Datum::Set(vec![atom.into()])
+        Datum::Set(Atoms::one(atom.into()))
     }
 
     /// A set from any atoms (sorted, duplicates dropped).
@@ -213,7 +320,7 @@ impl Datum {
         let mut v: Vec<Atom> = atoms.into_iter().collect();
         v.sort();
         v.dedup();
-        Datum::Set(v)
+        Datum::Set(v.into())
     }
 
     /// A map from pairs (sorted by key; for a repeated key the last pair wins).
@@ -228,7 +335,7 @@ impl Datum {
 
     /// `["named-uuid", name]`, to point at a row inserted earlier in the same transaction.
     pub fn named_uuid(name: impl Into<String>) -> Datum {
-        Datum::Set(vec![Atom::NamedUuid(name.into())])
+        Datum::Set(Atoms::one(Atom::NamedUuid(name.into())))
     }
 
     pub fn len(&self) -> usize {
@@ -245,7 +352,7 @@ impl Datum {
     /// The atoms of a set (empty for a map).
     pub fn atoms(&self) -> &[Atom] {
         match self {
-            Datum::Set(v) => v,
+            Datum::Set(v) => v.as_slice(),
             Datum::Map(_) => &[],
         }
     }
@@ -299,7 +406,7 @@ impl Datum {
                 _ => {}
             }
         }
-        Ok(Datum::Set(vec![Atom::from_json(value)?]))
+        Ok(Datum::Set(Atoms::one(Atom::from_json(value)?)))
     }
 
     pub fn to_json(&self) -> Value {
@@ -322,7 +429,7 @@ impl Datum {
         match (self, diff) {
             (Datum::Set(have), Datum::Set(toggle)) => {
                 for atom in toggle {
-                    match have.binary_search(atom) {
+                    match have.as_slice().binary_search(atom) {
                         Ok(i) => {
                             have.remove(i);
                         }
@@ -374,6 +481,24 @@ fn normalize_map(v: &mut Vec<(Atom, Atom)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_atom_inline_equals_one_in_a_vector() {
+        let inline = Datum::atom("a");
+        assert_eq!(inline, Datum::Set(vec![Atom::from("a")].into()));
+        assert_eq!(inline, Datum::set([Atom::from("a"), Atom::from("a")]));
+        assert_eq!(format!("{inline:?}"), r#"Set([String("a")])"#);
+        // Toggling through two and back to one, and to none.
+        let mut d = Datum::atom("a");
+        d.apply_diff(&Datum::atom("b")).unwrap();
+        assert_eq!(d, Datum::set(["a".into(), "b".into()]));
+        d.apply_diff(&Datum::atom("a")).unwrap();
+        assert_eq!(d, Datum::atom("b"));
+        assert!(matches!(&d, Datum::Set(a) if matches!(a.0, AtomsRepr::One(_))));
+        d.apply_diff(&Datum::atom("b")).unwrap();
+        assert_eq!(d, Datum::empty_set());
+        assert!(Datum::atom(1i64) < Datum::set([Atom::Integer(1), Atom::Integer(2)]));
+    }
 
     fn d(v: Value) -> Datum {
         Datum::from_json(&v).unwrap()

@@ -58,7 +58,7 @@ pub use codec::{CodecError, DEFAULT_MAX_MESSAGE, FrameDecoder};
 pub use condition::{Clause, Function, MonitorCondition};
 pub use counters::{CounterValues, Counters};
 pub use database::{Database, RowView, Table, Touched};
-pub use datum::{Atom, Datum, DatumError};
+pub use datum::{Atom, Atoms, Datum, DatumError};
 pub use error::Error;
 pub use jsonrpc::{Message, MessageError, RpcError};
 pub use monitor::{

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::datum::{Atom, Datum};
+use crate::datum::{Atom, Atoms, Datum};
 use crate::uuid::Uuid;
 
 /// The atomic types of RFC 7047 §3.2 `<atomic-type>`.
@@ -74,7 +74,7 @@ impl ColumnType {
         match (self.min, self.value) {
             (0, None) => Datum::empty_set(),
             (0, Some(_)) => Datum::empty_map(),
-            (_, None) => Datum::Set(vec![self.key.default_atom()]),
+            (_, None) => Datum::Set(Atoms::one(self.key.default_atom())),
             (_, Some(v)) => Datum::Map(vec![(self.key.default_atom(), v.default_atom())]),
         }
     }

@@ -171,7 +171,7 @@ impl World {
                     egress,
                     table_id: if egress { 4 } else { 8 },
                     priority,
-                    match_: format!("{port} == @pg{pg} && ip4 && ip4.src == {src}"),
+                    match_: format!("{port} == @pg{pg} && ip4 && ip4.src == {src}").into(),
                     actions: if drop {
                         "/* drop */".into()
                     } else {
@@ -471,7 +471,8 @@ fn many_edits_of_one_table_equal_full_compiles() {
                 "outport == @pg1 && ip4 && ip4.src == 10.0.{}.{}",
                 i % 7,
                 i % 5
-            ),
+            )
+            .into(),
             actions: if i % 2 == 0 { "/* drop */" } else { "next;" }.into(),
             stage_name: Some("ls_out_acl".into()),
             source: None,

@@ -287,7 +287,7 @@ fn replica_follows_the_seed_lab() {
             .filter(|f| {
                 f.stage_name() == Some(DHCP_OPTIONS_STAGE) && f.actions.contains("put_dhcp_opts")
             })
-            .map(|f| (f.uuid.to_string(), f.actions.clone()))
+            .map(|f| (f.uuid.to_string(), f.actions.to_string()))
             .collect();
         (have == want).then_some(s)
     });

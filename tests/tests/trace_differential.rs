@@ -133,8 +133,8 @@ fn check(t: Topology) {
                 "logical flow {} does not compile: {}\n    match=({}) actions=({})",
                 e.uuid,
                 e.reason,
-                flow.map_or("?", |f| f.match_.as_str()),
-                flow.map_or("?", |f| f.actions.as_str()),
+                flow.map_or("?", |f| &*f.match_),
+                flow.map_or("?", |f| &*f.actions),
             )
         })
         .collect();

@@ -132,6 +132,10 @@ impl Incremental {
                 (db, update)
             }
         };
+        if update.path != Path::Rows {
+            // A full compile or comparison frees as much as it keeps.
+            super::release_freed_memory();
+        }
         self.lagged = false;
         self.pending.retain(|s| s.generation > generation);
         self.base = current.then_some(generation);

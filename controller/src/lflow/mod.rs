@@ -4,6 +4,7 @@
 
 pub mod incremental;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,11 +54,13 @@ pub fn database(snap: &Snapshot) -> Database {
             .map(|p| port(p))
             .collect(),
         mcgroups: mcgroups(snap),
-        flows: snap
-            .table::<LogicalFlow>()
-            .iter()
-            .map(|f| flow(snap, f))
-            .collect(),
+        flows: {
+            let mut names = Names::default();
+            snap.table::<LogicalFlow>()
+                .iter()
+                .map(|f| flow(snap, f, &mut names))
+                .collect()
+        },
         mac_bindings: mac_bindings(snap),
         fdbs: fdbs(snap),
         dhcp_options: dhcp_options::<DhcpOptions>(snap),
@@ -128,8 +131,25 @@ pub(crate) fn mcgroups(snap: &Snapshot) -> Vec<McGroup> {
         .collect()
 }
 
-/// One Logical_Flow, its datapath group (read from `snap`) expanded.
-pub(crate) fn flow(snap: &Snapshot, f: &LogicalFlow) -> LFlow {
+/// One copy of each stage name and source for the flows converted together (a few
+/// hundred distinct among 100,000s of rows).
+#[derive(Default)]
+pub(crate) struct Names(HashSet<Arc<str>>);
+
+impl Names {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(n) = self.0.get(s) {
+            return n.clone();
+        }
+        let n: Arc<str> = s.into();
+        self.0.insert(n.clone());
+        n
+    }
+}
+
+/// One Logical_Flow, its datapath group (read from `snap`) expanded; its match and
+/// actions are the replica's strings.
+pub(crate) fn flow(snap: &Snapshot, f: &LogicalFlow, names: &mut Names) -> LFlow {
     LFlow {
         uuid: luuid(&f.uuid),
         datapaths: snap.flow_datapaths(f).map(|d| luuid(&d)).collect(),
@@ -138,8 +158,8 @@ pub(crate) fn flow(snap: &Snapshot, f: &LogicalFlow) -> LFlow {
         priority: f.priority,
         match_: f.match_expr.clone(),
         actions: f.actions.clone(),
-        stage_name: f.stage_name().map(str::to_owned),
-        source: f.external_ids.get("source").cloned(),
+        stage_name: f.stage_name().map(|s| names.get(s)),
+        source: f.source().map(|s| names.get(s)),
     }
 }
 
@@ -225,6 +245,19 @@ pub(crate) fn load_balancers(snap: &Snapshot) -> Vec<LLb> {
 /// Compiles `snap`'s logical flows for a chassis on which `resident` ports are bound.
 pub fn compile(snap: &Snapshot, residency: &Residency) -> Arc<Pipeline> {
     Arc::new(Pipeline::compile(&database(snap), residency))
+}
+
+/// Returns the whole free pages of the heap to the system. glibc keeps freed memory for
+/// reuse, and a full compile frees much of what it allocates (at `--scale`, 76 MB of a
+/// 212 MB peak: `cargo run --release -p ovnest-benches --example memory_scale -- --local`,
+/// which also shows what this gives back, 7.8 MB there, and its time).
+pub(crate) fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointers and only gives the allocator's own free pages
+    // back to the kernel; it is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Reads the Southbound at `remotes` once (for `ovnest trace`).

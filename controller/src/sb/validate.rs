@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use crate::ovsdb::{Atom, Datum, RowView, Uuid};
 
+use super::StringMap;
 use super::addr::{AddrError, MacAddr, PortAddresses};
 
 /// Why a row was left out of the typed replica.
@@ -206,6 +207,23 @@ pub(crate) fn string_map(row: &RowView<'_>, column: &'static str) -> R<BTreeMap<
             })
             .collect(),
         Datum::Set(v) if v.is_empty() => Ok(BTreeMap::new()),
+        Datum::Set(_) => Err(wrong(column, "a string-to-string map")),
+    }
+}
+
+/// A string-to-string map column as a [`StringMap`]: the raw map's pairs are already sorted
+/// by key, unique.
+pub(crate) fn compact_string_map(row: &RowView<'_>, column: &'static str) -> R<StringMap> {
+    match row.get(column) {
+        Datum::Map(v) => v
+            .iter()
+            .map(|(k, v)| match (k, v) {
+                (Atom::String(k), Atom::String(v)) => Ok((k.clone(), v.clone())),
+                _ => Err(wrong(column, "a string-to-string map")),
+            })
+            .collect::<R<Vec<_>>>()
+            .map(StringMap::from_sorted),
+        Datum::Set(v) if v.is_empty() => Ok(StringMap::default()),
         Datum::Set(_) => Err(wrong(column, "a string-to-string map")),
     }
 }

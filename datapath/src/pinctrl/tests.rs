@@ -229,8 +229,8 @@ fn pipeline_with(flows: &[F]) -> Pipeline {
                 egress: *egress,
                 table_id: *table,
                 priority: *prio,
-                match_: m.to_string(),
-                actions: a.to_string(),
+                match_: (*m).into(),
+                actions: (*a).into(),
                 ..Default::default()
             })
             .collect(),

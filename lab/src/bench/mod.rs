@@ -78,6 +78,9 @@ pub struct BenchArgs {
     /// ovn-controller.
     #[arg(long)]
     pub scale: bool,
+    /// The agents --scale measures, in order.
+    #[arg(long, value_delimiter = ',', default_value = "ovnest,ovn-controller")]
+    pub scale_agents: Vec<crate::AgentKind>,
     /// Instead of packet rates: container network set-up time through `ovnest-cni`
     /// (ADD until the port is up; `podman run` until the container pings its gateway), with
     /// and without the port pool.

@@ -863,7 +863,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if args.scale {
-        let results = super::scale::measure(&args.dir)?;
+        let results = super::scale::measure(&args.dir, &args.scale_agents)?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&results)?);
         }

@@ -151,9 +151,15 @@ fn children_up(lab: &Lab) -> usize {
     .unwrap_or(0)
 }
 
-pub fn measure(dir: &std::path::Path) -> anyhow::Result<Vec<ScaleResult>> {
+/// Measures `agents` (ovnest and ovn-controller; others are skipped) one after the other.
+pub fn measure(dir: &std::path::Path, agents: &[AgentKind]) -> anyhow::Result<Vec<ScaleResult>> {
     let mut results = Vec::new();
-    for (short, agent) in [("s", AgentKind::Ovnest), ("t", AgentKind::OvnController)] {
+    for &agent in agents {
+        let short = match agent {
+            AgentKind::Ovnest => "s",
+            AgentKind::OvnController => "t",
+            AgentKind::None => continue,
+        };
         let dir = dir.join(format!("scale-{short}"));
         Lab::down(&dir);
         let lab = Lab::up(&LabArgs {

@@ -27,7 +27,7 @@ use crate::sb::{
 };
 
 use super::super::{
-    address_set, datapaths, dhcp_options, fdbs, flow, load_balancers, luuid, mac_bindings,
+    Names, address_set, datapaths, dhcp_options, fdbs, flow, load_balancers, luuid, mac_bindings,
     mcgroups, port, port_group,
 };
 use super::Touched;
@@ -52,6 +52,7 @@ pub fn patch<'a>(
     // Check everything and convert the new rows before changing anything.
     let table = snap.table::<LogicalFlow>();
     let mut flows = Vec::with_capacity(t.flows.len());
+    let mut names = Names::default();
     for (uuid, &(before, after)) in &t.flows {
         let key = luuid(uuid);
         let new = table.get(uuid);
@@ -59,7 +60,7 @@ pub fn patch<'a>(
         if had != before || new.is_some() != after {
             return None;
         }
-        flows.push((key, new.map(|f| flow(snap, f))));
+        flows.push((key, new.map(|f| flow(snap, f, &mut names))));
     }
     let mut ports = Vec::with_capacity(t.ports.len());
     for (name, &(before, after)) in &t.ports {

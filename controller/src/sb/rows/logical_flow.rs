@@ -1,6 +1,7 @@
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::ovsdb::{RowView, Uuid};
+use crate::sb::StringMap;
 use crate::sb::table::SbRow;
 use crate::sb::validate::{self as v, RowError};
 
@@ -36,14 +37,14 @@ pub struct LogicalFlow {
     /// 0..=32: the stage within the pipeline.
     pub table_id: u8,
     pub priority: u16,
-    pub match_expr: String,
-    pub actions: String,
+    pub match_expr: Arc<str>,
+    pub actions: Arc<str>,
     /// `in_out_port`: the port the flow is about, for ovn-controller's conditional lflows.
-    pub tags: BTreeMap<String, String>,
+    pub tags: StringMap,
     /// The SB Meter that rate-limits the flow's controller actions.
     pub controller_meter: Option<String>,
     /// `stage-name`, `stage-hint` (the NB row), `source` (northd.c:LINE).
-    pub external_ids: BTreeMap<String, String>,
+    pub external_ids: StringMap,
 }
 
 impl LogicalFlow {
@@ -111,11 +112,11 @@ impl SbRow for LogicalFlow {
             pipeline,
             table_id: v::integer_in(r, "table_id", 0, 32)? as u8,
             priority: v::integer_in(r, "priority", 0, 65535)? as u16,
-            match_expr: v::string(r, "match")?,
-            actions: v::string(r, "actions")?,
-            tags: v::string_map(r, "tags")?,
+            match_expr: v::string(r, "match")?.into(),
+            actions: v::string(r, "actions")?.into(),
+            tags: v::compact_string_map(r, "tags")?,
             controller_meter: v::opt_string(r, "controller_meter")?,
-            external_ids: v::string_map(r, "external_ids")?,
+            external_ids: v::compact_string_map(r, "external_ids")?,
         })
     }
 
