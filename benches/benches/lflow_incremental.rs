@@ -25,9 +25,9 @@ use ovnest_logical::{
     Pipeline,
     pipeline::{Changes, Residency},
 };
-use ovnest_ovsdb::{Counters, Database, DbChange, Schema, TableUpdates, UpdateFormat, layout};
+use ovnest_ovsdb::{Counters, Database, DbChange, TableUpdates, UpdateFormat, layout};
 use ovnest_tests::fixtures::lflows;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 struct Fixture {
     res: Residency,
@@ -42,15 +42,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let v: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/data/ovsdb-wire/get_schema-OVN_Southbound.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let schema = Schema::from_json(&v["result"]).unwrap();
+    let schema = ovnest_benches::sb_schema();
     let counters = Counters::default();
     let mut raw = Database::new(layout(&monitor_tables(&[]), &schema));
     let mut replica = Replica::new();

@@ -7,52 +7,16 @@
 //! Before the criterion runs it prints the peak heap in use while decoding the snapshot
 //! (a counting global allocator), so `cargo bench --bench sb_snapshot` gives both figures.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ovnest::sb::{Replica, monitor_tables};
+use ovnest_benches::counting::{Counting, IN_USE, PEAK};
 use ovnest_ovsdb::{
     Counters, Database, DbChange, FrameDecoder, Message, Schema, TableUpdates, UpdateFormat, layout,
 };
 use serde_json::{Value, json};
-
-struct Counting;
-
-static IN_USE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: delegates every call to the system allocator unchanged; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        // SAFETY: same contract as the caller's.
-        let p = unsafe { System.alloc(l) };
-        if !p.is_null() {
-            let now = IN_USE.fetch_add(l.size(), Ordering::Relaxed) + l.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        IN_USE.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        // SAFETY: same contract as the caller's.
-        let q = unsafe { System.realloc(p, l, new) };
-        if !q.is_null() {
-            if new >= l.size() {
-                let now = IN_USE.fetch_add(new - l.size(), Ordering::Relaxed) + new - l.size();
-                PEAK.fetch_max(now, Ordering::Relaxed);
-            } else {
-                IN_USE.fetch_sub(l.size() - new, Ordering::Relaxed);
-            }
-        }
-        q
-    }
-}
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -130,15 +94,6 @@ fn modifies() -> Vec<u8> {
     out
 }
 
-fn schema() -> Schema {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/data/ovsdb-wire/get_schema-OVN_Southbound.json"
-    );
-    let v: Value = serde_json::from_slice(&std::fs::read(path).expect("schema fixture")).unwrap();
-    Schema::from_json(&v["result"]).unwrap()
-}
-
 struct Pipeline {
     db: Database,
     replica: Replica,
@@ -193,7 +148,7 @@ fn apply_modifies(p: &mut Pipeline, bytes: &[u8]) {
 }
 
 fn bench(c: &mut Criterion) {
-    let schema = schema();
+    let schema = ovnest_benches::sb_schema();
     let snap = snapshot_reply();
     let mods = modifies();
 

@@ -8,55 +8,15 @@
 //! containers (the flows of the seed's datapaths and every flow of a datapath group; the
 //! ports of the seed's datapaths), not the 20 `far` switches' own.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use ovnest::lflow::database;
 use ovnest::sb::{Replica, monitor_tables};
+use ovnest_benches::counting::{ALLOCS, Counting, IN_USE, PEAK};
 use ovnest_benches::sb_rows::rows;
 use ovnest_logical::Pipeline;
-use ovnest_ovsdb::{Counters, Database, DbChange, Schema, TableUpdates, UpdateFormat, layout};
+use ovnest_ovsdb::{Counters, Database, DbChange, TableUpdates, UpdateFormat, layout};
 use ovnest_tests::fixtures::lflows;
-use serde_json::Value;
-
-struct Counting;
-
-static IN_USE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: delegates every call to the system allocator unchanged; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        // SAFETY: same contract as the caller's.
-        let p = unsafe { System.alloc(l) };
-        if !p.is_null() {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-            let now = IN_USE.fetch_add(l.size(), Ordering::Relaxed) + l.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        ALLOCS.fetch_sub(1, Ordering::Relaxed);
-        IN_USE.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        // SAFETY: same contract as the caller's.
-        let q = unsafe { System.realloc(p, l, new) };
-        if !q.is_null() {
-            if new >= l.size() {
-                let now = IN_USE.fetch_add(new - l.size(), Ordering::Relaxed) + new - l.size();
-                PEAK.fetch_max(now, Ordering::Relaxed);
-            } else {
-                IN_USE.fetch_sub(l.size() - new, Ordering::Relaxed);
-            }
-        }
-        q
-    }
-}
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -80,15 +40,7 @@ fn mark() -> (usize, usize, usize) {
 }
 
 fn main() {
-    let v: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/data/ovsdb-wire/get_schema-OVN_Southbound.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let schema = Schema::from_json(&v["result"]).unwrap();
+    let schema = ovnest_benches::sb_schema();
     let counters = Counters::default();
     let mut raw = Database::new(layout(&monitor_tables(&[]), &schema));
     let mut replica = Replica::new();

@@ -1,5 +1,63 @@
 //! Benchmarks live in benches/benches/; what several of them (and the examples) share is here.
 
+/// A global allocator that counts: bytes in use, their peak and allocations made. A
+/// bench or example installs it with `#[global_allocator] static A: Counting = Counting;`.
+pub mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    pub struct Counting;
+
+    pub static IN_USE: AtomicUsize = AtomicUsize::new(0);
+    pub static PEAK: AtomicUsize = AtomicUsize::new(0);
+    pub static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+    // SAFETY: delegates every call to the system allocator unchanged; only counts sizes.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            // SAFETY: same contract as the caller's.
+            let p = unsafe { System.alloc(l) };
+            if !p.is_null() {
+                ALLOCS.fetch_add(1, Ordering::Relaxed);
+                let now = IN_USE.fetch_add(l.size(), Ordering::Relaxed) + l.size();
+                PEAK.fetch_max(now, Ordering::Relaxed);
+            }
+            p
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            IN_USE.fetch_sub(l.size(), Ordering::Relaxed);
+            // SAFETY: same contract as the caller's.
+            unsafe { System.dealloc(p, l) }
+        }
+        unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+            // SAFETY: same contract as the caller's.
+            let q = unsafe { System.realloc(p, l, new) };
+            if !q.is_null() {
+                if new >= l.size() {
+                    let now = IN_USE.fetch_add(new - l.size(), Ordering::Relaxed) + new - l.size();
+                    PEAK.fetch_max(now, Ordering::Relaxed);
+                } else {
+                    IN_USE.fetch_sub(l.size() - new, Ordering::Relaxed);
+                }
+            }
+            q
+        }
+    }
+}
+
+/// The OVN Southbound schema as ovsdb-server sent it (the wire capture in tests/data).
+pub fn sb_schema() -> ovnest_ovsdb::Schema {
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/data/ovsdb-wire/get_schema-OVN_Southbound.json"
+        ))
+        .expect("the Southbound schema capture"),
+    )
+    .expect("JSON");
+    ovnest_ovsdb::Schema::from_json(&v["result"]).expect("the Southbound schema")
+}
+
 /// The logical pipeline's input written back as Southbound rows (OVSDB `update2` JSON), to
 /// load fixtures into a real replica.
 pub mod sb_rows {
