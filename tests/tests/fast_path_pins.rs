@@ -162,8 +162,19 @@ fn the_datapath_outlives_its_writer_and_is_adopted_and_upgraded_without_loss() {
     assert!(report.sent > 8000, "{report:?}");
 
     // Removing the pins (ovnest cleanup) detaches the program: the flow stops.
+    let on_a_vif = || {
+        hv.ns.ip(&["-o", "link", "show"]).lines().any(|l| {
+            vifs.iter().any(|i| l.starts_with(&format!("{i}: "))) && l.contains("prog/xdp")
+        })
+    };
+    assert!(on_a_vif(), "the VIFs list the attached program");
     drop(third);
     pins.0.remove().expect("remove pins");
+    // The kernel frees an unpinned link in deferred work: the program leaves the VIFs
+    // shortly after the unlink, not at it.
+    wait::until("the program detached from every VIF", DEADLINE, || {
+        (!on_a_vif()).then_some(())
+    });
     let flow = c51_to_vm1(&hv, &vms);
     // 300 ms of frames at PPS.
     flow.run_for(u64::from(PPS) * 3 / 10, DEADLINE);
