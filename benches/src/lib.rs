@@ -14,6 +14,7 @@ pub mod counting {
 
     // SAFETY: delegates every call to the system allocator unchanged; only counts sizes.
     unsafe impl GlobalAlloc for Counting {
+        // SAFETY: GlobalAlloc's contract, which the caller upholds, is passed on unchanged.
         unsafe fn alloc(&self, l: Layout) -> *mut u8 {
             // SAFETY: same contract as the caller's.
             let p = unsafe { System.alloc(l) };
@@ -24,11 +25,13 @@ pub mod counting {
             }
             p
         }
+        // SAFETY: GlobalAlloc's contract, which the caller upholds, is passed on unchanged.
         unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
             IN_USE.fetch_sub(l.size(), Ordering::Relaxed);
             // SAFETY: same contract as the caller's.
             unsafe { System.dealloc(p, l) }
         }
+        // SAFETY: GlobalAlloc's contract, which the caller upholds, is passed on unchanged.
         unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
             // SAFETY: same contract as the caller's.
             let q = unsafe { System.realloc(p, l, new) };
