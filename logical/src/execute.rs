@@ -16,10 +16,25 @@ use crate::actions::{
 use crate::conntrack::{Affinity, Conntrack, HairpinReply, Nat, Request, Zone};
 use crate::db::link_local;
 use crate::flow::{ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_IPV6, Field, Flow, WORDS, WordSet, cs, mlf};
-use crate::pipeline::{CompiledFlow, DpId, FlowId, LbVip, NO_CLASS, Pipeline, PortId, v4_mapped};
+use crate::pipeline::{DpId, FlowId, LbVip, NO_CLASS, Pipeline, PortId, v4_mapped};
 use crate::symtab::{FieldRef, Subfield};
 use crate::trace::{NodeKind, Sink};
 use crate::value;
+
+/// Where a walk goes after a flow's actions ([`Interpreter::stage_actions`]).
+enum Then {
+    /// Nowhere: it ends.
+    Stop,
+    /// On to this table of the same pipeline.
+    Table(u8),
+    /// Into a pipeline (its datapath, direction and table), under this trace node.
+    Pipeline {
+        dp: DpId,
+        egress: bool,
+        table: u8,
+        sup: usize,
+    },
+}
 
 /// Whose semantics the interpreter follows where ovn-trace and the real datapath
 /// differ.
@@ -212,7 +227,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         let node = self.sink.add(0, NodeKind::Pipeline, || {
             format!("tunnel input(dp=\"{dpname}\")")
         });
-        self.execute_output(dp, flow, false, node);
+        self.execute_output(dp, flow, false, node, false);
     }
 
     /// Records every logical flow matched in [`Decision::flows`] (a walk that does
@@ -329,9 +344,30 @@ impl<'p, S: Sink> Interpreter<'p, S> {
     /// ovn-trace's `trace__`: finds the flow for `table`, skipping stages that only
     /// say `next;`, and runs its actions. A flow whose last action is `next;` within
     /// the same pipeline continues here rather than one call deeper (each stage still
-    /// counts as one level for the depth limit, as in ovn-trace).
+    /// counts as one level for the depth limit, as in ovn-trace); so does one whose
+    /// last action enters another pipeline with the same frame (`next(pipeline=...)`)
+    /// or, when the walk `owns` its frame (its caller reads it no more), with a copy
+    /// of it (an `output` to one port): as OVS resubmits, the walk goes on in place
+    /// instead of stacking a frame per pipeline crossed.
     fn trace_table(&mut self, dp: DpId, flow: &mut Flow, table: u8, egress: bool, sup: usize) {
-        let (mut table, mut sup) = (table, sup);
+        self.walk(dp, flow, table, egress, sup, false);
+    }
+
+    /// [`trace_table`](Self::trace_table) of a frame nothing reads after the walk.
+    fn trace_owned(&mut self, dp: DpId, flow: &mut Flow, table: u8, egress: bool, sup: usize) {
+        self.walk(dp, flow, table, egress, sup, true);
+    }
+
+    fn walk(
+        &mut self,
+        dp: DpId,
+        flow: &mut Flow,
+        table: u8,
+        egress: bool,
+        sup: usize,
+        owned: bool,
+    ) {
+        let (mut dp, mut table, mut egress, mut sup) = (dp, table, egress, sup);
         let depth = self.depth;
         // No action in a pipeline rewrites the ethertype or IP protocol.
         let class = if self.wc.is_some() {
@@ -349,12 +385,18 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 break;
             }
             self.depth += 1;
-            let Some((fid, f, node)) = self.stage(dp, flow, table, egress, class, sup) else {
+            let Some((fid, actions, node)) = self.stage(dp, flow, table, egress, class, sup) else {
                 break;
             };
-            match self.stage_actions(&f.actions, dp, flow, fid.table, egress, node, Some(fid)) {
-                Some(next) => (table, sup) = (next, node),
-                None => break,
+            match self.stage_actions(actions, dp, flow, fid.table, egress, node, Some(fid), owned) {
+                Then::Table(next) => (table, sup) = (next, node),
+                Then::Pipeline {
+                    dp: d,
+                    egress: e,
+                    table: t,
+                    sup: s,
+                } => (dp, egress, table, sup) = (d, e, t, s),
+                Then::Stop => break,
             }
         }
         self.depth = depth;
@@ -371,11 +413,12 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         egress: bool,
         class: usize,
         sup: usize,
-    ) -> Option<(FlowId, &'p CompiledFlow, usize)> {
+    ) -> Option<(FlowId, &'p [Action], usize)> {
         let p = self.p;
         let (table, found) = p.stage_flow(dp, egress, table, !S::ON, class, flow, self.wc.as_mut());
         let node = self.sink.add(sup, NodeKind::Table, || match found {
-            Some((_, f)) => {
+            Some((fid, _)) => {
+                let f = p.flow(fid);
                 let mut s = format!("{table:2}. ");
                 match (&f.stage_name, &f.source) {
                     (Some(st), Some(src)) => s.push_str(&format!("{st} ({src}): ")),
@@ -420,13 +463,22 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         sup: usize,
         fid: Option<FlowId>,
     ) {
-        if let Some(next) = self.stage_actions(actions, dp, flow, table, egress, sup, fid) {
-            self.trace_table(dp, flow, next, egress, sup);
+        match self.stage_actions(actions, dp, flow, table, egress, sup, fid, false) {
+            Then::Table(next) => self.trace_table(dp, flow, next, egress, sup),
+            Then::Pipeline {
+                dp,
+                egress,
+                table,
+                sup,
+            } => self.trace_table(dp, flow, table, egress, sup),
+            Then::Stop => {}
         }
     }
 
-    /// [`trace_actions`](Self::trace_actions), except that a last action `next;` to
-    /// a table of the same pipeline is returned (the table) instead of followed.
+    /// [`trace_actions`](Self::trace_actions), except that a last action that
+    /// continues the walk is returned instead of followed: `next;` (the table), or
+    /// (see [`trace_table`](Self::trace_table)) another pipeline entered with `flow`,
+    /// which for an `output` needs the walk to own it.
     #[allow(clippy::too_many_arguments)]
     fn stage_actions(
         &mut self,
@@ -437,10 +489,11 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         egress: bool,
         sup: usize,
         fid: Option<FlowId>,
-    ) -> Option<u8> {
+        owned: bool,
+    ) -> Then {
         if actions.is_empty() {
             self.sink.add(sup, NodeKind::Action, || "drop;".into());
-            return None;
+            return Then::Stop;
         }
         let p = self.p;
         let mut stack: Vec<(u128, u32)> = Vec::new();
@@ -449,13 +502,20 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 p.make_names_friendly(&a.to_string())
             });
             match a {
-                Action::Output => self.execute_output(dp, flow, egress, sup),
+                Action::Output => {
+                    let last = owned && idx + 1 == actions.len();
+                    let then = self.execute_output(dp, flow, egress, sup, last);
+                    if last {
+                        return then;
+                    }
+                }
                 Action::Next {
                     pipeline, table: t, ..
                 } => {
                     let to_egress = *pipeline == crate::actions::Pipeline::Egress;
-                    if to_egress == egress && idx + 1 == actions.len() {
-                        return Some(*t);
+                    let last = idx + 1 == actions.len();
+                    if to_egress == egress && last {
+                        return Then::Table(*t);
                     }
                     let mut sup = sup;
                     if to_egress != egress {
@@ -473,6 +533,14 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                                 if to_egress { "outport" } else { "inport" }
                             )
                         });
+                    }
+                    if last {
+                        return Then::Pipeline {
+                            dp,
+                            egress: to_egress,
+                            table: *t,
+                            sup,
+                        };
                     }
                     self.trace_table(dp, flow, *t, to_egress, sup);
                 }
@@ -805,7 +873,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                         });
                         // The controller answers and resumes the pipeline; this walk
                         // stops here.
-                        return None;
+                        return Then::Stop;
                     }
                     write_ref(flow, *dst, 1);
                 }
@@ -902,7 +970,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 Action::Sample { .. } => {}
             }
         }
-        None
+        Then::Stop
     }
 
     fn port_key_name(&self, dp: DpId, key: u32) -> &'p str {
@@ -974,14 +1042,24 @@ impl<'p, S: Sink> Interpreter<'p, S> {
     }
 
     /// ovn-trace's `execute_output`.
-    fn execute_output(&mut self, dp: DpId, flow: &mut Flow, egress: bool, sup: usize) {
+    /// ovn-trace's `execute_output`. With `tail` (the output is the last action of a
+    /// walk that owns `flow`), a frame that goes on to one pipeline is not walked here:
+    /// `flow` becomes that frame and the pipeline is returned.
+    fn execute_output(
+        &mut self,
+        dp: DpId,
+        flow: &mut Flow,
+        egress: bool,
+        sup: usize,
+        tail: bool,
+    ) -> Then {
         let p = self.p;
         let key = flow.reg(15);
         if key == 0 {
             self.sink.add(sup, NodeKind::Error, || {
                 "*** output to null logical port".into()
             });
-            return;
+            return Then::Stop;
         }
         let mut port = p.port_id_by_key(dp, key);
         let mcgroup = p.mcgroup_by_key(dp, key);
@@ -1013,7 +1091,13 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                         peer.friendly
                     )
                 });
-                let mut new = *flow;
+                let mut copy;
+                let new = if tail {
+                    flow
+                } else {
+                    copy = *flow;
+                    &mut copy
+                };
                 if self.sem == Semantics::Chassis {
                     // physical.c: a patch port clears conntrack, zones, flags and
                     // the logical registers before the peer's ingress, whose datapath
@@ -1024,7 +1108,16 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 }
                 new.set_reg(14, peer.key);
                 new.set_reg(15, 0);
-                self.trace_table(peer.dp, &mut new, 0, false, node);
+                let then = Then::Pipeline {
+                    dp: peer.dp,
+                    egress: false,
+                    table: 0,
+                    sup: node,
+                };
+                if tail {
+                    return then;
+                }
+                self.trace_owned(peer.dp, new, 0, false, node);
             } else {
                 self.sink
                     .add(sup, NodeKind::Modify, || format!("output(\"{out_name}\")"));
@@ -1038,7 +1131,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     });
                 }
             }
-            return;
+            return Then::Stop;
         }
 
         let mut egress_flow = *flow;
@@ -1089,7 +1182,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     if self.sem == Semantics::Chassis {
                         // Each copy starts from the frame as it left ingress.
                         let mut copy = egress_flow;
-                        self.trace_table(dp, &mut copy, 0, true, node);
+                        self.trace_owned(dp, &mut copy, 0, true, node);
                     } else {
                         // ovn-trace reuses one flow across the group's members.
                         self.trace_table(dp, &mut egress_flow, 0, true, node);
@@ -1100,7 +1193,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     });
                 }
             }
-            return;
+            return Then::Stop;
         }
 
         if let Some(id) = port
@@ -1127,7 +1220,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                             pr.ty
                         )
                     });
-                    return;
+                    return Then::Stop;
                 }
             }
         }
@@ -1146,18 +1239,28 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     flow: egress_flow,
                 });
             }
-            return;
+            return Then::Stop;
         }
         if port.is_some_and(|id| p.port(id).key != in_key) || allow_loopback {
             let node = self.sink.add(sup, NodeKind::Pipeline, || {
                 format!("egress(dp=\"{dpname}\", inport=\"{inport_name}\", outport=\"{out_name}\")")
             });
-            self.trace_table(dp, &mut egress_flow, 0, true, node);
+            if tail {
+                *flow = egress_flow;
+                return Then::Pipeline {
+                    dp,
+                    egress: true,
+                    table: 0,
+                    sup: node,
+                };
+            }
+            self.trace_owned(dp, &mut egress_flow, 0, true, node);
         } else {
             self.sink.add(sup, NodeKind::Output, || {
                 "/* omitting output because inport == outport && !flags.loopback */".into()
             });
         }
+        Then::Stop
     }
 
     /// The zone a `ct()` of `kind` in `dp` uses, as actions.c encodes them and

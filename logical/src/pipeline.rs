@@ -29,6 +29,7 @@ use crate::lex::{self, JsonStr, Token};
 use crate::symtab::symtab;
 
 mod classes;
+mod plan;
 
 /// Index of a datapath in the pipeline's datapaths.
 pub type DpId = u32;
@@ -280,10 +281,10 @@ struct DpTables {
     /// matches everything and says `next;`): the interpreter jumps there without
     /// lookups.
     skip: [Vec<u8>; 2],
-    /// Per table and packet class, the first table from it on that a walk recording
-    /// nothing must look at: `skip` without the tables whose flows the class can reach
-    /// all say only `next;` (see `classes`).
-    quiet: [Vec<[u8; classes::N]>; 2],
+    /// The walks that record nothing: per packet class and table entered, the first
+    /// table from it on they must look at (`skip` without the tables whose flows the
+    /// class can reach all say only `next;`, see `classes`) and what they find there.
+    plan: [plan::Plan; 2],
 }
 
 /// A compiled logical pipeline.
@@ -1559,23 +1560,6 @@ fn place(f: &LogicalFlow, topo: &Topology) -> u64 {
     u64::from(f.priority) | u64::from(f.table_id) << 16 | u64::from(f.egress) << 24 | dp << 32
 }
 
-/// [`DpTables::quiet`] of `tables`, whose trivial stages `skip` (from [`skip_of`]) says.
-fn quiet_skip_of(tables: &[Arc<Table>], skip: &[u8]) -> Vec<[u8; classes::N]> {
-    let n = tables.len();
-    let mut quiet = vec![[0u8; classes::N]; n];
-    let mut next = [n as u8; classes::N];
-    for i in (0..n).rev() {
-        let passed = &tables[i].classes.quiet;
-        for (c, q) in quiet[i].iter_mut().enumerate() {
-            let over =
-                skip[i] != i as u8 || (passed[c] != classes::LOOKUP && passed[c] & OMIT != 0);
-            *q = if over { next[c] } else { i as u8 };
-            next[c] = *q;
-        }
-    }
-    quiet
-}
-
 fn skip_of(tables: &[Arc<Table>]) -> Vec<u8> {
     let n = tables.len();
     let mut skip = vec![0u8; n];
@@ -1611,7 +1595,7 @@ impl Pipeline {
             DpTables {
                 tables: [vec![empty.clone(); n], vec![empty.clone(); n]],
                 skip: Default::default(),
-                quiet: Default::default(),
+                plan: Default::default(),
             };
             topo.datapaths.len()
         ];
@@ -1929,7 +1913,7 @@ impl Pipeline {
                     same_errors = false;
                     n_flows += d.tables[e].iter().map(|t| t.n_flows()).sum::<usize>();
                     d.skip[e] = skip_of(&d.tables[e]);
-                    d.quiet[e] = quiet_skip_of(&d.tables[e], &d.skip[e]);
+                    d.plan[e] = plan::Plan::new(&d.tables[e], &d.skip[e]);
                     continue;
                 };
                 let mut changed = false;
@@ -1942,7 +1926,7 @@ impl Pipeline {
                 }
                 if changed {
                     d.skip[e] = skip_of(&d.tables[e]);
-                    d.quiet[e] = quiet_skip_of(&d.tables[e], &d.skip[e]);
+                    d.plan[e] = plan::Plan::new(&d.tables[e], &d.skip[e]);
                 }
             }
         }
@@ -2130,11 +2114,12 @@ impl Pipeline {
 
     /// [`lookup_stage`](Self::lookup_stage) for a packet of `class`
     /// ([`packet_class`](Self::packet_class); [`NO_CLASS`] when `wc` tracks the
-    /// wildcards, which classes do not), with the flow found.
+    /// wildcards, which classes do not), with the actions of the flow found
+    /// ([`flow`](Self::flow) has the rest of it).
     #[inline]
     #[allow(clippy::too_many_arguments)]
-    pub fn stage_flow(
-        &self,
+    pub fn stage_flow<'a>(
+        &'a self,
         dp: DpId,
         egress: bool,
         table: u8,
@@ -2142,50 +2127,71 @@ impl Pipeline {
         class: usize,
         flow: &crate::flow::Flow,
         mut wc: Option<&mut [u64; crate::flow::WORDS]>,
-    ) -> (u8, Option<(FlowId, &CompiledFlow)>) {
+    ) -> (u8, Option<(FlowId, &'a [Action])>) {
         let d = &self.tables[dp as usize];
         let e = usize::from(egress);
-        let (tables, skip) = (&d.tables[e], &d.skip[e]);
-        // Quietly, the class's own skips (they include the trivial stages).
-        let quiet = quiet && class < classes::N;
-        let next = |t: u8| -> u8 {
-            if quiet {
-                d.quiet[e].get(usize::from(t)).map_or(t, |q| q[class])
-            } else {
-                skip.get(usize::from(t)).copied().unwrap_or(t)
-            }
+        let tables = &d.tables[e];
+        let found = |table: u8, id: u32, actions: &'a [Action]| {
+            let fid = FlowId {
+                dp,
+                egress,
+                table,
+                idx: id,
+            };
+            (table, Some((fid, actions)))
         };
+        let rule = |table: u8, id: u32| {
+            found(
+                table,
+                id,
+                &tables[usize::from(table)].slot(id).flow.actions[..],
+            )
+        };
+        if quiet && class < classes::N {
+            // The class's plan: its own skips (they include the trivial stages) and
+            // outcomes.
+            let plan = &d.plan[e];
+            let mut table = table;
+            loop {
+                let step = plan.step(class, table);
+                let hit = plan.found(step, flow, || {
+                    tables[usize::from(step.table)]
+                        .classifier
+                        .lookup(flow, None)
+                });
+                let id = match hit {
+                    Some(plan::Hit::Act(a)) if a.id & OMIT == 0 => {
+                        return found(step.table, a.id, &a.actions[..]);
+                    }
+                    Some(plan::Hit::Act(a)) => a.id,
+                    Some(plan::Hit::Rule(id)) => id,
+                    None => return (step.table, None),
+                };
+                if id & OMIT != 0 {
+                    // On to the next stage that is not trivial, as on entry.
+                    table = step.table + 1;
+                } else {
+                    return rule(step.table, id);
+                }
+            }
+        }
+        let skip = &d.skip[e];
+        let next = |t: u8| -> u8 { skip.get(usize::from(t)).copied().unwrap_or(t) };
         let mut table = next(table);
         loop {
             let Some(t) = tables.get(usize::from(table)) else {
                 return (table, None);
             };
             let c = &t.classes;
-            let decided = match c.quiet.get(class) {
-                Some(&id) if quiet => id,
-                _ => classes::LOOKUP,
+            let id = match c.exact.get(class) {
+                Some(&classes::LIST) => c.list(class, flow),
+                Some(&id) if id != classes::LOOKUP => Some(id),
+                _ => t.classifier.lookup(flow, wc.as_deref_mut()),
             };
-            let found = if decided != classes::LOOKUP {
-                Some(decided)
-            } else {
-                match c.exact.get(class) {
-                    Some(&classes::LIST) => c.list(class, flow),
-                    Some(&id) if id != classes::LOOKUP => Some(id),
-                    _ => t.classifier.lookup(flow, wc.as_deref_mut()),
-                }
-            };
-            match found {
+            match id {
                 // On to the next stage that is not trivial, as on entry.
                 Some(id) if id & OMIT != 0 => table = next(table + 1),
-                Some(id) => {
-                    let fid = FlowId {
-                        dp,
-                        egress,
-                        table,
-                        idx: id,
-                    };
-                    return (table, Some((fid, &t.slot(id).flow)));
-                }
+                Some(id) => return rule(table, id),
                 None => return (table, None),
             }
         }
@@ -2280,7 +2286,11 @@ impl Pipeline {
             let _ = writeln!(s, "datapath {}", self.topo.datapaths[dp].uuid);
             for e in 0..2 {
                 let _ = writeln!(s, " pipeline {e} skip {:?}", d.skip[e]);
-                let _ = writeln!(s, " pipeline {e} quiet {:?}", d.quiet[e]);
+                let name = |t: u8, id: u32| {
+                    let f = &d.tables[e][usize::from(t)].slot(id & !OMIT).flow;
+                    format!("{}{}", f.uuid, if id & OMIT != 0 { "/omit" } else { "" })
+                };
+                let _ = write!(s, " pipeline {e} plan\n{}", d.plan[e].describe(name));
                 for (t, table) in d.tables[e].iter().enumerate() {
                     if table.order.is_empty() && table.failed.is_empty() {
                         continue;

@@ -61,17 +61,22 @@ pub(super) const LIST: u32 = u32::MAX - 1;
 /// A class's list holds at most this many conjunctions...
 const MAX_ENTRIES: usize = 6;
 /// ... of at most this many terms each (beyond the class's own).
-const MAX_TERMS: usize = 3;
+pub(super) const MAX_TERMS: usize = 3;
 
 /// One conjunction of a list: its flow's rule id and its terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Entry {
-    id: u32,
+pub(super) struct Entry {
+    pub(super) id: u32,
     n: u8,
     terms: [Term; MAX_TERMS],
 }
 
 impl Entry {
+    /// Its terms (beyond the class's own).
+    pub(super) fn terms(&self) -> &[Term] {
+        &self.terms[..usize::from(self.n)]
+    }
+
     #[inline(always)]
     fn matches(&self, flow: &Flow) -> bool {
         self.terms[..usize::from(self.n)]
@@ -194,6 +199,17 @@ impl Outcomes {
             };
         }
         out
+    }
+
+    /// Where the list of `class` is in the table's entries (classes may share one).
+    pub(super) fn span(&self, class: usize) -> (u16, u16) {
+        self.spans[class]
+    }
+
+    /// The list of `class`, in lookup order.
+    pub(super) fn entries(&self, class: usize) -> &[Entry] {
+        let (s, n) = self.spans[class];
+        &self.entries[usize::from(s)..usize::from(s + n)]
     }
 
     /// The rule the list of `class` gives `flow`: the first entry it matches.

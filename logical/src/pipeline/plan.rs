@@ -1,0 +1,255 @@
+//! The plan of a quiet walk (one that records no trace) through one pipeline of one
+//! datapath: per packet class and table entered, the table where the walk stops and
+//! what it finds there. It is what [`quiet`](super::classes::Outcomes::quiet) and
+//! [`exact`](super::classes::Outcomes::exact) say, table by table, laid out per class
+//! so that a walk reads a few adjacent cache lines instead of every table's outcomes
+//! (a routed walk crosses five pipelines and, table by table, did not fit in a core's
+//! first-level data cache).
+//!
+//! Built from the tables, so it says nothing they do not: `pipeline_classes` checks a
+//! quiet walk against the classifier's own lookups.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::actions::Action;
+use crate::flow::Flow;
+
+use super::{OMIT, Table, Term, classes};
+
+/// What a step finds at its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Past the pipeline's last table: no flow (an implicit drop).
+    End,
+    /// The flow `acts[at]`.
+    Found,
+    /// The first of the `n` checks from `at` that the frame passes.
+    List,
+    /// The table's classifier decides.
+    Lookup,
+}
+
+/// What a step found: a flow of the plan, or a rule the table's classifier returned.
+pub(super) enum Hit<'a> {
+    Act(&'a Act),
+    Rule(u32),
+}
+
+/// Where a walk entering a table stops, and what it finds there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Step {
+    pub(super) table: u8,
+    kind: Kind,
+    n: u8,
+    at: u32,
+}
+
+/// One conjunction of a list: its flow (`acts[act]`) and its terms
+/// (`terms[first..first + n]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Check {
+    act: u32,
+    first: u16,
+    n: u8,
+}
+
+/// A flow a step or check finds: its rule id (with the omit bit) and its actions, so a
+/// walk reaches them without the table's slots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Act {
+    pub(super) id: u32,
+    pub(super) actions: Arc<[Action]>,
+}
+
+/// One pipeline's plan: steps by class, then table entered (the last column is the
+/// end of the pipeline), and the lists' checks and terms and the flows found, each in
+/// one allocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Plan {
+    width: usize,
+    steps: Box<[Step]>,
+    checks: Box<[Check]>,
+    terms: Box<[Term]>,
+    acts: Box<[Act]>,
+}
+
+impl Plan {
+    /// The plan of `tables`, whose trivial stages `skip` says (a quiet walk passes over
+    /// those too).
+    pub(super) fn new(tables: &[Arc<Table>], skip: &[u8]) -> Plan {
+        let n = tables.len();
+        let width = n + 1;
+        let end = |t: usize| Step {
+            table: t as u8,
+            kind: Kind::End,
+            n: 0,
+            at: 0,
+        };
+        let mut steps = vec![end(n); classes::N * width];
+        let (mut checks, mut terms) = (Vec::new(), Vec::new());
+        let mut acts: Vec<Act> = Vec::new();
+        // Flows already in `acts`, by (table, rule id).
+        let mut act_of: FxHashMap<(usize, u32), u32> = FxHashMap::default();
+        let mut act = |i: usize, id: u32| -> u32 {
+            *act_of.entry((i, id)).or_insert_with(|| {
+                acts.push(Act {
+                    id,
+                    actions: tables[i].slot(id & !OMIT).flow.actions.clone(),
+                });
+                acts.len() as u32 - 1
+            })
+        };
+        // Lists already laid out: (table, span in the table's entries) → (first
+        // check, number of checks).
+        let mut placed: FxHashMap<(usize, (u16, u16)), (u32, u8)> = FxHashMap::default();
+        for class in 0..classes::N {
+            let row = &mut steps[class * width..(class + 1) * width];
+            for i in (0..n).rev() {
+                let c = &tables[i].classes;
+                let passed = c.quiet[class];
+                if skip[i] != i as u8 || (passed != classes::LOOKUP && passed & OMIT != 0) {
+                    row[i] = row[i + 1];
+                    continue;
+                }
+                let (kind, at, len) = if tables[i].n_flows() == 0 {
+                    // No flow: a drop (a table never built says LOOKUP, one whose flows
+                    // were all taken out an empty list).
+                    (Kind::List, 0, 0)
+                } else if passed != classes::LOOKUP {
+                    (Kind::Found, act(i, passed), 0)
+                } else {
+                    match c.exact[class] {
+                        classes::LIST => {
+                            let span = c.span(class);
+                            let room = terms.len() + c.entries(class).len() * classes::MAX_TERMS
+                                <= usize::from(u16::MAX);
+                            let (at, len) = match placed.get(&(i, span)) {
+                                Some(&v) => v,
+                                // Out of room for terms (never in OVN's tables): the
+                                // classifier decides.
+                                None if !room => (0, u8::MAX),
+                                None => {
+                                    let at = checks.len() as u32;
+                                    for e in c.entries(class) {
+                                        checks.push(Check {
+                                            act: act(i, e.id),
+                                            first: terms.len() as u16,
+                                            n: e.terms().len() as u8,
+                                        });
+                                        terms.extend_from_slice(e.terms());
+                                    }
+                                    let v = (at, (checks.len() as u32 - at) as u8);
+                                    placed.insert((i, span), v);
+                                    v
+                                }
+                            };
+                            if len == u8::MAX {
+                                (Kind::Lookup, 0, 0)
+                            } else {
+                                (Kind::List, at, len)
+                            }
+                        }
+                        classes::LOOKUP => (Kind::Lookup, 0, 0),
+                        id => (Kind::Found, act(i, id), 0),
+                    }
+                };
+                row[i] = Step {
+                    table: i as u8,
+                    kind,
+                    n: len,
+                    at,
+                };
+            }
+        }
+        Plan {
+            width,
+            steps: steps.into(),
+            checks: checks.into(),
+            terms: terms.into(),
+            acts: acts.into(),
+        }
+    }
+
+    /// Where a walk of `class` entering `table` stops.
+    #[inline(always)]
+    pub(super) fn step(&self, class: usize, table: u8) -> Step {
+        let t = usize::from(table);
+        if t < self.width {
+            self.steps[class * self.width + t]
+        } else {
+            Step {
+                table,
+                kind: Kind::End,
+                n: 0,
+                at: 0,
+            }
+        }
+    }
+
+    /// What `step` gives `flow`: the flow found, or the table's rule (with the omit
+    /// bit) when the class does not decide and `lookup` asks the classifier.
+    #[inline(always)]
+    pub(super) fn found(
+        &self,
+        step: Step,
+        flow: &Flow,
+        lookup: impl FnOnce() -> Option<u32>,
+    ) -> Option<Hit<'_>> {
+        match step.kind {
+            Kind::End => None,
+            Kind::Found => Some(Hit::Act(&self.acts[step.at as usize])),
+            Kind::Lookup => lookup().map(Hit::Rule),
+            Kind::List => {
+                let at = step.at as usize;
+                self.checks[at..at + usize::from(step.n)]
+                    .iter()
+                    .find(|c| {
+                        let first = usize::from(c.first);
+                        self.terms[first..first + usize::from(c.n)]
+                            .iter()
+                            .all(|&(w, m, v)| flow.w[usize::from(w)] & m == v)
+                    })
+                    .map(|c| Hit::Act(&self.acts[c.act as usize]))
+            }
+        }
+    }
+
+    /// The plan as text, one line per class; `name` names a table's rule (rule ids
+    /// depend on the table's history of edits, its flows do not).
+    pub(super) fn describe(&self, name: impl Fn(u8, u32) -> String) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let rows: Vec<&[Step]> = self.steps.chunks(self.width.max(1)).collect();
+        for (class, row) in rows.iter().enumerate() {
+            if let Some(same) = rows[..class].iter().position(|r| r == row) {
+                let _ = writeln!(s, "  class {class}: as class {same}");
+                continue;
+            }
+            let _ = write!(s, "  class {class}:");
+            for step in *row {
+                let t = step.table;
+                let _ = match step.kind {
+                    Kind::End => write!(s, " {t}:end"),
+                    Kind::Found => write!(s, " {t}:{}", name(t, self.acts[step.at as usize].id)),
+                    Kind::Lookup => write!(s, " {t}:lookup"),
+                    Kind::List => {
+                        let at = step.at as usize;
+                        let list: Vec<_> = self.checks[at..at + usize::from(step.n)]
+                            .iter()
+                            .map(|c| {
+                                let first = usize::from(c.first);
+                                let id = self.acts[c.act as usize].id;
+                                (name(t, id), &self.terms[first..first + usize::from(c.n)])
+                            })
+                            .collect();
+                        write!(s, " {t}:{list:?}")
+                    }
+                };
+            }
+            s.push('\n');
+        }
+        s
+    }
+}
