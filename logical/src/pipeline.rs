@@ -2084,7 +2084,8 @@ impl Pipeline {
     /// Returns the stage where the walk stopped and the flow found there (none: an
     /// implicit drop). Most stages need no lookup: the frame's ethertype and IP
     /// protocol decide them (see `classes`); a `quiet` walk (one that records no
-    /// trace) also passes over stages where they leave only `next;` flows.
+    /// trace) also passes over stages where they leave only `next;` flows, and over
+    /// a `next;` flow its class's list finds.
     #[inline]
     pub fn lookup_stage(
         &self,
@@ -2160,10 +2161,10 @@ impl Pipeline {
                         .lookup(flow, None)
                 });
                 let id = match hit {
-                    Some(plan::Hit::Act(a)) if a.id & OMIT == 0 => {
+                    Some(plan::Hit::Act(a)) if !a.pass => {
                         return found(step.table, a.id, &a.actions[..]);
                     }
-                    Some(plan::Hit::Act(a)) => a.id,
+                    Some(plan::Hit::Act(_)) => OMIT,
                     Some(plan::Hit::Rule(id)) => id,
                     None => return (step.table, None),
                 };

@@ -60,6 +60,9 @@ struct Check {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Act {
     pub(super) id: u32,
+    /// Its only action is `next;` to the following table: a walk that records
+    /// nothing goes on there, as past an omitted flow.
+    pub(super) pass: bool,
     pub(super) actions: Arc<[Action]>,
 }
 
@@ -94,9 +97,11 @@ impl Plan {
         let mut act_of: FxHashMap<(usize, u32), u32> = FxHashMap::default();
         let mut act = |i: usize, id: u32| -> u32 {
             *act_of.entry((i, id)).or_insert_with(|| {
+                let flow = &tables[i].slot(id & !OMIT).flow;
                 acts.push(Act {
                     id,
-                    actions: tables[i].slot(id & !OMIT).flow.actions.clone(),
+                    pass: id & OMIT != 0 || flow.next_only(),
+                    actions: flow.actions.clone(),
                 });
                 acts.len() as u32 - 1
             })
