@@ -15,7 +15,7 @@
 //! [`IdlOrder`]); one whose flows refer to a changed name is rebuilt, the flows that
 //! did not change keeping their compiled rules.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -284,7 +284,10 @@ struct DpTables {
     /// The walks that record nothing: per packet class and table entered, the first
     /// table from it on they must look at (`skip` without the tables whose flows the
     /// class can reach all say only `next;`, see `classes`) and what they find there.
-    plan: [plan::Plan; 2],
+    /// Built by the first such walk (a pipeline no frame crosses on this chassis never
+    /// pays for it, and an update that changes many datapaths' tables does not wait
+    /// for it) and shared by the versions of the pipeline its tables are in.
+    plan: [Arc<OnceLock<plan::Plan>>; 2],
 }
 
 /// A compiled logical pipeline.
@@ -1913,7 +1916,7 @@ impl Pipeline {
                     same_errors = false;
                     n_flows += d.tables[e].iter().map(|t| t.n_flows()).sum::<usize>();
                     d.skip[e] = skip_of(&d.tables[e]);
-                    d.plan[e] = plan::Plan::new(&d.tables[e], &d.skip[e]);
+                    d.plan[e] = Arc::default();
                     continue;
                 };
                 let mut changed = false;
@@ -1926,7 +1929,7 @@ impl Pipeline {
                 }
                 if changed {
                     d.skip[e] = skip_of(&d.tables[e]);
-                    d.plan[e] = plan::Plan::new(&d.tables[e], &d.skip[e]);
+                    d.plan[e] = Arc::default();
                 }
             }
         }
@@ -2151,7 +2154,7 @@ impl Pipeline {
         if quiet && class < classes::N {
             // The class's plan: its own skips (they include the trivial stages) and
             // outcomes.
-            let plan = &d.plan[e];
+            let plan = d.plan[e].get_or_init(|| plan::Plan::new(tables, &d.skip[e]));
             let mut table = table;
             loop {
                 let step = plan.step(class, table);
@@ -2291,7 +2294,8 @@ impl Pipeline {
                     let f = &d.tables[e][usize::from(t)].slot(id & !OMIT).flow;
                     format!("{}{}", f.uuid, if id & OMIT != 0 { "/omit" } else { "" })
                 };
-                let _ = write!(s, " pipeline {e} plan\n{}", d.plan[e].describe(name));
+                let plan = d.plan[e].get_or_init(|| plan::Plan::new(&d.tables[e], &d.skip[e]));
+                let _ = write!(s, " pipeline {e} plan\n{}", plan.describe(name));
                 for (t, table) in d.tables[e].iter().enumerate() {
                     if table.order.is_empty() && table.failed.is_empty() {
                         continue;

@@ -11,8 +11,6 @@
 
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
-
 use crate::actions::Action;
 use crate::flow::Flow;
 
@@ -80,87 +78,92 @@ pub(super) struct Plan {
 
 impl Plan {
     /// The plan of `tables`, whose trivial stages `skip` says (a quiet walk passes over
-    /// those too).
+    /// those too). Built table by table from the last, each table's flows and lists
+    /// laid out once however many classes share them (an update rebuilds the plans of
+    /// the pipelines it touched: one ACL in a port group spans many switches).
     pub(super) fn new(tables: &[Arc<Table>], skip: &[u8]) -> Plan {
         let n = tables.len();
         let width = n + 1;
-        let end = |t: usize| Step {
-            table: t as u8,
-            kind: Kind::End,
-            n: 0,
-            at: 0,
-        };
-        let mut steps = vec![end(n); classes::N * width];
+        let mut steps = vec![
+            Step {
+                table: n as u8,
+                kind: Kind::End,
+                n: 0,
+                at: 0,
+            };
+            classes::N * width
+        ];
         let (mut checks, mut terms) = (Vec::new(), Vec::new());
         let mut acts: Vec<Act> = Vec::new();
-        // Flows already in `acts`, by (table, rule id).
-        let mut act_of: FxHashMap<(usize, u32), u32> = FxHashMap::default();
-        let mut act = |i: usize, id: u32| -> u32 {
-            *act_of.entry((i, id)).or_insert_with(|| {
-                let flow = &tables[i].slot(id & !OMIT).flow;
+        // This table's flows in `acts` (rule id, index), and its lists laid out (span in
+        // its entries, first check, number of checks): a few each.
+        let mut table_acts: Vec<(u32, u32)> = Vec::new();
+        let mut placed: Vec<((u16, u16), u32, u8)> = Vec::new();
+        for i in (0..n).rev() {
+            let t = &tables[i];
+            let c = &t.classes;
+            table_acts.clear();
+            placed.clear();
+            let mut act = |id: u32| -> u32 {
+                if let Some(&(_, a)) = table_acts.iter().find(|(x, _)| *x == id) {
+                    return a;
+                }
+                let flow = &t.slot(id & !OMIT).flow;
                 acts.push(Act {
                     id,
                     pass: id & OMIT != 0 || flow.next_only(),
                     actions: flow.actions.clone(),
                 });
-                acts.len() as u32 - 1
-            })
-        };
-        // Lists already laid out: (table, span in the table's entries) → (first
-        // check, number of checks).
-        let mut placed: FxHashMap<(usize, (u16, u16)), (u32, u8)> = FxHashMap::default();
-        for class in 0..classes::N {
-            let row = &mut steps[class * width..(class + 1) * width];
-            for i in (0..n).rev() {
-                let c = &tables[i].classes;
+                let a = acts.len() as u32 - 1;
+                table_acts.push((id, a));
+                a
+            };
+            for class in 0..classes::N {
+                let at_row = class * width + i;
                 let passed = c.quiet[class];
                 if skip[i] != i as u8 || (passed != classes::LOOKUP && passed & OMIT != 0) {
-                    row[i] = row[i + 1];
+                    steps[at_row] = steps[at_row + 1];
                     continue;
                 }
-                let (kind, at, len) = if tables[i].n_flows() == 0 {
+                let (kind, at, len) = if t.n_flows() == 0 {
                     // No flow: a drop (a table never built says LOOKUP, one whose flows
                     // were all taken out an empty list).
                     (Kind::List, 0, 0)
                 } else if passed != classes::LOOKUP {
-                    (Kind::Found, act(i, passed), 0)
+                    (Kind::Found, act(passed), 0)
                 } else {
                     match c.exact[class] {
                         classes::LIST => {
                             let span = c.span(class);
-                            let room = terms.len() + c.entries(class).len() * classes::MAX_TERMS
+                            let entries = c.entries(class);
+                            let room = terms.len() + entries.len() * classes::MAX_TERMS
                                 <= usize::from(u16::MAX);
-                            let (at, len) = match placed.get(&(i, span)) {
-                                Some(&v) => v,
+                            match placed.iter().find(|(s, _, _)| *s == span) {
+                                Some(&(_, at, len)) => (Kind::List, at, len),
                                 // Out of room for terms (never in OVN's tables): the
                                 // classifier decides.
-                                None if !room => (0, u8::MAX),
+                                None if !room => (Kind::Lookup, 0, 0),
                                 None => {
                                     let at = checks.len() as u32;
-                                    for e in c.entries(class) {
+                                    for e in entries {
                                         checks.push(Check {
-                                            act: act(i, e.id),
+                                            act: act(e.id),
                                             first: terms.len() as u16,
                                             n: e.terms().len() as u8,
                                         });
                                         terms.extend_from_slice(e.terms());
                                     }
-                                    let v = (at, (checks.len() as u32 - at) as u8);
-                                    placed.insert((i, span), v);
-                                    v
+                                    let len = entries.len() as u8;
+                                    placed.push((span, at, len));
+                                    (Kind::List, at, len)
                                 }
-                            };
-                            if len == u8::MAX {
-                                (Kind::Lookup, 0, 0)
-                            } else {
-                                (Kind::List, at, len)
                             }
                         }
                         classes::LOOKUP => (Kind::Lookup, 0, 0),
-                        id => (Kind::Found, act(i, id), 0),
+                        id => (Kind::Found, act(id), 0),
                     }
                 };
-                row[i] = Step {
+                steps[at_row] = Step {
                     table: i as u8,
                     kind,
                     n: len,
