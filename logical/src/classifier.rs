@@ -139,7 +139,7 @@ impl Subtable {
 ///
 /// Filled with [`insert`](Self::insert), then [`finish`](Self::finish)ed into the form
 /// lookups use: the subtables in lookup order, each one block of words (word numbers,
-/// masks and, for a few entries, the keys) and, past [`SCAN_LIMIT`] entries, shards of
+/// masks and, for a few entries, the keys) and, past `SCAN_LIMIT` entries, shards of
 /// keys under hash indexes. Subtables and shards are shared between copies of a
 /// classifier, so an edit of a copy (an update of one logical table) copies only the
 /// subtable and the shard it changes, not the table. An insert that does not fit the

@@ -5,7 +5,7 @@
 //! ovn-sb(5) are lexed ([`lex`]), parsed against OVN's logical fields ([`symtab`],
 //! [`expr`], [`actions`]), compiled per datapath and table into classifiers
 //! ([`classifier`], [`pipeline`]) and executed on a packet model ([`flow`],
-//! [`execute`]). The same interpreter gives `ovnest trace` its output ([`trace`]),
+//! [`execute`]). The same interpreter gives `ovnest trace` its output ([`trace`](mod@trace)),
 //! which is ovn-trace's, line for line, and gives the datapath its decisions.
 //!
 //! ```
