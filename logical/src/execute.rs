@@ -480,6 +480,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
     /// (see [`trace_table`](Self::trace_table)) another pipeline entered with `flow`,
     /// which for an `output` needs the walk to own it.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn stage_actions(
         &mut self,
         actions: &[Action],
@@ -1041,7 +1042,6 @@ impl<'p, S: Sink> Interpreter<'p, S> {
             .add(sup, NodeKind::Modify, || format!("{dst_ref} = {text}"));
     }
 
-    /// ovn-trace's `execute_output`.
     /// ovn-trace's `execute_output`. With `tail` (the output is the last action of a
     /// walk that owns `flow`), a frame that goes on to one pipeline is not walked here:
     /// `flow` becomes that frame and the pipeline is returned.
