@@ -404,7 +404,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
 
     /// The lookup of one stage: the flow found (recorded in the decision) and its
     /// node in the trace.
-    #[inline]
+    #[inline(always)]
     fn stage(
         &mut self,
         dp: DpId,
@@ -545,6 +545,8 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     }
                     self.trace_table(dp, flow, *t, to_egress, sup);
                 }
+                // A constant into one word, where no trace shows it: the bits alone.
+                Action::Load { set: Some(set), .. } if !S::ON => set.apply(flow, true),
                 Action::Load { dst, value, set } => {
                     self.execute_load(dp, flow, *dst, value, *set, a, sup)
                 }
