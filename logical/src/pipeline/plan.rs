@@ -44,13 +44,28 @@ pub(super) struct Step {
     at: u32,
 }
 
-/// One conjunction of a list: its flow (`acts[act]`) and its terms
-/// (`terms[first..first + n]`).
+/// One conjunction of a list: its flow (`acts[act]`) and its `n` terms, the first
+/// here (word `w`, mask `m`, value `v`; a conjunction without terms has `m == v == 0`)
+/// and the rest at `terms[first..first + n - 1]`: most have one term, and then the
+/// check reads nothing else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Check {
+    m: u64,
+    v: u64,
     act: u32,
     first: u16,
+    w: u8,
     n: u8,
+}
+
+impl Check {
+    /// Its terms (for [`Plan::describe`]).
+    fn terms<'a>(&self, rest: &'a [Term]) -> impl Iterator<Item = Term> + 'a {
+        let head = (self.n > 0).then_some((self.w, self.m, self.v));
+        let first = usize::from(self.first);
+        let tail = &rest[first..first + usize::from(self.n.saturating_sub(1))];
+        head.into_iter().chain(tail.iter().copied())
+    }
 }
 
 /// A flow a step or check finds: its rule id (with the omit bit) and its actions, so a
@@ -146,12 +161,19 @@ impl Plan {
                                 None => {
                                     let at = checks.len() as u32;
                                     for e in entries {
+                                        let (head, rest) = match e.terms() {
+                                            [] => ((0, 0, 0), &[][..]),
+                                            [head, rest @ ..] => (*head, rest),
+                                        };
                                         checks.push(Check {
+                                            m: head.1,
+                                            v: head.2,
                                             act: act(e.id),
                                             first: terms.len() as u16,
+                                            w: head.0,
                                             n: e.terms().len() as u8,
                                         });
-                                        terms.extend_from_slice(e.terms());
+                                        terms.extend_from_slice(rest);
                                     }
                                     let len = entries.len() as u8;
                                     placed.push((span, at, len));
@@ -214,10 +236,13 @@ impl Plan {
                 self.checks[at..at + usize::from(step.n)]
                     .iter()
                     .find(|c| {
-                        let first = usize::from(c.first);
-                        self.terms[first..first + usize::from(c.n)]
-                            .iter()
-                            .all(|&(w, m, v)| flow.w[usize::from(w)] & m == v)
+                        flow.w[usize::from(c.w)] & c.m == c.v
+                            && (c.n <= 1 || {
+                                let first = usize::from(c.first);
+                                self.terms[first..first + usize::from(c.n - 1)]
+                                    .iter()
+                                    .all(|&(w, m, v)| flow.w[usize::from(w)] & m == v)
+                            })
                     })
                     .map(|c| Hit::Act(&self.acts[c.act as usize]))
             }
@@ -247,9 +272,9 @@ impl Plan {
                         let list: Vec<_> = self.checks[at..at + usize::from(step.n)]
                             .iter()
                             .map(|c| {
-                                let first = usize::from(c.first);
                                 let id = self.acts[c.act as usize].id;
-                                (name(t, id), &self.terms[first..first + usize::from(c.n)])
+                                let terms: Vec<Term> = c.terms(&self.terms).collect();
+                                (name(t, id), terms)
                             })
                             .collect();
                         write!(s, " {t}:{list:?}")
