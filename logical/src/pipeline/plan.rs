@@ -6,8 +6,8 @@
 //! (a routed walk crosses five pipelines and, table by table, did not fit in a core's
 //! first-level data cache).
 //!
-//! Built from the tables, so it says nothing they do not: `pipeline_classes` checks a
-//! quiet walk against the classifier's own lookups.
+//! Built from the tables, so it says nothing they do not: `pipeline_classes` checks
+//! whole walks with it against walks that look every stage up in the classifier.
 
 use std::sync::Arc;
 
@@ -94,8 +94,9 @@ pub(super) struct Plan {
 impl Plan {
     /// The plan of `tables`, whose trivial stages `skip` says (a quiet walk passes over
     /// those too). Built table by table from the last, each table's flows and lists
-    /// laid out once however many classes share them (an update rebuilds the plans of
-    /// the pipelines it touched: one ACL in a port group spans many switches).
+    /// laid out once however many classes share them: the first walk through each
+    /// pipeline an update touched builds its plan again (one ACL in a port group
+    /// touches every switch the group spans).
     pub(super) fn new(tables: &[Arc<Table>], skip: &[u8]) -> Plan {
         let n = tables.len();
         let width = n + 1;
