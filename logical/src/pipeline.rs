@@ -290,6 +290,14 @@ struct DpTables {
     plan: [Arc<OnceLock<plan::Plan>>; 2],
 }
 
+impl DpTables {
+    /// The plan of pipeline `e` (0: ingress), built on first use.
+    #[inline]
+    fn plan(&self, e: usize) -> &plan::Plan {
+        self.plan[e].get_or_init(|| plan::Plan::new(&self.tables[e], &self.skip[e]))
+    }
+}
+
 /// A compiled logical pipeline.
 #[derive(Debug, Clone, Default)]
 pub struct Pipeline {
@@ -2154,7 +2162,7 @@ impl Pipeline {
         if quiet && class < classes::N {
             // The class's plan: its own skips (they include the trivial stages) and
             // outcomes.
-            let plan = d.plan[e].get_or_init(|| plan::Plan::new(tables, &d.skip[e]));
+            let plan = d.plan(e);
             let mut table = table;
             loop {
                 let step = plan.step(class, table);
@@ -2163,19 +2171,14 @@ impl Pipeline {
                         .classifier
                         .lookup(flow, None)
                 });
-                let id = match hit {
+                match hit {
                     Some(plan::Hit::Act(a)) if !a.pass => {
                         return found(step.table, a.id, &a.actions[..]);
                     }
-                    Some(plan::Hit::Act(_)) => OMIT,
-                    Some(plan::Hit::Rule(id)) => id,
+                    Some(plan::Hit::Rule(id)) if id & OMIT == 0 => return rule(step.table, id),
+                    // A flow passed over: on to the next stage, as on entry.
+                    Some(_) => table = step.table + 1,
                     None => return (step.table, None),
-                };
-                if id & OMIT != 0 {
-                    // On to the next stage that is not trivial, as on entry.
-                    table = step.table + 1;
-                } else {
-                    return rule(step.table, id);
                 }
             }
         }
@@ -2294,7 +2297,7 @@ impl Pipeline {
                     let f = &d.tables[e][usize::from(t)].slot(id & !OMIT).flow;
                     format!("{}{}", f.uuid, if id & OMIT != 0 { "/omit" } else { "" })
                 };
-                let plan = d.plan[e].get_or_init(|| plan::Plan::new(&d.tables[e], &d.skip[e]));
+                let plan = d.plan(e);
                 let _ = write!(s, " pipeline {e} plan\n{}", plan.describe(name));
                 for (t, table) in d.tables[e].iter().enumerate() {
                     if table.order.is_empty() && table.failed.is_empty() {
