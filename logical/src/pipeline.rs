@@ -72,12 +72,53 @@ pub struct DatapathInfo {
     pub friendly: String,
     pub is_router: bool,
     pub has_local_l3gateway: bool,
-    ports_by_key: FxHashMap<u32, PortId>,
+    ports_by_key: PortKeys,
     mcgroups: Vec<McGroupInfo>,
     /// (port key, IP as IPv6 or IPv4-mapped) → MAC.
     mac_bindings: FxHashMap<(u32, u128), u64>,
     /// MAC → port key.
     fdb: FxHashMap<u64, u32>,
+}
+
+/// A datapath's ports by tunnel key. northd allots port keys from 1 up (at most
+/// 32,767 in a switch), so an array indexed by key; a key beyond [`PortKeys::DENSE`]
+/// (an odd Southbound row) in a map. A walk looks a port up by key at every output
+/// and port-security check.
+#[derive(Debug, Clone, Default)]
+struct PortKeys {
+    dense: Vec<PortId>,
+    sparse: FxHashMap<u32, PortId>,
+}
+
+impl PortKeys {
+    /// Keys below this are in the array.
+    const DENSE: u32 = 1 << 15;
+    const NONE: PortId = PortId::MAX;
+
+    #[inline]
+    fn get(&self, key: u32) -> Option<PortId> {
+        match self.dense.get(key as usize) {
+            Some(&id) if id != Self::NONE => Some(id),
+            Some(_) => None,
+            None if key < Self::DENSE => None,
+            None => self.sparse.get(&key).copied(),
+        }
+    }
+
+    /// Adds `key` unless a port has it already (the first port read keeps it).
+    fn insert(&mut self, key: u32, id: PortId) {
+        if key >= Self::DENSE {
+            self.sparse.entry(key).or_insert(id);
+            return;
+        }
+        let k = key as usize;
+        if self.dense.len() <= k {
+            self.dense.resize(k + 1, Self::NONE);
+        }
+        if self.dense[k] == Self::NONE {
+            self.dense[k] = id;
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -1346,7 +1387,7 @@ impl Topology {
                 friendly,
                 is_router: d.is_router,
                 has_local_l3gateway: false,
-                ports_by_key: FxHashMap::default(),
+                ports_by_key: PortKeys::default(),
                 mcgroups: Vec::new(),
                 mac_bindings: FxHashMap::default(),
                 fdb: FxHashMap::default(),
@@ -1371,8 +1412,7 @@ impl Topology {
             }
             self.datapaths[dp as usize]
                 .ports_by_key
-                .entry(pb.tunnel_key)
-                .or_insert(id);
+                .insert(pb.tunnel_key, id);
             if pb.ty == "l3gateway" {
                 self.datapaths[dp as usize].has_local_l3gateway = true;
             }
@@ -2047,16 +2087,15 @@ impl Pipeline {
     pub fn port_by_key(&self, dp: DpId, key: u32) -> Option<&PortInfo> {
         self.topo.datapaths[dp as usize]
             .ports_by_key
-            .get(&key)
-            .map(|&id| &self.topo.ports[id as usize])
+            .get(key)
+            .map(|id| &self.topo.ports[id as usize])
     }
 
     #[inline]
     pub fn port_id_by_key(&self, dp: DpId, key: u32) -> Option<PortId> {
         self.topo.datapaths[dp as usize]
             .ports_by_key
-            .get(&key)
-            .copied()
+            .get(key)
     }
 
     #[inline]
