@@ -295,6 +295,12 @@ pub struct CompiledFlow {
 }
 
 impl CompiledFlow {
+    /// Hashes of the names the flow refers to: in its match (see [`names_in`]) and the
+    /// port names its actions load (see [`resolve_loads`]).
+    fn names(&self) -> impl Iterator<Item = u64> + '_ {
+        names_in(&self.match_raw).chain(names_loaded(&self.actions).map(name_hash))
+    }
+
     /// Its only action is `next;` to the following table.
     fn next_only(&self) -> bool {
         let dir = if self.egress {
@@ -896,7 +902,7 @@ impl<'a> Compiler<'a> {
                 stage_name: parts.stage_name.clone(),
                 source: parts.source.clone(),
                 match_s: parts.match_s.clone(),
-                actions: parts.actions.clone(),
+                actions: resolve_loads(&parts.actions, |n| topo.port_key_by_name(dp_info, n)),
                 omit,
                 match_raw: parts.match_raw.clone(),
             },
@@ -961,7 +967,7 @@ impl<'a> Compiler<'a> {
             match p {
                 Pending::Reused(f, terms) => added.push((f, terms)),
                 Pending::Compiled(f, m) => {
-                    refs.extend(names_in(&f.match_raw));
+                    refs.extend(f.names());
                     match self.resolve_one(d, f, m) {
                         Ok(x) => added.push(x),
                         Err(x) => failed.push(x),
@@ -998,7 +1004,7 @@ impl<'a> Compiler<'a> {
             let (flow, terms) = match p {
                 Pending::Reused(f, terms) => (f, terms),
                 Pending::Compiled(f, m) => {
-                    refs.extend(names_in(&f.match_raw));
+                    refs.extend(f.names());
                     match self.resolve_one(d, f, m) {
                         Ok(x) => x,
                         Err(x) => {
@@ -1298,6 +1304,59 @@ fn name_hash(s: &str) -> u64 {
     BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(s)
 }
 
+/// `actions` with each top-level load of a port's name (`outport = "vm3";`) resolved
+/// by `key` to the port's key as one word's bits: a walk then writes them as it writes
+/// a number, without looking the name up. The names are among those the flow refers
+/// to ([`CompiledFlow::names`]), so an update that changes what one means compiles
+/// the flow again. `actions` itself when no load has a name `key` resolves.
+fn resolve_loads(actions: &Arc<[Action]>, key: impl Fn(&str) -> Option<u32>) -> Arc<[Action]> {
+    let resolve = |a: &Action| -> Option<Action> {
+        let Action::Load {
+            dst,
+            value: expr::Const::Str(name),
+            set: None,
+        } = a
+        else {
+            return None;
+        };
+        let sf = dst.resolve();
+        if sf.ofs != 0 || sf.n_bits != sf.field.width() {
+            return None;
+        }
+        let k = key(name)?;
+        let set = crate::flow::WordSet::new(
+            sf.field,
+            0,
+            sf.n_bits,
+            u128::from(k),
+            sf.field.prereq(),
+        )?;
+        Some(Action::Load {
+            dst: *dst,
+            value: expr::Const::Str(name.clone()),
+            set: Some(set),
+        })
+    };
+    if !actions.iter().any(|a| resolve(a).is_some()) {
+        return actions.clone();
+    }
+    actions
+        .iter()
+        .map(|a| resolve(a).unwrap_or_else(|| a.clone()))
+        .collect()
+}
+
+/// The port names `actions` load at top level (see [`resolve_loads`]).
+fn names_loaded(actions: &[Action]) -> impl Iterator<Item = &str> + '_ {
+    actions.iter().filter_map(|a| match a {
+        Action::Load {
+            value: expr::Const::Str(name),
+            ..
+        } => Some(name.as_str()),
+        _ => None,
+    })
+}
+
 /// Hashes of the names a match refers to: quoted strings (ports, multicast groups,
 /// `is_chassis_resident()`), `$address_set`, `@port_group`. A superset is harmless:
 /// it only makes an update recompile a flow that did not need it.
@@ -1564,6 +1623,19 @@ impl Topology {
         d.mcgroups.iter().find(|m| m.name == name).map(|m| m.key)
     }
 
+    /// What [`lookup_port_in`](Self::lookup_port_in) answers for `name` when `name`
+    /// is a port's own name: that answer changes only with the port's existence,
+    /// datapath or key, and [`Changes`] then names the port. Other names (multicast
+    /// groups, friendly names, UUID prefixes) are left to the walk.
+    fn port_key_by_name(&self, d: &DatapathInfo, name: &str) -> Option<u32> {
+        let p = &self.ports[*self.ports_by_name.get(name)? as usize];
+        Some(if self.datapaths[p.dp as usize].uuid == d.uuid {
+            p.key
+        } else {
+            0
+        })
+    }
+
     /// A port by `external_ids:name` or UUID prefix, as ovn-trace accepts.
     fn port_by_other_name(&self, name: &str) -> Option<&PortInfo> {
         if let Some(id) = self.ports_by_name2.get(name) {
@@ -1781,11 +1853,13 @@ impl Pipeline {
         let mut again: Vec<(Uuid, DpId)> = Vec::new();
         let mut edits: Vec<TableKey> = Vec::new();
         let hit = |m: &str| !names.is_empty() && names_in(m).any(|h| names.contains(&h));
+        let hit_flow =
+            |f: &CompiledFlow| !names.is_empty() && f.names().any(|h| names.contains(&h));
         for &key in &affected {
             let (dp, e, t) = key;
             let old = &self.tables[dp as usize].tables[usize::from(e)][usize::from(t)];
             let hits = !names.is_empty()
-                && (old.live().any(|(_, s)| hit(&s.flow.match_raw))
+                && (old.live().any(|(_, s)| hit_flow(&s.flow))
                     || old.failed.iter().any(|(_, m)| hit(m)));
             if !hits && !resort.contains(&key) {
                 edits.push(key);
@@ -1796,7 +1870,7 @@ impl Pipeline {
             for (_, s) in old.live() {
                 let f = &s.flow;
                 if changes.gone.contains(&f.uuid) {
-                } else if hit(&f.match_raw) {
+                } else if hit_flow(f) {
                     again.push((f.uuid, dp));
                 } else {
                     bucket
@@ -2345,10 +2419,22 @@ impl Pipeline {
                     let _ = writeln!(s, "  table {t} {:?}", table.stage_name);
                     for (_, slot) in table.live() {
                         let (f, terms) = (&slot.flow, &slot.terms);
+                        let loads: Vec<_> = f
+                            .actions
+                            .iter()
+                            .filter_map(|a| match a {
+                                Action::Load {
+                                    value: expr::Const::Str(n),
+                                    set,
+                                    ..
+                                } => Some((n, set)),
+                                _ => None,
+                            })
+                            .collect();
                         let _ = writeln!(
                             s,
-                            "   {} {} omit={} {} | {:?}",
-                            f.uuid, f.priority, f.omit, f.match_s, terms
+                            "   {} {} omit={} {} | {:?} | {:?}",
+                            f.uuid, f.priority, f.omit, f.match_s, terms, loads
                         );
                     }
                     for (err, _) in &table.failed {

@@ -36,6 +36,9 @@ enum Step {
     ToggleResident(usize),
     /// This port disappears or comes back.
     TogglePort(usize),
+    /// This port's tunnel key becomes 100 + k (flows that load its name, as
+    /// `outport = "vm3";`, hold the key compiled).
+    RekeyPort(usize, u32),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -59,6 +62,7 @@ fn step() -> impl Strategy<Value = Step> {
         (0u8..3, any::<u8>()).prop_map(|(g, m)| Step::SetAddressSet(g, m)),
         (0usize..PORTS.len()).prop_map(Step::ToggleResident),
         (0usize..PORTS.len()).prop_map(Step::TogglePort),
+        (0usize..PORTS.len(), 0u32..4).prop_map(|(i, k)| Step::RekeyPort(i, k)),
     ]
 }
 
@@ -219,6 +223,12 @@ impl World {
                     let p = self.removed_ports.remove(at);
                     touched.ports.push(p.uuid);
                     self.db.ports.push(p);
+                }
+            }
+            Step::RekeyPort(i, k) => {
+                if let Some(p) = self.db.ports.iter_mut().find(|p| p.name == PORTS[i]) {
+                    p.tunnel_key = 100 + k;
+                    touched.ports.push(p.uuid);
                 }
             }
         }
