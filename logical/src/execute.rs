@@ -1564,6 +1564,9 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         Some((v.addr, v.port))
     }
 
+    /// An action that writes a bit: the port-security checks (two in every switch a
+    /// frame crosses) where the walk runs, the others in a call.
+    #[inline(always)]
     fn execute_result(
         &mut self,
         kind: ResultKind,
@@ -1580,6 +1583,24 @@ impl<'p, S: Sink> Interpreter<'p, S> {
             ResultKind::CheckOutPortSec => {
                 let v = !self.out_port_sec_ok(dp, flow);
                 write_result(flow, dst, set, v);
+            }
+            _ => self.execute_other_result(kind, (dst, set), dp, flow, sup),
+        }
+    }
+
+    #[inline(never)]
+    fn execute_other_result(
+        &mut self,
+        kind: ResultKind,
+        (dst, set): (FieldRef, Option<WordSet>),
+        dp: DpId,
+        flow: &mut Flow,
+        sup: usize,
+    ) {
+        match kind {
+            // Not reached from `execute_result`, which runs these itself.
+            ResultKind::CheckInPortSec | ResultKind::CheckOutPortSec => {
+                self.execute_result(kind, (dst, set), dp, flow, sup)
             }
             ResultKind::DnsLookup => {
                 write_result(flow, dst, set, false);
