@@ -1136,15 +1136,23 @@ impl<'p, S: Sink> Interpreter<'p, S> {
             return Then::Stop;
         }
 
-        let mut egress_flow = *flow;
+        let in_key = flow.reg(14);
+        let inport_name = self.port_key_name(dp, in_key);
+        let allow_loopback = flow.reg(10) & mlf::ALLOW_LOOPBACK != 0;
+        // The frame as egress gets it: the walk's own when it goes on with it (`tail`),
+        // else a copy.
+        let mut copy;
+        let egress_flow: &mut Flow = if tail {
+            flow
+        } else {
+            copy = *flow;
+            &mut copy
+        };
         // Registers other than inport (14) and outport (15).
         egress_flow.clear_regs(match self.sem {
             Semantics::Trace => 14,
             Semantics::Chassis => 10,
         });
-        let in_key = flow.reg(14);
-        let inport_name = self.port_key_name(dp, in_key);
-        let allow_loopback = flow.reg(10) & mlf::ALLOW_LOOPBACK != 0;
 
         if let Some(m) = mcgroup {
             let mname: &str = &m.name;
@@ -1160,7 +1168,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                         .iter()
                         .any(|t| t.chassis == chassis && t.dp == dp && t.outport_key == key);
                     if !self.from_tunnel && !seen {
-                        let mut copy = egress_flow;
+                        let mut copy = *egress_flow;
                         copy.set_reg(15, key);
                         self.decision.tunnels.push(TunnelOut {
                             dp,
@@ -1183,11 +1191,11 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     egress_flow.set_reg(15, pp.key);
                     if self.sem == Semantics::Chassis {
                         // Each copy starts from the frame as it left ingress.
-                        let mut copy = egress_flow;
+                        let mut copy = *egress_flow;
                         self.trace_owned(dp, &mut copy, 0, true, node);
                     } else {
                         // ovn-trace reuses one flow across the group's members.
-                        self.trace_table(dp, &mut egress_flow, 0, true, node);
+                        self.trace_table(dp, egress_flow, 0, true, node);
                     }
                 } else {
                     self.sink.add(node, NodeKind::Output, || {
@@ -1238,7 +1246,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     dp,
                     chassis,
                     outport_key: p.port(id).key,
-                    flow: egress_flow,
+                    flow: *egress_flow,
                 });
             }
             return Then::Stop;
@@ -1248,7 +1256,6 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 format!("egress(dp=\"{dpname}\", inport=\"{inport_name}\", outport=\"{out_name}\")")
             });
             if tail {
-                *flow = egress_flow;
                 return Then::Pipeline {
                     dp,
                     egress: true,
@@ -1256,7 +1263,7 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     sup: node,
                 };
             }
-            self.trace_owned(dp, &mut egress_flow, 0, true, node);
+            self.trace_owned(dp, egress_flow, 0, true, node);
         } else {
             self.sink.add(sup, NodeKind::Output, || {
                 "/* omitting output because inport == outport && !flags.loopback */".into()
