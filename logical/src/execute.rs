@@ -16,7 +16,7 @@ use crate::actions::{
 use crate::conntrack::{Affinity, Conntrack, HairpinReply, Nat, Request, Zone};
 use crate::db::link_local;
 use crate::flow::{ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_IPV6, Field, Flow, WORDS, WordSet, cs, mlf};
-use crate::pipeline::{DpId, FlowId, LbVip, NO_CLASS, Pipeline, PortId, v4_mapped};
+use crate::pipeline::{DpId, FlowId, LbVip, NO_CLASS, Pipeline, PortId, Stages, v4_mapped};
 use crate::symtab::{FieldRef, Subfield};
 use crate::trace::{NodeKind, Sink};
 use crate::value;
@@ -375,6 +375,10 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         } else {
             Pipeline::packet_class(flow)
         };
+        // A walk that records nothing reads each pipeline it enters through its plan.
+        let quiet = !S::ON && class != NO_CLASS;
+        let p = self.p;
+        let mut stages = quiet.then(|| p.stages(dp, egress));
         loop {
             self.steps += 1;
             if self.depth >= MAX_DEPTH || self.steps >= MAX_STEPS {
@@ -385,7 +389,9 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                 break;
             }
             self.depth += 1;
-            let Some((fid, actions, node)) = self.stage(dp, flow, table, egress, class, sup) else {
+            let Some((fid, actions, node)) =
+                self.stage(stages.as_ref(), dp, flow, table, egress, class, sup)
+            else {
                 break;
             };
             match self.stage_actions(actions, dp, flow, fid.table, egress, node, Some(fid), owned) {
@@ -395,7 +401,12 @@ impl<'p, S: Sink> Interpreter<'p, S> {
                     egress: e,
                     table: t,
                     sup: s,
-                } => (dp, egress, table, sup) = (d, e, t, s),
+                } => {
+                    if quiet && (d, e) != (dp, egress) {
+                        stages = Some(p.stages(d, e));
+                    }
+                    (dp, egress, table, sup) = (d, e, t, s);
+                }
                 Then::Stop => break,
             }
         }
@@ -405,8 +416,10 @@ impl<'p, S: Sink> Interpreter<'p, S> {
     /// The lookup of one stage: the flow found (recorded in the decision) and its
     /// node in the trace.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn stage(
         &mut self,
+        stages: Option<&Stages<'p>>,
         dp: DpId,
         flow: &Flow,
         table: u8,
@@ -415,7 +428,10 @@ impl<'p, S: Sink> Interpreter<'p, S> {
         sup: usize,
     ) -> Option<(FlowId, &'p [Action], usize)> {
         let p = self.p;
-        let (table, found) = p.stage_flow(dp, egress, table, !S::ON, class, flow, self.wc.as_mut());
+        let (table, found) = match stages {
+            Some(s) => s.find(table, class, flow),
+            None => p.stage_flow(dp, egress, table, false, class, flow, self.wc.as_mut()),
+        };
         let node = self.sink.add(sup, NodeKind::Table, || match found {
             Some((fid, _)) => {
                 let f = p.flow(fid);

@@ -345,6 +345,60 @@ impl DpTables {
     }
 }
 
+/// One pipeline of one datapath, for walks that record nothing (no trace, no
+/// wildcards): its plan and its tables.
+#[derive(Clone, Copy)]
+pub(crate) struct Stages<'a> {
+    dp: DpId,
+    egress: bool,
+    plan: &'a plan::Plan,
+    tables: &'a [Arc<Table>],
+}
+
+impl<'a> Stages<'a> {
+    /// [`Pipeline::stage_flow`] for a frame of `class` (one of [`classes::N`]): the
+    /// class's plan, whose skips include the trivial stages.
+    #[inline(always)]
+    pub(crate) fn find(
+        &self,
+        table: u8,
+        class: usize,
+        flow: &crate::flow::Flow,
+    ) -> (u8, Option<(FlowId, &'a [Action])>) {
+        let (plan, tables) = (self.plan, self.tables);
+        let found = |table: u8, idx: u32, actions: &'a [Action]| {
+            let fid = FlowId {
+                dp: self.dp,
+                egress: self.egress,
+                table,
+                idx,
+            };
+            (table, Some((fid, actions)))
+        };
+        let mut table = table;
+        loop {
+            let step = plan.step(class, table);
+            let hit = plan.found(step, flow, || {
+                tables[usize::from(step.table)]
+                    .classifier
+                    .lookup(flow, None)
+            });
+            match hit {
+                Some(plan::Hit::Act(a)) if !a.pass => {
+                    return found(step.table, a.id, &a.actions[..]);
+                }
+                Some(plan::Hit::Rule(id)) if id & OMIT == 0 => {
+                    let t = &tables[usize::from(step.table)];
+                    return found(step.table, id, &t.slot(id).flow.actions[..]);
+                }
+                // A flow passed over: on to the next stage, as on entry.
+                Some(_) => table = step.table + 1,
+                None => return (step.table, None),
+            }
+        }
+    }
+}
+
 /// A compiled logical pipeline.
 #[derive(Debug, Clone, Default)]
 pub struct Pipeline {
@@ -1324,13 +1378,8 @@ fn resolve_loads(actions: &Arc<[Action]>, key: impl Fn(&str) -> Option<u32>) -> 
             return None;
         }
         let k = key(name)?;
-        let set = crate::flow::WordSet::new(
-            sf.field,
-            0,
-            sf.n_bits,
-            u128::from(k),
-            sf.field.prereq(),
-        )?;
+        let set =
+            crate::flow::WordSet::new(sf.field, 0, sf.n_bits, u128::from(k), sf.field.prereq())?;
         Some(Action::Load {
             dst: *dst,
             value: expr::Const::Str(name.clone()),
@@ -2167,9 +2216,7 @@ impl Pipeline {
 
     #[inline]
     pub fn port_id_by_key(&self, dp: DpId, key: u32) -> Option<PortId> {
-        self.topo.datapaths[dp as usize]
-            .ports_by_key
-            .get(key)
+        self.topo.datapaths[dp as usize].ports_by_key.get(key)
     }
 
     #[inline]
@@ -2273,27 +2320,7 @@ impl Pipeline {
             )
         };
         if quiet && class < classes::N {
-            // The class's plan: its own skips (they include the trivial stages) and
-            // outcomes.
-            let plan = d.plan(e);
-            let mut table = table;
-            loop {
-                let step = plan.step(class, table);
-                let hit = plan.found(step, flow, || {
-                    tables[usize::from(step.table)]
-                        .classifier
-                        .lookup(flow, None)
-                });
-                match hit {
-                    Some(plan::Hit::Act(a)) if !a.pass => {
-                        return found(step.table, a.id, &a.actions[..]);
-                    }
-                    Some(plan::Hit::Rule(id)) if id & OMIT == 0 => return rule(step.table, id),
-                    // A flow passed over: on to the next stage, as on entry.
-                    Some(_) => table = step.table + 1,
-                    None => return (step.table, None),
-                }
-            }
+            return self.stages(dp, egress).find(table, class, flow);
         }
         let skip = &d.skip[e];
         let next = |t: u8| -> u8 { skip.get(usize::from(t)).copied().unwrap_or(t) };
@@ -2314,6 +2341,20 @@ impl Pipeline {
                 Some(id) => return rule(table, id),
                 None => return (table, None),
             }
+        }
+    }
+
+    /// Pipeline `egress` of `dp` as a walk that records nothing reads it: a walk takes
+    /// this once per pipeline it enters and then [`Stages::find`] per stage.
+    #[inline]
+    pub(crate) fn stages(&self, dp: DpId, egress: bool) -> Stages<'_> {
+        let d = &self.tables[dp as usize];
+        let e = usize::from(egress);
+        Stages {
+            dp,
+            egress,
+            plan: d.plan(e),
+            tables: &d.tables[e],
         }
     }
 
