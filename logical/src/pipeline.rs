@@ -23,7 +23,7 @@ use crate::actions::{self, Action, OptionTable, ParseParams, Pipeline as Dir};
 use crate::classifier::Classifier;
 use crate::db::{Database, LogicalFlow, LportAddresses, Uuid};
 use crate::expr::{self, Annotator, Conj, Match, Sets};
-use crate::flow::WORDS;
+use crate::flow::{WORDS, WordSet};
 use crate::idl_order::IdlOrder;
 use crate::lex::{self, JsonStr, Token};
 use crate::symtab::symtab;
@@ -298,7 +298,7 @@ impl CompiledFlow {
     /// Hashes of the names the flow refers to: in its match (see [`names_in`]) and the
     /// port names its actions load (see [`resolve_loads`]).
     fn names(&self) -> impl Iterator<Item = u64> + '_ {
-        names_in(&self.match_raw).chain(names_loaded(&self.actions).map(name_hash))
+        names_in(&self.match_raw).chain(name_loads(&self.actions).map(|(n, _)| name_hash(n)))
     }
 
     /// Its only action is `next;` to the following table.
@@ -1378,15 +1378,14 @@ fn resolve_loads(actions: &Arc<[Action]>, key: impl Fn(&str) -> Option<u32>) -> 
             return None;
         }
         let k = key(name)?;
-        let set =
-            crate::flow::WordSet::new(sf.field, 0, sf.n_bits, u128::from(k), sf.field.prereq())?;
+        let set = WordSet::new(sf.field, 0, sf.n_bits, u128::from(k), sf.field.prereq())?;
         Some(Action::Load {
             dst: *dst,
             value: expr::Const::Str(name.clone()),
             set: Some(set),
         })
     };
-    if !actions.iter().any(|a| resolve(a).is_some()) {
+    if name_loads(actions).next().is_none() {
         return actions.clone();
     }
     actions
@@ -1395,13 +1394,15 @@ fn resolve_loads(actions: &Arc<[Action]>, key: impl Fn(&str) -> Option<u32>) -> 
         .collect()
 }
 
-/// The port names `actions` load at top level (see [`resolve_loads`]).
-fn names_loaded(actions: &[Action]) -> impl Iterator<Item = &str> + '_ {
+/// The names `actions` load at top level, each with its bits when compiled (see
+/// [`resolve_loads`]).
+fn name_loads(actions: &[Action]) -> impl Iterator<Item = (&str, Option<WordSet>)> + '_ {
     actions.iter().filter_map(|a| match a {
         Action::Load {
             value: expr::Const::Str(name),
+            set,
             ..
-        } => Some(name.as_str()),
+        } => Some((name.as_str(), *set)),
         _ => None,
     })
 }
@@ -2460,18 +2461,7 @@ impl Pipeline {
                     let _ = writeln!(s, "  table {t} {:?}", table.stage_name);
                     for (_, slot) in table.live() {
                         let (f, terms) = (&slot.flow, &slot.terms);
-                        let loads: Vec<_> = f
-                            .actions
-                            .iter()
-                            .filter_map(|a| match a {
-                                Action::Load {
-                                    value: expr::Const::Str(n),
-                                    set,
-                                    ..
-                                } => Some((n, set)),
-                                _ => None,
-                            })
-                            .collect();
+                        let loads: Vec<_> = name_loads(&f.actions).collect();
                         let _ = writeln!(
                             s,
                             "   {} {} omit={} {} | {:?} | {:?}",
