@@ -98,9 +98,9 @@ impl<T: Ord + Clone + Copy, V: Clone> Ranked<T, V> {
         Ranked { set, bounds }
     }
 
-    /// Rehash points at or before `x`.
+    /// Rehash points at or before `x` (the bounds are in the set's order).
     fn class(&self, x: &T) -> usize {
-        self.bounds.iter().take_while(|b| *b <= x).count()
+        self.bounds.partition_point(|b| b <= x)
     }
 
     /// Inserts `x` (absent); returns the elements whose class changed (each moved one
@@ -343,14 +343,13 @@ fn calc_mask(capacity: usize) -> usize {
 /// `u` as OVSDB spells it (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`), without allocating.
 fn uuid_string(u: Uuid) -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Where each of the 16 bytes' two digits go: the dashes at 8, 13, 18 and 23.
+    const AT: [u8; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
     let mut out = [b'-'; 36];
-    let mut nibble = 0;
-    for (i, c) in out.iter_mut().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            continue;
-        }
-        *c = HEX[((u.0 >> (124 - 4 * nibble)) & 0xf) as usize];
-        nibble += 1;
+    for (&at, b) in AT.iter().zip(u.0.to_be_bytes()) {
+        let at = usize::from(at);
+        out[at] = HEX[usize::from(b >> 4)];
+        out[at + 1] = HEX[usize::from(b & 0xf)];
     }
     out
 }
