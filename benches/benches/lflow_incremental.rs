@@ -68,16 +68,11 @@ fn fixture() -> Fixture {
 
     // `acl-add pg0 to-lport 2001 'ip4.src == 192.0.2.1' drop`: one Logical_Flow row.
     let mut acl = fixture.clone();
-    lflows::add_acl(&mut acl, 1);
+    let new = lflows::add_acl(&mut acl, 1);
     let f = acl
         .flows
         .iter()
-        .find(|f| {
-            fixture
-                .flows
-                .binary_search_by_key(&f.uuid, |g| g.uuid)
-                .is_err()
-        })
+        .find(|f| f.uuid == new)
         .expect("the new ACL");
     let mut groups = Map::new();
     let row = flow_row(f, &mut groups);

@@ -91,17 +91,9 @@ fn scale_fixture() -> &'static Scale {
             started.elapsed()
         );
         let mut acl = db.clone();
-        lflows::add_acl(&mut acl, 1);
+        let new = lflows::add_acl(&mut acl, 1);
         let mut acl_rows = TouchedRows::default();
-        acl_rows.flow(
-            &db,
-            &acl,
-            acl.flows
-                .iter()
-                .find(|f| db.flows.binary_search_by_key(&f.uuid, |g| g.uuid).is_err())
-                .expect("the new ACL")
-                .uuid,
-        );
+        acl_rows.flow(&db, &acl, new);
         let acl_changes = Changes::from_rows(&db, &acl, &acl_rows, &res, &res);
         let q = p.update(&acl, &res, &acl_changes);
         assert_eq!(q.describe(), p.recompile(&db, &acl, &res).describe());

@@ -33,13 +33,7 @@ fn main() -> anyhow::Result<()> {
     let res = lflows::dmz_resident(&db);
     let p = Pipeline::compile(&db, &res);
     let mut acl = db.clone();
-    lflows::add_acl(&mut acl, 1);
-    let new = acl
-        .flows
-        .iter()
-        .find(|f| db.flows.binary_search_by_key(&f.uuid, |g| g.uuid).is_err())
-        .ok_or_else(|| anyhow::anyhow!("the fixture added no flow"))?
-        .uuid;
+    let new = lflows::add_acl(&mut acl, 1);
     let mut rows = TouchedRows::default();
     rows.flow(&db, &acl, new);
     let changes = Changes::from_rows(&db, &acl, &rows, &res, &res);
